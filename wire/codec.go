@@ -1,0 +1,161 @@
+package wire
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/pierrec/lz4/v4"
+)
+
+// Protocol versions this package speaks. A packet whose version byte is
+// outside [MinVersion, MaxVersion] is refused with ErrUnsupportedVersion.
+const (
+	Version    = 1 // the version this package writes
+	MinVersion = 1 // the oldest version it reads
+	MaxVersion = 1 // the newest version it reads
+)
+
+// Defaults for Config fields left zero.
+const (
+	// DefaultBudgetBytes keeps a packet under the IPv6 minimum MTU (1280)
+	// minus IP and UDP headers, so it is never fragmented.
+	DefaultBudgetBytes = 1200
+	// DefaultMaxBodyBytes caps a decompressed packet body: the largest UDP
+	// payload, rounded up.
+	DefaultMaxBodyBytes = 64 << 10
+	// DefaultMaxFrameBytes caps a stream frame and a decompressed frame body.
+	// Larger transfers are chunked.
+	DefaultMaxFrameBytes = 16 << 20
+	// DefaultChunkBytes is the chunk size WriteFrames uses.
+	DefaultChunkBytes = 1 << 20
+)
+
+// Fixed sizes.
+const (
+	NonceSize     = 12  // AES-GCM nonce, carried after the key ID
+	TagSize       = 16  // AES-GCM tag, at the end of the ciphertext
+	MaxLabelBytes = 255 // cluster label
+)
+
+// Config configures a Codec. The zero value is usable: plaintext, checksums
+// on, compression on, default limits.
+type Config struct {
+	// Label names the cluster. It is authenticated additional data of every
+	// encrypted packet and frame, so clusters with different labels cannot
+	// read each other's traffic even with the same key. It is not sent.
+	Label string
+	// Keyring holds the keys and the plaintext switches; nil means
+	// plaintext only (encrypted input is refused with ErrDecrypt).
+	Keyring *Keyring
+	// BudgetBytes is the largest packet AppendPacket, SealPacket and Pack
+	// produce, after compression and encryption [DefaultBudgetBytes].
+	BudgetBytes int
+	// MaxBodyBytes caps a decompressed packet body [DefaultMaxBodyBytes].
+	MaxBodyBytes int
+	// MaxFrameBytes caps a frame's length field and a decompressed frame
+	// body [DefaultMaxFrameBytes].
+	MaxFrameBytes int
+	// ChunkBytes is the chunk size of WriteFrames [DefaultChunkBytes].
+	ChunkBytes int
+	// NoCompression turns lz4 off for what this codec sends. Compressed
+	// input is still read.
+	NoCompression bool
+	// NoChecksum turns CRC32C off for the plaintext packets this codec
+	// sends. Checksummed input is still verified.
+	NoChecksum bool
+	// Rand supplies AES-GCM nonces [crypto/rand.Reader]. Tests pass a fixed
+	// reader to get reproducible bytes; production must not.
+	Rand io.Reader
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, errf(ErrConfig, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Label) > MaxLabelBytes {
+		bad("label of %d bytes, max %d", len(c.Label), MaxLabelBytes)
+	}
+	// The smallest useful packet holds an encrypted header and one empty part.
+	if c.BudgetBytes != 0 && c.BudgetBytes < 64 || c.BudgetBytes > 65507 {
+		bad("BudgetBytes %d outside [64, 65507]", c.BudgetBytes)
+	}
+	if c.MaxBodyBytes < 0 || c.MaxFrameBytes < 0 || c.ChunkBytes < 0 {
+		bad("negative limit")
+	}
+	if c.MaxFrameBytes > 1<<31-1 {
+		bad("MaxFrameBytes %d over 2^31-1", c.MaxFrameBytes)
+	}
+	if c.ChunkBytes != 0 && c.ChunkBytes < 1024 {
+		bad("ChunkBytes %d under 1024", c.ChunkBytes)
+	}
+	return errors.Join(errs...)
+}
+
+// Codec encodes and decodes packets and frames under one Config. It owns
+// the scratch buffers that make the hot path allocation-free, so it is not
+// safe for concurrent use: give each goroutine its own Codec (they may share
+// a Keyring).
+type Codec struct {
+	label    []byte
+	keyring  *Keyring
+	budget   int
+	maxBody  int
+	maxFrame int
+	chunk    int
+	compress bool
+	checksum bool
+	rand     io.Reader
+	lz       *lz4.Compressor
+	parts    []byte // AppendPacket: the body being built
+	pack     []byte // Pack: the body being built
+	zbuf     []byte // compressed payload on the way out
+	aad      []byte // additional data, both directions
+	plain    []byte // decrypted payload
+	dbuf     []byte // decompressed body
+	fin      []byte // ReadFrame: the raw frame
+	fout     []byte // WriteFrames: the frame being written
+	hdr      [frameHeaderBytes]byte
+}
+
+// NewCodec returns a Codec for cfg, or the errors of cfg.Validate.
+func NewCodec(cfg Config) (*Codec, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Codec{
+		label:    []byte(cfg.Label),
+		keyring:  cfg.Keyring,
+		budget:   cmpOr(cfg.BudgetBytes, DefaultBudgetBytes),
+		maxBody:  cmpOr(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
+		maxFrame: cmpOr(cfg.MaxFrameBytes, DefaultMaxFrameBytes),
+		chunk:    cmpOr(cfg.ChunkBytes, DefaultChunkBytes),
+		compress: !cfg.NoCompression,
+		checksum: !cfg.NoChecksum,
+		rand:     cfg.Rand,
+		lz:       new(lz4.Compressor),
+	}
+	if c.rand == nil {
+		c.rand = rand.Reader
+	}
+	return c, nil
+}
+
+func cmpOr(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// BudgetBytes returns the packet budget.
+func (c *Codec) BudgetBytes() int { return c.budget }
+
+// setAAD sets c.aad to header followed by the label.
+func (c *Codec) setAAD(header []byte) []byte {
+	c.aad = append(append(c.aad[:0], header...), c.label...)
+	return c.aad
+}

@@ -1,0 +1,69 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/pierrec/lz4/v4"
+)
+
+// Compression limits.
+const (
+	// MaxExpansionRatio bounds uncompressed/compressed size: an lz4 block
+	// cannot expand by more than about 255x, so a larger declared size is a
+	// lie and is refused before anything is allocated.
+	MaxExpansionRatio = 255
+	// CompressMinBytes is the smallest body the encoder tries to compress;
+	// smaller bodies rarely shrink enough to pay for the 4-byte length.
+	CompressMinBytes = 128
+)
+
+// compressedHeaderBytes is the uncompressed-length prefix of a compressed block.
+const compressedHeaderBytes = 4
+
+// appendCompressed appends src as a compressed block, [uncompressed length
+// u32 big-endian][lz4 block], if that is strictly smaller than src, and
+// reports whether it did; otherwise dst is returned unchanged.
+func appendCompressed(c *lz4.Compressor, dst, src []byte) ([]byte, bool) {
+	limit := len(src) - compressedHeaderBytes - 1 // largest block that still saves a byte
+	if len(src) < CompressMinBytes || limit <= 0 || uint64(len(src)) > 1<<32-1 {
+		return dst, false
+	}
+	l := len(dst)
+	dst = slices.Grow(dst, compressedHeaderBytes+limit)
+	out := dst[l : l+compressedHeaderBytes+limit]
+	n, err := c.CompressBlock(src, out[compressedHeaderBytes:])
+	if err != nil || n == 0 || n > limit {
+		return dst[:l], false
+	}
+	binary.BigEndian.PutUint32(out, uint32(len(src)))
+	return dst[:l+compressedHeaderBytes+n], true
+}
+
+// appendDecompressed appends the decompression of the compressed block src
+// to dst. The declared size is checked against maxBytes and against
+// MaxExpansionRatio times the block size before dst grows.
+func appendDecompressed(dst, src []byte, maxBytes int) ([]byte, error) {
+	if len(src) < compressedHeaderBytes+1 {
+		return dst, errf(ErrTruncated, fmt.Sprintf("compressed block of %d bytes", len(src)))
+	}
+	n := uint64(binary.BigEndian.Uint32(src))
+	block := src[compressedHeaderBytes:]
+	if n > uint64(maxBytes) {
+		return dst, errf(ErrTooLarge, fmt.Sprintf("decompressed size %d over cap %d", n, maxBytes))
+	}
+	if n > MaxExpansionRatio*uint64(len(block)) {
+		return dst, errf(ErrTooLarge, fmt.Sprintf("decompressed size %d over %dx the %d-byte block", n, MaxExpansionRatio, len(block)))
+	}
+	l := len(dst)
+	dst = slices.Grow(dst, int(n))
+	got, err := lz4.UncompressBlock(block, dst[l:l+int(n)])
+	if err != nil {
+		return dst[:l], errf(ErrMalformed, fmt.Sprintf("lz4 block: %v", err))
+	}
+	if uint64(got) != n {
+		return dst[:l], errf(ErrMalformed, fmt.Sprintf("lz4 block: %d bytes, header says %d", got, n))
+	}
+	return dst[:l+got], nil
+}
