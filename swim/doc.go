@@ -1,9 +1,61 @@
 // Package swim implements cluster membership and failure detection: the
 // SWIM protocol with the Lifeguard refinements, as a deterministic state
-// machine with no I/O, plus a runner that drives it over a Transport.
+// machine with no I/O.
 //
-// The core never reads the wall clock, starts no goroutines and opens no
-// sockets: it takes received messages, the current time and a seeded random
-// source, and returns what to send, what happened and when it next needs to
-// run. swim imports wire only.
+// # The core
+//
+// A Core is one member's protocol state. It never reads the wall clock,
+// starts no goroutines and opens no sockets: every input carries the current
+// time, randomness comes from the *rand.Rand given to NewCore, and every
+// effect is returned as data. The same configuration, seed and inputs give
+// the same outputs, byte for byte.
+//
+// Inputs:
+//
+//   - HandlePacket(now, from, msg): one decoded wire message received over
+//     UDP (the runner splits compound packets and decodes them);
+//   - HandleStream(now, from, req) -> resp: a stream exchange a peer opened
+//     over TCP (push-pull or TCP ping); the runner writes resp back;
+//   - StreamDone(now, id, resp, err): the outcome of a stream the core asked
+//     for;
+//   - Tick(now): timers; call it at Ready().Next;
+//   - Join, SetSeeds, Leave, SetMeta, Broadcast: the embedder's requests.
+//
+// Output: Ready() drains the packets to send (each within the packet
+// budget: a primary message plus piggybacked broadcasts), the streams to
+// open, the events (join, update, suspect, alive, dead, leave), the Data
+// payloads and push-pull states received for the layer above, and the time
+// of the next Tick. The runner (goroutines, sockets, timers, DNS, the bounded
+// event channel) lives outside this package's core.
+//
+// # Mechanisms
+//
+// Round-robin probing over a shuffled list, new members at random
+// positions; a direct ping with a per-peer adaptive timeout; on timeout,
+// indirect pings through k members that nack when they cannot reach the
+// target, and a TCP ping in parallel (a member that answers only over TCP is
+// flagged Member.TCPOnly and counted, not suspected). Lifeguard: the local
+// health multiplier scales probe interval and timeouts; a suspicion starts
+// at its maximum timeout and shrinks with independent confirmations; the
+// suspect is told first (buddy system). Identity is (name, generation); a
+// higher generation wins over any incarnation of an older one; a member
+// refutes accusations with a higher incarnation and never accepts worse news
+// about itself; accusations about unknown or newer members are forwarded.
+//
+// Self-isolation guard: a node whose health is poor, whose recent probes all
+// failed without nacks, or that suspects a large share of the cluster on its
+// own assumes it is the problem: it issues no death verdicts, does not refute
+// (so a broken node is removed once instead of flapping) and re-contacts its
+// seeds. A gap between inputs above Config.PauseThreshold means the process
+// was paused: the probes and timers that ran out meanwhile are not judged,
+// and the node re-announces itself.
+//
+// Dissemination piggybacks broadcasts on every packet and gossips to a few
+// random members; each broadcast is sent max(6, 4*ceil(log10(N+1))) times,
+// alive news before suspect/dead before Data, and newer news about a member
+// replaces older news in the queue. Push-pull sends a digest first and only
+// the records that differ travel back. Dead members are re-dialled so that
+// split halves merge; tombstones are reaped after Config.ReapTimeout.
+//
+// swim imports wire only.
 package swim

@@ -1,0 +1,56 @@
+package swim
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProfilesValid(t *testing.T) {
+	for name, c := range map[string]Config{"lan": LANConfig(), "wan": WANConfig(), "local": LocalConfig()} {
+		t.Run(name, func(t *testing.T) {
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := LANConfig()
+	c.ProbeInterval = 0
+	c.GossipNodes = 0
+	c.MaxPacketBytes = 100
+	err := c.Validate()
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("Validate() = %v, want ErrConfig", err)
+	}
+	for _, want := range []string{"ProbeInterval", "GossipNodes", "MaxPacketBytes"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %q, missing %s", err, want)
+		}
+	}
+}
+
+func TestSuspicionBoundsAndRetransmit(t *testing.T) {
+	c := LANConfig()
+	tests := []struct {
+		n        int
+		lo, hi   time.Duration
+		transmit int
+	}{
+		{n: 3, lo: 4 * time.Second, hi: 24 * time.Second, transmit: 6},
+		{n: 100, lo: 8 * time.Second, hi: 48 * time.Second, transmit: 12},
+		{n: 1000, lo: 12 * time.Second, hi: 72 * time.Second, transmit: 16},
+	}
+	for _, tt := range tests {
+		lo, hi := c.suspicionBounds(tt.n)
+		if lo != tt.lo || hi != tt.hi {
+			t.Errorf("suspicionBounds(%d) = %v, %v; want %v, %v", tt.n, lo, hi, tt.lo, tt.hi)
+		}
+		if got := c.retransmitLimit(tt.n); got != tt.transmit {
+			t.Errorf("retransmitLimit(%d) = %d, want %d", tt.n, got, tt.transmit)
+		}
+	}
+}

@@ -1,0 +1,499 @@
+package swim
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// Sentinel errors of the core's inputs.
+var (
+	// ErrTooLarge reports metadata or a payload above its bound.
+	ErrTooLarge = errors.New("swim: too large")
+	// ErrQueueFull reports a broadcast dropped because the queue is full of
+	// more urgent news.
+	ErrQueueFull = errors.New("swim: broadcast queue full")
+	// ErrLeft reports an input that is not allowed after Leave.
+	ErrLeft = errors.New("swim: left the cluster")
+)
+
+// Core is the SWIM + Lifeguard state machine of one member. It does no I/O,
+// starts no goroutines and never reads the clock: every method takes the
+// current time, and everything the core wants done accumulates until Ready
+// drains it. The runner must call Tick at or soon after Ready().Next.
+//
+// A Core is not safe for concurrent use; the runner serialises calls.
+type Core struct {
+	cfg Config
+	rng *rand.Rand
+
+	self     *member
+	members  map[string]*member
+	order    []*member // probe order, self excluded; dead members stay until reaped
+	probeAt  int       // next index in order
+	live     int       // members alive or suspect, self excluded
+	suspects []*member // members with a running suspicion timer
+
+	queue     queue
+	forwarded map[string]uint64 // accusations about unknown members already forwarded: name -> gen<<32|inc
+	health    int
+	consecFail int
+	rtt        rttEstimator // over all peers: how slow are we?
+
+	seq     uint32
+	pending []pend
+	probe   probe
+
+	streamID uint64
+	streams  []streamState
+
+	seeds      []netip.AddrPort
+	joining    bool
+	joinWait   time.Duration
+	joinFlight int
+
+	leaving bool
+
+	lastInput     time.Time
+	nextProbe     time.Time
+	nextGossip    time.Time
+	nextPushPull  time.Time
+	nextReconnect time.Time
+	nextJoin      time.Time
+	nextReap      time.Time
+
+	out   Ready
+	stats Stats
+}
+
+// NewCore returns the core of member self, which starts alone, alive at
+// incarnation 0 of generation self.Gen. rng is owned by the core from now on.
+func NewCore(cfg Config, self Identity, rng *rand.Rand, now time.Time) (*Core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var errs []error
+	if self.Name == "" || len(self.Name) > 255 || strings.ContainsRune(self.Name, 0) {
+		errs = append(errs, fmt.Errorf("%w: member name %q must have 1 to 255 bytes and no NUL", ErrConfig, self.Name))
+	}
+	if !self.Addr.IsValid() {
+		errs = append(errs, fmt.Errorf("%w: member address %v is not valid", ErrConfig, self.Addr))
+	}
+	if rng == nil {
+		errs = append(errs, fmt.Errorf("%w: nil random source", ErrConfig))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	c := &Core{
+		cfg:       cfg,
+		rng:       rng,
+		members:   make(map[string]*member),
+		queue:     newQueue(),
+		forwarded: make(map[string]uint64),
+		lastInput: now,
+	}
+	c.self = &member{Member: Member{Name: self.Name, Gen: self.Gen, Addr: self.Addr, State: StateAlive, Since: now}, probeIdx: -1}
+	c.members[self.Name] = c.self
+	c.nextProbe = now.Add(time.Duration(rng.Int64N(int64(cfg.ProbeInterval))))
+	c.nextGossip = now.Add(cfg.GossipInterval)
+	c.nextPushPull = now.Add(cfg.PushPullInterval/2 + time.Duration(rng.Int64N(int64(cfg.PushPullInterval))))
+	c.nextReconnect = now.Add(cfg.ReconnectInterval/2 + time.Duration(rng.Int64N(int64(cfg.ReconnectInterval))))
+	c.nextReap = now.Add(c.reapEvery())
+	c.broadcastSelf()
+	return c, nil
+}
+
+// Self returns this member's current record.
+func (c *Core) Self() Member { return c.self.Member }
+
+// Members returns a snapshot of every member known, self included, dead and
+// left tombstones included, sorted by name.
+func (c *Core) Members() []Member {
+	ms := make([]Member, 0, len(c.order)+1)
+	ms = append(ms, c.self.Member)
+	for _, m := range c.order {
+		ms = append(ms, m.Member)
+	}
+	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return ms
+}
+
+// Member returns the record of the named member.
+func (c *Core) Member(name string) (Member, bool) {
+	m, ok := c.members[name]
+	if !ok {
+		return Member{}, false
+	}
+	return m.Member, true
+}
+
+// NumAlive returns the number of members alive or suspect, self included.
+func (c *Core) NumAlive() int { return c.live + 1 }
+
+// Health returns the local health multiplier (0 is healthy).
+func (c *Core) Health() int { return c.health }
+
+// Stats returns the core's counters.
+func (c *Core) Stats() Stats { return c.stats }
+
+// Pending returns the number of broadcasts still queued; after Leave, the
+// runner waits for it to reach zero (or its timeout) before stopping.
+func (c *Core) Pending() int { return c.queue.len() }
+
+// Joined reports whether a join has succeeded, or no join is in progress.
+func (c *Core) Joined() bool { return !c.joining }
+
+// Ready drains everything the core wants done. The returned slices belong
+// to the caller.
+func (c *Core) Ready() Ready {
+	r := c.out
+	r.Next = c.next()
+	c.out = Ready{}
+	return r
+}
+
+// SetMeta replaces the local metadata and broadcasts it. b is copied.
+func (c *Core) SetMeta(now time.Time, b []byte) error {
+	c.observe(now)
+	if len(b) > c.cfg.MaxMetaBytes {
+		return fmt.Errorf("%w: metadata of %d bytes, limit %d", ErrTooLarge, len(b), c.cfg.MaxMetaBytes)
+	}
+	if c.leaving {
+		return ErrLeft
+	}
+	c.self.Meta = slices.Clone(b)
+	c.self.Incarnation++
+	c.broadcastSelf()
+	return nil
+}
+
+// Broadcast queues a payload of the layer above for gossip, after member
+// news. d.Payload is kept until sent; the caller must not modify it.
+func (c *Core) Broadcast(d wire.Data) error {
+	if n := MessageSize(d) + sizeCompound; n > c.cfg.packetBudget() {
+		return fmt.Errorf("%w: payload needs %d bytes, packet budget %d", ErrTooLarge, n, c.cfg.packetBudget())
+	}
+	if !c.queue.push("", d, prioData, c.cfg.MaxBroadcasts) {
+		c.stats.BroadcastsDropped++
+		return ErrQueueFull
+	}
+	return nil
+}
+
+// Join starts joining the cluster through seeds (resolved addresses; the
+// runner resolves names). It push-pulls with every seed at once and retries
+// with exponential backoff until one exchange succeeds.
+func (c *Core) Join(now time.Time, seeds []netip.AddrPort) {
+	c.observe(now)
+	c.seeds = slices.Clone(seeds)
+	if len(c.seeds) == 0 {
+		return
+	}
+	c.joining = true
+	c.joinWait = c.cfg.JoinRetryMin
+	c.joinAttempt(now)
+}
+
+// SetSeeds replaces the seed addresses used by join retries and by the
+// reconnect loop, without starting an attempt; the runner calls it after
+// re-resolving seed names.
+func (c *Core) SetSeeds(seeds []netip.AddrPort) { c.seeds = slices.Clone(seeds) }
+
+func (c *Core) joinAttempt(now time.Time) {
+	if c.joinFlight == 0 {
+		for _, s := range c.seeds {
+			if s == c.self.Addr {
+				continue
+			}
+			if c.startPushPull(now, s, true) {
+				c.joinFlight++
+			}
+		}
+	}
+	c.nextJoin = now.Add(c.joinWait)
+	c.joinWait = min(2*c.joinWait, c.cfg.JoinRetryMax)
+}
+
+// Leave announces a graceful departure: this member is marked left, a
+// broadcast says so, and probing stops. The runner keeps calling Tick and
+// sending until Pending is zero or its leave timeout passes, then stops.
+func (c *Core) Leave(now time.Time) {
+	c.observe(now)
+	if c.leaving {
+		return
+	}
+	c.leaving = true
+	c.joining = false
+	c.self.Incarnation++
+	c.self.State = StateLeft
+	c.self.Since = now
+	c.probe = probe{}
+	d := wire.Dead{Name: c.self.Name, Gen: c.self.Gen, Incarnation: c.self.Incarnation, From: c.self.Name, Left: true}
+	c.enqueue(c.self.Name, d, prioAlive)
+}
+
+// Tick runs the timers that are due at now: probes, gossip, push-pull,
+// reconnect, join retries, suspicion timeouts and reaping.
+func (c *Core) Tick(now time.Time) {
+	c.observe(now)
+	c.expirePending(now)
+	if !c.leaving {
+		c.tickProbe(now)
+		c.tickSuspicions(now)
+	}
+	if !now.Before(c.nextGossip) {
+		c.nextGossip = now.Add(c.cfg.GossipInterval)
+		c.gossip()
+	}
+	if c.leaving {
+		return
+	}
+	if c.joining && !now.Before(c.nextJoin) {
+		c.joinAttempt(now)
+	}
+	if !now.Before(c.nextPushPull) {
+		c.nextPushPull = now.Add(c.cfg.pushPullInterval(c.live + 1))
+		if m := c.randomMember(func(m *member) bool { return m.State == StateAlive }); m != nil {
+			c.startPushPull(now, m.Addr, false)
+		}
+	}
+	if !now.Before(c.nextReconnect) {
+		c.nextReconnect = now.Add(c.cfg.ReconnectInterval)
+		c.reconnect(now)
+	}
+	if !now.Before(c.nextReap) {
+		c.nextReap = now.Add(c.reapEvery())
+		c.reap(now)
+	}
+}
+
+func (c *Core) reapEvery() time.Duration { return max(c.cfg.ReapTimeout/8, time.Second) }
+
+// reconnect re-dials a random dead member, so that the halves of a healed
+// partition merge again, and the seeds while isolated or alone.
+func (c *Core) reconnect(now time.Time) {
+	if len(c.seeds) > 0 && (c.live == 0 || c.isolated()) {
+		c.startPushPull(now, c.seeds[c.rng.IntN(len(c.seeds))], false)
+		return
+	}
+	if m := c.randomMember(func(m *member) bool { return m.State == StateDead }); m != nil {
+		c.startPushPull(now, m.Addr, false)
+	}
+}
+
+// reap removes tombstones older than ReapTimeout.
+func (c *Core) reap(now time.Time) {
+	for i := 0; i < len(c.order); {
+		m := c.order[i]
+		if (m.State == StateDead || m.State == StateLeft) && now.Sub(m.Since) >= c.cfg.ReapTimeout {
+			c.removeMember(m)
+			c.stats.Reaped++
+			continue
+		}
+		i++
+	}
+}
+
+// observe notes an input at now and detects a pause of this process: a gap
+// above PauseThreshold means the timers that ran out meanwhile prove nothing
+// about the peers.
+func (c *Core) observe(now time.Time) {
+	gap := now.Sub(c.lastInput)
+	if gap > 0 {
+		c.lastInput = now
+	}
+	if gap <= c.cfg.PauseThreshold {
+		return
+	}
+	c.stats.Pauses++
+	c.probe = probe{}
+	c.pending = c.pending[:0]
+	c.nextProbe = now.Add(time.Duration(c.rng.Int64N(int64(c.cfg.ProbeInterval))))
+	c.nextGossip = now
+	c.consecFail = 0
+	for _, m := range c.suspects {
+		m.susp.restart(now)
+	}
+	// Others may have suspected or killed us while we were away: say we are
+	// alive before they hear otherwise.
+	if !c.leaving && c.live > 0 {
+		c.self.Incarnation++
+		c.broadcastSelf()
+		c.stats.Refutations++
+	}
+}
+
+// next returns when the core next needs Tick.
+func (c *Core) next() time.Time {
+	t := c.nextGossip
+	earliest := func(u time.Time) {
+		if !u.IsZero() && u.Before(t) {
+			t = u
+		}
+	}
+	for _, p := range c.pending {
+		earliest(p.expires)
+	}
+	if !c.leaving {
+		if c.probe.active {
+			if !c.probe.indirect {
+				earliest(c.probe.timeoutAt)
+			}
+			earliest(c.probe.endAt)
+		} else {
+			earliest(c.nextProbe)
+		}
+		for _, m := range c.suspects {
+			earliest(m.susp.deadline)
+		}
+		earliest(c.nextPushPull)
+		earliest(c.nextReconnect)
+		earliest(c.nextReap)
+		if c.joining {
+			earliest(c.nextJoin)
+		}
+	}
+	return t
+}
+
+// isolated reports whether this node should assume it is itself the
+// problem: its health is poor, its recent probes all failed without the
+// nacks that would blame the targets, or it suspects a large share of the
+// cluster on its own. An isolated node issues no death verdicts, does not
+// refute accusations (so that a broken node is removed once rather than
+// flapping) and re-contacts its seeds.
+func (c *Core) isolated() bool {
+	if !c.cfg.DisableHealth && c.cfg.HealthMax > 0 && 2*c.health >= c.cfg.HealthMax {
+		return true
+	}
+	if c.consecFail >= c.cfg.IsolationProbes {
+		return true
+	}
+	own := 0
+	for _, m := range c.suspects {
+		if m.susp.from[0] == c.self.Name {
+			own++
+		}
+	}
+	return own >= 3 && 3*own >= c.live
+}
+
+// addHealth changes the local health multiplier by d within [0, HealthMax].
+func (c *Core) addHealth(d int) {
+	if c.cfg.DisableHealth {
+		return
+	}
+	c.health = min(max(c.health+d, 0), c.cfg.HealthMax)
+}
+
+// scale multiplies d by the local health multiplier.
+func (c *Core) scale(d time.Duration) time.Duration { return d * time.Duration(1+c.health) }
+
+// randomMember returns a random member other than self that satisfies ok,
+// or nil after a bounded number of tries.
+func (c *Core) randomMember(ok func(*member) bool) *member {
+	n := len(c.order)
+	if n == 0 {
+		return nil
+	}
+	for range 3 * 8 {
+		if m := c.order[c.rng.IntN(n)]; ok(m) {
+			return m
+		}
+	}
+	// Rare members among many: fall back to a scan from a random start.
+	start := c.rng.IntN(n)
+	for i := range n {
+		if m := c.order[(start+i)%n]; ok(m) {
+			return m
+		}
+	}
+	return nil
+}
+
+// randomMembers appends to dst up to k distinct random members other than
+// self and except that satisfy ok.
+func (c *Core) randomMembers(dst []*member, k int, except string, ok func(*member) bool) []*member {
+	n := len(c.order)
+	if n == 0 || k <= 0 {
+		return dst
+	}
+	base := len(dst)
+	pick := func(m *member) {
+		if m.Name == except || !ok(m) || slices.Contains(dst[base:], m) {
+			return
+		}
+		dst = append(dst, m)
+	}
+	for try := 0; try < 4*k && len(dst)-base < k; try++ {
+		pick(c.order[c.rng.IntN(n)])
+	}
+	if len(dst)-base < k && c.live <= 4*k {
+		start := c.rng.IntN(n)
+		for i := 0; i < n && len(dst)-base < k; i++ {
+			pick(c.order[(start+i)%n])
+		}
+	}
+	return dst
+}
+
+// send queues a packet to to with primary message msg (and extra, if not
+// nil), filled with broadcasts up to the packet budget.
+func (c *Core) send(to netip.AddrPort, msg, extra any) {
+	msgs := make([]any, 1, 4)
+	msgs[0] = msg
+	budget := c.cfg.packetBudget() - sizeCompound - MessageSize(msg)
+	if extra != nil {
+		if s := MessageSize(extra); s <= budget {
+			msgs = append(msgs, extra)
+			budget -= s
+		}
+	}
+	msgs, _ = c.queue.fill(msgs, budget, c.cfg.retransmitLimit(c.live+1))
+	c.out.Packets = append(c.out.Packets, Packet{To: to, Msgs: msgs})
+}
+
+// gossip sends queued broadcasts to a few random live members.
+func (c *Core) gossip() {
+	if c.queue.len() == 0 || c.live == 0 {
+		return
+	}
+	var buf [8]*member
+	ts := c.randomMembers(buf[:0], c.cfg.GossipNodes, "", func(m *member) bool {
+		return m.State == StateAlive || m.State == StateSuspect
+	})
+	limit := c.cfg.retransmitLimit(c.live + 1)
+	for _, m := range ts {
+		if c.queue.len() == 0 {
+			break
+		}
+		msgs, _ := c.queue.fill(make([]any, 0, 8), c.cfg.packetBudget()-sizeCompound, limit)
+		if len(msgs) > 0 {
+			c.out.Packets = append(c.out.Packets, Packet{To: m.Addr, Msgs: msgs})
+		}
+	}
+}
+
+// enqueue queues a broadcast, counting a drop.
+func (c *Core) enqueue(key string, msg any, prio int) {
+	if !c.queue.push(key, msg, prio, c.cfg.MaxBroadcasts) {
+		c.stats.BroadcastsDropped++
+	}
+}
+
+// broadcastSelf queues an alive message for this member.
+func (c *Core) broadcastSelf() {
+	s := c.self
+	c.enqueue(s.Name, wire.Alive{Name: s.Name, Gen: s.Gen, Incarnation: s.Incarnation, Addr: s.Addr, Meta: s.Meta}, prioAlive)
+}
+
+func (c *Core) emit(kind EventKind, now time.Time, m *member, verdict bool) {
+	c.out.Events = append(c.out.Events, Event{Kind: kind, At: now, Member: m.Member, Verdict: verdict})
+}

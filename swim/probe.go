@@ -1,0 +1,292 @@
+package swim
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// pendKind says what an outstanding sequence number is waiting for.
+type pendKind uint8
+
+const (
+	pendDirect   pendKind = iota + 1 // our direct ping; kept past the probe for RTT samples
+	pendIndirect                     // acks relayed for our indirect pings
+	pendRelay                        // a ping we sent on behalf of another member
+)
+
+// pend is one outstanding sequence number.
+type pend struct {
+	seq     uint32
+	kind    pendKind
+	target  string
+	sent    time.Time
+	expires time.Time
+	// relays only
+	origSeq  uint32
+	src      netip.AddrPort
+	wantNack bool
+}
+
+// probe is the state of the probe in progress.
+type probe struct {
+	active    bool
+	target    string
+	gen       uint64
+	seq       uint32 // direct
+	seq2      uint32 // indirect
+	start     time.Time
+	timeoutAt time.Time // direct ping timeout: start indirect probes
+	endAt     time.Time // judgement
+	indirect  bool      // indirect probes sent
+	expected  int       // nacks expected
+	nacks     int
+	tcpAcked  bool
+}
+
+func (c *Core) nextSeq() uint32 {
+	c.seq++
+	return c.seq
+}
+
+// peerTimeout returns the direct-ping timeout for m, before health scaling:
+// adaptive from its RTTs once there are enough samples, and never below what
+// this node's own RTTs to everyone suggest (a slow node waits longer).
+func (c *Core) peerTimeout(m *member) time.Duration {
+	t := c.cfg.ProbeTimeout
+	if c.rtt.n >= c.cfg.MinRTTSamples {
+		t = max(t, c.rtt.timeout())
+	}
+	if m.rtt.n >= c.cfg.MinRTTSamples {
+		t = m.rtt.timeout()
+	}
+	return min(max(t, c.cfg.ProbeTimeout/5), c.cfg.ProbeInterval)
+}
+
+func (c *Core) tickProbe(now time.Time) {
+	p := &c.probe
+	if p.active {
+		if !p.indirect && !now.Before(p.timeoutAt) {
+			c.probeIndirect(now)
+		}
+		if !now.Before(p.endAt) {
+			c.probeEnd(now)
+		}
+	}
+	if !p.active && !now.Before(c.nextProbe) {
+		c.probeStart(now)
+	}
+}
+
+// nextTarget returns the next member to probe in round-robin order,
+// reshuffling the order after each full round.
+func (c *Core) nextTarget() *member {
+	for range len(c.order) + 1 {
+		if c.probeAt >= len(c.order) {
+			c.probeAt = 0
+			c.shuffle()
+		}
+		if len(c.order) == 0 {
+			return nil
+		}
+		m := c.order[c.probeAt]
+		c.probeAt++
+		if m.State == StateAlive || m.State == StateSuspect {
+			return m
+		}
+	}
+	return nil
+}
+
+func (c *Core) shuffle() {
+	c.rng.Shuffle(len(c.order), func(i, j int) {
+		c.order[i], c.order[j] = c.order[j], c.order[i]
+		c.order[i].probeIdx, c.order[j].probeIdx = i, j
+	})
+}
+
+func (c *Core) probeStart(now time.Time) {
+	m := c.nextTarget()
+	if m == nil {
+		c.nextProbe = now.Add(c.cfg.ProbeInterval)
+		return
+	}
+	c.stats.ProbesSent++
+	t := c.scale(c.peerTimeout(m))
+	seq := c.nextSeq()
+	c.probe = probe{
+		active: true, target: m.Name, gen: m.Gen, seq: seq, start: now,
+		timeoutAt: now.Add(t), endAt: now.Add(max(c.scale(c.cfg.ProbeInterval), 2*t)),
+	}
+	c.nextProbe = c.probe.endAt
+	c.pending = append(c.pending, pend{seq: seq, kind: pendDirect, target: m.Name, sent: now, expires: now.Add(2 * c.cfg.ProbeInterval * time.Duration(1+c.cfg.HealthMax))})
+	ping := wire.Ping{Seq: seq, Target: m.Name, SourceName: c.self.Name, SourceAddr: c.self.Addr}
+	var buddy any
+	if m.State == StateSuspect {
+		// Buddy system: tell the suspect first, so it can refute at once.
+		buddy = wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
+	}
+	c.send(m.Addr, ping, buddy)
+}
+
+// probeIndirect asks k members to probe the target and starts a TCP ping in
+// parallel.
+func (c *Core) probeIndirect(now time.Time) {
+	p := &c.probe
+	p.indirect = true
+	m := c.members[p.target]
+	if m == nil || m.Gen != p.gen {
+		return
+	}
+	p.seq2 = c.nextSeq()
+	c.pending = append(c.pending, pend{seq: p.seq2, kind: pendIndirect, target: m.Name, sent: now, expires: p.endAt})
+	var buf [16]*member
+	relays := c.randomMembers(buf[:0], c.cfg.IndirectChecks, m.Name, func(r *member) bool { return r.State == StateAlive })
+	for _, r := range relays {
+		c.stats.IndirectSent++
+		c.send(r.Addr, wire.IndirectPing{Seq: p.seq2, Target: m.Name, TargetAddr: m.Addr, WantNack: true, SourceName: c.self.Name, SourceAddr: c.self.Addr}, nil)
+	}
+	p.expected = len(relays)
+	if !c.cfg.DisableTCPFallback {
+		c.startTCPPing(now, m, p.seq2, p.endAt)
+	}
+}
+
+// probeEnd judges a probe that got no UDP ack by its deadline.
+func (c *Core) probeEnd(now time.Time) {
+	p := c.probe
+	c.probe = probe{}
+	m := c.members[p.target]
+	if m == nil || m.Gen != p.gen {
+		return
+	}
+	if p.tcpAcked {
+		c.probeOK(m, true)
+		return
+	}
+	c.stats.ProbesFailed++
+	missed := 1
+	if p.expected > 0 {
+		missed = p.expected - p.nacks
+	}
+	c.addHealth(missed)
+	if missed > 0 {
+		c.consecFail++
+	}
+	if m.State != StateAlive {
+		return
+	}
+	c.stats.SuspicionsRaised++
+	c.applySuspect(now, wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name})
+}
+
+func (c *Core) probeOK(m *member, tcpOnly bool) {
+	c.addHealth(-1)
+	c.consecFail = 0
+	m.TCPOnly = tcpOnly
+	if tcpOnly {
+		c.stats.TCPOnlyProbes++
+	}
+}
+
+func (c *Core) handlePing(now time.Time, from netip.AddrPort, p wire.Ping) {
+	if p.Target != "" && p.Target != c.self.Name {
+		c.stats.WrongTarget++
+		return
+	}
+	to := p.SourceAddr
+	if !to.IsValid() {
+		to = from
+	}
+	c.send(to, wire.Ack{Seq: p.Seq}, nil)
+}
+
+func (c *Core) handleIndirect(now time.Time, from netip.AddrPort, ip wire.IndirectPing) {
+	src := ip.SourceAddr
+	if !src.IsValid() {
+		src = from
+	}
+	if !ip.TargetAddr.IsValid() || len(c.pending) >= 256 {
+		return
+	}
+	seq := c.nextSeq()
+	c.pending = append(c.pending, pend{
+		seq: seq, kind: pendRelay, target: ip.Target, sent: now,
+		expires: now.Add(c.cfg.ProbeTimeout), origSeq: ip.Seq, src: src, wantNack: ip.WantNack,
+	})
+	c.send(ip.TargetAddr, wire.Ping{Seq: seq, Target: ip.Target, SourceName: c.self.Name, SourceAddr: c.self.Addr}, nil)
+}
+
+func (c *Core) findPending(seq uint32) int {
+	for i := range c.pending {
+		if c.pending[i].seq == seq {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *Core) dropPending(i int) {
+	c.pending = append(c.pending[:i], c.pending[i+1:]...)
+}
+
+func (c *Core) handleAck(now time.Time, a wire.Ack) {
+	i := c.findPending(a.Seq)
+	if i < 0 {
+		return
+	}
+	pd := c.pending[i]
+	c.dropPending(i)
+	switch pd.kind {
+	case pendRelay:
+		c.send(pd.src, wire.Ack{Seq: pd.origSeq}, nil)
+		return
+	case pendDirect:
+		rtt := now.Sub(pd.sent)
+		c.rtt.add(rtt)
+		if m := c.members[pd.target]; m != nil {
+			m.rtt.add(rtt)
+		}
+	}
+	p := &c.probe
+	if p.active && (a.Seq == p.seq || a.Seq == p.seq2) {
+		if m := c.members[p.target]; m != nil && m.Gen == p.gen {
+			c.probeOK(m, false)
+		}
+		if p.seq2 != 0 && a.Seq == p.seq {
+			if j := c.findPending(p.seq2); j >= 0 {
+				c.dropPending(j)
+			}
+		}
+		c.probe = probe{}
+		c.nextProbe = p.start.Add(c.scale(c.cfg.ProbeInterval))
+		if c.nextProbe.Before(now) {
+			c.nextProbe = now
+		}
+	}
+}
+
+func (c *Core) handleNack(n wire.Nack) {
+	if p := &c.probe; p.active && p.seq2 == n.Seq && p.nacks < p.expected {
+		p.nacks++
+	}
+}
+
+// expirePending drops outstanding sequence numbers past their time; a relay
+// that timed out sends its nack.
+func (c *Core) expirePending(now time.Time) {
+	j := 0
+	for _, p := range c.pending {
+		if now.Before(p.expires) {
+			c.pending[j] = p
+			j++
+			continue
+		}
+		if p.kind == pendRelay && p.wantNack {
+			c.send(p.src, wire.Nack{Seq: p.origSeq}, nil)
+		}
+	}
+	clear(c.pending[j:])
+	c.pending = c.pending[:j]
+}

@@ -1,0 +1,267 @@
+package swim
+
+import (
+	"bytes"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// HandlePacket takes one decoded message received over UDP from from. The
+// runner splits compound packets and calls HandlePacket for each part, in
+// order. Messages of other types are ignored.
+func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, msg any) {
+	c.observe(now)
+	if c.leaving {
+		return
+	}
+	switch m := msg.(type) {
+	case wire.Ping:
+		c.handlePing(now, from, m)
+	case wire.IndirectPing:
+		c.handleIndirect(now, from, m)
+	case wire.Ack:
+		c.handleAck(now, m)
+	case wire.Nack:
+		c.handleNack(m)
+	case wire.Alive:
+		c.applyAlive(now, m)
+	case wire.Suspect:
+		c.applySuspect(now, m)
+	case wire.Dead:
+		c.applyDead(now, m, false)
+	case wire.Data:
+		c.out.Data = append(c.out.Data, Received{From: from, Data: m})
+	}
+}
+
+// setState moves m to state s at now, keeping the live count.
+func (c *Core) setState(m *member, s State, now time.Time) {
+	wasLive := m.State == StateAlive || m.State == StateSuspect
+	isLive := s == StateAlive || s == StateSuspect
+	if m != c.self {
+		if wasLive && !isLive {
+			c.live--
+		} else if !wasLive && isLive {
+			c.live++
+		}
+	}
+	if m.State != s {
+		m.Since = now
+	}
+	m.State = s
+	if s != StateSuspect && m.susp != nil {
+		m.susp = nil
+		if i := slices.Index(c.suspects, m); i >= 0 {
+			c.suspects = slices.Delete(c.suspects, i, i+1)
+		}
+	}
+}
+
+// addMember inserts a new member at a random position of the probe order.
+func (c *Core) addMember(now time.Time, a wire.Alive) *member {
+	m := &member{Member: Member{Name: a.Name, Gen: a.Gen, Incarnation: a.Incarnation, Addr: a.Addr, Meta: slices.Clone(a.Meta), State: StateAlive, Since: now}}
+	c.members[a.Name] = m
+	c.live++
+	m.probeIdx = len(c.order)
+	c.order = append(c.order, m)
+	if n := len(c.order); n > 1 {
+		j := c.rng.IntN(n)
+		c.order[j], c.order[n-1] = c.order[n-1], c.order[j]
+		c.order[j].probeIdx, c.order[n-1].probeIdx = j, n-1
+	}
+	return m
+}
+
+func (c *Core) removeMember(m *member) {
+	c.setState(m, StateDead, m.Since)
+	delete(c.members, m.Name)
+	i := m.probeIdx
+	c.order = slices.Delete(c.order, i, i+1)
+	for j := i; j < len(c.order); j++ {
+		c.order[j].probeIdx = j
+	}
+	if c.probeAt > i {
+		c.probeAt--
+	}
+	m.probeIdx = -1
+}
+
+// applyAlive merges news that a member is alive.
+func (c *Core) applyAlive(now time.Time, a wire.Alive) {
+	if a.Name == c.self.Name {
+		s := c.self
+		// Never accept worse news about oneself: a claim of a newer
+		// incarnation, or of different data at ours, is refuted.
+		if a.Gen == s.Gen && !c.leaving && (a.Incarnation > s.Incarnation ||
+			(a.Incarnation == s.Incarnation && (a.Addr != s.Addr || !bytes.Equal(a.Meta, s.Meta)))) {
+			c.refute(a.Incarnation)
+		}
+		return
+	}
+	if len(a.Meta) > c.cfg.MaxMetaBytes || !a.Addr.IsValid() || a.Name == "" {
+		return
+	}
+	m := c.members[a.Name]
+	if m == nil {
+		if len(c.members) >= c.cfg.MaxMembers {
+			c.stats.MembersDropped++
+			return
+		}
+		m = c.addMember(now, a)
+		c.emit(EventJoin, now, m, false)
+		c.enqueue(a.Name, a, prioAlive)
+		return
+	}
+	if a.Gen < m.Gen || (a.Gen == m.Gen && a.Incarnation <= m.Incarnation) {
+		return
+	}
+	newGen := a.Gen > m.Gen
+	prev := m.State
+	changed := m.Addr != a.Addr || !bytes.Equal(m.Meta, a.Meta)
+	m.Gen, m.Incarnation, m.Addr = a.Gen, a.Incarnation, a.Addr
+	if changed {
+		m.Meta = slices.Clone(a.Meta)
+	}
+	if newGen {
+		m.rtt = rttEstimator{}
+		m.TCPOnly = false
+		m.Since = now
+	}
+	c.setState(m, StateAlive, now)
+	switch {
+	case newGen:
+		c.emit(EventJoin, now, m, false)
+	case prev != StateAlive:
+		c.emit(EventAlive, now, m, false)
+	case changed:
+		c.emit(EventUpdate, now, m, false)
+	}
+	c.enqueue(a.Name, a, prioAlive)
+}
+
+// applySuspect merges an accusation.
+func (c *Core) applySuspect(now time.Time, s wire.Suspect) {
+	if s.Name == c.self.Name {
+		if s.Gen == c.self.Gen && s.Incarnation >= c.self.Incarnation && !c.leaving {
+			c.refute(s.Incarnation)
+		}
+		return
+	}
+	m := c.members[s.Name]
+	if m == nil || s.Gen > m.Gen {
+		c.forward(s.Name, s.Gen, s.Incarnation, s, prioSuspect)
+		return
+	}
+	if s.Gen < m.Gen || s.Incarnation < m.Incarnation || m.State == StateDead || m.State == StateLeft {
+		return
+	}
+	if m.State == StateSuspect {
+		if s.Incarnation > m.Incarnation {
+			m.Incarnation = s.Incarnation
+		}
+		if m.susp.confirm(s.From) {
+			// Pass independent confirmations on: they shorten everyone's timer.
+			c.enqueue(s.Name, s, prioSuspect)
+		}
+		return
+	}
+	m.Incarnation = s.Incarnation
+	c.setState(m, StateSuspect, now)
+	lo, hi := c.cfg.suspicionBounds(c.live + 1)
+	k := min(c.cfg.IndirectChecks, c.live-1)
+	m.susp = newSuspicion(now, s.From, k, lo, hi)
+	c.suspects = append(c.suspects, m)
+	c.emit(EventSuspect, now, m, false)
+	c.enqueue(s.Name, s, prioSuspect)
+}
+
+// applyDead merges a death or leave. With asSuspect, a death reported in a
+// push-pull is taken as a suspicion only: the peer may have been on the
+// other side of a partition.
+func (c *Core) applyDead(now time.Time, d wire.Dead, asSuspect bool) {
+	if d.Name == c.self.Name {
+		if d.Gen == c.self.Gen && d.Incarnation >= c.self.Incarnation && !c.leaving {
+			c.refute(d.Incarnation)
+		}
+		return
+	}
+	m := c.members[d.Name]
+	if m == nil {
+		if !asSuspect {
+			c.forward(d.Name, d.Gen, d.Incarnation, d, prioSuspect)
+		}
+		return
+	}
+	if d.Gen < m.Gen || (d.Gen == m.Gen && d.Incarnation < m.Incarnation) {
+		return
+	}
+	if d.Gen == m.Gen && (m.State == StateDead || m.State == StateLeft) {
+		return
+	}
+	if asSuspect && !d.Left && d.Gen == m.Gen {
+		c.applySuspect(now, wire.Suspect{Name: d.Name, Gen: d.Gen, Incarnation: d.Incarnation, From: d.From})
+		return
+	}
+	m.Gen, m.Incarnation = d.Gen, d.Incarnation
+	kind, st := EventDead, StateDead
+	if d.Left {
+		kind, st = EventLeave, StateLeft
+	}
+	c.setState(m, st, now)
+	c.emit(kind, now, m, false)
+	c.enqueue(d.Name, d, prioSuspect)
+}
+
+// forward passes on an accusation about a member this node does not know
+// (or knows only in an older generation), once per news.
+func (c *Core) forward(name string, gen, inc uint64, msg any, prio int) {
+	key := gen<<32 | inc&0xffffffff
+	if old, ok := c.forwarded[name]; ok && old >= key {
+		return
+	}
+	if len(c.forwarded) >= 1024 {
+		clear(c.forwarded)
+	}
+	c.forwarded[name] = key
+	c.enqueue(name, msg, prio)
+}
+
+// refute answers an accusation of this member at incarnation inc by
+// broadcasting that it is alive at a higher incarnation, unless this node
+// believes it is itself the problem.
+func (c *Core) refute(inc uint64) {
+	if c.isolated() {
+		c.stats.RefutesWithheld++
+		return
+	}
+	c.stats.Refutations++
+	c.self.Incarnation = max(c.self.Incarnation, inc) + 1
+	c.broadcastSelf()
+	// Lifeguard: being accused hints that we are slow to answer.
+	c.addHealth(1)
+}
+
+// tickSuspicions issues the death verdicts whose timers ran out.
+func (c *Core) tickSuspicions(now time.Time) {
+	for i := 0; i < len(c.suspects); {
+		m := c.suspects[i]
+		if now.Before(m.susp.deadline) {
+			i++
+			continue
+		}
+		if c.isolated() {
+			c.stats.VerdictsWithheld++
+			m.susp.deadline = now.Add(c.cfg.ProbeInterval)
+			i++
+			continue
+		}
+		c.stats.DeathVerdicts++
+		d := wire.Dead{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
+		c.setState(m, StateDead, now) // removes m from c.suspects
+		c.emit(EventDead, now, m, true)
+		c.enqueue(m.Name, d, prioSuspect)
+	}
+}
