@@ -131,15 +131,15 @@ func LANConfig() Config {
 // tens to hundreds of milliseconds and more loss.
 func WANConfig() Config {
 	c := LANConfig()
-	c.ProbeInterval = 5 * time.Second             // WAN RTTs and loss make fast probing costly and noisy
-	c.ProbeTimeout = 3 * time.Second              // room for intercontinental RTTs until samples arrive
-	c.SuspicionMult = 6                           // more time to refute across lossy links
-	c.GossipInterval = 500 * time.Millisecond     // fewer, fuller packets
-	c.GossipNodes = 4                             // more fan-out compensates for loss
-	c.PushPullInterval = 60 * time.Second         // streams are expensive over WAN
-	c.StreamTimeout = 30 * time.Second            // slow links
-	c.ReconnectInterval = 30 * time.Second        // WAN partitions heal slowly; do not hammer
-	c.PauseThreshold = 10 * time.Second           // two WAN probe periods
+	c.ProbeInterval = 5 * time.Second         // WAN RTTs and loss make fast probing costly and noisy
+	c.ProbeTimeout = 3 * time.Second          // room for intercontinental RTTs until samples arrive
+	c.SuspicionMult = 6                       // more time to refute across lossy links
+	c.GossipInterval = 500 * time.Millisecond // fewer, fuller packets
+	c.GossipNodes = 4                         // more fan-out compensates for loss
+	c.PushPullInterval = 60 * time.Second     // streams are expensive over WAN
+	c.StreamTimeout = 30 * time.Second        // slow links
+	c.ReconnectInterval = 30 * time.Second    // WAN partitions heal slowly; do not hammer
+	c.PauseThreshold = 10 * time.Second       // two WAN probe periods
 	return c
 }
 

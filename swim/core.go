@@ -40,9 +40,9 @@ type Core struct {
 	live     int       // members alive or suspect, self excluded
 	suspects []*member // members with a running suspicion timer
 
-	queue     queue
-	forwarded map[string]uint64 // accusations about unknown members already forwarded: name -> gen<<32|inc
-	health    int
+	queue      queue
+	forwarded  map[string]uint64 // accusations about unknown members already forwarded: name -> gen<<32|inc
+	health     int
 	consecFail int
 	rtt        rttEstimator // over all peers: how slow are we?
 
