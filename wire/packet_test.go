@@ -14,7 +14,13 @@ var (
 	testKey2 = bytes.Repeat([]byte{0x22}, KeySize)
 )
 
-func mustCodec(t testing.TB, cfg Config) *Codec {
+// tb is what the helpers need of *testing.T, *testing.B and *rapid.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+func mustCodec(t tb, cfg Config) *Codec {
 	t.Helper()
 	c, err := NewCodec(cfg)
 	if err != nil {
@@ -23,7 +29,7 @@ func mustCodec(t testing.TB, cfg Config) *Codec {
 	return c
 }
 
-func mustKeyring(t testing.TB, ids ...uint8) *Keyring {
+func mustKeyring(t tb, ids ...uint8) *Keyring {
 	t.Helper()
 	k := NewKeyring()
 	for _, id := range ids {
@@ -36,7 +42,7 @@ func mustKeyring(t testing.TB, ids ...uint8) *Keyring {
 }
 
 // readAll decodes every part of a packet body into new messages.
-func readAll(t testing.TB, body []byte) (msgs []Message, unknown int) {
+func readAll(t tb, body []byte) (msgs []Message, unknown int) {
 	t.Helper()
 	r := NewPartReader(body)
 	for {
