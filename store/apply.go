@@ -1,0 +1,214 @@
+package store
+
+import (
+	"fmt"
+	"time"
+)
+
+// heldWrite is a remote write parked because its stamp ran too far ahead
+// of local time. It owns its bytes (the delta buffer is not kept).
+type heldWrite struct {
+	ns    string
+	kv    string
+	klen  uint16
+	stamp uint64
+	actor uint32
+	seq   uint64
+}
+
+type dotKey struct {
+	actor uint32
+	seq   uint64
+}
+
+// Apply decodes a delta or anti-entropy page and merges it. Merging is
+// idempotent and order-insensitive: duplicates, reordering and loss are
+// all fine (what is lost comes again with anti-entropy). Writes stamped
+// more than MaxSkew ahead of now are held back until a later Tick or Apply.
+func (s *Store) Apply(b []byte, now time.Time) error {
+	if err := DecodeDelta(b, &s.scratch); err != nil {
+		return err
+	}
+	return s.ApplyDelta(&s.scratch, now)
+}
+
+// ApplyDelta merges a decoded delta; see Apply.
+func (s *Store) ApplyDelta(d *Delta, now time.Time) error {
+	if len(d.Entries)+len(d.Counters)+len(d.Ranges) > s.cfg.MaxDeltaEntries {
+		return fmt.Errorf("%w: %d records exceed MaxDeltaEntries %d", ErrMalformed,
+			len(d.Entries)+len(d.Counters)+len(d.Ranges), s.cfg.MaxDeltaEntries)
+	}
+	amap, err := s.mapActors(d.Actors)
+	if err != nil {
+		return err
+	}
+	for _, f := range d.Floor {
+		if int(f.Actor) >= len(amap) {
+			return fmt.Errorf("%w: floor actor %d of %d", ErrMalformed, f.Actor, len(amap))
+		}
+	}
+	if len(s.held) > 0 {
+		s.release(now)
+	}
+	trusted := true
+	if len(d.Floor) > 0 {
+		fl := s.floorVector(d.Floor, amap)
+		s.mergeFloor(fl)
+		trusted = dominates(fl, s.floor)
+	} else {
+		for _, f := range s.floor {
+			if f != 0 {
+				trusted = false
+				break
+			}
+		}
+	}
+	complete := true
+	for i := range d.Entries {
+		e := &d.Entries[i]
+		if int(e.Actor) >= len(amap) || e.Seq == 0 || len(e.Key) == 0 || len(e.Key) > MaxKeyBytes || len(e.Value) > MaxValueBytes {
+			return fmt.Errorf("%w: bad entry %d", ErrMalformed, i)
+		}
+		la := amap[e.Actor]
+		if s.ctx[la].has(e.Seq) {
+			continue
+		}
+		if e.Seq <= s.floor[la] && !trusted {
+			s.stats.Stale++
+			complete = false
+			continue
+		}
+		if tooFarAhead(e.Stamp, now, s.cfg.MaxSkew) {
+			s.hold(e, la)
+			complete = false
+			continue
+		}
+		if s.applyEntry(string(e.Namespace), e.Key, e.Value, e.Deleted, e.Stamp, la, e.Seq) != nil {
+			s.stats.Rejected++
+			complete = false
+		}
+	}
+	// A range claims dots this store did not get as entries; claim them only
+	// when every entry of the delta went in, so nothing held back or
+	// refused is marked seen and lost to anti-entropy.
+	if complete {
+		for _, rg := range d.Ranges {
+			if int(rg.Actor) < len(amap) && rg.From < rg.To {
+				s.ctx[amap[rg.Actor]].addRange(rg.From, rg.To)
+			}
+		}
+	}
+	for _, c := range d.Counters {
+		if int(c.Actor) < len(amap) && c.WindowMs > 0 {
+			s.mergeCounter(c.Limiter, c.WindowMs, c.Window, amap[c.Actor], c.Count)
+		}
+	}
+	return nil
+}
+
+// mapActors maps a delta's actor table to local indices (reusing a scratch
+// slice).
+func (s *Store) mapActors(as []Actor) ([]uint32, error) {
+	amap := s.amap[:0]
+	for _, a := range as {
+		i, err := s.actorIndex(a)
+		if err != nil {
+			return nil, err
+		}
+		amap = append(amap, i)
+	}
+	s.amap = amap
+	return amap, nil
+}
+
+// applyEntry merges one remote write whose dot the store has not seen.
+func (s *Store) applyEntry(ns string, key, value []byte, tomb bool, stamp uint64, la uint32, seq uint64) error {
+	nsi, err := s.namespace(ns)
+	if err != nil {
+		return err
+	}
+	idx := s.t.lookup(nsi, string(key))
+	if idx >= 0 && !s.wins(stamp, la, &s.t.entries[idx]) {
+		s.ctx[la].add(seq) // seen, and lost
+		return nil
+	}
+	if !tomb {
+		grow := int64(len(key)+len(value)) + entryOverhead
+		if idx >= 0 {
+			grow -= s.t.entries[idx].size()
+		}
+		if grow > 0 && s.bytes+grow > s.cfg.MaxBytes {
+			return ErrStoreFull
+		}
+	}
+	klen := uint16(len(key))
+	if tomb {
+		klen |= tombBit
+		value = nil
+	}
+	s.clock.observe(stamp)
+	s.install(idx, entry{kv: string(key) + string(value), stamp: stamp, seq: seq, actor: la, klen: klen, ns: nsi})
+	s.ctx[la].add(seq)
+	return nil
+}
+
+// hold parks a write stamped too far ahead; when the queue is full it is
+// refused instead, and comes again with the sender's anti-entropy.
+func (s *Store) hold(e *DeltaEntry, la uint32) {
+	k := dotKey{la, e.Seq}
+	if _, dup := s.heldDots[k]; dup {
+		return
+	}
+	size := len(e.Key) + len(e.Value)
+	if len(s.held) >= s.cfg.MaxHeld || s.heldBytes+size > maxHeldBytes {
+		s.stats.Rejected++
+		return
+	}
+	klen := uint16(len(e.Key))
+	if e.Deleted {
+		klen |= tombBit
+	}
+	s.held = append(s.held, heldWrite{ns: string(e.Namespace), kv: string(e.Key) + string(e.Value),
+		klen: klen, stamp: e.Stamp, actor: la, seq: e.Seq})
+	if s.heldDots == nil {
+		s.heldDots = map[dotKey]struct{}{}
+	}
+	s.heldDots[k] = struct{}{}
+	s.heldBytes += size
+	s.stats.Held++
+}
+
+// maxHeldBytes bounds the bytes of held writes.
+const maxHeldBytes = 16 << 20
+
+// release applies the held writes that local time has caught up with.
+func (s *Store) release(now time.Time) {
+	keep := s.held[:0]
+	for _, h := range s.held {
+		if tooFarAhead(h.stamp, now, s.cfg.MaxSkew) {
+			keep = append(keep, h)
+			continue
+		}
+		delete(s.heldDots, dotKey{h.actor, h.seq})
+		s.heldBytes -= len(h.kv)
+		s.stats.Released++
+		if s.ctx[h.actor].has(h.seq) {
+			continue
+		}
+		k := h.klen &^ tombBit
+		if s.applyEntry(h.ns, []byte(h.kv[:k]), []byte(h.kv[k:]), h.klen&tombBit != 0, h.stamp, h.actor, h.seq) != nil {
+			s.stats.Rejected++
+		}
+	}
+	clear(s.held[len(keep):])
+	s.held = keep
+}
+
+// Tick lets time pass: held writes whose stamps local time has caught up
+// with are applied, and limiters of ended windows are dropped.
+func (s *Store) Tick(now time.Time) {
+	if len(s.held) > 0 {
+		s.release(now)
+	}
+	s.expireLimiters(now)
+}

@@ -1,0 +1,235 @@
+package store
+
+import (
+	"fmt"
+	"time"
+)
+
+// Digest is the decoded form of a store's digest: its causal context (a
+// version vector plus the out-of-order dots) and its GC floor. It is all a
+// peer needs to find what the store lacks: every entry is indexed by its
+// dot, so "entries of actor A with seq > n" is a range scan, and the
+// difference costs in proportion to its size, not to the store's.
+// Actors[0] is the sender.
+type Digest struct {
+	Actors  []Actor
+	Columns []Column
+	Floor   []SeqOf
+}
+
+// Column is one actor's part of a causal context: every seq <= Max, and
+// the seqs in Cloud (increasing, all > Max+1).
+type Column struct {
+	Actor uint32
+	Max   uint64
+	Cloud []uint64
+}
+
+// AppendDigest appends the store's digest to dst.
+func (s *Store) AppendDigest(dst []byte) []byte {
+	dst = appendArrayLen(dst, 4)
+	dst = appendUint(dst, digestVersion)
+	dst = appendActors(dst, s.actors)
+	n := 0
+	for a := range s.ctx {
+		if s.ctx[a].max > 0 || len(s.ctx[a].cloud) > 0 {
+			n++
+		}
+	}
+	dst = appendArrayLen(dst, n)
+	for a := range s.ctx {
+		c := &s.ctx[a]
+		if c.max > 0 || len(c.cloud) > 0 {
+			dst = appendColumn(dst, uint32(a), c.max, c.cloud)
+		}
+	}
+	return appendFloor(dst, s.floor)
+}
+
+func appendColumn(dst []byte, a uint32, max uint64, cloud []uint64) []byte {
+	dst = appendArrayLen(dst, 3)
+	dst = appendUint(dst, uint64(a))
+	dst = appendUint(dst, max)
+	dst = appendArrayLen(dst, len(cloud))
+	for _, c := range cloud {
+		dst = appendUint(dst, c)
+	}
+	return dst
+}
+
+func appendFloor(dst []byte, floor []uint64) []byte {
+	n := 0
+	for _, f := range floor {
+		if f > 0 {
+			n++
+		}
+	}
+	dst = appendArrayLen(dst, n)
+	for a, f := range floor {
+		if f > 0 {
+			dst = appendSeqOf(dst, uint32(a), f)
+		}
+	}
+	return dst
+}
+
+// AppendDigest appends the encoding of d to dst.
+func AppendDigest(dst []byte, d *Digest) []byte {
+	dst = appendArrayLen(dst, 4)
+	dst = appendUint(dst, digestVersion)
+	dst = appendActors(dst, d.Actors)
+	dst = appendArrayLen(dst, len(d.Columns))
+	for _, c := range d.Columns {
+		dst = appendColumn(dst, c.Actor, c.Max, c.Cloud)
+	}
+	dst = appendArrayLen(dst, len(d.Floor))
+	for _, f := range d.Floor {
+		dst = appendSeqOf(dst, f.Actor, f.Seq)
+	}
+	return dst
+}
+
+// DecodeDigest decodes b into d, reusing d's slices where it can.
+func DecodeDigest(b []byte, d *Digest) error {
+	r := reader{b: b}
+	r.wantArray(4)
+	if v := r.uint(); r.err == nil && v != digestVersion {
+		return fmt.Errorf("%w: digest version %d", ErrVersion, v)
+	}
+	d.Actors = decodeActors(&r, d.Actors[:0])
+	na := uint64(len(d.Actors))
+	n := r.arrayLen(maxWireActors, 4)
+	d.Columns = d.Columns[:0]
+	for range n {
+		r.wantArray(3)
+		c := Column{Actor: uint32(r.actorRef(na)), Max: r.uint()}
+		m := r.arrayLen(maxWireItems, 1)
+		if m > 0 && r.err == nil {
+			c.Cloud = make([]uint64, 0, m)
+		}
+		prev := c.Max + 1
+		for range m {
+			v := r.uint()
+			if r.err == nil && v <= prev {
+				r.fail("cloud not increasing past max+1")
+			}
+			prev = v
+			c.Cloud = append(c.Cloud, v)
+		}
+		d.Columns = append(d.Columns, c)
+	}
+	n = r.arrayLen(maxWireActors, 3)
+	d.Floor = d.Floor[:0]
+	for range n {
+		r.wantArray(2)
+		d.Floor = append(d.Floor, SeqOf{Actor: uint32(r.actorRef(na)), Seq: r.uint()})
+	}
+	r.end()
+	return r.err
+}
+
+// peerView maps a digest's columns onto local actor indices. Actors the
+// store does not know are left out: it holds nothing of theirs to send.
+func (s *Store) peerView(d *Digest) []actorCtx {
+	peer := make([]actorCtx, len(s.actors))
+	for _, c := range d.Columns {
+		if int(c.Actor) >= len(d.Actors) {
+			continue
+		}
+		if la, ok := s.actorIdx[d.Actors[c.Actor]]; ok {
+			peer[la] = actorCtx{max: c.Max, cloud: c.Cloud}
+		}
+	}
+	return peer
+}
+
+// AppendMissing appends one anti-entropy page for the peer whose digest is
+// d: the entries this store holds whose dots the peer lacks, the ranges of
+// dots this store has seen beyond them (overwritten or collected writes),
+// its GC floor and all its counter slots. budget bounds the page's size in
+// bytes (at least one entry always goes); more reports that the page was
+// cut short. The peer applies the page and sends a fresh digest for the
+// next one.
+func (s *Store) AppendMissing(dst []byte, d *Digest, budget int) (page []byte, more bool) {
+	w := &s.w
+	w.reset(s)
+	for a, f := range s.floor {
+		if f > 0 {
+			w.floorOf(uint32(a), f)
+		}
+	}
+	for name, l := range s.limiters {
+		for a, c := range l.slots {
+			if c > 0 {
+				w.counter(name, l, uint32(a))
+			}
+		}
+	}
+	peer := s.peerView(d)
+	for a := range s.actors {
+		pc, my, di := &peer[a], &s.ctx[a], &s.dots[a]
+		upto := pc.max
+		for i := di.after(pc.max); i < len(di.seqs); i++ {
+			seq := di.seqs[i]
+			if di.idxs[i] == deadIdx || pc.has(seq) {
+				continue
+			}
+			e := &s.t.entries[di.idxs[i]]
+			if w.nEnts > 0 && w.size()+w.entrySize(e) > budget {
+				more = true
+				break
+			}
+			w.entry(e)
+			upto = seq
+		}
+		if more {
+			if hi := min(upto, my.max); hi > pc.max {
+				w.rng(uint32(a), pc.max, hi)
+			}
+			break
+		}
+		if my.max > pc.max {
+			w.rng(uint32(a), pc.max, my.max)
+		}
+		for _, c := range my.cloud {
+			if c > pc.max && !pc.has(c) && di.find(c) < 0 {
+				w.rng(uint32(a), c-1, c)
+			}
+		}
+	}
+	return w.finish(dst), more
+}
+
+// member is what the store knows of a peer's causal context, for
+// stability: the version vector of its latest digest, by local actor index.
+type member struct {
+	row  []uint64
+	seen time.Time
+}
+
+// ObserveDigest records a peer's digest: its context (for tombstone
+// stability) and its GC floor. A floor this store's context does not cover
+// means the store missed writes whose tombstones are gone; it then
+// resynchronises (see doc.go) rather than resurrect deleted keys.
+func (s *Store) ObserveDigest(d *Digest, now time.Time) error {
+	amap, err := s.mapActors(d.Actors)
+	if err != nil {
+		return err
+	}
+	row := make([]uint64, len(s.actors))
+	for _, c := range d.Columns {
+		if int(c.Actor) < len(amap) {
+			row[amap[c.Actor]] = c.Max
+		}
+	}
+	for _, f := range d.Floor {
+		if int(f.Actor) >= len(amap) {
+			return fmt.Errorf("%w: floor actor %d of %d", ErrMalformed, f.Actor, len(amap))
+		}
+	}
+	if sender := d.Actors[0]; sender != s.actors[0] {
+		s.members[sender] = &member{row: row, seen: now}
+	}
+	s.mergeFloor(s.floorVector(d.Floor, amap))
+	return nil
+}

@@ -1,0 +1,208 @@
+package store
+
+import (
+	"slices"
+	"time"
+)
+
+// gcRound is the first half of a two-phase stability check (see Collect).
+type gcRound struct {
+	pending bool
+	stable  []uint64 // pointwise min of the members' version vectors
+	join    []uint64 // pointwise max
+}
+
+// dominates reports whether a >= b pointwise (missing entries are 0).
+func dominates(a, b []uint64) bool {
+	for i, y := range b {
+		var x uint64
+		if i < len(a) {
+			x = a[i]
+		}
+		if x < y {
+			return false
+		}
+	}
+	return true
+}
+
+// floorVector turns a delta's or digest's floor into a vector by local
+// actor index.
+func (s *Store) floorVector(fs []SeqOf, amap []uint32) []uint64 {
+	fl := make([]uint64, len(s.actors))
+	for _, f := range fs {
+		la := amap[f.Actor]
+		fl[la] = max(fl[la], f.Seq)
+	}
+	return fl
+}
+
+// Collect collects the tombstones that are causally stable. live lists the
+// live members' actors; their contexts come from ObserveDigest. A member
+// that is not live still counts until horizon has passed since its last
+// digest; then it leaves the computation. Collect does nothing while a live
+// member's context is unknown.
+//
+// Stability is two-phase. A round takes stable = min and join = max of the
+// members' version vectors. A tombstone under a round's stable vector has
+// been seen by everyone; but a write concurrent with it (one that loses to
+// it) may still be in flight, and would come back once the tombstone is
+// gone. Such a write was in its writer's context, so it is under join.
+// Hence tombstones under round r's stable vector are collected only once a
+// later round's stable vector dominates round r's join. What was collected
+// raises the GC floor, which peers adopt through digests and pages.
+func (s *Store) Collect(live []Actor, now time.Time, horizon time.Duration) int {
+	rows := [][]uint64{s.selfRow()}
+	for _, a := range live {
+		if a == s.actors[0] {
+			continue
+		}
+		m := s.members[a]
+		if m == nil {
+			return 0
+		}
+		m.seen = now
+	}
+	for a, m := range s.members {
+		if !slices.Contains(live, a) && now.Sub(m.seen) > horizon {
+			delete(s.members, a)
+			continue
+		}
+		rows = append(rows, m.row)
+	}
+	n := len(s.actors)
+	stable, join := make([]uint64, n), make([]uint64, n)
+	copy(stable, rows[0])
+	for _, r := range rows {
+		for a := range n {
+			var v uint64
+			if a < len(r) {
+				v = r[a]
+			}
+			stable[a] = min(stable[a], v)
+			join[a] = max(join[a], v)
+		}
+	}
+	before := s.stats.Collected
+	if s.gc.pending && dominates(stable, s.gc.join) {
+		for a, f := range s.gc.stable {
+			s.floor[a] = max(s.floor[a], f)
+		}
+		s.collectUnderFloor()
+		s.gc.pending = false
+	}
+	if !s.gc.pending {
+		s.gc = gcRound{pending: true, stable: stable, join: join}
+	}
+	return int(s.stats.Collected - before)
+}
+
+func (s *Store) selfRow() []uint64 {
+	r := make([]uint64, len(s.ctx))
+	for a := range s.ctx {
+		r[a] = s.ctx[a].max
+	}
+	return r
+}
+
+// Floor returns the store's GC floor: for each actor, the seq up to which
+// tombstones may have been collected somewhere.
+func (s *Store) Floor() map[Actor]uint64 {
+	out := map[Actor]uint64{}
+	for a, f := range s.floor {
+		if f > 0 {
+			out[s.actors[a]] = f
+		}
+	}
+	return out
+}
+
+// mergeFloor raises the floor to fl. When the store's context does not
+// cover fl, the store has missed writes (tombstones among them) that are
+// gone for good, so its entries under fl cannot be trusted: it resyncs.
+func (s *Store) mergeFloor(fl []uint64) {
+	raised, behind := false, false
+	for a, f := range fl {
+		if f > s.floor[a] {
+			raised = true
+			behind = behind || f > s.ctx[a].max
+		}
+	}
+	if !raised {
+		return
+	}
+	if behind {
+		s.resync(fl)
+	}
+	for a, f := range fl {
+		s.floor[a] = max(s.floor[a], f)
+	}
+	s.collectUnderFloor()
+}
+
+// resync drops every entry whose dot is under fl and forgets, for each
+// actor with a floor, every dot it does not hold, so peers (whose floors
+// dominate fl) send back the entries that survive. Until then entries
+// under the floor are only taken from such peers (see ApplyDelta). The
+// local write counter is separate, so local writes keep their sequence.
+func (s *Store) resync(fl []uint64) {
+	s.stats.Resyncs++
+	for i := len(s.t.entries) - 1; i >= 0; i-- {
+		e := &s.t.entries[i]
+		if int(e.actor) < len(fl) && e.seq <= fl[e.actor] {
+			s.removeAt(i)
+		}
+	}
+	for a, f := range fl {
+		if f == 0 {
+			continue
+		}
+		c := actorCtx{}
+		di := &s.dots[a]
+		for i, seq := range di.seqs {
+			if di.idxs[i] != deadIdx {
+				c.add(seq)
+			}
+		}
+		s.ctx[a] = c
+	}
+	for _, sub := range s.subs {
+		sub.markLagged()
+	}
+}
+
+// collectUnderFloor drops the tombstones whose dots are under the floor.
+func (s *Store) collectUnderFloor() {
+	if s.tombs == 0 {
+		return
+	}
+	for i := len(s.t.entries) - 1; i >= 0; i-- {
+		e := &s.t.entries[i]
+		if e.tomb() && e.seq <= s.floor[e.actor] {
+			s.removeAt(i)
+			s.stats.Collected++
+		}
+	}
+}
+
+// removeAt drops entry idx, moving the last entry into its place.
+func (s *Store) removeAt(idx int) {
+	e := &s.t.entries[idx]
+	s.dots[e.actor].remove(e.seq)
+	s.bytes -= e.size()
+	if e.tomb() {
+		s.tombs--
+	}
+	s.t.unslot(s.t.slotOf(idx))
+	last := len(s.t.entries) - 1
+	if idx != last {
+		m := s.t.entries[last]
+		slot := s.t.slotOf(last)
+		s.t.entries[idx] = m
+		s.t.slots[slot] = uint32(idx) + 1
+		di := &s.dots[m.actor]
+		di.idxs[di.find(m.seq)] = uint32(idx)
+	}
+	s.t.entries[last] = entry{}
+	s.t.entries = s.t.entries[:last]
+}

@@ -1,0 +1,238 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+)
+
+// Snapshot layout: magic, version byte, msgpack body, CRC32C (Castagnoli)
+// of the body, big-endian. See docs/store-encoding.md.
+const (
+	snapshotMagic   = "MNSS"
+	snapshotVersion = 1
+	snapshotHeader  = len(snapshotMagic) + 1
+	snapshotTrailer = 4
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// AppendSnapshot appends a snapshot of the whole store (entries,
+// tombstones, causal context, GC floor, counters, clock) to dst. Held-back
+// writes and peers' contexts are not saved: they come again.
+func (s *Store) AppendSnapshot(dst []byte) []byte {
+	dst = append(dst, snapshotMagic...)
+	dst = append(dst, snapshotVersion)
+	start := len(dst)
+	dst = appendArrayLen(dst, 9)
+	dst = appendUint(dst, s.seq)
+	dst = appendUint(dst, s.clock.last)
+	dst = appendActors(dst, s.actors)
+	n := 0
+	for a := range s.ctx {
+		if s.ctx[a].max > 0 || len(s.ctx[a].cloud) > 0 {
+			n++
+		}
+	}
+	dst = appendArrayLen(dst, n)
+	for a := range s.ctx {
+		if c := &s.ctx[a]; c.max > 0 || len(c.cloud) > 0 {
+			dst = appendColumn(dst, uint32(a), c.max, c.cloud)
+		}
+	}
+	dst = appendFloor(dst, s.floor)
+	dst = appendArrayLen(dst, len(s.nsNames))
+	for _, ns := range s.nsNames {
+		dst = appendStr(dst, ns)
+	}
+	dst = appendArrayLen(dst, len(s.t.entries))
+	for i := range s.t.entries {
+		e := &s.t.entries[i]
+		dst = appendArrayLen(dst, 6)
+		dst = appendUint(dst, uint64(e.ns))
+		dst = appendStr(dst, e.key())
+		if e.tomb() {
+			dst = appendNil(dst)
+		} else {
+			dst = appendBinStr(dst, e.value())
+		}
+		dst = appendEntryTail(dst, e.stamp, e.actor, e.seq)
+	}
+	nc := 0
+	for _, l := range s.limiters {
+		for _, c := range l.slots {
+			if c > 0 {
+				nc++
+			}
+		}
+	}
+	dst = appendArrayLen(dst, nc)
+	for name, l := range s.limiters {
+		for a, c := range l.slots {
+			if c > 0 {
+				dst = appendCounter(dst, name, l.windowMs, l.window, uint32(a), c)
+			}
+		}
+	}
+	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// Restore replaces the store's state with the snapshot in b. The snapshot
+// is verified (magic, version, checksum) and decoded in full before
+// anything changes: a corrupt or truncated snapshot returns an error and
+// leaves the store as it was. The local actor stays Config.Actor; a
+// snapshot written under an older generation keeps that generation as a
+// remote actor. Subscriptions survive and are told they lagged.
+func (s *Store) Restore(b []byte) error {
+	if len(b) < snapshotHeader+snapshotTrailer {
+		return fmt.Errorf("%w: snapshot of %d bytes is truncated", ErrMalformed, len(b))
+	}
+	if string(b[:len(snapshotMagic)]) != snapshotMagic {
+		return fmt.Errorf("%w: not a store snapshot", ErrMalformed)
+	}
+	if v := b[len(snapshotMagic)]; v != snapshotVersion {
+		return fmt.Errorf("%w: snapshot version %d", ErrVersion, v)
+	}
+	body := b[snapshotHeader : len(b)-snapshotTrailer]
+	if got, want := crc32.Checksum(body, castagnoli), binary.BigEndian.Uint32(b[len(b)-snapshotTrailer:]); got != want {
+		return fmt.Errorf("%w: crc32c %08x, trailer says %08x", ErrChecksum, got, want)
+	}
+	n, err := New(s.cfg)
+	if err != nil {
+		return err
+	}
+	n.t.seed = s.t.seed
+	if err := n.decodeSnapshot(body); err != nil {
+		return err
+	}
+	n.subs = s.subs
+	for _, sub := range n.subs {
+		sub.s = n
+		sub.markLagged()
+	}
+	n.stats = s.stats
+	n.clock.observe(s.clock.last)
+	*s = *n
+	for _, sub := range s.subs {
+		sub.s = s
+	}
+	return nil
+}
+
+func (n *Store) decodeSnapshot(body []byte) error {
+	r := reader{b: body}
+	r.wantArray(9)
+	seq := r.uint()
+	n.clock.last = r.uint()
+	as := decodeActors(&r, nil)
+	if r.err != nil {
+		return r.err
+	}
+	amap, err := n.mapActors(as)
+	if err != nil {
+		return err
+	}
+	amap = append([]uint32(nil), amap...)
+	na := uint64(len(as))
+	if amap[0] == 0 {
+		// The snapshot is our own generation's: continue its sequence.
+		n.seq = seq
+	}
+	cols := r.arrayLen(maxWireActors, 4)
+	for range cols {
+		r.wantArray(3)
+		la := amap[r.actorRef(na)]
+		c := actorCtx{max: r.uint()}
+		m := r.arrayLen(maxWireItems, 1)
+		prev := c.max + 1
+		for range m {
+			v := r.uint()
+			if r.err == nil && v <= prev {
+				r.fail("cloud not increasing")
+			}
+			prev = v
+			c.cloud = append(c.cloud, v)
+		}
+		n.ctx[la] = c
+	}
+	fl := r.arrayLen(maxWireActors, 3)
+	for range fl {
+		r.wantArray(2)
+		la := amap[r.actorRef(na)]
+		n.floor[la] = r.uint()
+	}
+	nns := r.arrayLen(MaxNamespaces, 2)
+	for range nns {
+		name := r.name()
+		if r.err != nil {
+			break
+		}
+		if _, err := n.namespace(string(name)); err != nil {
+			return err
+		}
+	}
+	if r.err == nil && len(n.nsNames) != nns {
+		r.fail("duplicate namespace")
+	}
+	ne := r.arrayLen(maxWireItems, 7)
+	for range ne {
+		r.wantArray(6)
+		nsi := r.uintMax(uint64(max(nns-1, 0)))
+		key := r.bytes(MaxKeyBytes)
+		val, tomb := r.strOrBin(MaxValueBytes)
+		stamp := r.uint()
+		la := amap[r.actorRef(na)]
+		sq := r.seq()
+		if r.err != nil {
+			break
+		}
+		if nns == 0 || len(key) == 0 {
+			r.fail("entry without namespace or key")
+			break
+		}
+		if n.t.lookup(uint16(nsi), string(key)) >= 0 || n.dots[la].find(sq) >= 0 {
+			r.fail("duplicate key or dot")
+			break
+		}
+		if !n.ctx[la].has(sq) {
+			r.fail("entry outside the causal context")
+			break
+		}
+		klen := uint16(len(key))
+		if tomb {
+			klen |= tombBit
+		}
+		n.install(-1, entry{kv: string(key) + string(val), stamp: stamp, seq: sq, actor: la, klen: klen, ns: uint16(nsi)})
+		if n.bytes > n.cfg.MaxBytes {
+			return fmt.Errorf("%w: snapshot holds more than MaxBytes", ErrStoreFull)
+		}
+	}
+	nc := r.arrayLen(maxWireItems, 6)
+	for range nc {
+		r.wantArray(5)
+		name := r.name()
+		wms, w := r.uint(), r.uint()
+		la := amap[r.actorRef(na)]
+		c := r.uint()
+		if r.err != nil {
+			break
+		}
+		if wms == 0 {
+			r.fail("zero window")
+			break
+		}
+		n.mergeCounter(name, wms, w, la, c)
+	}
+	r.end()
+	if r.err != nil {
+		return fmt.Errorf("store: restore: %w", r.err)
+	}
+	// Never reuse a dot the context already holds for the local actor.
+	c := &n.ctx[0]
+	n.seq = max(n.seq, c.max)
+	if len(c.cloud) > 0 {
+		n.seq = max(n.seq, c.cloud[len(c.cloud)-1])
+	}
+	n.sent = n.seq
+	return nil
+}

@@ -1,0 +1,205 @@
+package store
+
+import (
+	"hash/maphash"
+	"slices"
+)
+
+// entry is one key of one namespace: its value or tombstone and the dot and
+// stamp of the write that set it. Key and value share one string (kv) so a
+// key costs one allocation and 40 bytes of bookkeeping here; see doc.go for
+// the per-key memory budget.
+type entry struct {
+	kv    string // key bytes then value bytes
+	stamp uint64
+	seq   uint64
+	actor uint32
+	klen  uint16 // key length | tombBit
+	ns    uint16
+}
+
+const tombBit = 0x8000
+
+func (e *entry) key() string   { return e.kv[:e.klen&^tombBit] }
+func (e *entry) value() string { return e.kv[e.klen&^tombBit:] }
+func (e *entry) tomb() bool    { return e.klen&tombBit != 0 }
+
+// size is what the entry counts against Config.MaxBytes.
+func (e *entry) size() int64 { return int64(len(e.kv)) + entryOverhead }
+
+// entryOverhead is the per-key bookkeeping charged against MaxBytes, so a
+// store of many tiny keys is bounded too. It matches the measured overhead.
+const entryOverhead = 64
+
+// table is the key index: an open-addressing hash table of entry indices
+// (slot = index+1, 0 = empty) with linear probing and backward-shift
+// deletion, over the entries arena.
+type table struct {
+	seed    maphash.Seed
+	entries []entry
+	slots   []uint32
+	mask    uint64
+}
+
+func (t *table) hash(ns uint16, key string) uint64 {
+	h := maphash.String(t.seed, key) ^ uint64(ns)*0x9e3779b97f4a7c15
+	return h ^ h>>29
+}
+
+// lookup returns the index of (ns, key) or -1.
+func (t *table) lookup(ns uint16, key string) int {
+	if len(t.slots) == 0 {
+		return -1
+	}
+	i := t.hash(ns, key) & t.mask
+	for {
+		s := t.slots[i]
+		if s == 0 {
+			return -1
+		}
+		e := &t.entries[s-1]
+		if e.ns == ns && e.key() == key {
+			return int(s - 1)
+		}
+		i = (i + 1) & t.mask
+	}
+}
+
+// insert appends e to the arena and indexes it; the key must be absent.
+func (t *table) insert(e entry) int {
+	if (len(t.entries)+1)*8 > len(t.slots)*7 {
+		t.grow()
+	}
+	idx := len(t.entries)
+	t.entries = append(t.entries, e)
+	t.place(uint32(idx))
+	return idx
+}
+
+func (t *table) place(idx uint32) {
+	e := &t.entries[idx]
+	i := t.hash(e.ns, e.key()) & t.mask
+	for t.slots[i] != 0 {
+		i = (i + 1) & t.mask
+	}
+	t.slots[i] = idx + 1
+}
+
+func (t *table) grow() {
+	n := 2 * len(t.slots)
+	if n < 16 {
+		n = 16
+	}
+	t.slots = make([]uint32, n)
+	t.mask = uint64(n - 1)
+	for i := range t.entries {
+		t.place(uint32(i))
+	}
+}
+
+// slotOf returns the slot holding idx.
+func (t *table) slotOf(idx int) uint64 {
+	e := &t.entries[idx]
+	i := t.hash(e.ns, e.key()) & t.mask
+	for t.slots[i] != uint32(idx)+1 {
+		i = (i + 1) & t.mask
+	}
+	return i
+}
+
+// unslot removes the slot at i, shifting later members of its probe run
+// back so lookups never stop early.
+func (t *table) unslot(i uint64) {
+	for {
+		t.slots[i] = 0
+		j := i
+		for {
+			j = (j + 1) & t.mask
+			s := t.slots[j]
+			if s == 0 {
+				return
+			}
+			e := &t.entries[s-1]
+			k := t.hash(e.ns, e.key()) & t.mask
+			// Leave s where it is when its home k lies cyclically in (i, j].
+			if i <= j {
+				if i < k && k <= j {
+					continue
+				}
+			} else if i < k || k <= j {
+				continue
+			}
+			t.slots[i] = s
+			i = j
+			break
+		}
+	}
+}
+
+// dotIndex lists, for one actor, the entries whose current dot is that
+// actor's, ordered by seq, so "entries of A with seq > n" is a range scan.
+// Overwritten dots are marked dead and swept when they outnumber the live.
+type dotIndex struct {
+	seqs []uint64
+	idxs []uint32
+	dead int
+}
+
+const deadIdx = ^uint32(0)
+
+func (d *dotIndex) add(seq uint64, idx uint32) {
+	n := len(d.seqs)
+	if n == 0 || seq > d.seqs[n-1] {
+		d.seqs = append(d.seqs, seq)
+		d.idxs = append(d.idxs, idx)
+		return
+	}
+	i, ok := slices.BinarySearch(d.seqs, seq)
+	if ok {
+		if d.idxs[i] == deadIdx {
+			d.dead--
+		}
+		d.idxs[i] = idx
+		return
+	}
+	d.seqs = slices.Insert(d.seqs, i, seq)
+	d.idxs = slices.Insert(d.idxs, i, idx)
+}
+
+func (d *dotIndex) find(seq uint64) int {
+	i, ok := slices.BinarySearch(d.seqs, seq)
+	if !ok || d.idxs[i] == deadIdx {
+		return -1
+	}
+	return i
+}
+
+func (d *dotIndex) remove(seq uint64) {
+	i := d.find(seq)
+	if i < 0 {
+		return
+	}
+	d.idxs[i] = deadIdx
+	d.dead++
+	if d.dead > 64 && d.dead*2 > len(d.seqs) {
+		w := 0
+		for r := range d.seqs {
+			if d.idxs[r] != deadIdx {
+				d.seqs[w], d.idxs[w] = d.seqs[r], d.idxs[r]
+				w++
+			}
+		}
+		d.seqs = slices.Clip(d.seqs[:w])
+		d.idxs = slices.Clip(d.idxs[:w])
+		d.dead = 0
+	}
+}
+
+// after returns the position of the first seq > seq.
+func (d *dotIndex) after(seq uint64) int {
+	i, ok := slices.BinarySearch(d.seqs, seq)
+	if ok {
+		i++
+	}
+	return i
+}
