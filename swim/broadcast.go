@@ -1,5 +1,7 @@
 package swim
 
+import "github.com/meshnode/meshnode/wire"
+
 // Broadcast priorities: lower is sent first.
 const (
 	prioAlive   = 0 // alive and refutations: they stop false deaths
@@ -11,7 +13,7 @@ const (
 // bcast is one queued broadcast.
 type bcast struct {
 	key  string // member name, "" for data (never replaced)
-	msg  any
+	msg  wire.Message
 	size int
 	prio int
 	tx   int // times sent
@@ -37,7 +39,7 @@ func (q *queue) len() int { return q.n }
 
 // push queues msg, replacing queued news with the same key. It reports false
 // if the queue is full (bound max) and nothing could be evicted to make room.
-func (q *queue) push(key string, msg any, prio int, max int) bool {
+func (q *queue) push(key string, msg wire.Message, size, prio int, max int) bool {
 	if key != "" {
 		if old, ok := q.byKey[key]; ok {
 			q.remove(old)
@@ -46,7 +48,7 @@ func (q *queue) push(key string, msg any, prio int, max int) bool {
 	if q.n >= max && !q.evict(prio) {
 		return false
 	}
-	b := &bcast{key: key, msg: msg, size: MessageSize(msg), prio: prio}
+	b := &bcast{key: key, msg: msg, size: size, prio: prio}
 	q.add(b)
 	if key != "" {
 		q.byKey[key] = b
@@ -95,11 +97,11 @@ func (q *queue) remove(b *bcast) {
 // fill appends to dst the queued messages that fit in budget bytes, most
 // urgent and least sent first, counts a transmission for each and drops
 // those sent limit times. It returns dst and the bytes used.
-func (q *queue) fill(dst []any, budget, limit int) ([]any, int) {
+func (q *queue) fill(dst []wire.Message, budget, limit int) ([]wire.Message, int) {
 	used := 0
 	q.taken = q.taken[:0]
 	misses := 0
-	const minMsg = 24 // no broadcast is smaller than this bound
+	const minMsg = 8 // no broadcast is smaller than this
 	for p := 0; p < numPrio && budget-used >= minMsg && misses < 64; p++ {
 		bs := q.buckets[p]
 		for t := 0; t < len(bs) && budget-used >= minMsg && misses < 64; t++ {

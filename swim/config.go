@@ -65,8 +65,8 @@ type Config struct {
 	// the probes and timers that ran out meanwhile.
 	PauseThreshold time.Duration
 	// MaxPacketBytes is the UDP payload budget after compression and
-	// encryption; PacketOverheadBytes is reserved out of it for the packet
-	// header, encryption and compound framing.
+	// encryption; PacketOverheadBytes is reserved out of it for wire's
+	// packet header and its encryption (or checksum) overhead.
 	MaxPacketBytes, PacketOverheadBytes int
 	// MaxMetaBytes bounds the local metadata.
 	MaxMetaBytes int
@@ -120,7 +120,7 @@ func LANConfig() Config {
 		IsolationProbes:     5,                      // five failed probes in a row: suspect ourselves first
 		PauseThreshold:      2 * time.Second,        // no input for two probe periods: we were paused, not them
 		MaxPacketBytes:      1200,                   // below common path MTUs with room for tunnels
-		PacketOverheadBytes: 64,                     // header, key ID, AES-GCM nonce and tag, compound framing
+		PacketOverheadBytes: 31,                     // wire: version and flags, key ID, AES-GCM nonce and tag
 		MaxMetaBytes:        512,                    // metadata rides in alive messages and must fit a packet
 		MaxBroadcasts:       4096,                   // several rounds of churn in a 1000-node cluster
 		MaxMembers:          65536,                  // a bound on memory against hostile peers

@@ -177,10 +177,11 @@ func (c *Core) SetMeta(now time.Time, b []byte) error {
 // Broadcast queues a payload of the layer above for gossip, after member
 // news. d.Payload is kept until sent; the caller must not modify it.
 func (c *Core) Broadcast(d wire.Data) error {
-	if n := MessageSize(d) + sizeCompound; n > c.cfg.packetBudget() {
+	n := MessageSize(&d)
+	if n > c.cfg.packetBudget() {
 		return fmt.Errorf("%w: payload needs %d bytes, packet budget %d", ErrTooLarge, n, c.cfg.packetBudget())
 	}
-	if !c.queue.push("", d, prioData, c.cfg.MaxBroadcasts) {
+	if !c.queue.push("", &d, n, prioData, c.cfg.MaxBroadcasts) {
 		c.stats.BroadcastsDropped++
 		return ErrQueueFull
 	}
@@ -235,7 +236,7 @@ func (c *Core) Leave(now time.Time) {
 	c.self.State = StateLeft
 	c.self.Since = now
 	c.probe = probe{}
-	d := wire.Dead{Name: c.self.Name, Gen: c.self.Gen, Incarnation: c.self.Incarnation, From: c.self.Name, Left: true}
+	d := &wire.Dead{Name: c.self.Name, Gen: c.self.Gen, Incarnation: c.self.Incarnation, From: c.self.Name, Left: true}
 	c.enqueue(c.self.Name, d, prioAlive)
 }
 
@@ -446,10 +447,10 @@ func (c *Core) randomMembers(dst []*member, k int, except string, ok func(*membe
 
 // send queues a packet to to with primary message msg (and extra, if not
 // nil), filled with broadcasts up to the packet budget.
-func (c *Core) send(to netip.AddrPort, msg, extra any) {
-	msgs := make([]any, 1, 4)
+func (c *Core) send(to netip.AddrPort, msg, extra wire.Message) {
+	msgs := make([]wire.Message, 1, 4)
 	msgs[0] = msg
-	budget := c.cfg.packetBudget() - sizeCompound - MessageSize(msg)
+	budget := c.cfg.packetBudget() - MessageSize(msg)
 	if extra != nil {
 		if s := MessageSize(extra); s <= budget {
 			msgs = append(msgs, extra)
@@ -474,7 +475,7 @@ func (c *Core) gossip() {
 		if c.queue.len() == 0 {
 			break
 		}
-		msgs, _ := c.queue.fill(make([]any, 0, 8), c.cfg.packetBudget()-sizeCompound, limit)
+		msgs, _ := c.queue.fill(make([]wire.Message, 0, 8), c.cfg.packetBudget(), limit)
 		if len(msgs) > 0 {
 			c.out.Packets = append(c.out.Packets, Packet{To: m.Addr, Msgs: msgs})
 		}
@@ -482,8 +483,8 @@ func (c *Core) gossip() {
 }
 
 // enqueue queues a broadcast, counting a drop.
-func (c *Core) enqueue(key string, msg any, prio int) {
-	if !c.queue.push(key, msg, prio, c.cfg.MaxBroadcasts) {
+func (c *Core) enqueue(key string, msg wire.Message, prio int) {
+	if !c.queue.push(key, msg, MessageSize(msg), prio, c.cfg.MaxBroadcasts) {
 		c.stats.BroadcastsDropped++
 	}
 }
@@ -491,7 +492,7 @@ func (c *Core) enqueue(key string, msg any, prio int) {
 // broadcastSelf queues an alive message for this member.
 func (c *Core) broadcastSelf() {
 	s := c.self
-	c.enqueue(s.Name, wire.Alive{Name: s.Name, Gen: s.Gen, Incarnation: s.Incarnation, Addr: s.Addr, Meta: s.Meta}, prioAlive)
+	c.enqueue(s.Name, &wire.Alive{Name: s.Name, Gen: s.Gen, Incarnation: s.Incarnation, Addr: s.Addr, Meta: s.Meta}, prioAlive)
 }
 
 func (c *Core) emit(kind EventKind, now time.Time, m *member, verdict bool) {

@@ -56,13 +56,14 @@ type Event struct {
 }
 
 // Packet is one UDP packet to send: Msgs[0] is the primary message, the rest
-// are piggybacked broadcasts. Each message is a value of one of the wire
-// message structs (wire.Ping, wire.IndirectPing, wire.Ack, wire.Nack,
-// wire.Alive, wire.Suspect, wire.Dead, wire.Data). The encoded compound
-// packet fits the configured packet budget.
+// are piggybacked broadcasts, each a *wire.Ping, *wire.IndirectPing,
+// *wire.Ack, *wire.Nack, *wire.Alive, *wire.Suspect, *wire.Dead or
+// *wire.Data. Their compound body (wire.AppendPart of each) fits
+// Config.MaxPacketBytes - Config.PacketOverheadBytes. Messages are
+// read-only: one broadcast may appear in several packets.
 type Packet struct {
 	To   netip.AddrPort
-	Msgs []any
+	Msgs []wire.Message
 }
 
 // Stream is one stream exchange the core wants made over TCP: the runner
@@ -72,13 +73,13 @@ type Packet struct {
 type Stream struct {
 	ID       uint64
 	To       netip.AddrPort
-	Msgs     []any
+	Msgs     []wire.Message
 	Deadline time.Time
 	OneWay   bool
 }
 
-// Received is a Data message for the layer above. From is the address the
-// packet came from.
+// Received is a Data message for the layer above, copied out of the input.
+// From is the address the packet came from.
 type Received struct {
 	From netip.AddrPort
 	Data wire.Data

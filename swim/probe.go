@@ -121,11 +121,11 @@ func (c *Core) probeStart(now time.Time) {
 	}
 	c.nextProbe = c.probe.endAt
 	c.pending = append(c.pending, pend{seq: seq, kind: pendDirect, target: m.Name, sent: now, expires: now.Add(2 * c.cfg.ProbeInterval * time.Duration(1+c.cfg.HealthMax))})
-	ping := wire.Ping{Seq: seq, Target: m.Name, SourceName: c.self.Name, SourceAddr: c.self.Addr}
-	var buddy any
+	ping := &wire.Ping{Seq: seq, Target: m.Name, SourceName: c.self.Name, SourceAddr: c.self.Addr}
+	var buddy wire.Message
 	if m.State == StateSuspect {
 		// Buddy system: tell the suspect first, so it can refute at once.
-		buddy = wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
+		buddy = &wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
 	}
 	c.send(m.Addr, ping, buddy)
 }
@@ -145,7 +145,7 @@ func (c *Core) probeIndirect(now time.Time) {
 	relays := c.randomMembers(buf[:0], c.cfg.IndirectChecks, m.Name, func(r *member) bool { return r.State == StateAlive })
 	for _, r := range relays {
 		c.stats.IndirectSent++
-		c.send(r.Addr, wire.IndirectPing{Seq: p.seq2, Target: m.Name, TargetAddr: m.Addr, WantNack: true, SourceName: c.self.Name, SourceAddr: c.self.Addr}, nil)
+		c.send(r.Addr, &wire.IndirectPing{Seq: p.seq2, Target: m.Name, TargetAddr: m.Addr, WantNack: true, SourceName: c.self.Name, SourceAddr: c.self.Addr}, nil)
 	}
 	p.expected = len(relays)
 	if !c.cfg.DisableTCPFallback {
@@ -190,7 +190,7 @@ func (c *Core) probeOK(m *member, tcpOnly bool) {
 	}
 }
 
-func (c *Core) handlePing(now time.Time, from netip.AddrPort, p wire.Ping) {
+func (c *Core) handlePing(now time.Time, from netip.AddrPort, p *wire.Ping) {
 	if p.Target != "" && p.Target != c.self.Name {
 		c.stats.WrongTarget++
 		return
@@ -199,10 +199,10 @@ func (c *Core) handlePing(now time.Time, from netip.AddrPort, p wire.Ping) {
 	if !to.IsValid() {
 		to = from
 	}
-	c.send(to, wire.Ack{Seq: p.Seq}, nil)
+	c.send(to, &wire.Ack{Seq: p.Seq}, nil)
 }
 
-func (c *Core) handleIndirect(now time.Time, from netip.AddrPort, ip wire.IndirectPing) {
+func (c *Core) handleIndirect(now time.Time, from netip.AddrPort, ip *wire.IndirectPing) {
 	src := ip.SourceAddr
 	if !src.IsValid() {
 		src = from
@@ -215,7 +215,7 @@ func (c *Core) handleIndirect(now time.Time, from netip.AddrPort, ip wire.Indire
 		seq: seq, kind: pendRelay, target: ip.Target, sent: now,
 		expires: now.Add(c.cfg.ProbeTimeout), origSeq: ip.Seq, src: src, wantNack: ip.WantNack,
 	})
-	c.send(ip.TargetAddr, wire.Ping{Seq: seq, Target: ip.Target, SourceName: c.self.Name, SourceAddr: c.self.Addr}, nil)
+	c.send(ip.TargetAddr, &wire.Ping{Seq: seq, Target: ip.Target, SourceName: c.self.Name, SourceAddr: c.self.Addr}, nil)
 }
 
 func (c *Core) findPending(seq uint32) int {
@@ -231,7 +231,7 @@ func (c *Core) dropPending(i int) {
 	c.pending = append(c.pending[:i], c.pending[i+1:]...)
 }
 
-func (c *Core) handleAck(now time.Time, a wire.Ack) {
+func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 	i := c.findPending(a.Seq)
 	if i < 0 {
 		return
@@ -240,7 +240,7 @@ func (c *Core) handleAck(now time.Time, a wire.Ack) {
 	c.dropPending(i)
 	switch pd.kind {
 	case pendRelay:
-		c.send(pd.src, wire.Ack{Seq: pd.origSeq}, nil)
+		c.send(pd.src, &wire.Ack{Seq: pd.origSeq}, nil)
 		return
 	case pendDirect:
 		rtt := now.Sub(pd.sent)
@@ -267,7 +267,7 @@ func (c *Core) handleAck(now time.Time, a wire.Ack) {
 	}
 }
 
-func (c *Core) handleNack(n wire.Nack) {
+func (c *Core) handleNack(n *wire.Nack) {
 	if p := &c.probe; p.active && p.seq2 == n.Seq && p.nacks < p.expected {
 		p.nacks++
 	}
@@ -284,7 +284,7 @@ func (c *Core) expirePending(now time.Time) {
 			continue
 		}
 		if p.kind == pendRelay && p.wantNack {
-			c.send(p.src, wire.Nack{Seq: p.origSeq}, nil)
+			c.send(p.src, &wire.Nack{Seq: p.origSeq}, nil)
 		}
 	}
 	clear(c.pending[j:])

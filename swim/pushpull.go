@@ -36,7 +36,7 @@ type streamState struct {
 // stream. Inside a stream it has no other meaning.
 const stateKind = 0
 
-func (c *Core) openStream(now time.Time, to netip.AddrPort, st streamState, msgs []any, deadline time.Time, oneWay bool) bool {
+func (c *Core) openStream(now time.Time, to netip.AddrPort, st streamState, msgs []wire.Message, deadline time.Time, oneWay bool) bool {
 	if len(c.streams) >= c.cfg.MaxStreams {
 		c.stats.StreamsDropped++
 		return false
@@ -50,8 +50,8 @@ func (c *Core) openStream(now time.Time, to netip.AddrPort, st streamState, msgs
 }
 
 func (c *Core) startTCPPing(now time.Time, m *member, seq uint32, deadline time.Time) {
-	ping := wire.Ping{Seq: seq, Target: m.Name, SourceName: c.self.Name, SourceAddr: c.self.Addr}
-	c.openStream(now, m.Addr, streamState{kind: streamTCPPing, target: m.Name, gen: m.Gen, seq: seq}, []any{ping}, deadline, false)
+	ping := &wire.Ping{Seq: seq, Target: m.Name, SourceName: c.self.Name, SourceAddr: c.self.Addr}
+	c.openStream(now, m.Addr, streamState{kind: streamTCPPing, target: m.Name, gen: m.Gen, seq: seq}, []wire.Message{ping}, deadline, false)
 }
 
 // selfRecord returns this member's full record.
@@ -61,12 +61,13 @@ func record(m *member) wire.MemberRecord {
 	return wire.MemberRecord{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, State: wire.MemberState(m.State), Addr: m.Addr, Meta: m.Meta}
 }
 
-func (c *Core) localState(join bool) []any {
+// localState returns the layer above's state as a Data message, or nil.
+func (c *Core) localState(join bool) *wire.Data {
 	if c.cfg.State == nil {
 		return nil
 	}
 	if b := c.cfg.State.LocalState(join); len(b) > 0 {
-		return []any{wire.Data{Kind: stateKind, Payload: b}}
+		return &wire.Data{Kind: stateKind, Payload: b}
 	}
 	return nil
 }
@@ -74,22 +75,16 @@ func (c *Core) localState(join bool) []any {
 // startPushPull opens a push-pull with to: our own record, a digest of
 // everything we know, and the layer above's state.
 func (c *Core) startPushPull(now time.Time, to netip.AddrPort, join bool) bool {
-	d := wire.Digest{Entries: make([]wire.DigestEntry, 0, len(c.order)+1)}
+	d := &wire.Digest{Entries: make([]wire.DigestEntry, 0, len(c.order)+1)}
 	d.Entries = append(d.Entries, digestEntry(c.self))
 	for _, m := range c.order {
 		d.Entries = append(d.Entries, digestEntry(m))
 	}
-	msgs := []any{
-		wire.PushPull{Join: join, Members: uint32(len(d.Entries))},
-		wire.Members{Records: []wire.MemberRecord{c.selfRecord()}},
-		d,
-	}
-	msgs = append(msgs, c.localState(join)...)
-	if pp, ok := msgs[0].(wire.PushPull); ok {
-		for _, m := range msgs[3:] {
-			pp.StateBytes += uint32(len(m.(wire.Data).Payload))
-		}
-		msgs[0] = pp
+	pp := &wire.PushPull{Join: join, Members: uint32(len(d.Entries))}
+	msgs := []wire.Message{pp, &wire.Members{Records: []wire.MemberRecord{c.selfRecord()}}, d}
+	if s := c.localState(join); s != nil {
+		pp.StateBytes = uint32(len(s.Payload))
+		msgs = append(msgs, s)
 	}
 	return c.openStream(now, to, streamState{kind: streamPushPull, join: join}, msgs, now.Add(c.cfg.StreamTimeout), false)
 }
@@ -99,39 +94,40 @@ func digestEntry(m *member) wire.DigestEntry {
 }
 
 // HandleStream serves a stream exchange opened by a peer at from: req are
-// the messages it sent, the result the messages to answer with (nil for
-// none). A TCP ping is answered with an ack; a push-pull with the records
-// the peer lacks or holds older, a digest of what we want from it, and our
-// state.
-func (c *Core) HandleStream(now time.Time, from netip.AddrPort, req []any) []any {
+// the messages it sent (borrowed: the core copies what it keeps), the result
+// the messages to answer with (nil for none). A TCP ping is answered with an
+// ack; a push-pull with the records the peer lacks or holds older, a digest
+// of the records we want from it (the peer sends them in a one-way stream),
+// and our state.
+func (c *Core) HandleStream(now time.Time, from netip.AddrPort, req []wire.Message) []wire.Message {
 	c.observe(now)
 	if c.leaving || len(req) == 0 {
 		return nil
 	}
 	switch m := req[0].(type) {
-	case wire.Ping:
+	case *wire.Ping:
 		if m.Target != "" && m.Target != c.self.Name {
 			c.stats.WrongTarget++
 			return nil
 		}
-		return []any{wire.Ack{Seq: m.Seq}}
-	case wire.PushPull:
+		return []wire.Message{&wire.Ack{Seq: m.Seq}}
+	case *wire.PushPull:
 		return c.servePushPull(now, from, m, req[1:])
 	}
 	return nil
 }
 
-func (c *Core) servePushPull(now time.Time, from netip.AddrPort, pp wire.PushPull, req []any) []any {
+func (c *Core) servePushPull(now time.Time, from netip.AddrPort, pp *wire.PushPull, req []wire.Message) []wire.Message {
 	var digest *wire.Digest
 	for _, m := range req {
 		switch m := m.(type) {
-		case wire.Members:
+		case *wire.Members:
 			c.mergeRecords(now, m.Records)
-		case wire.Digest:
-			digest = &m
-		case wire.Data:
+		case *wire.Digest:
+			digest = m
+		case *wire.Data:
 			if m.Kind == stateKind {
-				c.out.States = append(c.out.States, RemoteState{From: from, Join: pp.Join, State: m.Payload})
+				c.out.States = append(c.out.States, RemoteState{From: from, Join: pp.Join, State: slices.Clone(m.Payload)})
 			}
 		}
 	}
@@ -143,7 +139,7 @@ func (c *Core) servePushPull(now time.Time, from netip.AddrPort, pp wire.PushPul
 		entries = entries[:c.cfg.MaxMembers]
 	}
 	seen := make(map[string]struct{}, len(entries))
-	var want wire.Digest
+	want := &wire.Digest{}
 	for _, e := range entries {
 		seen[e.Name] = struct{}{}
 		if c.mergeDigestEntry(now, e) {
@@ -151,7 +147,7 @@ func (c *Core) servePushPull(now time.Time, from netip.AddrPort, pp wire.PushPul
 		}
 	}
 	// After merging, send what the peer lacks or holds older.
-	var recs wire.Members
+	recs := &wire.Members{}
 	add := func(m *member) {
 		recs.Records = append(recs.Records, record(m))
 	}
@@ -172,8 +168,13 @@ func (c *Core) servePushPull(now time.Time, from netip.AddrPort, pp wire.PushPul
 			add(m)
 		}
 	}
-	resp := []any{wire.PushPull{Join: pp.Join, Members: uint32(c.live + 1)}, recs, want}
-	return append(resp, c.localState(pp.Join)...)
+	rpp := &wire.PushPull{Join: pp.Join, Members: uint32(c.live + 1)}
+	resp := []wire.Message{rpp, recs, want}
+	if s := c.localState(pp.Join); s != nil {
+		rpp.StateBytes = uint32(len(s.Payload))
+		resp = append(resp, s)
+	}
+	return resp
 }
 
 // mergeDigestEntry applies what a digest entry alone says and reports
@@ -227,7 +228,8 @@ func (c *Core) mergeRecords(now time.Time, rs []wire.MemberRecord) {
 // StreamDone hands the core the outcome of a stream it asked for: the
 // peer's reply messages, or the error that ended the exchange (dial
 // failure, deadline, reset).
-func (c *Core) StreamDone(now time.Time, id uint64, resp []any, err error) error {
+// resp is borrowed: the core copies what it keeps.
+func (c *Core) StreamDone(now time.Time, id uint64, resp []wire.Message, err error) error {
 	c.observe(now)
 	i := slices.IndexFunc(c.streams, func(s streamState) bool { return s.id == id })
 	if i < 0 {
@@ -244,7 +246,7 @@ func (c *Core) StreamDone(now time.Time, id uint64, resp []any, err error) error
 	switch st.kind {
 	case streamTCPPing:
 		if len(resp) > 0 {
-			if a, ok := resp[0].(wire.Ack); ok && a.Seq == st.seq {
+			if a, ok := resp[0].(*wire.Ack); ok && a.Seq == st.seq {
 				if p := &c.probe; p.active && p.seq2 == st.seq {
 					p.tcpAcked = true
 				}
@@ -256,11 +258,11 @@ func (c *Core) StreamDone(now time.Time, id uint64, resp []any, err error) error
 	return nil
 }
 
-func (c *Core) pushPullDone(now time.Time, st streamState, resp []any) {
+func (c *Core) pushPullDone(now time.Time, st streamState, resp []wire.Message) {
 	if len(resp) == 0 {
 		return
 	}
-	pp, ok := resp[0].(wire.PushPull)
+	pp, ok := resp[0].(*wire.PushPull)
 	if !ok {
 		return
 	}
@@ -270,20 +272,20 @@ func (c *Core) pushPullDone(now time.Time, st streamState, resp []any) {
 	var want []wire.DigestEntry
 	for _, m := range resp[1:] {
 		switch m := m.(type) {
-		case wire.Members:
+		case *wire.Members:
 			c.mergeRecords(now, m.Records)
-		case wire.Digest:
+		case *wire.Digest:
 			want = m.Entries
-		case wire.Data:
+		case *wire.Data:
 			if m.Kind == stateKind {
-				c.out.States = append(c.out.States, RemoteState{From: st.to, Join: pp.Join, State: m.Payload})
+				c.out.States = append(c.out.States, RemoteState{From: st.to, Join: pp.Join, State: slices.Clone(m.Payload)})
 			}
 		}
 	}
 	if len(want) == 0 {
 		return
 	}
-	var recs wire.Members
+	recs := &wire.Members{}
 	for _, e := range want {
 		if len(recs.Records) >= c.cfg.MaxMembers {
 			break
@@ -293,6 +295,6 @@ func (c *Core) pushPullDone(now time.Time, st streamState, resp []any) {
 		}
 	}
 	if len(recs.Records) > 0 {
-		c.openStream(now, st.to, streamState{kind: streamPush}, []any{wire.PushPull{}, recs}, now.Add(c.cfg.StreamTimeout), true)
+		c.openStream(now, st.to, streamState{kind: streamPush}, []wire.Message{&wire.PushPull{}, recs}, now.Add(c.cfg.StreamTimeout), true)
 	}
 }

@@ -11,29 +11,30 @@ import (
 
 // HandlePacket takes one decoded message received over UDP from from. The
 // runner splits compound packets and calls HandlePacket for each part, in
-// order. Messages of other types are ignored.
-func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, msg any) {
+// order. msg is only borrowed: the core copies what it keeps, so the runner
+// may decode the next message into it. Messages of other types are ignored.
+func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, msg wire.Message) {
 	c.observe(now)
 	if c.leaving {
 		return
 	}
 	switch m := msg.(type) {
-	case wire.Ping:
+	case *wire.Ping:
 		c.handlePing(now, from, m)
-	case wire.IndirectPing:
+	case *wire.IndirectPing:
 		c.handleIndirect(now, from, m)
-	case wire.Ack:
+	case *wire.Ack:
 		c.handleAck(now, m)
-	case wire.Nack:
+	case *wire.Nack:
 		c.handleNack(m)
-	case wire.Alive:
-		c.applyAlive(now, m)
-	case wire.Suspect:
-		c.applySuspect(now, m)
-	case wire.Dead:
-		c.applyDead(now, m, false)
-	case wire.Data:
-		c.out.Data = append(c.out.Data, Received{From: from, Data: m})
+	case *wire.Alive:
+		c.applyAlive(now, *m)
+	case *wire.Suspect:
+		c.applySuspect(now, *m)
+	case *wire.Dead:
+		c.applyDead(now, *m, false)
+	case *wire.Data:
+		c.out.Data = append(c.out.Data, Received{From: from, Data: wire.Data{Kind: m.Kind, Payload: slices.Clone(m.Payload)}})
 	}
 }
 
@@ -62,7 +63,7 @@ func (c *Core) setState(m *member, s State, now time.Time) {
 
 // addMember inserts a new member at a random position of the probe order.
 func (c *Core) addMember(now time.Time, a wire.Alive) *member {
-	m := &member{Member: Member{Name: a.Name, Gen: a.Gen, Incarnation: a.Incarnation, Addr: a.Addr, Meta: slices.Clone(a.Meta), State: StateAlive, Since: now}}
+	m := &member{Member: Member{Name: a.Name, Gen: a.Gen, Incarnation: a.Incarnation, Addr: a.Addr, Meta: a.Meta, State: StateAlive, Since: now}}
 	c.members[a.Name] = m
 	c.live++
 	m.probeIdx = len(c.order)
@@ -104,6 +105,7 @@ func (c *Core) applyAlive(now time.Time, a wire.Alive) {
 	if len(a.Meta) > c.cfg.MaxMetaBytes || !a.Addr.IsValid() || a.Name == "" {
 		return
 	}
+	a.Meta = slices.Clone(a.Meta) // a borrowed input; the copy is kept and broadcast
 	m := c.members[a.Name]
 	if m == nil {
 		if len(c.members) >= c.cfg.MaxMembers {
@@ -112,7 +114,7 @@ func (c *Core) applyAlive(now time.Time, a wire.Alive) {
 		}
 		m = c.addMember(now, a)
 		c.emit(EventJoin, now, m, false)
-		c.enqueue(a.Name, a, prioAlive)
+		c.enqueue(a.Name, &a, prioAlive)
 		return
 	}
 	if a.Gen < m.Gen || (a.Gen == m.Gen && a.Incarnation <= m.Incarnation) {
@@ -123,7 +125,7 @@ func (c *Core) applyAlive(now time.Time, a wire.Alive) {
 	changed := m.Addr != a.Addr || !bytes.Equal(m.Meta, a.Meta)
 	m.Gen, m.Incarnation, m.Addr = a.Gen, a.Incarnation, a.Addr
 	if changed {
-		m.Meta = slices.Clone(a.Meta)
+		m.Meta = a.Meta
 	}
 	if newGen {
 		m.rtt = rttEstimator{}
@@ -139,7 +141,7 @@ func (c *Core) applyAlive(now time.Time, a wire.Alive) {
 	case changed:
 		c.emit(EventUpdate, now, m, false)
 	}
-	c.enqueue(a.Name, a, prioAlive)
+	c.enqueue(a.Name, &a, prioAlive)
 }
 
 // applySuspect merges an accusation.
@@ -152,7 +154,7 @@ func (c *Core) applySuspect(now time.Time, s wire.Suspect) {
 	}
 	m := c.members[s.Name]
 	if m == nil || s.Gen > m.Gen {
-		c.forward(s.Name, s.Gen, s.Incarnation, s, prioSuspect)
+		c.forward(s.Name, s.Gen, s.Incarnation, &s, prioSuspect)
 		return
 	}
 	if s.Gen < m.Gen || s.Incarnation < m.Incarnation || m.State == StateDead || m.State == StateLeft {
@@ -164,7 +166,7 @@ func (c *Core) applySuspect(now time.Time, s wire.Suspect) {
 		}
 		if m.susp.confirm(s.From) {
 			// Pass independent confirmations on: they shorten everyone's timer.
-			c.enqueue(s.Name, s, prioSuspect)
+			c.enqueue(s.Name, &s, prioSuspect)
 		}
 		return
 	}
@@ -175,7 +177,7 @@ func (c *Core) applySuspect(now time.Time, s wire.Suspect) {
 	m.susp = newSuspicion(now, s.From, k, lo, hi)
 	c.suspects = append(c.suspects, m)
 	c.emit(EventSuspect, now, m, false)
-	c.enqueue(s.Name, s, prioSuspect)
+	c.enqueue(s.Name, &s, prioSuspect)
 }
 
 // applyDead merges a death or leave. With asSuspect, a death reported in a
@@ -191,7 +193,7 @@ func (c *Core) applyDead(now time.Time, d wire.Dead, asSuspect bool) {
 	m := c.members[d.Name]
 	if m == nil {
 		if !asSuspect {
-			c.forward(d.Name, d.Gen, d.Incarnation, d, prioSuspect)
+			c.forward(d.Name, d.Gen, d.Incarnation, &d, prioSuspect)
 		}
 		return
 	}
@@ -212,12 +214,12 @@ func (c *Core) applyDead(now time.Time, d wire.Dead, asSuspect bool) {
 	}
 	c.setState(m, st, now)
 	c.emit(kind, now, m, false)
-	c.enqueue(d.Name, d, prioSuspect)
+	c.enqueue(d.Name, &d, prioSuspect)
 }
 
 // forward passes on an accusation about a member this node does not know
 // (or knows only in an older generation), once per news.
-func (c *Core) forward(name string, gen, inc uint64, msg any, prio int) {
+func (c *Core) forward(name string, gen, inc uint64, msg wire.Message, prio int) {
 	key := gen<<32 | inc&0xffffffff
 	if old, ok := c.forwarded[name]; ok && old >= key {
 		return
@@ -259,7 +261,7 @@ func (c *Core) tickSuspicions(now time.Time) {
 			continue
 		}
 		c.stats.DeathVerdicts++
-		d := wire.Dead{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
+		d := &wire.Dead{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
 		c.setState(m, StateDead, now) // removes m from c.suspects
 		c.emit(EventDead, now, m, true)
 		c.enqueue(m.Name, d, prioSuspect)
