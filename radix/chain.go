@@ -1,0 +1,437 @@
+package radix
+
+import (
+	"errors"
+	"slices"
+)
+
+// noChain is the parent of a root chain and the "no chain" position.
+const noChain = ^uint32(0)
+
+// holder says that worker w holds every page of a chain, touched last at
+// stamp. A chain's holders are sorted by w.
+type holder struct {
+	w     uint32
+	stamp uint32
+}
+
+// chain is a run of pages, each the only child of the one before it in this
+// chain, stored contiguously so that matching walks memory sequentially.
+// Every page of a chain has the same holders with the same stamps: a chain is
+// split where a fork starts or where holders or stamps change.
+//
+// Invariants (checked by checkInvariants in tests):
+//   - holders of a child chain are a subset of the parent's, with stamps no
+//     greater (a worker holds a prefix-closed set, newest nearest the root);
+//   - every chain has at least one holder and one page;
+//   - the page table maps each page of each chain back to it.
+type chain struct {
+	hashes   []uint64
+	holders  []holder
+	children []uint32
+	parent   uint32
+	depth    uint32 // depth of hashes[0]; a root chain starts at 0
+	sum      uint64 // Σ pageMix(h) over hashes, for digests
+}
+
+// worker is a worker's replicated state: its epoch, whether that epoch has
+// been removed, and the chains it holds.
+type worker struct {
+	name    string
+	epoch   uint64
+	removed bool
+	budget  int64 // pages; 0 means the index default
+	pages   int64
+	chains  map[uint32]struct{}
+}
+
+var (
+	errNoAnchor = errors.New("radix: anchor page unknown")
+)
+
+// core is the single-threaded index. Index wraps it with a lock.
+type core struct {
+	chains      []chain
+	free        []uint32
+	table       pageTable
+	workers     []worker
+	byName      map[string]uint32
+	pages       int64 // distinct pages
+	holderPages int64
+	cfg         Config
+
+	evicted  int64
+	created  []uint64 // pages created by the current apply, when recording
+	record   bool
+	evScr    []evCand
+	chainScr []uint32
+	pend     pending
+}
+
+func newCore(cfg Config) *core {
+	x := &core{cfg: cfg.withDefaults(), byName: make(map[string]uint32)}
+	x.table.key = x.slotKey
+	x.pend.init()
+	return x
+}
+
+func (x *core) slotKey(s uint64) uint64 {
+	ci, off := unpackSlot(s)
+	return x.chains[ci].hashes[off]
+}
+
+// pageMix spreads a lineage hash for the digest sums.
+func pageMix(h uint64) uint64 {
+	h ^= h >> 31
+	h *= prime2
+	h ^= h >> 29
+	return h
+}
+
+func sumHashes(hs []uint64) uint64 {
+	var s uint64
+	for _, h := range hs {
+		s += pageMix(h)
+	}
+	return s
+}
+
+func (x *core) alloc() uint32 {
+	if n := len(x.free); n > 0 {
+		ci := x.free[n-1]
+		x.free = x.free[:n-1]
+		return ci
+	}
+	x.chains = append(x.chains, chain{})
+	return uint32(len(x.chains) - 1)
+}
+
+func findHolder(hs []holder, w uint32) (int, bool) {
+	return slices.BinarySearchFunc(hs, w, func(h holder, w uint32) int {
+		switch {
+		case h.w < w:
+			return -1
+		case h.w > w:
+			return 1
+		}
+		return 0
+	})
+}
+
+// setHolder makes w hold chain ci with a stamp of at least stamp. It reports
+// false when w already did, in which case the ancestors do as well.
+func (x *core) setHolder(ci, w uint32, stamp uint32) bool {
+	c := &x.chains[ci]
+	i, ok := findHolder(c.holders, w)
+	if ok {
+		if c.holders[i].stamp >= stamp {
+			return false
+		}
+		c.holders[i].stamp = stamp
+		return true
+	}
+	c.holders = slices.Insert(c.holders, i, holder{w, stamp})
+	n := int64(len(c.hashes))
+	x.workers[w].pages += n
+	x.holderPages += n
+	x.workers[w].chains[ci] = struct{}{}
+	return true
+}
+
+func (x *core) removeHolder(ci, w uint32) {
+	c := &x.chains[ci]
+	i, ok := findHolder(c.holders, w)
+	if !ok {
+		return
+	}
+	c.holders = slices.Delete(c.holders, i, i+1)
+	n := int64(len(c.hashes))
+	x.workers[w].pages -= n
+	x.holderPages -= n
+	delete(x.workers[w].chains, ci)
+}
+
+// split cuts chain ci after k pages (0 < k < len) and returns the index of
+// the new chain holding the rest, which becomes ci's only child.
+func (x *core) split(ci uint32, k int) uint32 {
+	ni := x.alloc()
+	c := &x.chains[ci]
+	n := &x.chains[ni]
+	*n = chain{
+		hashes:   c.hashes[k:],
+		holders:  slices.Clone(c.holders),
+		children: c.children,
+		parent:   ci,
+		depth:    c.depth + uint32(k),
+	}
+	n.sum = sumHashes(n.hashes)
+	for i, h := range n.hashes {
+		x.table.put(h, ni, uint32(i))
+	}
+	for _, ch := range n.children {
+		x.chains[ch].parent = ni
+	}
+	for _, h := range n.holders {
+		x.workers[h.w].chains[ni] = struct{}{}
+	}
+	c.hashes = c.hashes[:k:k]
+	c.sum -= n.sum
+	c.children = []uint32{ni}
+	return ni
+}
+
+// deleteChain removes chain ci and its subtree from the index.
+func (x *core) deleteChain(ci uint32) {
+	c := &x.chains[ci]
+	for len(c.children) > 0 {
+		x.deleteChain(c.children[len(c.children)-1])
+		c = &x.chains[ci]
+	}
+	for len(c.holders) > 0 {
+		x.removeHolder(ci, c.holders[len(c.holders)-1].w)
+	}
+	for _, h := range c.hashes {
+		x.table.del(h)
+	}
+	x.pages -= int64(len(c.hashes))
+	if p := c.parent; p != noChain {
+		pc := &x.chains[p]
+		if i := slices.Index(pc.children, ci); i >= 0 {
+			pc.children = slices.Delete(pc.children, i, i+1)
+		}
+	}
+	*c = chain{}
+	x.free = append(x.free, ci)
+}
+
+// markPath makes worker w hold pages [0, k) of chain ci and all their
+// ancestors with a stamp of at least stamp.
+func (x *core) markPath(w, stamp, ci uint32, k int) {
+	c := &x.chains[ci]
+	if k < len(c.hashes) {
+		if i, ok := findHolder(c.holders, w); ok && c.holders[i].stamp >= stamp {
+			return
+		}
+		x.split(ci, k)
+	}
+	for ci != noChain {
+		if !x.setHolder(ci, w, stamp) {
+			return
+		}
+		ci = x.chains[ci].parent
+	}
+}
+
+// insertPath makes worker w hold the path ending with pages (anchored
+// below the page anchor, 0 for the root), stamping the path with stamp.
+// It returns errNoAnchor when the anchor is unknown and ErrConflict when a
+// page hash already exists elsewhere in the index.
+func (x *core) insertPath(w, stamp uint32, anchor uint64, pages []uint64) error {
+	ci, k := noChain, 0
+	if anchor != 0 {
+		c, off, ok := x.table.get(anchor)
+		if !ok {
+			return errNoAnchor
+		}
+		ci, k = c, int(off)+1
+	}
+	rest := pages
+	for len(rest) > 0 {
+		if ci != noChain {
+			c := &x.chains[ci]
+			if k < len(c.hashes) {
+				m := 0
+				for m < len(rest) && k+m < len(c.hashes) && c.hashes[k+m] == rest[m] {
+					m++
+				}
+				if m > 0 {
+					k += m
+					rest = rest[m:]
+					continue
+				}
+				x.split(ci, k)
+			}
+		}
+		if nc, off, ok := x.table.get(rest[0]); ok {
+			if off != 0 || x.chains[nc].parent != ci {
+				return ErrConflict
+			}
+			ci, k = nc, 0
+			continue
+		}
+		ni, err := x.grow(w, stamp, ci, rest)
+		if err != nil {
+			return err
+		}
+		ci, k = ni, len(x.chains[ni].hashes)
+		rest = nil
+	}
+	if ci == noChain {
+		return nil
+	}
+	x.markPath(w, stamp, ci, k)
+	return nil
+}
+
+// grow adds pages below the end of chain ci (noChain for a new root),
+// either by extending ci in place when only w holds it at stamp, or as a
+// new child chain. It returns the chain holding the last page.
+func (x *core) grow(w, stamp, ci uint32, pages []uint64) (uint32, error) {
+	for _, h := range pages {
+		if h == 0 {
+			return 0, ErrConflict
+		}
+		if _, _, ok := x.table.get(h); ok {
+			return 0, ErrConflict
+		}
+	}
+	if ci != noChain {
+		c := &x.chains[ci]
+		if len(c.children) == 0 && len(c.holders) == 1 && c.holders[0] == (holder{w, stamp}) {
+			base := len(c.hashes)
+			c.hashes = append(c.hashes, pages...)
+			for i, h := range pages {
+				if !x.putNew(h, ci, uint32(base+i)) {
+					for _, g := range pages[:i] {
+						x.table.del(g)
+					}
+					c = &x.chains[ci]
+					c.hashes = c.hashes[:base]
+					return 0, ErrConflict
+				}
+			}
+			c.sum += sumHashes(pages)
+			n := int64(len(pages))
+			x.pages += n
+			x.workers[w].pages += n
+			x.holderPages += n
+			x.noteCreated(pages)
+			return ci, nil
+		}
+	}
+	ni := x.alloc()
+	var depth uint32
+	if ci != noChain {
+		depth = x.chains[ci].depth + uint32(len(x.chains[ci].hashes))
+	}
+	x.chains[ni] = chain{hashes: slices.Clone(pages), parent: ci, depth: depth}
+	for i, h := range pages {
+		if !x.putNew(h, ni, uint32(i)) {
+			for _, g := range pages[:i] {
+				x.table.del(g)
+			}
+			x.chains[ni] = chain{}
+			x.free = append(x.free, ni)
+			return 0, ErrConflict
+		}
+	}
+	x.chains[ni].sum = sumHashes(pages)
+	if ci != noChain {
+		x.chains[ci].children = append(x.chains[ci].children, ni)
+	}
+	x.pages += int64(len(pages))
+	x.noteCreated(pages)
+	return ni, nil
+}
+
+func (x *core) putNew(h uint64, ci, off uint32) bool {
+	if _, _, ok := x.table.get(h); ok {
+		return false
+	}
+	x.table.put(h, ci, off)
+	return true
+}
+
+func (x *core) noteCreated(pages []uint64) {
+	if x.record {
+		x.created = append(x.created, pages...)
+	}
+}
+
+// dropHoldings removes everything worker w holds.
+func (x *core) dropHoldings(w uint32) {
+	cs := x.chainScr[:0]
+	for ci := range x.workers[w].chains {
+		cs = append(cs, ci)
+	}
+	slices.SortFunc(cs, func(a, b uint32) int { return int(x.chains[b].depth) - int(x.chains[a].depth) })
+	for _, ci := range cs {
+		c := &x.chains[ci]
+		if c.hashes == nil {
+			continue
+		}
+		x.removeHolder(ci, w)
+		if len(x.chains[ci].holders) == 0 {
+			x.deleteChain(ci)
+		}
+	}
+	x.chainScr = cs[:0]
+}
+
+// step is one chain on a matched path: the prompt matched through chain ci
+// up to end pages in total.
+type step struct {
+	ci  uint32
+	end uint32
+}
+
+// walk appends to path the chains matched by the prompt pages hs.
+func (x *core) walk(path []step, hs []uint64) []step {
+	if len(hs) == 0 {
+		return path
+	}
+	ci, off, ok := x.table.get(hs[0])
+	if !ok || off != 0 || x.chains[ci].depth != 0 {
+		return path
+	}
+	i := 0
+	for {
+		h := x.chains[ci].hashes
+		rest := hs[i:]
+		n := min(len(h), len(rest))
+		k := 0
+		for k < n && h[k] == rest[k] {
+			k++
+		}
+		i += k
+		path = append(path, step{ci, uint32(i)})
+		if k < len(h) || i == len(hs) {
+			return path
+		}
+		nci, noff, ok := x.table.get(hs[i])
+		if !ok || noff != 0 || x.chains[nci].parent != ci {
+			return path
+		}
+		ci = nci
+	}
+}
+
+// workerDepth is a worker index and its matched depth in pages.
+type workerDepth struct {
+	w     uint32
+	pages uint32
+}
+
+// appendDepths appends each worker's matched depth on path, deepest first.
+// Holders nest along a path, so a worker's depth is the end of the deepest
+// step that lists it.
+func (x *core) appendDepths(dst []workerDepth, path []step) []workerDepth {
+	for j := len(path) - 1; j >= 0; j-- {
+		hs := x.chains[path[j].ci].holders
+		var deeper []holder
+		if j+1 < len(path) {
+			deeper = x.chains[path[j+1].ci].holders
+		}
+		p := 0
+		for _, h := range hs {
+			for p < len(deeper) && deeper[p].w < h.w {
+				p++
+			}
+			if p < len(deeper) && deeper[p].w == h.w {
+				continue
+			}
+			dst = append(dst, workerDepth{h.w, path[j].end})
+		}
+	}
+	return dst
+}

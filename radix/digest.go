@@ -1,0 +1,192 @@
+package radix
+
+import (
+	"cmp"
+	"math"
+	"slices"
+)
+
+// WorkerSummary summarises one worker's replicated state. Two replicas
+// whose summaries of a worker are equal hold the same pages for it with the
+// same stamps (up to the collision odds of a 64-bit sum).
+type WorkerSummary struct {
+	Worker   string
+	Epoch    uint64
+	Removed  bool
+	Pages    int64
+	MaxStamp uint32
+	// Sum is Σ stampMix(stamp(p)) * pageMix(p) over the worker's pages p,
+	// mod 2^64. It does not depend on how pages are laid out in chains.
+	Sum uint64
+}
+
+// Digest lists every worker's summary, sorted by name.
+type Digest []WorkerSummary
+
+func stampMix(s uint32) uint64 { return pageMix(uint64(s)+prime4) | 1 }
+
+// Digest returns the summary of every worker the index knows, removed
+// workers included.
+func (ix *Index) Digest() Digest {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	x := ix.x
+	d := make(Digest, 0, len(x.workers))
+	for w := range x.workers {
+		wk := &x.workers[w]
+		s := WorkerSummary{Worker: wk.name, Epoch: wk.epoch, Removed: wk.removed, Pages: wk.pages}
+		for ci := range wk.chains {
+			c := &x.chains[ci]
+			i, _ := findHolder(c.holders, uint32(w))
+			st := c.holders[i].stamp
+			s.MaxStamp = max(s.MaxStamp, st)
+			s.Sum += stampMix(st) * c.sum
+		}
+		d = append(d, s)
+	}
+	slices.SortFunc(d, func(a, b WorkerSummary) int { return cmp.Compare(a.Worker, b.Worker) })
+	return d
+}
+
+// Difference returns the workers whose summaries differ between local and
+// remote, or that only one of them knows, sorted by name. Both digests must
+// be sorted, as Digest and DecodeDigest return them.
+func Difference(local, remote Digest) []string {
+	var out []string
+	i, j := 0, 0
+	for i < len(local) || j < len(remote) {
+		switch {
+		case j == len(remote) || (i < len(local) && local[i].Worker < remote[j].Worker):
+			out = append(out, local[i].Worker)
+			i++
+		case i == len(local) || remote[j].Worker < local[i].Worker:
+			out = append(out, remote[j].Worker)
+			j++
+		default:
+			if local[i] != remote[j] {
+				out = append(out, local[i].Worker)
+			}
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// AppendDigest appends the encoding of d: [version, [[name, epoch,
+// removed, pages, maxStamp, sum]...]].
+func AppendDigest(dst []byte, d Digest) []byte {
+	dst = appendArray(dst, 2)
+	dst = appendUint(dst, batchVersion)
+	dst = appendArray(dst, len(d))
+	for _, s := range d {
+		dst = appendArray(dst, 6)
+		dst = appendStr(dst, s.Worker)
+		dst = appendUint(dst, s.Epoch)
+		dst = appendBool(dst, s.Removed)
+		dst = appendUint(dst, uint64(s.Pages))
+		dst = appendUint(dst, uint64(s.MaxStamp))
+		dst = appendUint(dst, s.Sum)
+	}
+	return dst
+}
+
+// DecodeDigest decodes a digest within lim. Names must be sorted and
+// distinct.
+func DecodeDigest(data []byte, lim Limits) (Digest, error) {
+	r := reader{b: data}
+	if n := r.array(2, 1); r.err == nil && n != 2 {
+		r.fail("digest of %d fields, want 2", n)
+	}
+	if v := r.uint(math.MaxUint8); r.err == nil && v != batchVersion {
+		r.fail("digest version %d, want %d", v, batchVersion)
+	}
+	n := r.array(lim.MaxWorkers, 8)
+	var d Digest
+	if r.err == nil {
+		d = make(Digest, 0, n)
+	}
+	for range n {
+		if k := r.array(6, 1); r.err == nil && k != 6 {
+			r.fail("summary of %d fields, want 6", k)
+		}
+		s := WorkerSummary{
+			Worker:   r.str(MaxNameBytes),
+			Epoch:    r.uint(math.MaxUint64),
+			Removed:  r.bool(),
+			Pages:    int64(r.uint(math.MaxInt64)),
+			MaxStamp: uint32(r.uint(math.MaxUint32)),
+			Sum:      r.uint(math.MaxUint64),
+		}
+		if r.err != nil {
+			break
+		}
+		if s.Worker == "" || (len(d) > 0 && d[len(d)-1].Worker >= s.Worker) {
+			r.fail("worker names empty, unsorted or repeated")
+			break
+		}
+		d = append(d, s)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("%d trailing bytes", len(r.b))
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return d, nil
+}
+
+// Holdings fills b with worker's full state as self-contained deltas: an
+// epoch marker (an empty insert), then one insert per chain the worker
+// holds, parents before children, each anchored at its parent's last page;
+// or a removal. It starts at chain number from (0 for the first call) and
+// stops before the deltas' pages exceed maxPages; it returns where to resume,
+// or -1 when done. Applying every part in order at another replica makes its
+// copy of the worker equal to this one's (before budgets).
+func (ix *Index) Holdings(b *Batch, worker string, from, maxPages int) int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.x.holdings(b, worker, from, maxPages)
+}
+
+func (x *core) holdings(b *Batch, worker string, from, maxPages int) int {
+	w, ok := x.byName[worker]
+	if !ok {
+		return -1
+	}
+	wk := &x.workers[w]
+	if wk.removed {
+		b.Deltas = append(b.Deltas, Delta{Op: OpRemove, Worker: worker, Epoch: wk.epoch})
+		return -1
+	}
+	cs := make([]uint32, 0, len(wk.chains))
+	for ci := range wk.chains {
+		cs = append(cs, ci)
+	}
+	slices.SortFunc(cs, func(a, b uint32) int {
+		ca, cb := &x.chains[a], &x.chains[b]
+		if c := cmp.Compare(ca.depth, cb.depth); c != 0 {
+			return c
+		}
+		return cmp.Compare(ca.hashes[0], cb.hashes[0])
+	})
+	if from == 0 {
+		b.Deltas = append(b.Deltas, Delta{Op: OpInsert, Worker: worker, Epoch: wk.epoch})
+	}
+	n := 0
+	for i := from; i < len(cs); i++ {
+		c := &x.chains[cs[i]]
+		if n > 0 && n+len(c.hashes) > maxPages {
+			return i
+		}
+		n += len(c.hashes)
+		j, _ := findHolder(c.holders, w)
+		d := Delta{Op: OpInsert, Worker: worker, Epoch: wk.epoch, Stamp: c.holders[j].stamp, Pages: slices.Clone(c.hashes)}
+		if c.parent != noChain {
+			p := &x.chains[c.parent]
+			d.Anchor = p.hashes[len(p.hashes)-1]
+		}
+		b.Deltas = append(b.Deltas, d)
+	}
+	return -1
+}
