@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -13,7 +12,7 @@ import (
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func newTestStore(t testing.TB, name string, gen uint64) *Store {
+func newTestStore(t tb, name string, gen uint64) *Store {
 	t.Helper()
 	s, err := New(Config{Actor: Actor{Name: name, Gen: gen}})
 	if err != nil {
@@ -65,7 +64,7 @@ func liveView(s *Store) map[string]string {
 	return out
 }
 
-func digestOf(t testing.TB, s *Store) *Digest {
+func digestOf(t tb, s *Store) *Digest {
 	t.Helper()
 	var d Digest
 	if err := DecodeDigest(s.AppendDigest(nil), &d); err != nil {
@@ -76,7 +75,7 @@ func digestOf(t testing.TB, s *Store) *Digest {
 
 // fullState returns a page holding all of s (what a peer with an empty
 // context would get).
-func fullState(t testing.TB, s *Store) []byte {
+func fullState(t tb, s *Store) []byte {
 	t.Helper()
 	empty := &Digest{Actors: []Actor{{Name: "nobody", Gen: 0}}}
 	page, more := s.AppendMissing(nil, empty, math.MaxInt)
@@ -87,7 +86,7 @@ func fullState(t testing.TB, s *Store) []byte {
 }
 
 // clone copies a store through a snapshot.
-func clone(t testing.TB, s *Store) *Store {
+func clone(t tb, s *Store) *Store {
 	t.Helper()
 	c, err := New(s.cfg)
 	if err != nil {
@@ -101,7 +100,7 @@ func clone(t testing.TB, s *Store) *Store {
 
 // exchange runs one anti-entropy exchange from a to b: b sends its digest,
 // a answers with pages until b lacks nothing a can give.
-func exchange(t testing.TB, a, b *Store, now time.Time, budget int) {
+func exchange(t tb, a, b *Store, now time.Time, budget int) {
 	t.Helper()
 	for range 10000 {
 		d := digestOf(t, b)
@@ -121,7 +120,7 @@ func exchange(t testing.TB, a, b *Store, now time.Time, budget int) {
 
 // antiEntropy runs exchanges between every ordered pair until a full pass
 // changes nothing, and returns the number of passes.
-func antiEntropy(t testing.TB, ss []*Store, now time.Time, budget int) int {
+func antiEntropy(t tb, ss []*Store, now time.Time, budget int) int {
 	t.Helper()
 	for pass := 1; pass <= 50; pass++ {
 		before := make([]view, len(ss))
@@ -151,7 +150,7 @@ func antiEntropy(t testing.TB, ss []*Store, now time.Time, budget int) int {
 
 // requireConverged fails unless every store has the same context, floor,
 // entries and counter totals.
-func requireConverged(t testing.TB, ss []*Store, limiters []string, window time.Duration, now time.Time) {
+func requireConverged(t tb, ss []*Store, limiters []string, window time.Duration, now time.Time) {
 	t.Helper()
 	want := viewOf(ss[0])
 	for i, s := range ss[1:] {
@@ -191,7 +190,7 @@ func (n *net) send(to int, b []byte) {
 }
 
 // deliver hands some in-flight messages over, in random order.
-func (n *net) deliver(t testing.TB, ss []*Store, now time.Time, all bool) {
+func (n *net) deliver(t tb, ss []*Store, now time.Time, all bool) {
 	t.Helper()
 	n.rng.Shuffle(len(n.inflight), func(i, j int) { n.inflight[i], n.inflight[j] = n.inflight[j], n.inflight[i] })
 	k := len(n.inflight)
@@ -204,4 +203,11 @@ func (n *net) deliver(t testing.TB, ss []*Store, now time.Time, all bool) {
 		}
 	}
 	n.inflight = slices.Delete(n.inflight, 0, k)
+}
+
+// tb is what the helpers need of *testing.T and *rapid.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
 }

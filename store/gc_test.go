@@ -1,0 +1,136 @@
+package store
+
+import (
+	"testing"
+	"time"
+)
+
+// collectAll runs two stability rounds among ss with live members live.
+func collectAll(t *testing.T, ss []*Store, live []Actor, now time.Time, horizon time.Duration) {
+	t.Helper()
+	for range 2 {
+		antiEntropy(t, ss, now, 1<<20)
+		for _, s := range ss {
+			s.Collect(live, now, horizon)
+		}
+	}
+	antiEntropy(t, ss, now, 1<<20)
+}
+
+func TestCollectWaitsForEveryLiveMember(t *testing.T) {
+	a, b := newTestStore(t, "a", 1), newTestStore(t, "b", 1)
+	now := t0
+	must(t, a.Put("ns", "k", []byte("v"), now))
+	must(t, a.Delete("ns", "k", now))
+	antiEntropy(t, []*Store{a, b}, now, 1<<20)
+	live := []Actor{a.Self(), b.Self(), {Name: "c", Gen: 1}}
+	for range 3 {
+		if n := a.Collect(live, now, time.Minute); n != 0 {
+			t.Fatalf("collected %d tombstones while member c's context is unknown", n)
+		}
+	}
+	live = live[:2]
+	a.Collect(live, now, time.Minute)
+	if n := a.Collect(live, now, time.Minute); n != 1 {
+		t.Fatalf("second stable round collected %d tombstones, want 1", n)
+	}
+	if _, ok := a.Get("ns", "k"); ok {
+		t.Fatal("collected key readable")
+	}
+}
+
+func TestCollectKeepsDepartedMemberUntilHorizon(t *testing.T) {
+	a, b, c := newTestStore(t, "a", 1), newTestStore(t, "b", 1), newTestStore(t, "c", 1)
+	now := t0
+	antiEntropy(t, []*Store{a, b, c}, now, 1<<20) // a learns c's (empty) context
+	must(t, a.Put("ns", "k", []byte("v"), now))
+	must(t, a.Delete("ns", "k", now))
+	ab := []*Store{a, b}
+	live := []Actor{a.Self(), b.Self()}
+	collectAll(t, ab, live, now.Add(time.Second), time.Minute)
+	if got := a.Stats().Tombstones; got != 1 {
+		t.Fatalf("tombstones = %d within the horizon of departed c, want 1", got)
+	}
+	collectAll(t, ab, live, now.Add(2*time.Minute), time.Minute)
+	if got := a.Stats().Tombstones; got != 0 {
+		t.Fatalf("tombstones = %d after c's horizon, want 0", got)
+	}
+}
+
+// TestNoResurrection: a replica restored from a snapshot taken before a key
+// was deleted rejoins after the tombstone was collected. Whatever it sends,
+// the key stays deleted everywhere, including at a new replica it meets
+// first.
+func TestNoResurrection(t *testing.T) {
+	a, b, c := newTestStore(t, "a", 1), newTestStore(t, "b", 1), newTestStore(t, "c", 1)
+	now := t0
+	must(t, a.Put("ns", "doomed", []byte("old"), now))
+	must(t, a.Put("ns", "kept", []byte("ok"), now))
+	oldDelta, _, _ := a.AppendDeltas(nil, 1<<20)
+	antiEntropy(t, []*Store{a, b, c}, now, 1<<20)
+	snap := c.AppendSnapshot(nil)
+
+	// c goes away; a deletes; a and b collect once c is past the horizon.
+	now = now.Add(time.Second)
+	must(t, a.Delete("ns", "doomed", now))
+	must(t, b.Put("ns", "later", []byte("new"), now))
+	now = now.Add(10 * time.Minute)
+	collectAll(t, []*Store{a, b}, []Actor{a.Self(), b.Self()}, now, time.Minute)
+	for _, s := range []*Store{a, b} {
+		if st := s.Stats(); st.Tombstones != 0 || st.Collected != 1 {
+			t.Fatalf("%s: stats %+v, want the tombstone collected", s.Self(), st)
+		}
+	}
+
+	// c restarts from its old snapshot with a new generation.
+	c2 := newTestStore(t, "c", 2)
+	must(t, c2.Restore(snap))
+	if v, ok := c2.Get("ns", "doomed"); !ok || v != "old" {
+		t.Fatalf("restored snapshot lacks the old key: %q %v", v, ok)
+	}
+	must(t, c2.Put("ns", "fresh", []byte("from c2"), now))
+	d := newTestStore(t, "d", 1) // a new replica that meets c2 first
+
+	// Everything the returning replica might send, before it hears of the
+	// collection.
+	exchange(t, c2, d, now, 1<<20)
+	if _, ok := d.Get("ns", "doomed"); !ok {
+		t.Fatal("setup: d should first hear the stale key from c2")
+	}
+	stale := fullState(t, c2)
+	for _, s := range []*Store{a, b} {
+		must(t, s.Apply(oldDelta, now))
+		must(t, s.Apply(stale, now))
+		exchange(t, c2, s, now, 1<<20)
+	}
+	all := []*Store{a, b, c2, d}
+	antiEntropy(t, all, now, 1<<20)
+	requireConverged(t, all, nil, time.Minute, now)
+	for _, s := range all {
+		if v, ok := s.Get("ns", "doomed"); ok {
+			t.Errorf("%s: deleted key came back with %q", s.Self(), v)
+		}
+		for k, want := range map[string]string{"kept": "ok", "later": "new", "fresh": "from c2"} {
+			if v, ok := s.Get("ns", k); !ok || v != want {
+				t.Errorf("%s: %s = %q, %v; want %q", s.Self(), k, v, ok, want)
+			}
+		}
+	}
+	if c2.Stats().Resyncs == 0 || d.Stats().Resyncs == 0 {
+		t.Errorf("resyncs: c2 %d, d %d; want both > 0", c2.Stats().Resyncs, d.Stats().Resyncs)
+	}
+	// Late copies of the old write stay out.
+	for _, s := range all {
+		must(t, s.Apply(oldDelta, now))
+		if _, ok := s.Get("ns", "doomed"); ok {
+			t.Errorf("%s: replayed delta resurrected the key", s.Self())
+		}
+	}
+}
+
+func must(t tb, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
