@@ -277,3 +277,5 @@ func (m *refModel) holderPages() int {
 	}
 	return n
 }
+
+func newTestRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x5eed)) }
