@@ -112,6 +112,8 @@ type Codec struct {
 	lz       *lz4.Compressor
 	parts    []byte // AppendPacket: the body being built
 	pack     []byte // Pack: the body being built
+	pack2    []byte // Pack: the refill
+	zbuf2    []byte // Pack: the refill, compressed
 	zbuf     []byte // compressed payload on the way out
 	aad      []byte // additional data, both directions
 	plain    []byte // decrypted payload
@@ -119,6 +121,8 @@ type Codec struct {
 	fin      []byte // ReadFrame: the raw frame
 	fout     []byte // WriteFrames: the frame being written
 	hdr      [frameHeaderBytes]byte
+	rd       reader   // Decode: kept here so that it does not escape per call
+	in       interner // Decode: member names seen recently
 }
 
 // NewCodec returns a Codec for cfg, or the errors of cfg.Validate.
@@ -158,4 +162,15 @@ func (c *Codec) BudgetBytes() int { return c.budget }
 func (c *Codec) setAAD(header []byte) []byte {
 	c.aad = append(append(c.aad[:0], header...), c.label...)
 	return c.aad
+}
+
+// Decode decodes body, a message body of m's type, into m, like
+// m.DecodeBody, but takes strings from the codec's bounded table of recently
+// seen strings, so that decoding messages about known members does not
+// allocate. The strings are immutable and may be kept.
+func (c *Codec) Decode(m Message, body []byte) error {
+	c.rd = reader{b: body, in: &c.in}
+	err := m.decode(&c.rd)
+	c.rd = reader{}
+	return err
 }

@@ -16,6 +16,7 @@ type Message interface {
 	Type() Type
 	AppendBody(dst []byte) []byte
 	DecodeBody(body []byte) error
+	decode(r *reader) error // the set of messages is closed: it is the wire format
 }
 
 // MaxRecords bounds the entries of one Digest and the records of one
@@ -102,7 +103,10 @@ func (m *Ping) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *Ping) DecodeBody(body []byte) error {
-	r := reader{b: body}
+	return m.decode(&reader{b: body})
+}
+
+func (m *Ping) decode(r *reader) error {
 	n, err := r.array("ping", 4)
 	if err != nil {
 		return err
@@ -137,7 +141,10 @@ func (m *IndirectPing) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *IndirectPing) DecodeBody(body []byte) error {
-	r := reader{b: body}
+	return m.decode(&reader{b: body})
+}
+
+func (m *IndirectPing) decode(r *reader) error {
 	n, err := r.array("indirect-ping", 6)
 	if err != nil {
 		return err
@@ -175,7 +182,10 @@ func (m *Ack) AppendBody(dst []byte) []byte {
 // DecodeBody decodes the body AppendBody writes. Payload is copied into the
 // message's existing capacity.
 func (m *Ack) DecodeBody(body []byte) error {
-	r := reader{b: body}
+	return m.decode(&reader{b: body})
+}
+
+func (m *Ack) decode(r *reader) error {
 	n, err := r.array("ack", 2)
 	if err != nil {
 		return err
@@ -198,7 +208,10 @@ func (m *Nack) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *Nack) DecodeBody(body []byte) error {
-	r := reader{b: body}
+	return m.decode(&reader{b: body})
+}
+
+func (m *Nack) decode(r *reader) error {
 	n, err := r.array("nack", 1)
 	if err != nil {
 		return err
@@ -223,7 +236,10 @@ func (m *Alive) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *Alive) DecodeBody(body []byte) error {
-	r := reader{b: body}
+	return m.decode(&reader{b: body})
+}
+
+func (m *Alive) decode(r *reader) error {
 	n, err := r.array("alive", 5)
 	if err != nil {
 		return err
@@ -257,7 +273,10 @@ func (m *Suspect) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *Suspect) DecodeBody(body []byte) error {
-	r := reader{b: body}
+	return m.decode(&reader{b: body})
+}
+
+func (m *Suspect) decode(r *reader) error {
 	n, err := r.array("suspect", 4)
 	if err != nil {
 		return err
@@ -289,7 +308,10 @@ func (m *Dead) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *Dead) DecodeBody(body []byte) error {
-	r := reader{b: body}
+	return m.decode(&reader{b: body})
+}
+
+func (m *Dead) decode(r *reader) error {
 	n, err := r.array("dead", 5)
 	if err != nil {
 		return err
@@ -322,7 +344,10 @@ func (m *PushPull) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *PushPull) DecodeBody(body []byte) error {
-	r := reader{b: body}
+	return m.decode(&reader{b: body})
+}
+
+func (m *PushPull) decode(r *reader) error {
 	n, err := r.array("push-pull", 3)
 	if err != nil {
 		return err
@@ -359,7 +384,10 @@ func (m *Digest) AppendBody(dst []byte) []byte {
 // DecodeBody decodes the body AppendBody writes. It rejects more than
 // MaxRecords entries with ErrTooLarge.
 func (m *Digest) DecodeBody(body []byte) error {
-	r := reader{b: body}
+	return m.decode(&reader{b: body})
+}
+
+func (m *Digest) decode(r *reader) error {
 	n, err := r.array("digest", 1)
 	if err != nil {
 		return err
@@ -419,7 +447,10 @@ func (m *Members) AppendBody(dst []byte) []byte {
 // DecodeBody decodes the body AppendBody writes. It rejects more than
 // MaxRecords records with ErrTooLarge.
 func (m *Members) DecodeBody(body []byte) error {
-	r := reader{b: body}
+	return m.decode(&reader{b: body})
+}
+
+func (m *Members) decode(r *reader) error {
 	n, err := r.array("members", 1)
 	if err != nil {
 		return err
@@ -475,7 +506,10 @@ func (m *Data) AppendBody(dst []byte) []byte {
 // DecodeBody decodes the body AppendBody writes. Payload is copied into the
 // message's existing capacity.
 func (m *Data) DecodeBody(body []byte) error {
-	r := reader{b: body}
+	return m.decode(&reader{b: body})
+}
+
+func (m *Data) decode(r *reader) error {
 	n, err := r.array("data", 2)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vmihailenco/msgpack/v5"
@@ -153,5 +154,35 @@ func TestNewMessageUnknown(t *testing.T) {
 		if _, err := NewMessage(typ); !errors.Is(err, ErrUnknownType) {
 			t.Errorf("type %d: err %v, want ErrUnknownType", typ, err)
 		}
+	}
+}
+
+func TestCodecDecodeInterns(t *testing.T) {
+	c := mustCodec(t, Config{})
+	a := &Suspect{Name: "gw-a", From: "gw-b"}
+	b := &Suspect{Name: "gw-c", From: "gw-a"}
+	var m1, m2 Suspect
+	if err := c.Decode(&m1, a.AppendBody(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Decode(&m2, b.AppendBody(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]Suspect{*a, *b}, []Suspect{m1, m2}); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if unsafe.StringData(m1.Name) != unsafe.StringData(m2.From) {
+		t.Error("the same name decoded twice is two strings")
+	}
+	// The table is bounded: it starts over when full.
+	for i := range maxInterned + 10 {
+		c.in.get([]byte{byte(i), byte(i >> 8), 'x'})
+	}
+	if n := len(c.in.m); n > maxInterned {
+		t.Errorf("%d interned strings, max %d", n, maxInterned)
+	}
+	c.in.get(make([]byte, maxInternBytes+1))
+	if _, ok := c.in.m[string(make([]byte, maxInternBytes+1))]; ok {
+		t.Error("a long string was interned")
 	}
 }

@@ -98,6 +98,7 @@ func appendAddrPort(dst []byte, ap netip.AddrPort) []byte {
 type reader struct {
 	b   []byte
 	off int
+	in  *interner // nil: no interning
 }
 
 func (r *reader) truncated(what string, need int) error {
@@ -268,7 +269,11 @@ func (r *reader) string(what string, dst *string) error {
 	if err != nil {
 		return err
 	}
-	if *dst != string(b) {
+	switch {
+	case *dst == string(b):
+	case r.in != nil:
+		*dst = r.in.get(b)
+	default:
 		*dst = string(b)
 	}
 	return nil
@@ -372,4 +377,35 @@ func (r *reader) end(what string, n, known int) error {
 		return errf(ErrMalformed, fmt.Sprintf("%s: %d trailing bytes", what, len(r.b)-r.off))
 	}
 	return nil
+}
+
+// interner returns one string per distinct short byte sequence, so that
+// decoding the same member names over and over does not allocate. It holds
+// at most maxInterned strings of at most maxInternBytes bytes each and starts
+// over when full, which bounds its memory whatever peers send.
+type interner struct {
+	m map[string]string
+}
+
+const (
+	maxInterned    = 4096
+	maxInternBytes = 128
+)
+
+func (in *interner) get(b []byte) string {
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(b) > maxInternBytes {
+		return s
+	}
+	if in.m == nil {
+		in.m = make(map[string]string)
+	}
+	if len(in.m) >= maxInterned {
+		clear(in.m)
+	}
+	in.m[s] = s
+	return s
 }

@@ -85,7 +85,6 @@ func (c *Codec) SealPacket(dst, body []byte) ([]byte, error) {
 }
 
 func (c *Codec) seal(dst, body []byte, s sealer) ([]byte, error) {
-	l := len(dst)
 	flags := uint8(0)
 	payload := body
 	if c.compress {
@@ -95,6 +94,13 @@ func (c *Codec) seal(dst, body []byte, s sealer) ([]byte, error) {
 			flags |= FlagCompressed
 		}
 	}
+	return c.sealPayload(dst, flags, payload, s)
+}
+
+// sealPayload appends a packet with the given flags (0 or FlagCompressed)
+// around payload, encrypted with s or checksummed.
+func (c *Codec) sealPayload(dst []byte, flags uint8, payload []byte, s sealer) ([]byte, error) {
+	l := len(dst)
 	switch {
 	case s.aead != nil:
 		flags |= FlagEncrypted
