@@ -43,6 +43,7 @@ type probe struct {
 	expected  int       // nacks expected
 	nacks     int
 	tcpAcked  bool
+	tcpFailed bool
 }
 
 func (c *Core) nextSeq() uint32 {
@@ -51,15 +52,17 @@ func (c *Core) nextSeq() uint32 {
 }
 
 // peerTimeout returns the direct-ping timeout for m, before health scaling:
-// adaptive from its RTTs once there are enough samples, and never below what
-// this node's own RTTs to everyone suggest (a slow node waits longer).
+// ProbeTimeout until there are MinRTTSamples round trips, then adaptive
+// (srtt + 4 rttvar) from the peer's own RTTs or, until it has enough, from
+// this node's RTTs to everyone (which also makes a slow node wait longer).
+// It stays within [ProbeTimeout/5, ProbeInterval].
 func (c *Core) peerTimeout(m *member) time.Duration {
 	t := c.cfg.ProbeTimeout
-	if c.rtt.n >= c.cfg.MinRTTSamples {
-		t = max(t, c.rtt.timeout())
-	}
-	if m.rtt.n >= c.cfg.MinRTTSamples {
+	switch {
+	case m.rtt.n >= c.cfg.MinRTTSamples:
 		t = m.rtt.timeout()
+	case c.rtt.n >= c.cfg.MinRTTSamples:
+		t = c.rtt.timeout()
 	}
 	return min(max(t, c.cfg.ProbeTimeout/5), c.cfg.ProbeInterval)
 }
@@ -70,7 +73,7 @@ func (c *Core) tickProbe(now time.Time) {
 		if !p.indirect && !now.Before(p.timeoutAt) {
 			c.probeIndirect(now)
 		}
-		if !now.Before(p.endAt) {
+		if !now.Before(p.endAt) || c.probeHopeless() {
 			c.probeEnd(now)
 		}
 	}
@@ -121,6 +124,10 @@ func (c *Core) probeStart(now time.Time) {
 	}
 	c.nextProbe = c.probe.endAt
 	c.pending = append(c.pending, pend{seq: seq, kind: pendDirect, target: m.Name, sent: now, expires: now.Add(2 * c.cfg.ProbeInterval * time.Duration(1+c.cfg.HealthMax))})
+	c.sendPing(m, seq)
+}
+
+func (c *Core) sendPing(m *member, seq uint32) {
 	ping := &wire.Ping{Seq: seq, Target: m.Name, SourceName: c.self.Name, SourceAddr: c.self.Addr}
 	var buddy wire.Message
 	if m.State == StateSuspect {
@@ -130,8 +137,16 @@ func (c *Core) probeStart(now time.Time) {
 	c.send(m.Addr, ping, buddy)
 }
 
-// probeIndirect asks k members to probe the target and starts a TCP ping in
-// parallel.
+// probeHopeless reports whether the probe in progress can no longer
+// succeed before its deadline but through a late direct ack: every relay
+// nacked and the TCP ping failed.
+func (c *Core) probeHopeless() bool {
+	p := &c.probe
+	return p.indirect && p.expected > 0 && p.nacks >= p.expected && (p.tcpFailed || c.cfg.DisableTCPFallback)
+}
+
+// probeIndirect pings the target once more, asks k members to probe it and
+// starts a TCP ping in parallel.
 func (c *Core) probeIndirect(now time.Time) {
 	p := &c.probe
 	p.indirect = true
@@ -139,6 +154,8 @@ func (c *Core) probeIndirect(now time.Time) {
 	if m == nil || m.Gen != p.gen {
 		return
 	}
+	// A second direct ping: one lost packet should not cost a suspicion.
+	c.sendPing(m, p.seq)
 	p.seq2 = c.nextSeq()
 	c.pending = append(c.pending, pend{seq: p.seq2, kind: pendIndirect, target: m.Name, sent: now, expires: p.endAt})
 	var buf [16]*member
@@ -174,10 +191,11 @@ func (c *Core) probeEnd(now time.Time) {
 	if missed > 0 {
 		c.consecFail++
 	}
-	if m.State != StateAlive {
-		return
+	if m.State == StateAlive {
+		c.stats.SuspicionsRaised++
 	}
-	c.stats.SuspicionsRaised++
+	// An accusation of a member already suspect is an independent
+	// confirmation that shortens its timer.
 	c.applySuspect(now, wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name})
 }
 
@@ -211,9 +229,13 @@ func (c *Core) handleIndirect(now time.Time, from netip.AddrPort, ip *wire.Indir
 		return
 	}
 	seq := c.nextSeq()
+	timeout := c.cfg.ProbeTimeout
+	if m := c.members[ip.Target]; m != nil {
+		timeout = c.peerTimeout(m)
+	}
 	c.pending = append(c.pending, pend{
 		seq: seq, kind: pendRelay, target: ip.Target, sent: now,
-		expires: now.Add(c.cfg.ProbeTimeout), origSeq: ip.Seq, src: src, wantNack: ip.WantNack,
+		expires: now.Add(c.scale(timeout)), origSeq: ip.Seq, src: src, wantNack: ip.WantNack,
 	})
 	c.send(ip.TargetAddr, &wire.Ping{Seq: seq, Target: ip.Target, SourceName: c.self.Name, SourceAddr: c.self.Addr}, nil)
 }
@@ -249,7 +271,7 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 			m.rtt.add(rtt)
 		}
 	}
-	p := &c.probe
+	p := c.probe
 	if p.active && (a.Seq == p.seq || a.Seq == p.seq2) {
 		if m := c.members[p.target]; m != nil && m.Gen == p.gen {
 			c.probeOK(m, false)

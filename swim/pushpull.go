@@ -241,6 +241,9 @@ func (c *Core) StreamDone(now time.Time, id uint64, resp []wire.Message, err err
 		c.joinFlight--
 	}
 	if err != nil || c.leaving {
+		if p := &c.probe; st.kind == streamTCPPing && p.active && p.seq2 == st.seq {
+			p.tcpFailed = true
+		}
 		return nil
 	}
 	switch st.kind {
