@@ -1,17 +1,22 @@
 package store
 
-import (
-	"slices"
-)
+import "sort"
+
+// Run is the sequence numbers First through Last, inclusive.
+type Run struct{ First, Last uint64 }
 
 // actorCtx is one actor's column of the causal context: every dot with seq
-// <= max has been seen, plus the dots in cloud (sorted, all > max+1) that
-// arrived out of order. Adding the dot max+1 folds the cloud's leading run
-// into max, so the cloud only holds true gaps.
+// <= max has been seen, plus the runs in cloud, which arrived out of order.
+// Cloud runs are sorted, disjoint, not adjacent, and start past max+1;
+// filling the gap before the first run folds it into max, so the cloud only
+// holds true gaps, and a gap costs one run however many dots follow it.
 type actorCtx struct {
 	max   uint64
-	cloud []uint64
+	cloud []Run
 }
+
+// maxSeq bounds sequence numbers from the network, so seq+1 never wraps.
+const maxSeq = 1 << 62
 
 func (c *actorCtx) has(seq uint64) bool {
 	if seq <= c.max {
@@ -20,64 +25,65 @@ func (c *actorCtx) has(seq uint64) bool {
 	if len(c.cloud) == 0 {
 		return false
 	}
-	_, ok := slices.BinarySearch(c.cloud, seq)
-	return ok
+	i := sort.Search(len(c.cloud), func(i int) bool { return c.cloud[i].Last >= seq })
+	return i < len(c.cloud) && c.cloud[i].First <= seq
 }
 
-func (c *actorCtx) add(seq uint64) {
-	switch {
-	case seq <= c.max:
-		return
-	case seq == c.max+1:
-		c.max = seq
-		c.compact()
-	default:
-		i, ok := slices.BinarySearch(c.cloud, seq)
-		if !ok {
-			c.cloud = slices.Insert(c.cloud, i, seq)
-		}
+// hasRun reports whether every seq of r has been seen.
+func (c *actorCtx) hasRun(r Run) bool {
+	if r.Last <= c.max {
+		return true
+	}
+	i := sort.Search(len(c.cloud), func(i int) bool { return c.cloud[i].Last >= r.Last })
+	return i < len(c.cloud) && c.cloud[i].First <= max(r.First, c.max+1)
+}
+
+func (c *actorCtx) add(seq uint64) { c.addRun(seq, seq) }
+
+// addRange records every dot in (from, to] as seen.
+func (c *actorCtx) addRange(from, to uint64) {
+	if from < to {
+		c.addRun(from+1, to)
 	}
 }
 
-// addRange records every dot in (from, to] as seen. A range that starts
-// beyond max opens a gap, so its dots go to the cloud one by one; only up to
-// maxGapRange of them, so hostile input cannot make the cloud huge. A longer
-// gap range is ignored: the context may under-approximate, the dots come
-// again with anti-entropy.
-func (c *actorCtx) addRange(from, to uint64) {
-	switch {
-	case to <= c.max:
+func (c *actorCtx) addRun(lo, hi uint64) {
+	if hi <= c.max || lo > hi {
 		return
-	case from <= c.max:
-		c.max = to
+	}
+	if lo <= c.max+1 {
+		c.max = hi
 		i := 0
-		for i < len(c.cloud) && c.cloud[i] <= to {
+		for i < len(c.cloud) && c.cloud[i].First <= c.max+1 {
+			c.max = max(c.max, c.cloud[i].Last)
 			i++
 		}
-		c.cloud = c.cloud[:copy(c.cloud, c.cloud[i:])]
-		c.compact()
-	case to-from <= maxGapRange:
-		for seq := from + 1; seq <= to; seq++ {
-			c.add(seq)
+		if i > 0 {
+			c.cloud = c.cloud[:copy(c.cloud, c.cloud[i:])]
 		}
+		return
 	}
+	// Merge with every run that overlaps or touches [lo, hi].
+	i := sort.Search(len(c.cloud), func(i int) bool { return c.cloud[i].Last+1 >= lo })
+	j := i
+	for j < len(c.cloud) && c.cloud[j].First <= hi+1 {
+		lo, hi = min(lo, c.cloud[j].First), max(hi, c.cloud[j].Last)
+		j++
+	}
+	if i == j {
+		c.cloud = append(c.cloud, Run{})
+		copy(c.cloud[i+1:], c.cloud[i:])
+		c.cloud[i] = Run{lo, hi}
+		return
+	}
+	c.cloud[i] = Run{lo, hi}
+	c.cloud = append(c.cloud[:i+1], c.cloud[j:]...)
 }
 
-// maxGapRange bounds the dots a range past the context's max may add.
-const maxGapRange = 4096
-
-func (c *actorCtx) compact() {
-	i := 0
-	for i < len(c.cloud) && c.cloud[i] <= c.max+1 {
-		if c.cloud[i] == c.max+1 {
-			c.max++
-		}
-		i++
+// top returns the highest seq seen.
+func (c *actorCtx) top() uint64 {
+	if n := len(c.cloud); n > 0 {
+		return c.cloud[n-1].Last
 	}
-	if i > 0 {
-		c.cloud = c.cloud[:copy(c.cloud, c.cloud[i:])]
-	}
+	return c.max
 }
-
-// dominates reports whether c has seen every dot up to seq.
-func (c *actorCtx) covers(seq uint64) bool { return seq <= c.max }

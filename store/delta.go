@@ -148,13 +148,13 @@ func DecodeDelta(b []byte, d *Delta) error {
 	d.Floor = d.Floor[:0]
 	for range n {
 		r.wantArray(2)
-		d.Floor = append(d.Floor, SeqOf{Actor: uint32(r.actorRef(na)), Seq: r.uint()})
+		d.Floor = append(d.Floor, SeqOf{Actor: uint32(r.actorRef(na)), Seq: r.uintMax(maxSeq)})
 	}
 	n = r.arrayLen(maxWireItems, 4)
 	d.Ranges = d.Ranges[:0]
 	for range n {
 		r.wantArray(3)
-		rg := Range{Actor: uint32(r.actorRef(na)), From: r.uint(), To: r.uint()}
+		rg := Range{Actor: uint32(r.actorRef(na)), From: r.uintMax(maxSeq), To: r.uintMax(maxSeq)}
 		if r.err == nil && rg.From >= rg.To {
 			r.fail("empty range %d..%d", rg.From, rg.To)
 		}
@@ -228,7 +228,7 @@ func (r *reader) actorRef(n uint64) uint64 {
 
 // seq reads a dot sequence number, which counts from 1.
 func (r *reader) seq() uint64 {
-	v := r.uint()
+	v := r.uintMax(maxSeq)
 	if r.err == nil && v == 0 {
 		r.fail("zero seq")
 	}

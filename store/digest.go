@@ -18,11 +18,11 @@ type Digest struct {
 }
 
 // Column is one actor's part of a causal context: every seq <= Max, and
-// the seqs in Cloud (increasing, all > Max+1).
+// the runs in Cloud (increasing, disjoint, not adjacent, all past Max+1).
 type Column struct {
 	Actor uint32
 	Max   uint64
-	Cloud []uint64
+	Cloud []Run
 }
 
 // AppendDigest appends the store's digest to dst.
@@ -46,15 +46,42 @@ func (s *Store) AppendDigest(dst []byte) []byte {
 	return appendFloor(dst, s.floor)
 }
 
-func appendColumn(dst []byte, a uint32, max uint64, cloud []uint64) []byte {
+func appendColumn(dst []byte, a uint32, max uint64, cloud []Run) []byte {
 	dst = appendArrayLen(dst, 3)
 	dst = appendUint(dst, uint64(a))
 	dst = appendUint(dst, max)
-	dst = appendArrayLen(dst, len(cloud))
+	dst = appendArrayLen(dst, 2*len(cloud))
 	for _, c := range cloud {
-		dst = appendUint(dst, c)
+		dst = appendUint(dst, c.First)
+		dst = appendUint(dst, c.Last)
 	}
 	return dst
+}
+
+// readColumn reads the body of a column after its actor: max and cloud.
+func (r *reader) readColumn() (uint64, []Run) {
+	max := r.uintMax(maxSeq)
+	m := r.arrayLen(2*maxWireItems, 1)
+	if r.err == nil && m%2 != 0 {
+		r.fail("odd cloud length %d", m)
+	}
+	if r.err != nil || m == 0 {
+		return max, nil
+	}
+	cloud := make([]Run, 0, m/2)
+	prev := max + 1 // runs start past max+1 and do not touch each other
+	for range m / 2 {
+		c := Run{First: r.uintMax(maxSeq), Last: r.uintMax(maxSeq)}
+		if r.err == nil && (c.First <= prev || c.Last < c.First) {
+			r.fail("cloud runs out of order")
+		}
+		if r.err != nil {
+			return max, nil
+		}
+		prev = c.Last + 1
+		cloud = append(cloud, c)
+	}
+	return max, cloud
 }
 
 func appendFloor(dst []byte, floor []uint64) []byte {
@@ -102,27 +129,15 @@ func DecodeDigest(b []byte, d *Digest) error {
 	d.Columns = d.Columns[:0]
 	for range n {
 		r.wantArray(3)
-		c := Column{Actor: uint32(r.actorRef(na)), Max: r.uint()}
-		m := r.arrayLen(maxWireItems, 1)
-		if m > 0 && r.err == nil {
-			c.Cloud = make([]uint64, 0, m)
-		}
-		prev := c.Max + 1
-		for range m {
-			v := r.uint()
-			if r.err == nil && v <= prev {
-				r.fail("cloud not increasing past max+1")
-			}
-			prev = v
-			c.Cloud = append(c.Cloud, v)
-		}
+		c := Column{Actor: uint32(r.actorRef(na))}
+		c.Max, c.Cloud = r.readColumn()
 		d.Columns = append(d.Columns, c)
 	}
 	n = r.arrayLen(maxWireActors, 3)
 	d.Floor = d.Floor[:0]
 	for range n {
 		r.wantArray(2)
-		d.Floor = append(d.Floor, SeqOf{Actor: uint32(r.actorRef(na)), Seq: r.uint()})
+		d.Floor = append(d.Floor, SeqOf{Actor: uint32(r.actorRef(na)), Seq: r.uintMax(maxSeq)})
 	}
 	r.end()
 	return r.err
@@ -191,9 +206,9 @@ func (s *Store) AppendMissing(dst []byte, d *Digest, budget int) (page []byte, m
 		if my.max > pc.max {
 			w.rng(uint32(a), pc.max, my.max)
 		}
-		for _, c := range my.cloud {
-			if c > pc.max && !pc.has(c) && di.find(c) < 0 {
-				w.rng(uint32(a), c-1, c)
+		for _, run := range my.cloud {
+			if !pc.hasRun(run) {
+				w.rng(uint32(a), run.First-1, run.Last)
 			}
 		}
 	}

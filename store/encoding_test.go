@@ -105,7 +105,7 @@ func TestDigestRoundTrip(t *testing.T) {
 	must(t, DecodeDigest(s.AppendDigest(nil), &got))
 	want := &Digest{
 		Actors:  []Actor{{Name: "a", Gen: 1}, {Name: "b", Gen: 3}},
-		Columns: []Column{{Actor: 1, Max: 0, Cloud: []uint64{3}}},
+		Columns: []Column{{Actor: 1, Max: 0, Cloud: []Run{{3, 3}}}},
 		Floor:   []SeqOf{{Actor: 0, Seq: 1}},
 	}
 	if diff := cmp.Diff(want, &got); diff != "" {

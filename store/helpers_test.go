@@ -24,7 +24,7 @@ func newTestStore(t tb, name string, gen uint64) *Store {
 // ctxView is one actor's column of a context, by identity.
 type ctxView struct {
 	Max   uint64
-	Cloud []uint64
+	Cloud []Run
 }
 
 // view is everything a replica answers, by actor identity, so replicas
@@ -47,7 +47,7 @@ func viewOf(s *Store) view {
 	}
 	for a := range s.ctx {
 		if c := s.ctx[a]; c.max > 0 || len(c.cloud) > 0 {
-			v.Ctx[s.actors[a]] = ctxView{Max: c.max, Cloud: slices.Clip(append([]uint64(nil), c.cloud...))}
+			v.Ctx[s.actors[a]] = ctxView{Max: c.max, Cloud: slices.Clip(append([]Run(nil), c.cloud...))}
 		}
 	}
 	return v

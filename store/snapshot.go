@@ -142,24 +142,15 @@ func (n *Store) decodeSnapshot(body []byte) error {
 	for range cols {
 		r.wantArray(3)
 		la := amap[r.actorRef(na)]
-		c := actorCtx{max: r.uint()}
-		m := r.arrayLen(maxWireItems, 1)
-		prev := c.max + 1
-		for range m {
-			v := r.uint()
-			if r.err == nil && v <= prev {
-				r.fail("cloud not increasing")
-			}
-			prev = v
-			c.cloud = append(c.cloud, v)
-		}
+		var c actorCtx
+		c.max, c.cloud = r.readColumn()
 		n.ctx[la] = c
 	}
 	fl := r.arrayLen(maxWireActors, 3)
 	for range fl {
 		r.wantArray(2)
 		la := amap[r.actorRef(na)]
-		n.floor[la] = r.uint()
+		n.floor[la] = r.uintMax(maxSeq)
 	}
 	nns := r.arrayLen(MaxNamespaces, 2)
 	for range nns {
@@ -228,11 +219,7 @@ func (n *Store) decodeSnapshot(body []byte) error {
 		return fmt.Errorf("store: restore: %w", r.err)
 	}
 	// Never reuse a dot the context already holds for the local actor.
-	c := &n.ctx[0]
-	n.seq = max(n.seq, c.max)
-	if len(c.cloud) > 0 {
-		n.seq = max(n.seq, c.cloud[len(c.cloud)-1])
-	}
+	n.seq = max(n.seq, n.ctx[0].top())
 	n.sent = n.seq
 	return nil
 }
