@@ -71,6 +71,10 @@ type core struct {
 func newCore(cfg Config) *core {
 	x := &core{cfg: cfg.withDefaults(), byName: make(map[string]uint32)}
 	x.table.key = x.slotKey
+	x.table.each = x.eachPage
+	if cfg.ExpectedPages > 0 {
+		x.table.reserve(cfg.ExpectedPages)
+	}
 	x.pend.init()
 	return x
 }
@@ -78,6 +82,15 @@ func newCore(cfg Config) *core {
 func (x *core) slotKey(s uint64) uint64 {
 	ci, off := unpackSlot(s)
 	return x.chains[ci].hashes[off]
+}
+
+// eachPage calls fn for every page in the index with its table slot.
+func (x *core) eachPage(fn func(h, slot uint64)) {
+	for ci := range x.chains {
+		for off, h := range x.chains[ci].hashes {
+			fn(h, packSlot(h, uint32(ci), uint32(off)))
+		}
+	}
 }
 
 // pageMix spreads a lineage hash for the digest sums.
@@ -166,7 +179,7 @@ func (x *core) split(ci uint32, k int) uint32 {
 	}
 	n.sum = sumHashes(n.hashes)
 	for i, h := range n.hashes {
-		x.table.put(h, ni, uint32(i))
+		x.table.put(h, ni, uint32(i), true)
 	}
 	for _, ch := range n.children {
 		x.chains[ch].parent = ni
@@ -274,25 +287,29 @@ func (x *core) insertPath(w, stamp uint32, anchor uint64, pages []uint64) error 
 }
 
 // grow adds pages below the end of chain ci (noChain for a new root),
-// either by extending ci in place when only w holds it at stamp, or as a
-// new child chain. It returns the chain holding the last page.
+// either by extending ci in place when only w holds it, or as new chains of
+// at most maxChainPages pages. It returns the chain holding the last page.
+// On a conflict, pages before the conflicting one may remain.
 func (x *core) grow(w, stamp, ci uint32, pages []uint64) (uint32, error) {
 	for _, h := range pages {
 		if h == 0 {
 			return 0, ErrConflict
 		}
-		if _, _, ok := x.table.get(h); ok {
-			return 0, ErrConflict
-		}
 	}
 	if ci != noChain {
 		c := &x.chains[ci]
-		if len(c.children) == 0 && len(c.holders) == 1 && c.holders[0] == (holder{w, stamp}) {
+		// Only w holds ci and the insert stamps ci at least as new as the
+		// pages below it, so the new pages can share ci: markPath raises
+		// ci's stamp to stamp afterwards.
+		if len(c.children) == 0 && len(c.holders) == 1 && c.holders[0].w == w && c.holders[0].stamp <= stamp && len(c.hashes) < maxChainPages {
 			base := len(c.hashes)
-			c.hashes = append(c.hashes, pages...)
-			for i, h := range pages {
-				if !x.putNew(h, ci, uint32(base+i)) {
-					for _, g := range pages[:i] {
+			add := pages[:min(len(pages), maxChainPages-base)]
+			x.table.reserve(len(add))
+			c = &x.chains[ci]
+			c.hashes = append(c.hashes, add...)
+			for i, h := range add {
+				if !x.table.put(h, ci, uint32(base+i), false) {
+					for _, g := range add[:i] {
 						x.table.del(g)
 					}
 					c = &x.chains[ci]
@@ -300,15 +317,39 @@ func (x *core) grow(w, stamp, ci uint32, pages []uint64) (uint32, error) {
 					return 0, ErrConflict
 				}
 			}
-			c.sum += sumHashes(pages)
-			n := int64(len(pages))
+			c.sum += sumHashes(add)
+			n := int64(len(add))
 			x.pages += n
 			x.workers[w].pages += n
 			x.holderPages += n
-			x.noteCreated(pages)
-			return ci, nil
+			x.noteCreated(add)
+			pages = pages[len(add):]
+			if len(pages) == 0 {
+				return ci, nil
+			}
+			if _, _, ok := x.table.get(pages[0]); ok {
+				return 0, ErrConflict // the rest would repeat a page
+			}
+			// The rest goes into new chains; w holds ci through markPath.
 		}
 	}
+	for len(pages) > 0 {
+		add := pages[:min(len(pages), maxChainPages)]
+		ni, err := x.newChain(ci, add)
+		if err != nil {
+			return 0, err
+		}
+		ci, pages = ni, pages[len(add):]
+		if len(pages) > 0 {
+			x.markPath(w, stamp, ci, len(add))
+		}
+	}
+	return ci, nil
+}
+
+// newChain adds a chain of pages below the end of chain ci.
+func (x *core) newChain(ci uint32, pages []uint64) (uint32, error) {
+	x.table.reserve(len(pages))
 	ni := x.alloc()
 	var depth uint32
 	if ci != noChain {
@@ -316,7 +357,7 @@ func (x *core) grow(w, stamp, ci uint32, pages []uint64) (uint32, error) {
 	}
 	x.chains[ni] = chain{hashes: slices.Clone(pages), parent: ci, depth: depth}
 	for i, h := range pages {
-		if !x.putNew(h, ni, uint32(i)) {
+		if !x.table.put(h, ni, uint32(i), false) {
 			for _, g := range pages[:i] {
 				x.table.del(g)
 			}
@@ -332,14 +373,6 @@ func (x *core) grow(w, stamp, ci uint32, pages []uint64) (uint32, error) {
 	x.pages += int64(len(pages))
 	x.noteCreated(pages)
 	return ni, nil
-}
-
-func (x *core) putNew(h uint64, ci, off uint32) bool {
-	if _, _, ok := x.table.get(h); ok {
-		return false
-	}
-	x.table.put(h, ci, off)
-	return true
 }
 
 func (x *core) noteCreated(pages []uint64) {

@@ -39,6 +39,9 @@ type Config struct {
 	MaxPendingPages int
 	// Models holds per-model page sizes; absent models use the defaults.
 	Models map[string]ModelConfig
+	// ExpectedPages sizes the page table up front (distinct pages), so
+	// that it does not grow (and rebuild) while filling; 0 starts small.
+	ExpectedPages int
 }
 
 func (c Config) withDefaults() Config {
@@ -190,32 +193,39 @@ func (ix *Index) ApplyBatch(b *Batch) error {
 // worker at stamp, applies the change and returns the delta to replicate.
 // The delta's Pages alias pages.
 func (ix *Index) Insert(worker string, epoch uint64, stamp uint32, pages []uint64) (Delta, error) {
-	_, d, err := ix.MatchAndInsert(nil, worker, epoch, stamp, pages)
+	_, d, err := ix.matchInsert(nil, false, worker, epoch, stamp, pages)
 	return d, err
 }
 
 // MatchAndInsert matches pages like MatchPages, appending to dst, then marks
 // them as held by worker at stamp and returns the delta to replicate: an
 // insert anchored at the worker's matched depth carrying only the pages it
-// lacked, or a touch when it held them all.
+// lacked, or a touch when it held them all. The delta's Pages alias pages.
 func (ix *Index) MatchAndInsert(dst []Hit, worker string, epoch uint64, stamp uint32, pages []uint64) ([]Hit, Delta, error) {
+	return ix.matchInsert(dst, true, worker, epoch, stamp, pages)
+}
+
+func (ix *Index) matchInsert(dst []Hit, collect bool, worker string, epoch uint64, stamp uint32, pages []uint64) ([]Hit, Delta, error) {
 	s := ix.getScratch()
 	defer ix.putScratch(s)
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	x := ix.x
 	s.path = x.walk(s.path[:0], pages)
-	s.depths = x.appendDepths(s.depths[:0], s.path)
-	held := 0
-	w, known := x.byName[worker]
-	for _, d := range s.depths {
-		dst = append(dst, Hit{x.workers[d.w].name, int(d.pages)})
-		if known && d.w == w {
-			held = int(d.pages)
+	if collect {
+		s.depths = x.appendDepths(s.depths[:0], s.path)
+		for _, d := range s.depths {
+			dst = append(dst, Hit{x.workers[d.w].name, int(d.pages)})
 		}
 	}
-	if known && x.workers[w].epoch != epoch {
-		held = 0
+	held := 0
+	if w, ok := x.byName[worker]; ok && x.workers[w].epoch == epoch {
+		for j := len(s.path) - 1; j >= 0; j-- {
+			if _, ok := findHolder(x.chains[s.path[j].ci].holders, w); ok {
+				held = int(s.path[j].end)
+				break
+			}
+		}
 	}
 	d := Delta{Op: OpInsert, Worker: worker, Epoch: epoch, Stamp: stamp, Pages: pages[held:]}
 	if held > 0 {

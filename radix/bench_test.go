@@ -1,0 +1,302 @@
+package radix
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// workload generates the benchmark index: W workers, each serving a few of
+// S shared system prompts of 64 pages; conversations start from a system
+// prompt and grow by 2-32 pages a turn for up to 12 turns on the worker that
+// holds them (multi-turn prompts extend earlier ones); 3% of turns move a
+// conversation to another worker (which then shares its prefix); 10% of
+// prompts are unique (16-256 pages, no system prompt). Page content hashes
+// are random 64-bit values chained with the real lineage function, which is
+// what hashing random tokens gives. Each turn is one Index.Insert of the full
+// prompt at a logical stamp, like a gateway's MatchAndInsert.
+type workload struct {
+	workers []string
+	sys     [][]uint64
+	// oneWorker holds prompts (full paths) held by exactly one worker.
+	oneWorker [][]uint64
+	deep      []uint64 // a 2048-page prompt held by one worker
+}
+
+func randPath(rng *rand.Rand, prefix []uint64, n int) []uint64 {
+	p := slices.Grow(slices.Clip(prefix), n)
+	prev := uint64(0)
+	if len(prefix) > 0 {
+		prev = prefix[len(prefix)-1]
+	} else {
+		prev = TokenSeed("bench-model")
+	}
+	for range n {
+		prev = lineage(prev, rng.Uint64())
+		p = append(p, prev)
+	}
+	return p
+}
+
+func buildWorkload(ix *Index, holderPages int64, seed uint64) *workload {
+	rng := rand.New(rand.NewPCG(seed, 99))
+	const nWorkers, nSys, turns = 256, 32, 12
+	wl := &workload{}
+	for i := range nWorkers {
+		wl.workers = append(wl.workers, fmt.Sprintf("worker-%03d", i))
+	}
+	for range nSys {
+		wl.sys = append(wl.sys, randPath(rng, nil, 64))
+	}
+	type conv struct {
+		w     int
+		path  []uint64
+		turns int
+	}
+	active := make([]conv, 0, 4096)
+	var stamp uint32
+	insert := func(w int, p []uint64) {
+		stamp++
+		if _, err := ix.Insert(wl.workers[w], 0, stamp, p); err != nil {
+			panic(err)
+		}
+	}
+	for ix.x.holderPages < holderPages {
+		switch k := rng.IntN(100); {
+		case k < 10:
+			w := rng.IntN(nWorkers)
+			p := randPath(rng, nil, 16+rng.IntN(241))
+			insert(w, p)
+			if len(wl.oneWorker) < 4096 {
+				wl.oneWorker = append(wl.oneWorker, p)
+			}
+		case k < 30 || len(active) == 0:
+			w := rng.IntN(nWorkers)
+			sys := wl.sys[(w*4+rng.IntN(4))%nSys] // each worker serves 4 system prompts
+			c := conv{w: w, path: randPath(rng, sys, 2+rng.IntN(31)), turns: 1}
+			insert(w, c.path)
+			if len(active) < cap(active) {
+				active = append(active, c)
+			} else {
+				active[rng.IntN(len(active))] = c
+			}
+		default:
+			i := rng.IntN(len(active))
+			c := &active[i]
+			c.path = randPath(rng, c.path, 2+rng.IntN(31))
+			if rng.IntN(100) < 3 {
+				c.w = rng.IntN(nWorkers)
+			}
+			insert(c.w, c.path)
+			if c.turns++; c.turns >= turns {
+				active[i] = active[len(active)-1]
+				active = active[:len(active)-1]
+			}
+		}
+	}
+	// A deep prompt for the walk benchmark.
+	wl.deep = randPath(rng, wl.sys[0], 2048-64)
+	stamp++
+	if _, err := ix.Insert("deep-worker", 0, stamp, wl.deep); err != nil {
+		panic(err)
+	}
+	return wl
+}
+
+var big struct {
+	once     sync.Once
+	ix       *Index
+	wl       *workload
+	bytes    uint64
+	duration time.Duration
+}
+
+// bigIndex builds the 12.8M holder-page index once per process.
+func bigIndex() (*Index, *workload) {
+	big.once.Do(func() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		ix := New(Config{})
+		wl := buildWorkload(ix, 12_800_000, 1)
+		big.duration = time.Since(start)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		// The workload keeps the sampled prompts alive; subtract them.
+		var kept uint64
+		for _, p := range wl.oneWorker {
+			kept += uint64(cap(p)) * 8
+		}
+		kept += uint64(cap(wl.deep)) * 8
+		for _, p := range wl.sys {
+			kept += uint64(cap(p)) * 8
+		}
+		big.bytes = after.HeapAlloc - before.HeapAlloc - kept
+		big.ix, big.wl = ix, wl
+	})
+	return big.ix, big.wl
+}
+
+// BenchmarkMemory reports the heap bytes per holder-page of the 12.8M
+// holder-page workload (runtime.ReadMemStats after GC).
+func BenchmarkMemory(b *testing.B) {
+	ix, _ := bigIndex()
+	st := ix.Stats()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = ix.Stats()
+	}
+	b.ReportMetric(float64(big.bytes)/float64(st.HolderPages), "B/holder-page")
+	b.ReportMetric(float64(st.HolderPages), "holder-pages")
+	b.ReportMetric(float64(st.Pages), "pages")
+	b.ReportMetric(float64(st.Chains), "chains")
+	b.ReportMetric(float64(st.Bytes)/float64(st.HolderPages), "est-B/holder-page")
+	b.ReportMetric(big.duration.Seconds(), "build-s")
+}
+
+// BenchmarkMatch matches prompts held by one worker, already hashed, on the
+// 12.8M holder-page index; p50-ns is the median of individually timed calls
+// (timer overhead included).
+func BenchmarkMatch(b *testing.B) {
+	ix, wl := bigIndex()
+	b.Run("one-worker", func(b *testing.B) {
+		dst := make([]Hit, 0, 16)
+		ps := wl.oneWorker
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			dst = ix.MatchPages(dst[:0], ps[i%len(ps)])
+			i++
+		}
+		if len(dst) != 1 {
+			b.Fatalf("prompt held by one worker matched %v", dst)
+		}
+		samples := make([]time.Duration, 0, 20000)
+		for j := range cap(samples) {
+			p := ps[(j*7919)%len(ps)]
+			t0 := time.Now()
+			dst = ix.MatchPages(dst[:0], p)
+			samples = append(samples, time.Since(t0))
+		}
+		slices.Sort(samples)
+		b.ReportMetric(float64(samples[len(samples)/2].Nanoseconds()), "p50-ns")
+		b.ReportMetric(float64(samples[len(samples)*99/100].Nanoseconds()), "p99-ns")
+	})
+	b.Run("pages=2048", func(b *testing.B) {
+		dst := make([]Hit, 0, 16)
+		b.ReportAllocs()
+		for b.Loop() {
+			dst = ix.MatchPages(dst[:0], wl.deep)
+		}
+		if len(dst) == 0 || dst[0].Pages != 2048 {
+			b.Fatalf("deep prompt matched %v", dst)
+		}
+	})
+}
+
+// BenchmarkHash reports the cost of cutting a token prompt into pages.
+func BenchmarkHash(b *testing.B) {
+	for _, n := range []int{1024, 32768} {
+		b.Run(fmt.Sprintf("tokens=%d", n), func(b *testing.B) {
+			toks := randTokens(newTestRand(1), n)
+			dst := make([]uint64, 0, n/16)
+			seed := TokenSeed("m")
+			b.SetBytes(int64(4 * n))
+			b.ReportAllocs()
+			for b.Loop() {
+				dst = AppendTokenPages(dst[:0], seed, 16, toks)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/token")
+		})
+	}
+}
+
+// BenchmarkInsert inserts new prompts (a shared 64-page system prompt plus
+// 64 new pages) for 256 workers on one core and reports new pages per second.
+func BenchmarkInsert(b *testing.B) {
+	for _, presized := range []bool{false, true} {
+		b.Run(fmt.Sprintf("presized=%v", presized), func(b *testing.B) { benchInsert(b, presized) })
+	}
+}
+
+func benchInsert(b *testing.B, presized bool) {
+	rng := newTestRand(2)
+	cfg := Config{}
+	if presized {
+		cfg.ExpectedPages = 1 << 24
+	}
+	ix := New(cfg)
+	sys := randPath(rng, nil, 64)
+	workers := make([]string, 256)
+	for i := range workers {
+		workers[i] = fmt.Sprintf("worker-%03d", i)
+		mustInsert(b, ix, workers[i], 0, sys)
+	}
+	const batch = 1024
+	prompts := make([][]uint64, batch)
+	var pages int64
+	var stamp uint32
+	b.ReportAllocs()
+	for b.Loop() {
+		if int(stamp)%batch == 0 {
+			b.StopTimer()
+			for i := range prompts {
+				prompts[i] = randPath(rng, sys, 64)
+			}
+			b.StartTimer()
+		}
+		p := prompts[int(stamp)%batch]
+		stamp++
+		if _, err := ix.Insert(workers[int(stamp)%len(workers)], 0, stamp, p); err != nil {
+			b.Fatal(err)
+		}
+		pages += 64
+	}
+	b.ReportMetric(float64(pages)/b.Elapsed().Seconds(), "pages/s")
+}
+
+// BenchmarkDeltaSize reports the encoded size of each delta kind as the
+// marginal bytes it adds to a batch (worker table entry excluded), and the
+// cost of encoding and decoding a batch of 64 inserts.
+func BenchmarkDeltaSize(b *testing.B) {
+	rng := newTestRand(3)
+	const name = "worker-017"
+	path := randPath(rng, nil, 80)
+	base := Delta{Op: OpTouch, Worker: name, Stamp: 1_700_000_000, Anchor: path[0]}
+	size := func(ds ...Delta) int {
+		buf, err := AppendBatch(nil, &Batch{Deltas: append([]Delta{base}, ds...)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return len(buf)
+	}
+	empty := size()
+	var ins, touch, rm Delta
+	defer func() {
+		b.ReportMetric(float64(size(ins)-empty-8*16), "insert-B+8B/page")
+		b.ReportMetric(float64(size(touch)-empty), "touch-B")
+		b.ReportMetric(float64(size(rm)-empty-len(rm.Worker)), "remove-B+name")
+	}()
+	ins = Delta{Op: OpInsert, Worker: name, Stamp: 1_700_000_060, Anchor: path[15], Pages: path[16:32]}
+	touch = Delta{Op: OpTouch, Worker: name, Stamp: 1_700_000_061, Anchor: path[31]}
+	rm = Delta{Op: OpRemove, Worker: "another-worker", Epoch: 3}
+	var bt Batch
+	for i := range 64 {
+		bt.Deltas = append(bt.Deltas, Delta{Op: OpInsert, Worker: fmt.Sprintf("w%d", i%8), Stamp: 1_700_000_000 + uint32(i), Anchor: path[i], Pages: path[i+1 : i+17]})
+	}
+	buf, _ := AppendBatch(nil, &bt)
+	var out Batch
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = AppendBatch(buf[:0], &bt)
+		if err := DecodeBatch(&out, buf, DefaultLimits); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
