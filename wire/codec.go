@@ -140,7 +140,6 @@ func NewCodec(cfg Config) (*Codec, error) {
 		compress: !cfg.NoCompression,
 		checksum: !cfg.NoChecksum,
 		rand:     cfg.Rand,
-		lz:       new(lz4.Compressor),
 	}
 	if c.rand == nil {
 		c.rand = rand.Reader
@@ -157,6 +156,15 @@ func cmpOr(v, def int) int {
 
 // BudgetBytes returns the packet budget.
 func (c *Codec) BudgetBytes() int { return c.budget }
+
+// compressor returns the codec's lz4 compressor, allocated on first use
+// (its hash table is large, and a codec that only decodes never needs it).
+func (c *Codec) compressor() *lz4.Compressor {
+	if c.lz == nil {
+		c.lz = new(lz4.Compressor)
+	}
+	return c.lz
+}
 
 // setAAD sets c.aad to header followed by the label.
 func (c *Codec) setAAD(header []byte) []byte {

@@ -52,7 +52,7 @@ func (c *Codec) AppendFrame(dst []byte, t Type, body []byte) ([]byte, error) {
 	payload := body
 	if c.compress {
 		var ok bool
-		if c.zbuf, ok = appendCompressed(c.lz, c.zbuf[:0], body); ok {
+		if c.zbuf, ok = appendCompressed(c.compressor(), c.zbuf[:0], body); ok {
 			payload = c.zbuf
 			flags |= FrameCompressed
 		}
@@ -116,7 +116,7 @@ func (c *Codec) WriteFrames(w io.Writer, t Type, body []byte, transfer uint32) e
 	payload := body
 	if c.compress {
 		var ok bool
-		if c.zbuf, ok = appendCompressed(c.lz, c.zbuf[:0], body); ok {
+		if c.zbuf, ok = appendCompressed(c.compressor(), c.zbuf[:0], body); ok {
 			payload = c.zbuf
 			flags |= FrameCompressed
 		}

@@ -28,7 +28,7 @@ func (c *Codec) Pack(dst []byte, msgs []Message, left []Message) (pkt []byte, re
 	}
 	payload, flags := c.pack, uint8(0)
 	if c.compress {
-		if z, ok := appendCompressed(c.lz, c.zbuf[:0], c.pack); ok {
+		if z, ok := appendCompressed(c.compressor(), c.zbuf[:0], c.pack); ok {
 			c.zbuf = z
 			payload, flags = z, FlagCompressed
 			if len(left) > base && len(z) < avail {
@@ -38,7 +38,7 @@ func (c *Codec) Pack(dst []byte, msgs []Message, left []Message) (pkt []byte, re
 				if limit > len(c.pack) {
 					var left2 []Message
 					c.pack2, left2 = fill(c.pack2[:0], msgs, left[:base], limit)
-					if z2, ok := appendCompressed(c.lz, c.zbuf2[:0], c.pack2); ok && len(z2) <= avail {
+					if z2, ok := appendCompressed(c.compressor(), c.zbuf2[:0], c.pack2); ok && len(z2) <= avail {
 						c.zbuf2 = z2
 						payload = z2
 						left = left2

@@ -89,7 +89,7 @@ func (c *Codec) seal(dst, body []byte, s sealer) ([]byte, error) {
 	payload := body
 	if c.compress {
 		var ok bool
-		if c.zbuf, ok = appendCompressed(c.lz, c.zbuf[:0], body); ok {
+		if c.zbuf, ok = appendCompressed(c.compressor(), c.zbuf[:0], body); ok {
 			payload = c.zbuf
 			flags |= FlagCompressed
 		}

@@ -1,0 +1,285 @@
+package fuzz
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// Limits small enough that a decoder exceeding them shows up at once.
+const (
+	fuzzMaxBody  = 4 << 10
+	fuzzMaxFrame = 16 << 10
+)
+
+var wireCmp = cmp.Options{
+	cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
+	cmpopts.EquateEmpty(),
+}
+
+// fuzzKey is the key the encrypted seeds use (ID 1, label "fuzz").
+var fuzzKey = bytes.Repeat([]byte{0x5a}, wire.KeySize)
+
+func fuzzCodec(t testing.TB, encrypted bool) *wire.Codec {
+	t.Helper()
+	cfg := wire.Config{MaxBodyBytes: fuzzMaxBody, MaxFrameBytes: fuzzMaxFrame, ChunkBytes: 1024, Label: "fuzz"}
+	if encrypted {
+		k := wire.NewKeyring()
+		if err := k.Install(1, fuzzKey); err != nil {
+			t.Fatal(err)
+		}
+		k.SetAcceptPlaintext(true)
+		cfg.Keyring = k
+	}
+	c, err := wire.NewCodec(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// checkError fails unless err matches one of the sentinels of wire.
+func checkError(t *testing.T, err error) {
+	t.Helper()
+	for _, s := range []error{wire.ErrTooLarge, wire.ErrTruncated, wire.ErrBadChecksum, wire.ErrDecrypt,
+		wire.ErrUnknownType, wire.ErrUnsupportedVersion, wire.ErrMalformed} {
+		if errors.Is(err, s) {
+			return
+		}
+	}
+	t.Fatalf("error %v matches no wire sentinel", err)
+}
+
+// checkRoundTrip decodes body as a message of type typ and, if that
+// succeeds, checks that the message re-encodes to a body that decodes to an
+// equal message.
+func checkRoundTrip(t *testing.T, c *wire.Codec, typ wire.Type, body []byte) {
+	t.Helper()
+	m, err := wire.DecodeMessage(typ, body)
+	if err != nil {
+		checkError(t, err)
+		return
+	}
+	again, err := wire.DecodeMessage(typ, m.AppendBody(nil))
+	if err != nil {
+		t.Fatalf("re-encoded %v does not decode: %v", typ, err)
+	}
+	if diff := cmp.Diff(m, again, wireCmp); diff != "" {
+		t.Fatalf("%v round trip (-first +second):\n%s", typ, diff)
+	}
+	// The codec's interning decoder agrees with the plain one.
+	into, _ := wire.NewMessage(typ)
+	if err := c.Decode(into, body); err != nil {
+		t.Fatalf("Codec.Decode fails where DecodeMessage succeeded: %v", err)
+	}
+	if diff := cmp.Diff(m, into, wireCmp); diff != "" {
+		t.Fatalf("%v Codec.Decode (-DecodeMessage +Codec.Decode):\n%s", typ, diff)
+	}
+}
+
+// FuzzDecodePacket feeds arbitrary bytes to OpenPacket and the part reader:
+// no panic, every error a wire sentinel, the decompressed body within its
+// cap, and every message that decodes re-encodes to an equal one.
+func FuzzDecodePacket(f *testing.F) {
+	codecs := []*wire.Codec{fuzzCodec(f, false), fuzzCodec(f, true)}
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		for _, c := range codecs {
+			body, err := c.OpenPacket(pkt)
+			if err != nil {
+				checkError(t, err)
+				continue
+			}
+			if len(body) > max(fuzzMaxBody, len(pkt)) {
+				t.Fatalf("body of %d bytes from a %d-byte packet, cap %d", len(body), len(pkt), fuzzMaxBody)
+			}
+			r := wire.NewPartReader(bytes.Clone(body))
+			for {
+				typ, mb, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					checkError(t, err)
+					continue
+				}
+				checkRoundTrip(t, c, typ, mb)
+			}
+		}
+	})
+}
+
+// FuzzDecodeFrame feeds arbitrary bytes to DecodeFrame, ReadFrame and a
+// Reassembler: no panic, the two decoders agree, nothing exceeds the frame
+// cap or the reassembly bound, and decoded messages round-trip.
+func FuzzDecodeFrame(f *testing.F) {
+	codecs := [][2]*wire.Codec{{fuzzCodec(f, false), fuzzCodec(f, false)}, {fuzzCodec(f, true), fuzzCodec(f, true)}}
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		for _, cc := range codecs {
+			c, rc := cc[0], cc[1]
+			r := bytes.NewReader(stream)
+			ra := wire.NewReassembler(fuzzMaxFrame, 2)
+			rest := stream
+			for len(rest) > 0 {
+				fr, n, err := c.DecodeFrame(rest)
+				fr2, err2 := rc.ReadFrame(r)
+				if (err == nil) != (err2 == nil) {
+					t.Fatalf("DecodeFrame: %v, ReadFrame: %v", err, err2)
+				}
+				if err != nil {
+					checkError(t, err)
+					break
+				}
+				if diff := cmp.Diff(fr, fr2, cmpopts.EquateEmpty()); diff != "" {
+					t.Fatalf("DecodeFrame and ReadFrame differ (-Decode +Read):\n%s", diff)
+				}
+				rest = rest[n:]
+				if len(fr.Body) > fuzzMaxFrame {
+					t.Fatalf("frame body of %d bytes over cap %d", len(fr.Body), fuzzMaxFrame)
+				}
+				typ, body, done, err := ra.Add(fr)
+				if _, used := ra.Pending(); used > fuzzMaxFrame {
+					t.Fatalf("reassembler holds %d bytes, bound %d", used, fuzzMaxFrame)
+				}
+				if err != nil {
+					checkError(t, err)
+					continue
+				}
+				if done && typ.Known() {
+					checkRoundTrip(t, c, typ, bytes.Clone(body))
+				}
+			}
+		}
+	})
+}
+
+// FuzzDecodeMessage decodes arbitrary bodies as every message type.
+func FuzzDecodeMessage(f *testing.F) {
+	c := fuzzCodec(f, false)
+	f.Fuzz(func(t *testing.T, typ uint8, body []byte) {
+		checkRoundTrip(t, c, wire.Type(typ), body)
+	})
+}
+
+// FuzzRoundTripMessages builds a message of every type from fuzz inputs and
+// checks that it survives encoding in a body, in a packet (plain and
+// encrypted) and in a stream frame.
+func FuzzRoundTripMessages(f *testing.F) {
+	codecs := []*wire.Codec{fuzzCodec(f, false), fuzzCodec(f, true)}
+	f.Fuzz(func(t *testing.T, typ uint8, s1, s2 string, u1, u2 uint64, flag bool, a1, a2 []byte) {
+		addr := func(b []byte) netip.AddrPort {
+			switch {
+			case len(b) >= 18:
+				return netip.AddrPortFrom(netip.AddrFrom16([16]byte(b)), uint16(b[16])<<8|uint16(b[17]))
+			case len(b) >= 6:
+				return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b)), uint16(b[4])<<8|uint16(b[5]))
+			}
+			return netip.AddrPort{}
+		}
+		var m wire.Message
+		switch wire.Type(typ%11 + 1) {
+		case wire.TypePing:
+			m = &wire.Ping{Seq: uint32(u1), Target: s1, SourceName: s2, SourceAddr: addr(a1)}
+		case wire.TypeIndirectPing:
+			m = &wire.IndirectPing{Seq: uint32(u1), Target: s1, TargetAddr: addr(a1), WantNack: flag, SourceName: s2, SourceAddr: addr(a2)}
+		case wire.TypeAck:
+			m = &wire.Ack{Seq: uint32(u1), Payload: a1}
+		case wire.TypeNack:
+			m = &wire.Nack{Seq: uint32(u1)}
+		case wire.TypeAlive:
+			m = &wire.Alive{Name: s1, Gen: u1, Incarnation: u2, Addr: addr(a1), Meta: a2}
+		case wire.TypeSuspect:
+			m = &wire.Suspect{Name: s1, Gen: u1, Incarnation: u2, From: s2}
+		case wire.TypeDead:
+			m = &wire.Dead{Name: s1, Gen: u1, Incarnation: u2, From: s2, Left: flag}
+		case wire.TypePushPull:
+			m = &wire.PushPull{Join: flag, Members: uint32(u1), StateBytes: uint32(u2)}
+		case wire.TypeDigest:
+			d := &wire.Digest{}
+			for i := range len(a1) % 8 {
+				d.Entries = append(d.Entries, wire.DigestEntry{Name: s1, Gen: u1 + uint64(i), Incarnation: u2, State: wire.MemberState(a1[i])})
+			}
+			m = d
+		case wire.TypeMembers:
+			ms := &wire.Members{}
+			for i := range len(a1) % 8 {
+				ms.Records = append(ms.Records, wire.MemberRecord{Name: s2, Gen: u1, Incarnation: u2 + uint64(i),
+					State: wire.MemberState(a1[i]), Addr: addr(a2), Meta: a1[:i]})
+			}
+			m = ms
+		default:
+			m = &wire.Data{Kind: uint8(u1), Payload: a1}
+		}
+		body := m.AppendBody(nil)
+		got, err := wire.DecodeMessage(m.Type(), body)
+		if err != nil {
+			t.Fatalf("%v does not decode: %v", m.Type(), err)
+		}
+		if diff := cmp.Diff(m, got, wireCmp); diff != "" {
+			t.Fatalf("body round trip (-want +got):\n%s", diff)
+		}
+		for _, c := range codecs {
+			pkt, left, err := c.Pack(nil, []wire.Message{m}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pkt) > c.BudgetBytes() {
+				t.Fatalf("packet of %d bytes over budget %d", len(pkt), c.BudgetBytes())
+			}
+			if len(left) == 0 {
+				pb, err := c.OpenPacket(pkt)
+				if err != nil {
+					t.Fatalf("packed %v does not open: %v", m.Type(), err)
+				}
+				r := wire.NewPartReader(pb)
+				pt, mb, err := r.Next()
+				if err != nil || pt != m.Type() {
+					t.Fatalf("part %v, %v; want %v", pt, err, m.Type())
+				}
+				got, err := wire.DecodeMessage(pt, mb)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(m, got, wireCmp); diff != "" {
+					t.Fatalf("packet round trip (-want +got):\n%s", diff)
+				}
+			} else if len(body) <= c.MaxMessageBytes() {
+				t.Fatalf("%d-byte body left out of an empty packet (max %d)", len(body), c.MaxMessageBytes())
+			}
+			if len(body) > fuzzMaxFrame {
+				continue // over the reassembly bound this test uses
+			}
+			var stream bytes.Buffer
+			if err := c.WriteFrames(&stream, m.Type(), body, 1); err != nil {
+				if errors.Is(err, wire.ErrTooLarge) {
+					continue
+				}
+				t.Fatal(err)
+			}
+			ra := wire.NewReassembler(fuzzMaxFrame, 1)
+			for {
+				fr, err := c.ReadFrame(&stream)
+				if err != nil {
+					t.Fatalf("frame of %v: %v", m.Type(), err)
+				}
+				ft, fb, done, err := ra.Add(fr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !done {
+					continue
+				}
+				if ft != m.Type() || !bytes.Equal(fb, body) {
+					t.Fatalf("frame carried %v, %d bytes; want %v, %d bytes", ft, len(fb), m.Type(), len(body))
+				}
+				break
+			}
+		}
+	})
+}
