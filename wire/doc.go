@@ -8,4 +8,37 @@
 // reads against a limit and the remaining bytes before it allocates, and
 // every error it returns matches one of the sentinel errors of this package
 // under errors.Is. The format is specified byte for byte in docs/wire.md.
+//
+// # Use
+//
+// A Codec holds the configuration (cluster label, Keyring, budget, limits)
+// and the scratch buffers of the hot path; it is not safe for concurrent
+// use, so each goroutine that sends or receives owns one. Codecs may share a
+// Keyring, which is safe for concurrent use and may be changed (keys
+// installed, rotated, plaintext switches flipped) while traffic flows.
+//
+// Sending gossip:
+//
+//	pkt, left, err := c.Pack(buf[:0], queue, left[:0]) // fills up to the budget
+//	// send pkt if len(pkt) > 0; left holds, in order, what did not fit
+//
+// Receiving a packet:
+//
+//	body, err := c.OpenPacket(pkt) // version, checksum or decryption, decompression
+//	r := wire.NewPartReader(body)
+//	for {
+//		typ, b, err := r.Next()
+//		if err == io.EOF { break }
+//		if errors.Is(err, wire.ErrUnknownType) { unknown++; continue }
+//		if err != nil { ...; break }
+//		switch typ {
+//		case wire.TypePing: err = c.Decode(&ping, b) // reuses ping's strings
+//		...
+//		}
+//	}
+//
+// Streams use AppendFrame or WriteFrames to send and ReadFrame plus a
+// Reassembler to receive. Bodies returned by OpenPacket, DecodeFrame and
+// ReadFrame alias the codec's buffers until its next decoding call; decoded
+// messages never alias their input.
 package wire

@@ -80,17 +80,38 @@ func (t Type) String() string {
 // Known reports whether this version of wire knows type t.
 func (t Type) Known() bool { return t >= TypePing && t <= TypeData }
 
-func (*Ping) Type() Type         { return TypePing }
+// Type returns TypePing.
+func (*Ping) Type() Type { return TypePing }
+
+// Type returns TypeIndirectPing.
 func (*IndirectPing) Type() Type { return TypeIndirectPing }
-func (*Ack) Type() Type          { return TypeAck }
-func (*Nack) Type() Type         { return TypeNack }
-func (*Alive) Type() Type        { return TypeAlive }
-func (*Suspect) Type() Type      { return TypeSuspect }
-func (*Dead) Type() Type         { return TypeDead }
-func (*PushPull) Type() Type     { return TypePushPull }
-func (*Digest) Type() Type       { return TypeDigest }
-func (*Members) Type() Type      { return TypeMembers }
-func (*Data) Type() Type         { return TypeData }
+
+// Type returns TypeAck.
+func (*Ack) Type() Type { return TypeAck }
+
+// Type returns TypeNack.
+func (*Nack) Type() Type { return TypeNack }
+
+// Type returns TypeAlive.
+func (*Alive) Type() Type { return TypeAlive }
+
+// Type returns TypeSuspect.
+func (*Suspect) Type() Type { return TypeSuspect }
+
+// Type returns TypeDead.
+func (*Dead) Type() Type { return TypeDead }
+
+// Type returns TypePushPull.
+func (*PushPull) Type() Type { return TypePushPull }
+
+// Type returns TypeDigest.
+func (*Digest) Type() Type { return TypeDigest }
+
+// Type returns TypeMembers.
+func (*Members) Type() Type { return TypeMembers }
+
+// Type returns TypeData.
+func (*Data) Type() Type { return TypeData }
 
 // AppendBody appends [seq, target, source_name, source_addr].
 func (m *Ping) AppendBody(dst []byte) []byte {
