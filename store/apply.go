@@ -3,7 +3,11 @@ package store
 import (
 	"fmt"
 	"time"
+	"unsafe"
 )
+
+// transient views b as a string for a lookup that does not keep it.
+func transient(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // heldWrite is a remote write parked because its stamp ran too far ahead
 // of local time. It owns its bytes (the delta buffer is not kept).
@@ -83,7 +87,7 @@ func (s *Store) ApplyDelta(d *Delta, now time.Time) error {
 			complete = false
 			continue
 		}
-		if s.applyEntry(string(e.Namespace), e.Key, e.Value, e.Deleted, e.Stamp, la, e.Seq) != nil {
+		if s.applyEntry(e.Namespace, e.Key, e.Value, e.Deleted, e.Stamp, la, e.Seq) != nil {
 			s.stats.Rejected++
 			complete = false
 		}
@@ -122,12 +126,15 @@ func (s *Store) mapActors(as []Actor) ([]uint32, error) {
 }
 
 // applyEntry merges one remote write whose dot the store has not seen.
-func (s *Store) applyEntry(ns string, key, value []byte, tomb bool, stamp uint64, la uint32, seq uint64) error {
-	nsi, err := s.namespace(ns)
-	if err != nil {
-		return err
+func (s *Store) applyEntry(ns, key, value []byte, tomb bool, stamp uint64, la uint32, seq uint64) error {
+	nsi, ok := s.nsIdx[string(ns)]
+	if !ok {
+		var err error
+		if nsi, err = s.namespace(string(ns)); err != nil {
+			return err
+		}
 	}
-	idx := s.t.lookup(nsi, string(key))
+	idx := s.t.lookup(nsi, transient(key))
 	if idx >= 0 && !s.wins(stamp, la, &s.t.entries[idx]) {
 		s.ctx[la].add(seq) // seen, and lost
 		return nil
@@ -141,13 +148,16 @@ func (s *Store) applyEntry(ns string, key, value []byte, tomb bool, stamp uint64
 			return ErrStoreFull
 		}
 	}
+	if idx < 0 && s.t.full() {
+		return ErrStoreFull
+	}
 	klen := uint16(len(key))
 	if tomb {
 		klen |= tombBit
 		value = nil
 	}
 	s.clock.observe(stamp)
-	s.install(idx, entry{kv: string(key) + string(value), stamp: stamp, seq: seq, actor: la, klen: klen, ns: nsi})
+	s.install(idx, entry{kv: concatKV(transient(key), value), stamp: stamp, seq: seq, actor: la, klen: klen, ns: nsi})
 	s.ctx[la].add(seq)
 	return nil
 }
@@ -168,7 +178,7 @@ func (s *Store) hold(e *DeltaEntry, la uint32) {
 	if e.Deleted {
 		klen |= tombBit
 	}
-	s.held = append(s.held, heldWrite{ns: string(e.Namespace), kv: string(e.Key) + string(e.Value),
+	s.held = append(s.held, heldWrite{ns: string(e.Namespace), kv: concatKV(transient(e.Key), e.Value),
 		klen: klen, stamp: e.Stamp, actor: la, seq: e.Seq})
 	if s.heldDots == nil {
 		s.heldDots = map[dotKey]struct{}{}
@@ -196,7 +206,7 @@ func (s *Store) release(now time.Time) {
 			continue
 		}
 		k := h.klen &^ tombBit
-		if s.applyEntry(h.ns, []byte(h.kv[:k]), []byte(h.kv[k:]), h.klen&tombBit != 0, h.stamp, h.actor, h.seq) != nil {
+		if s.applyEntry([]byte(h.ns), []byte(h.kv[:k]), []byte(h.kv[k:]), h.klen&tombBit != 0, h.stamp, h.actor, h.seq) != nil {
 			s.stats.Rejected++
 		}
 	}

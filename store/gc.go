@@ -199,7 +199,7 @@ func (s *Store) removeAt(idx int) {
 		m := s.t.entries[last]
 		slot := s.t.slotOf(last)
 		s.t.entries[idx] = m
-		s.t.slots[slot] = uint32(idx) + 1
+		s.t.setSlot(slot, idx)
 		di := &s.dots[m.actor]
 		di.idxs[di.find(m.seq)] = uint32(idx)
 	}

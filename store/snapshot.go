@@ -181,7 +181,10 @@ func (n *Store) decodeSnapshot(body []byte) error {
 			r.fail("entry without namespace or key")
 			break
 		}
-		if n.t.lookup(uint16(nsi), string(key)) >= 0 || n.dots[la].find(sq) >= 0 {
+		if n.t.full() {
+			return fmt.Errorf("%w: snapshot holds too many keys", ErrStoreFull)
+		}
+		if n.t.lookup(uint16(nsi), transient(key)) >= 0 || n.dots[la].find(sq) >= 0 {
 			r.fail("duplicate key or dot")
 			break
 		}
@@ -193,7 +196,7 @@ func (n *Store) decodeSnapshot(body []byte) error {
 		if tomb {
 			klen |= tombBit
 		}
-		n.install(-1, entry{kv: string(key) + string(val), stamp: stamp, seq: sq, actor: la, klen: klen, ns: uint16(nsi)})
+		n.install(-1, entry{kv: concatKV(transient(key), val), stamp: stamp, seq: sq, actor: la, klen: klen, ns: uint16(nsi)})
 		if n.bytes > n.cfg.MaxBytes {
 			return fmt.Errorf("%w: snapshot holds more than MaxBytes", ErrStoreFull)
 		}

@@ -201,6 +201,9 @@ func (s *Store) write(ns, key string, value []byte, tomb bool, now time.Time) er
 	if !tomb && grow > 0 && s.bytes+grow > s.cfg.MaxBytes {
 		return fmt.Errorf("%w: %d of %d bytes used", ErrStoreFull, s.bytes, s.cfg.MaxBytes)
 	}
+	if idx < 0 && s.t.full() {
+		return fmt.Errorf("%w: %d keys", ErrStoreFull, len(s.t.entries))
+	}
 	s.seq++
 	seq := s.seq
 	s.ctx[0].add(seq)
@@ -208,7 +211,7 @@ func (s *Store) write(ns, key string, value []byte, tomb bool, now time.Time) er
 	if tomb {
 		klen |= tombBit
 	}
-	e := entry{kv: key + string(value), stamp: s.clock.tick(now), seq: seq, klen: klen, ns: nsi}
+	e := entry{kv: concatKV(key, value), stamp: s.clock.tick(now), seq: seq, klen: klen, ns: nsi}
 	s.install(idx, e)
 	return nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"hash/maphash"
 	"slices"
+	"strings"
 )
 
 // entry is one key of one namespace: its value or tombstone and the dot and
@@ -31,9 +32,11 @@ func (e *entry) size() int64 { return int64(len(e.kv)) + entryOverhead }
 // store of many tiny keys is bounded too. It matches the measured overhead.
 const entryOverhead = 64
 
-// table is the key index: an open-addressing hash table of entry indices
-// (slot = index+1, 0 = empty) with linear probing and backward-shift
-// deletion, over the entries arena.
+// table is the key index: an open-addressing hash table over the entries
+// arena with linear probing and backward-shift deletion. A slot is 32 bits:
+// a 7-bit tag from the key's hash (so most probes that miss never touch the
+// entry) and the entry index + 1 (0 = empty) in the low 25 bits. That caps a
+// store at maxEntries keys and tombstones.
 type table struct {
 	seed    maphash.Seed
 	entries []entry
@@ -41,31 +44,47 @@ type table struct {
 	mask    uint64
 }
 
+const (
+	idxBits    = 25
+	idxMask    = 1<<idxBits - 1
+	maxEntries = idxMask - 1
+)
+
 func (t *table) hash(ns uint16, key string) uint64 {
 	h := maphash.String(t.seed, key) ^ uint64(ns)*0x9e3779b97f4a7c15
 	return h ^ h>>29
 }
+
+func tagOf(h uint64) uint32 { return uint32(h>>57) << idxBits }
 
 // lookup returns the index of (ns, key) or -1.
 func (t *table) lookup(ns uint16, key string) int {
 	if len(t.slots) == 0 {
 		return -1
 	}
-	i := t.hash(ns, key) & t.mask
+	h := t.hash(ns, key)
+	tag := tagOf(h)
+	i := h & t.mask
 	for {
 		s := t.slots[i]
 		if s == 0 {
 			return -1
 		}
-		e := &t.entries[s-1]
-		if e.ns == ns && e.key() == key {
-			return int(s - 1)
+		if s&^idxMask == tag {
+			e := &t.entries[s&idxMask-1]
+			if e.ns == ns && e.key() == key {
+				return int(s&idxMask - 1)
+			}
 		}
 		i = (i + 1) & t.mask
 	}
 }
 
-// insert appends e to the arena and indexes it; the key must be absent.
+// full reports whether the arena has reached maxEntries.
+func (t *table) full() bool { return len(t.entries) >= maxEntries }
+
+// insert appends e to the arena and indexes it; the key must be absent and
+// the table not full.
 func (t *table) insert(e entry) int {
 	if (len(t.entries)+1)*8 > len(t.slots)*7 {
 		t.grow()
@@ -78,11 +97,12 @@ func (t *table) insert(e entry) int {
 
 func (t *table) place(idx uint32) {
 	e := &t.entries[idx]
-	i := t.hash(e.ns, e.key()) & t.mask
+	h := t.hash(e.ns, e.key())
+	i := h & t.mask
 	for t.slots[i] != 0 {
 		i = (i + 1) & t.mask
 	}
-	t.slots[i] = idx + 1
+	t.slots[i] = tagOf(h) | (idx + 1)
 }
 
 func (t *table) grow() {
@@ -101,10 +121,15 @@ func (t *table) grow() {
 func (t *table) slotOf(idx int) uint64 {
 	e := &t.entries[idx]
 	i := t.hash(e.ns, e.key()) & t.mask
-	for t.slots[i] != uint32(idx)+1 {
+	for t.slots[i]&idxMask != uint32(idx)+1 {
 		i = (i + 1) & t.mask
 	}
 	return i
+}
+
+// setSlot points slot i at idx, keeping its tag.
+func (t *table) setSlot(i uint64, idx int) {
+	t.slots[i] = t.slots[i]&^idxMask | (uint32(idx) + 1)
 }
 
 // unslot removes the slot at i, shifting later members of its probe run
@@ -119,7 +144,7 @@ func (t *table) unslot(i uint64) {
 			if s == 0 {
 				return
 			}
-			e := &t.entries[s-1]
+			e := &t.entries[s&idxMask-1]
 			k := t.hash(e.ns, e.key()) & t.mask
 			// Leave s where it is when its home k lies cyclically in (i, j].
 			if i <= j {
@@ -154,7 +179,7 @@ func (d *dotIndex) add(seq uint64, idx uint32) {
 		d.idxs = append(d.idxs, idx)
 		return
 	}
-	i, ok := slices.BinarySearch(d.seqs, seq)
+	i, ok := d.search(seq)
 	if ok {
 		if d.idxs[i] == deadIdx {
 			d.dead--
@@ -166,8 +191,26 @@ func (d *dotIndex) add(seq uint64, idx uint32) {
 	d.idxs = slices.Insert(d.idxs, i, idx)
 }
 
+// search returns the position of seq, or where it would go. Seqs are
+// distinct integers, so seq sits at most seq-seqs[0] places in: for the
+// dense runs of a writer's own seqs that is a direct hit, and it bounds the
+// binary search otherwise.
+func (d *dotIndex) search(seq uint64) (int, bool) {
+	n := len(d.seqs)
+	if n == 0 || seq < d.seqs[0] {
+		return 0, false
+	}
+	if off := seq - d.seqs[0]; off < uint64(n) {
+		if d.seqs[off] == seq {
+			return int(off), true
+		}
+		n = int(off) + 1
+	}
+	return slices.BinarySearch(d.seqs[:n], seq)
+}
+
 func (d *dotIndex) find(seq uint64) int {
-	i, ok := slices.BinarySearch(d.seqs, seq)
+	i, ok := d.search(seq)
 	if !ok || d.idxs[i] == deadIdx {
 		return -1
 	}
@@ -197,9 +240,18 @@ func (d *dotIndex) remove(seq uint64) {
 
 // after returns the position of the first seq > seq.
 func (d *dotIndex) after(seq uint64) int {
-	i, ok := slices.BinarySearch(d.seqs, seq)
+	i, ok := d.search(seq)
 	if ok {
 		i++
 	}
 	return i
+}
+
+// concatKV returns key and value in one new string: one allocation.
+func concatKV(key string, value []byte) string {
+	var b strings.Builder
+	b.Grow(len(key) + len(value))
+	b.WriteString(key)
+	b.Write(value)
+	return b.String()
 }
