@@ -1,6 +1,7 @@
 package radix
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -107,6 +108,8 @@ func buildWorkload(ix *Index, holderPages int64, seed uint64) *workload {
 	return wl
 }
 
+var holderPagesFlag = flag.Int64("radix.holderpages", 12_800_000, "holder-pages of the benchmark index")
+
 var big struct {
 	once     sync.Once
 	ix       *Index
@@ -123,7 +126,7 @@ func bigIndex() (*Index, *workload) {
 		runtime.ReadMemStats(&before)
 		start := time.Now()
 		ix := New(Config{})
-		wl := buildWorkload(ix, 12_800_000, 1)
+		wl := buildWorkload(ix, *holderPagesFlag, 1)
 		big.duration = time.Since(start)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -184,8 +187,23 @@ func BenchmarkMatch(b *testing.B) {
 			samples = append(samples, time.Since(t0))
 		}
 		slices.Sort(samples)
+		var pages int
+		for _, p := range ps {
+			pages += len(p)
+		}
+		b.ReportMetric(float64(pages)/float64(len(ps)), "mean-prompt-pages")
 		b.ReportMetric(float64(samples[len(samples)/2].Nanoseconds()), "p50-ns")
 		b.ReportMetric(float64(samples[len(samples)*99/100].Nanoseconds()), "p99-ns")
+	})
+	b.Run("one-worker-hot", func(b *testing.B) {
+		// The same prompt again and again: the index's memory is cached.
+		dst := make([]Hit, 0, 16)
+		p := ps0(wl)
+		b.ReportAllocs()
+		for b.Loop() {
+			dst = ix.MatchPages(dst[:0], p)
+		}
+		b.ReportMetric(float64(len(p)), "prompt-pages")
 	})
 	b.Run("pages=2048", func(b *testing.B) {
 		dst := make([]Hit, 0, 16)
@@ -197,6 +215,16 @@ func BenchmarkMatch(b *testing.B) {
 			b.Fatalf("deep prompt matched %v", dst)
 		}
 	})
+}
+
+// ps0 returns a 64-page prompt held by one worker.
+func ps0(wl *workload) []uint64 {
+	for _, p := range wl.oneWorker {
+		if len(p) >= 64 {
+			return p[:64]
+		}
+	}
+	panic("no prompt of 64 pages")
 }
 
 // BenchmarkHash reports the cost of cutting a token prompt into pages.

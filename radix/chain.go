@@ -420,12 +420,7 @@ func (x *core) walk(path []step, hs []uint64) []step {
 	i := 0
 	for {
 		h := x.chains[ci].hashes
-		rest := hs[i:]
-		n := min(len(h), len(rest))
-		k := 0
-		for k < n && h[k] == rest[k] {
-			k++
-		}
+		k := matchLen(h, hs[i:])
 		i += k
 		path = append(path, step{ci, uint32(i)})
 		if k < len(h) || i == len(hs) {
@@ -437,6 +432,23 @@ func (x *core) walk(path []step, hs []uint64) []step {
 		}
 		ci = nci
 	}
+}
+
+// matchLen returns the length of the common prefix of a and b, comparing
+// four hashes at a time.
+func matchLen(a, b []uint64) int {
+	n := min(len(a), len(b))
+	a, b = a[:n], b[:n]
+	k := 0
+	for ; k+4 <= n; k += 4 {
+		if a[k] != b[k] || a[k+1] != b[k+1] || a[k+2] != b[k+2] || a[k+3] != b[k+3] {
+			break
+		}
+	}
+	for k < n && a[k] == b[k] {
+		k++
+	}
+	return k
 }
 
 // workerDepth is a worker index and its matched depth in pages.

@@ -1,0 +1,159 @@
+package fuzz
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/meshnode/meshnode/radix"
+)
+
+// radixLimits are small so that a decoder exceeding a limit shows up at once.
+var radixLimits = radix.Limits{MaxWorkers: 16, MaxDeltas: 64, MaxPages: 256}
+
+// radixSeedIndex builds a small index with shared prefixes, a fork, a touch
+// and a removed worker, for seeds.
+func radixSeedIndex(t testing.TB) *radix.Index {
+	ix := radix.New(radix.Config{WorkerPages: 64})
+	toks := make([]uint32, 16*12)
+	for i := range toks {
+		toks[i] = uint32(i * 7)
+	}
+	p := ix.AppendPages(nil, "m", toks)
+	fork := append(append([]uint64(nil), p[:5]...), ix.AppendPages(nil, "m", toks[16:16*3])...)
+	for _, d := range []struct {
+		w     string
+		pages []uint64
+	}{{"a", p}, {"b", p[:5]}, {"c", fork}, {"gone", p[:2]}} {
+		if _, err := ix.Insert(d.w, 1, 100, d.pages); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ix.Touch("b", 1, 105, p[2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ix.RemoveWorker("gone", 1); err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+func radixSeedBatch(t testing.TB) []byte {
+	var b radix.Batch
+	b.Add(radix.Delta{Op: radix.OpInsert, Worker: "a", Epoch: 1, Stamp: 10, Pages: []uint64{1, 2, 3}})
+	b.Add(radix.Delta{Op: radix.OpInsert, Worker: "b", Epoch: 2, Stamp: 12, Anchor: 2, Pages: []uint64{7}})
+	b.Add(radix.Delta{Op: radix.OpTouch, Worker: "a", Epoch: 1, Stamp: 300, Anchor: 2})
+	b.Add(radix.Delta{Op: radix.OpRemove, Worker: "c", Epoch: 5})
+	buf, err := radix.AppendBatch(nil, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf
+}
+
+// FuzzRadixBatch decodes delta batches: no panic, decode-encode-decode is
+// stable, and applying what decodes keeps the index usable.
+func FuzzRadixBatch(f *testing.F) {
+	f.Add(radixSeedBatch(f))
+	var hb radix.Batch
+	ix := radixSeedIndex(f)
+	for from := 0; from >= 0; {
+		from = ix.Holdings(&hb, "a", from, 4)
+	}
+	seed, err := radix.AppendBatch(nil, &hb)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b radix.Batch
+		if err := radix.DecodeBatch(&b, data, radixLimits); err != nil {
+			if !errors.Is(err, radix.ErrDecode) {
+				t.Fatalf("error %v does not wrap ErrDecode", err)
+			}
+			return
+		}
+		enc, err := radix.AppendBatch(nil, &b)
+		if err != nil {
+			t.Fatalf("re-encoding a decoded batch: %v", err)
+		}
+		var b2 radix.Batch
+		if err := radix.DecodeBatch(&b2, enc, radixLimits); err != nil {
+			t.Fatalf("decoding a re-encoded batch: %v", err)
+		}
+		if diff := cmp.Diff(b.Deltas, b2.Deltas, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("decode-encode-decode changed the batch (-first +second):\n%s", diff)
+		}
+		ix := radix.New(radix.Config{WorkerPages: 8, MaxPending: 8})
+		_ = ix.ApplyBatch(&b)
+		_ = ix.ApplyBatch(&b) // idempotent, and must not panic
+		for _, d := range b.Deltas {
+			ix.MatchPages(nil, append([]uint64{d.Anchor}, d.Pages...))
+		}
+		if _, err := ix.AppendSnapshot(nil); err != nil {
+			t.Fatalf("snapshot after applying a decoded batch: %v", err)
+		}
+	})
+}
+
+// FuzzRadixDigest decodes digests: no panic, and decode-encode-decode is
+// stable.
+func FuzzRadixDigest(f *testing.F) {
+	f.Add(radix.AppendDigest(nil, radixSeedIndex(f).Digest()))
+	f.Add(radix.AppendDigest(nil, nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := radix.DecodeDigest(data, radixLimits)
+		if err != nil {
+			if !errors.Is(err, radix.ErrDecode) {
+				t.Fatalf("error %v does not wrap ErrDecode", err)
+			}
+			return
+		}
+		enc := radix.AppendDigest(nil, d)
+		d2, err := radix.DecodeDigest(enc, radixLimits)
+		if err != nil {
+			t.Fatalf("decoding a re-encoded digest: %v", err)
+		}
+		if diff := cmp.Diff(d, d2, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("decode-encode-decode changed the digest (-first +second):\n%s", diff)
+		}
+		if !bytes.Equal(enc, radix.AppendDigest(nil, d2)) {
+			t.Fatal("encoding is not canonical")
+		}
+	})
+}
+
+// FuzzRadixSnapshot restores snapshots: no panic, all or nothing, and a
+// restored index snapshots to one that restores to the same digest.
+func FuzzRadixSnapshot(f *testing.F) {
+	snap, err := radixSeedIndex(f).AppendSnapshot(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(snap)
+	empty, _ := radix.New(radix.Config{}).AppendSnapshot(nil)
+	f.Add(empty)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ix, err := radix.Restore(radix.Config{WorkerPages: 64}, data)
+		if err != nil {
+			if ix != nil {
+				t.Fatal("failed restore returned an index")
+			}
+			return
+		}
+		snap, err := ix.AppendSnapshot(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ix2, err := radix.Restore(radix.Config{WorkerPages: 64}, snap)
+		if err != nil {
+			t.Fatalf("restoring a fresh snapshot: %v", err)
+		}
+		if diff := cmp.Diff(ix.Digest(), ix2.Digest()); diff != "" {
+			t.Fatalf("snapshot round trip changed the digest (-first +second):\n%s", diff)
+		}
+	})
+}
