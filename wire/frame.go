@@ -95,8 +95,8 @@ func (c *Codec) appendFrame(dst []byte, t Type, flags uint8, ch *ChunkHeader, pa
 	}
 	plain := payload
 	if ch != nil {
-		c.plain = append(appendChunkHeader(c.plain[:0], ch), payload...)
-		plain = c.plain
+		c.chunkPlain = append(appendChunkHeader(c.chunkPlain[:0], ch), payload...)
+		plain = c.chunkPlain
 	}
 	return s.aead.Seal(dst, nonce, plain, aad), nil
 }

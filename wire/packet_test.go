@@ -299,3 +299,57 @@ func TestPlaintextRollout(t *testing.T) {
 		t.Errorf("key ID %d, want 8", pkt[2])
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		errs int
+	}{
+		{"zero", Config{}, 0},
+		{"label too long", Config{Label: string(make([]byte, 256))}, 1},
+		{"budget too small", Config{BudgetBytes: 10}, 1},
+		{"budget over UDP", Config{BudgetBytes: 70000}, 1},
+		{"several", Config{BudgetBytes: 10, MaxBodyBytes: -1, ChunkBytes: 10}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			n := 0
+			if err != nil {
+				n = len(err.(interface{ Unwrap() []error }).Unwrap())
+			}
+			if n != tt.errs {
+				t.Fatalf("%d problems (%v), want %d", n, err, tt.errs)
+			}
+			if err != nil && !errors.Is(err, ErrConfig) {
+				t.Errorf("err %v does not match ErrConfig", err)
+			}
+			if _, err := NewCodec(tt.cfg); (err != nil) != (tt.errs > 0) {
+				t.Errorf("NewCodec err %v", err)
+			}
+		})
+	}
+}
+
+// TestEncodingKeepsDecodedBody checks that sending with a codec does not
+// clobber the body its last OpenPacket returned.
+func TestEncodingKeepsDecodedBody(t *testing.T) {
+	k := mustKeyring(t, 1)
+	c := mustCodec(t, Config{Keyring: k, ChunkBytes: 1024})
+	pkt, _ := c.AppendPacket(nil, &Nack{Seq: 42})
+	body, err := c.OpenPacket(pkt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Clone(body)
+	if _, err := c.AppendPacket(nil, &Ack{Seq: 1, Payload: make([]byte, 500)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteFrames(io.Discard, TypeData, payload(5000, 9), 1); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(body, want) {
+		t.Error("encoding changed the decoded body")
+	}
+}
