@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"maps"
+	"slices"
 )
 
 // Snapshot layout: magic, version byte, msgpack body, CRC32C (Castagnoli)
@@ -67,7 +69,8 @@ func (s *Store) AppendSnapshot(dst []byte) []byte {
 		}
 	}
 	dst = appendArrayLen(dst, nc)
-	for name, l := range s.limiters {
+	for _, name := range slices.Sorted(maps.Keys(s.limiters)) {
+		l := s.limiters[name]
 		for a, c := range l.slots {
 			if c > 0 {
 				dst = appendCounter(dst, name, l.windowMs, l.window, uint32(a), c)
