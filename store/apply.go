@@ -14,7 +14,8 @@ func transient(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(
 type heldWrite struct {
 	ns    string
 	kv    string
-	klen  uint16
+	klen  int
+	tomb  bool
 	stamp uint64
 	actor uint32
 	seq   uint64
@@ -151,13 +152,11 @@ func (s *Store) applyEntry(ns, key, value []byte, tomb bool, stamp uint64, la ui
 	if idx < 0 && s.t.full() {
 		return ErrStoreFull
 	}
-	klen := uint16(len(key))
 	if tomb {
-		klen |= tombBit
 		value = nil
 	}
 	s.clock.observe(stamp)
-	s.install(idx, entry{kv: concatKV(transient(key), value), stamp: stamp, seq: seq, actor: la, klen: klen, ns: nsi})
+	s.install(idx, newEntry(concatKV(transient(key), value), len(key), tomb, stamp, seq, la, nsi))
 	s.ctx[la].add(seq)
 	return nil
 }
@@ -174,12 +173,8 @@ func (s *Store) hold(e *DeltaEntry, la uint32) {
 		s.stats.Rejected++
 		return
 	}
-	klen := uint16(len(e.Key))
-	if e.Deleted {
-		klen |= tombBit
-	}
 	s.held = append(s.held, heldWrite{ns: string(e.Namespace), kv: concatKV(transient(e.Key), e.Value),
-		klen: klen, stamp: e.Stamp, actor: la, seq: e.Seq})
+		klen: len(e.Key), tomb: e.Deleted, stamp: e.Stamp, actor: la, seq: e.Seq})
 	if s.heldDots == nil {
 		s.heldDots = map[dotKey]struct{}{}
 	}
@@ -205,8 +200,7 @@ func (s *Store) release(now time.Time) {
 		if s.ctx[h.actor].has(h.seq) {
 			continue
 		}
-		k := h.klen &^ tombBit
-		if s.applyEntry([]byte(h.ns), []byte(h.kv[:k]), []byte(h.kv[k:]), h.klen&tombBit != 0, h.stamp, h.actor, h.seq) != nil {
+		if s.applyEntry([]byte(h.ns), []byte(h.kv[:h.klen]), []byte(h.kv[h.klen:]), h.tomb, h.stamp, h.actor, h.seq) != nil {
 			s.stats.Rejected++
 		}
 	}

@@ -58,7 +58,7 @@ func (s *Store) AppendSnapshot(dst []byte) []byte {
 		} else {
 			dst = appendBinStr(dst, e.value())
 		}
-		dst = appendEntryTail(dst, e.stamp, e.actor, e.seq)
+		dst = appendEntryTail(dst, e.stamp, uint32(e.actor), e.seq)
 	}
 	nc := 0
 	for _, l := range s.limiters {
@@ -195,11 +195,7 @@ func (n *Store) decodeSnapshot(body []byte) error {
 			r.fail("entry outside the causal context")
 			break
 		}
-		klen := uint16(len(key))
-		if tomb {
-			klen |= tombBit
-		}
-		n.install(-1, entry{kv: concatKV(transient(key), val), stamp: stamp, seq: sq, actor: la, klen: klen, ns: uint16(nsi)})
+		n.install(-1, newEntry(concatKV(transient(key), val), len(key), tomb, stamp, sq, la, uint16(nsi)))
 		if n.bytes > n.cfg.MaxBytes {
 			return fmt.Errorf("%w: snapshot holds more than MaxBytes", ErrStoreFull)
 		}

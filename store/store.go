@@ -17,6 +17,7 @@ const (
 	MaxValueBytes     = 1 << 20 // 1 MiB
 	MaxNamespaceBytes = 255
 	MaxNamespaces     = 1 << 15
+	maxActors         = 1<<16 - 1 // entries keep a 16-bit actor index
 )
 
 // Config configures a Store. Zero fields take the defaults noted.
@@ -50,6 +51,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBytes < 0 || c.MaxSkew < 0 || c.MaxActors < 0 || c.MaxHeld < 0 || c.MaxDeltaEntries < 0 {
 		errs = append(errs, errors.New("store: negative limit in Config"))
+	}
+	if c.MaxActors > maxActors {
+		errs = append(errs, fmt.Errorf("store: Config.MaxActors above %d", maxActors))
 	}
 	return errors.Join(errs...)
 }
@@ -207,11 +211,7 @@ func (s *Store) write(ns, key string, value []byte, tomb bool, now time.Time) er
 	s.seq++
 	seq := s.seq
 	s.ctx[0].add(seq)
-	klen := uint16(len(key))
-	if tomb {
-		klen |= tombBit
-	}
-	e := entry{kv: concatKV(key, value), stamp: s.clock.tick(now), seq: seq, klen: klen, ns: nsi}
+	e := newEntry(concatKV(key, value), len(key), tomb, s.clock.tick(now), seq, 0, nsi)
 	s.install(idx, e)
 	return nil
 }

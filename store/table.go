@@ -4,29 +4,54 @@ import (
 	"hash/maphash"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // entry is one key of one namespace: its value or tombstone and the dot and
-// stamp of the write that set it. Key and value share one string (kv) so a
-// key costs one allocation and 40 bytes of bookkeeping here; see doc.go for
-// the per-key memory budget.
+// stamp of the write that set it. Key and value share one allocation, held
+// by a bare pointer with both lengths packed beside the actor and
+// namespace, so the bookkeeping is 32 bytes; see doc.go for the per-key
+// memory budget.
 type entry struct {
-	kv    string // key bytes then value bytes
+	p     *byte // key bytes then value bytes
 	stamp uint64
 	seq   uint64
-	actor uint32
-	klen  uint16 // key length | tombBit
+	lens  uint32 // key length << vlenBits | value length (vlenTomb: tombstone)
+	actor uint16
 	ns    uint16
 }
 
-const tombBit = 0x8000
+const (
+	vlenBits = 21 // MaxValueBytes fits, and so does the tombstone marker
+	vlenMask = 1<<vlenBits - 1
+	vlenTomb = vlenMask
+)
 
-func (e *entry) key() string   { return e.kv[:e.klen&^tombBit] }
-func (e *entry) value() string { return e.kv[e.klen&^tombBit:] }
-func (e *entry) tomb() bool    { return e.klen&tombBit != 0 }
+// newEntry makes an entry; kv is the key followed by the value.
+func newEntry(kv string, klen int, tomb bool, stamp, seq uint64, actor uint32, ns uint16) entry {
+	vlen := uint32(len(kv) - klen)
+	if tomb {
+		vlen = vlenTomb
+	}
+	return entry{p: unsafe.StringData(kv), stamp: stamp, seq: seq, lens: uint32(klen)<<vlenBits | vlen, actor: uint16(actor), ns: ns}
+}
+
+func (e *entry) klen() int { return int(e.lens >> vlenBits) }
+
+func (e *entry) vlen() int {
+	if v := e.lens & vlenMask; v != vlenTomb {
+		return int(v)
+	}
+	return 0
+}
+
+func (e *entry) kv() string    { return unsafe.String(e.p, e.klen()+e.vlen()) }
+func (e *entry) key() string   { return unsafe.String(e.p, e.klen()) }
+func (e *entry) value() string { return e.kv()[e.klen():] }
+func (e *entry) tomb() bool    { return e.lens&vlenMask == vlenTomb }
 
 // size is what the entry counts against Config.MaxBytes.
-func (e *entry) size() int64 { return int64(len(e.kv)) + entryOverhead }
+func (e *entry) size() int64 { return int64(e.klen()+e.vlen()) + entryOverhead }
 
 // entryOverhead is the per-key bookkeeping charged against MaxBytes, so a
 // store of many tiny keys is bounded too. It matches the measured overhead.

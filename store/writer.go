@@ -49,13 +49,13 @@ func (w *deltaWriter) entry(e *entry) {
 	} else {
 		w.ents = appendBinStr(w.ents, e.value())
 	}
-	w.ents = appendEntryTail(w.ents, e.stamp, w.actor(e.actor), e.seq)
+	w.ents = appendEntryTail(w.ents, e.stamp, w.actor(uint32(e.actor)), e.seq)
 	w.nEnts++
 }
 
 // entrySize is what entry(e) adds, within a few bytes.
 func (w *deltaWriter) entrySize(e *entry) int {
-	return len(e.kv) + len(w.s.nsNames[e.ns]) + 32
+	return e.klen() + e.vlen() + len(w.s.nsNames[e.ns]) + 32
 }
 
 func (w *deltaWriter) rng(la uint32, from, to uint64) {
