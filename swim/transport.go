@@ -1,0 +1,147 @@
+package swim
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// Transport carries a Runner's packets and streams: datagrams for the
+// protocol's UDP traffic and reliable, ordered byte streams for push-pull and
+// TCP pings. A Transport moves bytes only; the Runner owns the wire.Codec
+// (packet budget, compression, encryption) and the stream framing, so those
+// rules are enforced in one place whatever the transport.
+//
+// Goroutines: WriteTo and DialStream may be called from several goroutines
+// at once (the Runner's loop sends packets, its stream workers dial).
+// Packets and Streams are read by the Runner's loop only. Shutdown may be
+// called from any goroutine, more than once.
+type Transport interface {
+	// WriteTo sends b as one datagram to to. It must not block for long
+	// (drop rather than wait) and must not keep b after it returns.
+	WriteTo(b []byte, to netip.AddrPort) error
+	// Packets returns the channel of received datagrams. Its capacity is the
+	// transport's receive bound: when it is full, packets are dropped and
+	// counted, never queued without bound.
+	Packets() <-chan Inbound
+	// DialStream opens a stream to to. The dial gives up when ctx is done
+	// (the Runner gives it the exchange's deadline).
+	DialStream(ctx context.Context, to netip.AddrPort) (Conn, error)
+	// Streams returns the channel of streams peers opened. The transport
+	// bounds the streams accepted and not yet closed; beyond the bound it
+	// refuses them and counts them.
+	Streams() <-chan Incoming
+	// Addr returns the address peers reach this transport at (the
+	// advertised address, which may differ from the bound one).
+	Addr() netip.AddrPort
+	// Shutdown stops receiving, closes the listeners and waits for the
+	// transport's goroutines to end. Streams already handed out stay usable
+	// until their deadline or Close. It is idempotent.
+	Shutdown() error
+}
+
+// Inbound is one datagram received. Buf belongs to the receiver.
+type Inbound struct {
+	From netip.AddrPort
+	Buf  []byte
+}
+
+// Incoming is one stream a peer opened. From is the peer's address as the
+// transport sees it (for TCP, an ephemeral port, not its advertised address).
+// The receiver must Close Conn.
+type Incoming struct {
+	From netip.AddrPort
+	Conn Conn
+}
+
+// Conn is a bidirectional byte stream with half-close, as a *net.TCPConn
+// provides. Read and Write may be called from different goroutines.
+type Conn interface {
+	io.ReadWriteCloser
+	// CloseWrite shuts the sending half: the peer reads io.EOF after the
+	// bytes already written, and can still answer.
+	CloseWrite() error
+	// SetDeadline sets the read and write deadline.
+	SetDeadline(t time.Time) error
+}
+
+// The stream exchange. A stream carries one exchange: the opener writes its
+// request messages, each as a wire frame (chunked if large), then half-closes
+// (CloseWrite); the acceptor reads frames until end of stream, answers with
+// its reply messages as frames and closes. The opener reads reply frames until
+// end of stream. A one-way push gets an empty reply: the acceptor just closes.
+// End of stream, rather than a count, delimits a side, so a reader needs no
+// length it did not check and a message type added later needs no change.
+
+// Stream limits.
+const (
+	// maxStreamMsgs bounds the messages of one side of a stream exchange:
+	// a push-pull has at most four (header, records, digest, state).
+	maxStreamMsgs = 16
+	// maxStreamTransfers bounds the chunked transfers open at once on one
+	// stream: a sender finishes one message before the next.
+	maxStreamTransfers = 1
+)
+
+var (
+	// ErrStream reports a stream exchange that broke the framing rules:
+	// too many messages, a truncated frame, an undecodable message.
+	ErrStream = errors.New("swim: bad stream")
+)
+
+// writeMsgs writes msgs to w as frames, one per message, and flushes.
+// buf is scratch space for message bodies; the grown buffer is returned.
+func writeMsgs(codec *wire.Codec, w *bufio.Writer, msgs []wire.Message, buf []byte) ([]byte, error) {
+	for i, m := range msgs {
+		buf = m.AppendBody(buf[:0])
+		if err := codec.WriteFrames(w, m.Type(), buf, uint32(i)); err != nil {
+			return buf, fmt.Errorf("swim: write %v frame: %w", m.Type(), err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return buf, fmt.Errorf("swim: write stream: %w", err)
+	}
+	return buf, nil
+}
+
+// readMsgs reads frames from r until end of stream and decodes them into new
+// messages, which the caller may keep. Messages of unknown types are skipped
+// and counted in unknown. maxBytes bounds the bytes held by a chunked
+// transfer being reassembled.
+func readMsgs(codec *wire.Codec, r io.Reader, maxBytes int) (msgs []wire.Message, unknown int, err error) {
+	re := wire.NewReassembler(maxBytes, maxStreamTransfers)
+	for {
+		f, err := codec.ReadFrame(r)
+		if errors.Is(err, io.EOF) {
+			return msgs, unknown, nil
+		}
+		if err != nil {
+			return msgs, unknown, fmt.Errorf("%w: read frame: %w", ErrStream, err)
+		}
+		t, body, done, err := re.Add(f)
+		if err != nil {
+			return msgs, unknown, fmt.Errorf("%w: frame of %v: %w", ErrStream, f.Type, err)
+		}
+		if !done {
+			continue
+		}
+		if !t.Known() {
+			unknown++
+			continue
+		}
+		if len(msgs) == maxStreamMsgs {
+			return msgs, unknown, fmt.Errorf("%w: more than %d messages", ErrStream, maxStreamMsgs)
+		}
+		m, err := wire.DecodeMessage(t, body)
+		if err != nil {
+			return msgs, unknown, fmt.Errorf("%w: decode %v: %w", ErrStream, t, err)
+		}
+		msgs = append(msgs, m)
+	}
+}
