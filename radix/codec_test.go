@@ -208,6 +208,15 @@ func TestSnapshot(t *testing.T) {
 			t.Fatalf("restored Match (-want +got):\n%s", diff)
 		}
 	}
+	small, err := Restore(Config{WorkerPages: 5}, snap)
+	if err != nil {
+		t.Fatalf("restore with smaller budgets: %v", err)
+	}
+	for _, s := range small.Digest() {
+		if s.Pages > 5 {
+			t.Errorf("restored with budget 5, %s holds %d pages", s.Worker, s.Pages)
+		}
+	}
 	flip := func(i int) []byte { b := append([]byte(nil), snap...); b[i] ^= 1; return b }
 	tests := []struct {
 		name string

@@ -65,7 +65,11 @@ func Restore(cfg Config, data []byte) (*Index, error) {
 	if err := DecodeBatch(&b, body, SnapshotLimits); err != nil {
 		return nil, fmt.Errorf("radix: snapshot: %w", err)
 	}
-	ix := New(cfg)
+	// Replay without budgets, so that no anchor is evicted before the
+	// chains below it arrive, then apply the budgets of cfg.
+	open := cfg
+	open.WorkerPages, open.MaxHolderPages = 0, 0
+	ix := New(open)
 	for i, d := range b.Deltas {
 		if err := ix.x.apply(d); err != nil {
 			return nil, fmt.Errorf("radix: snapshot delta %d: %w", i, err)
@@ -73,6 +77,10 @@ func Restore(cfg Config, data []byte) (*Index, error) {
 	}
 	if ix.x.pend.n > 0 {
 		return nil, fmt.Errorf("radix: snapshot: %d deltas without their anchor: %w", ix.x.pend.n, ErrDecode)
+	}
+	ix.x.cfg = cfg.withDefaults()
+	for w := range ix.x.workers {
+		ix.x.enforce(uint32(w))
 	}
 	return ix, nil
 }
