@@ -110,17 +110,18 @@ type Codec struct {
 	checksum   bool
 	rand       io.Reader
 	lz         *lz4.Compressor
-	parts      []byte // AppendPacket: the body being built
-	pack       []byte // Pack: the body being built
-	pack2      []byte // Pack: the refill
-	zbuf2      []byte // Pack: the refill, compressed
-	zbuf       []byte // compressed payload on the way out
-	aad        []byte // additional data, both directions
-	plain      []byte // decrypted payload
-	dbuf       []byte // decompressed body
-	fin        []byte // ReadFrame: the raw frame
-	fout       []byte // WriteFrames: the frame being written
-	chunkPlain []byte // WriteFrames: chunk header and data, before sealing
+	parts      []byte  // AppendPacket: the body being built
+	pack       []byte  // Pack: the body being built
+	pack2      []byte  // Pack: the refill
+	zbuf2      []byte  // Pack: the refill, compressed
+	ratio      float64 // Pack: the last compression ratio, 0 before any
+	zbuf       []byte  // compressed payload on the way out
+	aad        []byte  // additional data, both directions
+	plain      []byte  // decrypted payload
+	dbuf       []byte  // decompressed body
+	fin        []byte  // ReadFrame: the raw frame
+	fout       []byte  // WriteFrames: the frame being written
+	chunkPlain []byte  // WriteFrames: chunk header and data, before sealing
 	hdr        [frameHeaderBytes]byte
 	rd         reader   // Decode: kept here so that it does not escape per call
 	in         interner // Decode: member names seen recently

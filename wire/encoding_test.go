@@ -40,6 +40,9 @@ func TestMessageRoundTrip(t *testing.T) {
 	for _, m := range sampleMessages() {
 		t.Run(m.Type().String(), func(t *testing.T) {
 			body := m.AppendBody(nil)
+			if n := m.bodySize(); n != len(body) {
+				t.Fatalf("bodySize %d, AppendBody wrote %d bytes", n, len(body))
+			}
 			got, err := DecodeMessage(m.Type(), body)
 			if err != nil {
 				t.Fatal(err)
@@ -67,6 +70,9 @@ func TestMessageRoundTripRapid(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		m := genMessage().Draw(t, "msg")
 		body := m.AppendBody(nil)
+		if n := m.bodySize(); n != len(body) {
+			t.Fatalf("bodySize %d, AppendBody wrote %d bytes", n, len(body))
+		}
 		got, err := DecodeMessage(m.Type(), body)
 		if err != nil {
 			t.Fatal(err)
