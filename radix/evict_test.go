@@ -63,7 +63,7 @@ func TestRemoveAndEpochs(t *testing.T) {
 	if diff := cmp.Diff([]Hit{{"b", 2}}, ix.MatchPages(nil, []uint64{1, 2, 3})); diff != "" {
 		t.Errorf("after removal (-want +got):\n%s", diff)
 	}
-	mustApply(Delta{Op: OpInsert, Worker: "a", Epoch: 2, Stamp: 1, Pages: []uint64{1}}) // re-registered
+	mustApply(Delta{Op: OpInsert, Worker: "a", Epoch: 2, Stamp: 1, Pages: []uint64{1}})    // re-registered
 	mustApply(Delta{Op: OpInsert, Worker: "a", Epoch: 1, Stamp: 9, Pages: []uint64{1, 2}}) // stale epoch
 	got := ix.MatchPages(nil, []uint64{1, 2})
 	sortHits(got)
