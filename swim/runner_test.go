@@ -1,0 +1,503 @@
+package swim_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/meshnode/meshnode/swim"
+)
+
+// The tests in this file run runners over a MemNetwork inside
+// testing/synctest bubbles: time is virtual, so failure detection that takes
+// seconds of protocol time takes milliseconds, and no test sleeps on the
+// wall clock.
+
+// memCluster is a set of runners on one MemNetwork.
+type memCluster struct {
+	t   *testing.T
+	net *swim.MemNetwork
+	rs  []*swim.Runner
+}
+
+func newMemCluster(t *testing.T, n int, cfg swim.Config, opts func(i int, o *swim.RunnerOptions)) *memCluster {
+	t.Helper()
+	c := &memCluster{t: t, net: swim.NewMemNetwork(0)}
+	for i := range n {
+		tr, err := c.net.Listen(netip.AddrPort{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := swim.RunnerOptions{Rand: rand.New(rand.NewPCG(1, uint64(i)))}
+		if opts != nil {
+			opts(i, &o)
+		}
+		r, err := swim.NewRunner(cfg, swim.Identity{Name: fmt.Sprintf("m%d", i), Gen: 1}, tr, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		c.rs = append(c.rs, r)
+	}
+	return c
+}
+
+// joinAll makes every runner but the first join through the first.
+func (c *memCluster) joinAll() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, r := range c.rs[1:] {
+		if n, err := r.Join(ctx, c.rs[0].Addr().String()); err != nil || n != 1 {
+			c.t.Fatalf("%s join = %d, %v; want 1, nil", r.Self().Name, n, err)
+		}
+	}
+	within(c.t, time.Minute, "cluster forms", func() error {
+		for _, r := range c.rs {
+			if got := r.NumAlive(); got != len(c.rs) {
+				return fmt.Errorf("%s sees %d alive, want %d", r.Self().Name, got, len(c.rs))
+			}
+		}
+		return nil
+	})
+}
+
+func (c *memCluster) shutdown() {
+	for _, r := range c.rs {
+		if err := r.Shutdown(); err != nil {
+			c.t.Errorf("shutdown %s: %v", r.Self().Name, err)
+		}
+	}
+}
+
+// within advances virtual time in small steps until cond holds, failing the
+// test once d of virtual time has passed.
+func within(t *testing.T, d time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if !time.Now().Before(deadline) {
+			t.Fatalf("%s: not within %v of virtual time: %v", what, d, err)
+		}
+		<-tick.C
+	}
+}
+
+// drain returns the events left in r's channel after Shutdown closed it.
+func drain(r *swim.Runner) []swim.Event {
+	var evs []swim.Event
+	for ev := range r.Events() {
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// kinds returns the kinds of the events about name, in order.
+func kinds(evs []swim.Event, name string) []swim.EventKind {
+	var ks []swim.EventKind
+	for _, ev := range evs {
+		if ev.Member.Name == name {
+			ks = append(ks, ev.Kind)
+		}
+	}
+	return ks
+}
+
+func TestRunnerLifecycle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newMemCluster(t, 5, swim.LocalConfig(), nil)
+		defer c.shutdown()
+		c.joinAll()
+		start := time.Now()
+
+		// m4 crashes: the others detect it.
+		c.rs[4].Shutdown()
+		within(t, time.Minute, "m4 dead", wantState(c.rs[:4], "m4", swim.StateDead))
+		took := time.Since(start)
+		// The suspicion lasts between its minimum and maximum timeout
+		// (3 and 18 probe periods in the local profile, for 5 members),
+		// plus the probe that starts it.
+		if min, max := 3*200*time.Millisecond, 20*200*time.Millisecond; took < min || took > max {
+			t.Errorf("m4 declared dead after %v of virtual time, want within [%v, %v]", took, min, max)
+		}
+
+		// m3 leaves: the others hear it.
+		if err := c.rs[3].Leave(10 * time.Second); err != nil {
+			t.Fatalf("leave: %v", err)
+		}
+		c.rs[3].Shutdown()
+		within(t, time.Minute, "m3 left", wantState(c.rs[:3], "m3", swim.StateLeft))
+		c.shutdown()
+
+		// What m0 saw of m3 and m4, through its event channel.
+		evs := drain(c.rs[0])
+		if diff := cmp.Diff([]swim.EventKind{swim.EventJoin, swim.EventLeave}, kinds(evs, "m3")); diff != "" {
+			t.Errorf("m0's events about m3 (-want +got):\n%s", diff)
+		}
+		ks := kinds(evs, "m4")
+		if len(ks) < 2 || ks[0] != swim.EventJoin || ks[len(ks)-1] != swim.EventDead {
+			t.Errorf("m0's events about m4 = %v, want join ... dead", ks)
+		}
+		if s := c.rs[0].Stats(); s.EventsDropped != 0 || s.PacketsBad != 0 || s.PacketsUnsent != 0 {
+			t.Errorf("m0 stats %+v: want no drops", s)
+		}
+	})
+}
+
+func TestRunnerEventsOverflowCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newMemCluster(t, 4, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) {
+			if i == 0 {
+				o.EventBuffer = 1
+			}
+		})
+		defer c.shutdown()
+		c.joinAll()
+		// Nobody reads m0's events: the loop must not stall (the cluster
+		// formed, and m0 still answers) and the overflow is counted.
+		within(t, time.Minute, "overflow counted", func() error {
+			if s := c.rs[0].Stats(); s.EventsDropped < 2 {
+				return fmt.Errorf("EventsDropped = %d, want >= 2 (3 joins, room for 1)", s.EventsDropped)
+			}
+			return nil
+		})
+		c.shutdown()
+		evs := drain(c.rs[0])
+		if len(evs) != 1 || evs[0].Kind != swim.EventJoin {
+			t.Errorf("buffered events %v, want the first join only", evs)
+		}
+		if got, want := c.rs[0].Stats().EventsDropped, uint64(2); got < want {
+			t.Errorf("EventsDropped = %d, want >= %d", got, want)
+		}
+	})
+}
+
+// fakeResolver answers from a script, one answer per call, repeating the
+// last; it counts the calls.
+type fakeResolver struct {
+	mu      sync.Mutex
+	answers [][]netip.Addr
+	calls   int
+}
+
+func (f *fakeResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	a := f.answers[min(f.calls, len(f.answers))-1]
+	if a == nil {
+		return nil, fmt.Errorf("lookup %s: no such host", host)
+	}
+	return a, nil
+}
+
+func (f *fakeResolver) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+func TestRunnerJoinReresolves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		res := &fakeResolver{}
+		c := newMemCluster(t, 2, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) { o.Resolver = res })
+		defer c.shutdown()
+		seed := c.rs[0].Addr()
+		// The name first fails to resolve, then points where nobody
+		// listens, then at the seed.
+		res.answers = [][]netip.Addr{nil, {netip.MustParseAddr("10.99.0.1")}, {seed.Addr()}}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		n, err := c.rs[1].Join(ctx, fmt.Sprintf("seed.mesh.test:%d", seed.Port()))
+		if err != nil || n != 1 {
+			t.Fatalf("join = %d, %v; want 1, nil", n, err)
+		}
+		if got := res.count(); got != 3 {
+			t.Errorf("resolver called %d times, want 3 (once per attempt)", got)
+		}
+		if got := c.rs[1].Stats().SeedLookups; got != 3 {
+			t.Errorf("SeedLookups = %d, want 3", got)
+		}
+		within(t, time.Minute, "joined", wantState(c.rs, "m1", swim.StateAlive))
+	})
+}
+
+func TestRunnerJoinAttemptsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		res := &fakeResolver{answers: [][]netip.Addr{{netip.MustParseAddr("10.99.0.1")}}}
+		c := newMemCluster(t, 1, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) {
+			o.Resolver = res
+			o.JoinAttempts = 4
+		})
+		defer c.shutdown()
+		start := time.Now()
+		n, err := c.rs[0].Join(context.Background(), "nowhere.mesh.test:7946", "also-nowhere.mesh.test")
+		if !errors.Is(err, swim.ErrJoin) || n != 0 {
+			t.Fatalf("join = %d, %v; want 0, ErrJoin", n, err)
+		}
+		if got := res.count(); got != 8 {
+			t.Errorf("resolver called %d times, want 8 (2 names, 4 attempts)", got)
+		}
+		// Three backoffs between four attempts: at least half of
+		// min, 2 min, 4 min (full jitter over the upper half).
+		cfg := swim.LocalConfig()
+		if took, least := time.Since(start), 7*cfg.JoinRetryMin/2; took < least {
+			t.Errorf("4 attempts took %v of virtual time, want >= %v of backoff", took, least)
+		}
+	})
+}
+
+func TestRunnerJoinContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newMemCluster(t, 1, swim.LocalConfig(), nil)
+		defer c.shutdown()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := c.rs[0].Join(ctx, "10.99.0.1:7946")
+		if !errors.Is(err, swim.ErrJoin) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("join = %v, want ErrJoin and DeadlineExceeded", err)
+		}
+	})
+}
+
+// delegateLog is a Delegate that records what it is given.
+type delegateLog struct {
+	mu     sync.Mutex
+	data   []string
+	states []string
+}
+
+func (r *delegateLog) NotifyData(d swim.Received) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.data = append(r.data, fmt.Sprintf("%d:%s", d.Data.Kind, d.Data.Payload))
+}
+
+func (r *delegateLog) NotifyState(s swim.RemoteState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.states = append(r.states, fmt.Sprintf("join=%v:%s", s.Join, s.State))
+}
+
+func (r *delegateLog) snapshot() (data, states []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.data), slices.Clone(r.states)
+}
+
+// stateOfName is a StateDelegate returning a fixed state.
+type stateOfName string
+
+func (s stateOfName) LocalState(join bool) []byte { return []byte(s) }
+
+func TestRunnerDelegate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		recs := make([]*delegateLog, 3)
+		cfgs := make([]swim.Config, 3)
+		for i := range recs {
+			recs[i] = &delegateLog{}
+			cfgs[i] = swim.LocalConfig()
+			cfgs[i].State = stateOfName(fmt.Sprintf("state-of-m%d", i))
+		}
+		net := swim.NewMemNetwork(0)
+		c := &memCluster{t: t, net: net}
+		for i := range recs {
+			tr, err := net.Listen(netip.AddrPort{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := swim.NewRunner(cfgs[i], swim.Identity{Name: fmt.Sprintf("m%d", i), Gen: 1}, tr, swim.RunnerOptions{Delegate: recs[i]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Start(); err != nil {
+				t.Fatal(err)
+			}
+			c.rs = append(c.rs, r)
+		}
+		defer c.shutdown()
+		c.joinAll()
+
+		// The seed got each joiner's state, and each joiner the seed's.
+		_, st0 := recs[0].snapshot()
+		for _, want := range []string{"join=true:state-of-m1", "join=true:state-of-m2"} {
+			if !slices.Contains(st0, want) {
+				t.Errorf("m0 states %q, want %q among them", st0, want)
+			}
+		}
+		_, st1 := recs[1].snapshot()
+		if !slices.Contains(st1, "join=true:state-of-m0") {
+			t.Errorf("m1 states %q, want the seed's", st1)
+		}
+
+		if err := c.rs[2].Broadcast(7, []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		within(t, time.Minute, "data gossiped", func() error {
+			for _, i := range []int{0, 1} {
+				if data, _ := recs[i].snapshot(); !slices.Contains(data, "7:hello") {
+					return fmt.Errorf("m%d got %q", i, data)
+				}
+			}
+			return nil
+		})
+		big := make([]byte, 2000)
+		if err := c.rs[2].Broadcast(7, big); !errors.Is(err, swim.ErrTooLarge) {
+			t.Errorf("Broadcast of %d bytes = %v, want ErrTooLarge", len(big), err)
+		}
+	})
+}
+
+func TestRunnerSetMeta(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newMemCluster(t, 3, swim.LocalConfig(), nil)
+		defer c.shutdown()
+		c.joinAll()
+		if err := c.rs[1].SetMeta([]byte("zone=b")); err != nil {
+			t.Fatal(err)
+		}
+		within(t, time.Minute, "meta spread", func() error {
+			for _, r := range c.rs {
+				if m, _ := r.Member("m1"); string(m.Meta) != "zone=b" {
+					return fmt.Errorf("%s sees m1 meta %q", r.Self().Name, m.Meta)
+				}
+			}
+			return nil
+		})
+		if err := c.rs[1].SetMeta(make([]byte, swim.LocalConfig().MaxMetaBytes+1)); !errors.Is(err, swim.ErrTooLarge) {
+			t.Errorf("SetMeta over the bound = %v, want ErrTooLarge", err)
+		}
+		c.shutdown()
+		ks := kinds(drain(c.rs[0]), "m1")
+		if !slices.Contains(ks, swim.EventUpdate) {
+			t.Errorf("m0's events about m1 %v, want an update", ks)
+		}
+	})
+}
+
+func TestRunnerLossyNetwork(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newMemCluster(t, 5, swim.LocalConfig(), nil)
+		defer c.shutdown()
+		c.joinAll()
+		// 10% loss in each direction, and 5 ms of latency: the protocol
+		// must ride it out without declaring anyone dead.
+		rng := rand.New(rand.NewPCG(7, 7))
+		var mu sync.Mutex
+		c.net.SetDrop(func(from, to netip.AddrPort) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return rng.IntN(10) == 0
+		})
+		c.net.SetDelay(5 * time.Millisecond)
+		deadline := time.Now().Add(30 * time.Second)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for time.Now().Before(deadline) {
+			<-tick.C
+			for _, r := range c.rs {
+				for _, m := range r.Members() {
+					if m.State == swim.StateDead {
+						t.Fatalf("%s declared %s dead under 10%% loss", r.Self().Name, m.Name)
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestRunnerShutdown(t *testing.T) {
+	// Outside a bubble, on purpose: goleak sees every goroutine of the
+	// process, and the network here runs in real time.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	net := swim.NewMemNetwork(0)
+	var rs []*swim.Runner
+	for i := range 3 {
+		tr, err := net.Listen(netip.AddrPort{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := swim.NewRunner(swim.LocalConfig(), swim.Identity{Name: fmt.Sprintf("m%d", i), Gen: 1}, tr, swim.RunnerOptions{Delegate: &delegateLog{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	for _, r := range rs[1:] {
+		if _, err := r.Join(ctx, rs[0].Addr().String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range rs {
+		if err := r.Shutdown(); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := r.Shutdown(); err != nil {
+			t.Errorf("second shutdown: %v", err)
+		}
+		if err := r.Start(); !errors.Is(err, swim.ErrNotRunning) {
+			t.Errorf("Start after Shutdown = %v, want ErrNotRunning", err)
+		}
+		if _, err := r.Join(ctx, rs[0].Addr().String()); !errors.Is(err, swim.ErrNotRunning) {
+			t.Errorf("Join after Shutdown = %v, want ErrNotRunning", err)
+		}
+		if err := r.Leave(time.Second); !errors.Is(err, swim.ErrNotRunning) {
+			t.Errorf("Leave after Shutdown = %v, want ErrNotRunning", err)
+		}
+		if got := len(r.Members()); got == 0 {
+			t.Errorf("Members after Shutdown is empty, want the final snapshot")
+		}
+		if _, ok := <-r.Events(); ok {
+			// Buffered events are still readable; the channel must end.
+			for range r.Events() {
+			}
+		}
+	}
+}
+
+func TestRunnerShutdownBeforeStart(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tr, err := swim.NewMemNetwork(0).Listen(netip.AddrPort{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := swim.NewRunner(swim.LocalConfig(), swim.Identity{Name: "alone", Gen: 1}, tr, swim.RunnerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetMeta([]byte("before start")); err != nil {
+		t.Fatalf("SetMeta before Start: %v", err)
+	}
+	if err := r.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(r.Self().Meta); got != "before start" {
+		t.Errorf("meta %q after Shutdown", got)
+	}
+	if _, ok := <-r.Events(); ok {
+		t.Errorf("Events not closed")
+	}
+}
