@@ -57,7 +57,8 @@ type Config struct {
 	// MaxFrameBytes caps a frame's length field and a decompressed frame
 	// body [DefaultMaxFrameBytes].
 	MaxFrameBytes int
-	// ChunkBytes is the chunk size of WriteFrames [DefaultChunkBytes].
+	// ChunkBytes is the chunk size of WriteFrames [DefaultChunkBytes, or
+	// less if MaxFrameBytes requires]. A chunk frame must fit MaxFrameBytes.
 	ChunkBytes int
 	// NoCompression turns lz4 off for what this codec sends. Compressed
 	// input is still read.
@@ -91,6 +92,13 @@ func (c Config) Validate() error {
 	}
 	if c.ChunkBytes != 0 && c.ChunkBytes < 1024 {
 		bad("ChunkBytes %d under 1024", c.ChunkBytes)
+	}
+	if c.MaxFrameBytes != 0 && c.MaxFrameBytes < 64 {
+		bad("MaxFrameBytes %d under 64", c.MaxFrameBytes)
+	}
+	// A chunk frame holds the chunk, its header and the encryption overhead.
+	if frame := cmpOr(c.MaxFrameBytes, DefaultMaxFrameBytes); c.ChunkBytes != 0 && c.ChunkBytes+chunkFrameOverhead > frame {
+		bad("ChunkBytes %d does not fit MaxFrameBytes %d with %d bytes of overhead", c.ChunkBytes, frame, chunkFrameOverhead)
 	}
 	return errors.Join(errs...)
 }
@@ -138,13 +146,16 @@ func NewCodec(cfg Config) (*Codec, error) {
 		budget:   cmpOr(cfg.BudgetBytes, DefaultBudgetBytes),
 		maxBody:  cmpOr(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 		maxFrame: cmpOr(cfg.MaxFrameBytes, DefaultMaxFrameBytes),
-		chunk:    cmpOr(cfg.ChunkBytes, DefaultChunkBytes),
+		chunk:    cfg.ChunkBytes,
 		compress: !cfg.NoCompression,
 		checksum: !cfg.NoChecksum,
 		rand:     cfg.Rand,
 	}
 	if c.rand == nil {
 		c.rand = rand.Reader
+	}
+	if c.chunk == 0 {
+		c.chunk = min(DefaultChunkBytes, c.maxFrame-chunkFrameOverhead)
 	}
 	return c, nil
 }

@@ -19,6 +19,9 @@ const (
 	frameFlagsKnown  = FrameCompressed | FrameEncrypted | FrameChunk
 	frameHeaderBytes = 6  // length u32, type u8, flags u8
 	chunkHeaderBytes = 16 // transfer, index, count, total: u32 each
+	// chunkFrameOverhead is what a chunk frame adds to its data, beyond
+	// the 6-byte header: the chunk header and the encryption overhead.
+	chunkFrameOverhead = chunkHeaderBytes + encOverheadBytes
 )
 
 // ChunkHeader places a chunk frame in its transfer. Total is the size of

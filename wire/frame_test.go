@@ -124,3 +124,27 @@ func TestAppendFrameTooLarge(t *testing.T) {
 		t.Fatalf("err %v, want ErrTooLarge", err)
 	}
 }
+
+// TestWriteFramesSmallCap checks that the default chunk size shrinks to fit
+// a small frame cap, so that every frame WriteFrames writes can be read.
+func TestWriteFramesSmallCap(t *testing.T) {
+	cfg := Config{MaxFrameBytes: 1000, Keyring: mustKeyring(t, 1), NoCompression: true}
+	var stream bytes.Buffer
+	if err := mustCodec(t, cfg).WriteFrames(&stream, TypeData, payload(5000, 2), 3); err != nil {
+		t.Fatal(err)
+	}
+	d := mustCodec(t, cfg)
+	ra := NewReassembler(10000, 1)
+	for {
+		f, err := d.ReadFrame(&stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, body, done, err := ra.Add(f); err != nil || done {
+			if err != nil || len(body) != 5000 {
+				t.Fatalf("%d bytes, %v", len(body), err)
+			}
+			break
+		}
+	}
+}

@@ -311,6 +311,9 @@ func TestConfigValidate(t *testing.T) {
 		{"budget too small", Config{BudgetBytes: 10}, 1},
 		{"budget over UDP", Config{BudgetBytes: 70000}, 1},
 		{"several", Config{BudgetBytes: 10, MaxBodyBytes: -1, ChunkBytes: 10}, 3},
+		{"chunk over frame", Config{MaxFrameBytes: 4096, ChunkBytes: 4096}, 1},
+		{"frame cap too small", Config{MaxFrameBytes: 10}, 1},
+		{"chunk fits frame", Config{MaxFrameBytes: 4096, ChunkBytes: 4096 - 45}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
