@@ -57,7 +57,7 @@ func (t *pageTable) get(h uint64) (ci, off uint32, ok bool) {
 // reserve makes room for k more pages. Callers reserve before they change
 // chains, because growing rebuilds the table from the chains.
 func (t *pageTable) reserve(k int) {
-	for (t.n+k)*8 > len(t.slots)*7 {
+	for (t.n+k)*4 > len(t.slots)*3 {
 		t.grow()
 	}
 }
