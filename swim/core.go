@@ -49,6 +49,11 @@ type Core struct {
 	seq     uint32
 	pending []pend
 	probe   probe
+	// probeFirst names a suspect to probe next, before a verdict.
+	probeFirst string
+	// corrected limits the direct corrections sent to members that accuse
+	// this node with stale news: accuser -> when.
+	corrected map[string]time.Time
 
 	streamID uint64
 	streams  []streamState
@@ -58,7 +63,9 @@ type Core struct {
 	joinWait   time.Duration
 	joinFlight int
 
-	leaving bool
+	leaving   bool
+	refutes   [maxRefutes]time.Time // times of the last refutations, a ring
+	unhealthy bool                  // not defending itself; see defending
 
 	lastInput     time.Time
 	nextProbe     time.Time
@@ -97,6 +104,7 @@ func NewCore(cfg Config, self Identity, rng *rand.Rand, now time.Time) (*Core, e
 		members:   make(map[string]*member),
 		queue:     newQueue(),
 		forwarded: make(map[string]uint64),
+		corrected: make(map[string]time.Time),
 		lastInput: now,
 	}
 	c.self = &member{Member: Member{Name: self.Name, Gen: self.Gen, Addr: self.Addr, State: StateAlive, Since: now}, probeIdx: -1}
@@ -371,7 +379,7 @@ func (c *Core) next() time.Time {
 // refute accusations (so that a broken node is removed once rather than
 // flapping) and re-contacts its seeds.
 func (c *Core) isolated() bool {
-	if !c.cfg.DisableHealth && c.cfg.HealthMax > 0 && 2*c.health >= c.cfg.HealthMax {
+	if !c.cfg.DisableHealth && c.cfg.HealthMax > 0 && 4*c.health >= 3*c.cfg.HealthMax {
 		return true
 	}
 	if c.consecFail >= c.cfg.IsolationProbes {
@@ -384,6 +392,39 @@ func (c *Core) isolated() bool {
 		}
 	}
 	return own >= 3 && 3*own >= c.live
+}
+
+// maxRefutes refutations within refuteWindow probe intervals mean the
+// cluster keeps failing to reach this node: it is the problem, and stops
+// defending itself so that it is removed once rather than flapping.
+const (
+	maxRefutes   = 3
+	refuteWindow = 60
+)
+
+// defending reports whether this node defends its membership: refutes
+// accusations and advertises itself in push-pull. It stops when it is
+// isolated or had to refute too often, and resumes only once fully healthy
+// again (health 0, last probe answered), so that a node on a bad link is
+// removed once instead of flapping in and out with its health.
+func (c *Core) defending() bool {
+	switch {
+	case c.isolated() || c.refutedTooOften():
+		c.unhealthy = true
+	case c.health == 0 && c.consecFail == 0:
+		c.unhealthy = false
+	}
+	return !c.unhealthy
+}
+
+func (c *Core) refutedTooOften() bool {
+	n := 0
+	for _, t := range c.refutes {
+		if !t.IsZero() && c.lastInput.Sub(t) < refuteWindow*c.cfg.ProbeInterval {
+			n++
+		}
+	}
+	return n >= maxRefutes
 }
 
 // addHealth changes the local health multiplier by d within [0, HealthMax].

@@ -85,6 +85,12 @@ func (c *Core) tickProbe(now time.Time) {
 // nextTarget returns the next member to probe in round-robin order,
 // reshuffling the order after each full round.
 func (c *Core) nextTarget() *member {
+	if name := c.probeFirst; name != "" {
+		c.probeFirst = ""
+		if m := c.members[name]; m != nil && m.State == StateSuspect {
+			return m
+		}
+	}
 	for range len(c.order) + 1 {
 		if c.probeAt >= len(c.order) {
 			c.probeAt = 0
@@ -199,13 +205,17 @@ func (c *Core) probeEnd(now time.Time) {
 	c.applySuspect(now, wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name})
 }
 
+// probeOK records a successful probe of m. An answer over TCP only proves
+// m is up, not that our UDP works: it changes neither our health nor the
+// count of failed probes behind the self-isolation guard.
 func (c *Core) probeOK(m *member, tcpOnly bool) {
-	c.addHealth(-1)
-	c.consecFail = 0
 	m.TCPOnly = tcpOnly
 	if tcpOnly {
 		c.stats.TCPOnlyProbes++
+		return
 	}
+	c.addHealth(-1)
+	c.consecFail = 0
 }
 
 func (c *Core) handlePing(now time.Time, from netip.AddrPort, p *wire.Ping) {
@@ -275,6 +285,11 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 	if p.active && (a.Seq == p.seq || a.Seq == p.seq2) {
 		if m := c.members[p.target]; m != nil && m.Gen == p.gen {
 			c.probeOK(m, false)
+			if m.susp != nil && m.susp.verifying {
+				// It answers: give its refutation time to arrive.
+				m.susp.verifying = false
+				m.susp.restart(now)
+			}
 		}
 		if p.seq2 != 0 && a.Seq == p.seq {
 			if j := c.findPending(p.seq2); j >= 0 {

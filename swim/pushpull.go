@@ -73,15 +73,21 @@ func (c *Core) localState(join bool) *wire.Data {
 }
 
 // startPushPull opens a push-pull with to: our own record, a digest of
-// everything we know, and the layer above's state.
+// everything we know, and the layer above's state. An isolated node leaves
+// itself out: it does not defend its membership until it is healthy again.
 func (c *Core) startPushPull(now time.Time, to netip.AddrPort, join bool) bool {
+	defend := join || c.defending()
 	d := &wire.Digest{Entries: make([]wire.DigestEntry, 0, len(c.order)+1)}
-	d.Entries = append(d.Entries, digestEntry(c.self))
+	recs := &wire.Members{}
+	if defend {
+		d.Entries = append(d.Entries, digestEntry(c.self))
+		recs.Records = append(recs.Records, c.selfRecord())
+	}
 	for _, m := range c.order {
 		d.Entries = append(d.Entries, digestEntry(m))
 	}
 	pp := &wire.PushPull{Join: join, Members: uint32(len(d.Entries))}
-	msgs := []wire.Message{pp, &wire.Members{Records: []wire.MemberRecord{c.selfRecord()}}, d}
+	msgs := []wire.Message{pp, recs, d}
 	if s := c.localState(join); s != nil {
 		pp.StateBytes = uint32(len(s.Payload))
 		msgs = append(msgs, s)
@@ -155,7 +161,11 @@ func (c *Core) servePushPull(now time.Time, from netip.AddrPort, pp *wire.PushPu
 	for i, e := range entries {
 		idx[e.Name] = i
 	}
-	for _, m := range append([]*member{c.self}, c.order...) {
+	members := c.order
+	if c.defending() {
+		members = append([]*member{c.self}, c.order...)
+	}
+	for _, m := range members {
 		i, ok := idx[m.Name]
 		if !ok {
 			if m.State == StateAlive || m.State == StateSuspect {

@@ -147,9 +147,7 @@ func (c *Core) applyAlive(now time.Time, a wire.Alive) {
 // applySuspect merges an accusation.
 func (c *Core) applySuspect(now time.Time, s wire.Suspect) {
 	if s.Name == c.self.Name {
-		if s.Gen == c.self.Gen && s.Incarnation >= c.self.Incarnation && !c.leaving {
-			c.refute(s.Incarnation)
-		}
+		c.accused(now, s.Gen, s.Incarnation, s.From)
 		return
 	}
 	m := c.members[s.Name]
@@ -185,9 +183,7 @@ func (c *Core) applySuspect(now time.Time, s wire.Suspect) {
 // other side of a partition.
 func (c *Core) applyDead(now time.Time, d wire.Dead, asSuspect bool) {
 	if d.Name == c.self.Name {
-		if d.Gen == c.self.Gen && d.Incarnation >= c.self.Incarnation && !c.leaving {
-			c.refute(d.Incarnation)
-		}
+		c.accused(now, d.Gen, d.Incarnation, d.From)
 		return
 	}
 	m := c.members[d.Name]
@@ -231,14 +227,39 @@ func (c *Core) forward(name string, gen, inc uint64, msg wire.Message, prio int)
 	c.enqueue(name, msg, prio)
 }
 
+// accused handles an accusation of this member by from: a current one is
+// refuted; a stale one (older than our incarnation: we refuted already, but
+// the accuser missed it) is corrected by sending our alive message straight
+// to the accuser, at most once per probe interval per accuser.
+func (c *Core) accused(now time.Time, gen, inc uint64, from string) {
+	if gen != c.self.Gen || c.leaving {
+		return
+	}
+	if inc >= c.self.Incarnation {
+		c.refute(inc)
+		return
+	}
+	a := c.members[from]
+	if a == nil || a == c.self || !c.defending() || now.Sub(c.corrected[from]) < c.cfg.ProbeInterval {
+		return
+	}
+	if len(c.corrected) >= 256 {
+		clear(c.corrected)
+	}
+	c.corrected[from] = now
+	s := c.self
+	c.send(a.Addr, &wire.Alive{Name: s.Name, Gen: s.Gen, Incarnation: s.Incarnation, Addr: s.Addr, Meta: s.Meta}, nil)
+}
+
 // refute answers an accusation of this member at incarnation inc by
 // broadcasting that it is alive at a higher incarnation, unless this node
 // believes it is itself the problem.
 func (c *Core) refute(inc uint64) {
-	if c.isolated() {
+	if !c.defending() {
 		c.stats.RefutesWithheld++
 		return
 	}
+	c.refutes[c.stats.Refutations%uint64(len(c.refutes))] = c.lastInput
 	c.stats.Refutations++
 	c.self.Incarnation = max(c.self.Incarnation, inc) + 1
 	c.broadcastSelf()
@@ -257,6 +278,15 @@ func (c *Core) tickSuspicions(now time.Time) {
 		if c.isolated() {
 			c.stats.VerdictsWithheld++
 			m.susp.deadline = now.Add(c.cfg.ProbeInterval)
+			i++
+			continue
+		}
+		if s := m.susp; !s.verifying && s.confirmations() < s.k {
+			// Too few members confirmed: probe it ourselves first, with the
+			// accusation attached, in case its refutation passed us by.
+			s.verifying = true
+			s.deadline = now.Add(2 * c.scale(c.cfg.ProbeInterval))
+			c.probeFirst = m.Name
 			i++
 			continue
 		}

@@ -18,6 +18,9 @@ type suspicion struct {
 	k        int
 	from     []string // accusers so far, the first one included; at most k+1
 	deadline time.Time
+	// verifying is set while this node probes the suspect itself before a
+	// verdict that too few members confirmed.
+	verifying bool
 }
 
 func newSuspicion(now time.Time, from string, k int, lo, hi time.Duration) *suspicion {

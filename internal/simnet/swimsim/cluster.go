@@ -32,6 +32,8 @@ type Cluster struct {
 	Nodes []*Node
 	// OnEvent, if set, sees every event of every node as it happens.
 	OnEvent func(obs int, ev swim.Event)
+	// OnSend, if set, sees every packet a node sends, before loss.
+	OnSend func(from int, p swim.Packet)
 	// Oversize counts packets above the budget (must stay zero).
 	Oversize int
 	seed     uint64
@@ -83,7 +85,10 @@ func (c *Cluster) TraceSum() uint64 {
 // virtual time. It does not join.
 func (c *Cluster) Start(i int, gen uint64) error {
 	nd := c.Nodes[i]
-	rng := rand.New(rand.NewPCG(c.seed, uint64(i)<<20|gen))
+	// Well-mixed, independent streams per node and generation: nearby PCG
+	// seeds give correlated streams, which synchronise the nodes' choices.
+	k := splitmix(splitmix(c.seed) ^ uint64(i)<<32 ^ gen)
+	rng := rand.New(rand.NewPCG(splitmix(k), splitmix(k+1)))
 	core, err := swim.NewCore(c.Cfg, swim.Identity{Name: nd.Name, Gen: gen, Addr: c.Net.Addr(i)}, rng, c.Net.Now())
 	if err != nil {
 		return err
@@ -161,6 +166,10 @@ func streamSize(msgs []wire.Message) int {
 	return n
 }
 
+// Flush hands the core's outputs to the network; call it (and Net.Wake)
+// after calling the core from outside the simulator.
+func (nd *Node) Flush() { nd.flush() }
+
 // flush hands the core's outputs to the network.
 func (nd *Node) flush() {
 	c := nd.c
@@ -172,7 +181,10 @@ func (nd *Node) flush() {
 		if body > budget {
 			c.Oversize++
 		}
-		c.Net.Host(nd.ID).Send(p.To, p.Msgs, packetHeaderBytes+body)
+		if c.OnSend != nil {
+			c.OnSend(nd.ID, p)
+		}
+		nd.host.Send(p.To, p.Msgs, packetHeaderBytes+body)
 		if c.trace != nil {
 			c.traceMsgs(nd.ID, p.To, p.Msgs)
 		}
@@ -204,4 +216,12 @@ func (c *Cluster) traceMsgs(id int, to netip.AddrPort, msgs []wire.Message) {
 	}
 	c.buf = b
 	c.trace.Write(b)
+}
+
+// splitmix is the SplitMix64 finaliser: a bijective mix of x.
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
