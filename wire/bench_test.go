@@ -198,8 +198,39 @@ func statePayload(n int) []byte {
 	return body
 }
 
+// kvPayload returns about n bytes of store deltas: a msgpack array of
+// [namespace, key, value, hlc, actor] entries with realistic worker keys.
+func kvPayload(n int) []byte {
+	r := rand.New(rand.NewPCG(43, 43))
+	var entries []byte
+	count := 0
+	for len(entries) < n {
+		entries = append(entries, 0x95)
+		entries = appendStr(entries, []string{"workers", "limits", "config"}[r.IntN(3)])
+		entries = appendStr(entries, fmt.Sprintf("workers/gw-%s-%03d/%s", []string{"eu-west-1a", "us-east-2b"}[r.IntN(2)], r.IntN(300),
+			[]string{"load", "health", "queue", "model"}[r.IntN(4)]))
+		entries = appendBin(entries, fmt.Appendf(nil, `{"url":"http://10.0.%d.%d:8000","model":"llama-3.1-70b","load":%.3f,"healthy":true}`,
+			r.IntN(4), r.IntN(256), r.Float64()))
+		entries = appendUint(entries, 1_732_000_000_000<<16|r.Uint64N(1<<30))
+		entries = appendUint(entries, r.Uint64N(64))
+		count++
+	}
+	return append(appendArrayHeader(nil, count), entries...)
+}
+
 func BenchmarkLZ4State64K(b *testing.B) {
-	src := statePayload(64 << 10)
+	for _, tc := range []struct {
+		name string
+		src  []byte
+	}{
+		{"members", statePayload(64 << 10)},
+		{"kv-deltas", kvPayload(64 << 10)},
+	} {
+		b.Run(tc.name, func(b *testing.B) { benchLZ4(b, tc.src) })
+	}
+}
+
+func benchLZ4(b *testing.B, src []byte) {
 	var lz lz4.Compressor
 	comp, ok := appendCompressed(&lz, nil, src)
 	if !ok {
