@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,7 +86,7 @@ type RunnerStats struct {
 	PacketsUnsent     uint64 // packets that could not be encoded or sent
 	StreamsRejected   uint64 // streams from peers closed because MaxIncomingStreams were served
 	StreamErrors      uint64 // stream exchanges that failed: dial, deadline, framing
-	SeedLookups       uint64 // seed resolutions, one per join attempt
+	SeedLookups       uint64 // seed resolutions: one per join attempt and per reseed round
 }
 
 // Runner drives a Core over a Transport. One goroutine, the protocol loop,
@@ -108,11 +109,12 @@ type Runner struct {
 	ctx    context.Context // ends at Shutdown
 	cancel context.CancelFunc
 
-	mu       sync.Mutex // guards started, and the core while the loop is not running
-	started  bool
+	mu        sync.Mutex // guards started, seedNames, and the core while the loop is not running
+	started   bool
+	seedNames []string // of the last successful Join, re-resolved periodically
 	loopDone chan struct{}
 	shutdown sync.Once
-	wg       sync.WaitGroup // stream workers and the delivery goroutine
+	wg       sync.WaitGroup // stream workers, the delivery and reseed goroutines
 
 	calls      chan call
 	results    chan streamResult
@@ -213,8 +215,9 @@ func NewRunner(cfg Config, self Identity, t Transport, opts RunnerOptions) (*Run
 	}, nil
 }
 
-// Start starts the protocol loop (and the delivery goroutine if there is a
-// Delegate). It fails after Shutdown or a second Start.
+// Start starts the protocol loop, the goroutine that re-resolves seeds, and
+// the delivery goroutine if there is a Delegate. It fails after Shutdown or
+// a second Start.
 func (r *Runner) Start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -226,6 +229,8 @@ func (r *Runner) Start() error {
 		r.wg.Add(1)
 		go r.deliverLoop()
 	}
+	r.wg.Add(1)
+	go r.reseedLoop()
 	go r.loop()
 	return nil
 }
@@ -391,6 +396,9 @@ func (r *Runner) Join(ctx context.Context, seeds ...string) (int, error) {
 				return 0, joinErr
 			}
 			if n > 0 {
+				r.mu.Lock()
+				r.seedNames = slices.Clone(seeds)
+				r.mu.Unlock()
 				return n, nil
 			}
 			err = errors.Join(err, fmt.Errorf("no seed of %v answered", addrs))
@@ -720,6 +728,38 @@ func (r *Runner) serve(in Incoming) {
 	}
 	if _, err := writeMsgs(codec, bufio.NewWriter(in.Conn), resp, nil); err != nil {
 		r.streamErrors.Add(1)
+	}
+}
+
+// reseedLoop re-resolves the seeds of the last successful Join every
+// Config.ReconnectInterval and hands their addresses to the core, so that its
+// reconnect loop (which re-dials seeds while this member is alone or
+// isolated) reaches seeds whose names now point elsewhere. Lookups run here,
+// never on the protocol loop, so a slow resolver cannot stall the protocol.
+func (r *Runner) reseedLoop() {
+	defer r.wg.Done()
+	tick := time.NewTicker(r.cfg.ReconnectInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r.mu.Lock()
+		names := r.seedNames
+		r.mu.Unlock()
+		if len(names) == 0 {
+			continue
+		}
+		r.seedLookups.Add(1)
+		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.ReconnectInterval)
+		addrs, _ := ResolveSeeds(ctx, r.opts.Resolver, names, r.tr.Addr().Port())
+		cancel()
+		// A failed lookup keeps the addresses the core has.
+		if addrs = r.withoutSelf(addrs); len(addrs) > 0 {
+			r.onLoop(func() { r.core.SetSeeds(addrs) })
+		}
 	}
 }
 

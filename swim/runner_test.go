@@ -101,6 +101,9 @@ func within(t *testing.T, d time.Duration, what string, cond func() error) {
 	}
 }
 
+// advance lets d of virtual time pass; only for use inside a bubble.
+func advance(d time.Duration) { <-time.After(d) }
+
 // drain returns the events left in r's channel after Shutdown closed it.
 func drain(r *swim.Runner) []swim.Event {
 	var evs []swim.Event
@@ -237,6 +240,33 @@ func TestRunnerJoinReresolves(t *testing.T) {
 			t.Errorf("SeedLookups = %d, want 3", got)
 		}
 		within(t, time.Minute, "joined", wantState(c.rs, "m1", swim.StateAlive))
+	})
+}
+
+func TestRunnerReseedsAfterJoin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		res := &fakeResolver{}
+		c := newMemCluster(t, 2, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) { o.Resolver = res })
+		defer c.shutdown()
+		res.answers = [][]netip.Addr{{c.rs[0].Addr().Addr()}}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := c.rs[1].Join(ctx, fmt.Sprintf("seed.mesh.test:%d", c.rs[0].Addr().Port())); err != nil {
+			t.Fatal(err)
+		}
+		if got := res.count(); got != 1 {
+			t.Fatalf("resolver called %d times by the join, want 1", got)
+		}
+		// The seed name is looked up again every reconnect interval, for
+		// the core's reconnect loop; m0 never joined by name and never
+		// looks anything up.
+		advance(5*swim.LocalConfig().ReconnectInterval + time.Millisecond)
+		if got := res.count(); got != 6 {
+			t.Errorf("resolver called %d times after 5 reconnect intervals, want 6", got)
+		}
+		if got := c.rs[0].Stats().SeedLookups; got != 0 {
+			t.Errorf("m0 SeedLookups = %d, want 0", got)
+		}
 	})
 }
 

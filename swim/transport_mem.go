@@ -104,13 +104,14 @@ type MemTransport struct {
 	done    chan struct{}
 	once    sync.Once
 	port    atomic.Uint32 // ephemeral ports of dialled streams
-
-	// Dropped counts packets and streams refused because the receive
-	// queue was full or the transport was shut down.
-	Dropped atomic.Uint64
+	dropped atomic.Uint64
 }
 
 var _ Transport = (*MemTransport)(nil)
+
+// Dropped returns the number of packets and streams refused because the
+// receive queue was full or the transport was shut down.
+func (t *MemTransport) Dropped() uint64 { return t.dropped.Load() }
 
 // WriteTo implements Transport. b is copied.
 func (t *MemTransport) WriteTo(b []byte, to netip.AddrPort) error {
@@ -130,14 +131,14 @@ func (t *MemTransport) WriteTo(b []byte, to netip.AddrPort) error {
 func (t *MemTransport) deliver(p Inbound) {
 	select {
 	case <-t.done:
-		t.Dropped.Add(1)
+		t.dropped.Add(1)
 		return
 	default:
 	}
 	select {
 	case t.packets <- p:
 	default:
-		t.Dropped.Add(1)
+		t.dropped.Add(1)
 	}
 }
 
@@ -174,7 +175,7 @@ func (t *MemTransport) DialStream(ctx context.Context, to netip.AddrPort) (Conn,
 		default:
 		}
 	}
-	dst.Dropped.Add(1)
+	dst.dropped.Add(1)
 	opener.Close()
 	acceptor.Close()
 	return nil, fmt.Errorf("%w: dial %v: refused", ErrUnreachable, to)
