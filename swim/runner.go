@@ -112,9 +112,9 @@ type Runner struct {
 	mu        sync.Mutex // guards started, seedNames, and the core while the loop is not running
 	started   bool
 	seedNames []string // of the last successful Join, re-resolved periodically
-	loopDone chan struct{}
-	shutdown sync.Once
-	wg       sync.WaitGroup // stream workers, the delivery and reseed goroutines
+	loopDone  chan struct{}
+	shutdown  sync.Once
+	wg        sync.WaitGroup // stream workers, the delivery and reseed goroutines
 
 	calls      chan call
 	results    chan streamResult
