@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/wire"
 )
 
 // The tests in this file run runners over a MemNetwork inside
@@ -530,4 +532,77 @@ func TestRunnerShutdownBeforeStart(t *testing.T) {
 	if _, ok := <-r.Events(); ok {
 		t.Errorf("Events not closed")
 	}
+}
+
+func TestRunnerCountsBadInput(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newMemCluster(t, 2, swim.LocalConfig(), nil)
+		defer c.shutdown()
+		c.joinAll()
+		evil, err := c.net.Listen(netip.AddrPort{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer evil.Shutdown()
+		target := c.rs[0].Addr()
+		codec, err := wire.NewCodec(wire.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		frame := func(m wire.Message) []byte {
+			b, err := codec.AppendFrame(nil, m.Type(), m.AppendBody(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		var tooMany []byte
+		for range 17 {
+			tooMany = append(tooMany, frame(&wire.Nack{Seq: 1})...)
+		}
+		streams := []struct {
+			name string
+			send []byte
+		}{
+			{"garbage", []byte("not a frame at all, just bytes")},
+			{"frame over the cap", []byte{0xff, 0xff, 0xff, 0xff, byte(wire.TypePing), 0}},
+			{"truncated frame", frame(&wire.PushPull{})[:5]},
+			{"too many messages", tooMany},
+			{"empty", nil},
+		}
+		for i, s := range streams {
+			conn, err := evil.DialStream(context.Background(), target)
+			if err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+			go func() {
+				conn.Write(s.send)
+				conn.CloseWrite()
+			}()
+			reply, err := io.ReadAll(conn)
+			conn.Close()
+			if len(reply) != 0 {
+				t.Errorf("%s: got a %d-byte reply, want none", s.name, len(reply))
+			}
+			within(t, time.Minute, s.name, func() error {
+				if got := c.rs[0].Stats().StreamErrors; got != uint64(i+1) {
+					return fmt.Errorf("StreamErrors = %d, want %d", got, i+1)
+				}
+				return nil
+			})
+		}
+		for _, p := range [][]byte{nil, {0x01}, {0x07, 0x00, 0x01}, []byte("garbage that is long enough to be parsed as something")} {
+			evil.WriteTo(p, target)
+		}
+		within(t, time.Minute, "bad packets counted", func() error {
+			if got := c.rs[0].Stats().PacketsBad; got != 4 {
+				return fmt.Errorf("PacketsBad = %d, want 4", got)
+			}
+			return nil
+		})
+		// Still a healthy cluster.
+		if err := wantState(c.rs, "m0", swim.StateAlive)(); err != nil {
+			t.Error(err)
+		}
+	})
 }
