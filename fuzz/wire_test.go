@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"runtime/metrics"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -45,6 +46,31 @@ func fuzzCodec(t testing.TB, encrypted bool) *wire.Codec {
 	return c
 }
 
+// allocBound is what decoding n input bytes may allocate: decoded records
+// are larger than their encoding (a member record of 7 bytes decodes into a
+// ~100-byte struct) plus slice growth, and the codec's buffers up to the caps.
+func allocBound(n int) uint64 { return uint64(64*n + 4*fuzzMaxFrame + 256<<10) }
+
+var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+
+// heapAllocated returns the bytes allocated on the heap so far.
+func heapAllocated() uint64 {
+	metrics.Read(allocSample)
+	return allocSample[0].Value.Uint64()
+}
+
+// bounded runs decode, which reads n input bytes, and fails if it allocated
+// more than allocBound(n) bytes (a generous bound: it catches allocations
+// sized by a length read from the input, not small overheads).
+func bounded(t *testing.T, n int, decode func()) {
+	t.Helper()
+	before := heapAllocated()
+	decode()
+	if got := heapAllocated() - before; got > allocBound(n) {
+		t.Fatalf("decoding %d bytes allocated %d bytes, bound %d", n, got, allocBound(n))
+	}
+}
+
 // checkError fails unless err matches one of the sentinels of wire.
 func checkError(t *testing.T, err error) {
 	t.Helper()
@@ -62,7 +88,9 @@ func checkError(t *testing.T, err error) {
 // equal message.
 func checkRoundTrip(t *testing.T, c *wire.Codec, typ wire.Type, body []byte) {
 	t.Helper()
-	m, err := wire.DecodeMessage(typ, body)
+	var m wire.Message
+	var err error
+	bounded(t, len(body), func() { m, err = wire.DecodeMessage(typ, body) })
 	if err != nil {
 		checkError(t, err)
 		return
@@ -91,7 +119,9 @@ func FuzzDecodePacket(f *testing.F) {
 	codecs := []*wire.Codec{fuzzCodec(f, false), fuzzCodec(f, true)}
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		for _, c := range codecs {
-			body, err := c.OpenPacket(pkt)
+			var body []byte
+			var err error
+			bounded(t, len(pkt), func() { body, err = c.OpenPacket(pkt) })
 			if err != nil {
 				checkError(t, err)
 				continue
@@ -127,8 +157,15 @@ func FuzzDecodeFrame(f *testing.F) {
 			ra := wire.NewReassembler(fuzzMaxFrame, 2)
 			rest := stream
 			for len(rest) > 0 {
-				fr, n, err := c.DecodeFrame(rest)
-				fr2, err2 := rc.ReadFrame(r)
+				var (
+					fr, fr2   wire.Frame
+					n         int
+					err, err2 error
+				)
+				bounded(t, len(rest), func() {
+					fr, n, err = c.DecodeFrame(rest)
+					fr2, err2 = rc.ReadFrame(r)
+				})
 				if (err == nil) != (err2 == nil) {
 					t.Fatalf("DecodeFrame: %v, ReadFrame: %v", err, err2)
 				}
@@ -143,7 +180,12 @@ func FuzzDecodeFrame(f *testing.F) {
 				if len(fr.Body) > fuzzMaxFrame {
 					t.Fatalf("frame body of %d bytes over cap %d", len(fr.Body), fuzzMaxFrame)
 				}
-				typ, body, done, err := ra.Add(fr)
+				var (
+					typ  wire.Type
+					body []byte
+					done bool
+				)
+				bounded(t, len(fr.Body), func() { typ, body, done, err = ra.Add(fr) })
 				if _, used := ra.Pending(); used > fuzzMaxFrame {
 					t.Fatalf("reassembler holds %d bytes, bound %d", used, fuzzMaxFrame)
 				}
