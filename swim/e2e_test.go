@@ -63,7 +63,7 @@ func wantState(rs []*swim.Runner, name string, want swim.State) func() error {
 }
 
 // netRunner starts a runner on real sockets at bind.
-func netRunner(t *testing.T, name string, bind netip.AddrPort, cfg swim.Config) *swim.Runner {
+func netRunner(t testing.TB, name string, bind netip.AddrPort, cfg swim.Config) *swim.Runner {
 	t.Helper()
 	tr, err := swim.NewNetTransport(swim.NetConfig{BindAddr: bind})
 	if err != nil {
@@ -173,4 +173,82 @@ func TestE2EIPv6(t *testing.T) {
 	})
 	a.Shutdown()
 	b.Shutdown()
+}
+
+// BenchmarkE2EDetect measures, on real sockets on 127.0.0.1 with the local
+// profile, how long after a member of five stops the other four all have it
+// dead, and how long after a member leaves the other three all have it left.
+func BenchmarkE2EDetect(b *testing.B) {
+	cfg := e2eConfig()
+	var detect, left time.Duration
+	for b.Loop() {
+		const n = 5
+		rs := make([]*swim.Runner, n)
+		for i := range rs {
+			rs[i] = netRunner(b, fmt.Sprintf("node%d", i), netip.MustParseAddrPort("127.0.0.1:0"), cfg)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+		for _, r := range rs[1:] {
+			if _, err := r.Join(ctx, rs[0].Addr().String()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cancel()
+		waitFor(b, func() error {
+			for _, r := range rs {
+				if r.NumAlive() != n {
+					return fmt.Errorf("%s sees %d alive", r.Self().Name, r.NumAlive())
+				}
+			}
+			return nil
+		})
+		start := time.Now()
+		rs[4].Shutdown()
+		waitFor(b, wantState(rs[:4], "node4", swim.StateDead))
+		detect += time.Since(start)
+		start = time.Now()
+		if err := rs[3].Leave(e2eTimeout); err != nil {
+			b.Fatal(err)
+		}
+		rs[3].Shutdown()
+		waitFor(b, wantState(rs[:3], "node3", swim.StateLeft))
+		left += time.Since(start)
+		for _, r := range rs {
+			r.Shutdown()
+		}
+	}
+	b.ReportMetric((detect / time.Duration(b.N)).Seconds(), "s/detect")
+	b.ReportMetric((left / time.Duration(b.N)).Seconds(), "s/leave")
+}
+
+// waitFor polls cond every millisecond for a benchmark, failing after
+// e2eTimeout.
+func waitFor(b *testing.B, cond func() error) {
+	b.Helper()
+	deadline := time.Now().Add(e2eTimeout)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for cond() != nil {
+		if time.Now().After(deadline) {
+			b.Fatalf("not within %v: %v", e2eTimeout, cond())
+		}
+		<-tick.C
+	}
+}
+
+// BenchmarkE2EJoin measures a join over loopback TCP: seed resolution and
+// one push-pull exchange with the seed.
+func BenchmarkE2EJoin(b *testing.B) {
+	cfg := e2eConfig()
+	a := netRunner(b, "a", netip.MustParseAddrPort("127.0.0.1:0"), cfg)
+	c := netRunner(b, "c", netip.MustParseAddrPort("127.0.0.1:0"), cfg)
+	seed := a.Addr().String()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if n, err := c.Join(ctx, seed); err != nil || n != 1 {
+			b.Fatalf("join = %d, %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "joins/s")
 }

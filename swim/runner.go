@@ -122,6 +122,7 @@ type Runner struct {
 	events     chan Event
 	deliveries chan any
 	inSlots    chan struct{}
+	codecs     sync.Pool // *wire.Codec for stream workers
 
 	// Owned by the loop.
 	codec       *wire.Codec
@@ -637,7 +638,12 @@ func (r *Runner) handlePacket(p Inbound) {
 	}
 }
 
-func (r *Runner) newCodec() *wire.Codec {
+// getCodec returns a stream worker's codec: each worker needs its own, and
+// reusing them keeps their buffers warm.
+func (r *Runner) getCodec() *wire.Codec {
+	if c, ok := r.codecs.Get().(*wire.Codec); ok {
+		return c
+	}
 	c, err := wire.NewCodec(r.opts.Wire)
 	if err != nil {
 		panic("swim: codec config validated in NewRunner: " + err.Error())
@@ -674,7 +680,8 @@ func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
 	if err := conn.SetDeadline(s.Deadline); err != nil {
 		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
 	}
-	codec := r.newCodec()
+	codec := r.getCodec()
+	defer r.codecs.Put(codec)
 	if _, err := writeMsgs(codec, bufio.NewWriter(conn), s.Msgs, nil); err != nil {
 		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
 	}
@@ -704,7 +711,8 @@ func (r *Runner) serve(in Incoming) {
 		r.streamErrors.Add(1)
 		return
 	}
-	codec := r.newCodec()
+	codec := r.getCodec()
+	defer r.codecs.Put(codec)
 	req, unknown, err := readMsgs(codec, in.Conn, r.opts.MaxStreamBytes)
 	r.partsUnknown.Add(uint64(unknown))
 	if err != nil || len(req) == 0 {

@@ -606,3 +606,82 @@ func TestRunnerCountsBadInput(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkRunnerPingAck measures the round trip of a ping through a
+// running Runner: the transport's queue, the loop, packet decoding, the
+// core, packet encoding, and the ack back.
+func BenchmarkRunnerPingAck(b *testing.B) {
+	for _, kind := range []string{"mem", "udp"} {
+		b.Run("transport="+kind, func(b *testing.B) {
+			var tr, peer swim.Transport
+			switch kind {
+			case "mem":
+				net := swim.NewMemNetwork(0)
+				t1, err1 := net.Listen(netip.AddrPort{})
+				t2, err2 := net.Listen(netip.AddrPort{})
+				if err := errors.Join(err1, err2); err != nil {
+					b.Fatal(err)
+				}
+				tr, peer = t1, t2
+			case "udp":
+				t1, err1 := swim.NewNetTransport(swim.NetConfig{BindAddr: loopback()})
+				t2, err2 := swim.NewNetTransport(swim.NetConfig{BindAddr: loopback()})
+				if err := errors.Join(err1, err2); err != nil {
+					b.Fatal(err)
+				}
+				tr, peer = t1, t2
+			}
+			defer peer.Shutdown()
+			r, err := swim.NewRunner(swim.LANConfig(), swim.Identity{Name: "target", Gen: 1}, tr, swim.RunnerOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := r.Start(); err != nil {
+				b.Fatal(err)
+			}
+			defer r.Shutdown()
+			codec, err := wire.NewCodec(wire.Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ping := &wire.Ping{Target: "target", SourceName: "bench", SourceAddr: peer.Addr()}
+			ack := &wire.Ack{}
+			var pkt []byte
+			b.ReportAllocs()
+			for b.Loop() {
+				ping.Seq++
+				pkt, err = codec.AppendPacket(pkt[:0], ping)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := peer.WriteTo(pkt, tr.Addr()); err != nil {
+					b.Fatal(err)
+				}
+				// The ack may carry piggybacked news: the first part is
+				// the ack.
+				for {
+					in := <-peer.Packets()
+					body, err := codec.OpenPacket(in.Buf)
+					if err != nil {
+						b.Fatal(err)
+					}
+					pr := wire.NewPartReader(body)
+					typ, part, err := pr.Next()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if typ != wire.TypeAck {
+						continue
+					}
+					if err := ack.DecodeBody(part); err != nil {
+						b.Fatal(err)
+					}
+					if ack.Seq == ping.Seq {
+						break
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pings/s")
+		})
+	}
+}
