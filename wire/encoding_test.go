@@ -73,6 +73,9 @@ func TestMessageRoundTripRapid(t *testing.T) {
 		if n := m.bodySize(); n != len(body) {
 			t.Fatalf("bodySize %d, AppendBody wrote %d bytes", n, len(body))
 		}
+		if part, err := AppendPart(nil, m); err == nil && PartSize(m) != len(part) {
+			t.Fatalf("PartSize %d, AppendPart wrote %d bytes", PartSize(m), len(part))
+		}
 		got, err := DecodeMessage(m.Type(), body)
 		if err != nil {
 			t.Fatal(err)

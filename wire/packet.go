@@ -26,6 +26,10 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// PartSize returns the exact number of bytes AppendPart writes for m,
+// computed without encoding it.
+func PartSize(m Message) int { return partHeaderBytes + m.bodySize() }
+
 // AppendPart appends one compound part, [type u8][length u16 big-endian]
 // [msgpack body], to dst. A body over 65535 bytes is ErrTooLarge (send it in
 // a stream frame instead) and leaves dst unchanged.
