@@ -248,16 +248,22 @@ func BenchmarkHash(b *testing.B) {
 // 64 new pages) for 256 workers on one core and reports new pages per second.
 func BenchmarkInsert(b *testing.B) {
 	for _, presized := range []bool{false, true} {
-		b.Run(fmt.Sprintf("presized=%v", presized), func(b *testing.B) { benchInsert(b, presized) })
+		b.Run(fmt.Sprintf("presized=%v", presized), func(b *testing.B) {
+			cfg := Config{}
+			if presized {
+				cfg.ExpectedPages = 1 << 24
+			}
+			benchInsert(b, cfg)
+		})
 	}
+	// Every worker at its budget: each insert also evicts as many pages.
+	b.Run("at-budget", func(b *testing.B) {
+		benchInsert(b, Config{WorkerPages: 4096, ExpectedPages: 1 << 21})
+	})
 }
 
-func benchInsert(b *testing.B, presized bool) {
+func benchInsert(b *testing.B, cfg Config) {
 	rng := newTestRand(2)
-	cfg := Config{}
-	if presized {
-		cfg.ExpectedPages = 1 << 24
-	}
 	ix := New(cfg)
 	sys := randPath(rng, nil, 64)
 	workers := make([]string, 256)
@@ -286,6 +292,7 @@ func benchInsert(b *testing.B, presized bool) {
 		pages += 64
 	}
 	b.ReportMetric(float64(pages)/b.Elapsed().Seconds(), "pages/s")
+	b.ReportMetric(float64(ix.Stats().Evicted)/float64(b.N), "evicted-pages/op")
 }
 
 // BenchmarkDeltaSize reports the encoded size of each delta kind as the

@@ -137,6 +137,15 @@ func (ix *Index) Match(dst []Hit, model string, tokens []uint32) []Hit {
 	return dst
 }
 
+// MatchText is Match for a text prompt of model.
+func (ix *Index) MatchText(dst []Hit, model string, text []byte) []Hit {
+	s := ix.getScratch()
+	s.hashes = ix.AppendTextPages(s.hashes[:0], model, text)
+	dst = ix.MatchPages(dst, s.hashes)
+	ix.putScratch(s)
+	return dst
+}
+
 // MatchPages is Match for a prompt already cut into lineage hashes.
 func (ix *Index) MatchPages(dst []Hit, pages []uint64) []Hit {
 	s := ix.getScratch()

@@ -3,6 +3,7 @@ package radix
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -112,6 +113,11 @@ func TestMatchAndInsertDeltas(t *testing.T) {
 	}
 	if got := ix.Match(nil, "m", toks[:16*4+3]); !cmp.Equal(got, []Hit{{"a", 4}}) {
 		t.Errorf("Match of 4 pages and a partial page = %v, want a:4", got)
+	}
+	text := []byte(strings.Repeat("0123456789abcdef", 20))
+	mustInsert(t, ix, "t", 1, ix.AppendTextPages(nil, "m", text[:128]))
+	if got := ix.MatchText(nil, "m", text[:200]); !cmp.Equal(got, []Hit{{"t", 2}}) {
+		t.Errorf("MatchText = %v, want t:2", got)
 	}
 }
 

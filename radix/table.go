@@ -5,14 +5,19 @@ package radix
 // (32 bits), a 16-bit tag from the hash's top bits, and the offset in the
 // chain (16 bits, so chains are at most maxChainPages long). The full key is
 // not stored: it is read back from the chain, and only when the tag matches,
-// so a miss rarely touches chain memory. This keeps the table near 10-12
-// bytes per distinct page instead of the ~25 of a map[uint64]uint64.
-// Deletion shifts later entries back (no tombstones).
+// so a miss rarely touches chain memory. At most 3/4 of the slots are used,
+// which keeps the table between 10.7 and 21.3 bytes per distinct page
+// (a map[uint64]uint64 takes about 25-40).
+//
+// Deletion leaves a tombstone, so it never reads other keys back; growing
+// (or rebuilding at the same size when tombstones pile up) rebuilds the table
+// from the chains, which also drops the tombstones.
 type pageTable struct {
-	slots []uint64 // 0 is empty
-	n     int
+	slots []uint64 // 0 is empty, tombstone is deleted
+	n     int      // live entries
+	dead  int      // tombstones
 	key   func(slot uint64) uint64
-	// each calls fn for every page with its slot. Growing walks the
+	// each calls fn for every page with its slot. Rebuilding walks the
 	// chains through it, sequentially, instead of reading every key back
 	// from a random place.
 	each func(fn func(h, slot uint64))
@@ -21,6 +26,9 @@ type pageTable struct {
 const (
 	minTableSlots = 64
 	maxChainPages = 1 << 16
+	// tombstone can never be a live slot: a live slot's top 32 bits hold
+	// chain+1 >= 1.
+	tombstone = 1
 )
 
 func (t *pageTable) mask() uint64 { return uint64(len(t.slots) - 1) }
@@ -47,7 +55,7 @@ func (t *pageTable) get(h uint64) (ci, off uint32, ok bool) {
 		if s == 0 {
 			return 0, 0, false
 		}
-		if slotTag(s) == tag && t.key(s) == h {
+		if s != tombstone && slotTag(s) == tag && t.key(s) == h {
 			ci, off = unpackSlot(s)
 			return ci, off, true
 		}
@@ -55,11 +63,18 @@ func (t *pageTable) get(h uint64) (ci, off uint32, ok bool) {
 }
 
 // reserve makes room for k more pages. Callers reserve before they change
-// chains, because growing rebuilds the table from the chains.
+// chains, because rebuilding reads the chains.
 func (t *pageTable) reserve(k int) {
-	for (t.n+k)*4 > len(t.slots)*3 {
-		t.grow()
+	if (t.n+t.dead+k)*4 <= len(t.slots)*3 {
+		return
 	}
+	size := max(len(t.slots), minTableSlots)
+	// Grow unless the live entries fit in 9/16 of the slots, which leaves
+	// room for new entries and tombstones before the next rebuild.
+	for (t.n+k)*16 > size*9 {
+		size *= 2
+	}
+	t.rebuild(size)
 }
 
 // put records the place of h. With replace false it leaves an existing
@@ -67,12 +82,23 @@ func (t *pageTable) reserve(k int) {
 func (t *pageTable) put(h uint64, ci, off uint32, replace bool) bool {
 	m := t.mask()
 	tag := tagOf(h)
+	free := -1
 	for i := h & m; ; i = (i + 1) & m {
 		s := t.slots[i]
 		if s == 0 {
+			if free >= 0 {
+				i = uint64(free)
+				t.dead--
+			}
 			t.slots[i] = packSlot(h, ci, off)
 			t.n++
 			return true
+		}
+		if s == tombstone {
+			if free < 0 {
+				free = int(i)
+			}
+			continue
 		}
 		if slotTag(s) == tag && t.key(s) == h {
 			if replace {
@@ -90,42 +116,23 @@ func (t *pageTable) del(h uint64) {
 	}
 	m := t.mask()
 	tag := tagOf(h)
-	i := h & m
-	for {
+	for i := h & m; ; i = (i + 1) & m {
 		s := t.slots[i]
 		if s == 0 {
 			return
 		}
-		if slotTag(s) == tag && t.key(s) == h {
-			break
-		}
-		i = (i + 1) & m
-	}
-	// Backward-shift deletion: move later entries of the probe run into
-	// the hole when their home slot does not lie in (hole, j].
-	j := i
-	for {
-		j = (j + 1) & m
-		s := t.slots[j]
-		if s == 0 {
-			break
-		}
-		home := t.key(s) & m
-		if (j-home)&m >= (j-i)&m {
-			t.slots[i] = s
-			i = j
+		if s != tombstone && slotTag(s) == tag && t.key(s) == h {
+			t.slots[i] = tombstone
+			t.n--
+			t.dead++
+			return
 		}
 	}
-	t.slots[i] = 0
-	t.n--
 }
 
-func (t *pageTable) grow() {
-	n := 2 * len(t.slots)
-	if n < minTableSlots {
-		n = minTableSlots
-	}
-	t.slots = make([]uint64, n)
+func (t *pageTable) rebuild(size int) {
+	t.slots = make([]uint64, size)
+	t.dead = 0
 	m := t.mask()
 	t.each(func(h, s uint64) {
 		i := h & m
