@@ -140,7 +140,7 @@ func (s *Store) applyEntry(ns, key, value []byte, tomb bool, stamp uint64, la ui
 		s.ctx[la].add(seq) // seen, and lost
 		return nil
 	}
-	if !tomb {
+	if !tomb || idx < 0 {
 		grow := int64(len(key)+len(value)) + entryOverhead
 		if idx >= 0 {
 			grow -= s.t.entries[idx].size()

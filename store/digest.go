@@ -227,6 +227,9 @@ type member struct {
 // means the store missed writes whose tombstones are gone; it then
 // resynchronises (see doc.go) rather than resurrect deleted keys.
 func (s *Store) ObserveDigest(d *Digest, now time.Time) error {
+	if len(d.Actors) == 0 {
+		return fmt.Errorf("%w: digest without actors", ErrMalformed)
+	}
 	amap, err := s.mapActors(d.Actors)
 	if err != nil {
 		return err

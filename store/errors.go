@@ -23,6 +23,4 @@ var (
 	ErrVersion = errors.New("store: unknown encoding version")
 	// ErrChecksum: a snapshot's CRC32C does not match its body.
 	ErrChecksum = errors.New("store: snapshot checksum mismatch")
-	// ErrBadLimit: Take was called with a zero window.
-	ErrBadLimit = errors.New("store: bad limiter arguments")
 )

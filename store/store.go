@@ -202,7 +202,9 @@ func (s *Store) write(ns, key string, value []byte, tomb bool, now time.Time) er
 	if idx >= 0 {
 		grow -= s.t.entries[idx].size()
 	}
-	if !tomb && grow > 0 && s.bytes+grow > s.cfg.MaxBytes {
+	// A tombstone replacing an entry never grows the store, so deletes
+	// work when it is full; a new tombstone is charged like a write.
+	if (!tomb || idx < 0) && grow > 0 && s.bytes+grow > s.cfg.MaxBytes {
 		return fmt.Errorf("%w: %d of %d bytes used", ErrStoreFull, s.bytes, s.cfg.MaxBytes)
 	}
 	if idx < 0 && s.t.full() {

@@ -43,6 +43,32 @@ func TestLimits(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Error("New accepted a config without an actor name")
 	}
+	// A full store still deletes what it holds.
+	if err := s.Delete("ns", "k", t0); err != nil {
+		t.Errorf("Delete in a full store: %v", err)
+	}
+	if err := s.Put("ns", "new", make([]byte, 3000), t0); !errors.Is(err, ErrStoreFull) {
+		t.Errorf("Put after delete: %v, want ErrStoreFull", err)
+	}
+}
+
+// TestStoreFullRemote: remote writes a full store refuses are not marked
+// seen, so they come again.
+func TestStoreFullRemote(t *testing.T) {
+	small, err := New(Config{Actor: Actor{Name: "small", Gen: 1}, MaxBytes: 1000})
+	must(t, err)
+	big := newTestStore(t, "big", 1)
+	for i := range 20 {
+		must(t, big.Put("ns", fmt.Sprintf("k%02d", i), make([]byte, 100), t0))
+	}
+	exchange(t, big, small, t0, 1<<20)
+	st := small.Stats()
+	if st.Rejected == 0 || st.Keys == 0 || st.Keys == 20 {
+		t.Fatalf("stats %+v: want some keys stored and some refused", st)
+	}
+	if small.ctx[1].has(20) {
+		t.Fatal("a refused write's dot is in the context")
+	}
 }
 
 func TestPutGetDeleteList(t *testing.T) {
