@@ -47,16 +47,22 @@ func (x *core) minStamp(w uint32) (uint32, bool) {
 func (x *core) evictWorker(w uint32, k int64, oneStamp bool) int64 {
 	var done int64
 	for k > 0 {
-		s, ok := x.minStamp(w)
-		if !ok {
-			break
-		}
+		// One pass: the chains where w's stamp is lowest.
 		cands := x.evScr[:0]
+		s := ^uint32(0)
 		for ci := range x.workers[w].chains {
 			c := &x.chains[ci]
-			if i, _ := findHolder(c.holders, w); c.holders[i].stamp == s {
+			i, _ := findHolder(c.holders, w)
+			switch st := c.holders[i].stamp; {
+			case st < s || len(cands) == 0:
+				s = st
+				cands = append(cands[:0], evCand{ci: ci, left: len(c.hashes)})
+			case st == s:
 				cands = append(cands, evCand{ci: ci, left: len(c.hashes)})
 			}
+		}
+		if len(cands) == 0 {
+			break
 		}
 		for k > 0 {
 			best := -1
