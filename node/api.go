@@ -1,0 +1,350 @@
+package node
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshnode/meshnode/radix"
+	"github.com/meshnode/meshnode/store"
+	"github.com/meshnode/meshnode/swim"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes builds the API: JSON under /v1/, plus operations endpoints.
+func (n *Node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /readyz", n.handleReady)
+	mux.HandleFunc("GET /healthz", n.handleHealth)
+	if g, ok := n.cfg.Registerer.(prometheus.Gatherer); ok {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+
+	mux.HandleFunc("GET /v1/self", n.handleSelf)
+	mux.HandleFunc("GET /v1/members", n.handleMembers)
+	mux.HandleFunc("GET /v1/status", n.handleStatus)
+	mux.HandleFunc("POST /v1/join", n.handleJoin)
+	mux.HandleFunc("POST /v1/leave", n.handleLeave)
+
+	mux.HandleFunc("PUT /v1/kv/{ns}/{key...}", n.handlePut)
+	mux.HandleFunc("GET /v1/kv/{ns}/{key...}", n.handleGet)
+	mux.HandleFunc("DELETE /v1/kv/{ns}/{key...}", n.handleDelete)
+	mux.HandleFunc("GET /v1/kv/{ns}", n.handleList)
+	mux.HandleFunc("GET /v1/watch/{ns}", n.handleWatch)
+
+	mux.HandleFunc("PUT /v1/workers/{id}", n.handlePutWorker)
+	mux.HandleFunc("GET /v1/workers/{id}", n.handleGetWorker)
+	mux.HandleFunc("DELETE /v1/workers/{id}", n.handleDeleteWorker)
+	mux.HandleFunc("GET /v1/workers", n.handleListWorkers)
+
+	mux.HandleFunc("PUT /v1/limits/{name}", n.handlePutLimit)
+	mux.HandleFunc("GET /v1/limits/{name}", n.handleGetLimit)
+	mux.HandleFunc("DELETE /v1/limits/{name}", n.handleDeleteLimit)
+	mux.HandleFunc("GET /v1/limits", n.handleListLimits)
+	mux.HandleFunc("POST /v1/limits/{name}/take", n.handleTake)
+
+	mux.HandleFunc("POST /v1/route", n.handleRoute)
+	mux.HandleFunc("POST /v1/index/insert", n.handleInsert)
+	mux.HandleFunc("POST /v1/index/touch", n.handleTouch)
+	mux.HandleFunc("DELETE /v1/index/workers/{id}", n.handleIndexRemove)
+	mux.HandleFunc("GET /v1/ring", n.handleRing)
+
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return n.middleware(mux)
+}
+
+// statusWriter records the status code for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = 200
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// middleware checks the bearer token and counts requests by route pattern
+// (a bounded label set: never the path).
+func (n *Node) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		if n.token != "" && !open(r.URL.Path) && !n.authorized(r) {
+			writeError(sw, http.StatusUnauthorized, "missing or wrong bearer token")
+		} else {
+			next.ServeHTTP(sw, r)
+		}
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		code := sw.code
+		if code == 0 {
+			code = 200
+		}
+		n.met.httpRequests.WithLabelValues(route, strconv.Itoa(code/100)+"xx").Inc()
+		n.met.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// open lists the endpoints that need no token: probes must work without
+// secrets.
+func open(path string) bool { return path == "/livez" || path == "/readyz" || path == "/healthz" }
+
+func (n *Node) authorized(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(tok), []byte(n.token)) == 1
+}
+
+// apiError is the body of every error response.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, apiError{Error: msg})
+}
+
+// writeErr maps an error of the node, store or index to a status code.
+func writeErr(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, ErrReserved):
+		code = http.StatusForbidden
+	case errors.Is(err, ErrBadRequest), errors.Is(err, store.ErrKeyTooLarge), errors.Is(err, store.ErrBadNamespace),
+		errors.Is(err, radix.ErrTooManyWorkers):
+		code = http.StatusBadRequest
+	case errors.Is(err, store.ErrValueTooLarge):
+		code = http.StatusRequestEntityTooLarge
+	case errors.Is(err, store.ErrStoreFull):
+		code = http.StatusInsufficientStorage
+	case errors.Is(err, radix.ErrNoCandidates):
+		code = http.StatusConflict
+	case errors.Is(err, ErrClosed):
+		code = http.StatusServiceUnavailable
+	}
+	writeError(w, code, err.Error())
+}
+
+// decode reads a JSON body into v: bounded, strict about unknown fields and
+// trailing data. It writes the error response itself and reports false.
+// An empty body is allowed when emptyOK is set (v keeps its defaults).
+func (n *Node) decode(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, n.cfg.MaxRequestBytes)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == io.EOF && emptyOK {
+		return true
+	}
+	if err == nil {
+		if dec.More() {
+			err = errors.New("trailing data after the JSON value")
+		} else if _, e := dec.Token(); e != io.EOF {
+			err = errors.New("trailing data after the JSON value")
+		}
+	}
+	if err == nil {
+		return true
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit))
+	case err == io.EOF:
+		writeError(w, http.StatusBadRequest, "empty request body, want a JSON object")
+	default:
+		writeError(w, http.StatusBadRequest, "malformed request: "+err.Error())
+	}
+	return false
+}
+
+// pageParams reads limit (bounded by MaxListItems) and cursor.
+func (n *Node) pageParams(w http.ResponseWriter, r *http.Request) (limit int, cursor string, ok bool) {
+	limit = n.cfg.MaxListItems
+	if s := r.URL.Query().Get("limit"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > n.cfg.MaxListItems {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want an integer in [1, %d]", s, n.cfg.MaxListItems))
+			return 0, "", false
+		}
+		limit = v
+	}
+	return limit, r.URL.Query().Get("cursor"), true
+}
+
+func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
+	ok, why := n.Ready()
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	_, _, majority := n.quorum()
+	writeJSON(w, code, map[string]any{"ready": ok, "reason": why, "majority": majority})
+}
+
+func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if n.closed.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shut down"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// MemberInfo is a member as the API shows it.
+type MemberInfo struct {
+	Name        string `json:"name"`
+	Generation  uint64 `json:"generation"`
+	Incarnation uint64 `json:"incarnation"`
+	Addr        string `json:"addr"`
+	State       string `json:"state"`
+}
+
+func memberInfo(m swim.Member) MemberInfo {
+	addr := ""
+	if m.Addr.IsValid() {
+		addr = m.Addr.String()
+	}
+	return MemberInfo{Name: m.Name, Generation: m.Gen, Incarnation: m.Incarnation, Addr: addr, State: m.State.String()}
+}
+
+func (n *Node) handleSelf(w http.ResponseWriter, r *http.Request) {
+	v := n.cfg.Version
+	if v == "" {
+		v = "dev"
+	}
+	writeJSON(w, 200, struct {
+		MemberInfo
+		Version string `json:"version"`
+	}{memberInfo(n.self()), v})
+}
+
+func (n *Node) handleMembers(w http.ResponseWriter, r *http.Request) {
+	limit, cursor, ok := n.pageParams(w, r)
+	if !ok {
+		return
+	}
+	out := []MemberInfo{}
+	next := ""
+	for _, m := range n.members() {
+		if cursor != "" && m.Name <= cursor {
+			continue
+		}
+		if len(out) == limit {
+			next = out[len(out)-1].Name
+			break
+		}
+		out = append(out, memberInfo(m))
+	}
+	writeJSON(w, 200, map[string]any{"members": out, "next_cursor": next})
+}
+
+// storeStats returns the store's statistics under the lock.
+func (n *Node) storeStats() store.Stats {
+	n.st.mu.Lock()
+	defer n.st.mu.Unlock()
+	return n.st.store.Stats()
+}
+
+// Status is the body of /v1/status.
+type Status struct {
+	Name        string      `json:"name"`
+	Generation  uint64      `json:"generation"`
+	ClusterSize int         `json:"cluster_size"`
+	KnownSize   int         `json:"known_size"`
+	Majority    bool        `json:"majority"`
+	Ready       bool        `json:"ready"`
+	Reason      string      `json:"reason"`
+	Store       store.Stats `json:"store"`
+	Index       radix.Stats `json:"index"`
+}
+
+// Status returns what /v1/status reports.
+func (n *Node) Status() Status {
+	live, known, maj := n.quorum()
+	ok, why := n.Ready()
+	return Status{Name: n.name, Generation: n.gen, ClusterSize: live, KnownSize: known, Majority: maj,
+		Ready: ok, Reason: why, Store: n.storeStats(), Index: n.st.ix.Stats()}
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, 200, n.Status())
+}
+
+func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Seeds []string `json:"seeds"`
+	}
+	if !n.decode(w, r, &req, false) {
+		return
+	}
+	if len(req.Seeds) == 0 || len(req.Seeds) > 64 {
+		writeError(w, http.StatusBadRequest, "seeds: want 1 to 64 host:port addresses")
+		return
+	}
+	if err := n.Join(r.Context(), req.Seeds...); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"joining": req.Seeds})
+}
+
+func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Timeout Duration `json:"timeout"`
+	}
+	if !n.decode(w, r, &req, true) {
+		return
+	}
+	if req.Timeout < 0 || req.Timeout.D() > 5*time.Minute {
+		writeError(w, http.StatusBadRequest, "timeout: want a duration up to 5m")
+		return
+	}
+	if err := n.Leave(req.Timeout.D()); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]bool{"left": true})
+}

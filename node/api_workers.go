@@ -1,0 +1,417 @@
+package node
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/meshnode/meshnode/radix"
+)
+
+// Bounds of worker records and prompts.
+const (
+	maxLabels       = 64
+	maxLabelBytes   = 256
+	maxURLBytes     = 2048
+	maxPromptTokens = 1 << 18
+	maxRingOwners   = 16
+)
+
+func validID(w http.ResponseWriter, what, id string) bool {
+	if id == "" || len(id) > radix.MaxNameBytes {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: want 1 to %d bytes", what, radix.MaxNameBytes))
+		return false
+	}
+	return true
+}
+
+// workerRequest is the body of PUT /v1/workers/{id}.
+type workerRequest struct {
+	URL    string            `json:"url"`
+	Model  string            `json:"model"`
+	Health string            `json:"health"`
+	Load   int               `json:"load"`
+	Labels map[string]string `json:"labels"`
+}
+
+func (req workerRequest) validate() string {
+	if u, err := url.Parse(req.URL); req.URL == "" || len(req.URL) > maxURLBytes || err != nil || u.Scheme == "" || u.Host == "" {
+		return fmt.Sprintf("url %q: want an absolute URL of at most %d bytes", req.URL, maxURLBytes)
+	}
+	if req.Model == "" || len(req.Model) > radix.MaxNameBytes {
+		return fmt.Sprintf("model: want 1 to %d bytes", radix.MaxNameBytes)
+	}
+	switch req.Health {
+	case "", "healthy", "unhealthy", "draining":
+	default:
+		return fmt.Sprintf("health %q: want healthy, unhealthy or draining", req.Health)
+	}
+	if req.Load < 0 {
+		return fmt.Sprintf("load %d: must not be negative", req.Load)
+	}
+	if len(req.Labels) > maxLabels {
+		return fmt.Sprintf("labels: %d, at most %d", len(req.Labels), maxLabels)
+	}
+	for k, v := range req.Labels {
+		if k == "" || len(k) > maxLabelBytes || len(v) > maxLabelBytes {
+			return fmt.Sprintf("label %q: keys 1 to %d bytes, values at most %d", k, maxLabelBytes, maxLabelBytes)
+		}
+	}
+	return ""
+}
+
+func (n *Node) handlePutWorker(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validID(w, "worker id", id) {
+		return
+	}
+	var req workerRequest
+	if !n.decode(w, r, &req, false) {
+		return
+	}
+	if msg := req.validate(); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	if req.Health == "" {
+		req.Health = "healthy"
+	}
+	wk, err := n.st.putWorker(Worker{ID: id, URL: req.URL, Model: req.Model, Health: req.Health, Load: req.Load, Labels: req.Labels}, time.Now())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, wk)
+}
+
+func (n *Node) handleGetWorker(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validID(w, "worker id", id) {
+		return
+	}
+	wk, ok := n.st.worker(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no worker %q", id))
+		return
+	}
+	writeJSON(w, 200, wk)
+}
+
+func (n *Node) handleDeleteWorker(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validID(w, "worker id", id) {
+		return
+	}
+	if err := n.st.removeWorker(id, time.Now()); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]bool{"removed": true})
+}
+
+func (n *Node) handleListWorkers(w http.ResponseWriter, r *http.Request) {
+	limit, cursor, ok := n.pageParams(w, r)
+	if !ok {
+		return
+	}
+	ws, next := n.st.workers(r.URL.Query().Get("model"), cursor, limit)
+	if ws == nil {
+		ws = []Worker{}
+	}
+	writeJSON(w, 200, map[string]any{"workers": ws, "next_cursor": next})
+}
+
+// limitRequest is the body of PUT /v1/limits/{name}.
+type limitRequest struct {
+	Limit  uint64   `json:"limit"`
+	Window Duration `json:"window"`
+}
+
+func (n *Node) handlePutLimit(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !validID(w, "limit name", name) {
+		return
+	}
+	var req limitRequest
+	if !n.decode(w, r, &req, false) {
+		return
+	}
+	if req.Limit == 0 {
+		writeError(w, http.StatusBadRequest, "limit: must be at least 1")
+		return
+	}
+	if req.Window.D() < time.Millisecond || req.Window.D() > 24*time.Hour {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("window %v: want 1ms to 24h", req.Window.D()))
+		return
+	}
+	if err := n.st.setLimit(name, Limit(req), time.Now()); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"name": name, "limit": req.Limit, "window": req.Window})
+}
+
+// share is the fraction of a limit this node admits: all of it, unless
+// MinorityShare is set and this node is on the minority side.
+func (n *Node) share() float64 {
+	live, known, maj := n.quorum()
+	if !n.cfg.MinorityShare || maj {
+		return 1
+	}
+	return float64(live) / float64(known)
+}
+
+func (n *Node) handleGetLimit(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !validID(w, "limit name", name) {
+		return
+	}
+	l, ok := n.st.limit(name)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no limit %q", name))
+		return
+	}
+	now := time.Now()
+	_, rem, reset, _ := n.st.take(name, 0, l, n.share(), now)
+	writeJSON(w, 200, map[string]any{"name": name, "limit": l.Limit, "window": l.Window,
+		"used": n.st.usage(name, l, now), "remaining": rem, "reset": reset.UTC(), "share": n.share()})
+}
+
+func (n *Node) handleDeleteLimit(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !validID(w, "limit name", name) {
+		return
+	}
+	if err := n.st.deleteLimit(name, time.Now()); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]bool{"deleted": true})
+}
+
+func (n *Node) handleListLimits(w http.ResponseWriter, r *http.Request) {
+	limit, cursor, ok := n.pageParams(w, r)
+	if !ok {
+		return
+	}
+	names, next := n.st.limits(cursor, limit)
+	writeJSON(w, 200, map[string]any{"limits": names, "next_cursor": next})
+}
+
+// TakeResult is the answer of a rate-limit take.
+type TakeResult struct {
+	Allowed   bool      `json:"allowed"`
+	Remaining uint64    `json:"remaining"`
+	Reset     time.Time `json:"reset"`
+}
+
+func (n *Node) handleTake(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !validID(w, "limit name", name) {
+		return
+	}
+	req := struct {
+		N uint64 `json:"n"`
+	}{N: 1}
+	if !n.decode(w, r, &req, true) {
+		return
+	}
+	l, ok := n.st.limit(name)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no limit %q: define it with PUT /v1/limits/%s", name, name))
+		return
+	}
+	if req.N == 0 || req.N > l.Limit {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("n %d: want 1 to the limit, %d", req.N, l.Limit))
+		return
+	}
+	ok, rem, reset, _ := n.st.take(name, req.N, l, n.share(), time.Now())
+	outcome := "denied"
+	if ok {
+		outcome = "allowed"
+	}
+	n.met.rateTakes.WithLabelValues(outcome).Inc()
+	writeJSON(w, 200, TakeResult{Allowed: ok, Remaining: rem, Reset: reset.UTC()})
+}
+
+// promptRequest carries a prompt as tokens or text.
+type promptRequest struct {
+	Model  string   `json:"model"`
+	Worker string   `json:"worker"`
+	Tokens []uint32 `json:"tokens"`
+	Text   *string  `json:"text"`
+	Record bool     `json:"record"`
+}
+
+// pages cuts the prompt into lineage hashes; it writes the error itself.
+func (n *Node) pages(w http.ResponseWriter, model string, req *promptRequest) ([]uint64, bool) {
+	switch {
+	case req.Tokens != nil && req.Text != nil:
+		writeError(w, http.StatusBadRequest, `give the prompt as "tokens" or "text", not both`)
+	case req.Tokens == nil && req.Text == nil:
+		writeError(w, http.StatusBadRequest, `missing prompt: "tokens" or "text"`)
+	case len(req.Tokens) > maxPromptTokens:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("tokens: %d, at most %d", len(req.Tokens), maxPromptTokens))
+	case req.Tokens != nil:
+		return n.st.ix.AppendPages(nil, model, req.Tokens), true
+	default:
+		return n.st.ix.AppendTextPages(nil, model, []byte(*req.Text)), true
+	}
+	return nil, false
+}
+
+// RouteResult is the answer of POST /v1/route.
+type RouteResult struct {
+	Worker       string  `json:"worker"`
+	URL          string  `json:"url"`
+	Rule         string  `json:"rule"`
+	MatchedPages int     `json:"matched_pages"`
+	MatchRatio   float64 `json:"match_ratio"`
+	Recorded     bool    `json:"recorded"`
+}
+
+func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
+	var req promptRequest
+	if !n.decode(w, r, &req, false) {
+		return
+	}
+	if req.Model == "" || len(req.Model) > radix.MaxNameBytes || req.Worker != "" {
+		writeError(w, http.StatusBadRequest, `want "model" (1 to 255 bytes) and no "worker"`)
+		return
+	}
+	pages, ok := n.pages(w, req.Model, &req)
+	if !ok {
+		return
+	}
+	ws, _ := n.st.workers(req.Model, "", 1<<16)
+	cands := make([]radix.Candidate, 0, len(ws))
+	byID := make(map[string]Worker, len(ws))
+	for _, wk := range ws {
+		if wk.Health == "healthy" {
+			cands = append(cands, radix.Candidate{Worker: wk.ID, Load: wk.Load})
+			byID[wk.ID] = wk
+		}
+	}
+	if len(cands) == 0 {
+		writeError(w, http.StatusConflict, fmt.Sprintf("no healthy worker for model %q", req.Model))
+		return
+	}
+	d, err := n.st.ix.RoutePages(pages, cands, radix.DefaultPolicy())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	n.met.routes.WithLabelValues(d.Rule.String()).Inc()
+	res := RouteResult{Worker: d.Worker, URL: byID[d.Worker].URL, Rule: d.Rule.String(), MatchedPages: d.MatchedPages, MatchRatio: d.MatchRatio}
+	if req.Record && len(pages) > 0 {
+		delta, err := n.st.ix.Insert(d.Worker, byID[d.Worker].Epoch, indexStamp(time.Now()), pages)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		n.st.addDelta(delta)
+		res.Recorded = true
+	}
+	writeJSON(w, 200, res)
+}
+
+// indexTarget reads a prompt request naming a registered worker.
+func (n *Node) indexTarget(w http.ResponseWriter, r *http.Request) (Worker, []uint64, bool) {
+	var req promptRequest
+	if !n.decode(w, r, &req, false) {
+		return Worker{}, nil, false
+	}
+	if req.Model != "" || req.Record {
+		writeError(w, http.StatusBadRequest, `want "worker" and a prompt; the model is the worker's`)
+		return Worker{}, nil, false
+	}
+	if !validID(w, "worker", req.Worker) {
+		return Worker{}, nil, false
+	}
+	wk, ok := n.st.worker(req.Worker)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no worker %q: register it first", req.Worker))
+		return Worker{}, nil, false
+	}
+	pages, ok := n.pages(w, wk.Model, &req)
+	if !ok {
+		return Worker{}, nil, false
+	}
+	if len(pages) == 0 {
+		writeError(w, http.StatusBadRequest, "prompt shorter than one page")
+		return Worker{}, nil, false
+	}
+	return wk, pages, true
+}
+
+func (n *Node) handleInsert(w http.ResponseWriter, r *http.Request) {
+	wk, pages, ok := n.indexTarget(w, r)
+	if !ok {
+		return
+	}
+	d, err := n.st.ix.Insert(wk.ID, wk.Epoch, indexStamp(time.Now()), pages)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	n.st.addDelta(d)
+	writeJSON(w, 200, map[string]int{"pages": len(pages)})
+}
+
+func (n *Node) handleTouch(w http.ResponseWriter, r *http.Request) {
+	wk, pages, ok := n.indexTarget(w, r)
+	if !ok {
+		return
+	}
+	d, err := n.st.ix.Touch(wk.ID, wk.Epoch, indexStamp(time.Now()), pages[len(pages)-1])
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	n.st.addDelta(d)
+	writeJSON(w, 200, map[string]int{"pages": len(pages)})
+}
+
+func (n *Node) handleIndexRemove(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validID(w, "worker id", id) {
+		return
+	}
+	if err := n.st.removeFromIndex(id); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]bool{"removed": true})
+}
+
+func (n *Node) handleRing(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	key := q.Get("key")
+	if key == "" || len(key) > 1024 {
+		writeError(w, http.StatusBadRequest, "key: want 1 to 1024 bytes")
+		return
+	}
+	k := 1
+	if s := q.Get("n"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > maxRingOwners {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("n %q: want 1 to %d", s, maxRingOwners))
+			return
+		}
+		k = v
+	}
+	live := n.liveMembers()
+	names := make([]string, len(live))
+	byName := make(map[string]MemberInfo, len(live))
+	for i, m := range live {
+		names[i] = m.Name
+		byName[m.Name] = memberInfo(m)
+	}
+	owners := []MemberInfo{}
+	for _, o := range Owners(key, names, k) {
+		owners = append(owners, byName[o])
+	}
+	writeJSON(w, 200, map[string]any{"key": key, "owners": owners})
+}

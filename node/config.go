@@ -1,0 +1,306 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of Config fields left zero, each with the reason it is what it is.
+const (
+	// DefaultBindAddr: gossip (UDP) and streams (TCP) share one port, so a
+	// firewall rule or a container port mapping names one number.
+	DefaultBindAddr = "0.0.0.0:7946"
+	// DefaultAPIAddr: the API is loopback-only unless asked otherwise, so a
+	// fresh node exposes nothing to the network but gossip.
+	DefaultAPIAddr = "127.0.0.1:7947"
+	// DefaultSyncInterval: anti-entropy repairs what eager deltas lost; a few
+	// seconds bounds staleness after loss without measurable bandwidth.
+	DefaultSyncInterval = 2 * time.Second
+	// DefaultSyncTimeout: the deadline of one anti-entropy exchange; generous
+	// because a bootstrap may ship the whole state.
+	DefaultSyncTimeout = 30 * time.Second
+	// DefaultEagerMembers: up to this cluster size every delta goes to every
+	// member directly; beyond, gossip spreads it (N direct sends per write
+	// would cost O(N^2) cluster-wide).
+	DefaultEagerMembers = 16
+	// DefaultLeaveTimeout: long enough for a few gossip rounds to carry the
+	// leave, short enough for a rolling restart.
+	DefaultLeaveTimeout = 5 * time.Second
+	// DefaultSnapshotInterval bounds what a crash loses to what anti-entropy
+	// must bring back.
+	DefaultSnapshotInterval = 30 * time.Second
+	// DefaultGCHorizon: a member away longer than this no longer holds back
+	// tombstone collection and must resynchronise when it returns.
+	DefaultGCHorizon = 10 * time.Minute
+	// DefaultMaxRequestBytes fits one store.MaxValueBytes value in JSON.
+	DefaultMaxRequestBytes = 4 << 20
+	// DefaultMaxListItems bounds one page of any list the API returns.
+	DefaultMaxListItems = 1000
+	// DefaultMaxWatchers bounds concurrent watch streams.
+	DefaultMaxWatchers = 256
+	// DefaultMaxSyncStreams bounds anti-entropy and delta streams served at
+	// once, so a burst of joiners cannot exhaust memory.
+	DefaultMaxSyncStreams = 4
+)
+
+// Config configures a Node. It is JSON-taggable so that a CLI can map a config
+// file, MESHNODE_* environment variables and flags onto it; fields that hold
+// secrets or live objects have no JSON form. Zero fields take the defaults in
+// brackets.
+type Config struct {
+	// Name is the member name, unique in the cluster [host name].
+	Name string `json:"name,omitempty"`
+	// BindAddr is the host:port the UDP socket and the TCP listener bind
+	// [DefaultBindAddr]. Port 0 picks a free port (tests).
+	BindAddr string `json:"bind_addr,omitempty"`
+	// AdvertiseAddr is the ip:port other members reach this node at
+	// [the bound address, or the first non-loopback address when bound to
+	// the unspecified address].
+	AdvertiseAddr string `json:"advertise_addr,omitempty"`
+	// Seeds are host:port addresses of members to join through; names are
+	// re-resolved on every attempt.
+	Seeds []string `json:"seeds,omitempty"`
+	// Label names the cluster; it authenticates encrypted traffic.
+	Label string `json:"label,omitempty"`
+	// Profile selects swim timings: "lan", "wan" or "local" ["lan"].
+	Profile string `json:"profile,omitempty"`
+
+	// APIAddr is the HTTP API listener [DefaultAPIAddr]; "off" disables it.
+	APIAddr string `json:"api_addr,omitempty"`
+	// APITokenFile holds the bearer token the API requires. A token is
+	// mandatory when APIAddr is not a loopback address.
+	APITokenFile string `json:"api_token_file,omitempty"`
+	// APIToken is the token itself (from the environment); it wins over
+	// APITokenFile.
+	APIToken string `json:"-"`
+	// MaxRequestBytes bounds an API request body [DefaultMaxRequestBytes].
+	MaxRequestBytes int64 `json:"max_request_bytes,omitempty"`
+	// MaxListItems bounds one page of a list [DefaultMaxListItems].
+	MaxListItems int `json:"max_list_items,omitempty"`
+	// MaxWatchers bounds concurrent watch streams [DefaultMaxWatchers].
+	MaxWatchers int `json:"max_watchers,omitempty"`
+
+	// SyncInterval is the period of anti-entropy with a random member
+	// [DefaultSyncInterval].
+	SyncInterval Duration `json:"sync_interval,omitempty"`
+	// SyncTimeout is the deadline of one anti-entropy exchange
+	// [DefaultSyncTimeout].
+	SyncTimeout Duration `json:"sync_timeout,omitempty"`
+	// MaxSyncStreams bounds the sync streams served at once
+	// [DefaultMaxSyncStreams].
+	MaxSyncStreams int `json:"max_sync_streams,omitempty"`
+	// EagerMembers is the largest cluster in which deltas go to every
+	// member directly [DefaultEagerMembers].
+	EagerMembers int `json:"eager_members,omitempty"`
+	// LeaveTimeout bounds Leave when the caller gives no timeout
+	// [DefaultLeaveTimeout].
+	LeaveTimeout Duration `json:"leave_timeout,omitempty"`
+	// GCHorizon: see DefaultGCHorizon.
+	GCHorizon Duration `json:"gc_horizon,omitempty"`
+
+	// DataDir enables persistence: snapshots and the generation live there.
+	DataDir string `json:"data_dir,omitempty"`
+	// SnapshotInterval is the period of snapshots [DefaultSnapshotInterval].
+	SnapshotInterval Duration `json:"snapshot_interval,omitempty"`
+
+	// StoreMaxBytes bounds the store [store default, 1 GiB].
+	StoreMaxBytes int64 `json:"store_max_bytes,omitempty"`
+	// WorkerPages is each worker's page budget in the index [unlimited].
+	WorkerPages int64 `json:"worker_pages,omitempty"`
+	// MaxHolderPages caps the index [unlimited].
+	MaxHolderPages int64 `json:"max_holder_pages,omitempty"`
+	// MinorityShare makes rate limiters on the minority side of a partition
+	// admit only their share: limit * visible / last known cluster size.
+	MinorityShare bool `json:"minority_share,omitempty"`
+
+	// GossipKeyFile holds the 32-byte AES-256 gossip key (raw, hex or
+	// base64). Without a key, gossip is plaintext with CRC32C.
+	GossipKeyFile string `json:"gossip_key_file,omitempty"`
+	// GossipKey is the key itself (from the environment); it wins over
+	// GossipKeyFile.
+	GossipKey string `json:"-"`
+
+	// TLSCertFile and TLSKeyFile enable TLS for TCP streams between
+	// members and for the API.
+	TLSCertFile string `json:"tls_cert_file,omitempty"`
+	TLSKeyFile  string `json:"tls_key_file,omitempty"`
+	// TLSCAFile verifies peers: members' certificates always, API clients'
+	// when TLSVerifyClients is set.
+	TLSCAFile        string `json:"tls_ca_file,omitempty"`
+	TLSVerifyClients bool   `json:"tls_verify_clients,omitempty"`
+	// APIPlaintext keeps the API on plain HTTP although TLS is configured
+	// (e.g. behind a local proxy).
+	APIPlaintext bool `json:"api_plaintext,omitempty"`
+
+	// Logger receives the node's logs; nil means off.
+	Logger *slog.Logger `json:"-"`
+	// Registerer receives the node's metrics; nil means off. If it is also
+	// a prometheus.Gatherer (a *prometheus.Registry is), /metrics serves it.
+	Registerer prometheus.Registerer `json:"-"`
+	// Version is reported by meshnode_build_info and /v1/self.
+	Version string `json:"-"`
+}
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration
+// string ("2s", "150ms"); a bare number is read as nanoseconds.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a duration string or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		n, err := strconv.ParseInt(string(b), 10, 64)
+		if err != nil {
+			return fmt.Errorf("node: duration %s: want a string like \"2s\" or nanoseconds", b)
+		}
+		*d = Duration(n)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("node: duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	def := func(p *Duration, v time.Duration) {
+		if *p == 0 {
+			*p = Duration(v)
+		}
+	}
+	if c.BindAddr == "" {
+		c.BindAddr = DefaultBindAddr
+	}
+	if c.APIAddr == "" {
+		c.APIAddr = DefaultAPIAddr
+	}
+	if c.Profile == "" {
+		c.Profile = "lan"
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxListItems == 0 {
+		c.MaxListItems = DefaultMaxListItems
+	}
+	if c.MaxWatchers == 0 {
+		c.MaxWatchers = DefaultMaxWatchers
+	}
+	if c.MaxSyncStreams == 0 {
+		c.MaxSyncStreams = DefaultMaxSyncStreams
+	}
+	if c.EagerMembers == 0 {
+		c.EagerMembers = DefaultEagerMembers
+	}
+	def(&c.SyncInterval, DefaultSyncInterval)
+	def(&c.SyncTimeout, DefaultSyncTimeout)
+	def(&c.LeaveTimeout, DefaultLeaveTimeout)
+	def(&c.GCHorizon, DefaultGCHorizon)
+	def(&c.SnapshotInterval, DefaultSnapshotInterval)
+	return c
+}
+
+// ErrConfig is matched by every error Validate returns.
+var ErrConfig = errors.New("node: invalid config")
+
+// Validate reports every problem with c (after defaults) at once.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...))
+	}
+	if len(c.Name) > 255 {
+		bad("name is %d bytes, at most 255", len(c.Name))
+	}
+	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
+		bad("bind_addr %q: %v", c.BindAddr, err)
+	}
+	if c.AdvertiseAddr != "" {
+		if ap, err := netip.ParseAddrPort(c.AdvertiseAddr); err != nil {
+			bad("advertise_addr %q: want ip:port: %v", c.AdvertiseAddr, err)
+		} else if ap.Addr().IsUnspecified() || ap.Port() == 0 {
+			bad("advertise_addr %q: want a reachable ip and a port", c.AdvertiseAddr)
+		}
+	}
+	for _, s := range c.Seeds {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			bad("seed %q: %v", s, err)
+		}
+	}
+	switch c.Profile {
+	case "lan", "wan", "local":
+	default:
+		bad("profile %q: want lan, wan or local", c.Profile)
+	}
+	if c.APIAddr != "off" {
+		host, _, err := net.SplitHostPort(c.APIAddr)
+		if err != nil {
+			bad("api_addr %q: %v", c.APIAddr, err)
+		} else if !isLoopbackHost(host) && c.APIToken == "" && c.APITokenFile == "" {
+			bad("api_addr %q is not loopback: an API token (api_token_file or the environment) is required", c.APIAddr)
+		}
+	}
+	if c.MaxRequestBytes < 1024 {
+		bad("max_request_bytes %d: at least 1024", c.MaxRequestBytes)
+	}
+	if c.MaxListItems < 1 || c.MaxListItems > 100000 {
+		bad("max_list_items %d: want 1..100000", c.MaxListItems)
+	}
+	if c.MaxWatchers < 1 {
+		bad("max_watchers %d: at least 1", c.MaxWatchers)
+	}
+	if c.MaxSyncStreams < 1 || c.MaxSyncStreams > 64 {
+		bad("max_sync_streams %d: want 1..64", c.MaxSyncStreams)
+	}
+	if c.EagerMembers < 1 {
+		bad("eager_members %d: at least 1", c.EagerMembers)
+	}
+	for name, d := range map[string]Duration{
+		"sync_interval": c.SyncInterval, "sync_timeout": c.SyncTimeout, "leave_timeout": c.LeaveTimeout,
+		"gc_horizon": c.GCHorizon, "snapshot_interval": c.SnapshotInterval,
+	} {
+		if d < 0 {
+			bad("%s %v: must be positive", name, d.D())
+		}
+	}
+	if c.StoreMaxBytes < 0 || c.WorkerPages < 0 || c.MaxHolderPages < 0 {
+		bad("store_max_bytes, worker_pages and max_holder_pages must not be negative")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("tls_cert_file and tls_key_file go together")
+	}
+	if c.TLSVerifyClients && c.TLSCAFile == "" {
+		bad("tls_verify_clients needs tls_ca_file")
+	}
+	if c.TLSCertFile != "" && c.TLSCAFile == "" {
+		bad("tls_cert_file needs tls_ca_file to verify other members")
+	}
+	return errors.Join(errs...)
+}
+
+// isLoopbackHost reports whether host (an IP or "localhost") is loopback.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

@@ -1,0 +1,135 @@
+package node
+
+import (
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics holds the node's collectors. With a nil Registerer they still
+// count (cheaply) but are exported nowhere.
+type metrics struct {
+	reg        prometheus.Registerer
+	collectors []prometheus.Collector
+
+	httpRequests   *prometheus.CounterVec
+	httpDuration   *prometheus.HistogramVec
+	deltasSent     prometheus.Counter
+	deltaBytes     prometheus.Counter
+	deltasReceived prometheus.Counter
+	deltaErrors    prometheus.Counter
+	pushesDropped  prometheus.Counter
+	streamErrors   prometheus.Counter
+	syncRefused    prometheus.Counter
+	syncRounds     *prometheus.CounterVec
+	syncDuration   prometheus.Histogram
+	syncBytes      prometheus.Counter
+	memberEvents   *prometheus.CounterVec
+	collected      prometheus.Counter
+	snapshots      *prometheus.CounterVec
+	rateTakes      *prometheus.CounterVec
+	routes         *prometheus.CounterVec
+}
+
+func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
+	m := &metrics{reg: reg}
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "meshnode", Name: name, Help: help})
+		m.collectors = append(m.collectors, c)
+		return c
+	}
+	counterVec := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "meshnode", Name: name, Help: help}, labels)
+		m.collectors = append(m.collectors, c)
+		return c
+	}
+	gauge := func(name, help string, f func() float64) {
+		m.collectors = append(m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "meshnode", Name: name, Help: help}, f))
+	}
+	counterFunc := func(name, help string, f func() float64) {
+		m.collectors = append(m.collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "meshnode", Name: name, Help: help}, f))
+	}
+	if version == "" {
+		version = "dev"
+	}
+	bi := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "meshnode", Name: "build_info",
+		Help: "Build information; the value is always 1.", ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
+	bi.Set(1)
+	m.collectors = append(m.collectors, bi)
+
+	m.httpRequests = counterVec("http_requests_total", "API requests served, by route pattern and status class.", "route", "code")
+	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "meshnode", Name: "http_request_duration_seconds",
+		Help: "API request latency by route pattern.", Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 10e-3, 50e-3, 0.25, 1}}, []string{"route"})
+	m.collectors = append(m.collectors, m.httpDuration)
+	m.deltasSent = counter("sync_deltas_sent_total", "Delta batches disseminated by this node.")
+	m.deltaBytes = counter("sync_delta_sent_bytes_total", "Bytes of delta batches disseminated (once per batch, before fan-out).")
+	m.deltasReceived = counter("sync_deltas_received_total", "Delta batches received from peers.")
+	m.deltaErrors = counter("sync_delta_errors_total", "Received delta batches that did not apply.")
+	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed because too many pushes were in flight; anti-entropy repairs them.")
+	m.streamErrors = counter("stream_errors_total", "TCP streams that failed (dial, TLS, protocol, deadline).")
+	m.syncRefused = counter("sync_refused_total", "Anti-entropy exchanges refused because MaxSyncStreams were busy.")
+	m.syncRounds = counterVec("sync_rounds_total", "Anti-entropy exchanges this node started, by result.", "result")
+	m.syncDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "meshnode", Name: "sync_round_duration_seconds",
+		Help: "Duration of successful anti-entropy exchanges.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)})
+	m.collectors = append(m.collectors, m.syncDuration)
+	m.syncBytes = counter("sync_received_bytes_total", "Bytes of store pages and index batches received by anti-entropy.")
+	m.memberEvents = counterVec("member_events_total", "Membership events, by kind.", "kind")
+	m.collected = counter("store_tombstones_collected_total", "Tombstones collected by this node's GC rounds.")
+	m.snapshots = counterVec("snapshots_total", "Snapshots written, by result.", "result")
+	m.rateTakes = counterVec("ratelimit_takes_total", "Rate-limit takes, by outcome.", "outcome")
+	m.routes = counterVec("route_decisions_total", "Routing decisions, by rule.", "rule")
+
+	gauge("members", "Members alive or suspect, self included.", func() float64 { l, _, _ := n.quorum(); return float64(l) })
+	gauge("cluster_size_members", "Last known cluster size: members not known to have left.", func() float64 { _, k, _ := n.quorum(); return float64(k) })
+	gauge("quorum", "1 when this node sees a majority of the last known cluster.", func() float64 {
+		if _, _, ok := n.quorum(); ok {
+			return 1
+		}
+		return 0
+	})
+	gauge("ready", "1 when /readyz succeeds.", func() float64 {
+		if ok, _ := n.Ready(); ok {
+			return 1
+		}
+		return 0
+	})
+	gauge("store_keys", "Live keys in the store.", func() float64 { return float64(n.storeStats().Keys) })
+	gauge("store_tombstones", "Tombstones not yet collected.", func() float64 { return float64(n.storeStats().Tombstones) })
+	gauge("store_bytes", "Bytes charged against the store's limit.", func() float64 { return float64(n.storeStats().Bytes) })
+	counterFunc("store_rejected_total", "Remote writes the store refused.", func() float64 { return float64(n.storeStats().Rejected) })
+	gauge("index_pages", "Distinct pages in the prefix index.", func() float64 { return float64(n.st.ix.Stats().Pages) })
+	gauge("index_holder_pages", "(page, worker) pairs in the prefix index.", func() float64 { return float64(n.st.ix.Stats().HolderPages) })
+	gauge("index_bytes", "Estimated heap bytes of the prefix index.", func() float64 { return float64(n.st.ix.Stats().Bytes) })
+	counterFunc("udp_dropped_total", "UDP packets dropped because the membership loop was behind.", func() float64 {
+		if n.drv == nil {
+			return 0
+		}
+		return float64(n.drv.dropped.Load())
+	})
+	counterFunc("udp_bad_input_total", "UDP packets or parts that did not decode.", func() float64 {
+		if n.drv == nil {
+			return 0
+		}
+		return float64(n.drv.badInput.Load())
+	})
+
+	if reg != nil {
+		for _, c := range m.collectors {
+			if err := reg.Register(c); err != nil {
+				n.log.Warn("metric not registered", "err", err)
+			}
+		}
+	}
+	return m
+}
+
+// unregister removes the node's collectors, so that a registry can outlive
+// the node (tests, restarts in one process).
+func (m *metrics) unregister() {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range m.collectors {
+		m.reg.Unregister(c)
+	}
+}

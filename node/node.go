@@ -1,0 +1,397 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshnode/meshnode/radix"
+	"github.com/meshnode/meshnode/store"
+	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/wire"
+)
+
+// Node is one mesh node: membership, the replicated store and index, the sync
+// engine between them, the HTTP API and persistence.
+//
+// Lifecycle: New, then Start (binds the port and the API), then Join (or
+// nothing, for the first node). Leave announces departure and takes a final
+// snapshot; Shutdown stops everything and may follow Leave or replace it
+// (a crash-like stop). Methods are safe for concurrent use.
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	name string
+	gen  uint64
+	st   *state
+	met  *metrics
+
+	token    string
+	keyring  *wire.Keyring
+	tlsSrv   *tls.Config
+	tlsCli   *tls.Config
+	apiTLS   bool
+	handler  http.Handler
+	apiLn    net.Listener
+	apiSrv   *http.Server
+	tr       *transport
+	mem      membership
+	drv      *swimDriver
+	wg       sync.WaitGroup
+	stop     chan struct{}
+	started  atomic.Bool
+	closed   atomic.Bool
+	leaving  atomic.Bool
+	joinWant atomic.Bool
+	synced   atomic.Bool // a first anti-entropy round succeeded (or none was needed)
+	syncSem  chan struct{}
+	pushes   chan struct{}
+	watchers atomic.Int64
+	// subscribed counts watch requests whose subscription exists.
+	subscribed atomic.Int64
+	// lastKnown is the largest cluster size (members not left) seen.
+	lastKnown atomic.Int64
+	seen      *seenSet
+	closeOnce sync.Once
+}
+
+// New builds a node from cfg: it validates cfg, loads keys and certificates,
+// restores a snapshot from cfg.DataDir if there is one, and registers
+// metrics. It opens no socket: Start does.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), syncSem: make(chan struct{}, cfg.MaxSyncStreams), pushes: make(chan struct{}, maxPushesInFlight), seen: newSeenSet(4096)}
+	if n.log == nil {
+		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	n.name = cfg.Name
+	if n.name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("node: name: %w", err)
+		}
+		n.name = h
+	}
+	if err := n.loadSecurity(); err != nil {
+		return nil, err
+	}
+	gen, err := n.nextGeneration(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	n.gen = gen
+	st, err := store.New(store.Config{Actor: store.Actor{Name: n.name, Gen: gen}, MaxBytes: cfg.StoreMaxBytes})
+	if err != nil {
+		return nil, fmt.Errorf("node: store: %w", err)
+	}
+	ix, err := n.restore(st)
+	if err != nil {
+		return nil, err
+	}
+	n.st = newState(st, ix)
+	n.lastKnown.Store(1)
+	n.met = newMetrics(n, cfg.Registerer, cfg.Version)
+	n.handler = n.routes()
+	return n, nil
+}
+
+// indexConfig is the index configuration every replica must share.
+func (n *Node) indexConfig() radix.Config {
+	return radix.Config{WorkerPages: n.cfg.WorkerPages, MaxHolderPages: n.cfg.MaxHolderPages}
+}
+
+// Name returns the member name.
+func (n *Node) Name() string { return n.name }
+
+// Generation returns the generation of this process.
+func (n *Node) Generation() uint64 { return n.gen }
+
+// Handler returns the HTTP API handler (also served on Config.APIAddr).
+func (n *Node) Handler() http.Handler { return n.handler }
+
+// Addr returns the advertised gossip address (valid after Start).
+func (n *Node) Addr() netip.AddrPort {
+	if n.tr == nil {
+		return netip.AddrPort{}
+	}
+	return n.tr.addr
+}
+
+// APIAddr returns the API listener's address (valid after Start), or "".
+func (n *Node) APIAddr() string {
+	if n.apiLn == nil {
+		return ""
+	}
+	return n.apiLn.Addr().String()
+}
+
+// swimConfig returns the swim profile of the config.
+func (n *Node) swimConfig() swim.Config {
+	switch n.cfg.Profile {
+	case "wan":
+		return swim.WANConfig()
+	case "local":
+		return swim.LocalConfig()
+	}
+	return swim.LANConfig()
+}
+
+// Start binds the gossip port and the API listener and starts the
+// membership, sync and snapshot loops.
+func (n *Node) Start() error {
+	if !n.started.CompareAndSwap(false, true) {
+		return errors.New("node: already started")
+	}
+	udp, tcp, err := listen(n.cfg.BindAddr)
+	if err != nil {
+		return err
+	}
+	bound, _ := netip.ParseAddrPort(udp.LocalAddr().String())
+	adv, err := advertise(n.cfg.AdvertiseAddr, netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port()))
+	if err != nil {
+		udp.Close()
+		tcp.Close()
+		return err
+	}
+	n.tr = &transport{udp: udp, tcp: tcp, addr: adv, tlsServer: n.tlsSrv, tlsClient: n.tlsCli,
+		codecCfg: wire.Config{Label: n.cfg.Label, Keyring: n.keyring}}
+	drv, err := newSwimDriver(n.tr, n.swimConfig(), swim.Identity{Name: n.name, Gen: n.gen, Addr: adv}, &n.wg)
+	if err != nil {
+		udp.Close()
+		tcp.Close()
+		return fmt.Errorf("node: swim: %w", err)
+	}
+	drv.onData = n.onData
+	drv.onEvent = n.onEvent
+	n.drv, n.mem = drv, drv
+	if n.cfg.APIAddr != "off" {
+		ln, err := net.Listen("tcp", n.cfg.APIAddr)
+		if err != nil {
+			udp.Close()
+			tcp.Close()
+			return fmt.Errorf("node: api listen %s: %w", n.cfg.APIAddr, err)
+		}
+		if n.apiTLS {
+			ln = tls.NewListener(ln, n.apiTLSConfig())
+		}
+		n.apiLn = ln
+		n.apiSrv = &http.Server{Handler: n.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.apiSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.log.Error("api server stopped", "err", err)
+			}
+		}()
+	}
+	n.synced.Store(true) // nothing to sync with until a Join
+	drv.start()
+	n.wg.Add(4)
+	go n.acceptLoop()
+	go n.syncLoop()
+	go n.antiEntropyLoop()
+	go n.maintainLoop()
+	n.log.Info("node started", "name", n.name, "generation", n.gen, "addr", adv.String(), "api", n.APIAddr())
+	return nil
+}
+
+// Join joins the cluster through seeds (host:port, names re-resolved by
+// each call); with no seeds it uses Config.Seeds. It returns once the join
+// is under way; /readyz reports when it and the first sync are done.
+func (n *Node) Join(ctx context.Context, seeds ...string) error {
+	if n.mem == nil {
+		return errors.New("node: join before start")
+	}
+	if len(seeds) == 0 {
+		seeds = n.cfg.Seeds
+	}
+	if len(seeds) == 0 {
+		return fmt.Errorf("%w: no seeds", ErrBadRequest)
+	}
+	n.joinWant.Store(true)
+	n.synced.Store(false)
+	return n.mem.Join(ctx, seeds)
+}
+
+// Leave announces a graceful departure, waits up to timeout (Config's when
+// zero) for the news to spread, and takes a final snapshot. The node keeps
+// answering reads until Shutdown.
+func (n *Node) Leave(timeout time.Duration) error {
+	if n.mem == nil {
+		return errors.New("node: leave before start")
+	}
+	if timeout <= 0 {
+		timeout = n.cfg.LeaveTimeout.D()
+	}
+	n.leaving.Store(true)
+	// Send what is pending first so that writes made just before leaving
+	// are not left to anti-entropy that will never run.
+	n.flushDeltas()
+	err := n.mem.Leave(timeout)
+	if serr := n.snapshot(); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// Shutdown stops the node at once: listeners, goroutines, sockets. It does
+// not announce a departure (see Leave) nor snapshot (see Leave); others will
+// find the node dead. It waits for the goroutines until ctx ends.
+func (n *Node) Shutdown(ctx context.Context) error {
+	var err error
+	n.closeOnce.Do(func() {
+		n.closed.Store(true)
+		close(n.stop)
+		if n.apiSrv != nil {
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			if e := n.apiSrv.Shutdown(sctx); e != nil {
+				n.apiSrv.Close()
+			}
+			cancel()
+		}
+		if n.drv != nil {
+			n.drv.close()
+			n.tr.udp.Close()
+			n.tr.tcp.Close()
+		}
+		done := make(chan struct{})
+		go func() { n.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("node: shutdown: %w", ctx.Err())
+		}
+		n.met.unregister()
+	})
+	return err
+}
+
+// Ready reports whether the node is joined, has finished its first sync and
+// is not leaving.
+func (n *Node) Ready() (bool, string) {
+	switch {
+	case !n.started.Load() || n.closed.Load():
+		return false, "not running"
+	case n.leaving.Load():
+		return false, "leaving"
+	case n.joinWant.Load() && !n.mem.Joined():
+		return false, "joining"
+	case !n.synced.Load():
+		return false, "first sync pending"
+	}
+	return true, "ok"
+}
+
+// members returns the member snapshot (self alone before Start).
+func (n *Node) members() []swim.Member {
+	if n.mem == nil {
+		return []swim.Member{{Name: n.name, Gen: n.gen, State: swim.StateAlive}}
+	}
+	return n.mem.Members()
+}
+
+// self returns this member's record.
+func (n *Node) self() swim.Member {
+	if n.mem == nil {
+		return swim.Member{Name: n.name, Gen: n.gen, State: swim.StateAlive}
+	}
+	return n.mem.Self()
+}
+
+// liveMembers returns the members alive or suspect, self included.
+func (n *Node) liveMembers() []swim.Member {
+	all := n.members()
+	out := all[:0:0]
+	for _, m := range all {
+		if m.State == swim.StateAlive || m.State == swim.StateSuspect {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// quorum returns the live count, the last known cluster size and whether
+// this node sees a majority of it. The size is the largest count of members
+// not known to have left that this node has seen, so a partition does not
+// shrink it; members that leave gracefully do.
+func (n *Node) quorum() (live, known int, majority bool) {
+	all := n.members()
+	size := 0
+	for _, m := range all {
+		switch m.State {
+		case swim.StateAlive, swim.StateSuspect:
+			live++
+			size++
+		case swim.StateDead:
+			size++
+		}
+	}
+	known = max(size, 1)
+	return live, known, 2*live > known
+}
+
+// acceptLoop serves TCP streams on the gossip port.
+func (n *Node) acceptLoop() {
+	defer n.wg.Done()
+	for {
+		c, err := n.tr.tcp.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer c.Close()
+			// Close the connection when the node stops, so a served stream
+			// never outlives Shutdown.
+			stop := context.AfterFunc(n.drv.ctx, func() { c.Close() })
+			defer stop()
+			n.serveConn(c)
+		}()
+	}
+}
+
+func (n *Node) serveConn(raw net.Conn) {
+	c, ch, err := n.tr.accept(raw, time.Now().Add(n.cfg.SyncTimeout.D()))
+	if err != nil {
+		n.met.streamErrors.Inc()
+		return
+	}
+	switch ch {
+	case chanSwim:
+		err = n.drv.serveStream(c)
+	case chanSync:
+		select {
+		case n.syncSem <- struct{}{}:
+			err = n.serveSync(c)
+			<-n.syncSem
+		default:
+			n.met.syncRefused.Inc()
+			return
+		}
+	case chanDeltas:
+		err = n.serveDeltas(c)
+	default:
+		err = fmt.Errorf("%w: unknown channel %q", ErrStream, ch)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		n.met.streamErrors.Inc()
+		n.log.Debug("stream failed", "channel", string(ch), "err", err)
+	}
+}

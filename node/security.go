@@ -1,0 +1,126 @@
+package node
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// gossipKeyID is the key ID of the configured gossip key. Rotation through
+// the keyring's IDs is left to a later API; one configured key uses ID 1.
+const gossipKeyID = 1
+
+// loadSecurity loads the API token, the gossip key and the TLS material.
+func (n *Node) loadSecurity() error {
+	c := n.cfg
+	n.token = c.APIToken
+	if n.token == "" && c.APITokenFile != "" {
+		b, err := os.ReadFile(c.APITokenFile)
+		if err != nil {
+			return fmt.Errorf("node: api token: %w", err)
+		}
+		n.token = strings.TrimSpace(string(b))
+		if n.token == "" {
+			return fmt.Errorf("%w: api token file %s is empty", ErrConfig, c.APITokenFile)
+		}
+	}
+	key := []byte(c.GossipKey)
+	if len(key) == 0 && c.GossipKeyFile != "" {
+		b, err := os.ReadFile(c.GossipKeyFile)
+		if err != nil {
+			return fmt.Errorf("node: gossip key: %w", err)
+		}
+		key = b
+	}
+	if len(key) > 0 {
+		k, err := parseKey(key)
+		if err != nil {
+			return err
+		}
+		n.keyring = wire.NewKeyring()
+		if err := n.keyring.Install(gossipKeyID, k); err != nil {
+			return fmt.Errorf("node: gossip key: %w", err)
+		}
+	}
+	if c.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("node: tls: %w", err)
+		}
+		pem, err := os.ReadFile(c.TLSCAFile)
+		if err != nil {
+			return fmt.Errorf("node: tls ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%w: tls_ca_file %s holds no certificate", ErrConfig, c.TLSCAFile)
+		}
+		// Members authenticate each other both ways: a stream carries
+		// the whole state, so an unauthenticated client must not get it.
+		n.tlsSrv = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
+		n.tlsCli = &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS13,
+			// Members are addressed by IP, and certificates name nodes, not
+			// addresses: verify the chain against the cluster CA only.
+			InsecureSkipVerify: true, VerifyPeerCertificate: verifyChain(pool)}
+		n.apiTLS = !c.APIPlaintext
+	}
+	return nil
+}
+
+// apiTLSConfig returns the API listener's TLS configuration.
+func (n *Node) apiTLSConfig() *tls.Config {
+	cfg := n.tlsSrv.Clone()
+	cfg.ClientAuth = tls.NoClientCert
+	if n.cfg.TLSVerifyClients {
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg
+}
+
+// verifyChain verifies a peer's chain against pool, ignoring host names.
+func verifyChain(pool *x509.CertPool) func([][]byte, [][]*x509.Certificate) error {
+	return func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return fmt.Errorf("node: tls: peer sent no certificate")
+		}
+		certs := make([]*x509.Certificate, len(raw))
+		for i, r := range raw {
+			c, err := x509.ParseCertificate(r)
+			if err != nil {
+				return fmt.Errorf("node: tls: %w", err)
+			}
+			certs[i] = c
+		}
+		inter := x509.NewCertPool()
+		for _, c := range certs[1:] {
+			inter.AddCert(c)
+		}
+		_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		if err != nil {
+			return fmt.Errorf("node: tls: %w", err)
+		}
+		return nil
+	}
+}
+
+// parseKey reads a 32-byte key given raw, in hex or in base64.
+func parseKey(b []byte) ([]byte, error) {
+	if len(b) == wire.KeySize {
+		return b, nil
+	}
+	s := string(bytes.TrimSpace(b))
+	if k, err := hex.DecodeString(s); err == nil && len(k) == wire.KeySize {
+		return k, nil
+	}
+	if k, err := base64.StdEncoding.DecodeString(s); err == nil && len(k) == wire.KeySize {
+		return k, nil
+	}
+	return nil, fmt.Errorf("%w: gossip key: want %d bytes, raw, hex or base64", ErrConfig, wire.KeySize)
+}

@@ -1,0 +1,501 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/meshnode/meshnode/radix"
+	"github.com/meshnode/meshnode/store"
+	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/wire"
+)
+
+// wire.Data kinds the sync engine sends. Numbers are part of the protocol
+// between nodes: append only.
+const (
+	kindStoreDelta    uint8 = 1  // store.AppendDeltas output
+	kindIndexBatch    uint8 = 2  // radix.AppendBatch output
+	kindStoreDigest   uint8 = 10 // anti-entropy: a store digest
+	kindStorePage     uint8 = 11 // anti-entropy: the last store page
+	kindStorePageMore uint8 = 12 // anti-entropy: a store page, more follow
+	kindIndexDigest   uint8 = 13 // anti-entropy: an index digest
+	kindIndexDone     uint8 = 14 // anti-entropy: no more index batches
+)
+
+// Bounds of one anti-entropy exchange.
+const (
+	syncPageBytes    = 1 << 20 // one store page
+	syncMaxPages     = 1 << 16 // store pages in one exchange
+	syncBatchPages   = 1 << 15 // index pages in one batch
+	syncMaxWorkers   = 1 << 16 // differing workers shipped in one exchange
+	maxPushesInFlight = 8       // concurrent delta pushes over TCP
+)
+
+// onData applies a delta received over UDP (direct or gossiped). It runs on
+// the membership goroutine. In clusters too large for eager sends, a delta
+// seen for the first time is gossiped on, so that it spreads by infection.
+func (n *Node) onData(r swim.Received) {
+	if err := n.applyData(r.Data.Kind, r.Data.Payload); err != nil {
+		n.met.deltaErrors.Inc()
+		return
+	}
+	if _, known, _ := n.quorum(); known > n.cfg.EagerMembers && n.seen.add(radix.XXH64(r.Data.Payload, uint64(r.Data.Kind))) {
+		_ = n.drv.core.Broadcast(wire.Data{Kind: r.Data.Kind, Payload: r.Data.Payload})
+	}
+}
+
+// applyData merges one delta payload.
+func (n *Node) applyData(kind uint8, payload []byte) error {
+	switch kind {
+	case kindStoreDelta:
+		n.met.deltasReceived.Inc()
+		return n.applyStore(payload)
+	case kindIndexBatch:
+		n.met.deltasReceived.Inc()
+		return n.applyIndex(payload)
+	}
+	return fmt.Errorf("%w: unknown data kind %d", ErrStream, kind)
+}
+
+func (n *Node) applyStore(b []byte) error {
+	s := n.st
+	s.mu.Lock()
+	err := s.store.Apply(b, time.Now())
+	s.changedLocked()
+	s.mu.Unlock()
+	return err
+}
+
+func (n *Node) applyIndex(b []byte) error {
+	var batch radix.Batch
+	if err := radix.DecodeBatch(&batch, b, radix.DefaultLimits); err != nil {
+		return err
+	}
+	return n.st.ix.ApplyBatch(&batch)
+}
+
+// onEvent follows membership changes.
+func (n *Node) onEvent(ev swim.Event) {
+	n.met.memberEvents.WithLabelValues(ev.Kind.String()).Inc()
+	n.log.Info("member "+ev.Kind.String(), "member", ev.Member.Name, "generation", ev.Member.Gen, "addr", ev.Member.Addr.String())
+}
+
+// deltaLoop sends local changes as soon as they are made.
+func (n *Node) syncLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.st.dirty:
+			n.flushDeltas()
+		}
+	}
+}
+
+// flushDeltas disseminates every pending local change.
+func (n *Node) flushDeltas() {
+	if n.mem == nil {
+		return
+	}
+	budget := n.mem.MaxDataBytes()
+	for {
+		n.st.mu.Lock()
+		b, ok, more := n.st.store.AppendDeltas(nil, budget)
+		n.st.mu.Unlock()
+		if ok {
+			n.disseminate(kindStoreDelta, b)
+		}
+		if !more {
+			break
+		}
+	}
+	n.st.mu.Lock()
+	var b []byte
+	var err error
+	if len(n.st.batch.Deltas) > 0 {
+		b, err = radix.AppendBatch(nil, &n.st.batch)
+		n.st.batch.Reset()
+	}
+	n.st.mu.Unlock()
+	if err != nil {
+		n.log.Error("index batch not sent", "err", err)
+		return
+	}
+	if b != nil {
+		n.disseminate(kindIndexBatch, b)
+	}
+}
+
+// disseminate sends a delta to every live member when the cluster is small,
+// by gossip otherwise. A delta too large for a packet goes over TCP.
+func (n *Node) disseminate(kind uint8, payload []byte) {
+	live := n.liveMembers()
+	self := n.name
+	fits := len(payload) <= n.mem.MaxDataBytes()
+	n.met.deltasSent.Inc()
+	n.met.deltaBytes.Add(float64(len(payload)))
+	if len(live) <= n.cfg.EagerMembers {
+		for _, m := range live {
+			if m.Name == self {
+				continue
+			}
+			if fits {
+				if err := n.mem.SendData(m.Addr, wire.Data{Kind: kind, Payload: payload}); err == nil {
+					continue
+				}
+			}
+			n.push(m.Addr, kind, payload)
+		}
+		return
+	}
+	if fits {
+		n.seen.add(radix.XXH64(payload, uint64(kind)))
+		if err := n.mem.Broadcast(wire.Data{Kind: kind, Payload: payload}); err == nil {
+			return
+		}
+	}
+	// Too large to gossip: push it to a few members; anti-entropy takes it
+	// to the rest.
+	rand.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+	sent := 0
+	for _, m := range live {
+		if m.Name != self && sent < 3 {
+			n.push(m.Addr, kind, payload)
+			sent++
+		}
+	}
+}
+
+// push sends one delta over a TCP stream, in the background and bounded:
+// when too many pushes are in flight, it is dropped and left to
+// anti-entropy.
+func (n *Node) push(to netip.AddrPort, kind uint8, payload []byte) {
+	select {
+	case n.pushes <- struct{}{}:
+	default:
+		n.met.pushesDropped.Inc()
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() { <-n.pushes }()
+		ctx, cancel := context.WithCancel(n.drv.ctx)
+		defer cancel()
+		c, err := n.tr.dial(ctx, to, chanDeltas, time.Now().Add(n.cfg.SyncTimeout.D()))
+		if err != nil {
+			n.met.streamErrors.Inc()
+			return
+		}
+		defer c.Close()
+		sio, err := newStreamIO(c, n.tr.codecCfg)
+		if err == nil {
+			err = sio.writeData(kind, payload)
+		}
+		if err != nil {
+			n.met.streamErrors.Inc()
+		}
+	}()
+}
+
+// serveDeltas applies the deltas a peer pushes over a stream.
+func (n *Node) serveDeltas(c net.Conn) error {
+	sio, err := newStreamIO(c, n.tr.codecCfg)
+	if err != nil {
+		return err
+	}
+	var d wire.Data
+	for {
+		if err := sio.readData(&d); err != nil {
+			return err
+		}
+		if err := n.applyData(d.Kind, d.Payload); err != nil {
+			n.met.deltaErrors.Inc()
+		}
+	}
+}
+
+// antiEntropyLoop runs anti-entropy with a random member every
+// SyncInterval, and at once after a join until the first round succeeds.
+func (n *Node) antiEntropyLoop() {
+	defer n.wg.Done()
+	period := n.cfg.SyncInterval.D()
+	fast := time.NewTicker(50 * time.Millisecond)
+	defer fast.Stop()
+	next := time.Now().Add(period)
+	for {
+		select {
+		case <-n.stop:
+			return
+		case now := <-fast.C:
+			bootstrap := n.joinWant.Load() && n.mem.Joined() && !n.synced.Load()
+			if !bootstrap && now.Before(next) {
+				continue
+			}
+			// Jitter keeps nodes started together from syncing in lockstep.
+			next = now.Add(period/2 + rand.N(period))
+			if err := n.syncRandom(); err == nil && bootstrap {
+				n.synced.Store(true)
+				n.log.Info("first sync done")
+			} else if errors.Is(err, errNoPeer) && bootstrap && n.mem.Joined() {
+				continue
+			}
+		}
+	}
+}
+
+var errNoPeer = errors.New("node: no live peer")
+
+// syncRandom runs one anti-entropy exchange with a random live member.
+func (n *Node) syncRandom() error {
+	live := n.liveMembers()
+	var peers []swim.Member
+	for _, m := range live {
+		if m.Name != n.name {
+			peers = append(peers, m)
+		}
+	}
+	if len(peers) == 0 {
+		return errNoPeer
+	}
+	return n.syncWith(peers[rand.N(len(peers))].Addr)
+}
+
+// syncWith runs one anti-entropy exchange with the member at addr: it pulls
+// what it lacks, then serves what the peer lacks.
+func (n *Node) syncWith(addr netip.AddrPort) error {
+	start := time.Now()
+	ctx, cancel := context.WithCancel(n.drv.ctx)
+	defer cancel()
+	c, err := n.tr.dial(ctx, addr, chanSync, start.Add(n.cfg.SyncTimeout.D()))
+	if err != nil {
+		n.met.syncRounds.WithLabelValues("error").Inc()
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	sio, err := newStreamIO(c, n.tr.codecCfg)
+	if err == nil {
+		err = n.pull(sio)
+	}
+	if err == nil {
+		err = n.serveMissing(sio)
+	}
+	if err != nil {
+		n.met.syncRounds.WithLabelValues("error").Inc()
+		return fmt.Errorf("node: sync with %v: %w", addr, err)
+	}
+	n.met.syncRounds.WithLabelValues("ok").Inc()
+	n.met.syncDuration.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// serveSync answers an anti-entropy exchange a peer opened.
+func (n *Node) serveSync(c net.Conn) error {
+	sio, err := newStreamIO(c, n.tr.codecCfg)
+	if err != nil {
+		return err
+	}
+	if err := n.serveMissing(sio); err != nil {
+		return err
+	}
+	return n.pull(sio)
+}
+
+// pull sends digests and applies what the peer sends back.
+func (n *Node) pull(sio *streamIO) error {
+	var d wire.Data
+	var buf []byte
+	for range syncMaxPages {
+		n.st.mu.Lock()
+		buf = n.st.store.AppendDigest(buf[:0])
+		n.st.mu.Unlock()
+		if err := sio.writeData(kindStoreDigest, buf); err != nil {
+			return err
+		}
+		if err := sio.readData(&d); err != nil {
+			return err
+		}
+		if d.Kind != kindStorePage && d.Kind != kindStorePageMore {
+			return fmt.Errorf("%w: kind %d, want a store page", ErrStream, d.Kind)
+		}
+		n.met.syncBytes.Add(float64(len(d.Payload)))
+		if err := n.applyStore(d.Payload); err != nil {
+			return err
+		}
+		if d.Kind == kindStorePage {
+			break
+		}
+	}
+	if err := sio.writeData(kindIndexDigest, radix.AppendDigest(nil, n.st.ix.Digest())); err != nil {
+		return err
+	}
+	for {
+		if err := sio.readData(&d); err != nil {
+			return err
+		}
+		switch d.Kind {
+		case kindIndexDone:
+			return nil
+		case kindIndexBatch:
+			n.met.syncBytes.Add(float64(len(d.Payload)))
+			if err := n.applyIndex(d.Payload); err != nil && !errors.Is(err, radix.ErrConflict) {
+				return err
+			}
+		default:
+			return fmt.Errorf("%w: kind %d, want an index batch", ErrStream, d.Kind)
+		}
+	}
+}
+
+// serveMissing answers the peer's digests with what it lacks.
+func (n *Node) serveMissing(sio *streamIO) error {
+	var d wire.Data
+	var dig store.Digest
+	var page []byte
+	for range syncMaxPages {
+		if err := sio.readData(&d); err != nil {
+			return err
+		}
+		if d.Kind != kindStoreDigest {
+			return fmt.Errorf("%w: kind %d, want a store digest", ErrStream, d.Kind)
+		}
+		if err := store.DecodeDigest(d.Payload, &dig); err != nil {
+			return err
+		}
+		n.st.mu.Lock()
+		err := n.st.store.ObserveDigest(&dig, time.Now())
+		var more bool
+		if err == nil {
+			page, more = n.st.store.AppendMissing(page[:0], &dig, syncPageBytes)
+		}
+		n.st.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		kind := kindStorePage
+		if more {
+			kind = kindStorePageMore
+		}
+		if err := sio.writeData(kind, page); err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	if err := sio.readData(&d); err != nil {
+		return err
+	}
+	if d.Kind != kindIndexDigest {
+		return fmt.Errorf("%w: kind %d, want an index digest", ErrStream, d.Kind)
+	}
+	remote, err := radix.DecodeDigest(d.Payload, radix.Limits{MaxWorkers: syncMaxWorkers})
+	if err != nil {
+		return err
+	}
+	local := n.st.ix.Digest()
+	diff := radix.Difference(local, remote)
+	known := make(map[string]bool, len(local))
+	for _, w := range local {
+		known[w.Worker] = true
+	}
+	var b radix.Batch
+	var out []byte
+	for i, w := range diff {
+		if i == syncMaxWorkers || !known[w] {
+			continue
+		}
+		for from := 0; from >= 0; {
+			b.Reset()
+			from = n.st.ix.Holdings(&b, w, from, syncBatchPages)
+			if len(b.Deltas) == 0 {
+				continue
+			}
+			if out, err = radix.AppendBatch(out[:0], &b); err != nil {
+				return err
+			}
+			if err := sio.writeData(kindIndexBatch, out); err != nil {
+				return err
+			}
+		}
+	}
+	return sio.writeData(kindIndexDone, nil)
+}
+
+// maintainLoop lets store time pass, collects tombstones and takes
+// snapshots.
+func (n *Node) maintainLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lastGC, lastSnap := time.Now(), time.Now()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case now := <-t.C:
+			n.st.mu.Lock()
+			n.st.store.Tick(now)
+			n.st.mu.Unlock()
+			if now.Sub(lastGC) >= 10*time.Second {
+				lastGC = now
+				n.collect(now)
+			}
+			if n.cfg.DataDir != "" && now.Sub(lastSnap) >= n.cfg.SnapshotInterval.D() {
+				lastSnap = now
+				if err := n.snapshot(); err != nil {
+					n.log.Error("snapshot failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// collect collects causally stable tombstones. Dead members stop counting
+// once GCHorizon has passed since their last digest (store rules).
+func (n *Node) collect(now time.Time) {
+	live := n.liveMembers()
+	actors := make([]store.Actor, len(live))
+	for i, m := range live {
+		actors[i] = store.Actor{Name: m.Name, Gen: m.Gen}
+	}
+	n.st.mu.Lock()
+	c := n.st.store.Collect(actors, now, n.cfg.GCHorizon.D())
+	n.st.mu.Unlock()
+	n.met.collected.Add(float64(c))
+}
+
+// seenSet remembers the hashes of the last few gossiped deltas.
+type seenSet struct {
+	mu   sync.Mutex
+	set  map[uint64]struct{}
+	ring []uint64
+	pos  int
+}
+
+func newSeenSet(n int) *seenSet {
+	return &seenSet{set: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
+}
+
+// add records h and reports whether it is new.
+func (s *seenSet) add(h uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.set[h]; ok {
+		return false
+	}
+	delete(s.set, s.ring[s.pos])
+	s.ring[s.pos] = h
+	s.set[h] = struct{}{}
+	s.pos = (s.pos + 1) % len(s.ring)
+	return true
+}

@@ -1,0 +1,235 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/meshnode/meshnode/wire"
+)
+
+// Every TCP connection between members starts with one byte naming what it
+// carries, so that swim's streams and the sync engine share the gossip port.
+const (
+	chanSwim   byte = 'S' // a swim stream exchange: push-pull, TCP ping
+	chanSync   byte = 'A' // anti-entropy
+	chanDeltas byte = 'D' // a one-way push of delta batches too large for UDP
+)
+
+// Limits of stream reading.
+const (
+	// maxStreamMsgs bounds the messages of one swim stream exchange.
+	maxStreamMsgs = 16
+	// maxTransferBytes bounds one reassembled transfer on a stream.
+	maxTransferBytes = 64 << 20
+)
+
+// ErrStream reports a stream that broke the protocol.
+var ErrStream = errors.New("node: stream protocol")
+
+// transport owns the shared port: the UDP socket and the TCP listener, and
+// dials other members, with TLS when configured.
+type transport struct {
+	udp       *net.UDPConn
+	tcp       net.Listener
+	addr      netip.AddrPort // advertised
+	tlsServer *tls.Config
+	tlsClient *tls.Config
+	codecCfg  wire.Config
+}
+
+// listen binds UDP and TCP on the same port. With port 0 it retries a few
+// times, since the port UDP got may be taken for TCP.
+func listen(bind string) (*net.UDPConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: bind %q: %w", bind, err)
+	}
+	var lastErr error
+	for range 10 {
+		u, err := net.ListenPacket("udp", net.JoinHostPort(host, port))
+		if err != nil {
+			return nil, nil, fmt.Errorf("node: bind udp %s: %w", bind, err)
+		}
+		p := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			return u.(*net.UDPConn), l, nil
+		}
+		u.Close()
+		lastErr = err
+		if port != "0" {
+			break
+		}
+	}
+	return nil, nil, fmt.Errorf("node: bind tcp %s: %w", bind, lastErr)
+}
+
+// advertise picks the address to announce.
+func advertise(cfg string, bound netip.AddrPort) (netip.AddrPort, error) {
+	if cfg != "" {
+		return netip.ParseAddrPort(cfg)
+	}
+	if !bound.Addr().IsUnspecified() {
+		return bound, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("node: advertise: %w", err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok && !ip.Unmap().IsLoopback() && ip.Unmap().Is4() {
+				return netip.AddrPortFrom(ip.Unmap(), bound.Port()), nil
+			}
+		}
+	}
+	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), bound.Port()), nil
+}
+
+// dial opens a stream of kind ch to a member before deadline.
+func (t *transport) dial(ctx context.Context, to netip.AddrPort, ch byte, deadline time.Time) (net.Conn, error) {
+	d := net.Dialer{Deadline: deadline}
+	c, err := d.DialContext(ctx, "tcp", to.String())
+	if err != nil {
+		return nil, err
+	}
+	if t.tlsClient != nil {
+		tc := tls.Client(c, t.tlsClient)
+		tc.SetDeadline(deadline)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tc
+	}
+	c.SetDeadline(deadline)
+	if _, err := c.Write([]byte{ch}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// accept wraps an accepted connection in TLS when configured and reads the
+// channel byte.
+func (t *transport) accept(c net.Conn, deadline time.Time) (net.Conn, byte, error) {
+	c.SetDeadline(deadline)
+	if t.tlsServer != nil {
+		tc := tls.Server(c, t.tlsServer)
+		if err := tc.Handshake(); err != nil {
+			return nil, 0, err
+		}
+		c = tc
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return nil, 0, err
+	}
+	return c, b[0], nil
+}
+
+// streamIO reads and writes wire messages on one stream.
+type streamIO struct {
+	c     net.Conn
+	r     *bufio.Reader
+	codec *wire.Codec
+	re    *wire.Reassembler
+	xfer  uint32
+}
+
+func newStreamIO(c net.Conn, cfg wire.Config) (*streamIO, error) {
+	codec, err := wire.NewCodec(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &streamIO{c: c, r: bufio.NewReaderSize(c, 64<<10), codec: codec, re: wire.NewReassembler(maxTransferBytes, 1)}, nil
+}
+
+// write sends one message, chunked when large.
+func (s *streamIO) write(m wire.Message) error {
+	s.xfer++
+	return s.codec.WriteFrames(s.c, m.Type(), m.AppendBody(nil), s.xfer)
+}
+
+// writeData sends one Data message with kind and payload.
+func (s *streamIO) writeData(kind uint8, payload []byte) error {
+	return s.write(&wire.Data{Kind: kind, Payload: payload})
+}
+
+// read returns the next whole message's type and body; the body is valid
+// until the next read.
+func (s *streamIO) read() (wire.Type, []byte, error) {
+	for {
+		f, err := s.codec.ReadFrame(s.r)
+		if err != nil {
+			return 0, nil, err
+		}
+		t, body, done, err := s.re.Add(f)
+		if err != nil {
+			return 0, nil, err
+		}
+		if done {
+			return t, body, nil
+		}
+	}
+}
+
+// readData reads the next message, which must be a Data message.
+func (s *streamIO) readData(d *wire.Data) error {
+	t, body, err := s.read()
+	if err != nil {
+		return err
+	}
+	if t != wire.TypeData {
+		return fmt.Errorf("%w: got %v, want data", ErrStream, t)
+	}
+	return d.DecodeBody(body)
+}
+
+// writeMsgs sends a count then the messages.
+func (s *streamIO) writeMsgs(msgs []wire.Message) error {
+	if len(msgs) > maxStreamMsgs {
+		return fmt.Errorf("%w: %d messages, at most %d", ErrStream, len(msgs), maxStreamMsgs)
+	}
+	if _, err := s.c.Write([]byte{byte(len(msgs))}); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if err := s.write(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readMsgs reads a count then the messages.
+func (s *streamIO) readMsgs() ([]wire.Message, error) {
+	n, err := s.r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	if n > maxStreamMsgs {
+		return nil, fmt.Errorf("%w: %d messages, at most %d", ErrStream, n, maxStreamMsgs)
+	}
+	msgs := make([]wire.Message, 0, n)
+	for range n {
+		t, body, err := s.read()
+		if err != nil {
+			return nil, err
+		}
+		m, err := wire.DecodeMessage(t, body)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
