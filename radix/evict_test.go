@@ -102,3 +102,28 @@ func mustOK(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestLongChains crosses the page table's per-chain offset limit.
+func TestLongChains(t *testing.T) {
+	ix := New(Config{})
+	p := randPath(newTestRand(4), nil, 2*maxChainPages+100)
+	mustInsert(t, ix, "a", 1, p[:maxChainPages-10])
+	mustInsert(t, ix, "a", 2, p[:maxChainPages+10]) // extends in place, then a new chain
+	mustInsert(t, ix, "b", 3, p)                    // longer than two chains at once
+	if err := checkInvariants(ix.x); err != nil {
+		t.Fatal(err)
+	}
+	got := ix.MatchPages(nil, p)
+	if diff := cmp.Diff([]Hit{{"b", len(p)}, {"a", maxChainPages + 10}}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if _, err := ix.RemoveWorker("b", 0); err != nil {
+		t.Fatal(err)
+	}
+	if st := ix.Stats(); st.Pages != maxChainPages+10 || st.HolderPages != maxChainPages+10 {
+		t.Errorf("after removing b: %+v", st)
+	}
+	if err := checkInvariants(ix.x); err != nil {
+		t.Fatal(err)
+	}
+}
