@@ -434,7 +434,7 @@ func TestRunnerLossyNetwork(t *testing.T) {
 		// must ride it out without declaring anyone dead.
 		rng := rand.New(rand.NewPCG(7, 7))
 		var mu sync.Mutex
-		c.net.SetDrop(func(from, to netip.AddrPort) bool {
+		c.net.SetDrop(func(from, to netip.AddrPort, stream bool) bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return rng.IntN(10) == 0
@@ -453,6 +453,87 @@ func TestRunnerLossyNetwork(t *testing.T) {
 				}
 			}
 		}
+	})
+}
+
+func TestRunnerTCPFallback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newMemCluster(t, 4, swim.LocalConfig(), nil)
+		defer c.shutdown()
+		c.joinAll()
+		// UDP to and from m3 is lost; TCP still works. Its probes are
+		// answered over TCP only: flagged, never declared dead.
+		m3 := c.rs[3].Addr()
+		c.net.SetDrop(func(from, to netip.AddrPort, stream bool) bool {
+			return !stream && (from == m3 || to == m3)
+		})
+		within(t, time.Minute, "m3 flagged TCP-only", func() error {
+			for _, r := range c.rs[:3] {
+				if m, _ := r.Member("m3"); !m.TCPOnly {
+					return fmt.Errorf("%s sees m3 %+v", r.Self().Name, m)
+				}
+			}
+			return nil
+		})
+		end := time.Now().Add(20 * time.Second)
+		for time.Now().Before(end) {
+			advance(100 * time.Millisecond)
+			for _, r := range c.rs {
+				for _, m := range r.Members() {
+					if m.State == swim.StateDead {
+						t.Fatalf("%s declared %s dead although TCP works", r.Self().Name, m.Name)
+					}
+				}
+			}
+		}
+		if got := c.rs[0].Stats().Core.TCPOnlyProbes; got == 0 {
+			t.Errorf("m0 TCPOnlyProbes = 0, want some")
+		}
+	})
+}
+
+func TestRunnerIncomingStreamBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newMemCluster(t, 1, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) { o.MaxIncomingStreams = 1 })
+		defer c.shutdown()
+		peer, err := c.net.Listen(netip.AddrPort{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer peer.Shutdown()
+		// A peer that opens a stream and says nothing holds the only slot
+		// until the stream's deadline.
+		first, err := peer.DialStream(context.Background(), c.rs[0].Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer first.Close()
+		synctest.Wait()
+		second, err := peer.DialStream(context.Background(), c.rs[0].Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer second.Close()
+		if n, err := second.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("second stream read %d, %v; want it closed at once", n, err)
+		}
+		if got := c.rs[0].Stats().StreamsRejected; got != 1 {
+			t.Errorf("StreamsRejected = %d, want 1", got)
+		}
+		// The silent stream is cut at the deadline, counted as an error.
+		start := time.Now()
+		if n, err := first.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("silent stream read %d, %v; want it closed", n, err)
+		}
+		if took, want := time.Since(start), swim.LocalConfig().StreamTimeout; took != want {
+			t.Errorf("silent stream closed after %v, want the stream timeout %v", took, want)
+		}
+		within(t, time.Minute, "error counted", func() error {
+			if got := c.rs[0].Stats().StreamErrors; got != 1 {
+				return fmt.Errorf("StreamErrors = %d, want 1", got)
+			}
+			return nil
+		})
 	})
 }
 

@@ -21,7 +21,7 @@ import (
 type MemNetwork struct {
 	mu     sync.Mutex
 	nodes  map[netip.AddrPort]*MemTransport
-	drop   func(from, to netip.AddrPort) bool
+	drop   func(from, to netip.AddrPort, stream bool) bool
 	delay  time.Duration
 	queue  int
 	nextIP uint32
@@ -40,10 +40,11 @@ func NewMemNetwork(queue int) *MemNetwork {
 	return &MemNetwork{nodes: make(map[netip.AddrPort]*MemTransport), queue: queue}
 }
 
-// SetDrop installs a loss rule: a packet or stream dial from -> to is dropped
-// when drop returns true. drop is called with the network's lock held and
-// must not call back into it. nil removes the rule.
-func (n *MemNetwork) SetDrop(drop func(from, to netip.AddrPort) bool) {
+// SetDrop installs a loss rule: a packet (stream false) or a stream dial
+// (stream true) from -> to is dropped when drop returns true. drop is called
+// with the network's lock held and must not call back into it. nil removes
+// the rule.
+func (n *MemNetwork) SetDrop(drop func(from, to netip.AddrPort, stream bool) bool) {
 	n.mu.Lock()
 	n.drop = drop
 	n.mu.Unlock()
@@ -86,10 +87,10 @@ func (n *MemNetwork) Listen(addr netip.AddrPort) (*MemTransport, error) {
 
 // route returns the transport at to, or nil if none listens or the loss rule
 // drops the traffic.
-func (n *MemNetwork) route(from, to netip.AddrPort) (*MemTransport, time.Duration) {
+func (n *MemNetwork) route(from, to netip.AddrPort, stream bool) (*MemTransport, time.Duration) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.drop != nil && n.drop(from, to) {
+	if n.drop != nil && n.drop(from, to, stream) {
 		return nil, 0
 	}
 	return n.nodes[to], n.delay
@@ -115,7 +116,7 @@ func (t *MemTransport) Dropped() uint64 { return t.dropped.Load() }
 
 // WriteTo implements Transport. b is copied.
 func (t *MemTransport) WriteTo(b []byte, to netip.AddrPort) error {
-	dst, delay := t.net.route(t.addr, to)
+	dst, delay := t.net.route(t.addr, to, false)
 	if dst == nil {
 		return nil // UDP does not report loss
 	}
@@ -157,7 +158,7 @@ func (t *MemTransport) DialStream(ctx context.Context, to netip.AddrPort) (Conn,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	dst, _ := t.net.route(t.addr, to)
+	dst, _ := t.net.route(t.addr, to, true)
 	if dst == nil {
 		return nil, fmt.Errorf("%w: dial %v", ErrUnreachable, to)
 	}
