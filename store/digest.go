@@ -164,7 +164,8 @@ func (s *Store) peerView(d *Digest) []actorCtx {
 // its GC floor and all its counter slots. budget bounds the page's size in
 // bytes (at least one entry always goes); more reports that the page was
 // cut short. The peer applies the page and sends a fresh digest for the
-// next one.
+// next one. A page can make no progress (the peer holds its writes back
+// for clock skew); the exchange then stops until a later round.
 func (s *Store) AppendMissing(dst []byte, d *Digest, budget int) (page []byte, more bool) {
 	w := &s.w
 	w.reset(s)

@@ -134,3 +134,52 @@ func must(t tb, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestLateConcurrentWrite: a put concurrent with a delete, and losing to
+// it, is still in flight when every member's context covers the
+// tombstone. Collecting then would let the put in afterwards; the second
+// stability phase waits until every member has seen the put.
+func TestLateConcurrentWrite(t *testing.T) {
+	a, b, c := newTestStore(t, "a", 1), newTestStore(t, "b", 1), newTestStore(t, "c", 1)
+	now := t0
+	must(t, a.Put("ns", "k", []byte("base"), now))
+	antiEntropy(t, []*Store{a, b, c}, now, 1<<20)
+
+	must(t, a.Put("ns", "k", []byte("late"), now.Add(time.Millisecond)))
+	put, _, _ := a.AppendDeltas(nil, 1<<20)
+	must(t, c.Delete("ns", "k", now.Add(2*time.Millisecond))) // concurrent, and wins
+	del, _, _ := c.AppendDeltas(nil, 1<<20)
+	must(t, a.Apply(del, now))
+	must(t, b.Apply(del, now))
+	// a's put reaches nobody yet. Contexts travel without entries.
+	live := []Actor{a.Self(), b.Self(), c.Self()}
+	gossip := func() {
+		for _, x := range []*Store{a, b, c} {
+			for _, y := range []*Store{a, b, c} {
+				if x != y {
+					must(t, x.ObserveDigest(digestOf(t, y), now))
+				}
+			}
+		}
+	}
+	for range 3 {
+		gossip()
+		if n := c.Collect(live, now, time.Minute); n != 0 {
+			t.Fatalf("collected %d tombstones while a concurrent write is in flight", n)
+		}
+	}
+	must(t, c.Apply(put, now))
+	must(t, b.Apply(put, now))
+	if v, ok := c.Get("ns", "k"); ok {
+		t.Fatalf("late concurrent put resurrected k = %q", v)
+	}
+	// Once everyone has seen the put, the tombstone goes.
+	gossip()
+	if n := c.Collect(live, now, time.Minute); n != 1 {
+		t.Fatalf("collected %d tombstones once stable, want 1", n)
+	}
+	must(t, c.Apply(put, now))
+	if _, ok := c.Get("ns", "k"); ok {
+		t.Fatal("replayed put resurrected k after collection")
+	}
+}

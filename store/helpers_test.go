@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -99,10 +100,17 @@ func clone(t tb, s *Store) *Store {
 }
 
 // exchange runs one anti-entropy exchange from a to b: b sends its digest,
-// a answers with pages until b lacks nothing a can give.
+// a answers with pages until b lacks nothing a can give, or a page makes no
+// progress (b holds its writes back for clock skew).
 func exchange(t tb, a, b *Store, now time.Time, budget int) {
 	t.Helper()
+	var last []byte
 	for range 10000 {
+		raw := b.AppendDigest(nil)
+		if bytes.Equal(raw, last) {
+			return
+		}
+		last = raw
 		d := digestOf(t, b)
 		if err := a.ObserveDigest(d, now); err != nil {
 			t.Fatalf("observe digest: %v", err)
@@ -189,8 +197,9 @@ func (n *net) send(to int, b []byte) {
 	}
 }
 
-// deliver hands some in-flight messages over, in random order.
-func (n *net) deliver(t tb, ss []*Store, now time.Time, all bool) {
+// deliver hands some in-flight messages over, in random order; now gives
+// each receiver's local time.
+func (n *net) deliver(t tb, ss []*Store, now func(int) time.Time, all bool) {
 	t.Helper()
 	n.rng.Shuffle(len(n.inflight), func(i, j int) { n.inflight[i], n.inflight[j] = n.inflight[j], n.inflight[i] })
 	k := len(n.inflight)
@@ -198,7 +207,7 @@ func (n *net) deliver(t tb, ss []*Store, now time.Time, all bool) {
 		k = n.rng.IntN(k + 1)
 	}
 	for _, m := range n.inflight[:k] {
-		if err := ss[m.to].Apply(m.b, now); err != nil {
+		if err := ss[m.to].Apply(m.b, now(m.to)); err != nil {
 			t.Fatalf("apply delta: %v", err)
 		}
 	}
