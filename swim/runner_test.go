@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 
 	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/wire"
@@ -540,7 +539,7 @@ func TestRunnerIncomingStreamBound(t *testing.T) {
 func TestRunnerShutdown(t *testing.T) {
 	// Outside a bubble, on purpose: goleak sees every goroutine of the
 	// process, and the network here runs in real time.
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	noLeaks(t)
 	net := swim.NewMemNetwork(0)
 	var rs []*swim.Runner
 	for i := range 3 {
@@ -592,7 +591,7 @@ func TestRunnerShutdown(t *testing.T) {
 }
 
 func TestRunnerShutdownBeforeStart(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	noLeaks(t)
 	tr, err := swim.NewMemNetwork(0).Listen(netip.AddrPort{})
 	if err != nil {
 		t.Fatal(err)

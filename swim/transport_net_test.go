@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 
 	"github.com/meshnode/meshnode/swim"
 )
@@ -55,7 +54,7 @@ func recvPacket(t *testing.T, tr swim.Transport) swim.Inbound {
 }
 
 func TestNetTransportOnePort(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	noLeaks(t)
 	a := newNet(t, swim.NetConfig{BindAddr: loopback()})
 	b := newNet(t, swim.NetConfig{BindAddr: loopback()})
 	if a.Addr() != a.LocalAddr() || a.Addr().Port() == 0 {
