@@ -336,3 +336,60 @@ func TestTakeAllocs(t *testing.T) {
 		t.Fatalf("Take allocates %.1f times", allocs)
 	}
 }
+
+func TestCounterMergeWindows(t *testing.T) {
+	const minute = 60000
+	w := uint64(t0.UnixMilli()) / minute
+	tests := []struct {
+		name          string
+		windowMs, win uint64
+		want          uint64 // Count for a one-minute window at t0
+	}{
+		{"same window", minute, w, 5 + 7},
+		{"older window dropped", minute, w - 1, 5},
+		{"newer window replaces", minute, w + 1, 0},
+		{"longer window later start replaces", 2 * minute, w/2 + 1, 0},
+		{"shorter window earlier start ignored", 1000, (w*minute)/1000 - 1, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestStore(t, "a", 1)
+			s.Take("rpm", 5, 100, time.Minute, t0)
+			b := newTestStore(t, "b", 1)
+			d := &Delta{Actors: []Actor{b.Self()}, Counters: []CounterDelta{{Limiter: []byte("rpm"), WindowMs: tt.windowMs, Window: tt.win, Count: 7}}}
+			must(t, s.ApplyDelta(d, t0))
+			if got := s.Count("rpm", time.Minute, t0); got != tt.want {
+				t.Fatalf("Count = %d, want %d", got, tt.want)
+			}
+		})
+	}
+	s := newTestStore(t, "a", 1)
+	s.Take("rpm", 5, 100, time.Minute, t0)
+	s.AppendDeltas(nil, 1<<20)
+	s.Tick(t0.Add(3 * time.Minute))
+	if len(s.limiters) != 0 {
+		t.Fatal("Tick kept a limiter whose window ended")
+	}
+}
+
+func TestRestoreTellsSubscribers(t *testing.T) {
+	s := newTestStore(t, "a", 1)
+	must(t, s.Put("ns", "k", []byte("v"), t0))
+	snap := s.AppendSnapshot(nil)
+	sub := s.Subscribe("ns", "", 4)
+	must(t, s.Put("ns", "k2", []byte("v"), t0))
+	must(t, s.Restore(snap))
+	if ev, ok := sub.Next(); !ok || !ev.Lagged {
+		t.Fatalf("after Restore got %+v, %v; want Lagged", ev, ok)
+	}
+	must(t, s.Put("ns", "k3", []byte("v"), t0))
+	if ev, ok := sub.Next(); !ok || ev.Key != "k3" {
+		t.Fatalf("subscription dead after Restore: %+v, %v", ev, ok)
+	}
+	if _, ok := s.Get("ns", "k2"); ok {
+		t.Fatal("Restore kept a write made after the snapshot")
+	}
+	if got := s.Actors(); len(got) != 1 || got[0] != s.Self() {
+		t.Fatalf("Actors() = %v", got)
+	}
+}
