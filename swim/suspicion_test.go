@@ -12,7 +12,7 @@ func TestSuspicionTimeoutShrinksWithConfirmations(t *testing.T) {
 		want     time.Duration
 	}{
 		{[]string{"a"}, 48 * time.Second},
-		{[]string{"a", "b"}, 28 * time.Second},                  // 48 - 40*log2/log4
+		{[]string{"a", "b"}, 28 * time.Second},                   // 48 - 40*log2/log4
 		{[]string{"a", "b", "c"}, 16300749986 * time.Nanosecond}, // 48 - 40*log3/log4
 		{[]string{"a", "b", "c", "d"}, 8 * time.Second},
 		{[]string{"a", "b", "c", "d", "e"}, 8 * time.Second},
