@@ -61,6 +61,7 @@ type core struct {
 	cfg         Config
 
 	evicted  int64
+	sink     uint64 // keeps pageTable.touch from being optimised away
 	created  []uint64 // pages created by the current apply, when recording
 	record   bool
 	evScr    []evCand
@@ -307,6 +308,7 @@ func (x *core) grow(w, stamp, ci uint32, pages []uint64) (uint32, error) {
 			x.table.reserve(len(add))
 			c = &x.chains[ci]
 			c.hashes = append(c.hashes, add...)
+			x.sink += x.table.touch(add)
 			for i, h := range add {
 				if !x.table.put(h, ci, uint32(base+i), false) {
 					for _, g := range add[:i] {
@@ -356,6 +358,7 @@ func (x *core) newChain(ci uint32, pages []uint64) (uint32, error) {
 		depth = x.chains[ci].depth + uint32(len(x.chains[ci].hashes))
 	}
 	x.chains[ni] = chain{hashes: slices.Clone(pages), parent: ci, depth: depth}
+	x.sink += x.table.touch(pages)
 	for i, h := range pages {
 		if !x.table.put(h, ni, uint32(i), false) {
 			for _, g := range pages[:i] {

@@ -143,4 +143,15 @@ func (t *pageTable) rebuild(size int) {
 	})
 }
 
+// touch loads the home slot of each of hs so that the cache misses of a
+// following run of puts overlap instead of queueing one after another.
+func (t *pageTable) touch(hs []uint64) uint64 {
+	m := t.mask()
+	var acc uint64
+	for _, h := range hs {
+		acc += t.slots[h&m]
+	}
+	return acc
+}
+
 func (t *pageTable) bytes() int { return 8 * len(t.slots) }
