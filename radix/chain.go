@@ -61,7 +61,7 @@ type core struct {
 	cfg         Config
 
 	evicted  int64
-	sink     uint64 // keeps pageTable.touch from being optimised away
+	sink     uint64   // keeps pageTable.touch from being optimised away
 	created  []uint64 // pages created by the current apply, when recording
 	record   bool
 	evScr    []evCand
