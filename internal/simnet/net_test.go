@@ -213,7 +213,9 @@ func TestStreams(t *testing.T) {
 	})
 }
 
-func errorsIs(s string, err error) bool { return len(s) > 0 && s[len(s)-len(err.Error()):] == err.Error() }
+func errorsIs(s string, err error) bool {
+	return len(s) > 0 && s[len(s)-len(err.Error()):] == err.Error()
+}
 
 func TestDeterministic(t *testing.T) {
 	run := func(seed uint64) []string {
@@ -241,4 +243,3 @@ func TestDeterministic(t *testing.T) {
 		t.Error("different seeds gave identical runs")
 	}
 }
-
