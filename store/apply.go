@@ -43,14 +43,12 @@ func (s *Store) ApplyDelta(d *Delta, now time.Time) error {
 		return fmt.Errorf("%w: %d records exceed MaxDeltaEntries %d", ErrMalformed,
 			len(d.Entries)+len(d.Counters)+len(d.Ranges), s.cfg.MaxDeltaEntries)
 	}
+	if err := validDelta(d); err != nil {
+		return err
+	}
 	amap, err := s.mapActors(d.Actors)
 	if err != nil {
 		return err
-	}
-	for _, f := range d.Floor {
-		if int(f.Actor) >= len(amap) {
-			return fmt.Errorf("%w: floor actor %d of %d", ErrMalformed, f.Actor, len(amap))
-		}
 	}
 	if len(s.held) > 0 {
 		s.release(now)
@@ -71,9 +69,6 @@ func (s *Store) ApplyDelta(d *Delta, now time.Time) error {
 	complete := true
 	for i := range d.Entries {
 		e := &d.Entries[i]
-		if int(e.Actor) >= len(amap) || e.Seq == 0 || len(e.Key) == 0 || len(e.Key) > MaxKeyBytes || len(e.Value) > MaxValueBytes {
-			return fmt.Errorf("%w: bad entry %d", ErrMalformed, i)
-		}
 		la := amap[e.Actor]
 		if s.ctx[la].has(e.Seq) {
 			continue
@@ -98,14 +93,48 @@ func (s *Store) ApplyDelta(d *Delta, now time.Time) error {
 	// refused is marked seen and lost to anti-entropy.
 	if complete {
 		for _, rg := range d.Ranges {
-			if int(rg.Actor) < len(amap) && rg.From < rg.To {
-				s.ctx[amap[rg.Actor]].addRange(rg.From, rg.To)
-			}
+			s.ctx[amap[rg.Actor]].addRange(rg.From, rg.To)
 		}
 	}
 	for _, c := range d.Counters {
-		if int(c.Actor) < len(amap) && c.WindowMs > 0 {
-			s.mergeCounter(c.Limiter, c.WindowMs, c.Window, amap[c.Actor], c.Count)
+		s.mergeCounter(c.Limiter, c.WindowMs, c.Window, amap[c.Actor], c.Count)
+	}
+	return nil
+}
+
+// validDelta checks what DecodeDelta checks, for deltas built by hand, so
+// a bad one is refused before anything changes.
+func validDelta(d *Delta) error {
+	n := uint32(len(d.Actors))
+	bad := func(what string, i int) error { return fmt.Errorf("%w: bad %s %d", ErrMalformed, what, i) }
+	if n == 0 {
+		return fmt.Errorf("%w: delta without actors", ErrMalformed)
+	}
+	for i, a := range d.Actors {
+		if a.Name == "" || len(a.Name) > maxNameBytes {
+			return bad("actor", i)
+		}
+	}
+	for i, f := range d.Floor {
+		if f.Actor >= n || f.Seq > maxSeq {
+			return bad("floor", i)
+		}
+	}
+	for i, r := range d.Ranges {
+		if r.Actor >= n || r.From >= r.To || r.To > maxSeq {
+			return bad("range", i)
+		}
+	}
+	for i := range d.Entries {
+		e := &d.Entries[i]
+		if e.Actor >= n || e.Seq == 0 || e.Seq > maxSeq || len(e.Key) == 0 || len(e.Key) > MaxKeyBytes ||
+			len(e.Value) > MaxValueBytes || len(e.Namespace) == 0 || len(e.Namespace) > maxNameBytes {
+			return bad("entry", i)
+		}
+	}
+	for i, c := range d.Counters {
+		if c.Actor >= n || c.WindowMs == 0 || len(c.Limiter) == 0 || len(c.Limiter) > maxNameBytes {
+			return bad("counter", i)
 		}
 	}
 	return nil

@@ -196,3 +196,16 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatalf("version 9: %v", err)
 	}
 }
+
+func TestApplyDeltaRefusesBadDeltaWhole(t *testing.T) {
+	d := sampleDelta()
+	d.Floor = nil
+	d.Entries[2].Seq = 0 // the first two entries are fine
+	s := newTestStore(t, "a", 1)
+	if err := s.ApplyDelta(d, t0); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("ApplyDelta: %v, want ErrMalformed", err)
+	}
+	if _, ok := s.Get("workers", "w/1"); ok || s.Count("rpm", time.Minute, t0) != 0 {
+		t.Fatal("a refused delta was partly applied")
+	}
+}
