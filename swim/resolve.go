@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // Resolver looks up the addresses of a host name. *net.Resolver implements
@@ -78,4 +80,132 @@ func ResolveSeeds(ctx context.Context, r Resolver, seeds []string, port uint16) 
 		}
 	}
 	return addrs, errors.Join(errs...)
+}
+
+// Joining through seeds: the Runner resolves seed names itself, off the
+// protocol loop, on every attempt, and keeps re-resolving them afterwards
+// for the core's reconnect loop.
+
+// Join joins the cluster through seeds, each an address or a host name with
+// or without a port (the default port is this member's). Every attempt
+// resolves the seeds again, push-pulls with all of them at once and waits for
+// the exchanges to end; between attempts it backs off exponentially from
+// Config.JoinRetryMin to JoinRetryMax, with jitter. It returns the number of
+// seeds that answered once one has, or an error matching ErrJoin after
+// RunnerOptions.JoinAttempts failed attempts, or the context's error.
+//
+// While a join is pending the core also retries on its own schedule, with
+// the addresses of the latest attempt; ending ctx stops the Runner's
+// attempts, not the core's.
+func (r *Runner) Join(ctx context.Context, seeds ...string) (int, error) {
+	if len(seeds) == 0 {
+		return 0, fmt.Errorf("%w: no seeds", ErrJoin)
+	}
+	wait := r.cfg.JoinRetryMin
+	for attempt := 1; ; attempt++ {
+		r.seedLookups.Add(1)
+		addrs, err := ResolveSeeds(ctx, r.opts.Resolver, seeds, r.tr.Addr().Port())
+		addrs = r.withoutSelf(addrs)
+		if len(addrs) > 0 {
+			n, joinErr := r.joinOnce(ctx, addrs)
+			if joinErr != nil {
+				return 0, joinErr
+			}
+			if n > 0 {
+				r.mu.Lock()
+				r.seedNames = slices.Clone(seeds)
+				r.mu.Unlock()
+				return n, nil
+			}
+			err = errors.Join(err, fmt.Errorf("no seed of %v answered", addrs))
+		} else if err == nil {
+			err = errors.New("no seed address other than our own")
+		}
+		if r.opts.JoinAttempts > 0 && attempt >= r.opts.JoinAttempts {
+			return 0, fmt.Errorf("%w after %d attempts: %w", ErrJoin, attempt, err)
+		}
+		// Full jitter over the upper half keeps joiners that started
+		// together from retrying together.
+		d := wait/2 + rand.N(wait/2+1)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return 0, fmt.Errorf("%w: %w (last attempt: %w)", ErrJoin, ctx.Err(), err)
+		case <-r.ctx.Done():
+			t.Stop()
+			return 0, ErrNotRunning
+		}
+		wait = min(2*wait, r.cfg.JoinRetryMax)
+	}
+}
+
+func (r *Runner) withoutSelf(addrs []netip.AddrPort) []netip.AddrPort {
+	self := r.tr.Addr()
+	out := addrs[:0]
+	for _, a := range addrs {
+		if a != self {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// joinOnce makes one join attempt and waits for its exchanges to end. It
+// returns the number of seeds that answered (0 if none did).
+func (r *Runner) joinOnce(ctx context.Context, addrs []netip.AddrPort) (int, error) {
+	res := make(chan joinResult, 1)
+	if !r.onLoop(func() {
+		if len(r.joinWaiters) == 0 {
+			r.joinOK = 0
+		}
+		r.core.Join(time.Now(), addrs)
+		r.joinWaiters = append(r.joinWaiters, res)
+	}) {
+		return 0, ErrNotRunning
+	}
+	select {
+	case jr := <-res:
+		if jr.joined {
+			return max(jr.n, 1), nil
+		}
+		return 0, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: %w", ErrJoin, ctx.Err())
+	case <-r.ctx.Done():
+		return 0, ErrNotRunning
+	}
+}
+
+// reseedLoop re-resolves the seeds of the last successful Join every
+// Config.ReconnectInterval and hands their addresses to the core, so that its
+// reconnect loop (which re-dials seeds while this member is alone or
+// isolated) reaches seeds whose names now point elsewhere. Lookups run here,
+// never on the protocol loop, so a slow resolver cannot stall the protocol.
+func (r *Runner) reseedLoop() {
+	defer r.wg.Done()
+	tick := time.NewTicker(r.cfg.ReconnectInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r.mu.Lock()
+		names := r.seedNames
+		r.mu.Unlock()
+		if len(names) == 0 {
+			continue
+		}
+		r.seedLookups.Add(1)
+		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.ReconnectInterval)
+		addrs, _ := ResolveSeeds(ctx, r.opts.Resolver, names, r.tr.Addr().Port())
+		cancel()
+		// A failed lookup keeps the addresses the core has.
+		if addrs = r.withoutSelf(addrs); len(addrs) > 0 {
+			r.onLoop(func() { r.core.SetSeeds(addrs) })
+		}
+	}
 }

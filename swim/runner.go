@@ -1,7 +1,6 @@
 package swim
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -345,8 +343,8 @@ func (r *Runner) SetMeta(b []byte) error {
 }
 
 // Broadcast queues payload for gossip to every member, tagged with kind for
-// the layer above. It must fit one packet alongside the protocol's own
-// message (ErrTooLarge otherwise: send large state through push-pull);
+// the layer above. It must fit one packet on its own (ErrTooLarge
+// otherwise: send large state through push-pull);
 // ErrQueueFull reports that the queue is full of more urgent news. payload is
 // copied.
 func (r *Runner) Broadcast(kind uint8, payload []byte) error {
@@ -369,98 +367,6 @@ func (r *Runner) Stats() RunnerStats {
 	s.StreamErrors = r.streamErrors.Load()
 	s.SeedLookups = r.seedLookups.Load()
 	return s
-}
-
-// Join joins the cluster through seeds, each an address or a host name with
-// or without a port (the default port is this member's). Every attempt
-// resolves the seeds again, push-pulls with all of them at once and waits for
-// the exchanges to end; between attempts it backs off exponentially from
-// Config.JoinRetryMin to JoinRetryMax, with jitter. It returns the number of
-// seeds that answered once one has, or an error matching ErrJoin after
-// RunnerOptions.JoinAttempts failed attempts, or the context's error.
-//
-// While a join is pending the core also retries on its own schedule, with
-// the addresses of the latest attempt; ending ctx stops the Runner's
-// attempts, not the core's.
-func (r *Runner) Join(ctx context.Context, seeds ...string) (int, error) {
-	if len(seeds) == 0 {
-		return 0, fmt.Errorf("%w: no seeds", ErrJoin)
-	}
-	wait := r.cfg.JoinRetryMin
-	for attempt := 1; ; attempt++ {
-		r.seedLookups.Add(1)
-		addrs, err := ResolveSeeds(ctx, r.opts.Resolver, seeds, r.tr.Addr().Port())
-		addrs = r.withoutSelf(addrs)
-		if len(addrs) > 0 {
-			n, joinErr := r.joinOnce(ctx, addrs)
-			if joinErr != nil {
-				return 0, joinErr
-			}
-			if n > 0 {
-				r.mu.Lock()
-				r.seedNames = slices.Clone(seeds)
-				r.mu.Unlock()
-				return n, nil
-			}
-			err = errors.Join(err, fmt.Errorf("no seed of %v answered", addrs))
-		} else if err == nil {
-			err = errors.New("no seed address other than our own")
-		}
-		if r.opts.JoinAttempts > 0 && attempt >= r.opts.JoinAttempts {
-			return 0, fmt.Errorf("%w after %d attempts: %w", ErrJoin, attempt, err)
-		}
-		// Full jitter over the upper half keeps joiners that started
-		// together from retrying together.
-		d := wait/2 + rand.N(wait/2+1)
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return 0, fmt.Errorf("%w: %w (last attempt: %w)", ErrJoin, ctx.Err(), err)
-		case <-r.ctx.Done():
-			t.Stop()
-			return 0, ErrNotRunning
-		}
-		wait = min(2*wait, r.cfg.JoinRetryMax)
-	}
-}
-
-func (r *Runner) withoutSelf(addrs []netip.AddrPort) []netip.AddrPort {
-	self := r.tr.Addr()
-	out := addrs[:0]
-	for _, a := range addrs {
-		if a != self {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// joinOnce makes one join attempt and waits for its exchanges to end. It
-// returns the number of seeds that answered (0 if none did).
-func (r *Runner) joinOnce(ctx context.Context, addrs []netip.AddrPort) (int, error) {
-	res := make(chan joinResult, 1)
-	if !r.onLoop(func() {
-		if len(r.joinWaiters) == 0 {
-			r.joinOK = 0
-		}
-		r.core.Join(time.Now(), addrs)
-		r.joinWaiters = append(r.joinWaiters, res)
-	}) {
-		return 0, ErrNotRunning
-	}
-	select {
-	case jr := <-res:
-		if jr.joined {
-			return max(jr.n, 1), nil
-		}
-		return 0, nil
-	case <-ctx.Done():
-		return 0, fmt.Errorf("%w: %w", ErrJoin, ctx.Err())
-	case <-r.ctx.Done():
-		return 0, ErrNotRunning
-	}
 }
 
 // Leave announces that this member leaves the cluster and waits until the
@@ -635,139 +541,6 @@ func (r *Runner) handlePacket(p Inbound) {
 			return
 		}
 		r.core.HandlePacket(now, p.From, m)
-	}
-}
-
-// getCodec returns a stream worker's codec: each worker needs its own, and
-// reusing them keeps their buffers warm.
-func (r *Runner) getCodec() *wire.Codec {
-	if c, ok := r.codecs.Get().(*wire.Codec); ok {
-		return c
-	}
-	c, err := wire.NewCodec(r.opts.Wire)
-	if err != nil {
-		panic("swim: codec config validated in NewRunner: " + err.Error())
-	}
-	return c
-}
-
-// open makes a stream exchange the core asked for and feeds the outcome back
-// to the loop.
-func (r *Runner) open(s Stream) {
-	defer r.wg.Done()
-	msgs, err := r.exchange(s)
-	if err != nil {
-		r.streamErrors.Add(1)
-	}
-	select {
-	case r.results <- streamResult{id: s.ID, msgs: msgs, err: err}:
-	case <-r.ctx.Done():
-	}
-}
-
-func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
-	ctx, cancel := context.WithDeadline(r.ctx, s.Deadline)
-	defer cancel()
-	conn, err := r.tr.DialStream(ctx, s.To)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	// Deadline or Shutdown: closing the connection ends any blocked read
-	// or write.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	if err := conn.SetDeadline(s.Deadline); err != nil {
-		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
-	}
-	codec := r.getCodec()
-	defer r.codecs.Put(codec)
-	if _, err := writeMsgs(codec, bufio.NewWriter(conn), s.Msgs, nil); err != nil {
-		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
-	}
-	if err := conn.CloseWrite(); err != nil {
-		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
-	}
-	msgs, unknown, err := readMsgs(codec, conn, r.opts.MaxStreamBytes)
-	r.partsUnknown.Add(uint64(unknown))
-	if err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", err, ctx.Err())
-		}
-		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
-	}
-	return msgs, nil
-}
-
-// serve answers a stream a peer opened: read its request to the end, let the
-// core answer on the loop, write the answer, close.
-func (r *Runner) serve(in Incoming) {
-	defer r.wg.Done()
-	defer func() { <-r.inSlots }()
-	defer in.Conn.Close()
-	stop := context.AfterFunc(r.ctx, func() { in.Conn.Close() })
-	defer stop()
-	if err := in.Conn.SetDeadline(time.Now().Add(r.cfg.StreamTimeout)); err != nil {
-		r.streamErrors.Add(1)
-		return
-	}
-	codec := r.getCodec()
-	defer r.codecs.Put(codec)
-	req, unknown, err := readMsgs(codec, in.Conn, r.opts.MaxStreamBytes)
-	r.partsUnknown.Add(uint64(unknown))
-	if err != nil || len(req) == 0 {
-		r.streamErrors.Add(1)
-		return
-	}
-	reply := make(chan []wire.Message, 1)
-	select {
-	case r.serves <- serveReq{from: in.From, msgs: req, reply: reply}:
-	case <-r.ctx.Done():
-		return
-	}
-	var resp []wire.Message
-	select {
-	case resp = <-reply:
-	case <-r.ctx.Done():
-		return
-	}
-	if len(resp) == 0 {
-		return
-	}
-	if _, err := writeMsgs(codec, bufio.NewWriter(in.Conn), resp, nil); err != nil {
-		r.streamErrors.Add(1)
-	}
-}
-
-// reseedLoop re-resolves the seeds of the last successful Join every
-// Config.ReconnectInterval and hands their addresses to the core, so that its
-// reconnect loop (which re-dials seeds while this member is alone or
-// isolated) reaches seeds whose names now point elsewhere. Lookups run here,
-// never on the protocol loop, so a slow resolver cannot stall the protocol.
-func (r *Runner) reseedLoop() {
-	defer r.wg.Done()
-	tick := time.NewTicker(r.cfg.ReconnectInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-tick.C:
-		}
-		r.mu.Lock()
-		names := r.seedNames
-		r.mu.Unlock()
-		if len(names) == 0 {
-			continue
-		}
-		r.seedLookups.Add(1)
-		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.ReconnectInterval)
-		addrs, _ := ResolveSeeds(ctx, r.opts.Resolver, names, r.tr.Addr().Port())
-		cancel()
-		// A failed lookup keeps the addresses the core has.
-		if addrs = r.withoutSelf(addrs); len(addrs) > 0 {
-			r.onLoop(func() { r.core.SetSeeds(addrs) })
-		}
 	}
 }
 

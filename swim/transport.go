@@ -145,3 +145,109 @@ func readMsgs(codec *wire.Codec, r io.Reader, maxBytes int) (msgs []wire.Message
 		msgs = append(msgs, m)
 	}
 }
+
+// The Runner's stream workers: one goroutine per exchange, bounded (the core
+// caps the exchanges it opens at Config.MaxStreams, the Runner those it
+// serves at RunnerOptions.MaxIncomingStreams), each under a deadline, each
+// handing its outcome back to the protocol loop.
+
+// getCodec returns a stream worker's codec: each worker needs its own, and
+// reusing them keeps their buffers warm.
+func (r *Runner) getCodec() *wire.Codec {
+	if c, ok := r.codecs.Get().(*wire.Codec); ok {
+		return c
+	}
+	c, err := wire.NewCodec(r.opts.Wire)
+	if err != nil {
+		panic("swim: codec config validated in NewRunner: " + err.Error())
+	}
+	return c
+}
+
+// open makes a stream exchange the core asked for and feeds the outcome back
+// to the loop.
+func (r *Runner) open(s Stream) {
+	defer r.wg.Done()
+	msgs, err := r.exchange(s)
+	if err != nil {
+		r.streamErrors.Add(1)
+	}
+	select {
+	case r.results <- streamResult{id: s.ID, msgs: msgs, err: err}:
+	case <-r.ctx.Done():
+	}
+}
+
+func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
+	ctx, cancel := context.WithDeadline(r.ctx, s.Deadline)
+	defer cancel()
+	conn, err := r.tr.DialStream(ctx, s.To)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	// Deadline or Shutdown: closing the connection ends any blocked read
+	// or write.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if err := conn.SetDeadline(s.Deadline); err != nil {
+		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
+	}
+	codec := r.getCodec()
+	defer r.codecs.Put(codec)
+	if _, err := writeMsgs(codec, bufio.NewWriter(conn), s.Msgs, nil); err != nil {
+		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
+	}
+	if err := conn.CloseWrite(); err != nil {
+		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
+	}
+	msgs, unknown, err := readMsgs(codec, conn, r.opts.MaxStreamBytes)
+	r.partsUnknown.Add(uint64(unknown))
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
+	}
+	return msgs, nil
+}
+
+// serve answers a stream a peer opened: read its request to the end, let the
+// core answer on the loop, write the answer, close.
+func (r *Runner) serve(in Incoming) {
+	defer r.wg.Done()
+	defer func() { <-r.inSlots }()
+	defer in.Conn.Close()
+	stop := context.AfterFunc(r.ctx, func() { in.Conn.Close() })
+	defer stop()
+	if err := in.Conn.SetDeadline(time.Now().Add(r.cfg.StreamTimeout)); err != nil {
+		r.streamErrors.Add(1)
+		return
+	}
+	codec := r.getCodec()
+	defer r.codecs.Put(codec)
+	req, unknown, err := readMsgs(codec, in.Conn, r.opts.MaxStreamBytes)
+	r.partsUnknown.Add(uint64(unknown))
+	if err != nil || len(req) == 0 {
+		r.streamErrors.Add(1)
+		return
+	}
+	reply := make(chan []wire.Message, 1)
+	select {
+	case r.serves <- serveReq{from: in.From, msgs: req, reply: reply}:
+	case <-r.ctx.Done():
+		return
+	}
+	var resp []wire.Message
+	select {
+	case resp = <-reply:
+	case <-r.ctx.Done():
+		return
+	}
+	if len(resp) == 0 {
+		return
+	}
+	if _, err := writeMsgs(codec, bufio.NewWriter(in.Conn), resp, nil); err != nil {
+		r.streamErrors.Add(1)
+	}
+}
