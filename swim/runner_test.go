@@ -765,3 +765,79 @@ func BenchmarkRunnerPingAck(b *testing.B) {
 		})
 	}
 }
+
+// bigState is a StateDelegate returning a large incompressible state.
+type bigState []byte
+
+func (s bigState) LocalState(join bool) []byte { return s }
+
+func TestRunnerLargeState(t *testing.T) {
+	state := make([]byte, 3<<20+17) // three and a bit chunks
+	rng := rand.New(rand.NewPCG(3, 3))
+	for i := range state {
+		state[i] = byte(rng.Uint32())
+	}
+	tests := []struct {
+		name      string
+		maxStream int // the seed's bound on a reassembled message
+		wantJoin  bool
+	}{
+		{"chunked and reassembled", 0, true},
+		{"above the reassembly bound", 1 << 20, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				net := swim.NewMemNetwork(0)
+				log := &delegateLog{}
+				var rs []*swim.Runner
+				for i := range 2 {
+					tr, err := net.Listen(netip.AddrPort{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					cfg := swim.LocalConfig()
+					opts := swim.RunnerOptions{JoinAttempts: 1}
+					if i == 0 {
+						opts.Delegate, opts.MaxStreamBytes = log, tt.maxStream
+					} else {
+						cfg.State = bigState(state)
+					}
+					r, err := swim.NewRunner(cfg, swim.Identity{Name: fmt.Sprintf("m%d", i), Gen: 1}, tr, opts)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := r.Start(); err != nil {
+						t.Fatal(err)
+					}
+					defer r.Shutdown()
+					rs = append(rs, r)
+				}
+				_, err := rs[1].Join(context.Background(), rs[0].Addr().String())
+				if gotJoin := err == nil; gotJoin != tt.wantJoin {
+					t.Fatalf("join error %v, want success %v", err, tt.wantJoin)
+				}
+				if !tt.wantJoin {
+					if got := rs[0].Stats().StreamErrors; got == 0 {
+						t.Errorf("seed StreamErrors = 0, want the oversized transfer counted")
+					}
+					return
+				}
+				within(t, time.Minute, "state delivered", func() error {
+					log.mu.Lock()
+					defer log.mu.Unlock()
+					if len(log.states) == 0 {
+						return errors.New("no state yet")
+					}
+					return nil
+				})
+				log.mu.Lock()
+				got := log.states[0]
+				log.mu.Unlock()
+				if want := "join=true:" + string(state); got != want {
+					t.Errorf("state of %d bytes delivered, want the %d sent", len(got)-len("join=true:"), len(state))
+				}
+			})
+		})
+	}
+}
