@@ -841,3 +841,44 @@ func TestRunnerLargeState(t *testing.T) {
 		})
 	}
 }
+
+func TestRunnerEncrypted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ring := wire.NewKeyring()
+		if err := ring.Install(1, make([]byte, wire.KeySize)); err != nil {
+			t.Fatal(err)
+		}
+		c := newMemCluster(t, 3, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) {
+			o.Wire = wire.Config{Label: "cluster-a", Keyring: ring}
+		})
+		defer c.shutdown()
+		c.joinAll()
+
+		// Same key, another cluster label: it cannot read the cluster's
+		// streams nor its packets.
+		tr, err := c.net.Listen(netip.AddrPort{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := swim.NewRunner(swim.LocalConfig(), swim.Identity{Name: "outsider", Gen: 1}, tr, swim.RunnerOptions{
+			Wire:         wire.Config{Label: "cluster-b", Keyring: ring},
+			JoinAttempts: 2,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := out.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer out.Shutdown()
+		if _, err := out.Join(context.Background(), c.rs[0].Addr().String()); !errors.Is(err, swim.ErrJoin) {
+			t.Fatalf("outsider join = %v, want ErrJoin", err)
+		}
+		if _, ok := c.rs[0].Member("outsider"); ok {
+			t.Errorf("the seed knows the outsider")
+		}
+		if got := c.rs[0].Stats().StreamErrors; got == 0 {
+			t.Errorf("seed StreamErrors = 0, want the outsider's streams counted")
+		}
+	})
+}
