@@ -32,6 +32,8 @@ type Cluster struct {
 	Nodes []*Node
 	// OnEvent, if set, sees every event of every node as it happens.
 	OnEvent func(obs int, ev swim.Event)
+	// OnData, if set, sees every Data payload a node receives.
+	OnData func(obs int, d swim.Received)
 	// OnSend, if set, sees every packet a node sends, before loss.
 	OnSend func(from int, p swim.Packet)
 	// Oversize counts packets above the budget (must stay zero).
@@ -193,6 +195,11 @@ func (nd *Node) flush() {
 		nd.host.Open(s.ID, s.To, s.Msgs, streamSize(s.Msgs), s.Deadline)
 		if c.trace != nil {
 			c.traceMsgs(nd.ID, s.To, s.Msgs)
+		}
+	}
+	if c.OnData != nil {
+		for _, d := range r.Data {
+			c.OnData(nd.ID, d)
 		}
 	}
 	for _, ev := range r.Events {
