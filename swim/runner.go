@@ -157,9 +157,10 @@ type joinResult struct {
 	joined bool
 }
 
-// NewRunner returns a Runner for member self over t. If self.Addr is not
-// valid, the transport's address is used. The Runner owns t from now on:
-// Shutdown shuts it down.
+// NewRunner returns a Runner for member self over t, not yet started. If
+// self.Addr is not valid, the transport's address is used. Once NewRunner
+// succeeds the Runner owns t (Shutdown shuts it down); if it fails, t is
+// still the caller's.
 func NewRunner(cfg Config, self Identity, t Transport, opts RunnerOptions) (*Runner, error) {
 	if !self.Addr.IsValid() {
 		self.Addr = t.Addr()
