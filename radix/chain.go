@@ -30,6 +30,7 @@ type chain struct {
 	holders  []holder
 	children []uint32
 	parent   uint32
+	pos      uint32 // index in the parent's children
 	depth    uint32 // depth of hashes[0]; a root chain starts at 0
 	sum      uint64 // Σ pageMix(h) over hashes, for digests
 }
@@ -191,6 +192,7 @@ func (x *core) split(ci uint32, k int) uint32 {
 	c.hashes = c.hashes[:k:k]
 	c.sum -= n.sum
 	c.children = []uint32{ni}
+	n.pos = 0
 	return ni
 }
 
@@ -204,15 +206,18 @@ func (x *core) deleteChain(ci uint32) {
 	for len(c.holders) > 0 {
 		x.removeHolder(ci, c.holders[len(c.holders)-1].w)
 	}
+	x.sink += x.table.touch(c.hashes)
 	for _, h := range c.hashes {
 		x.table.del(h)
 	}
 	x.pages -= int64(len(c.hashes))
 	if p := c.parent; p != noChain {
+		// Swap-remove: the order of children does not matter.
 		pc := &x.chains[p]
-		if i := slices.Index(pc.children, ci); i >= 0 {
-			pc.children = slices.Delete(pc.children, i, i+1)
-		}
+		last := pc.children[len(pc.children)-1]
+		pc.children[c.pos] = last
+		x.chains[last].pos = c.pos
+		pc.children = pc.children[:len(pc.children)-1]
 	}
 	*c = chain{}
 	x.free = append(x.free, ci)
@@ -371,6 +376,7 @@ func (x *core) newChain(ci uint32, pages []uint64) (uint32, error) {
 	}
 	x.chains[ni].sum = sumHashes(pages)
 	if ci != noChain {
+		x.chains[ni].pos = uint32(len(x.chains[ci].children))
 		x.chains[ci].children = append(x.chains[ci].children, ni)
 	}
 	x.pages += int64(len(pages))

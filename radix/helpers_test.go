@@ -50,8 +50,8 @@ func checkInvariants(x *core) error {
 			}
 		} else {
 			p := &x.chains[c.parent]
-			if !slices.Contains(p.children, uint32(ci)) {
-				return fmt.Errorf("chain %d not among its parent's children", ci)
+			if int(c.pos) >= len(p.children) || p.children[c.pos] != uint32(ci) {
+				return fmt.Errorf("chain %d not at its position %d among its parent's children", ci, c.pos)
 			}
 			if p.depth+uint32(len(p.hashes)) != c.depth {
 				return fmt.Errorf("chain %d depth %d, parent ends at %d", ci, c.depth, p.depth+uint32(len(p.hashes)))

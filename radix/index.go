@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unsafe"
 )
 
 // Errors returned by the index. Test with errors.Is.
@@ -288,7 +289,7 @@ func (ix *Index) Stats() Stats {
 	return st
 }
 
-const chainSize = 24*3 + 4 + 4 + 8
+const chainSize = int(unsafe.Sizeof(chain{}))
 
 // workerIndex returns the index of worker, adding it if new.
 func (x *core) workerIndex(name string) (uint32, error) {
