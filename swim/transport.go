@@ -209,6 +209,11 @@ func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
 		}
 		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
 	}
+	if len(msgs) == 0 && !s.OneWay {
+		// The peer refused (overloaded, wrong target, leaving): tell the
+		// core the exchange failed rather than that it said nothing.
+		return nil, fmt.Errorf("%w: stream to %v: no reply", ErrStream, s.To)
+	}
 	return msgs, nil
 }
 
