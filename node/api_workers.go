@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/radix"
+	"github.com/meshnode/meshnode/swim"
 )
 
 // Bounds of worker records and prompts.
@@ -156,11 +157,17 @@ func (n *Node) handlePutLimit(w http.ResponseWriter, r *http.Request) {
 // share is the fraction of a limit this node admits: all of it, unless
 // MinorityShare is set and this node is on the minority side.
 func (n *Node) share() float64 {
-	live, known, maj := n.quorum()
+	_, known, maj := n.quorum()
 	if !n.cfg.MinorityShare || maj {
 		return 1
 	}
-	return float64(live) / float64(known)
+	alive := 0
+	for _, m := range n.members() {
+		if m.State == swim.StateAlive {
+			alive++
+		}
+	}
+	return float64(alive) / float64(known)
 }
 
 func (n *Node) handleGetLimit(w http.ResponseWriter, r *http.Request) {

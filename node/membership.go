@@ -132,6 +132,9 @@ func (d *swimDriver) readLoop() {
 			}
 			continue
 		}
+		if d.t.cut.Load() {
+			continue
+		}
 		select {
 		case d.in <- udpPacket{from, append([]byte(nil), buf[:n]...)}:
 		case <-d.stop:
@@ -210,7 +213,9 @@ func (d *swimDriver) flush(r swim.Ready) {
 			d.badInput.Add(1)
 			continue
 		}
-		_, _ = d.t.udp.WriteToUDPAddrPort(buf, p.To)
+		if !d.t.cut.Load() {
+			_, _ = d.t.udp.WriteToUDPAddrPort(buf, p.To)
+		}
 	}
 	for _, s := range r.Streams {
 		d.wg.Add(1)
@@ -396,6 +401,9 @@ func (d *swimDriver) SendData(to netip.AddrPort, data wire.Data) error {
 		buf, err := d.codec.AppendPacket(nil, &data)
 		if err != nil {
 			return err
+		}
+		if d.t.cut.Load() {
+			return errPartitioned
 		}
 		_, err = d.t.udp.WriteToUDPAddrPort(buf, to)
 		return err

@@ -59,8 +59,6 @@ type Node struct {
 	watchers atomic.Int64
 	// subscribed counts watch requests whose subscription exists.
 	subscribed atomic.Int64
-	// lastKnown is the largest cluster size (members not left) seen.
-	lastKnown atomic.Int64
 	seen      *seenSet
 	closeOnce sync.Once
 }
@@ -102,7 +100,6 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.st = newState(st, ix)
-	n.lastKnown.Store(1)
 	n.met = newMetrics(n, cfg.Registerer, cfg.Version)
 	n.handler = n.routes()
 	return n, nil
@@ -323,24 +320,29 @@ func (n *Node) liveMembers() []swim.Member {
 	return out
 }
 
-// quorum returns the live count, the last known cluster size and whether
-// this node sees a majority of it. The size is the largest count of members
-// not known to have left that this node has seen, so a partition does not
-// shrink it; members that leave gracefully do.
+// quorum returns the members alive or suspect, the last known cluster
+// size and whether this node sees a majority of it. The size counts members
+// not known to have left, so a partition does not shrink it (until dead
+// members are reaped) while graceful departures do. Only members confirmed
+// alive count towards the majority: a cut-off node suspects everyone but,
+// guarding against its own isolation, may never declare them dead.
 func (n *Node) quorum() (live, known int, majority bool) {
-	all := n.members()
-	size := 0
-	for _, m := range all {
+	alive := 0
+	for _, m := range n.members() {
 		switch m.State {
-		case swim.StateAlive, swim.StateSuspect:
+		case swim.StateAlive:
+			alive++
 			live++
-			size++
+			known++
+		case swim.StateSuspect:
+			live++
+			known++
 		case swim.StateDead:
-			size++
+			known++
 		}
 	}
-	known = max(size, 1)
-	return live, known, 2*live > known
+	known = max(known, 1)
+	return live, known, 2*alive > known
 }
 
 // acceptLoop serves TCP streams on the gossip port.

@@ -110,11 +110,11 @@ func verifyChain(pool *x509.CertPool) func([][]byte, [][]*x509.Certificate) erro
 	}
 }
 
-// parseKey reads a 32-byte key given raw, in hex or in base64.
+// parseKey reads a 32-byte key given in hex, in base64 or raw. Raw keys must
+// contain a byte that is not printable ASCII, so that text of 32 characters
+// (a short hex or base64 key, a password) is refused rather than taken as a
+// weak raw key.
 func parseKey(b []byte) ([]byte, error) {
-	if len(b) == wire.KeySize {
-		return b, nil
-	}
 	s := string(bytes.TrimSpace(b))
 	if k, err := hex.DecodeString(s); err == nil && len(k) == wire.KeySize {
 		return k, nil
@@ -122,5 +122,8 @@ func parseKey(b []byte) ([]byte, error) {
 	if k, err := base64.StdEncoding.DecodeString(s); err == nil && len(k) == wire.KeySize {
 		return k, nil
 	}
-	return nil, fmt.Errorf("%w: gossip key: want %d bytes, raw, hex or base64", ErrConfig, wire.KeySize)
+	if len(b) == wire.KeySize && bytes.ContainsFunc(b, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		return b, nil
+	}
+	return nil, fmt.Errorf("%w: gossip key: want %d bytes, hex, base64 or raw", ErrConfig, wire.KeySize)
 }

@@ -30,10 +30,10 @@ const (
 
 // Bounds of one anti-entropy exchange.
 const (
-	syncPageBytes    = 1 << 20 // one store page
-	syncMaxPages     = 1 << 16 // store pages in one exchange
-	syncBatchPages   = 1 << 15 // index pages in one batch
-	syncMaxWorkers   = 1 << 16 // differing workers shipped in one exchange
+	syncPageBytes     = 1 << 20 // one store page
+	syncMaxPages      = 1 << 16 // store pages in one exchange
+	syncBatchPages    = 1 << 15 // index pages in one batch
+	syncMaxWorkers    = 1 << 16 // differing workers shipped in one exchange
 	maxPushesInFlight = 8       // concurrent delta pushes over TCP
 )
 

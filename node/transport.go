@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshnode/meshnode/wire"
@@ -31,6 +32,9 @@ const (
 	maxTransferBytes = 64 << 20
 )
 
+// errPartitioned is returned while a test cuts the node off.
+var errPartitioned = errors.New("node: partitioned (test)")
+
 // ErrStream reports a stream that broke the protocol.
 var ErrStream = errors.New("node: stream protocol")
 
@@ -43,6 +47,8 @@ type transport struct {
 	tlsServer *tls.Config
 	tlsClient *tls.Config
 	codecCfg  wire.Config
+	// cut simulates a partition (tests): nothing is sent or received.
+	cut atomic.Bool
 }
 
 // listen binds UDP and TCP on the same port. With port 0 it retries a few
@@ -96,6 +102,9 @@ func advertise(cfg string, bound netip.AddrPort) (netip.AddrPort, error) {
 
 // dial opens a stream of kind ch to a member before deadline.
 func (t *transport) dial(ctx context.Context, to netip.AddrPort, ch byte, deadline time.Time) (net.Conn, error) {
+	if t.cut.Load() {
+		return nil, errPartitioned
+	}
 	d := net.Dialer{Deadline: deadline}
 	c, err := d.DialContext(ctx, "tcp", to.String())
 	if err != nil {
@@ -121,6 +130,9 @@ func (t *transport) dial(ctx context.Context, to netip.AddrPort, ch byte, deadli
 // accept wraps an accepted connection in TLS when configured and reads the
 // channel byte.
 func (t *transport) accept(c net.Conn, deadline time.Time) (net.Conn, byte, error) {
+	if t.cut.Load() {
+		return nil, 0, errPartitioned
+	}
 	c.SetDeadline(deadline)
 	if t.tlsServer != nil {
 		tc := tls.Server(c, t.tlsServer)

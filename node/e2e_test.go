@@ -1,0 +1,343 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshnode/meshnode/swim"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// waitFor is how long the end-to-end tests wait for convergence: generous,
+// because the tests must pass under -race on a busy two-core machine.
+const waitFor = 90 * time.Second
+
+// eventually polls cond until it holds or waitFor passes.
+func eventually(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+	for range tick.C {
+		if err = cond(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Fatalf("%s: not within %v: %v", what, waitFor, err)
+}
+
+// testCluster is a set of real nodes on loopback.
+type testCluster struct {
+	t      *testing.T
+	nodes  []*Node
+	cfgs   []Config
+	client *http.Client
+}
+
+func localConfig(name, dataDir string) Config {
+	return Config{
+		Name: name, BindAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Profile: "local",
+		SyncInterval: Duration(300 * time.Millisecond), DataDir: dataDir,
+		Registerer: prometheus.NewRegistry(),
+	}
+}
+
+func newCluster(t *testing.T, n int, withData bool) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			if nd != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_ = nd.Shutdown(ctx)
+				cancel()
+			}
+		}
+		c.client.CloseIdleConnections()
+	})
+	for i := range n {
+		dir := ""
+		if withData {
+			dir = t.TempDir()
+		}
+		c.cfgs = append(c.cfgs, localConfig(fmt.Sprintf("n%d", i), dir))
+		c.nodes = append(c.nodes, nil)
+		c.start(i)
+	}
+	for i := 1; i < n; i++ {
+		c.join(i)
+	}
+	c.converged()
+	return c
+}
+
+func (c *testCluster) start(i int) {
+	c.t.Helper()
+	nd, err := New(c.cfgs[i])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := nd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes[i] = nd
+}
+
+func (c *testCluster) join(i int) {
+	c.t.Helper()
+	seed := 0
+	if i == 0 {
+		seed = 1
+	}
+	if err := c.nodes[i].Join(context.Background(), c.nodes[seed].Addr().String()); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// converged waits until every running node sees every running node alive
+// and is ready.
+func (c *testCluster) converged() {
+	c.t.Helper()
+	eventually(c.t, "membership converges", func() error {
+		for _, nd := range c.nodes {
+			if nd == nil {
+				continue
+			}
+			if ok, why := nd.Ready(); !ok {
+				return fmt.Errorf("%s not ready: %s", nd.name, why)
+			}
+			alive := map[string]bool{}
+			for _, m := range nd.members() {
+				if m.State == swim.StateAlive {
+					alive[m.Name] = true
+				}
+			}
+			for _, o := range c.nodes {
+				if o != nil && !alive[o.name] {
+					return fmt.Errorf("%s does not see %s alive", nd.name, o.name)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// api calls node i's HTTP API and decodes the answer.
+func (c *testCluster) api(i int, method, path, body string) (int, map[string]any) {
+	c.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://"+c.nodes[i].APIAddr()+path, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+func (c *testCluster) must(i int, method, path, body string) map[string]any {
+	c.t.Helper()
+	code, m := c.api(i, method, path, body)
+	if code/100 != 2 {
+		c.t.Fatalf("node %d: %s %s: %d %v", i, method, path, code, m)
+	}
+	return m
+}
+
+// everywhere waits until f holds on every running node.
+func (c *testCluster) everywhere(what string, f func(i int) error) {
+	c.t.Helper()
+	eventually(c.t, what, func() error {
+		for i, nd := range c.nodes {
+			if nd == nil {
+				continue
+			}
+			if err := f(i); err != nil {
+				return fmt.Errorf("node %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (c *testCluster) hasKey(ns, key, want string) func(int) error {
+	return func(i int) error {
+		code, m := c.api(i, "GET", "/v1/kv/"+ns+"/"+key, "")
+		if code != 200 || m["value"] != want {
+			return fmt.Errorf("%s/%s: %d %v", ns, key, code, m)
+		}
+		return nil
+	}
+}
+
+func TestClusterEndToEnd(t *testing.T) {
+	c := newCluster(t, 3, true)
+
+	// Cluster endpoints.
+	if st := c.must(0, "GET", "/v1/status", ""); st["cluster_size"] != float64(3) || st["majority"] != true {
+		t.Fatalf("status: %v", st)
+	}
+	if ms := c.must(2, "GET", "/v1/members", ""); len(ms["members"].([]any)) != 3 {
+		t.Fatalf("members: %v", ms)
+	}
+	var owner any
+	for i := range c.nodes {
+		r := c.must(i, "GET", "/v1/ring?key=tenant-7&n=2", "")
+		o := r["owners"].([]any)[0].(map[string]any)["name"]
+		if i > 0 && o != owner {
+			t.Fatalf("ring owner differs: node %d says %v, node 0 %v", i, o, owner)
+		}
+		owner = o
+	}
+
+	// KV: a write on one node is visible everywhere, and so is its delete.
+	c.must(1, "PUT", "/v1/kv/app/greeting", `{"value":"hello"}`)
+	c.everywhere("put replicates", c.hasKey("app", "greeting", "hello"))
+	c.must(2, "DELETE", "/v1/kv/app/greeting", "")
+	c.everywhere("delete replicates", func(i int) error {
+		if code, _ := c.api(i, "GET", "/v1/kv/app/greeting", ""); code != 404 {
+			return fmt.Errorf("still there: %d", code)
+		}
+		return nil
+	})
+
+	// Workers, index and routing: registered on node 0, routed on node 2
+	// with node 0's recorded prefix.
+	c.must(0, "PUT", "/v1/workers/gpu-1", `{"url":"http://gpu-1:8000","model":"llama","load":5}`)
+	c.must(0, "PUT", "/v1/workers/gpu-2", `{"url":"http://gpu-2:8000","model":"llama","load":4}`)
+	prompt := strings.Repeat("the quick brown fox ", 20)
+	c.must(0, "POST", "/v1/index/insert", `{"worker":"gpu-1","text":"`+prompt+`"}`)
+	c.everywhere("route follows the replicated index", func(i int) error {
+		r := c.must(i, "POST", "/v1/route", `{"model":"llama","text":"`+prompt+`"}`)
+		if r["worker"] != "gpu-1" || r["rule"] != "cache-hit" {
+			return fmt.Errorf("route: %v", r)
+		}
+		return nil
+	})
+	// Deleting a worker anywhere drops it from every replica's index.
+	c.must(2, "DELETE", "/v1/workers/gpu-1", "")
+	c.everywhere("worker removal replicates to the index", func(i int) error {
+		for _, s := range c.nodes[i].st.ix.Digest() {
+			if s.Worker == "gpu-1" && !s.Removed {
+				return fmt.Errorf("gpu-1 still indexed: %+v", s)
+			}
+		}
+		if r := c.must(i, "POST", "/v1/route", `{"model":"llama","text":"`+prompt+`"}`); r["worker"] != "gpu-2" {
+			return fmt.Errorf("route: %v", r)
+		}
+		return nil
+	})
+
+	// Rate limits: defined once, counted everywhere.
+	c.must(0, "PUT", "/v1/limits/tenant", `{"limit":100,"window":"1h"}`)
+	c.everywhere("limit replicates", func(i int) error {
+		if code, m := c.api(i, "GET", "/v1/limits/tenant", ""); code != 200 {
+			return fmt.Errorf("%d %v", code, m)
+		}
+		return nil
+	})
+	for i := range c.nodes {
+		c.must(i, "POST", "/v1/limits/tenant/take", `{"n":10}`)
+	}
+	c.everywhere("usage sums all nodes", func(i int) error {
+		if m := c.must(i, "GET", "/v1/limits/tenant", ""); m["used"] != float64(30) {
+			return fmt.Errorf("used %v", m["used"])
+		}
+		return nil
+	})
+
+	// Kill node 2 without leaving, after a snapshot, then write once more.
+	c.must(2, "PUT", "/v1/kv/app/before-crash", `{"value":"saved"}`)
+	c.everywhere("pre-crash write replicates", c.hasKey("app", "before-crash", "saved"))
+	if err := c.nodes[2].snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	oldGen := c.nodes[2].Generation()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if err := c.nodes[2].Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	c.nodes[2] = nil
+	c.must(0, "PUT", "/v1/kv/app/while-down", `{"value":"missed"}`)
+	c.start(2)
+	if g := c.nodes[2].Generation(); g <= oldGen {
+		t.Fatalf("restart generation %d, want above %d", g, oldGen)
+	}
+	// The snapshot is back before any sync.
+	if err := c.hasKey("app", "before-crash", "saved")(2); err != nil {
+		t.Fatalf("state not restored from the data directory: %v", err)
+	}
+	c.join(2)
+	c.converged()
+	c.everywhere("restarted node catches up", c.hasKey("app", "while-down", "missed"))
+	c.everywhere("restarted node's worker view converges", func(i int) error {
+		if r := c.must(i, "POST", "/v1/route", `{"model":"llama","text":"`+prompt+`"}`); r["worker"] != "gpu-2" {
+			return fmt.Errorf("route: %v", r)
+		}
+		return nil
+	})
+}
+
+func TestClusterPartitionHeals(t *testing.T) {
+	c := newCluster(t, 3, false)
+	c.must(0, "PUT", "/v1/limits/shared", `{"limit":90,"window":"1h"}`)
+	c.everywhere("limit replicates", func(i int) error {
+		if code, m := c.api(i, "GET", "/v1/limits/shared", ""); code != 200 {
+			return fmt.Errorf("%d %v", code, m)
+		}
+		return nil
+	})
+	cut := c.nodes[2]
+	cut.cfg.MinorityShare = true // read only by API handlers, none running
+	cut.tr.cut.Store(true)
+	// The majority declares the cut node dead; the cut node loses its
+	// majority.
+	eventually(t, "partition detected", func() error {
+		if _, _, maj := cut.quorum(); maj {
+			return fmt.Errorf("cut node still sees a majority")
+		}
+		if _, _, maj := c.nodes[0].quorum(); !maj {
+			return fmt.Errorf("node 0 lost its majority")
+		}
+		return nil
+	})
+	if code, m := c.api(2, "GET", "/v1/status", ""); code != 200 || m["majority"] != false {
+		t.Fatalf("status of the cut node: %v", m)
+	}
+	// The minority side admits only its share: a third of 90.
+	if r := c.must(2, "POST", "/v1/limits/shared/take", `{"n":31}`); r["allowed"] != false {
+		t.Fatalf("minority admitted beyond its share: %v", r)
+	}
+	if r := c.must(2, "POST", "/v1/limits/shared/take", `{"n":30}`); r["allowed"] != true {
+		t.Fatalf("minority refused its share: %v", r)
+	}
+	// Writes on both sides during the partition.
+	c.must(2, "PUT", "/v1/kv/p/minority", `{"value":"m"}`)
+	c.must(0, "PUT", "/v1/kv/p/majority", `{"value":"M"}`)
+	if code, _ := c.api(1, "GET", "/v1/kv/p/minority", ""); code != 404 {
+		t.Fatalf("write crossed the partition")
+	}
+	cut.tr.cut.Store(false)
+	c.everywhere("minority write appears after healing", c.hasKey("p", "minority", "m"))
+	c.everywhere("majority write appears after healing", c.hasKey("p", "majority", "M"))
+	c.converged()
+}

@@ -1,0 +1,171 @@
+package node
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// writeCerts writes a CA and one certificate signed by it (valid for
+// 127.0.0.1) into dir and returns the file names.
+func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	nodeKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "node"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &nodeKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(nodeKey)
+	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "node.pem"), filepath.Join(dir, "node.key")
+	for p, b := range map[string][]byte{
+		ca:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		key:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
+	} {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ca, cert, key
+}
+
+// TestSecureCluster runs two nodes with an encrypted gossip key and mutual
+// TLS on streams and the API, and checks that a node without the key cannot
+// read the cluster.
+func TestSecureCluster(t *testing.T) {
+	dir := t.TempDir()
+	ca, cert, key := writeCerts(t, dir)
+	keyFile := filepath.Join(dir, "gossip.key")
+	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(make([]byte, 32))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secure := func(name string) Config {
+		c := localConfig(name, "")
+		c.GossipKeyFile, c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile, c.TLSVerifyClients = keyFile, cert, key, ca, true
+		return c
+	}
+	c := &testCluster{t: t, client: &http.Client{}}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_ = nd.Shutdown(ctx)
+			cancel()
+		}
+	})
+	c.cfgs = []Config{secure("s0"), secure("s1"), localConfig("plain", "")}
+	c.nodes = make([]*Node, 3)
+	for i := range c.cfgs {
+		c.start(i)
+	}
+	c.join(1)
+	c.join(2) // plaintext node trying to join the encrypted cluster
+	// API over TLS with a client certificate.
+	pem, _ := os.ReadFile(ca)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cc, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cc}}}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	get := func(i int, path string) (*http.Response, error) {
+		return client.Get(fmt.Sprintf("https://%s%s", c.nodes[i].APIAddr(), path))
+	}
+	eventually(t, "secure nodes converge", func() error {
+		if len(c.nodes[0].liveMembers()) != 2 || len(c.nodes[1].liveMembers()) != 2 {
+			return fmt.Errorf("members: %d, %d", len(c.nodes[0].liveMembers()), len(c.nodes[1].liveMembers()))
+		}
+		if ok, why := c.nodes[1].Ready(); !ok {
+			return fmt.Errorf("s1: %s", why)
+		}
+		return nil
+	})
+	if err := c.nodes[0].st.put("ns", "k", []byte("v"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "write replicates over the encrypted transport", func() error {
+		resp, err := get(1, "/v1/kv/ns/k")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+	// A client without a certificate is refused by the API.
+	bare := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+	if resp, err := bare.Get("https://" + c.nodes[0].APIAddr() + "/livez"); err == nil {
+		resp.Body.Close()
+		t.Fatal("API accepted a client without a certificate")
+	}
+	bare.CloseIdleConnections()
+	// The plaintext node never gets in.
+	for _, m := range c.nodes[0].members() {
+		if m.Name == "plain" {
+			t.Fatalf("plaintext node joined the encrypted cluster: %+v", m)
+		}
+	}
+	if _, ok := c.nodes[2].st.get("ns", "k"); ok {
+		t.Fatal("plaintext node read the encrypted cluster's state")
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	raw := make([]byte, 32)
+	for i := range raw {
+		raw[i] = byte(i)
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		ok   bool
+	}{
+		{"raw", raw, true},
+		{"hex", []byte(hex.EncodeToString(raw) + "\n"), true},
+		{"base64", []byte("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="), true},
+		{"short", []byte("abc"), false},
+		{"hex of 16 bytes", []byte(hex.EncodeToString(raw[:16])), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := parseKey(tc.in)
+			if tc.ok != (err == nil) {
+				t.Fatalf("err %v, want ok=%v", err, tc.ok)
+			}
+			if tc.ok && string(k) != string(raw) {
+				t.Fatalf("key %x, want %x", k, raw)
+			}
+		})
+	}
+}
