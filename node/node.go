@@ -59,8 +59,8 @@ type Node struct {
 	watchers atomic.Int64
 	// subscribed counts watch requests whose subscription exists.
 	subscribed atomic.Int64
-	seen      *seenSet
-	closeOnce sync.Once
+	seen       *seenSet
+	closeOnce  sync.Once
 }
 
 // New builds a node from cfg: it validates cfg, loads keys and certificates,
