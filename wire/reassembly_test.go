@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"pgregory.net/rapid"
 )
 
 // payload returns n bytes that compress moderately, like real state.
@@ -143,4 +144,53 @@ func TestReassemblerInterleaved(t *testing.T) {
 	if diff := cmp.Diff([2]int{0, 0}, func() [2]int { a, b := ra.Pending(); return [2]int{a, b} }()); diff != "" {
 		t.Errorf("pending (-want +got):\n%s", diff)
 	}
+}
+
+// TestFramesRoundTripRapid streams random messages, some chunked, under
+// random configurations, and checks each comes out of the reassembler equal.
+func TestFramesRoundTripRapid(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		cfg := Config{
+			ChunkBytes:    rapid.SampledFrom([]int{1024, 1500, 4096}).Draw(t, "chunk"),
+			NoCompression: rapid.Bool().Draw(t, "nocompress"),
+			Label:         rapid.StringN(0, 10, -1).Draw(t, "label"),
+		}
+		if rapid.Bool().Draw(t, "encrypt") {
+			cfg.Keyring = mustKeyring(t, 2)
+		}
+		msgs := rapid.SliceOfN(genMessage(), 1, 8).Draw(t, "msgs")
+		var stream bytes.Buffer
+		enc := mustCodec(t, cfg)
+		for i, m := range msgs {
+			if err := enc.WriteFrames(&stream, m.Type(), m.AppendBody(nil), uint32(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dec := mustCodec(t, cfg)
+		ra := NewReassembler(1<<20, 1)
+		for i := 0; i < len(msgs); {
+			f, err := dec.ReadFrame(&stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			typ, body, done, err := ra.Add(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !done {
+				continue
+			}
+			got, err := DecodeMessage(typ, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(msgs[i], got, cmpOpts); diff != "" {
+				t.Fatalf("message %d (-want +got):\n%s", i, diff)
+			}
+			i++
+		}
+		if stream.Len() != 0 {
+			t.Fatalf("%d bytes left over", stream.Len())
+		}
+	})
 }
