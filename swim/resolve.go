@@ -91,8 +91,10 @@ func ResolveSeeds(ctx context.Context, r Resolver, seeds []string, port uint16) 
 // resolves the seeds again, push-pulls with all of them at once and waits for
 // the exchanges to end; between attempts it backs off exponentially from
 // Config.JoinRetryMin to JoinRetryMax, with jitter. It returns the number of
-// seeds that answered once one has, or an error matching ErrJoin after
-// RunnerOptions.JoinAttempts failed attempts, or the context's error.
+// seed addresses that answered in the first attempt where one did (an
+// unresponsive seed delays it by up to Config.StreamTimeout), or an error
+// matching ErrJoin after RunnerOptions.JoinAttempts failed attempts or when
+// ctx ends.
 //
 // While a join is pending the core also retries on its own schedule, with
 // the addresses of the latest attempt; ending ctx stops the Runner's

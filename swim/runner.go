@@ -490,14 +490,14 @@ func (r *Runner) deliver(v any) {
 
 // checkWaiters answers the Join and Leave calls whose condition holds.
 func (r *Runner) checkWaiters() {
-	if len(r.joinWaiters) > 0 {
+	// A join attempt ends when all its exchanges (with every seed, at
+	// once) have ended, so that the count says how many seeds answered.
+	if len(r.joinWaiters) > 0 && len(r.joinStreams) == 0 {
 		joined := r.core.Joined()
-		if joined || len(r.joinStreams) == 0 {
-			for _, w := range r.joinWaiters {
-				w <- joinResult{n: r.joinOK, joined: joined}
-			}
-			r.joinWaiters = r.joinWaiters[:0]
+		for _, w := range r.joinWaiters {
+			w <- joinResult{n: r.joinOK, joined: joined}
 		}
+		r.joinWaiters = r.joinWaiters[:0]
 	}
 	if len(r.leaveWaits) > 0 && (r.core.Pending() == 0 || r.core.NumAlive() == 1) {
 		for _, w := range r.leaveWaits {

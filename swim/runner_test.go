@@ -244,6 +244,36 @@ func TestRunnerJoinReresolves(t *testing.T) {
 	})
 }
 
+func TestRunnerJoinCountsSeeds(t *testing.T) {
+	tests := []struct {
+		name  string
+		seeds func(c *memCluster) []string
+		want  int
+	}{
+		{"one", func(c *memCluster) []string { return []string{c.rs[0].Addr().String()} }, 1},
+		{"two", func(c *memCluster) []string { return []string{c.rs[0].Addr().String(), c.rs[1].Addr().String()} }, 2},
+		{"two and a dead one", func(c *memCluster) []string {
+			return []string{c.rs[0].Addr().String(), "10.99.0.1:7946", c.rs[1].Addr().String()}
+		}, 2},
+		{"self is skipped", func(c *memCluster) []string { return []string{c.rs[2].Addr().String(), c.rs[0].Addr().String()} }, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := newMemCluster(t, 3, swim.LocalConfig(), nil)
+				defer c.shutdown()
+				if _, err := c.rs[1].Join(context.Background(), c.rs[0].Addr().String()); err != nil {
+					t.Fatal(err)
+				}
+				n, err := c.rs[2].Join(context.Background(), tt.seeds(c)...)
+				if err != nil || n != tt.want {
+					t.Errorf("join = %d, %v; want %d, nil", n, err, tt.want)
+				}
+			})
+		})
+	}
+}
+
 func TestRunnerReseedsAfterJoin(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		res := &fakeResolver{}
