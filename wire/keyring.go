@@ -45,11 +45,18 @@ type keyEntry struct {
 	aead cipher.AEAD
 }
 
-// NewKeyring returns an empty keyring with both plaintext switches off.
-func NewKeyring() *Keyring {
-	k := &Keyring{}
-	k.state.Store(&keyState{primary: -1})
-	return k
+// NewKeyring returns an empty keyring with both plaintext switches off. The
+// zero Keyring is the same.
+func NewKeyring() *Keyring { return &Keyring{} }
+
+var emptyKeys = &keyState{primary: -1}
+
+// load returns the current keys.
+func (k *Keyring) load() *keyState {
+	if s := k.state.Load(); s != nil {
+		return s
+	}
+	return emptyKeys
 }
 
 // Install adds key under id. The first key installed becomes the primary.
@@ -61,7 +68,7 @@ func (k *Keyring) Install(id uint8, key []byte) error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	old := k.state.Load()
+	old := k.load()
 	if e := old.keys[id]; e != nil {
 		if bytes.Equal(e.key[:], key) {
 			return nil
@@ -91,7 +98,7 @@ func (k *Keyring) Install(id uint8, key []byte) error {
 func (k *Keyring) Use(id uint8) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	old := k.state.Load()
+	old := k.load()
 	if old.keys[id] == nil {
 		return errf(ErrKeyring, fmt.Sprintf("key %d: not installed", id))
 	}
@@ -106,7 +113,7 @@ func (k *Keyring) Use(id uint8) error {
 func (k *Keyring) Remove(id uint8) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	old := k.state.Load()
+	old := k.load()
 	if old.keys[id] == nil {
 		return errf(ErrKeyring, fmt.Sprintf("key %d: not installed", id))
 	}
@@ -121,7 +128,7 @@ func (k *Keyring) Remove(id uint8) error {
 
 // List returns the installed key IDs in increasing order.
 func (k *Keyring) List() []uint8 {
-	s := k.state.Load()
+	s := k.load()
 	var ids []uint8
 	for i, e := range s.keys {
 		if e != nil {
@@ -133,7 +140,7 @@ func (k *Keyring) List() []uint8 {
 
 // Primary returns the primary key ID, and false if the keyring is empty.
 func (k *Keyring) Primary() (uint8, bool) {
-	s := k.state.Load()
+	s := k.load()
 	return uint8(max(s.primary, 0)), s.primary >= 0
 }
 
@@ -164,7 +171,7 @@ func (k *Keyring) sealer() sealer {
 	if k == nil || k.sendPlaintext.Load() {
 		return sealer{}
 	}
-	s := k.state.Load()
+	s := k.load()
 	if s.primary < 0 {
 		return sealer{}
 	}
@@ -176,7 +183,7 @@ func (k *Keyring) opener(id uint8) cipher.AEAD {
 	if k == nil {
 		return nil
 	}
-	if e := k.state.Load().keys[id]; e != nil {
+	if e := k.load().keys[id]; e != nil {
 		return e.aead
 	}
 	return nil
@@ -188,5 +195,5 @@ func (k *Keyring) acceptsPlaintext() bool {
 	if k == nil || k.acceptPlaintext.Load() {
 		return true
 	}
-	return k.state.Load().primary < 0
+	return k.load().primary < 0
 }

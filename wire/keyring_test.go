@@ -107,3 +107,21 @@ func TestKeyringConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestKeyringZeroValue(t *testing.T) {
+	var k Keyring
+	if ids := k.List(); len(ids) != 0 {
+		t.Errorf("List = %v", ids)
+	}
+	c := mustCodec(t, Config{Keyring: &k})
+	pkt, err := c.AppendPacket(nil, &Nack{Seq: 1})
+	if err != nil || pkt[1]&FlagEncrypted != 0 {
+		t.Fatalf("empty keyring: flags %02x, %v; want plaintext", pkt[1], err)
+	}
+	if err := k.Install(5, testKey1); err != nil {
+		t.Fatal(err)
+	}
+	if pkt, _ = c.AppendPacket(nil, &Nack{Seq: 1}); pkt[1]&FlagEncrypted == 0 || pkt[2] != 5 {
+		t.Fatalf("after Install: header % x, want encrypted with key 5", pkt[:3])
+	}
+}
