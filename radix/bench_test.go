@@ -262,6 +262,10 @@ func BenchmarkInsert(b *testing.B) {
 	b.Run("at-budget", func(b *testing.B) {
 		benchInsert(b, Config{WorkerPages: 4096, ExpectedPages: 1 << 21})
 	})
+	// The index at its global cap: each insert evicts the oldest pages.
+	b.Run("at-cap", func(b *testing.B) {
+		benchInsert(b, Config{MaxHolderPages: 1 << 20, ExpectedPages: 1 << 21})
+	})
 }
 
 func benchInsert(b *testing.B, cfg Config) {

@@ -44,6 +44,10 @@ type worker struct {
 	budget  int64 // pages; 0 means the index default
 	pages   int64
 	chains  map[uint32]struct{}
+	// minStamp caches the lowest stamp of the worker's pages for the
+	// global cap; any change to the worker's holders clears minValid.
+	minStamp uint32
+	minValid bool
 }
 
 var (
@@ -143,8 +147,10 @@ func (x *core) setHolder(ci, w uint32, stamp uint32) bool {
 			return false
 		}
 		c.holders[i].stamp = stamp
+		x.workers[w].minValid = false
 		return true
 	}
+	x.workers[w].minValid = false
 	c.holders = slices.Insert(c.holders, i, holder{w, stamp})
 	n := int64(len(c.hashes))
 	x.workers[w].pages += n
@@ -160,6 +166,7 @@ func (x *core) removeHolder(ci, w uint32) {
 		return
 	}
 	c.holders = slices.Delete(c.holders, i, i+1)
+	x.workers[w].minValid = false
 	n := int64(len(c.hashes))
 	x.workers[w].pages -= n
 	x.holderPages -= n

@@ -28,17 +28,24 @@ func (x *core) lastPage(e *evCand) (uint32, uint64) {
 	return c.depth + uint32(e.left) - 1, c.hashes[e.left-1]
 }
 
-// minStamp returns the lowest stamp among w's chains.
+// minStamp returns the lowest stamp among w's chains, cached until w's
+// holders change.
 func (x *core) minStamp(w uint32) (uint32, bool) {
-	m, ok := ^uint32(0), false
-	for ci := range x.workers[w].chains {
+	wk := &x.workers[w]
+	if len(wk.chains) == 0 {
+		return 0, false
+	}
+	if wk.minValid {
+		return wk.minStamp, true
+	}
+	m := ^uint32(0)
+	for ci := range wk.chains {
 		c := &x.chains[ci]
 		i, _ := findHolder(c.holders, w)
-		if s := c.holders[i].stamp; s <= m {
-			m, ok = s, true
-		}
+		m = min(m, c.holders[i].stamp)
 	}
-	return m, ok
+	wk.minStamp, wk.minValid = m, true
+	return m, true
 }
 
 // evictWorker evicts up to k of w's lowest ranked pages. With oneStamp it
