@@ -148,3 +148,32 @@ func TestWriteFramesSmallCap(t *testing.T) {
 		}
 	}
 }
+
+// TestFrameUnknownTypeSkipped checks that a frame of a type from the future
+// decodes as a frame (its type is the caller's to skip) and that the stream
+// stays in step.
+func TestFrameUnknownTypeSkipped(t *testing.T) {
+	c := mustCodec(t, Config{})
+	stream, err := c.AppendFrame(nil, Type(99), []byte{0x91, 0x01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stream, err = c.AppendFrame(stream, TypeNack, (&Nack{Seq: 5}).AppendBody(nil)); err != nil {
+		t.Fatal(err)
+	}
+	r := bytes.NewReader(stream)
+	f, err := c.ReadFrame(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeMessage(f.Type, f.Body); !errors.Is(err, ErrUnknownType) {
+		t.Fatalf("type %d: err %v, want ErrUnknownType", f.Type, err)
+	}
+	if f, err = c.ReadFrame(r); err != nil {
+		t.Fatal(err)
+	}
+	m, err := DecodeMessage(f.Type, f.Body)
+	if err != nil || m.(*Nack).Seq != 5 {
+		t.Fatalf("next frame: %v, %v", m, err)
+	}
+}
