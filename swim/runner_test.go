@@ -912,3 +912,82 @@ func TestRunnerEncrypted(t *testing.T) {
 		}
 	})
 }
+
+func TestRunnerPartitionHeals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newMemCluster(t, 6, swim.LocalConfig(), nil)
+		defer c.shutdown()
+		c.joinAll()
+		side := func(a netip.AddrPort) int {
+			for i, r := range c.rs {
+				if r.Addr() == a {
+					return i % 2
+				}
+			}
+			return -1
+		}
+		// Odd and even members lose each other, packets and streams.
+		c.net.SetDrop(func(from, to netip.AddrPort, stream bool) bool { return side(from) != side(to) })
+		within(t, time.Minute, "halves split", func() error {
+			for i, r := range c.rs {
+				for j := range c.rs {
+					want := swim.StateAlive
+					if i%2 != j%2 {
+						want = swim.StateDead
+					}
+					if m, _ := r.Member(fmt.Sprintf("m%d", j)); m.State != want {
+						return fmt.Errorf("m%d sees m%d %v, want %v", i, j, m.State, want)
+					}
+				}
+			}
+			return nil
+		})
+		// Healed: the reconnect loop re-dials dead members and the halves
+		// merge without anyone joining again.
+		c.net.SetDrop(nil)
+		within(t, time.Minute, "halves merged", func() error {
+			for _, r := range c.rs {
+				if got := r.NumAlive(); got != len(c.rs) {
+					return fmt.Errorf("%s sees %d alive", r.Self().Name, got)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+func TestRunnerShutdownInterruptsStreams(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newMemCluster(t, 1, swim.LocalConfig(), nil)
+		// A "seed" that accepts streams and never reads them: the join's
+		// exchange blocks writing until its deadline.
+		mute, err := c.net.Listen(netip.AddrPort{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mute.Shutdown()
+		ctx, cancel := context.WithCancel(context.Background())
+		joined := make(chan error)
+		go func() {
+			_, err := c.rs[0].Join(ctx, mute.Addr().String())
+			joined <- err
+		}()
+		var in swim.Incoming
+		select {
+		case in = <-mute.Streams():
+		case <-time.After(time.Second):
+			t.Fatal("no stream opened to the seed")
+		}
+		defer in.Conn.Close()
+		synctest.Wait()
+		start := time.Now()
+		c.shutdown()
+		if took := time.Since(start); took != 0 {
+			t.Errorf("Shutdown took %v of virtual time, want it to cut the stream at once", took)
+		}
+		if err := <-joined; !errors.Is(err, swim.ErrNotRunning) {
+			t.Errorf("pending Join = %v, want ErrNotRunning", err)
+		}
+		cancel()
+	})
+}
