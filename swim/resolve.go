@@ -126,7 +126,7 @@ func (r *Runner) Join(ctx context.Context, seeds ...string) (int, error) {
 		if r.opts.JoinAttempts > 0 && attempt >= r.opts.JoinAttempts {
 			return 0, fmt.Errorf("%w after %d attempts: %w", ErrJoin, attempt, err)
 		}
-		// Full jitter over the upper half keeps joiners that started
+		// Jitter over the upper half of the wait keeps joiners that started
 		// together from retrying together.
 		d := wait/2 + rand.N(wait/2+1)
 		t := time.NewTimer(d)

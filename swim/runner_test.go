@@ -318,7 +318,7 @@ func TestRunnerJoinAttemptsBounded(t *testing.T) {
 			t.Errorf("resolver called %d times, want 8 (2 names, 4 attempts)", got)
 		}
 		// Three backoffs between four attempts: at least half of
-		// min, 2 min, 4 min (full jitter over the upper half).
+		// min, 2 min, 4 min (jitter over the upper half of each wait).
 		cfg := swim.LocalConfig()
 		if took, least := time.Since(start), 7*cfg.JoinRetryMin/2; took < least {
 			t.Errorf("4 attempts took %v of virtual time, want >= %v of backoff", took, least)
