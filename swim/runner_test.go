@@ -991,3 +991,20 @@ func TestRunnerShutdownInterruptsStreams(t *testing.T) {
 		cancel()
 	})
 }
+
+func TestRunnerLeaveTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newMemCluster(t, 3, swim.LocalConfig(), nil)
+		defer c.shutdown()
+		c.joinAll()
+		// No time to gossip: the leave is announced but not yet spread.
+		if err := c.rs[2].Leave(0); !errors.Is(err, swim.ErrLeaveTimeout) {
+			t.Fatalf("Leave(0) = %v, want ErrLeaveTimeout", err)
+		}
+		// The runner keeps gossiping until Shutdown: the others hear it.
+		within(t, time.Minute, "m2 left", wantState(c.rs[:2], "m2", swim.StateLeft))
+		if err := c.rs[2].SetMeta([]byte("x")); !errors.Is(err, swim.ErrLeft) {
+			t.Errorf("SetMeta after Leave = %v, want ErrLeft", err)
+		}
+	})
+}
