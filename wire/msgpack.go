@@ -144,7 +144,18 @@ func (r *reader) take(what string, n uint64) ([]byte, error) {
 }
 
 // array reads an array header and checks it has at least want elements.
+// The fast path (fixarray) is small enough to inline.
 func (r *reader) array(what string, want int) (int, error) {
+	if r.off < len(r.b) {
+		if c := r.b[r.off]; c&0xf0 == 0x90 && int(c&0x0f) >= want && int(c&0x0f) < len(r.b)-r.off {
+			r.off++
+			return int(c & 0x0f), nil
+		}
+	}
+	return r.arraySlow(what, want)
+}
+
+func (r *reader) arraySlow(what string, want int) (int, error) {
 	c, err := r.byte1(what)
 	if err != nil {
 		return 0, err
@@ -173,8 +184,19 @@ func (r *reader) array(what string, want int) (int, error) {
 	return int(n), nil
 }
 
-// uint reads a non-negative integer no greater than max.
+// uint reads a non-negative integer no greater than max (at least 255 for
+// every field). The fast path (positive fixint) is small enough to inline.
 func (r *reader) uint(what string, max uint64) (uint64, error) {
+	if r.off < len(r.b) {
+		if c := r.b[r.off]; c < 0x80 {
+			r.off++
+			return uint64(c), nil
+		}
+	}
+	return r.uintSlow(what, max)
+}
+
+func (r *reader) uintSlow(what string, max uint64) (uint64, error) {
 	c, err := r.byte1(what)
 	if err != nil {
 		return 0, err
@@ -219,8 +241,22 @@ func (r *reader) bool(what string) (bool, error) {
 	return false, r.malformed(what, c)
 }
 
-// str reads a msgpack str and returns its bytes, aliasing the input.
+// str reads a msgpack str and returns its bytes, aliasing the input. The
+// fast path (fixstr) is small enough to inline.
 func (r *reader) str(what string) ([]byte, error) {
+	if r.off < len(r.b) {
+		if c := r.b[r.off]; c&0xe0 == 0xa0 {
+			if end := r.off + 1 + int(c&0x1f); end <= len(r.b) {
+				b := r.b[r.off+1 : end]
+				r.off = end
+				return b, nil
+			}
+		}
+	}
+	return r.strSlow(what)
+}
+
+func (r *reader) strSlow(what string) ([]byte, error) {
 	c, err := r.byte1(what)
 	if err != nil {
 		return nil, err
@@ -241,8 +277,19 @@ func (r *reader) str(what string) ([]byte, error) {
 }
 
 // bin reads a msgpack bin (or nil, as empty) and returns its bytes, aliasing
-// the input.
+// the input. The fast path (bin8) is small enough to inline.
 func (r *reader) bin(what string) ([]byte, error) {
+	if r.off+1 < len(r.b) && r.b[r.off] == 0xc4 {
+		if end := r.off + 2 + int(r.b[r.off+1]); end <= len(r.b) {
+			b := r.b[r.off+2 : end]
+			r.off = end
+			return b, nil
+		}
+	}
+	return r.binSlow(what)
+}
+
+func (r *reader) binSlow(what string) ([]byte, error) {
 	c, err := r.byte1(what)
 	if err != nil {
 		return nil, err
