@@ -135,6 +135,7 @@ func (d *swimDriver) readLoop() {
 		if d.t.cut.Load() {
 			continue
 		}
+		d.t.udpRecv.Add(uint64(n))
 		select {
 		case d.in <- udpPacket{from, append([]byte(nil), buf[:n]...)}:
 		case <-d.stop:
@@ -213,9 +214,7 @@ func (d *swimDriver) flush(r swim.Ready) {
 			d.badInput.Add(1)
 			continue
 		}
-		if !d.t.cut.Load() {
-			_, _ = d.t.udp.WriteToUDPAddrPort(buf, p.To)
-		}
+		_ = d.t.writeUDP(buf, p.To)
 	}
 	for _, s := range r.Streams {
 		d.wg.Add(1)
@@ -402,10 +401,6 @@ func (d *swimDriver) SendData(to netip.AddrPort, data wire.Data) error {
 		if err != nil {
 			return err
 		}
-		if d.t.cut.Load() {
-			return errPartitioned
-		}
-		_, err = d.t.udp.WriteToUDPAddrPort(buf, to)
-		return err
+		return d.t.writeUDP(buf, to)
 	})
 }

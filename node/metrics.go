@@ -106,6 +106,18 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 		}
 		return float64(n.drv.dropped.Load())
 	})
+	traffic := func(name, help string, f func(*transport) uint64) {
+		counterFunc(name, help, func() float64 {
+			if n.tr == nil {
+				return 0
+			}
+			return float64(f(n.tr))
+		})
+	}
+	traffic("udp_sent_bytes_total", "UDP bytes sent (gossip, probes, eager deltas).", func(t *transport) uint64 { return t.udpSent.Load() })
+	traffic("udp_received_bytes_total", "UDP bytes received.", func(t *transport) uint64 { return t.udpRecv.Load() })
+	traffic("tcp_sent_bytes_total", "TCP stream bytes sent (push-pull, anti-entropy, large deltas), TLS included.", func(t *transport) uint64 { return t.tcpSent.Load() })
+	traffic("tcp_received_bytes_total", "TCP stream bytes received.", func(t *transport) uint64 { return t.tcpRecv.Load() })
 	counterFunc("udp_bad_input_total", "UDP packets or parts that did not decode.", func() float64 {
 		if n.drv == nil {
 			return 0

@@ -135,15 +135,27 @@ func (n *Node) APIAddr() string {
 	return n.apiLn.Addr().String()
 }
 
-// swimConfig returns the swim profile of the config.
-func (n *Node) swimConfig() swim.Config {
-	switch n.cfg.Profile {
+// swimConfig returns the swim configuration of the node's profile.
+func (n *Node) swimConfig() swim.Config { return SwimConfig(n.cfg.Profile) }
+
+// SwimConfig returns the swim configuration a node uses for profile ("lan",
+// "wan" or "local"; anything else is "lan"). It is swim's profile with
+// faster gossip: above Config.EagerMembers deltas travel by gossip, and
+// gossip rounds send nothing when there is no news, so a shorter interval
+// and a wider fan-out cost bandwidth only while there are writes.
+func SwimConfig(profile string) swim.Config {
+	var c swim.Config
+	switch profile {
 	case "wan":
 		return swim.WANConfig()
 	case "local":
-		return swim.LocalConfig()
+		c = swim.LocalConfig()
+	default:
+		c = swim.LANConfig()
 	}
-	return swim.LANConfig()
+	c.GossipInterval = min(c.GossipInterval, 100*time.Millisecond)
+	c.GossipNodes = max(c.GossipNodes, 4)
+	return c
 }
 
 // Start binds the gossip port and the API listener and starts the

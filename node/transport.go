@@ -49,6 +49,36 @@ type transport struct {
 	codecCfg  wire.Config
 	// cut simulates a partition (tests): nothing is sent or received.
 	cut atomic.Bool
+	// Bytes sent and received, for bandwidth figures.
+	udpSent, udpRecv, tcpSent, tcpRecv atomic.Uint64
+}
+
+// countingConn counts the bytes of a TCP connection (below TLS).
+type countingConn struct {
+	net.Conn
+	sent, recv *atomic.Uint64
+}
+
+func (c countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.recv.Add(uint64(n))
+	return n, err
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.sent.Add(uint64(n))
+	return n, err
+}
+
+// writeUDP sends one packet unless the node is cut off.
+func (t *transport) writeUDP(b []byte, to netip.AddrPort) error {
+	if t.cut.Load() {
+		return errPartitioned
+	}
+	n, err := t.udp.WriteToUDPAddrPort(b, to)
+	t.udpSent.Add(uint64(n))
+	return err
 }
 
 // listen binds UDP and TCP on the same port. With port 0 it retries a few
@@ -106,10 +136,11 @@ func (t *transport) dial(ctx context.Context, to netip.AddrPort, ch byte, deadli
 		return nil, errPartitioned
 	}
 	d := net.Dialer{Deadline: deadline}
-	c, err := d.DialContext(ctx, "tcp", to.String())
+	raw, err := d.DialContext(ctx, "tcp", to.String())
 	if err != nil {
 		return nil, err
 	}
+	var c net.Conn = countingConn{raw, &t.tcpSent, &t.tcpRecv}
 	if t.tlsClient != nil {
 		tc := tls.Client(c, t.tlsClient)
 		tc.SetDeadline(deadline)
@@ -133,6 +164,7 @@ func (t *transport) accept(c net.Conn, deadline time.Time) (net.Conn, byte, erro
 	if t.cut.Load() {
 		return nil, 0, errPartitioned
 	}
+	c = countingConn{c, &t.tcpSent, &t.tcpRecv}
 	c.SetDeadline(deadline)
 	if t.tlsServer != nil {
 		tc := tls.Server(c, t.tlsServer)
