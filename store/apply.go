@@ -67,6 +67,9 @@ func (s *Store) ApplyDelta(d *Delta, now time.Time) error {
 		}
 	}
 	complete := true
+	limit := skewLimit(now, s.cfg.MaxSkew)
+	var lastNS []byte // entries come grouped by namespace: resolve each run once
+	var nsi uint16
 	for i := range d.Entries {
 		e := &d.Entries[i]
 		la := amap[e.Actor]
@@ -78,12 +81,20 @@ func (s *Store) ApplyDelta(d *Delta, now time.Time) error {
 			complete = false
 			continue
 		}
-		if tooFarAhead(e.Stamp, now, s.cfg.MaxSkew) {
+		if e.Stamp > limit {
 			s.hold(e, la)
 			complete = false
 			continue
 		}
-		if s.applyEntry(e.Namespace, e.Key, e.Value, e.Deleted, e.Stamp, la, e.Seq) != nil {
+		if lastNS == nil || string(lastNS) != string(e.Namespace) {
+			if nsi, err = s.namespace(string(e.Namespace)); err != nil {
+				s.stats.Rejected++
+				complete = false
+				continue
+			}
+			lastNS = e.Namespace
+		}
+		if s.applyEntry(nsi, e.Key, e.Value, e.Deleted, e.Stamp, la, e.Seq) != nil {
 			s.stats.Rejected++
 			complete = false
 		}
@@ -156,15 +167,8 @@ func (s *Store) mapActors(as []Actor) ([]uint32, error) {
 }
 
 // applyEntry merges one remote write whose dot the store has not seen.
-func (s *Store) applyEntry(ns, key, value []byte, tomb bool, stamp uint64, la uint32, seq uint64) error {
-	nsi, ok := s.nsIdx[string(ns)]
-	if !ok {
-		var err error
-		if nsi, err = s.namespace(string(ns)); err != nil {
-			return err
-		}
-	}
-	idx := s.t.lookup(nsi, transient(key))
+func (s *Store) applyEntry(nsi uint16, key, value []byte, tomb bool, stamp uint64, la uint32, seq uint64) error {
+	idx, h := s.t.lookup(nsi, transient(key))
 	if idx >= 0 && !s.wins(stamp, la, &s.t.entries[idx]) {
 		s.ctx[la].add(seq) // seen, and lost
 		return nil
@@ -185,7 +189,7 @@ func (s *Store) applyEntry(ns, key, value []byte, tomb bool, stamp uint64, la ui
 		value = nil
 	}
 	s.clock.observe(stamp)
-	s.install(idx, newEntry(concatKV(transient(key), value), len(key), tomb, stamp, seq, la, nsi))
+	s.install(idx, h, newEntry(concatKV(transient(key), value), len(key), tomb, stamp, seq, la, nsi))
 	s.ctx[la].add(seq)
 	return nil
 }
@@ -218,8 +222,9 @@ const maxHeldBytes = 16 << 20
 // release applies the held writes that local time has caught up with.
 func (s *Store) release(now time.Time) {
 	keep := s.held[:0]
+	limit := skewLimit(now, s.cfg.MaxSkew)
 	for _, h := range s.held {
-		if tooFarAhead(h.stamp, now, s.cfg.MaxSkew) {
+		if h.stamp > limit {
 			keep = append(keep, h)
 			continue
 		}
@@ -229,7 +234,8 @@ func (s *Store) release(now time.Time) {
 		if s.ctx[h.actor].has(h.seq) {
 			continue
 		}
-		if s.applyEntry([]byte(h.ns), []byte(h.kv[:h.klen]), []byte(h.kv[h.klen:]), h.tomb, h.stamp, h.actor, h.seq) != nil {
+		nsi, err := s.namespace(h.ns)
+		if err != nil || s.applyEntry(nsi, []byte(h.kv[:h.klen]), []byte(h.kv[h.klen:]), h.tomb, h.stamp, h.actor, h.seq) != nil {
 			s.stats.Rejected++
 		}
 	}

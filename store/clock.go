@@ -46,8 +46,8 @@ func (c *hlc) observe(st uint64) {
 	}
 }
 
-// tooFarAhead reports whether a remote stamp runs more than skew ahead of now.
-func tooFarAhead(st uint64, now time.Time, skew time.Duration) bool {
-	limit := physical(now.Add(skew)) | 0xffff
-	return st > limit
+// skewLimit is the greatest remote stamp accepted at now: anything more
+// than skew ahead is held back.
+func skewLimit(now time.Time, skew time.Duration) uint64 {
+	return physical(now.Add(skew)) | 0xffff
 }

@@ -156,7 +156,7 @@ func (h *history) settle() {
 }
 
 func (h *history) record(s *Store, ns, key string) {
-	idx := s.t.lookup(s.nsIdx[ns], key)
+	idx, _ := s.t.lookup(s.nsIdx[ns], key)
 	e := &s.t.entries[idx]
 	w := write{stamp: e.stamp, actor: s.Self(), value: e.value(), tomb: e.tomb()}
 	if old, ok := h.want[ns+"/"+key]; !ok || w.beats(old) {

@@ -187,7 +187,8 @@ func (n *Store) decodeSnapshot(body []byte) error {
 		if n.t.full() {
 			return fmt.Errorf("%w: snapshot holds too many keys", ErrStoreFull)
 		}
-		if n.t.lookup(uint16(nsi), transient(key)) >= 0 || n.dots[la].find(sq) >= 0 {
+		idx, h := n.t.lookup(uint16(nsi), transient(key))
+		if idx >= 0 || n.dots[la].find(sq) >= 0 {
 			r.fail("duplicate key or dot")
 			break
 		}
@@ -195,7 +196,7 @@ func (n *Store) decodeSnapshot(body []byte) error {
 			r.fail("entry outside the causal context")
 			break
 		}
-		n.install(-1, newEntry(concatKV(transient(key), val), len(key), tomb, stamp, sq, la, uint16(nsi)))
+		n.install(-1, h, newEntry(concatKV(transient(key), val), len(key), tomb, stamp, sq, la, uint16(nsi)))
 		if n.bytes > n.cfg.MaxBytes {
 			return fmt.Errorf("%w: snapshot holds more than MaxBytes", ErrStoreFull)
 		}

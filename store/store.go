@@ -195,7 +195,7 @@ func (s *Store) write(ns, key string, value []byte, tomb bool, now time.Time) er
 	if err != nil {
 		return err
 	}
-	idx := s.t.lookup(nsi, key)
+	idx, h := s.t.lookup(nsi, key)
 	// Deleting a key we do not hold still writes a tombstone: it records
 	// the delete against a write that has not reached us yet.
 	grow := int64(len(key)+len(value)) + entryOverhead
@@ -214,15 +214,16 @@ func (s *Store) write(ns, key string, value []byte, tomb bool, now time.Time) er
 	seq := s.seq
 	s.ctx[0].add(seq)
 	e := newEntry(concatKV(key, value), len(key), tomb, s.clock.tick(now), seq, 0, nsi)
-	s.install(idx, e)
+	s.install(idx, h, e)
 	return nil
 }
 
-// install puts e at idx (or adds it when idx < 0), keeping the dot index,
-// byte count and tombstone count right, and tells watchers.
-func (s *Store) install(idx int, e entry) {
+// install puts e at idx (or adds it, with key hash h, when idx < 0),
+// keeping the dot index, byte count and tombstone count right, and tells
+// watchers.
+func (s *Store) install(idx int, h uint64, e entry) {
 	if idx < 0 {
-		idx = s.t.insert(e)
+		idx = s.t.insert(e, h)
 	} else {
 		old := &s.t.entries[idx]
 		s.dots[old.actor].remove(old.seq)
@@ -261,7 +262,7 @@ func (s *Store) Get(ns, key string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	idx := s.t.lookup(nsi, key)
+	idx, _ := s.t.lookup(nsi, key)
 	if idx < 0 {
 		return "", false
 	}

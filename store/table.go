@@ -82,23 +82,24 @@ func (t *table) hash(ns uint16, key string) uint64 {
 
 func tagOf(h uint64) uint32 { return uint32(h>>57) << idxBits }
 
-// lookup returns the index of (ns, key) or -1.
-func (t *table) lookup(ns uint16, key string) int {
-	if len(t.slots) == 0 {
-		return -1
-	}
+// lookup returns the index of (ns, key) or -1, and the key's hash for a
+// following insert.
+func (t *table) lookup(ns uint16, key string) (int, uint64) {
 	h := t.hash(ns, key)
+	if len(t.slots) == 0 {
+		return -1, h
+	}
 	tag := tagOf(h)
 	i := h & t.mask
 	for {
 		s := t.slots[i]
 		if s == 0 {
-			return -1
+			return -1, h
 		}
 		if s&^idxMask == tag {
 			e := &t.entries[s&idxMask-1]
 			if e.ns == ns && e.key() == key {
-				return int(s&idxMask - 1)
+				return int(s&idxMask - 1), h
 			}
 		}
 		i = (i + 1) & t.mask
@@ -108,21 +109,19 @@ func (t *table) lookup(ns uint16, key string) int {
 // full reports whether the arena has reached maxEntries.
 func (t *table) full() bool { return len(t.entries) >= maxEntries }
 
-// insert appends e to the arena and indexes it; the key must be absent and
-// the table not full.
-func (t *table) insert(e entry) int {
+// insert appends e, whose key hashes to h, to the arena and indexes it;
+// the key must be absent and the table not full.
+func (t *table) insert(e entry, h uint64) int {
 	if (len(t.entries)+1)*8 > len(t.slots)*7 {
 		t.grow()
 	}
 	idx := len(t.entries)
 	t.entries = append(t.entries, e)
-	t.place(uint32(idx))
+	t.place(uint32(idx), h)
 	return idx
 }
 
-func (t *table) place(idx uint32) {
-	e := &t.entries[idx]
-	h := t.hash(e.ns, e.key())
+func (t *table) place(idx uint32, h uint64) {
 	i := h & t.mask
 	for t.slots[i] != 0 {
 		i = (i + 1) & t.mask
@@ -138,7 +137,8 @@ func (t *table) grow() {
 	t.slots = make([]uint32, n)
 	t.mask = uint64(n - 1)
 	for i := range t.entries {
-		t.place(uint32(i))
+		e := &t.entries[i]
+		t.place(uint32(i), t.hash(e.ns, e.key()))
 	}
 }
 
