@@ -191,6 +191,14 @@ func (s *Store) applyEntry(nsi uint16, key, value []byte, tomb bool, stamp uint6
 	s.clock.observe(stamp)
 	s.install(idx, h, newEntry(concatKV(transient(key), value), len(key), tomb, stamp, seq, la, nsi))
 	s.ctx[la].add(seq)
+	if tomb && seq <= s.floor[la] {
+		// A tombstone under the floor (from a trusted page while
+		// resynchronising) has done its job once it won; collect it now.
+		if idx < 0 {
+			idx, _ = s.t.lookup(nsi, transient(key))
+		}
+		s.removeAll([]int{idx})
+	}
 	return nil
 }
 

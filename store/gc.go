@@ -85,10 +85,7 @@ func (s *Store) Collect(live []Actor, now time.Time, horizon time.Duration) int 
 	}
 	before := s.stats.Collected
 	if s.gc.pending && dominates(stable, s.gc.join) {
-		for a, f := range s.gc.stable {
-			s.floor[a] = max(s.floor[a], f)
-		}
-		s.collectUnderFloor()
+		s.raiseFloor(s.gc.stable)
 		s.gc.pending = false
 	}
 	if !s.gc.pending {
@@ -134,10 +131,39 @@ func (s *Store) mergeFloor(fl []uint64) {
 	if behind {
 		s.resync(fl)
 	}
+	s.raiseFloor(fl)
+}
+
+// raiseFloor raises the floor to fl and collects the tombstones between
+// the old floor and the new: a range scan of each actor's dot index, so the
+// cost follows what is collected, not the size of the store. (A tombstone
+// arriving under the floor later is collected on arrival; see applyEntry.)
+func (s *Store) raiseFloor(fl []uint64) {
+	var doomed []int
 	for a, f := range fl {
-		s.floor[a] = max(s.floor[a], f)
+		if f <= s.floor[a] {
+			continue
+		}
+		di := &s.dots[a]
+		for i, end := di.after(s.floor[a]), di.after(f); i < end; i++ {
+			if idx := di.idxs[i]; idx != deadIdx && s.t.entries[idx].tomb() {
+				doomed = append(doomed, int(idx))
+			}
+		}
+		s.floor[a] = f
 	}
-	s.collectUnderFloor()
+	s.removeAll(doomed)
+}
+
+// removeAll removes the entries at idxs (distinct), counting them as
+// collected. Going from the highest index down keeps the indices still to
+// remove valid: removeAt only moves the last entry.
+func (s *Store) removeAll(idxs []int) {
+	slices.Sort(idxs)
+	for i := len(idxs) - 1; i >= 0; i-- {
+		s.removeAt(idxs[i])
+		s.stats.Collected++
+	}
 }
 
 // resync drops every entry whose dot is under fl and forgets, for each
@@ -171,18 +197,19 @@ func (s *Store) resync(fl []uint64) {
 	}
 }
 
-// collectUnderFloor drops the tombstones whose dots are under the floor.
+// collectUnderFloor drops every tombstone under the floor, scanning the
+// whole store (after a restore).
 func (s *Store) collectUnderFloor() {
 	if s.tombs == 0 {
 		return
 	}
-	for i := len(s.t.entries) - 1; i >= 0; i-- {
-		e := &s.t.entries[i]
-		if e.tomb() && e.seq <= s.floor[e.actor] {
-			s.removeAt(i)
-			s.stats.Collected++
+	var doomed []int
+	for i := range s.t.entries {
+		if e := &s.t.entries[i]; e.tomb() && e.seq <= s.floor[e.actor] {
+			doomed = append(doomed, i)
 		}
 	}
+	s.removeAll(doomed)
 }
 
 // removeAt drops entry idx, moving the last entry into its place.

@@ -224,5 +224,6 @@ func (n *Store) decodeSnapshot(body []byte) error {
 	// Never reuse a dot the context already holds for the local actor.
 	n.seq = max(n.seq, n.ctx[0].top())
 	n.sent = n.seq
+	n.collectUnderFloor()
 	return nil
 }
