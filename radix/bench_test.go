@@ -161,6 +161,8 @@ func BenchmarkMemory(b *testing.B) {
 	b.ReportMetric(float64(st.Chains), "chains")
 	b.ReportMetric(float64(st.Bytes)/float64(st.HolderPages), "est-B/holder-page")
 	b.ReportMetric(big.duration.Seconds(), "build-s")
+	// Where the page table is in its growth cycle (8/15 to 4/5 full).
+	b.ReportMetric(float64(ix.x.table.n)/float64(len(ix.x.table.slots)), "table-load")
 }
 
 // BenchmarkMatch matches prompts held by one worker, already hashed, on the

@@ -319,7 +319,7 @@ func (x *core) grow(w, stamp, ci uint32, pages []uint64) (uint32, error) {
 			add := pages[:min(len(pages), maxChainPages-base)]
 			x.table.reserve(len(add))
 			c = &x.chains[ci]
-			c.hashes = append(c.hashes, add...)
+			c.hashes = appendTight(c.hashes, add)
 			x.sink += x.table.touch(add)
 			for i, h := range add {
 				if !x.table.put(h, ci, uint32(base+i), false) {
@@ -360,6 +360,23 @@ func (x *core) grow(w, stamp, ci uint32, pages []uint64) (uint32, error) {
 	}
 	return ci, nil
 }
+
+// appendTight appends add to hs. Short chains get a slice of exactly the
+// new length (append's doubling would waste about a quarter of the memory
+// of the hashes, 2 bytes a page); long ones grow as append grows them, so
+// that a chain extended one page at a time stays linear.
+func appendTight(hs, add []uint64) []uint64 {
+	n := len(hs) + len(add)
+	if n > cap(hs) && n <= tightChainPages {
+		out := make([]uint64, n)
+		copy(out, hs)
+		copy(out[len(hs):], add)
+		return out
+	}
+	return append(hs, add...)
+}
+
+const tightChainPages = 1024
 
 // newChain adds a chain of pages below the end of chain ci.
 func (x *core) newChain(ci uint32, pages []uint64) (uint32, error) {

@@ -1,13 +1,16 @@
 package radix
 
+import "math/bits"
+
 // pageTable maps a lineage hash to the page's place (chain index, offset) in
 // an open-addressing table with linear probing. A slot is 8 bytes: chain+1
-// (32 bits), a 16-bit tag from the hash's top bits, and the offset in the
+// (32 bits), a 16-bit tag from the hash's low bits, and the offset in the
 // chain (16 bits, so chains are at most maxChainPages long). The full key is
 // not stored: it is read back from the chain, and only when the tag matches,
-// so a miss rarely touches chain memory. At most 3/4 of the slots are used,
-// which keeps the table between 10.7 and 21.3 bytes per distinct page
-// (a map[uint64]uint64 takes about 25-40).
+// so a miss rarely touches chain memory. A hash's home slot comes from its
+// high bits scaled to the table size (not a power of two), so the table can
+// grow by 3/2 and stays between 8/15 and 4/5 full: 10 to 15 bytes per
+// distinct page (a map[uint64]uint64 takes about 25-40).
 //
 // Deletion leaves a tombstone, so it never reads other keys back; growing
 // (or rebuilding at the same size when tombstones pile up) rebuilds the table
@@ -31,9 +34,21 @@ const (
 	tombstone = 1
 )
 
-func (t *pageTable) mask() uint64 { return uint64(len(t.slots) - 1) }
+// home returns h's home slot: the high bits of h scaled to the table size.
+func (t *pageTable) home(h uint64) uint64 {
+	hi, _ := bits.Mul64(h, uint64(len(t.slots)))
+	return hi
+}
 
-func tagOf(h uint64) uint64 { return h >> 48 }
+// next returns the slot after i, wrapping around.
+func (t *pageTable) next(i uint64) uint64 {
+	if i++; i == uint64(len(t.slots)) {
+		return 0
+	}
+	return i
+}
+
+func tagOf(h uint64) uint64 { return h & 0xffff }
 
 func packSlot(h uint64, ci, off uint32) uint64 {
 	return uint64(ci+1)<<32 | tagOf(h)<<16 | uint64(off)
@@ -48,9 +63,8 @@ func (t *pageTable) get(h uint64) (ci, off uint32, ok bool) {
 	if len(t.slots) == 0 {
 		return 0, 0, false
 	}
-	m := t.mask()
 	tag := tagOf(h)
-	for i := h & m; ; i = (i + 1) & m {
+	for i := t.home(h); ; i = t.next(i) {
 		s := t.slots[i]
 		if s == 0 {
 			return 0, 0, false
@@ -65,14 +79,15 @@ func (t *pageTable) get(h uint64) (ci, off uint32, ok bool) {
 // reserve makes room for k more pages. Callers reserve before they change
 // chains, because rebuilding reads the chains.
 func (t *pageTable) reserve(k int) {
-	if (t.n+t.dead+k)*4 <= len(t.slots)*3 {
+	if (t.n+t.dead+k)*5 <= len(t.slots)*4 {
 		return
 	}
+	// Grow by 3/2 until the live entries fill at most 3/5 of the slots,
+	// which leaves room for new entries and tombstones before the next
+	// rebuild; tombstones alone cause a rebuild at the same size.
 	size := max(len(t.slots), minTableSlots)
-	// Grow unless the live entries fit in 9/16 of the slots, which leaves
-	// room for new entries and tombstones before the next rebuild.
-	for (t.n+k)*16 > size*9 {
-		size *= 2
+	for (t.n+k)*5 > size*3 {
+		size += size / 2
 	}
 	t.rebuild(size)
 }
@@ -80,10 +95,9 @@ func (t *pageTable) reserve(k int) {
 // put records the place of h. With replace false it leaves an existing
 // place alone; it reports whether h was new. Room must have been reserved.
 func (t *pageTable) put(h uint64, ci, off uint32, replace bool) bool {
-	m := t.mask()
 	tag := tagOf(h)
 	free := -1
-	for i := h & m; ; i = (i + 1) & m {
+	for i := t.home(h); ; i = t.next(i) {
 		s := t.slots[i]
 		if s == 0 {
 			if free >= 0 {
@@ -114,9 +128,8 @@ func (t *pageTable) del(h uint64) {
 	if len(t.slots) == 0 {
 		return
 	}
-	m := t.mask()
 	tag := tagOf(h)
-	for i := h & m; ; i = (i + 1) & m {
+	for i := t.home(h); ; i = t.next(i) {
 		s := t.slots[i]
 		if s == 0 {
 			return
@@ -133,11 +146,10 @@ func (t *pageTable) del(h uint64) {
 func (t *pageTable) rebuild(size int) {
 	t.slots = make([]uint64, size)
 	t.dead = 0
-	m := t.mask()
 	t.each(func(h, s uint64) {
-		i := h & m
+		i := t.home(h)
 		for t.slots[i] != 0 {
-			i = (i + 1) & m
+			i = t.next(i)
 		}
 		t.slots[i] = s
 	})
@@ -146,10 +158,9 @@ func (t *pageTable) rebuild(size int) {
 // touch loads the home slot of each of hs so that the cache misses of a
 // following run of puts overlap instead of queueing one after another.
 func (t *pageTable) touch(hs []uint64) uint64 {
-	m := t.mask()
 	var acc uint64
 	for _, h := range hs {
-		acc += t.slots[h&m]
+		acc += t.slots[t.home(h)]
 	}
 	return acc
 }
