@@ -38,6 +38,7 @@ type Core struct {
 	order    []*member // probe order, self excluded; dead members stay until reaped
 	probeAt  int       // next index in order
 	live     int       // members alive or suspect, self excluded
+	dead     int       // members dead (not left), self excluded
 	suspects []*member // members with a running suspicion timer
 
 	queue      queue
@@ -290,6 +291,9 @@ func (c *Core) reapEvery() time.Duration { return max(c.cfg.ReapTimeout/8, time.
 func (c *Core) reconnect(now time.Time) {
 	if len(c.seeds) > 0 && (c.live == 0 || c.isolated()) {
 		c.startPushPull(now, c.seeds[c.rng.IntN(len(c.seeds))], false)
+		return
+	}
+	if c.dead == 0 {
 		return
 	}
 	if m := c.randomMember(func(m *member) bool { return m.State == StateDead }); m != nil {

@@ -48,6 +48,11 @@ func (c *Core) setState(m *member, s State, now time.Time) {
 		} else if !wasLive && isLive {
 			c.live++
 		}
+		if m.State == StateDead && s != StateDead {
+			c.dead--
+		} else if m.State != StateDead && s == StateDead {
+			c.dead++
+		}
 	}
 	if m.State != s {
 		m.Since = now
@@ -77,7 +82,7 @@ func (c *Core) addMember(now time.Time, a wire.Alive) *member {
 }
 
 func (c *Core) removeMember(m *member) {
-	c.setState(m, StateDead, m.Since)
+	c.setState(m, StateLeft, m.Since) // out of the counts
 	delete(c.members, m.Name)
 	i := m.probeIdx
 	c.order = slices.Delete(c.order, i, i+1)

@@ -1,6 +1,10 @@
 package swimsim
 
-import "github.com/meshnode/meshnode/swim"
+import (
+	"time"
+
+	"github.com/meshnode/meshnode/swim"
+)
 
 // Running reports whether node i is up (not crashed).
 func (c *Cluster) Running(i int) bool { return c.Net.Up(i) }
@@ -16,6 +20,19 @@ func (c *Cluster) SeesAlive(obs, i int) bool {
 // running node of set as a member (alive or suspect) in its current
 // generation.
 func (c *Cluster) Converged(set []int) bool {
+	running := 0
+	for _, i := range set {
+		if c.Running(i) {
+			running++
+		}
+	}
+	// Cheap first: an observer that counts fewer live members cannot see
+	// them all.
+	for _, obs := range set {
+		if c.Running(obs) && c.Nodes[obs].Core.NumAlive() < running {
+			return false
+		}
+	}
 	for _, obs := range set {
 		if !c.Running(obs) {
 			continue
@@ -82,4 +99,25 @@ func (c *Cluster) SumStats(ids []int) swim.Stats {
 		s.Reaped += t.Reaped
 	}
 	return s
+}
+
+// RunUntil runs in steps of 50 ms until cond holds or limit passes, and
+// returns the time it took and whether cond held.
+func (c *Cluster) RunUntil(limit time.Duration, cond func() bool) (time.Duration, bool) {
+	start := c.Net.Now()
+	for c.Net.Now().Sub(start) < limit {
+		c.Net.RunFor(50 * time.Millisecond)
+		if cond() {
+			return c.Net.Now().Sub(start), true
+		}
+	}
+	return limit, false
+}
+
+// Bootstrap makes every node join through the seed nodes within 2 s and
+// runs until every node sees every other (or limit passes).
+func (c *Cluster) Bootstrap(limit time.Duration, seeds ...int) (time.Duration, bool) {
+	c.JoinAll(2*time.Second, seeds...)
+	all := c.All()
+	return c.RunUntil(limit, func() bool { return c.Converged(all) })
 }
