@@ -42,7 +42,7 @@ type Core struct {
 	suspects []*member // members with a running suspicion timer
 
 	queue      queue
-	forwarded  map[string]uint64 // accusations about unknown members already forwarded: name -> gen<<32|inc
+	forwarded  map[string]news // accusations about unknown members already forwarded
 	health     int
 	consecFail int
 	rtt        rttEstimator // over all peers: how slow are we?
@@ -104,7 +104,7 @@ func NewCore(cfg Config, self Identity, rng *rand.Rand, now time.Time) (*Core, e
 		rng:       rng,
 		members:   make(map[string]*member),
 		queue:     newQueue(),
-		forwarded: make(map[string]uint64),
+		forwarded: make(map[string]news),
 		corrected: make(map[string]time.Time),
 		lastInput: now,
 	}
@@ -202,9 +202,9 @@ func (c *Core) Broadcast(d wire.Data) error {
 // with exponential backoff until one exchange succeeds.
 func (c *Core) Join(now time.Time, seeds []netip.AddrPort) {
 	c.observe(now)
-	c.seeds = slices.Clone(seeds)
+	c.seeds = slices.DeleteFunc(slices.Clone(seeds), func(s netip.AddrPort) bool { return s == c.self.Addr })
 	if len(c.seeds) == 0 {
-		return
+		return // the first member: nothing to join
 	}
 	c.joining = true
 	c.joinWait = c.cfg.JoinRetryMin
@@ -219,9 +219,6 @@ func (c *Core) SetSeeds(seeds []netip.AddrPort) { c.seeds = slices.Clone(seeds) 
 func (c *Core) joinAttempt(now time.Time) {
 	if c.joinFlight == 0 {
 		for _, s := range c.seeds {
-			if s == c.self.Addr {
-				continue
-			}
 			if c.startPushPull(now, s, true) {
 				c.joinFlight++
 			}

@@ -416,3 +416,11 @@ func sortStrings(s []string) []string {
 	}
 	return s
 }
+
+func TestJoinThroughOnlyItselfIsNoJoin(t *testing.T) {
+	c := newCore(t, "a", 1)
+	c.Join(t0, []netip.AddrPort{addr(1)})
+	if r := c.Ready(); len(r.Streams) != 0 || !c.Joined() {
+		t.Errorf("joining through itself: %d streams, Joined() = %v; want none, true", len(r.Streams), c.Joined())
+	}
+}

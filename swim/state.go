@@ -221,16 +221,18 @@ func (c *Core) applyDead(now time.Time, d wire.Dead, asSuspect bool) {
 // forward passes on an accusation about a member this node does not know
 // (or knows only in an older generation), once per news.
 func (c *Core) forward(name string, gen, inc uint64, msg wire.Message, prio int) {
-	key := gen<<32 | inc&0xffffffff
-	if old, ok := c.forwarded[name]; ok && old >= key {
+	if old, ok := c.forwarded[name]; ok && (old.gen > gen || old.gen == gen && old.inc >= inc) {
 		return
 	}
 	if len(c.forwarded) >= 1024 {
-		clear(c.forwarded)
+		clear(c.forwarded) // a bound; at worst some news is forwarded twice
 	}
-	c.forwarded[name] = key
+	c.forwarded[name] = news{gen, inc}
 	c.enqueue(name, msg, prio)
 }
+
+// news identifies what was said about a member: generation and incarnation.
+type news struct{ gen, inc uint64 }
 
 // accused handles an accusation of this member by from: a current one is
 // refuted; a stale one (older than our incarnation: we refuted already, but
