@@ -28,6 +28,24 @@
 // of the next Tick. The runner (goroutines, sockets, timers, DNS, the bounded
 // event channel) lives outside this package's core.
 //
+// Ownership: messages passed in are borrowed for the call (the core copies
+// what it keeps, so the runner may decode into reused messages); everything
+// Ready returns belongs to the runner, except that one broadcast message may
+// appear in several packets and must not be modified.
+//
+// # Streams
+//
+// A stream exchange is one request (a list of messages) and at most one
+// reply, over TCP in production and modelled by the simulator:
+//
+//   - TCP ping: [Ping] -> [Ack], opened by a probe whose direct ping timed
+//     out, with the probe's deadline;
+//   - push-pull: [PushPull, Members{own record}, Digest{every member known},
+//     Data{state}?] -> [PushPull, Members{records the requester lacks or
+//     holds older}, Digest{entries whose records the server wants}, Data?];
+//     the requester then opens a one-way [PushPull, Members{wanted
+//     records}]. Data with Kind 0 carries the StateDelegate's opaque state.
+//
 // # Mechanisms
 //
 // Round-robin probing over a shuffled list, new members at random
