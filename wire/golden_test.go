@@ -53,6 +53,10 @@ func docExamples(t *testing.T) map[string][]byte {
 	if ex["encrypted"], err = enc.AppendPacket(nil, &Ack{Seq: 7, Payload: []byte("ok")}); err != nil {
 		t.Fatal(err)
 	}
+	encFrames := mustCodec(t, Config{Keyring: k, Label: "prod", Rand: &countingReader{}})
+	if ex["encrypted-frame"], err = encFrames.AppendFrame(nil, TypeNack, (&Nack{Seq: 7}).AppendBody(nil)); err != nil {
+		t.Fatal(err)
+	}
 	if ex["frame"], err = plain.AppendFrame(nil, TypePushPull, (&PushPull{Join: true, Members: 3}).AppendBody(nil)); err != nil {
 		t.Fatal(err)
 	}
