@@ -379,3 +379,42 @@ func TestAPIToken(t *testing.T) {
 		})
 	}
 }
+
+func TestTokenList(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []uint32
+		err  string
+	}{
+		{`[]`, []uint32{}, ""},
+		{`[1,2, 3 ]`, []uint32{1, 2, 3}, ""},
+		{" [ 4294967295\n]", []uint32{4294967295}, ""},
+		{`null`, nil, ""},
+		{`[4294967296]`, nil, "above"},
+		{`[-1]`, nil, "non-negative"},
+		{`[1.5]`, nil, "','"},
+		{`[1,]`, nil, "non-negative"},
+		{`[1 2]`, nil, "','"},
+		{`["1"]`, nil, "non-negative"},
+		{`{}`, nil, "array"},
+		{`[00000000000000000001]`, nil, "above"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			var got tokenList
+			err := got.UnmarshalJSON([]byte(tc.in))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want one mentioning %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, []uint32(got)); diff != "" {
+				t.Fatalf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -247,9 +247,69 @@ func (n *Node) handleTake(w http.ResponseWriter, r *http.Request) {
 type promptRequest struct {
 	Model  string   `json:"model"`
 	Worker string   `json:"worker"`
-	Tokens []uint32 `json:"tokens"`
+	Tokens tokenList `json:"tokens"`
 	Text   *string  `json:"text"`
 	Record bool     `json:"record"`
+}
+
+// tokenList is a JSON array of token IDs, parsed without reflection: a
+// route request's prompt is most of its bytes.
+type tokenList []uint32
+
+// UnmarshalJSON parses an array of integers in [0, 2^32).
+func (t *tokenList) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*t = nil
+		return nil
+	}
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '[' {
+		return fmt.Errorf("tokens: want an array of integers")
+	}
+	out := make([]uint32, 0, min(len(b)/2, maxPromptTokens))
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		*t = out
+		return nil
+	}
+	for {
+		start := i
+		var v uint64
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			v = v*10 + uint64(b[i]-'0')
+			if v > 1<<32-1 || i-start > 10 {
+				return fmt.Errorf("tokens[%d]: above 2^32-1", len(out))
+			}
+			i++
+		}
+		if i == start {
+			return fmt.Errorf("tokens[%d]: want a non-negative integer", len(out))
+		}
+		if len(out) == maxPromptTokens {
+			return fmt.Errorf("tokens: more than %d", maxPromptTokens)
+		}
+		out = append(out, uint32(v))
+		i = skipSpace(b, i)
+		if i == len(b) {
+			return fmt.Errorf("tokens: unterminated array")
+		}
+		if b[i] == ']' {
+			break
+		}
+		if b[i] != ',' {
+			return fmt.Errorf("tokens[%d]: want ',' or ']'", len(out))
+		}
+		i = skipSpace(b, i+1)
+	}
+	*t = out
+	return nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // pages cuts the prompt into lineage hashes; it writes the error itself.
@@ -292,7 +352,7 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ws, _ := n.st.workers(req.Model, "", 1<<16)
+	ws := n.st.modelWorkers(req.Model)
 	cands := make([]radix.Candidate, 0, len(ws))
 	byID := make(map[string]Worker, len(ws))
 	for _, wk := range ws {

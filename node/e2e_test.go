@@ -19,7 +19,7 @@ import (
 const waitFor = 90 * time.Second
 
 // eventually polls cond until it holds or waitFor passes.
-func eventually(t *testing.T, what string, cond func() error) {
+func eventually(t testing.TB, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -38,7 +38,7 @@ func eventually(t *testing.T, what string, cond func() error) {
 
 // testCluster is a set of real nodes on loopback.
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	nodes  []*Node
 	cfgs   []Config
 	client *http.Client
@@ -52,7 +52,7 @@ func localConfig(name, dataDir string) Config {
 	}
 }
 
-func newCluster(t *testing.T, n int, withData bool) *testCluster {
+func newCluster(t testing.TB, n int, withData bool, mods ...func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}}
 	t.Cleanup(func() {
@@ -70,7 +70,11 @@ func newCluster(t *testing.T, n int, withData bool) *testCluster {
 		if withData {
 			dir = t.TempDir()
 		}
-		c.cfgs = append(c.cfgs, localConfig(fmt.Sprintf("n%d", i), dir))
+		cfg := localConfig(fmt.Sprintf("n%d", i), dir)
+		for _, m := range mods {
+			m(&cfg)
+		}
+		c.cfgs = append(c.cfgs, cfg)
 		c.nodes = append(c.nodes, nil)
 		c.start(i)
 	}

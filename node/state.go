@@ -67,6 +67,9 @@ type state struct {
 	// that a replicated delete can remove the worker from the index.
 	epochs map[string]uint64
 	subW   *store.Subscription
+	// byModel caches the parsed worker records by model for routing; nil
+	// when a change to the workers namespace invalidated it.
+	byModel map[string][]Worker
 	// changed is closed and replaced whenever the store changes, waking
 	// watchers.
 	changed chan struct{}
@@ -90,6 +93,7 @@ func (s *state) changedLocked() {
 		if !ok {
 			break
 		}
+		s.byModel = nil
 		if ev.Lagged {
 			s.rebuildEpochsLocked()
 			continue
@@ -273,6 +277,23 @@ func (s *state) workers(model, cursor string, limit int) ([]Worker, string) {
 		out = append(out, w)
 	}
 	return out, next
+}
+
+// modelWorkers returns the workers of model from the cache, which it builds
+// when a change invalidated it. The slice must not be modified.
+func (s *state) modelWorkers(model string) []Worker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byModel == nil {
+		s.byModel = map[string][]Worker{}
+		for _, kv := range s.store.List(nsWorkers, "") {
+			var w Worker
+			if json.Unmarshal([]byte(kv.Value), &w) == nil {
+				s.byModel[w.Model] = append(s.byModel[w.Model], w)
+			}
+		}
+	}
+	return s.byModel[model]
 }
 
 // removeWorker deletes a worker's record and its index holdings.
