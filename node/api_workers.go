@@ -245,11 +245,11 @@ func (n *Node) handleTake(w http.ResponseWriter, r *http.Request) {
 
 // promptRequest carries a prompt as tokens or text.
 type promptRequest struct {
-	Model  string   `json:"model"`
-	Worker string   `json:"worker"`
+	Model  string    `json:"model"`
+	Worker string    `json:"worker"`
 	Tokens tokenList `json:"tokens"`
-	Text   *string  `json:"text"`
-	Record bool     `json:"record"`
+	Text   *string   `json:"text"`
+	Record bool      `json:"record"`
 }
 
 // tokenList is a JSON array of token IDs, parsed without reflection: a
