@@ -1,32 +1,139 @@
-// Command meshnode is the meshnode daemon and its command-line client.
+// Command meshnode is the meshnode daemon (`meshnode agent`), its
+// command-line client (members, kv, workers, route, ...) and a local demo.
+//
+// Exit codes: 0 success, 1 failure (one line on stderr says why), 2 bad
+// usage.
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime"
+	"os/signal"
+	"strings"
+	"syscall"
 )
 
-// version is the semantic version of this build; release builds set it with
-// -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+const usage = `usage: meshnode <command> [flags] [args]
+
+Daemon:
+  agent       run a node (meshnode agent -h lists its flags)
+  demo        start a local cluster in this process and show it working
+
+Client (calls the agent's HTTP API; --api-addr or MESHNODE_API_ADDR):
+  members     list the members and their state
+  status      this node's view: cluster size, majority, readiness, store and index
+  join        join the agent to a cluster through seeds: join host:port...
+  leave       make the agent leave the cluster gracefully
+  kv          get | put | del | list | watch keys of a namespace
+  workers     list | get | put | del inference workers
+  route       pick a worker for a prompt (cache-aware routing)
+  ratelimit   list | get | set | take | del rate limits
+  ring        the members that own a key (rendezvous hashing)
+  keyring     list | install | use | remove gossip keys
+
+Tools:
+  keygen      print a new random 32-byte gossip key (base64)
+  version     print the version, commit, Go version and wire protocol range
+
+Run "meshnode <command> -h" for a command's flags.
+`
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 && os.Args[1] == "agent" {
+		sig := make(chan os.Signal, 4)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		os.Exit(runAgent(os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr, sig))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "demo" {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+		os.Exit(runDemo(os.Args[2:], os.Stdout, os.Stderr, sig))
+	}
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// run dispatches the commands that need no signal handling.
+func run(args []string, env lookupEnv, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: meshnode <command> [flags]\n\ncommands:\n  version   print the version")
+		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	switch args[0] {
-	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "meshnode %s (%s)\n", version, runtime.Version())
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
 		return 0
-	default:
-		fmt.Fprintf(stderr, "meshnode: unknown command %q\n", args[0])
-		return 2
+	case "version", "--version", "-v":
+		return runVersion(rest, stdout, stderr)
+	case "keygen":
+		return runKeygen(rest, stdout, stderr)
+	}
+	if h, ok := clientCommands[cmd]; ok {
+		return runClient(cmd, h, rest, env, stdin, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "meshnode: unknown command %q (run meshnode help)\n", cmd)
+	return 2
+}
+
+// lookupEnv is os.LookupEnv, passed in so tests control the environment.
+type lookupEnv func(string) (string, bool)
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("meshnode "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseInterleaved parses fs from args and returns the positional
+// arguments, allowing flags after them (`kv get ns key --json`). Everything
+// after "--" is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
 }
+
+// usageError prints a usage problem and returns exit code 2. The flag
+// package has already printed its message for flag errors.
+func usageError(stderr io.Writer, cmd string, err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageErr
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "meshnode %s: %s\n", cmd, ue.msg)
+	}
+	return 2
+}
+
+// usageErr is a wrong number or form of positional arguments.
+type usageErr struct{ msg string }
+
+func (e usageErr) Error() string { return e.msg }
+
+func badUsage(format string, a ...any) error { return usageErr{fmt.Sprintf(format, a...)} }
+
+// flagError is an error the flag package has already printed.
+type flagError struct{ err error }
+
+func (e flagError) Error() string { return e.err.Error() }
+func (e flagError) Unwrap() error { return e.err }
+
+// oneLine joins the lines of a multi-error into one.
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }

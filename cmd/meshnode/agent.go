@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/meshnode/meshnode/node"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// shutdownTimeout bounds the wait for the node's goroutines after leaving.
+const shutdownTimeout = 10 * time.Second
+
+// runAgent runs a node until the first SIGINT or SIGTERM on sig, then
+// leaves gracefully and returns 0; a second such signal during the leave
+// returns 1 at once. SIGHUP reloads the log level. Logs go to stderr; the
+// ready line (or banner, on a terminal) goes to stdout.
+func runAgent(args []string, env lookupEnv, stdout, stderr io.Writer, sig <-chan os.Signal) int {
+	cfg, af, err := loadConfig(args, env, os.Hostname, stderr)
+	if err != nil {
+		var fe flagError
+		var ue usageErr
+		if errors.As(err, &fe) || errors.As(err, &ue) {
+			return usageError(stderr, "agent", err)
+		}
+		fmt.Fprintf(stderr, "meshnode agent: %v\n", oneLine(err))
+		return 2
+	}
+	if af.printConfig {
+		if err := printConfig(stdout, cfg); err != nil {
+			fmt.Fprintf(stderr, "meshnode agent: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+
+	level := new(slog.LevelVar)
+	l, _ := parseLevel(cfg.LogLevel) // validated
+	level.Set(l)
+	log := slog.New(logHandler(stderr, cfg.LogFormat, level))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	nc := cfg.nodeConfig()
+	nc.Logger, nc.Registerer, nc.Version = log, reg, version
+	n, err := node.New(nc)
+	if err != nil {
+		fmt.Fprintf(stderr, "meshnode agent: %v\n", oneLine(err))
+		return 1
+	}
+	if err := n.Start(); err != nil {
+		fmt.Fprintf(stderr, "meshnode agent: %v\n", oneLine(err))
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	if len(cfg.Join) > 0 {
+		if err := n.Join(ctx, cfg.Join...); err != nil {
+			fmt.Fprintf(stderr, "meshnode agent: join: %v\n", oneLine(err))
+			_ = n.Shutdown(context.Background())
+			return 1
+		}
+	}
+	if len(cfg.RetryJoin) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			retryJoin(ctx, n, cfg.RetryJoin, cfg.RetryInterval.D(), log)
+		}()
+	}
+	printReady(stdout, n, cfg)
+
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			reload(args, env, cfg, level, log)
+			continue
+		}
+		log.Info("leaving the cluster", "signal", s.String(), "timeout", cfg.LeaveTimeout.D().String())
+		cancel()
+		return leave(n, cfg.LeaveTimeout.D(), sig, log)
+	}
+	return 0
+}
+
+// leave runs the graceful leave and the shutdown, unless a second SIGINT or
+// SIGTERM asks to exit at once.
+func leave(n *node.Node, timeout time.Duration, sig <-chan os.Signal, log *slog.Logger) int {
+	done := make(chan error, 1)
+	go func() {
+		err := n.Leave(timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		done <- errors.Join(err, n.Shutdown(ctx))
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				// The node is down either way; a leave that timed out only
+				// means some members learn of it by failure detection.
+				log.Warn("leave incomplete", "err", err)
+			}
+			log.Info("left the cluster; stopped")
+			return 0
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				continue
+			}
+			log.Warn("second signal: exiting at once", "signal", s.String())
+			return 1
+		}
+	}
+}
+
+// retryJoin joins through seeds, re-resolving them every interval until the
+// node has joined (the node retries the addresses it resolved with backoff
+// in between).
+func retryJoin(ctx context.Context, n *node.Node, seeds []string, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := n.Join(ctx, seeds...); err != nil {
+			log.Info("retry-join: no seed to join through yet", "seeds", seeds, "err", err)
+		} else {
+			log.Debug("retry-join: join under way", "seeds", seeds)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, why := n.Ready(); why != "joining" {
+			if ms := n.Status(); ms.ClusterSize > 1 {
+				log.Info("retry-join: joined", "members", ms.ClusterSize)
+				return
+			}
+		}
+	}
+}
+
+// reload re-reads the configuration (file and environment; flags are
+// fixed) and applies what can change in a running node: the log level.
+func reload(args []string, env lookupEnv, old agentConfig, level *slog.LevelVar, log *slog.Logger) {
+	cfg, _, err := loadConfig(args, env, os.Hostname, io.Discard)
+	if err != nil {
+		log.Error("reload: configuration not applied", "err", oneLine(err))
+		return
+	}
+	l, _ := parseLevel(cfg.LogLevel)
+	level.Set(l)
+	log.Info("reloaded", "log_level", l.String())
+	if old.TLSCertFile != "" {
+		// node.Node loads its certificates once, in New, and exposes no
+		// hook to replace them: restart the agent to use new ones.
+		log.Warn("reload: TLS certificates are not reloaded by this version; restart the agent to use new ones")
+	}
+}
+
+// printReady announces the running node: one line for logs and process
+// supervisors, a short banner on a terminal.
+func printReady(w io.Writer, n *node.Node, cfg agentConfig) {
+	api := n.APIAddr()
+	if api == "" {
+		api = "off"
+	}
+	tlsOn := cfg.TLSCertFile != ""
+	if isTerminal(w) {
+		fmt.Fprintf(w, "meshnode %s agent running\n", version)
+		fmt.Fprintf(w, "  node:       %s (generation %d)\n", n.Name(), n.Generation())
+		fmt.Fprintf(w, "  gossip:     %s (UDP and TCP), encrypted: %s\n", n.Addr(), yesNo(cfg.encrypted()))
+		fmt.Fprintf(w, "  api:        %s, TLS: %s\n", api, yesNo(tlsOn && !cfg.APIPlaintext))
+		fmt.Fprintf(w, "  profile:    %s, data dir: %s\n", cfg.Profile, orNone(cfg.DataDir))
+		fmt.Fprintln(w, "  Ctrl-C leaves the cluster gracefully; twice exits at once.")
+		return
+	}
+	fmt.Fprintf(w, "meshnode agent ready node=%s generation=%d gossip=%s api=%s version=%s encrypted=%t tls=%t\n",
+		n.Name(), n.Generation(), n.Addr(), api, version, cfg.encrypted(), tlsOn)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// logHandler returns the slog handler for format ("auto": text on a
+// terminal, JSON otherwise).
+func logHandler(w io.Writer, format string, level *slog.LevelVar) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" || (format == "auto" && !isTerminal(w)) {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/meshnode/meshnode/node"
+)
+
+func fixedHost() (string, error) { return "host-1", nil }
+
+func envOf(m map[string]string) lookupEnv {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// writeFile writes content to a file in a fresh directory.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadConfigPrecedence(t *testing.T) {
+	file := writeFile(t, "meshnode.json", `{
+		"node": "from-file", "bind": "127.0.0.1:8001", "profile": "wan",
+		"join": ["file-seed:7946"], "log_level": "warn", "leave_timeout": "7s",
+		"minority_share": true, "worker_pages": 100
+	}`)
+	def := defaultConfig(fixedHost)
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(c *agentConfig)
+	}{
+		{name: "defaults", want: func(c *agentConfig) {}},
+		{name: "file over defaults", args: []string{"--config", file}, want: func(c *agentConfig) {
+			c.Node, c.Bind, c.Profile, c.LogLevel = "from-file", "127.0.0.1:8001", "wan", "warn"
+			c.Join, c.LeaveTimeout, c.MinorityShare, c.WorkerPages = []string{"file-seed:7946"}, node.Duration(7*time.Second), true, 100
+		}},
+		{name: "file named by the environment", env: map[string]string{"MESHNODE_CONFIG": file}, want: func(c *agentConfig) {
+			c.Node, c.Bind, c.Profile, c.LogLevel = "from-file", "127.0.0.1:8001", "wan", "warn"
+			c.Join, c.LeaveTimeout, c.MinorityShare, c.WorkerPages = []string{"file-seed:7946"}, node.Duration(7*time.Second), true, 100
+		}},
+		{name: "environment over file", args: []string{"--config", file}, env: map[string]string{
+			"MESHNODE_NODE": "from-env", "MESHNODE_JOIN": "a:1, b:2", "MESHNODE_LEAVE_TIMEOUT": "3s",
+			"MESHNODE_MINORITY_SHARE": "false", "MESHNODE_ENCRYPT_KEY": "k", "MESHNODE_API_TOKEN": "t",
+		}, want: func(c *agentConfig) {
+			c.Node, c.Bind, c.Profile, c.LogLevel = "from-env", "127.0.0.1:8001", "wan", "warn"
+			c.Join, c.LeaveTimeout, c.MinorityShare, c.WorkerPages = []string{"a:1", "b:2"}, node.Duration(3*time.Second), false, 100
+			c.EncryptKey, c.APIToken = "k", "t"
+		}},
+		{name: "flags over environment", args: []string{"--config", file, "--node", "from-flag", "--join", "c:3", "--join", "d:4",
+			"--minority-share", "--log-level=debug", "--retry-join", "seeds.example:7946"},
+			env: map[string]string{"MESHNODE_NODE": "from-env", "MESHNODE_JOIN": "a:1", "MESHNODE_MINORITY_SHARE": "false", "MESHNODE_LOG_LEVEL": "error"},
+			want: func(c *agentConfig) {
+				c.Node, c.Bind, c.Profile, c.LogLevel = "from-flag", "127.0.0.1:8001", "wan", "debug"
+				c.Join, c.LeaveTimeout, c.MinorityShare, c.WorkerPages = []string{"c:3", "d:4"}, node.Duration(7*time.Second), true, 100
+				c.RetryJoin = []string{"seeds.example:7946"}
+			}},
+		{name: "empty list in the environment clears the file's", args: []string{"--config", file}, env: map[string]string{"MESHNODE_JOIN": ""},
+			want: func(c *agentConfig) {
+				c.Node, c.Bind, c.Profile, c.LogLevel = "from-file", "127.0.0.1:8001", "wan", "warn"
+				c.LeaveTimeout, c.MinorityShare, c.WorkerPages = node.Duration(7*time.Second), true, 100
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, err := loadConfig(tt.args, envOf(tt.env), fixedHost, io.Discard)
+			if err != nil {
+				t.Fatalf("loadConfig: %v", err)
+			}
+			want := def
+			tt.want(&want)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	unknown := writeFile(t, "unknown.json", `{"node": "x", "bind_adr": "127.0.0.1:1"}`)
+	trailing := writeFile(t, "trailing.json", `{"node": "x"} {"node": "y"}`)
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string // substrings of the error, every one
+		is   func(error) bool
+	}{
+		{name: "unknown file key", args: []string{"--config", unknown}, want: []string{`unknown field "bind_adr"`}},
+		{name: "trailing data in the file", args: []string{"--config", trailing}, want: []string{"trailing data"}},
+		{name: "missing file", args: []string{"--config", filepath.Join(t.TempDir(), "none.json")}, want: []string{"config file"}},
+		{name: "bad environment value", env: map[string]string{"MESHNODE_LEAVE_TIMEOUT": "soon"}, want: []string{"MESHNODE_LEAVE_TIMEOUT", `"soon"`}},
+		{name: "bad flag value", args: []string{"--leave-timeout", "soon"}, is: func(err error) bool { var fe flagError; return errors.As(err, &fe) }},
+		{name: "unknown flag", args: []string{"--bogus"}, is: func(err error) bool { var fe flagError; return errors.As(err, &fe) }},
+		{name: "positional argument", args: []string{"extra"}, is: func(err error) bool { var ue usageErr; return errors.As(err, &ue) }},
+		{name: "every problem at once", args: []string{"--log-level", "loud", "--log-format", "xml", "--profile", "moon"},
+			want: []string{`log_level "loud"`, `log_format "xml"`, `profile "moon"`}},
+		{name: "public API without a token", args: []string{"--api-addr", "0.0.0.0:7947"}, want: []string{"API token"},
+			is: func(err error) bool { return errors.Is(err, node.ErrConfig) }},
+		{name: "TLS cert without key", args: []string{"--tls-cert-file", "c.pem"}, want: []string{"tls_cert_file and tls_key_file go together"}},
+		{name: "bad seed", args: []string{"--join", "no-port"}, want: []string{`seed "no-port"`}},
+		{name: "retry interval too short", args: []string{"--retry-interval", "1ms"}, want: []string{"retry_interval"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := loadConfig(tt.args, envOf(tt.env), fixedHost, io.Discard)
+			if err == nil {
+				t.Fatal("loadConfig succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if tt.is != nil && !tt.is(err) {
+				t.Errorf("error %q (%T) is not of the expected kind", err, err)
+			}
+		})
+	}
+}
+
+func TestLoadConfigTokenMakesPublicAPIValid(t *testing.T) {
+	tok := writeFile(t, "token", "s3cret\n")
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{name: "token file flag", args: []string{"--api-addr", "0.0.0.0:7947", "--api-token-file", tok}},
+		{name: "token in the environment", args: []string{"--api-addr", "0.0.0.0:7947"}, env: map[string]string{"MESHNODE_API_TOKEN": "s3cret"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, _, err := loadConfig(tt.args, envOf(tt.env), fixedHost, io.Discard); err != nil {
+				t.Fatalf("loadConfig: %v", err)
+			}
+		})
+	}
+}
+
+func TestPrintConfig(t *testing.T) {
+	t.Run("secrets redacted", func(t *testing.T) {
+		cfg, af, err := loadConfig([]string{"--print-config"}, envOf(map[string]string{
+			"MESHNODE_ENCRYPT_KEY": "very-secret-key", "MESHNODE_API_TOKEN": "very-secret-token"}), fixedHost, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !af.printConfig {
+			t.Fatal("--print-config not seen")
+		}
+		var buf bytes.Buffer
+		if err := printConfig(&buf, cfg); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		if strings.Contains(out, "very-secret") {
+			t.Errorf("secret in the output:\n%s", out)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(map[string]any{"encrypt_key": "<redacted>", "api_token": "<redacted>", "node": "host-1"},
+			map[string]any{"encrypt_key": m["encrypt_key"], "api_token": m["api_token"], "node": m["node"]}); diff != "" {
+			t.Errorf("printed config (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("output is a config file that loads to the same configuration", func(t *testing.T) {
+		cfg, _, err := loadConfig([]string{"--node", "n7", "--join", "a:1", "--leave-timeout", "9s", "--tls-verify-clients=false"}, envOf(nil), fixedHost, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := printConfig(&buf, cfg); err != nil {
+			t.Fatal(err)
+		}
+		path := writeFile(t, "printed.json", buf.String())
+		again, _, err := loadConfig([]string{"--config", path}, envOf(nil), func() (string, error) { return "other-host", nil }, io.Discard)
+		if err != nil {
+			t.Fatalf("loading the printed config: %v", err)
+		}
+		again.RetryJoin = nil // printed as [] for readability
+		if diff := cmp.Diff(cfg, again); diff != "" {
+			t.Errorf("reloaded config (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestOptionsHaveDistinctNames guards the option table: a flag, an
+// environment variable and a file key per option, none shared.
+func TestOptionsHaveDistinctNames(t *testing.T) {
+	keys := map[string]bool{}
+	b, _ := json.Marshal(agentConfig{})
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	for k := range m {
+		keys[strings.ReplaceAll(k, "_", "-")] = true
+	}
+	seen := map[string]bool{}
+	for _, o := range options {
+		if seen[o.name] {
+			t.Errorf("option %q twice", o.name)
+		}
+		seen[o.name] = true
+		if !keys[o.name] {
+			t.Errorf("option %q has no config file key %q", o.name, strings.ReplaceAll(o.name, "-", "_"))
+		}
+	}
+	for k := range keys {
+		if !seen[k] {
+			t.Errorf("config file key %q has no flag", k)
+		}
+	}
+}
+
+func TestParseInterleaved(t *testing.T) {
+	tests := []struct {
+		args     []string
+		wantPos  []string
+		wantJSON bool
+	}{
+		{args: []string{"ns", "key", "--json"}, wantPos: []string{"ns", "key"}, wantJSON: true},
+		{args: []string{"--json", "ns"}, wantPos: []string{"ns"}, wantJSON: true},
+		{args: []string{"ns", "--", "--json"}, wantPos: []string{"ns", "--json"}},
+		{args: nil},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			fs := newFlagSet("t", io.Discard)
+			j := fs.Bool("json", false, "")
+			pos, err := parseInterleaved(fs, tt.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.wantPos, pos); diff != "" {
+				t.Errorf("positional (-want +got):\n%s", diff)
+			}
+			if *j != tt.wantJSON {
+				t.Errorf("json = %v, want %v", *j, tt.wantJSON)
+			}
+		})
+	}
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshnode/meshnode/node"
+)
+
+// maxValueBytes bounds a value read from stdin (the API's own bound is
+// DefaultMaxRequestBytes for the whole request).
+const maxValueBytes = node.DefaultMaxRequestBytes
+
+// maxEventBytes bounds one server-sent event line.
+const maxEventBytes = 8 << 20
+
+// watchPoll is how long one watch request lasts before the client renews
+// it (the API's upper bound is 5m).
+const watchPoll = 5 * time.Minute
+
+func kvPath(ns, key string) string {
+	return "/v1/kv/" + url.PathEscape(ns) + "/" + escapeKey(key)
+}
+
+// escapeKey escapes a key for the path, keeping its slashes: the API's
+// key pattern spans the rest of the path.
+func escapeKey(key string) string {
+	parts := strings.Split(key, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+func setupKV(sub string, fs *flag.FlagSet) func(*client, []string) error {
+	switch sub {
+	case "get":
+		return func(c *client, args []string) error {
+			if err := wantArgs(args, 2, "namespace key"); err != nil {
+				return err
+			}
+			var kv node.KV
+			if err := c.call(http.MethodGet, kvPath(args[0], args[1]), nil, nil, &kv); err != nil {
+				return err
+			}
+			if c.json {
+				return c.printJSON(kv)
+			}
+			_, err := fmt.Fprintln(c.out, kv.Value)
+			return err
+		}
+	case "put":
+		return func(c *client, args []string) error {
+			if err := wantArgs(args, 3, `namespace key value (value "-" reads stdin)`); err != nil {
+				return err
+			}
+			val := args[2]
+			if val == "-" {
+				b, err := io.ReadAll(io.LimitReader(c.stdin, maxValueBytes+1))
+				if err != nil {
+					return fmt.Errorf("reading stdin: %w", err)
+				}
+				if len(b) > maxValueBytes {
+					return fmt.Errorf("value on stdin over %d bytes", maxValueBytes)
+				}
+				val = string(b)
+			}
+			var res map[string]string
+			if err := c.call(http.MethodPut, kvPath(args[0], args[1]), nil, map[string]string{"value": val}, &res); err != nil {
+				return err
+			}
+			if c.json {
+				return c.printJSON(res)
+			}
+			_, err := fmt.Fprintf(c.out, "put %s/%s\n", args[0], args[1])
+			return err
+		}
+	case "del":
+		return func(c *client, args []string) error {
+			if err := wantArgs(args, 2, "namespace key"); err != nil {
+				return err
+			}
+			var res map[string]bool
+			if err := c.call(http.MethodDelete, kvPath(args[0], args[1]), nil, nil, &res); err != nil {
+				return err
+			}
+			if c.json {
+				return c.printJSON(res)
+			}
+			_, err := fmt.Fprintf(c.out, "deleted %s/%s\n", args[0], args[1])
+			return err
+		}
+	case "list":
+		prefix := fs.String("prefix", "", "only keys with this prefix")
+		return func(c *client, args []string) error {
+			if err := wantArgs(args, 1, "a namespace"); err != nil {
+				return err
+			}
+			var all []node.KV
+			q := url.Values{}
+			if *prefix != "" {
+				q.Set("prefix", *prefix)
+			}
+			err := c.pages("/v1/kv/"+url.PathEscape(args[0]), q, func(b []byte) (string, error) {
+				var page struct {
+					Items []node.KV `json:"items"`
+					Next  string    `json:"next_cursor"`
+				}
+				err := json.Unmarshal(b, &page)
+				all = append(all, page.Items...)
+				return page.Next, err
+			})
+			if err != nil {
+				return err
+			}
+			if c.json {
+				if all == nil {
+					all = []node.KV{}
+				}
+				return c.printJSON(all)
+			}
+			rows := make([][]string, len(all))
+			for i, kv := range all {
+				rows[i] = []string{kv.Key, shorten(kv.Value, 60), stamp(kv.StampMs)}
+			}
+			return c.table("KEY\tVALUE\tWRITTEN", rows)
+		}
+	case "watch":
+		prefix := fs.String("prefix", "", "only keys with this prefix")
+		count := fs.Int("count", 0, "exit after this many changes (0: run until interrupted)")
+		return func(c *client, args []string) error {
+			if err := wantArgs(args, 1, "a namespace"); err != nil {
+				return err
+			}
+			return c.watch(args[0], *prefix, *count)
+		}
+	}
+	panic("meshnode: kv subcommand " + sub)
+}
+
+// watch streams the changes of a namespace as server-sent events, renewing
+// the request when the API ends it.
+func (c *client) watch(ns, prefix string, count int) error {
+	c.hc.Timeout = 0 // a stream; each request ends at watchPoll
+	q := url.Values{"timeout": {watchPoll.String()}}
+	if prefix != "" {
+		q.Set("prefix", prefix)
+	}
+	seen := 0
+	announced := false
+	for {
+		resp, err := c.send(http.MethodGet, "/v1/watch/"+url.PathEscape(ns), q, nil, "text/event-stream")
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+			resp.Body.Close()
+			return responseError(resp.StatusCode, b)
+		}
+		if !announced {
+			// The answer's header arrives once the subscription exists:
+			// every change from now on is shown.
+			fmt.Fprintf(c.errw, "watching namespace %q; changes follow\n", ns)
+			announced = true
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 0, 64<<10), maxEventBytes)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var ev node.WatchEvent
+			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+				resp.Body.Close()
+				return fmt.Errorf("watch: bad event: %w", err)
+			}
+			if err := c.printEvent(ev); err != nil {
+				resp.Body.Close()
+				return err
+			}
+			if seen++; count > 0 && seen >= count {
+				resp.Body.Close()
+				return nil
+			}
+		}
+		err = sc.Err()
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+	}
+}
+
+func (c *client) printEvent(ev node.WatchEvent) error {
+	if c.json {
+		return json.NewEncoder(c.out).Encode(ev)
+	}
+	var err error
+	switch {
+	case ev.Lagged:
+		_, err = fmt.Fprintln(c.out, "lagged: changes were missed; list the namespace again")
+	case ev.Deleted:
+		_, err = fmt.Fprintf(c.out, "del %s\n", ev.Key)
+	default:
+		_, err = fmt.Fprintf(c.out, "put %s %s\n", ev.Key, strconv.Quote(shorten(ev.Value, 200)))
+	}
+	return err
+}
+
+// shorten cuts s to n runes with an ellipsis.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// stamp formats a hybrid-clock time in milliseconds.
+func stamp(ms int64) string {
+	if ms == 0 {
+		return "-"
+	}
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z")
+}
