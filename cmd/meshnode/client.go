@@ -253,16 +253,16 @@ type clientCommand struct {
 
 // clientCommands maps a command name to its implementation.
 var clientCommands = map[string]clientCommand{
-		"members":   {setup: setupMembers},
-		"status":    {setup: setupStatus},
-		"join":      {setup: setupJoin},
-		"leave":     {setup: setupLeave},
-		"kv":        {subs: []string{"", "get", "put", "del", "list", "watch"}, setup: setupKV},
-		"workers":   {subs: []string{"list", "get", "put", "del"}, setup: setupWorkers},
-		"route":     {setup: setupRoute},
-		"ratelimit": {subs: []string{"list", "get", "set", "take", "del"}, setup: setupRatelimit},
-		"ring":      {setup: setupRing},
-		"keyring":   {subs: []string{"list", "install", "use", "remove"}, setup: setupKeyring},
+	"members":   {setup: setupMembers},
+	"status":    {setup: setupStatus},
+	"join":      {setup: setupJoin},
+	"leave":     {setup: setupLeave},
+	"kv":        {subs: []string{"", "get", "put", "del", "list", "watch"}, setup: setupKV},
+	"workers":   {subs: []string{"list", "get", "put", "del"}, setup: setupWorkers},
+	"route":     {setup: setupRoute},
+	"ratelimit": {subs: []string{"list", "get", "set", "take", "del"}, setup: setupRatelimit},
+	"ring":      {setup: setupRing},
+	"keyring":   {subs: []string{"list", "install", "use", "remove"}, setup: setupKeyring},
 }
 
 // runClient parses a client command's arguments and runs it.
