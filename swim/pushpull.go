@@ -279,8 +279,12 @@ func (c *Core) pushPullDone(now time.Time, st streamState, resp []wire.Message) 
 	if !ok {
 		return
 	}
-	if st.join {
+	if st.join && c.joining {
 		c.joining = false
+		// Members that joined at the same time as us reached the seed after
+		// our exchange and reach us by gossip only; one more push-pull soon,
+		// with a random member, catches any that gossip missed.
+		c.nextPushPull = now.Add(2*c.cfg.ProbeInterval + time.Duration(c.rng.Int64N(int64(3*c.cfg.ProbeInterval))))
 	}
 	var want []wire.DigestEntry
 	for _, m := range resp[1:] {
