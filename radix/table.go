@@ -24,6 +24,7 @@ type pageTable struct {
 	// chains through it, sequentially, instead of reading every key back
 	// from a random place.
 	each func(fn func(h, slot uint64))
+	sink uint64 // keeps the loads of rebuild from being optimised away
 }
 
 const (
@@ -146,13 +147,31 @@ func (t *pageTable) del(h uint64) {
 func (t *pageTable) rebuild(size int) {
 	t.slots = make([]uint64, size)
 	t.dead = 0
-	t.each(func(h, s uint64) {
-		i := t.home(h)
-		for t.slots[i] != 0 {
-			i = t.next(i)
+	// Entries go in groups: first every home slot of the group is loaded,
+	// so that their cache misses overlap, then the group is placed.
+	var homes, vals [32]uint64
+	n := 0
+	var acc uint64
+	flush := func() {
+		for _, i := range homes[:n] {
+			acc += t.slots[i]
 		}
-		t.slots[i] = s
+		for j, i := range homes[:n] {
+			for t.slots[i] != 0 {
+				i = t.next(i)
+			}
+			t.slots[i] = vals[j]
+		}
+		n = 0
+	}
+	t.each(func(h, s uint64) {
+		homes[n], vals[n] = t.home(h), s
+		if n++; n == len(homes) {
+			flush()
+		}
 	})
+	flush()
+	t.sink = acc
 }
 
 // touch loads the home slot of each of hs so that the cache misses of a
