@@ -1,0 +1,136 @@
+package memberlist
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	compare = flag.Bool("compare", false, "run the full comparison (N = 5, 20, 50) and print its markdown table")
+	trials  = flag.Int("trials", 3, "trials per implementation and size with -compare")
+	sizes   = flag.String("sizes", "5,20,50", "cluster sizes with -compare, comma-separated")
+	out     = flag.String("out", "", "with -compare, also write the table to this file")
+)
+
+// fullPlan bounds a trial of the full comparison.
+func fullPlan() Plan {
+	return Plan{
+		Settle:         5 * time.Second,
+		BootstrapLimit: 30 * time.Second,
+		Broadcasts:     2,
+		BroadcastLimit: 10 * time.Second,
+		Quiet:          2 * time.Second,
+		Idle:           10 * time.Second,
+		DetectLimit:    60 * time.Second,
+		Poll:           20 * time.Millisecond,
+	}
+}
+
+// quickPlan is the plan of the default run: one small trial, well under a
+// minute for both implementations even under the race detector.
+func quickPlan() Plan {
+	p := fullPlan()
+	p.Settle = 2 * time.Second
+	p.Quiet = time.Second
+	p.Idle = 3 * time.Second
+	return p
+}
+
+// TestCompare measures both implementations side by side. Without
+// -compare it runs one N = 5 trial of each and requires of meshnode what
+// the comparison claims for it: a bootstrap that completes with no hole,
+// every broadcast at every node, the crash detected and no false death.
+// memberlist's figures are logged, not judged.
+func TestCompare(t *testing.T) {
+	ns, nTrials, plan := []int{5}, 1, quickPlan()
+	if *compare {
+		var err error
+		ns, err = parseSizes(*sizes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nTrials, plan = *trials, fullPlan()
+	}
+	s := DefaultSettings()
+	var table strings.Builder
+	writeHeader(&table, s, plan, nTrials)
+	for _, n := range ns {
+		results := make([][]Result, len(impls))
+		for trial := range nTrials {
+			// Alternate which implementation goes first, so that neither
+			// always runs right after the other's shutdown.
+			for k := range impls {
+				idx := (k + trial) % len(impls)
+				im := impls[idx]
+				r, err := runTrial(im, n, s, plan)
+				if err != nil {
+					t.Fatalf("%s n=%d trial %d: %v", im.Name, n, trial, err)
+				}
+				t.Logf("%s n=%d trial %d: %s", im.Name, n, trial, describe(r))
+				results[idx] = append(results[idx], r)
+			}
+		}
+		mn, ml := summarize(impls[0].Name, results[0]), summarize(impls[1].Name, results[1])
+		writeTable(&table, mn, ml)
+		if !*compare {
+			checkMeshnode(t, mn)
+		}
+	}
+	t.Logf("\n%s", table.String())
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(table.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkMeshnode fails t unless meshnode did what the comparison claims.
+func checkMeshnode(t *testing.T, s Summary) {
+	t.Helper()
+	if s.Unfinished > 0 || s.HoleTrials > 0 {
+		t.Errorf("meshnode n=%d: %d trials did not finish bootstrap, %d left %d hole pairs", s.N, s.Unfinished, s.HoleTrials, s.HolePairs)
+	}
+	if s.Reached != s.Sent || s.SendErrors > 0 {
+		t.Errorf("meshnode n=%d: %d of %d broadcasts reached every node (%d refused)", s.N, s.Reached, s.Sent, s.SendErrors)
+	}
+	if s.Undetected > 0 {
+		t.Errorf("meshnode n=%d: %d crashes not detected", s.N, s.Undetected)
+	}
+	if s.FalseDead > 0 {
+		t.Errorf("meshnode n=%d: %d false deaths", s.N, s.FalseDead)
+	}
+}
+
+// describe is one trial's figures on one line.
+func describe(r Result) string {
+	return fmt.Sprintf("bootstrap %v holes %d (lasted %v) joinErr %d broadcasts %d/%d idle %.0f B/node/s (udp %d tcp %d in %v) detect %v falseDead %d",
+		r.Bootstrap.Round(time.Millisecond), r.Holes, r.HoleLasted.Round(time.Millisecond), r.JoinErrors,
+		r.Reached, r.Sent, r.IdlePerNode(), r.Idle.UDP, r.Idle.TCP, r.IdleWindow.Round(time.Millisecond),
+		r.Detect.Round(time.Millisecond), r.FalseDead)
+}
+
+// writeHeader states the settings and the plan the table was made with.
+func writeHeader(w *strings.Builder, s Settings, p Plan, trials int) {
+	fmt.Fprintf(w, "Settings (both): probe %v, probe timeout %v, indirect checks %d, suspicion mult %d (max x%d), health cap %d, gossip %v to %d, retransmit mult %d, push-pull %v, TCP timeout %v.\n",
+		s.ProbeInterval, s.ProbeTimeout, s.IndirectChecks, s.SuspicionMult, s.SuspicionMaxMult, s.HealthMax,
+		s.GossipInterval, s.GossipNodes, s.RetransmitMult, s.PushPullInterval, s.StreamTimeout)
+	fmt.Fprintf(w, "Plan: %d trials; holes counted %v after the first node knew all (bootstrap limit %v); %d broadcasts per node (limit %v); idle window %v after %v quiet; detection limit %v; views sampled every %v.\n\n",
+		trials, p.Settle, p.BootstrapLimit, p.Broadcasts, p.BroadcastLimit, p.Idle, p.Quiet, p.DetectLimit, p.Poll)
+}
+
+// parseSizes reads a comma-separated list of cluster sizes of at least 3.
+func parseSizes(s string) ([]int, error) {
+	var ns []int
+	for f := range strings.SplitSeq(s, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(f), &n); err != nil || n < 3 {
+			return nil, fmt.Errorf("bad size %q: want an integer of at least 3", f)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
+}

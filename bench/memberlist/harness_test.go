@@ -1,0 +1,158 @@
+package memberlist
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestHoles(t *testing.T) {
+	tests := []struct {
+		name     string
+		views    [][]bool
+		skip     int
+		want     int
+		someFull bool
+	}{
+		{"all know all", [][]bool{{true, true, true}, {true, true, true}, {true, true, true}}, -1, 0, true},
+		{"self is not a hole", [][]bool{{false, true, true}, {true, false, true}, {true, true, false}}, -1, 0, true},
+		{"one missing pair", [][]bool{{true, true, true}, {true, true, false}, {true, true, true}}, -1, 1, true},
+		{"nobody full", [][]bool{{true, false, true}, {true, true, false}, {false, true, true}}, -1, 3, false},
+		{"skipped node neither counts nor is counted", [][]bool{{true, true, false}, {true, true, false}, nil}, 2, 0, true},
+		{"skipped node known is fine", [][]bool{{true, false, true}, {true, true, true}, nil}, 2, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, someFull := holes(tt.views, tt.skip)
+			if got != tt.want || someFull != tt.someFull {
+				t.Errorf("holes = %d, %v; want %d, %v", got, someFull, tt.want, tt.someFull)
+			}
+		})
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	xs := []float64{5, 1, 4, 2, 3}
+	tests := []struct {
+		q    float64
+		want float64
+	}{{0, 1}, {0.5, 3}, {0.99, 5}, {1, 5}}
+	for _, tt := range tests {
+		got, ok := quantile(xs, tt.q)
+		if !ok || got != tt.want {
+			t.Errorf("quantile(%v) = %v, %v; want %v", tt.q, got, ok, tt.want)
+		}
+	}
+	if diff := cmp.Diff([]float64{5, 1, 4, 2, 3}, xs); diff != "" {
+		t.Errorf("quantile sorted its input (-want +got):\n%s", diff)
+	}
+	if _, ok := quantile([]time.Duration(nil), 0.5); ok {
+		t.Error("quantile of nothing reported a value")
+	}
+}
+
+func TestReceipts(t *testing.T) {
+	var r receipts
+	t0 := time.Unix(100, 0)
+	if !r.add(1, []byte("m"), t0) {
+		t.Fatal("first receipt not reported as first")
+	}
+	if r.add(1, []byte("m"), t0.Add(time.Second)) {
+		t.Error("second receipt reported as first")
+	}
+	if !r.add(2, []byte("m"), t0.Add(2*time.Second)) {
+		t.Error("another node's receipt not reported as first")
+	}
+	if got, ok := r.get(1, "m"); !ok || !got.Equal(t0) {
+		t.Errorf("get(1) = %v, %v; want the first receipt %v", got, ok, t0)
+	}
+	if _, ok := r.get(3, "m"); ok {
+		t.Error("get(3) found a receipt never made")
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	rs := []Result{
+		{N: 3, Bootstrap: time.Second, Holes: 2, HoleLasted: 3 * time.Second, Sent: 6, Reached: 5,
+			Spread: []time.Duration{time.Millisecond}, Idle: bytes{UDP: 300, TCP: 300}, IdleWindow: 2 * time.Second, Detect: -1},
+		{N: 3, Bootstrap: -1, Sent: 6, Reached: 6, Idle: bytes{UDP: 60}, IdleWindow: time.Second, Detect: time.Second, FalseDead: 1},
+	}
+	got := summarize("x", rs)
+	want := Summary{
+		Impl: "x", N: 3, Trials: 2,
+		Bootstrap: []time.Duration{time.Second}, Unfinished: 1,
+		HoleTrials: 1, HolePairs: 2, HoleLasted: 3 * time.Second,
+		Sent: 12, Reached: 11, Spread: []time.Duration{time.Millisecond},
+		Idle: []float64{100, 20}, IdleUDP: []float64{50, 20},
+		Detect: []time.Duration{time.Second}, Undetected: 1, FalseDead: 1,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("summarize (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseSizes(t *testing.T) {
+	got, err := parseSizes("5, 20,50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int{5, 20, 50}, got); diff != "" {
+		t.Errorf("parseSizes (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"", "2", "x", "5,,6"} {
+		if _, err := parseSizes(bad); err == nil {
+			t.Errorf("parseSizes(%q) accepted", bad)
+		}
+	}
+}
+
+func TestBroadcastID(t *testing.T) {
+	seen := map[string]bool{}
+	for i := range 60 {
+		for k := range 3 {
+			id := broadcastID(i, k)
+			if len(id) != 32 {
+				t.Fatalf("broadcastID(%d, %d) = %q: %d bytes, want 32", i, k, id, len(id))
+			}
+			if seen[id] {
+				t.Fatalf("broadcastID(%d, %d) = %q twice", i, k, id)
+			}
+			seen[id] = true
+		}
+	}
+}
+
+// TestCountedConn checks that the bytes written on a stream are counted,
+// whichever side writes them, and that reads are not.
+func TestCountedConn(t *testing.T) {
+	a, b := net.Pipe()
+	c := &counter{}
+	ca := countedConn{Conn: a, c: c}
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 5)
+		if _, err := b.Read(buf); err != nil {
+			done <- err
+			return
+		}
+		_, err := b.Write([]byte("abc"))
+		done <- err
+	}()
+	if _, err := ca.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 3)
+	if _, err := ca.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ca.Close()
+	b.Close()
+	if diff := cmp.Diff(bytes{TCP: 5}, c.load()); diff != "" {
+		t.Errorf("counted (-want +got):\n%s", diff)
+	}
+}
