@@ -83,6 +83,18 @@ func checkError(t *testing.T, err error) {
 	t.Fatalf("error %v matches no wire sentinel", err)
 }
 
+// sameMessage fails unless got equals want. The canonical encoding is
+// injective on the values a decoder can produce (nil and empty slices aside,
+// which the wire does not tell apart), so equal encodings mean equal
+// messages; cmp, which is slow, only explains a difference.
+func sameMessage(t *testing.T, what string, want, got wire.Message) {
+	t.Helper()
+	if want.Type() == got.Type() && bytes.Equal(want.AppendBody(nil), got.AppendBody(nil)) {
+		return
+	}
+	t.Fatalf("%s (-want +got):\n%s", what, cmp.Diff(want, got, wireCmp))
+}
+
 // checkRoundTrip decodes body as a message of type typ and, if that
 // succeeds, checks that the message re-encodes to a body that decodes to an
 // equal message.
@@ -99,17 +111,13 @@ func checkRoundTrip(t *testing.T, c *wire.Codec, typ wire.Type, body []byte) {
 	if err != nil {
 		t.Fatalf("re-encoded %v does not decode: %v", typ, err)
 	}
-	if diff := cmp.Diff(m, again, wireCmp); diff != "" {
-		t.Fatalf("%v round trip (-first +second):\n%s", typ, diff)
-	}
+	sameMessage(t, typ.String()+" round trip", m, again)
 	// The codec's interning decoder agrees with the plain one.
 	into, _ := wire.NewMessage(typ)
 	if err := c.Decode(into, body); err != nil {
 		t.Fatalf("Codec.Decode fails where DecodeMessage succeeded: %v", err)
 	}
-	if diff := cmp.Diff(m, into, wireCmp); diff != "" {
-		t.Fatalf("%v Codec.Decode (-DecodeMessage +Codec.Decode):\n%s", typ, diff)
-	}
+	sameMessage(t, typ.String()+" Codec.Decode", m, into)
 }
 
 // FuzzDecodePacket feeds arbitrary bytes to OpenPacket and the part reader:
@@ -173,8 +181,8 @@ func FuzzDecodeFrame(f *testing.F) {
 					checkError(t, err)
 					break
 				}
-				if diff := cmp.Diff(fr, fr2, cmpopts.EquateEmpty()); diff != "" {
-					t.Fatalf("DecodeFrame and ReadFrame differ (-Decode +Read):\n%s", diff)
+				if fr.Type != fr2.Type || fr.Flags != fr2.Flags || fr.Chunk != fr2.Chunk || !bytes.Equal(fr.Body, fr2.Body) {
+					t.Fatalf("DecodeFrame and ReadFrame differ (-Decode +Read):\n%s", cmp.Diff(fr, fr2, cmpopts.EquateEmpty()))
 				}
 				rest = rest[n:]
 				if len(fr.Body) > fuzzMaxFrame {
@@ -263,9 +271,7 @@ func FuzzRoundTripMessages(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%v does not decode: %v", m.Type(), err)
 		}
-		if diff := cmp.Diff(m, got, wireCmp); diff != "" {
-			t.Fatalf("body round trip (-want +got):\n%s", diff)
-		}
+		sameMessage(t, "body round trip", m, got) // wire's rapid tests compare fields with cmp
 		for _, c := range codecs {
 			pkt, left, err := c.Pack(nil, []wire.Message{m}, nil)
 			if err != nil {
@@ -288,9 +294,7 @@ func FuzzRoundTripMessages(f *testing.F) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if diff := cmp.Diff(m, got, wireCmp); diff != "" {
-					t.Fatalf("packet round trip (-want +got):\n%s", diff)
-				}
+				sameMessage(t, "packet round trip", m, got)
 			} else if len(body) <= c.MaxMessageBytes() {
 				t.Fatalf("%d-byte body left out of an empty packet (max %d)", len(body), c.MaxMessageBytes())
 			}
