@@ -54,3 +54,12 @@ func TestSuspicionBoundsAndRetransmit(t *testing.T) {
 		}
 	}
 }
+
+func TestPushPullIntervalScalesWithSize(t *testing.T) {
+	c := LANConfig()
+	for n, want := range map[int]time.Duration{10: 30 * time.Second, 32: 30 * time.Second, 100: 90 * time.Second, 1000: 180 * time.Second} {
+		if got := c.pushPullInterval(n); got != want {
+			t.Errorf("pushPullInterval(%d) = %v, want %v", n, got, want)
+		}
+	}
+}

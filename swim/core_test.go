@@ -424,3 +424,170 @@ func TestJoinThroughOnlyItselfIsNoJoin(t *testing.T) {
 		t.Errorf("joining through itself: %d streams, Joined() = %v; want none, true", len(r.Streams), c.Joined())
 	}
 }
+
+// probeOnce runs c until its next probe's indirect stage or end, playing
+// the network: direct pings are answered after rtt (never, if rtt < 0);
+// relays answer with nacks if nack is set. It returns when the indirect
+// pings went out (relative to the ping), and the ping packet itself.
+func probeOnce(c *swim.Core, from time.Time, rtt time.Duration, nack bool) (indirectAfter time.Duration, ping swim.Packet, end time.Time) {
+	var sentAt time.Time
+	type due struct {
+		at  time.Time
+		msg wire.Message
+	}
+	var acks []due
+	for now := from; now.Before(from.Add(30 * time.Second)); now = now.Add(5 * time.Millisecond) {
+		for len(acks) > 0 && !acks[0].at.After(now) {
+			c.HandlePacket(now, addr(50), acks[0].msg)
+			acks = acks[1:]
+		}
+		c.Tick(now)
+		r := c.Ready()
+		for _, p := range r.Packets {
+			switch m := p.Msgs[0].(type) {
+			case *wire.Ping:
+				if sentAt.IsZero() {
+					sentAt, ping = now, p
+					if rtt >= 0 {
+						acks = append(acks, due{now.Add(rtt), &wire.Ack{Seq: m.Seq}})
+					}
+				}
+			case *wire.IndirectPing:
+				if indirectAfter == 0 {
+					indirectAfter = now.Sub(sentAt)
+				}
+				if nack {
+					c.HandlePacket(now, p.To, &wire.Nack{Seq: m.Seq})
+				}
+			}
+		}
+		for _, s := range r.Streams {
+			c.StreamDone(now, s.ID, nil, errors.New("refused"))
+		}
+		if !sentAt.IsZero() && (rtt < 0 && indirectAfter > 0 || rtt >= 0 && len(acks) == 0) {
+			return indirectAfter, ping, now
+		}
+	}
+	return indirectAfter, ping, from.Add(30 * time.Second)
+}
+
+func TestAdaptiveProbeTimeout(t *testing.T) {
+	tests := []struct {
+		name      string
+		rtt       time.Duration
+		wantAfter time.Duration // when indirect pings start once adapted
+	}{
+		{"fast peer: timeout shrinks to its floor", 2 * time.Millisecond, 100 * time.Millisecond},
+		{"slow peer: timeout grows past the default", 800 * time.Millisecond, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCore(t, "a", 1)
+			know(c, t0, "b", "c", "d", "e")
+			now := t0
+			for range 6 { // enough samples for the peer and for the node
+				_, _, end := probeOnce(c, now, tt.rtt, true)
+				now = end.Add(2 * time.Second)
+			}
+			after, _, _ := probeOnce(c, now, -1, true)
+			if d := after - tt.wantAfter; d < -10*time.Millisecond || d > 10*time.Millisecond {
+				t.Errorf("indirect probes %v after the ping, want about %v", after, tt.wantAfter)
+			}
+		})
+	}
+	c := newCore(t, "a", 1)
+	know(c, t0, "b", "c", "d", "e")
+	if after, _, _ := probeOnce(c, t0, -1, true); after < 495*time.Millisecond || after > 510*time.Millisecond {
+		t.Errorf("without samples, indirect probes %v after the ping, want the 500ms default", after)
+	}
+}
+
+func TestHealthMultiplierAndBuddy(t *testing.T) {
+	c := newCore(t, "a", 1)
+	know(c, t0, "b", "c", "d", "e")
+	// No answer and no nacks: three missed nacks raise the health score by 3
+	// and the target becomes suspect.
+	_, first, end := probeOnce(c, t0, -1, false)
+	end = end.Add(2 * time.Second)
+	probes := c.Stats().ProbesSent
+	c.Tick(end)
+	var times []time.Time
+	if n := c.Stats().ProbesSent; n != probes {
+		probes = n
+		times = append(times, end)
+	}
+	if h := c.Health(); h != 3 {
+		t.Fatalf("health after a probe with 3 missed nacks = %d, want 3", h)
+	}
+	target := first.Msgs[0].(*wire.Ping).Target
+	if m, _ := c.Member(target); m.State != swim.StateSuspect {
+		t.Fatalf("%s = %v after a failed probe, want suspect", target, m.State)
+	}
+	// Each answered probe lowers the score by one, and the next probe
+	// follows (1 + score) probe intervals later: 3, 2, 1, 1 s.
+	var buddy []string
+	for now := end; now.Before(end.Add(20 * time.Second)); now = now.Add(10 * time.Millisecond) {
+		c.Tick(now)
+		if n := c.Stats().ProbesSent; n != probes {
+			probes = n
+			times = append(times, now)
+		}
+		for _, p := range c.Ready().Packets {
+			if ping, ok := p.Msgs[0].(*wire.Ping); ok {
+				c.HandlePacket(now, p.To, &wire.Ack{Seq: ping.Seq})
+				if ping.Target == target {
+					for _, m := range p.Msgs[1:] {
+						if s, ok := m.(*wire.Suspect); ok && s.Name == target {
+							buddy = append(buddy, s.Name)
+						}
+					}
+				}
+			}
+		}
+	}
+	var gaps []time.Duration
+	for i := 1; i < len(times) && i < 5; i++ {
+		gaps = append(gaps, times[i].Sub(times[i-1]).Round(100*time.Millisecond))
+	}
+	if diff := cmp.Diff([]time.Duration{3 * time.Second, 2 * time.Second, time.Second, time.Second}, gaps); diff != "" {
+		t.Errorf("gaps between probes (-want +got):\n%s", diff)
+	}
+	if len(buddy) == 0 {
+		t.Errorf("the ping to suspect %s did not carry the suspicion (buddy system)", target)
+	}
+}
+
+func TestBoundedStreams(t *testing.T) {
+	c := newCore(t, "a", 1, func(cfg *swim.Config) { cfg.MaxStreams = 1 })
+	c.Join(t0, []netip.AddrPort{addr(2), addr(3)})
+	if r := c.Ready(); len(r.Streams) != 1 || c.Stats().StreamsDropped != 1 {
+		t.Errorf("%d streams opened, %d dropped; want 1 and 1", len(r.Streams), c.Stats().StreamsDropped)
+	}
+}
+
+func TestNewMembersAtRandomPositions(t *testing.T) {
+	c := newCore(t, "a", 1)
+	var names []string
+	for i := range 40 {
+		names = append(names, string(rune('A'+i/26))+string(rune('a'+i%26)))
+	}
+	know(c, t0, names...)
+	got := map[string]int{}
+	var order []string
+	for now := t0; len(order) < 40; now = now.Add(10 * time.Millisecond) {
+		c.Tick(now)
+		for _, p := range c.Ready().Packets {
+			if ping, ok := p.Msgs[0].(*wire.Ping); ok {
+				order = append(order, ping.Target)
+				got[ping.Target]++
+				c.HandlePacket(now, p.To, &wire.Ack{Seq: ping.Seq})
+			}
+		}
+	}
+	if len(got) != 40 {
+		t.Errorf("first round probed %d distinct members, want all 40", len(got))
+	}
+	if cmp.Equal(order, names) {
+		t.Error("probe order equals insertion order")
+	}
+}
