@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -344,4 +346,35 @@ func TestClusterPartitionHeals(t *testing.T) {
 	c.everywhere("minority write appears after healing", c.hasKey("p", "minority", "m"))
 	c.everywhere("majority write appears after healing", c.hasKey("p", "majority", "M"))
 	c.converged()
+}
+
+func TestClusterLeave(t *testing.T) {
+	c := newCluster(t, 3, true)
+	c.must(2, "PUT", "/v1/kv/app/last-words", `{"value":"bye"}`)
+	c.must(2, "POST", "/v1/leave", `{"timeout":"20s"}`)
+	if code, m := c.api(2, "GET", "/readyz", ""); code != 503 || m["reason"] != "leaving" {
+		t.Fatalf("readyz after leave: %d %v", code, m)
+	}
+	// Leave snapshots: the data directory holds the last write.
+	if _, err := os.Stat(filepath.Join(c.cfgs[2].DataDir, fileStore)); err != nil {
+		t.Fatalf("no snapshot on leave: %v", err)
+	}
+	// The write made just before leaving was flushed to the others, and
+	// they see the member as left, not dead: the cluster shrinks.
+	eventually(t, "others see the departure", func() error {
+		for i := range 2 {
+			if err := c.hasKey("app", "last-words", "bye")(i); err != nil {
+				return err
+			}
+			for _, m := range c.nodes[i].members() {
+				if m.Name == "n2" && m.State != swim.StateLeft {
+					return fmt.Errorf("node %d sees n2 %v", i, m.State)
+				}
+			}
+			if st := c.nodes[i].Status(); st.KnownSize != 2 || !st.Majority {
+				return fmt.Errorf("node %d status: %+v", i, st)
+			}
+		}
+		return nil
+	})
 }

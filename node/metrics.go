@@ -101,10 +101,10 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	gauge("index_holder_pages", "(page, worker) pairs in the prefix index.", func() float64 { return float64(n.st.ix.Stats().HolderPages) })
 	gauge("index_bytes", "Estimated heap bytes of the prefix index.", func() float64 { return float64(n.st.ix.Stats().Bytes) })
 	counterFunc("udp_dropped_total", "UDP packets dropped because the membership loop was behind.", func() float64 {
-		if n.drv == nil {
+		if n.tr == nil {
 			return 0
 		}
-		return float64(n.drv.dropped.Load())
+		return float64(n.tr.dropped.Load())
 	})
 	traffic := func(name, help string, f func(*transport) uint64) {
 		counterFunc(name, help, func() float64 {
@@ -119,10 +119,10 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	traffic("tcp_sent_bytes_total", "TCP stream bytes sent (push-pull, anti-entropy, large deltas), TLS included.", func(t *transport) uint64 { return t.tcpSent.Load() })
 	traffic("tcp_received_bytes_total", "TCP stream bytes received.", func(t *transport) uint64 { return t.tcpRecv.Load() })
 	counterFunc("udp_bad_input_total", "UDP packets or parts that did not decode.", func() float64 {
-		if n.drv == nil {
+		if n.rm == nil {
 			return 0
 		}
-		return float64(n.drv.badInput.Load())
+		return float64(n.rm.r.Stats().PacketsBad)
 	})
 
 	if reg != nil {

@@ -46,7 +46,9 @@ type Node struct {
 	apiSrv   *http.Server
 	tr       *transport
 	mem      membership
-	drv      *swimDriver
+	rm       *runnerMembership
+	ctx      context.Context // ends at Shutdown
+	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stop     chan struct{}
 	started  atomic.Bool
@@ -72,6 +74,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	cfg = cfg.withDefaults()
 	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), syncSem: make(chan struct{}, cfg.MaxSyncStreams), pushes: make(chan struct{}, maxPushesInFlight), seen: newSeenSet(4096)}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.log == nil {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -176,21 +179,18 @@ func (n *Node) Start() error {
 		return err
 	}
 	n.tr = &transport{udp: udp, tcp: tcp, addr: adv, tlsServer: n.tlsSrv, tlsClient: n.tlsCli,
-		codecCfg: wire.Config{Label: n.cfg.Label, Keyring: n.keyring}}
-	drv, err := newSwimDriver(n.tr, n.swimConfig(), swim.Identity{Name: n.name, Gen: n.gen, Addr: adv}, &n.wg)
+		codecCfg: wire.Config{Label: n.cfg.Label, Keyring: n.keyring},
+		packets:  make(chan swim.Inbound, 1024), streams: make(chan swim.Incoming, 16)}
+	rm, err := newRunnerMembership(n.ctx, n.tr, n.swimConfig(), swim.Identity{Name: n.name, Gen: n.gen, Addr: adv}, n, n.onEvent, &n.wg)
 	if err != nil {
-		udp.Close()
-		tcp.Close()
+		n.tr.close()
 		return fmt.Errorf("node: swim: %w", err)
 	}
-	drv.onData = n.onData
-	drv.onEvent = n.onEvent
-	n.drv, n.mem = drv, drv
+	n.rm, n.mem = rm, rm
 	if n.cfg.APIAddr != "off" {
 		ln, err := net.Listen("tcp", n.cfg.APIAddr)
 		if err != nil {
-			udp.Close()
-			tcp.Close()
+			_ = rm.shutdown()
 			return fmt.Errorf("node: api listen %s: %w", n.cfg.APIAddr, err)
 		}
 		if n.apiTLS {
@@ -207,8 +207,8 @@ func (n *Node) Start() error {
 		}()
 	}
 	n.synced.Store(true) // nothing to sync with until a Join
-	drv.start()
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.tr.readLoop(&n.wg)
 	go n.acceptLoop()
 	go n.syncLoop()
 	go n.antiEntropyLoop()
@@ -232,7 +232,7 @@ func (n *Node) Join(ctx context.Context, seeds ...string) error {
 	}
 	n.joinWant.Store(true)
 	n.synced.Store(false)
-	return n.mem.Join(ctx, seeds)
+	return n.mem.Join(seeds)
 }
 
 // Leave announces a graceful departure, waits up to timeout (Config's when
@@ -263,6 +263,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	var err error
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
+		n.cancel()
 		close(n.stop)
 		if n.apiSrv != nil {
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -271,10 +272,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			}
 			cancel()
 		}
-		if n.drv != nil {
-			n.drv.close()
-			n.tr.udp.Close()
-			n.tr.tcp.Close()
+		if n.rm != nil {
+			if e := n.rm.shutdown(); e != nil {
+				err = e
+			}
+			n.tr.close()
 		}
 		done := make(chan struct{})
 		go func() { n.wg.Wait(); close(done) }()
@@ -371,25 +373,35 @@ func (n *Node) acceptLoop() {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			defer c.Close()
 			// Close the connection when the node stops, so a served stream
 			// never outlives Shutdown.
-			stop := context.AfterFunc(n.drv.ctx, func() { c.Close() })
+			stop := context.AfterFunc(n.ctx, func() { c.Close() })
 			defer stop()
-			n.serveConn(c)
+			if !n.serveConn(c) {
+				c.Close()
+			}
 		}()
 	}
 }
 
-func (n *Node) serveConn(raw net.Conn) {
+// serveConn serves one accepted connection; it reports whether it handed the
+// connection on (to the swim Runner), which then closes it.
+func (n *Node) serveConn(raw net.Conn) (handedOff bool) {
 	c, ch, err := n.tr.accept(raw, time.Now().Add(n.cfg.SyncTimeout.D()))
 	if err != nil {
 		n.met.streamErrors.Inc()
-		return
+		return false
 	}
 	switch ch {
 	case chanSwim:
-		err = n.drv.serveStream(c)
+		from, _ := netip.ParseAddrPort(raw.RemoteAddr().String())
+		select {
+		case n.tr.streams <- swim.Incoming{From: from, Conn: c.(swim.Conn)}:
+			return true
+		default:
+			n.tr.streamsDropped.Add(1)
+			return false
+		}
 	case chanSync:
 		select {
 		case n.syncSem <- struct{}{}:
@@ -397,7 +409,7 @@ func (n *Node) serveConn(raw net.Conn) {
 			<-n.syncSem
 		default:
 			n.met.syncRefused.Inc()
-			return
+			return false
 		}
 	case chanDeltas:
 		err = n.serveDeltas(c)
@@ -408,4 +420,5 @@ func (n *Node) serveConn(raw net.Conn) {
 		n.met.streamErrors.Inc()
 		n.log.Debug("stream failed", "channel", string(ch), "err", err)
 	}
+	return false
 }

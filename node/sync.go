@@ -37,18 +37,23 @@ const (
 	maxPushesInFlight = 8       // concurrent delta pushes over TCP
 )
 
-// onData applies a delta received over UDP (direct or gossiped). It runs on
-// the membership goroutine. In clusters too large for eager sends, a delta
-// seen for the first time is gossiped on, so that it spreads by infection.
-func (n *Node) onData(r swim.Received) {
+// NotifyData applies a delta received over UDP (direct or gossiped); it
+// implements swim.Delegate and runs on the Runner's delivery goroutine. In
+// clusters too large for eager sends, a delta seen for the first time is
+// gossiped on, so that it spreads by infection.
+func (n *Node) NotifyData(r swim.Received) {
 	if err := n.applyData(r.Data.Kind, r.Data.Payload); err != nil {
 		n.met.deltaErrors.Inc()
 		return
 	}
 	if _, known, _ := n.quorum(); known > n.cfg.EagerMembers && n.seen.add(radix.XXH64(r.Data.Payload, uint64(r.Data.Kind))) {
-		_ = n.drv.core.Broadcast(wire.Data{Kind: r.Data.Kind, Payload: r.Data.Payload})
+		_ = n.mem.Broadcast(wire.Data{Kind: r.Data.Kind, Payload: r.Data.Payload})
 	}
 }
+
+// NotifyState implements swim.Delegate. The node sends no push-pull state:
+// anti-entropy runs on its own streams.
+func (n *Node) NotifyState(swim.RemoteState) {}
 
 // applyData merges one delta payload.
 func (n *Node) applyData(kind uint8, payload []byte) error {
@@ -187,7 +192,7 @@ func (n *Node) push(to netip.AddrPort, kind uint8, payload []byte) {
 	go func() {
 		defer n.wg.Done()
 		defer func() { <-n.pushes }()
-		ctx, cancel := context.WithCancel(n.drv.ctx)
+		ctx, cancel := context.WithCancel(n.ctx)
 		defer cancel()
 		c, err := n.tr.dial(ctx, to, chanDeltas, time.Now().Add(n.cfg.SyncTimeout.D()))
 		if err != nil {
@@ -272,7 +277,7 @@ func (n *Node) syncRandom() error {
 // what it lacks, then serves what the peer lacks.
 func (n *Node) syncWith(addr netip.AddrPort) error {
 	start := time.Now()
-	ctx, cancel := context.WithCancel(n.drv.ctx)
+	ctx, cancel := context.WithCancel(n.ctx)
 	defer cancel()
 	c, err := n.tr.dial(ctx, addr, chanSync, start.Add(n.cfg.SyncTimeout.D()))
 	if err != nil {

@@ -10,9 +10,11 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -49,8 +51,23 @@ type transport struct {
 	codecCfg  wire.Config
 	// cut simulates a partition (tests): nothing is sent or received.
 	cut atomic.Bool
-	// Bytes sent and received, for bandwidth figures.
+	// Bytes sent and received, for bandwidth figures; datagrams and swim
+	// streams dropped because the Runner was behind.
 	udpSent, udpRecv, tcpSent, tcpRecv atomic.Uint64
+	dropped, streamsDropped            atomic.Uint64
+	// packets and streams feed the swim Runner.
+	packets   chan swim.Inbound
+	streams   chan swim.Incoming
+	closeOnce sync.Once
+}
+
+// close closes the sockets; it is idempotent.
+func (t *transport) close() error {
+	t.closeOnce.Do(func() {
+		t.udp.Close()
+		t.tcp.Close()
+	})
+	return nil
 }
 
 // countingConn counts the bytes of a TCP connection (below TLS).
@@ -63,6 +80,14 @@ func (c countingConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	c.recv.Add(uint64(n))
 	return n, err
+}
+
+// CloseWrite half-closes the TCP connection.
+func (c countingConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
 }
 
 func (c countingConn) Write(b []byte) (int, error) {
