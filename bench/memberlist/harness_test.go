@@ -78,15 +78,16 @@ func TestSummarize(t *testing.T) {
 		{N: 3, Bootstrap: time.Second, Holes: 2, HoleLasted: 3 * time.Second, Sent: 6, Reached: 5,
 			Spread: []time.Duration{time.Millisecond}, Idle: bytes{UDP: 300, TCP: 300}, IdleWindow: 2 * time.Second, Detect: -1},
 		{N: 3, Bootstrap: -1, Sent: 6, Reached: 6, Idle: bytes{UDP: 60}, IdleWindow: time.Second, Detect: time.Second, FalseDead: 1},
+		{N: 3, Bootstrap: 2 * time.Second, Detect: time.Second}, // idle not measured
 	}
 	got := summarize("x", rs)
 	want := Summary{
-		Impl: "x", N: 3, Trials: 2,
-		Bootstrap: []time.Duration{time.Second}, Unfinished: 1,
+		Impl: "x", N: 3, Trials: 3,
+		Bootstrap: []time.Duration{time.Second, 2 * time.Second}, Unfinished: 1,
 		HoleTrials: 1, HolePairs: 2, HoleLasted: 3 * time.Second,
 		Sent: 12, Reached: 11, Spread: []time.Duration{time.Millisecond},
 		Idle: []float64{100, 20}, IdleUDP: []float64{50, 20},
-		Detect: []time.Duration{time.Second}, Undetected: 1, FalseDead: 1,
+		Detect: []time.Duration{time.Second, time.Second}, Undetected: 1, FalseDead: 1,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("summarize (-want +got):\n%s", diff)
@@ -154,5 +155,17 @@ func TestCountedConn(t *testing.T) {
 	b.Close()
 	if diff := cmp.Diff(bytes{TCP: 5}, c.load()); diff != "" {
 		t.Errorf("counted (-want +got):\n%s", diff)
+	}
+}
+
+func TestPushPullScaled(t *testing.T) {
+	tests := []struct {
+		n    int
+		want time.Duration
+	}{{5, 15 * time.Second}, {32, 15 * time.Second}, {33, 30 * time.Second}, {50, 30 * time.Second}, {64, 30 * time.Second}, {65, 45 * time.Second}}
+	for _, tt := range tests {
+		if got := pushPullScaled(15*time.Second, tt.n); got != tt.want {
+			t.Errorf("pushPullScaled(15s, %d) = %v, want %v", tt.n, got, tt.want)
+		}
 	}
 }

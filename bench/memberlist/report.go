@@ -52,8 +52,8 @@ func summarize(name string, rs []Result) Summary {
 		s.Reached += r.Reached
 		s.SendErrors += r.SendErrors
 		s.Spread = append(s.Spread, r.Spread...)
-		s.Idle = append(s.Idle, r.IdlePerNode())
 		if r.IdleWindow > 0 {
+			s.Idle = append(s.Idle, r.IdlePerNode())
 			s.IdleUDP = append(s.IdleUDP, float64(r.Idle.UDP)/float64(r.N)/r.IdleWindow.Seconds())
 		}
 		if r.Detect >= 0 {

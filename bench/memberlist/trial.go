@@ -2,6 +2,7 @@ package memberlist
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -21,8 +22,12 @@ type Plan struct {
 	Broadcasts     int
 	BroadcastLimit time.Duration
 	// Quiet is the pause between the broadcasts and the idle measurement,
-	// so that their retransmissions are over; Idle is the measured window.
-	Quiet, Idle time.Duration
+	// so that their retransmissions are over; Idle is the measured window,
+	// which starts no earlier than IdleAfter from the nodes' start. A window
+	// of one (scaled) push-pull interval that starts after every node's
+	// first push-pull holds one push-pull per node, as the steady state
+	// does. Zero Idle skips the measurement.
+	Quiet, Idle, IdleAfter time.Duration
 	// DetectLimit bounds the wait for every other node to mark the crashed
 	// node dead.
 	DetectLimit time.Duration
@@ -96,10 +101,13 @@ func runTrial(im impl, n int, s Settings, p Plan) (Result, error) {
 		return Result{}, err
 	}
 	defer c.Close()
+	started := time.Now()
 	res := Result{N: n}
 	bootstrap(c, p, &res)
 	broadcast(c, got, p, &res)
-	idle(c, p, &res)
+	if p.Idle > 0 {
+		idle(c, p, started, &res)
+	}
 	if err := crash(c, p, &res); err != nil {
 		return res, err
 	}
@@ -250,12 +258,24 @@ func broadcast(c cluster, got *receipts, p Plan, res *Result) {
 	}
 }
 
-// idle waits Quiet, then counts the bytes sent during Idle.
-func idle(c cluster, p Plan, res *Result) {
-	time.Sleep(p.Quiet)
+// idle waits Quiet (and until IdleAfter from started), then counts the
+// bytes sent during Idle. The waits are the measurement itself: real
+// sockets, real time.
+func idle(c cluster, p Plan, started time.Time, res *Result) {
+	time.Sleep(max(p.Quiet, time.Until(started.Add(p.IdleAfter))))
 	before, start := c.Bytes(), time.Now()
 	time.Sleep(p.Idle)
 	res.Idle, res.IdleWindow = c.Bytes().sub(before), time.Since(start)
+}
+
+// pushPullScaled is the push-pull interval at n members, scaled the same
+// way by both implementations: one more interval for every doubling above
+// 32 members.
+func pushPullScaled(interval time.Duration, n int) time.Duration {
+	if n <= 32 {
+		return interval
+	}
+	return interval * time.Duration(1+math.Ceil(math.Log2(float64(n))-5))
 }
 
 // crash stops the last node without a leave and measures the time until
