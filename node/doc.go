@@ -3,4 +3,61 @@
 // and radix replicas, and serves the HTTP API, metrics and persistence.
 //
 // Only cmd/meshnode and bench import node.
+//
+// # Use
+//
+//	n, err := node.New(cfg)          // validates cfg, loads keys, restores snapshots
+//	err = n.Start()                  // binds the gossip port and the API
+//	err = n.Join(ctx, "10.0.0.1:7946") // returns at once; /readyz says when done
+//	...
+//	err = n.Leave(5 * time.Second)   // announce, flush, snapshot
+//	err = n.Shutdown(ctx)            // stop every goroutine
+//
+// # Structure
+//
+// One port carries UDP (swim probes and gossip, eager deltas) and TCP. Every
+// TCP connection starts with a channel byte: 'S' streams go to the
+// swim.Runner (push-pull, TCP pings), 'A' streams are anti-entropy, 'D'
+// streams carry deltas too large for a packet. TLS, when configured, wraps
+// the connection before the channel byte.
+//
+// The store is not goroutine-safe: the node serialises every access behind
+// one mutex (state.mu). The radix index is safe on its own. Workers live in
+// the "workers" namespace as JSON records; a subscription to it keeps the
+// index in step, so a worker deleted on any replica leaves every replica's
+// index when the delete is applied. Rate-limit definitions live in the
+// "config" namespace; the KV API refuses writes to both.
+//
+// # Sync engine
+//
+// Local writes signal the delta loop, which drains store.AppendDeltas and
+// the pending radix.Batch and sends them: to every live member directly
+// (one UDP packet each, or a 'D' stream when too large) while the cluster
+// has at most Config.EagerMembers members; by swim gossip otherwise, each
+// member gossiping a delta on when it first sees it. Every SyncInterval
+// (with jitter) the node runs anti-entropy with a random live member: store
+// digest, then the missing pages (each followed by a fresh digest), then the
+// index digest and the holdings of the workers that differ, both ways on one
+// stream, lz4-compressed and chunked by wire frames, under a deadline and a
+// bound on concurrent exchanges. The digests a peer sends feed
+// store.ObserveDigest; Collect runs with the live members' actors, so a dead
+// member stops holding back garbage collection after Config.GCHorizon.
+// After Join, anti-entropy runs at once until a first round succeeds: that
+// is the bootstrap, and readiness waits for it.
+//
+// # Partitions
+//
+// A node sees a majority when the members it holds alive are more than half
+// of the last known cluster (members not known to have left). /v1/status and
+// /readyz report it; with Config.MinorityShare a rate limiter on the minority
+// side admits only limit * alive / known.
+//
+// # Persistence
+//
+// With Config.DataDir the node keeps its generation there (bumped at every
+// start) and snapshots the store and the index every SnapshotInterval and on
+// Leave, each written atomically. At start a snapshot that does not load is
+// renamed aside (".corrupt-<time>") and reported; that part starts empty and
+// anti-entropy refills it. A restart without a clean Leave loses the writes
+// since the last snapshot that no peer received.
 package node
