@@ -96,11 +96,15 @@ func BenchmarkGet(b *testing.B) {
 			}
 			b.ReportAllocs()
 			i := 0
+			cpu0 := cpuTime()
 			for b.Loop() {
 				if _, ok := s.Get("ns", keys[i&4095]); !ok {
 					b.Fatal("missing key")
 				}
 				i++
+			}
+			if cpu := cpuTime() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(i), "cpu-ns/op")
 			}
 		})
 	}
@@ -127,6 +131,7 @@ func BenchmarkApply(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(deltas[0])))
 	i, ops := 0, 0
+	cpu0 := cpuTime()
 	for b.Loop() {
 		if i == len(deltas) {
 			b.StopTimer()
@@ -139,8 +144,12 @@ func BenchmarkApply(b *testing.B) {
 		i++
 		ops += per
 	}
+	cpu := cpuTime() - cpu0 // includes the resets between batches and the GC
 	b.ReportMetric(float64(ops)/b.Elapsed().Seconds(), "writes/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(ops), "ns/write")
+	if cpu > 0 {
+		b.ReportMetric(float64(ops)/cpu.Seconds(), "writes/cpu-s")
+	}
 }
 
 // BenchmarkDiff1M: two 1M-key stores that differ in 100 keys find and ship
