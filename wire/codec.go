@@ -195,3 +195,17 @@ func (c *Codec) Decode(m Message, body []byte) error {
 	c.rd = reader{}
 	return err
 }
+
+// maxKeptBytes is the largest scratch buffer a codec keeps for small work:
+// one 16 MiB frame must not pin 16 MiB in every pooled codec forever.
+const maxKeptBytes = 1 << 20
+
+// reuse returns buf emptied for work of about need bytes, or nil (so that
+// append allocates afresh) when buf is over maxKeptBytes and much larger
+// than the work.
+func reuse(buf []byte, need int) []byte {
+	if cap(buf) > maxKeptBytes && need < cap(buf)/4 {
+		return nil
+	}
+	return buf[:0]
+}

@@ -55,7 +55,7 @@ func (c *Codec) AppendFrame(dst []byte, t Type, body []byte) ([]byte, error) {
 	payload := body
 	if c.compress {
 		var ok bool
-		if c.zbuf, ok = appendCompressed(c.compressor(), c.zbuf[:0], body); ok {
+		if c.zbuf, ok = appendCompressed(c.compressor(), reuse(c.zbuf, len(body)), body); ok {
 			payload = c.zbuf
 			flags |= FrameCompressed
 		}
@@ -98,7 +98,7 @@ func (c *Codec) appendFrame(dst []byte, t Type, flags uint8, ch *ChunkHeader, pa
 	}
 	plain := payload
 	if ch != nil {
-		c.chunkPlain = append(appendChunkHeader(c.chunkPlain[:0], ch), payload...)
+		c.chunkPlain = append(appendChunkHeader(reuse(c.chunkPlain, chunkHeaderBytes+len(payload)), ch), payload...)
 		plain = c.chunkPlain
 	}
 	return s.aead.Seal(dst, nonce, plain, aad), nil
@@ -119,14 +119,14 @@ func (c *Codec) WriteFrames(w io.Writer, t Type, body []byte, transfer uint32) e
 	payload := body
 	if c.compress {
 		var ok bool
-		if c.zbuf, ok = appendCompressed(c.compressor(), c.zbuf[:0], body); ok {
+		if c.zbuf, ok = appendCompressed(c.compressor(), reuse(c.zbuf, len(body)), body); ok {
 			payload = c.zbuf
 			flags |= FrameCompressed
 		}
 	}
 	if len(payload) <= c.chunk {
 		var err error
-		if c.fout, err = c.appendFrame(c.fout[:0], t, flags, nil, payload); err != nil {
+		if c.fout, err = c.appendFrame(reuse(c.fout, frameHeaderBytes+encOverheadBytes+len(payload)), t, flags, nil, payload); err != nil {
 			return err
 		}
 		_, err = w.Write(c.fout)
@@ -141,7 +141,7 @@ func (c *Codec) WriteFrames(w io.Writer, t Type, body []byte, transfer uint32) e
 		ch.Index = uint32(i)
 		part := payload[i*c.chunk : min((i+1)*c.chunk, len(payload))]
 		var err error
-		if c.fout, err = c.appendFrame(c.fout[:0], t, flags, &ch, part); err != nil {
+		if c.fout, err = c.appendFrame(reuse(c.fout, frameHeaderBytes+chunkFrameOverhead+len(part)), t, flags, &ch, part); err != nil {
 			return err
 		}
 		if _, err := w.Write(c.fout); err != nil {
@@ -185,7 +185,7 @@ func (c *Codec) ReadFrame(r io.Reader) (Frame, error) {
 	if err != nil {
 		return Frame{}, err
 	}
-	if cap(c.fin) < size {
+	if c.fin = reuse(c.fin, size); cap(c.fin) < size {
 		c.fin = make([]byte, size)
 	}
 	c.fin = c.fin[:size]
@@ -245,7 +245,7 @@ func (c *Codec) openFrame(tf, rest []byte) (Frame, error) {
 		return f, nil
 	}
 	var err error
-	c.dbuf, err = appendDecompressed(c.dbuf[:0], payload, c.maxFrame)
+	c.dbuf, err = appendDecompressed(reuse(c.dbuf, 0), payload, c.maxFrame)
 	f.Body = c.dbuf
 	return f, err
 }

@@ -177,3 +177,23 @@ func TestFrameUnknownTypeSkipped(t *testing.T) {
 		t.Fatalf("next frame: %v, %v", m, err)
 	}
 }
+
+// TestLargeFrameBufferReleased checks that one large frame does not leave
+// the codec holding a buffer of its size once frames are small again.
+func TestLargeFrameBufferReleased(t *testing.T) {
+	c := mustCodec(t, Config{NoCompression: true})
+	big, err := c.AppendFrame(nil, TypeData, (&Data{Payload: make([]byte, 4<<20)}).AppendBody(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, _ := c.AppendFrame(nil, TypeNack, (&Nack{Seq: 1}).AppendBody(nil))
+	r := bytes.NewReader(append(big, small...))
+	for range 2 {
+		if _, err := c.ReadFrame(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cap(c.fin) > maxKeptBytes {
+		t.Errorf("codec keeps a %d-byte frame buffer after a small frame", cap(c.fin))
+	}
+}

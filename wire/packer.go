@@ -26,7 +26,7 @@ func (c *Codec) Pack(dst []byte, msgs []Message, left []Message) (pkt []byte, re
 	if c.compress && c.ratio > 0 {
 		if limit := c.predictLimit(avail); limit > avail {
 			c.pack, left = fill(c.pack[:0], msgs, left[:base], limit)
-			if z, ok := appendCompressed(c.compressor(), c.zbuf[:0], c.pack); ok && len(z) <= avail {
+			if z, ok := appendCompressed(c.compressor(), reuse(c.zbuf, len(c.pack)), c.pack); ok && len(z) <= avail {
 				c.zbuf = z
 				c.ratio = float64(len(c.pack)) / float64(len(z))
 				return c.sealPack(dst, FlagCompressed, z, s, msgs, left, base)
@@ -40,7 +40,7 @@ func (c *Codec) Pack(dst []byte, msgs []Message, left []Message) (pkt []byte, re
 	if !c.compress {
 		return c.sealPack(dst, 0, c.pack, s, msgs, left, base)
 	}
-	z, ok := appendCompressed(c.compressor(), c.zbuf[:0], c.pack)
+	z, ok := appendCompressed(c.compressor(), reuse(c.zbuf, len(c.pack)), c.pack)
 	if !ok {
 		c.ratio = 1
 		return c.sealPack(dst, 0, c.pack, s, msgs, left, base)

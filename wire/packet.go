@@ -93,7 +93,7 @@ func (c *Codec) seal(dst, body []byte, s sealer) ([]byte, error) {
 	payload := body
 	if c.compress {
 		var ok bool
-		if c.zbuf, ok = appendCompressed(c.compressor(), c.zbuf[:0], body); ok {
+		if c.zbuf, ok = appendCompressed(c.compressor(), reuse(c.zbuf, len(body)), body); ok {
 			payload = c.zbuf
 			flags |= FlagCompressed
 		}
@@ -194,7 +194,7 @@ func (c *Codec) OpenPacket(pkt []byte) ([]byte, error) {
 		return payload, nil
 	}
 	var err error
-	c.dbuf, err = appendDecompressed(c.dbuf[:0], payload, c.maxBody)
+	c.dbuf, err = appendDecompressed(reuse(c.dbuf, 0), payload, c.maxBody)
 	return c.dbuf, err
 }
 
@@ -212,7 +212,7 @@ func (c *Codec) open(hdr, sealed []byte) ([]byte, error) {
 	if len(sealed) < NonceSize+TagSize {
 		return nil, errf(ErrTruncated, fmt.Sprintf("sealed payload of %d bytes", len(sealed)))
 	}
-	out, err := aead.Open(c.plain[:0], sealed[:NonceSize], sealed[NonceSize:], c.setAAD(hdr))
+	out, err := aead.Open(reuse(c.plain, len(sealed)), sealed[:NonceSize], sealed[NonceSize:], c.setAAD(hdr))
 	if err != nil {
 		return nil, errf(ErrDecrypt, fmt.Sprintf("key %d: authentication failed", id))
 	}
