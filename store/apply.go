@@ -30,11 +30,16 @@ type dotKey struct {
 // idempotent and order-insensitive: duplicates, reordering and loss are
 // all fine (what is lost comes again with anti-entropy). Writes stamped
 // more than MaxSkew ahead of now are held back until a later Tick or Apply.
+// b is not retained.
 func (s *Store) Apply(b []byte, now time.Time) error {
-	if err := DecodeDelta(b, &s.scratch); err != nil {
-		return err
+	err := DecodeDelta(b, &s.scratch)
+	if err == nil {
+		err = s.ApplyDelta(&s.scratch, now)
 	}
-	return s.ApplyDelta(&s.scratch, now)
+	// The decoded records alias b: drop them so b can be freed or reused.
+	clear(s.scratch.Entries)
+	clear(s.scratch.Counters)
+	return err
 }
 
 // ApplyDelta merges a decoded delta; see Apply.
