@@ -7,7 +7,9 @@
 // wire imports no other meshnode package. Every decoder checks each length it
 // reads against a limit and the remaining bytes before it allocates, and
 // every error it returns matches one of the sentinel errors of this package
-// under errors.Is. The format is specified byte for byte in docs/wire.md.
+// under errors.Is, except the errors of an io.Reader or io.Writer the caller
+// passes in, which are returned as they are (io.EOF at the clean end of a
+// stream). The format is specified byte for byte in docs/wire.md.
 //
 // # Use
 //
