@@ -28,7 +28,7 @@ import (
 // random members one after another; the figures are the p50 and p99 of the
 // time until the last member has a delta.
 func BenchmarkSimDeltaSpread(b *testing.B) {
-	for _, tc := range []struct{ n, deltas int }{{64, 40}, {1000, 10}} {
+	for _, tc := range []struct{ n, deltas int }{{64, 200}, {1000, 20}} {
 		b.Run(fmt.Sprintf("n=%d", tc.n), func(b *testing.B) {
 			var lat []time.Duration
 			var bytesPerNode float64
