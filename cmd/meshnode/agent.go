@@ -91,9 +91,15 @@ func runAgent(args []string, env lookupEnv, stdout, stderr io.Writer, sig <-chan
 	return 0
 }
 
+// leaver is the part of *node.Node that leave uses.
+type leaver interface {
+	Leave(timeout time.Duration) error
+	Shutdown(ctx context.Context) error
+}
+
 // leave runs the graceful leave and the shutdown, unless a second SIGINT or
 // SIGTERM asks to exit at once.
-func leave(n *node.Node, timeout time.Duration, sig <-chan os.Signal, log *slog.Logger) int {
+func leave(n leaver, timeout time.Duration, sig <-chan os.Signal, log *slog.Logger) int {
 	done := make(chan error, 1)
 	go func() {
 		err := n.Leave(timeout)

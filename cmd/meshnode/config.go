@@ -416,5 +416,6 @@ func printConfig(w io.Writer, c agentConfig) error {
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(r)
 }

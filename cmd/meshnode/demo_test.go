@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestDemo runs the demo briefly in this process: it must exit 0, show
+// each part of the show, and leave no goroutine behind (every node shut
+// down).
+func TestDemo(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var out, errb bytes.Buffer
+	if code := runDemo([]string{"--nodes", "3", "--duration", "3s"}, &out, &errb, nil); code != 0 {
+		t.Fatalf("demo exited %d; stderr:\n%s\nstdout:\n%s", code, errb.String(), out.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		"cluster converged: every node sees 3 alive",
+		"registered 4 workers",
+		"reached all 3 running nodes in",
+		"node-3 killed",
+		"node-3 restarted: generation",
+		"routing: ",
+		"cache hit ratio",
+		"rate limit demo-requests",
+		"summary",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "\x1b[") {
+		t.Errorf("escape sequences in output that is not a terminal:\n%q", got)
+	}
+}
+
+func TestDemoUsage(t *testing.T) {
+	for _, args := range [][]string{{"--nodes", "1"}, {"--nodes", "99"}, {"--duration", "10ms"}, {"extra"}, {"--bogus"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := runDemo(args, &out, &errb, nil); code != 2 {
+				t.Errorf("exit %d, want 2; stderr: %s", code, errb.String())
+			}
+		})
+	}
+}
