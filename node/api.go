@@ -324,7 +324,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "seeds: want 1 to 64 host:port addresses")
 		return
 	}
-	if err := n.Join(r.Context(), req.Seeds...); err != nil {
+	if err := n.Join(req.Seeds...); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}

@@ -298,7 +298,7 @@ func BenchmarkJoinLarge(b *testing.B) {
 			b.Fatal(err)
 		}
 		t0 := time.Now()
-		if err := nd.Join(context.Background(), seed.Addr().String()); err != nil {
+		if err := nd.Join(seed.Addr().String()); err != nil {
 			b.Fatal(err)
 		}
 		for ok := false; !ok; ok, _ = nd.Ready() {

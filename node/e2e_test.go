@@ -105,7 +105,7 @@ func (c *testCluster) join(i int) {
 	if i == 0 {
 		seed = 1
 	}
-	if err := c.nodes[i].Join(context.Background(), c.nodes[seed].Addr().String()); err != nil {
+	if err := c.nodes[i].Join(c.nodes[seed].Addr().String()); err != nil {
 		c.t.Fatal(err)
 	}
 }

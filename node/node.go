@@ -222,10 +222,12 @@ func (n *Node) Start() error {
 	return nil
 }
 
-// Join joins the cluster through seeds (host:port, names re-resolved by
-// each call); with no seeds it uses Config.Seeds. It returns once the join
-// is under way; /readyz reports when it and the first sync are done.
-func (n *Node) Join(ctx context.Context, seeds ...string) error {
+// Join joins the cluster through seeds (host:port; names are resolved again
+// at every attempt); with no seeds it uses Config.Seeds. It returns once the
+// join is under way: attempts continue with backoff until one succeeds or the
+// node shuts down, and /readyz reports when the join and the first sync are
+// done.
+func (n *Node) Join(seeds ...string) error {
 	if n.mem == nil {
 		return errors.New("node: join before start")
 	}

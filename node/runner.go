@@ -21,6 +21,8 @@ type membership interface {
 	// dead and left tombstones.
 	Self() swim.Member
 	Members() []swim.Member
+	// NumAlive returns the members alive or suspect, self included.
+	NumAlive() int
 	// Joined reports whether the last Join has succeeded (true when none
 	// was asked for).
 	Joined() bool
@@ -85,6 +87,7 @@ func newRunnerMembership(ctx context.Context, t *transport, cfg swim.Config, id 
 
 func (m *runnerMembership) Self() swim.Member      { return m.r.Self() }
 func (m *runnerMembership) Members() []swim.Member { return m.r.Members() }
+func (m *runnerMembership) NumAlive() int          { return m.r.NumAlive() }
 func (m *runnerMembership) Joined() bool           { return m.joined.Load() }
 func (m *runnerMembership) MaxDataBytes() int      { return m.maxData }
 

@@ -46,7 +46,7 @@ func (n *Node) NotifyData(r swim.Received) {
 		n.met.deltaErrors.Inc()
 		return
 	}
-	if _, known, _ := n.quorum(); known > n.cfg.EagerMembers && n.seen.add(radix.XXH64(r.Data.Payload, uint64(r.Data.Kind))) {
+	if n.mem.NumAlive() > n.cfg.EagerMembers && n.seen.add(radix.XXH64(r.Data.Payload, uint64(r.Data.Kind))) {
 		_ = n.mem.Broadcast(wire.Data{Kind: r.Data.Kind, Payload: r.Data.Payload})
 	}
 }
@@ -249,8 +249,6 @@ func (n *Node) antiEntropyLoop() {
 			if err := n.syncRandom(); err == nil && bootstrap {
 				n.synced.Store(true)
 				n.log.Info("first sync done")
-			} else if errors.Is(err, errNoPeer) && bootstrap && n.mem.Joined() {
-				continue
 			}
 		}
 	}
