@@ -27,10 +27,11 @@
 // a worker extending its own leaf chain appends to it. A page table (open
 // addressing, 8 bytes a slot, the key read back from the chain) maps any
 // lineage hash to its chain and offset; matching uses it once to find L_0 and
-// once per chain boundary, never once per page. Holders are (worker index,
-// stamp) pairs per chain, so one entry covers every page of the chain: the
-// benchmark workload needs about 21 bytes per holder-page, most of it the
-// 8-byte hash and the table slot (see bench/RESULTS-radix.md).
+// once per chain boundary, never once per page. The table grows by 3/2 and
+// stays 8/15 to 4/5 full. Holders are (worker index, stamp) pairs per chain,
+// so one entry covers every page of the chain: the benchmark workload needs
+// 21-23 bytes per holder-page, most of it the 8-byte hash and the table
+// slot (see bench/RESULTS-radix.md).
 //
 // # Workers, stamps and epochs
 //
@@ -72,8 +73,9 @@
 //   - Anti-entropy converges: Digest summarises each worker (epoch, pages,
 //     max stamp and a layout-independent sum over (page, stamp)); Difference
 //     names the workers that differ; Holdings ships a worker's full state as
-//     root-anchored chains in parent-first order, paged; applying both ways
-//     until the digests agree leaves identical indexes.
+//     chains in parent-first order, each anchored at its parent's last page,
+//     paged; applying both ways until the digests agree leaves identical
+//     indexes.
 //
 // AppendSnapshot and Restore persist and bootstrap a whole index (CRC32C
 // checked, all or nothing).
