@@ -66,12 +66,14 @@ func TestConvergence(t *testing.T) {
 			t.Error("no run needed anti-entropy: loss is not exercised")
 		}
 	}()
-	for _, budget := range []int64{0, 6} {
+	for _, lim := range []struct{ budget, capPages int64 }{{0, 0}, {6, 0}, {0, 20}} {
+		budget := lim.budget
+		evicted := int64(0)
 		for seed := range uint64(12) {
-			t.Run(fmt.Sprintf("budget=%d/seed=%d", budget, seed), func(t *testing.T) {
+			t.Run(fmt.Sprintf("budget=%d/cap=%d/seed=%d", budget, lim.capPages, seed), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(seed, 7))
 				nrep := 3 + rng.IntN(3)
-				cfg := Config{WorkerPages: budget, Models: map[string]ModelConfig{"model": {PageTokens: 4}}}
+				cfg := Config{WorkerPages: budget, MaxHolderPages: lim.capPages, Models: map[string]ModelConfig{"model": {PageTokens: 4}}}
 				reps := make([]*Index, nrep)
 				for i := range reps {
 					reps[i] = New(cfg)
@@ -168,7 +170,16 @@ func TestConvergence(t *testing.T) {
 						}
 					}
 				}
+				if st := reps[0].Stats(); lim.capPages > 0 && st.HolderPages > lim.capPages {
+					t.Errorf("index holds %d holder-pages, cap %d", st.HolderPages, lim.capPages)
+				}
+				for _, r := range reps {
+					evicted += r.Stats().Evicted
+				}
 			})
+		}
+		if (budget > 0 || lim.capPages > 0) && evicted == 0 && !t.Failed() {
+			t.Errorf("budget %d cap %d: nothing was evicted, the runs do not exercise eviction", budget, lim.capPages)
 		}
 	}
 }
