@@ -42,14 +42,37 @@ func AppendBatch(dst []byte, b *Batch) ([]byte, error) {
 		epoch uint64
 	}
 	var refs []ref
+	var byRef map[ref]int // once refs is long
+	last := -1
 	idx := func(d *Delta) int {
-		for i, r := range refs {
-			if r.name == d.Worker && r.epoch == d.Epoch {
+		r := ref{d.Worker, d.Epoch}
+		if last >= 0 && refs[last] == r { // deltas of one worker come in runs
+			return last
+		}
+		if byRef != nil {
+			if i, ok := byRef[r]; ok {
+				last = i
 				return i
 			}
+		} else {
+			for i := range refs {
+				if refs[i] == r {
+					last = i
+					return i
+				}
+			}
 		}
-		refs = append(refs, ref{d.Worker, d.Epoch})
-		return len(refs) - 1
+		refs = append(refs, r)
+		last = len(refs) - 1
+		if byRef != nil {
+			byRef[r] = last
+		} else if len(refs) > 16 {
+			byRef = make(map[ref]int, 2*len(refs))
+			for i, r := range refs {
+				byRef[r] = i
+			}
+		}
+		return last
 	}
 	base := uint32(math.MaxUint32)
 	for i := range b.Deltas {

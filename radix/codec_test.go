@@ -2,6 +2,7 @@ package radix
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -236,5 +237,24 @@ func TestSnapshot(t *testing.T) {
 				t.Errorf("Restore = %v, %v; want nil, %v", ix, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestBatchManyWorkers(t *testing.T) {
+	var b Batch
+	for i := range 200 {
+		w := fmt.Sprintf("w%d", i%40)
+		b.Deltas = append(b.Deltas, Delta{Op: OpTouch, Worker: w, Epoch: uint64(i % 3), Stamp: uint32(i), Anchor: uint64(i + 1)})
+	}
+	buf, err := AppendBatch(nil, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Batch
+	if err := DecodeBatch(&got, buf, DefaultLimits); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(b.Deltas, got.Deltas, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
