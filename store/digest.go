@@ -182,6 +182,18 @@ func (s *Store) AppendMissing(dst []byte, d *Digest, budget int) (page []byte, m
 		}
 	}
 	peer := s.peerView(d)
+	// A peer whose context does not reach this store's floor, and which
+	// has not adopted that floor yet, resynchronises on this page (see
+	// mergeFloor) and forgets its dots under the floor: answer for the
+	// state it will have, not the one its digest shows, so the resync
+	// completes without another round.
+	if s.peerWillResync(d, peer) {
+		for a, f := range s.floor {
+			if f > 0 {
+				peer[a] = actorCtx{}
+			}
+		}
+	}
 	for a := range s.actors {
 		pc, my, di := &peer[a], &s.ctx[a], &s.dots[a]
 		upto := pc.max
@@ -214,6 +226,26 @@ func (s *Store) AppendMissing(dst []byte, d *Digest, budget int) (page []byte, m
 		}
 	}
 	return w.finish(dst), more
+}
+
+// peerWillResync reports whether the digest's owner will resynchronise when
+// it learns this store's floor: its floor is lower and its context does
+// not cover ours.
+func (s *Store) peerWillResync(d *Digest, peer []actorCtx) bool {
+	pf := make([]uint64, len(s.actors))
+	for _, f := range d.Floor {
+		if int(f.Actor) < len(d.Actors) {
+			if la, ok := s.actorIdx[d.Actors[f.Actor]]; ok {
+				pf[la] = max(pf[la], f.Seq)
+			}
+		}
+	}
+	for a, f := range s.floor {
+		if f > pf[a] && f > peer[a].max {
+			return true
+		}
+	}
+	return false
 }
 
 // member is what the store knows of a peer's causal context, for
