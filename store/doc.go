@@ -59,7 +59,8 @@
 // it resynchronises: it drops every entry under the floor and forgets the
 // dots it does not hold, and then takes entries under its floor only from
 // pages whose sender's floor is at least as high (a sender consistent for
-// that region). Any other copy of a write under the floor that the store
+// that region). A sender that sees such a peer's digest answers for the
+// state the peer will have after the resync, so one exchange restores it. Any other copy of a write under the floor that the store
 // has not seen is discarded as stale (Stats.Stale). Limit: a write seen by
 // no live member before its writer left, and still in transit after the
 // horizon, can reappear; the horizon must exceed any realistic delivery
