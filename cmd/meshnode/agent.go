@@ -7,7 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
+	"strings"
 	"syscall"
 	"time"
 
@@ -60,22 +60,21 @@ func runAgent(args []string, env lookupEnv, stdout, stderr io.Writer, sig <-chan
 		fmt.Fprintf(stderr, "meshnode agent: %v\n", oneLine(err))
 		return 1
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	if len(cfg.Join) > 0 {
-		if err := n.Join(ctx, cfg.Join...); err != nil {
+	if seeds := append(append([]string(nil), cfg.Join...), cfg.RetryJoin...); len(seeds) > 0 {
+		// The node retries with backoff, resolving names again each time,
+		// until it joins or shuts down.
+		if err := n.Join(seeds...); err != nil {
 			fmt.Fprintf(stderr, "meshnode agent: join: %v\n", oneLine(err))
 			_ = n.Shutdown(context.Background())
 			return 1
 		}
-	}
-	if len(cfg.RetryJoin) > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			retryJoin(ctx, n, cfg.RetryJoin, cfg.RetryInterval.D(), log)
-		}()
+		if len(cfg.Join) > 0 {
+			if err := waitJoined(n, cfg.JoinTimeout.D(), sig); err != nil {
+				fmt.Fprintf(stderr, "meshnode agent: join through %s: %v\n", strings.Join(seeds, ", "), err)
+				_ = n.Shutdown(context.Background())
+				return 1
+			}
+		}
 	}
 	printReady(stdout, n, cfg)
 
@@ -85,7 +84,6 @@ func runAgent(args []string, env lookupEnv, stdout, stderr io.Writer, sig <-chan
 			continue
 		}
 		log.Info("leaving the cluster", "signal", s.String(), "timeout", cfg.LeaveTimeout.D().String())
-		cancel()
 		return leave(n, cfg.LeaveTimeout.D(), sig, log)
 	}
 	return 0
@@ -127,28 +125,25 @@ func leave(n leaver, timeout time.Duration, sig <-chan os.Signal, log *slog.Logg
 	}
 }
 
-// retryJoin joins through seeds, re-resolving them every interval until the
-// node has joined (the node retries the addresses it resolved with backoff
-// in between).
-func retryJoin(ctx context.Context, n *node.Node, seeds []string, interval time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// waitJoined waits until the node has joined, the timeout passes or a
+// SIGINT or SIGTERM arrives.
+func waitJoined(n *node.Node, timeout time.Duration, sig <-chan os.Signal) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for {
-		if err := n.Join(ctx, seeds...); err != nil {
-			log.Info("retry-join: no seed to join through yet", "seeds", seeds, "err", err)
-		} else {
-			log.Debug("retry-join: join under way", "seeds", seeds)
+		if _, why := n.Ready(); why != "joining" {
+			return nil
 		}
 		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, why := n.Ready(); why != "joining" {
-			if ms := n.Status(); ms.ClusterSize > 1 {
-				log.Info("retry-join: joined", "members", ms.ClusterSize)
-				return
+		case <-deadline.C:
+			return fmt.Errorf("not joined within %v (see --join-timeout; --retry-join does not wait)", timeout)
+		case s := <-sig:
+			if s != syscall.SIGHUP {
+				return fmt.Errorf("interrupted by %v", s)
 			}
+		case <-tick.C:
 		}
 	}
 }

@@ -356,6 +356,21 @@ func TestAgentBinary(t *testing.T) {
 		ca.fails(2, "unknown command", "frobnicate")
 		ca.fails(2, "want a subcommand", "kv", "frob")
 	})
+	t.Run("start with --join fails when no seed answers", func(t *testing.T) {
+		cmd := exec.Command(bin, "agent", "--node", "gamma", "--bind", "127.0.0.1:0", "--api-addr", "off", "--profile", "local",
+			"--join", "127.0.0.1:1", "--join-timeout", "1s", "--log-format", "json")
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("exit %v, want 1; stderr:\n%s", err, errOut.String())
+		}
+		contains(t, "join failure", errOut.String(), "meshnode agent: join through 127.0.0.1:1: not joined within 1s")
+		if out.Len() != 0 {
+			t.Errorf("ready line printed although the join failed: %q", out.String())
+		}
+	})
 	t.Run("SIGHUP reloads the log level", func(t *testing.T) {
 		if err := os.WriteFile(cfgFile, []byte(`{"log_level": "debug", "profile": "local"}`), 0o600); err != nil {
 			t.Fatal(err)

@@ -21,17 +21,17 @@ import (
 // environment variable (MESHNODE_DATA_DIR). Precedence: defaults < file <
 // environment < flags.
 type agentConfig struct {
-	Node          string        `json:"node"`
-	Bind          string        `json:"bind"`
-	Advertise     string        `json:"advertise"`
-	APIAddr       string        `json:"api_addr"`
-	APITokenFile  string        `json:"api_token_file"`
-	Join          []string      `json:"join"`
-	RetryJoin     []string      `json:"retry_join"`
-	RetryInterval node.Duration `json:"retry_interval"`
-	Label         string        `json:"label"`
-	Profile       string        `json:"profile"`
-	DataDir       string        `json:"data_dir"`
+	Node         string        `json:"node"`
+	Bind         string        `json:"bind"`
+	Advertise    string        `json:"advertise"`
+	APIAddr      string        `json:"api_addr"`
+	APITokenFile string        `json:"api_token_file"`
+	Join         []string      `json:"join"`
+	RetryJoin    []string      `json:"retry_join"`
+	JoinTimeout  node.Duration `json:"join_timeout"`
+	Label        string        `json:"label"`
+	Profile      string        `json:"profile"`
+	DataDir      string        `json:"data_dir"`
 
 	EncryptKeyFile   string `json:"encrypt_key_file"`
 	TLSCertFile      string `json:"tls_cert_file"`
@@ -65,24 +65,23 @@ const (
 	envConfig     = "MESHNODE_CONFIG"
 )
 
-// defaultRetryInterval is how often --retry-join re-resolves its seeds
-// while the node is not joined: the join itself retries the resolved
-// addresses with backoff in between, so this only has to catch addresses
-// that changed (pods rescheduled, DNS records not yet published).
-const defaultRetryInterval = 10 * time.Second
+// defaultJoinTimeout bounds how long a start with --join waits for the
+// join: long enough for a few attempts with backoff against seeds that are
+// starting too.
+const defaultJoinTimeout = 30 * time.Second
 
 // defaultConfig returns the defaults; the node name is the host name.
 func defaultConfig(hostname func() (string, error)) agentConfig {
 	name, _ := hostname()
 	return agentConfig{
-		Node:          name,
-		Bind:          node.DefaultBindAddr,
-		APIAddr:       node.DefaultAPIAddr,
-		RetryInterval: node.Duration(defaultRetryInterval),
-		Profile:       "lan",
-		LogLevel:      "info",
-		LogFormat:     "auto",
-		LeaveTimeout:  node.Duration(node.DefaultLeaveTimeout),
+		Node:         name,
+		Bind:         node.DefaultBindAddr,
+		APIAddr:      node.DefaultAPIAddr,
+		JoinTimeout:  node.Duration(defaultJoinTimeout),
+		Profile:      "lan",
+		LogLevel:     "info",
+		LogFormat:    "auto",
+		LeaveTimeout: node.Duration(node.DefaultLeaveTimeout),
 	}
 }
 
@@ -159,9 +158,9 @@ var options = []option{
 	strOpt("advertise", "ip:port other members reach this node at (default: the bound address)", func(c *agentConfig) *string { return &c.Advertise }),
 	strOpt("api-addr", `host:port of the HTTP API, or "off"; a non-loopback address needs an API token`, func(c *agentConfig) *string { return &c.APIAddr }),
 	strOpt("api-token-file", "file holding the API bearer token (or set MESHNODE_API_TOKEN)", func(c *agentConfig) *string { return &c.APITokenFile }),
-	listOpt("join", "host:port of a member to join through at start; fails the start if no seed resolves (repeatable)", func(c *agentConfig) *[]string { return &c.Join }),
-	listOpt("retry-join", "host:port or DNS name:port to join through, re-resolved and retried until joined (repeatable)", func(c *agentConfig) *[]string { return &c.RetryJoin }),
-	durOpt("retry-interval", "how often --retry-join re-resolves its seeds while not joined", func(c *agentConfig) *node.Duration { return &c.RetryInterval }),
+	listOpt("join", "host:port of a member to join through; the start fails if not joined within --join-timeout (repeatable)", func(c *agentConfig) *[]string { return &c.Join }),
+	listOpt("retry-join", "host:port or DNS name:port to join through, resolved again and retried with backoff until joined; the start does not wait (repeatable)", func(c *agentConfig) *[]string { return &c.RetryJoin }),
+	durOpt("join-timeout", "how long a start with --join waits for the join", func(c *agentConfig) *node.Duration { return &c.JoinTimeout }),
 	strOpt("label", "cluster name; with encryption it authenticates every packet", func(c *agentConfig) *string { return &c.Label }),
 	strOpt("profile", "timing profile: lan, wan or local", func(c *agentConfig) *string { return &c.Profile }),
 	strOpt("data-dir", "directory for snapshots and the generation; empty disables persistence", func(c *agentConfig) *string { return &c.DataDir }),
@@ -334,8 +333,8 @@ func (c agentConfig) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log_format %q: want auto, text or json", c.LogFormat))
 	}
-	if c.RetryInterval.D() < 100*time.Millisecond {
-		errs = append(errs, fmt.Errorf("retry_interval %v: at least 100ms", c.RetryInterval.D()))
+	if c.JoinTimeout.D() < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("join_timeout %v: at least 100ms", c.JoinTimeout.D()))
 	}
 	if c.Node == "" {
 		errs = append(errs, errors.New("node: no name given and the host name is unknown"))

@@ -113,7 +113,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			is: func(err error) bool { return errors.Is(err, node.ErrConfig) }},
 		{name: "TLS cert without key", args: []string{"--tls-cert-file", "c.pem"}, want: []string{"tls_cert_file and tls_key_file go together"}},
 		{name: "bad seed", args: []string{"--join", "no-port"}, want: []string{`seed "no-port"`}},
-		{name: "retry interval too short", args: []string{"--retry-interval", "1ms"}, want: []string{"retry_interval"}},
+		{name: "join timeout too short", args: []string{"--join-timeout", "1ms"}, want: []string{"join_timeout"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

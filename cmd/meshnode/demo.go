@@ -97,6 +97,7 @@ type demo struct {
 	lastReset time.Time
 
 	inflight   []inflight // simulated requests on the workers
+	loads      []int      // last published load of each worker
 	lastLoads  time.Time
 	setupStart time.Time
 
@@ -198,14 +199,14 @@ func (d *demo) run(ctx context.Context, n int, sig <-chan os.Signal) error {
 		if victim.up && d.killedAt.IsZero() && !now.Before(kill) {
 			d.killNode(ctx, victim)
 			d.killedAt = now
-			d.event(el, fmt.Sprintf("%s killed: stopped without leaving (a crash); watch the others suspect it, then declare it dead", victim.name))
+			d.event(el, fmt.Sprintf("%s killed without leaving (a crash): the others suspect it, then find it dead", victim.name))
 		}
 		if !victim.up && d.backAt.IsZero() && !now.Before(back) {
 			if err := d.startNode(ctx, victim); err != nil {
 				return err
 			}
 			d.backAt = now
-			d.event(el, fmt.Sprintf("%s restarted: generation %d replaces %d, joining through node-1", victim.name, victim.n.Generation(), victim.prevGen))
+			d.event(el, fmt.Sprintf("%s restarted: generation %d replaces %d", victim.name, victim.n.Generation(), victim.prevGen))
 		}
 		if d.writeKey == "" && now.Sub(lastWrite) >= d.duration/10 {
 			d.beginWrite(now)
@@ -234,7 +235,7 @@ func (d *demo) startNode(ctx context.Context, dn *demoNode) error {
 	}
 	dn.n, dn.up = nd, true
 	if dn != d.nodes[0] {
-		if err := nd.Join(ctx, d.nodes[0].n.Addr().String()); err != nil {
+		if err := nd.Join(d.nodes[0].n.Addr().String()); err != nil {
 			return fmt.Errorf("%s: %w", dn.name, err)
 		}
 	}
@@ -363,9 +364,19 @@ func (d *demo) publishLoads(now time.Time) {
 		}
 	}
 	d.inflight = kept
+	d.loads = loads
 	for w, l := range loads {
 		_ = d.putWorker(w, l)
 	}
+}
+
+// load returns the last published load of a worker.
+func (d *demo) load(worker string) int {
+	var w int
+	if _, err := fmt.Sscanf(worker, "worker-%d", &w); err == nil && w >= 1 && w <= len(d.loads) {
+		return d.loads[w-1]
+	}
+	return 0
 }
 
 // pollWrite is how often a write under measurement is looked for on every
@@ -407,7 +418,7 @@ func (d *demo) checkWrite(now time.Time) {
 	}
 	took := time.Since(d.writeStart)
 	d.writes = append(d.writes, took)
-	d.view.line(now.Sub(d.start), fmt.Sprintf("write %s on %s reached all %d running nodes in %v", d.writeKey, d.writeFrom, len(d.up()), took.Round(100*time.Microsecond)))
+	d.view.line(now.Sub(d.start), fmt.Sprintf("%s written on %s reached all %d running nodes in %v", d.writeKey, d.writeFrom, len(d.up()), took.Round(100*time.Microsecond)))
 	d.writeKey = ""
 }
 
@@ -435,7 +446,7 @@ func (d *demo) route(now time.Time) {
 		// The simulated request takes 0.5 to 3 seconds.
 		d.inflight = append(d.inflight, inflight{w - 1, now.Add(500*time.Millisecond + time.Duration(d.rng.Int64N(int64(2500*time.Millisecond))))})
 	}
-	d.recent = append(d.recent, fmt.Sprintf("via %-8s -> %-8s %-13s %3d of %3.0f pages matched", via.name, r.Worker, r.Rule, r.MatchedPages, total))
+	d.recent = append(d.recent, fmt.Sprintf("via %s -> %s  %-12s %2d of %2.0f pages matched, load %d", via.name, r.Worker, r.Rule, r.MatchedPages, total, d.load(r.Worker)))
 	if len(d.recent) > 4 {
 		d.recent = d.recent[1:]
 	}
@@ -496,6 +507,6 @@ func (dn *demoNode) viewSummary() string {
 }
 
 func (d *demo) event(el time.Duration, s string) {
-	d.events = append(d.events, s)
+	d.events = append(d.events, fmt.Sprintf("%7.2fs  %s", el.Seconds(), s))
 	d.view.line(el, s)
 }

@@ -22,11 +22,12 @@ func TestDemo(t *testing.T) {
 		"cluster converged: every node sees 3 alive",
 		"registered 4 workers",
 		"reached all 3 running nodes in",
-		"node-3 killed",
+		"node-3 killed without leaving",
 		"node-3 restarted: generation",
 		"routing: ",
 		"cache hit ratio",
-		"rate limit demo-requests",
+		"decisions by rule: ",
+		"rate limit 60 per 2s: ",
 		"summary",
 	} {
 		if !strings.Contains(got, want) {

@@ -59,6 +59,10 @@ func (g *promptGen) next() string {
 	return g.systems[g.sys[c]] + strings.Join(g.convs[c], "")
 }
 
+// panelWidth keeps the terminal panel's lines from wrapping on an
+// 80-column terminal.
+const panelWidth = 79
+
 // demoView shows the demo: a panel redrawn in place on a terminal, plain
 // timestamped lines otherwise.
 type demoView struct {
@@ -97,7 +101,8 @@ func (v *demoView) update(d *demo, el time.Duration) {
 	if !v.tty {
 		if el-v.lastLine >= time.Second {
 			v.lastLine = el
-			fmt.Fprintf(v.w, "%7.2fs  %s; %s\n", el.Seconds(), d.routingLine(), d.limitLine())
+			fmt.Fprintf(v.w, "%7.2fs  %s; %s\n", el.Seconds(), d.routingLine(), d.rulesLine())
+			fmt.Fprintf(v.w, "%7.2fs  %s\n", el.Seconds(), d.limitLine())
 		}
 		return
 	}
@@ -116,7 +121,8 @@ func (v *demoView) draw(lines []string) {
 		b.WriteString("\n")
 	}
 	for _, l := range lines {
-		b.WriteString(l)
+		// A wrapped line would break the count of lines to move up by.
+		b.WriteString(shorten(l, panelWidth))
 		b.WriteString("\x1b[K\n")
 	}
 	v.drawn = len(lines)
@@ -142,7 +148,7 @@ func (v *demoView) summary(d *demo) {
 func (d *demo) panel(el time.Duration, live bool) []string {
 	el = min(el, d.duration)
 	var out []string
-	title := fmt.Sprintf("meshnode demo: %d nodes on 127.0.0.1, %v of %v", len(d.nodes), el.Round(100*time.Millisecond), d.duration)
+	title := fmt.Sprintf("meshnode demo: %d nodes on 127.0.0.1, %v of %v (Ctrl-C stops)", len(d.nodes), el.Round(100*time.Millisecond), d.duration)
 	if !live {
 		title = fmt.Sprintf("meshnode demo: %d nodes, ran %v", len(d.nodes), el.Round(100*time.Millisecond))
 	}
@@ -154,16 +160,22 @@ func (d *demo) panel(el time.Duration, live bool) []string {
 		}
 		out = append(out, fmt.Sprintf("  %-8s generation %d: %s", dn.name, dn.n.Generation(), dn.viewSummary()))
 	}
-	out = append(out, "", d.writeLine(), d.routingLine())
+	out = append(out, "", d.writeLine(), d.routingLine(), "  "+d.rulesLine())
 	for _, r := range d.recent {
 		out = append(out, "  "+r)
 	}
 	out = append(out, d.limitLine())
 	var per []string
 	for _, dn := range d.nodes {
-		per = append(per, fmt.Sprintf("%s %d/%d", dn.name, dn.allowed, dn.denied))
+		per = append(per, fmt.Sprintf("%s %d/%d", strings.TrimPrefix(dn.name, "node-"), dn.allowed, dn.denied))
 	}
-	out = append(out, "  allowed/denied per node: "+strings.Join(per, ", "))
+	out = append(out, "  allowed/denied by node: "+strings.Join(per, ", "))
+	if !live && len(d.events) > 0 {
+		out = append(out, "", "events:")
+		for _, l := range d.events {
+			out = append(out, "  "+l)
+		}
+	}
 	if live && len(d.view.log) > 0 {
 		out = append(out, "", "events:")
 		for _, l := range d.view.log {
@@ -182,7 +194,7 @@ func (d *demo) writeLine() string {
 		sum += w
 		mx = max(mx, w)
 	}
-	s := fmt.Sprintf("writes reaching every running node: %d, last %v, mean %v, max %v", len(d.writes),
+	s := fmt.Sprintf("writes to reach every node: %d, last %v, mean %v, max %v", len(d.writes),
 		d.writes[len(d.writes)-1].Round(100*time.Microsecond), (sum / time.Duration(len(d.writes))).Round(100*time.Microsecond), mx.Round(100*time.Microsecond))
 	if d.writeLost > 0 {
 		s += fmt.Sprintf(", %d not everywhere within %v", d.writeLost, demoWriteTimeout)
@@ -194,17 +206,22 @@ func (d *demo) routingLine() string {
 	if d.routes == 0 {
 		return "routing: no routes yet"
 	}
+	pct := 0.0
+	if d.pagesAll > 0 {
+		pct = 100 * d.pagesHit / d.pagesAll
+	}
+	return fmt.Sprintf("routing: %d routes, cache hit ratio %.0f%% of routes, %.0f%% of pages",
+		d.routes, 100*float64(d.hits)/float64(d.routes), pct)
+}
+
+// rulesLine counts the decisions by the rule that made them.
+func (d *demo) rulesLine() string {
 	rules := make([]string, 0, len(d.rules))
 	for r, n := range d.rules {
 		rules = append(rules, fmt.Sprintf("%s %d", r, n))
 	}
 	slices.Sort(rules)
-	pct := 0.0
-	if d.pagesAll > 0 {
-		pct = 100 * d.pagesHit / d.pagesAll
-	}
-	return fmt.Sprintf("routing: %d routes, cache hit ratio %.0f%% of routes (%.0f%% of pages) [%s]",
-		d.routes, 100*float64(d.hits)/float64(d.routes), pct, strings.Join(rules, ", "))
+	return "decisions by rule: " + strings.Join(rules, ", ")
 }
 
 func (d *demo) limitLine() string {
@@ -213,6 +230,6 @@ func (d *demo) limitLine() string {
 		allowed += dn.allowed
 		denied += dn.denied
 	}
-	return fmt.Sprintf("rate limit %s, %d per %v cluster-wide: %d allowed, %d denied in all; %d allowed in the current window",
-		demoLimit, demoLimitN, demoLimitWindow, allowed, denied, d.windows[d.lastReset])
+	return fmt.Sprintf("rate limit %d per %v: %d allowed, %d denied; %d in this window",
+		demoLimitN, demoLimitWindow, allowed, denied, d.windows[d.lastReset])
 }
