@@ -375,3 +375,29 @@ func BenchmarkDeltaSize(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSnapshot writes and restores the benchmark index.
+func BenchmarkSnapshot(b *testing.B) {
+	ix, _ := bigIndex()
+	snap, err := ix.AppendSnapshot(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hp := float64(ix.Stats().HolderPages)
+	b.Run("append", func(b *testing.B) {
+		buf := make([]byte, 0, len(snap))
+		b.SetBytes(int64(len(snap)))
+		for b.Loop() {
+			buf, _ = ix.AppendSnapshot(buf[:0])
+		}
+		b.ReportMetric(float64(len(snap))/hp, "B/holder-page")
+	})
+	b.Run("restore", func(b *testing.B) {
+		b.SetBytes(int64(len(snap)))
+		for b.Loop() {
+			if _, err := Restore(Config{}, snap); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
