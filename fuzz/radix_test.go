@@ -63,7 +63,7 @@ func FuzzRadixBatch(f *testing.F) {
 	var hb radix.Batch
 	ix := radixSeedIndex(f)
 	for from := 0; from >= 0; {
-		from = ix.Holdings(&hb, "a", from, 4)
+		from = ix.Holdings(&hb, "a", from, 48)
 	}
 	seed, err := radix.AppendBatch(nil, &hb)
 	if err != nil {

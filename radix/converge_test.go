@@ -26,7 +26,7 @@ func antiEntropy(t *testing.T, reps []*Index, maxRounds int) int {
 					quiet = false
 					for from := 0; from >= 0; {
 						var b Batch
-						from = reps[i].Holdings(&b, w, from, 7)
+						from = reps[i].Holdings(&b, w, from, 80)
 						deliver(t, reps[j], &b)
 					}
 				}

@@ -140,16 +140,17 @@ func DecodeDigest(data []byte, lim Limits) (Digest, error) {
 // epoch marker (an empty insert), then one insert per chain the worker
 // holds, parents before children, each anchored at its parent's last page;
 // or a removal. It starts at chain number from (0 for the first call) and
-// stops before the deltas' pages exceed maxPages; it returns where to resume,
-// or -1 when done. Applying every part in order at another replica makes its
+// stops before the encoded deltas would exceed about maxBytes (8 bytes a
+// page plus 16 a delta; at least one chain goes in each part); it returns
+// where to resume, or -1 when done. Applying every part in order at another replica makes its
 // copy of the worker equal to this one's (before budgets).
-func (ix *Index) Holdings(b *Batch, worker string, from, maxPages int) int {
+func (ix *Index) Holdings(b *Batch, worker string, from, maxBytes int) int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return ix.x.holdings(b, worker, from, maxPages)
+	return ix.x.holdings(b, worker, from, maxBytes)
 }
 
-func (x *core) holdings(b *Batch, worker string, from, maxPages int) int {
+func (x *core) holdings(b *Batch, worker string, from, maxBytes int) int {
 	w, ok := x.byName[worker]
 	if !ok {
 		return -1
@@ -176,10 +177,11 @@ func (x *core) holdings(b *Batch, worker string, from, maxPages int) int {
 	n := 0
 	for i := from; i < len(cs); i++ {
 		c := &x.chains[cs[i]]
-		if n > 0 && n+len(c.hashes) > maxPages {
+		size := 16 + 8*len(c.hashes)
+		if n > 0 && n+size > maxBytes {
 			return i
 		}
-		n += len(c.hashes)
+		n += size
 		j, _ := findHolder(c.holders, w)
 		d := Delta{Op: OpInsert, Worker: worker, Epoch: wk.epoch, Stamp: c.holders[j].stamp, Pages: slices.Clone(c.hashes)}
 		if c.parent != noChain {
