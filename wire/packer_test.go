@@ -143,3 +143,41 @@ func TestPackReadsBack(t *testing.T) {
 		t.Errorf("sent %d, want 100", sent)
 	}
 }
+
+// TestPackBudgetWhileKeyringFlips packs while another goroutine switches
+// encryption on and off: each packet must still respect the budget, since
+// Pack reads the keyring once per packet.
+func TestPackBudgetWhileKeyringFlips(t *testing.T) {
+	k := mustKeyring(t, 1)
+	c := mustCodec(t, Config{Keyring: k, NoChecksum: true, NoCompression: true})
+	var msgs []Message
+	for i := range 200 {
+		msgs = append(msgs, &Suspect{Name: "gateway-replica-17", Gen: uint64(i), From: "gateway-replica-02"})
+	}
+	done := make(chan struct{})
+	flipped := make(chan struct{})
+	go func() {
+		defer close(flipped)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+				k.SetSendPlaintext(i%2 == 0)
+			}
+		}
+	}()
+	for range 500 {
+		pkt, _, err := c.Pack(nil, msgs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pkt) > c.BudgetBytes() {
+			close(done)
+			<-flipped
+			t.Fatalf("packet of %d bytes over budget %d", len(pkt), c.BudgetBytes())
+		}
+	}
+	close(done)
+	<-flipped
+}
