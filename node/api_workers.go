@@ -341,7 +341,7 @@ type RouteResult struct {
 
 func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 	var req promptRequest
-	if !n.decode(w, r, &req, false) {
+	if !n.decodePrompt(w, r, &req) {
 		return
 	}
 	if req.Model == "" || len(req.Model) > radix.MaxNameBytes || req.Worker != "" {
@@ -387,7 +387,7 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 // indexTarget reads a prompt request naming a registered worker.
 func (n *Node) indexTarget(w http.ResponseWriter, r *http.Request) (Worker, []uint64, bool) {
 	var req promptRequest
-	if !n.decode(w, r, &req, false) {
+	if !n.decodePrompt(w, r, &req) {
 		return Worker{}, nil, false
 	}
 	if req.Model != "" || req.Record {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"sync"
@@ -345,4 +346,25 @@ func BenchmarkSteadyState(b *testing.B) {
 		rate = float64(sent()-s0) / time.Since(t0).Seconds() / n
 	}
 	b.ReportMetric(rate, "B/node/s")
+}
+
+// BenchmarkRouteHandler measures the route handler alone (no network, no
+// HTTP client): the server's CPU cost per route call.
+func BenchmarkRouteHandler(b *testing.B) {
+	nd, _, _ := apiNode(b)
+	h := nd.Handler()
+	for _, record := range []bool{false, true} {
+		body := routeBody(record)
+		b.Run(fmt.Sprintf("record=%v", record), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, httptest.NewRequest("POST", "/v1/route", bytes.NewReader(body)))
+				if w.Code != 200 {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
 }
