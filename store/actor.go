@@ -12,13 +12,6 @@ type Actor struct {
 
 func (a Actor) String() string { return fmt.Sprintf("%s/%d", a.Name, a.Gen) }
 
-// Dot names one write: the writing actor and its per-actor sequence number,
-// counted from 1.
-type Dot struct {
-	Actor Actor
-	Seq   uint64
-}
-
 // actorIndex returns the compact index of a, adding it to the table when
 // new. Index 0 is always the local actor. Per-actor slices grow with the
 // table.
