@@ -185,6 +185,9 @@ func responseError(code int, b []byte) error {
 	if json.Unmarshal(b, &e) == nil && e.Error != "" {
 		msg = e.Error
 	}
+	if strings.Contains(msg, "HTTP request to an HTTPS server") {
+		msg += " Give --tls-ca-file (or MESHNODE_TLS_CA_FILE), or an https:// address."
+	}
 	if code == http.StatusUnauthorized {
 		msg += "; give the token with MESHNODE_API_TOKEN or --api-token-file"
 	}
