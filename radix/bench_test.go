@@ -370,7 +370,7 @@ func BenchmarkDeltaSize(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf, _ = AppendBatch(buf[:0], &bt)
-		if err := DecodeBatch(&out, buf, DefaultLimits); err != nil {
+		if err := DecodeBatch(&out, buf, DefaultLimits()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -15,11 +15,15 @@ type Limits struct {
 	MaxPages   int // pages in one insert
 }
 
-// DefaultLimits suit one message of a TCP stream.
-var DefaultLimits = Limits{MaxWorkers: 4096, MaxDeltas: 1 << 16, MaxPages: 1 << 16}
+// DefaultLimits returns limits that suit one message of a TCP stream.
+func DefaultLimits() Limits {
+	return Limits{MaxWorkers: 4096, MaxDeltas: 1 << 16, MaxPages: 1 << 16}
+}
 
-// SnapshotLimits suit a whole-index snapshot.
-var SnapshotLimits = Limits{MaxWorkers: 1 << 16, MaxDeltas: 1 << 26, MaxPages: 1 << 20}
+// SnapshotLimits returns limits that suit a whole-index snapshot.
+func SnapshotLimits() Limits {
+	return Limits{MaxWorkers: 1 << 16, MaxDeltas: 1 << 26, MaxPages: 1 << 20}
+}
 
 // MaxNameBytes bounds a worker name.
 const MaxNameBytes = 255

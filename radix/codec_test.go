@@ -31,7 +31,7 @@ func TestBatchRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got Batch
-	if err := DecodeBatch(&got, buf, DefaultLimits); err != nil {
+	if err := DecodeBatch(&got, buf, DefaultLimits()); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(want, got.Deltas, cmpopts.EquateEmpty()); diff != "" {
@@ -97,21 +97,21 @@ func TestDecodeBatchErrors(t *testing.T) {
 		data []byte
 		lim  Limits
 	}{
-		{"empty", nil, DefaultLimits},
-		{"truncated", good[:len(good)-3], DefaultLimits},
-		{"trailing", append(append([]byte(nil), good...), 0), DefaultLimits},
-		{"not an array", []byte{0xc0}, DefaultLimits},
-		{"bad version", []byte{0x94, 0x02, 0x90, 0x00, 0x90}, DefaultLimits},
-		{"huge worker count", []byte{0x94, 0x01, 0xdd, 0xff, 0xff, 0xff, 0xff}, DefaultLimits},
-		{"huge delta count", []byte{0x94, 0x01, 0x90, 0x00, 0xdd, 0x00, 0xff, 0xff, 0xff}, DefaultLimits},
+		{"empty", nil, DefaultLimits()},
+		{"truncated", good[:len(good)-3], DefaultLimits()},
+		{"trailing", append(append([]byte(nil), good...), 0), DefaultLimits()},
+		{"not an array", []byte{0xc0}, DefaultLimits()},
+		{"bad version", []byte{0x94, 0x02, 0x90, 0x00, 0x90}, DefaultLimits()},
+		{"huge worker count", []byte{0x94, 0x01, 0xdd, 0xff, 0xff, 0xff, 0xff}, DefaultLimits()},
+		{"huge delta count", []byte{0x94, 0x01, 0x90, 0x00, 0xdd, 0x00, 0xff, 0xff, 0xff}, DefaultLimits()},
 		{"worker over limit", good, Limits{MaxWorkers: 0, MaxDeltas: 10, MaxPages: 10}},
 		{"pages over limit", good, Limits{MaxWorkers: 10, MaxDeltas: 10, MaxPages: 1}},
 		{"deltas over limit", good, Limits{MaxWorkers: 10, MaxDeltas: 1, MaxPages: 10}},
-		{"delta without workers", []byte{0x94, 0x01, 0x90, 0x00, 0x91, 0x92, 0x03, 0x00}, DefaultLimits},
-		{"unknown op", []byte{0x94, 0x01, 0x91, 0x92, 0xa1, 'w', 0x00, 0x00, 0x91, 0x92, 0x07, 0x00}, DefaultLimits},
-		{"worker ref out of range", []byte{0x94, 0x01, 0x91, 0x92, 0xa1, 'w', 0x00, 0x00, 0x91, 0x92, 0x03, 0x01}, DefaultLimits},
-		{"touch of page 0", []byte{0x94, 0x01, 0x91, 0x92, 0xa1, 'w', 0x00, 0x00, 0x91, 0x94, 0x02, 0x00, 0x00, 0x00}, DefaultLimits},
-		{"empty name", []byte{0x94, 0x01, 0x91, 0x92, 0xa0, 0x00, 0x00, 0x90}, DefaultLimits},
+		{"delta without workers", []byte{0x94, 0x01, 0x90, 0x00, 0x91, 0x92, 0x03, 0x00}, DefaultLimits()},
+		{"unknown op", []byte{0x94, 0x01, 0x91, 0x92, 0xa1, 'w', 0x00, 0x00, 0x91, 0x92, 0x07, 0x00}, DefaultLimits()},
+		{"worker ref out of range", []byte{0x94, 0x01, 0x91, 0x92, 0xa1, 'w', 0x00, 0x00, 0x91, 0x92, 0x03, 0x01}, DefaultLimits()},
+		{"touch of page 0", []byte{0x94, 0x01, 0x91, 0x92, 0xa1, 'w', 0x00, 0x00, 0x91, 0x94, 0x02, 0x00, 0x00, 0x00}, DefaultLimits()},
+		{"empty name", []byte{0x94, 0x01, 0x91, 0x92, 0xa0, 0x00, 0x00, 0x90}, DefaultLimits()},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,7 +150,7 @@ func TestDigestRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(want, d); diff != "" {
 		t.Fatalf("digest (-want +got):\n%s", diff)
 	}
-	got, err := DecodeDigest(AppendDigest(nil, d), DefaultLimits)
+	got, err := DecodeDigest(AppendDigest(nil, d), DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestDigestRoundTrip(t *testing.T) {
 		t.Errorf("Difference after a touch (-want +got):\n%s", diff)
 	}
 	unsorted := AppendDigest(nil, Digest{{Worker: "b"}, {Worker: "a"}})
-	if _, err := DecodeDigest(unsorted, DefaultLimits); !errors.Is(err, ErrDecode) {
+	if _, err := DecodeDigest(unsorted, DefaultLimits()); !errors.Is(err, ErrDecode) {
 		t.Errorf("unsorted digest: %v, want ErrDecode", err)
 	}
 }
@@ -251,7 +251,7 @@ func TestBatchManyWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got Batch
-	if err := DecodeBatch(&got, buf, DefaultLimits); err != nil {
+	if err := DecodeBatch(&got, buf, DefaultLimits()); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(b.Deltas, got.Deltas, cmpopts.EquateEmpty()); diff != "" {

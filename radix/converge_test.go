@@ -48,7 +48,7 @@ func deliver(t *testing.T, r *Index, b *Batch) {
 		t.Fatal(err)
 	}
 	var got Batch
-	if err := DecodeBatch(&got, buf, DefaultLimits); err != nil {
+	if err := DecodeBatch(&got, buf, DefaultLimits()); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.ApplyBatch(&got); err != nil {
@@ -109,7 +109,7 @@ func TestConvergence(t *testing.T) {
 					inflight[k] = inflight[len(inflight)-1]
 					inflight = inflight[:len(inflight)-1]
 					var b Batch
-					if err := DecodeBatch(&b, m.buf, DefaultLimits); err != nil {
+					if err := DecodeBatch(&b, m.buf, DefaultLimits()); err != nil {
 						t.Fatal(err)
 					}
 					if err := reps[m.to].ApplyBatch(&b); err != nil {

@@ -16,6 +16,7 @@ const (
 	RuleLeastLoaded
 )
 
+// String returns the rule's name as in logs and metrics labels.
 func (r Rule) String() string {
 	switch r {
 	case RuleImbalance:

@@ -118,7 +118,7 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			t.Fatal(err)
 		}
 		var got Batch
-		if err := DecodeBatch(&got, buf, DefaultLimits); err != nil {
+		if err := DecodeBatch(&got, buf, DefaultLimits()); err != nil {
 			t.Fatal(err)
 		}
 		if d.HasArg("reverse") {

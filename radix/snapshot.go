@@ -62,7 +62,7 @@ func Restore(cfg Config, data []byte) (*Index, error) {
 		return nil, ErrSnapshotChecksum
 	}
 	var b Batch
-	if err := DecodeBatch(&b, body, SnapshotLimits); err != nil {
+	if err := DecodeBatch(&b, body, SnapshotLimits()); err != nil {
 		return nil, fmt.Errorf("radix: snapshot: %w", err)
 	}
 	// Replay without budgets, so that no anchor is evicted before the
