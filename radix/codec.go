@@ -31,7 +31,7 @@ const MaxNameBytes = 255
 // batchVersion is the first element of an encoded batch.
 const batchVersion = 1
 
-// AppendBatch appends the encoding of b to dst (see docs/radix-encoding.md):
+// AppendBatch appends the encoding of b to dst (see docs/wire.md (section 12)):
 //
 //	[version, [[name, epoch]...], baseStamp, [delta...]]
 //	insert: [1, worker#, stamp-baseStamp, bin(anchor, pages... as LE64)]

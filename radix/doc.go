@@ -14,7 +14,7 @@
 // last page is not indexed. Page i has a content hash C_i = XXH64(page) and a
 // lineage hash L_i = XXH64(LE64(L_{i-1}) || LE64(C_i)), with L_-1 =
 // XXH64(model) (seed 1 for text), 0 replaced by 1 because 0 names the root.
-// docs/radix-encoding.md specifies this byte for byte with test vectors.
+// docs/wire.md (section 12) specifies this byte for byte with test vectors.
 // Because L_i names page i together with its whole prefix, the pages form a
 // forest in which every page has one parent.
 //

@@ -7,7 +7,7 @@ import (
 
 // The page hash is XXH64 (Yann Collet's xxHash, 64-bit variant), written out
 // here so that the index needs no dependency and so that the exact function is
-// pinned by the test vectors in docs/radix-encoding.md.
+// pinned by the test vectors in docs/wire.md (section 12).
 const (
 	prime1 uint64 = 0x9E3779B185EBCA87
 	prime2 uint64 = 0xC2B2AE3D27D4EB4F

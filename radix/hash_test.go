@@ -51,7 +51,7 @@ func TestLineageMatchesBytes(t *testing.T) {
 	}
 }
 
-// TestPageVectors pins the page hashing of docs/radix-encoding.md.
+// TestPageVectors pins the page hashing of docs/wire.md (section 12).
 func TestPageVectors(t *testing.T) {
 	toks := make([]uint32, 40)
 	for i := range toks {
@@ -97,7 +97,7 @@ func TestPageHashingProperties(t *testing.T) {
 	}
 }
 
-// Vectors of docs/radix-encoding.md (seed XXH64("llama-3-8b", 0) =
+// Vectors of docs/wire.md (section 12) (seed XXH64("llama-3-8b", 0) =
 // 0xe39251d9742ebb6d, text seed XXH64("llama-3-8b", 1) = 0x14de80c735d5ccd8).
 const (
 	pageVector0 uint64 = 0xb618d000b06616a9

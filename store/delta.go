@@ -9,7 +9,7 @@ const (
 )
 
 // Delta is the decoded form of a delta or an anti-entropy page (see
-// docs/store-encoding.md). Byte slices alias the buffer it was decoded from
+// docs/wire.md (section 11)). Byte slices alias the buffer it was decoded from
 // and are only valid while that buffer is. Actor fields index Actors;
 // Actors[0] is the sender.
 type Delta struct {

@@ -100,5 +100,5 @@
 // Keys are 1 to 1024 bytes, values up to 1 MiB, names up to 255 bytes;
 // Config.MaxBytes bounds keys + values + 64 bytes per entry. Decoders check
 // every count against the bytes that remain before allocating. Encodings
-// are specified byte for byte in docs/store-encoding.md.
+// are specified byte for byte in docs/wire.md (section 11).
 package store

@@ -9,7 +9,7 @@ import (
 )
 
 // Snapshot layout: magic, version byte, msgpack body, CRC32C (Castagnoli)
-// of the body, big-endian. See docs/store-encoding.md.
+// of the body, big-endian. See docs/wire.md (section 11).
 const (
 	snapshotMagic   = "MNSS"
 	snapshotVersion = 1
