@@ -79,7 +79,7 @@ func (n *Node) applyStore(b []byte) error {
 
 func (n *Node) applyIndex(b []byte) error {
 	var batch radix.Batch
-	if err := radix.DecodeBatch(&batch, b, radix.DefaultLimits); err != nil {
+	if err := radix.DecodeBatch(&batch, b, radix.DefaultLimits()); err != nil {
 		return err
 	}
 	return n.st.ix.ApplyBatch(&batch)
