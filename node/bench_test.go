@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"runtime"
 	"slices"
@@ -222,6 +223,19 @@ func BenchmarkAPITake(b *testing.B) {
 	b.Run("rate=5000", func(b *testing.B) { benchPaced(b, client, base+"/v1/limits/bench/take", body, 5000, 2*time.Second) })
 }
 
+// rssBytes returns the resident set size of the process (Linux), or 0.
+func rssBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	var size, rss uint64
+	if _, err := fmt.Sscan(string(b), &size, &rss); err != nil {
+		return 0
+	}
+	return rss * uint64(os.Getpagesize())
+}
+
 // heapBytes returns the live heap after a collection.
 func heapBytes() uint64 {
 	runtime.GC()
@@ -234,10 +248,11 @@ func heapBytes() uint64 {
 // (32-byte values) and 1M index holder-pages (64 workers): the time until the
 // newcomer is ready (joined and first anti-entropy round done, holding
 // everything) and the bytes it received. It also reports the heap the
-// seeded node's state takes.
+// seeded node's state takes (live heap, and resident memory grown while
+// filling it).
 func BenchmarkJoinLarge(b *testing.B) {
 	const keys, workers, pagesPerWorker, chain = 1 << 20, 64, 1 << 14, 256
-	before := heapBytes()
+	before, rssBefore := heapBytes(), rssBytes()
 	cfg := localConfig("seed", "")
 	cfg.Registerer = nil
 	cfg.APIAddr = "off"
@@ -274,6 +289,7 @@ func BenchmarkJoinLarge(b *testing.B) {
 		}
 	}
 	seedHeap := float64(heapBytes()-before) / (1 << 20)
+	seedRSS := float64(rssBytes()-rssBefore) / (1 << 20)
 	if err := seed.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -324,6 +340,7 @@ func BenchmarkJoinLarge(b *testing.B) {
 	b.ReportMetric(took[len(took)/2].Seconds(), "s-to-ready")
 	b.ReportMetric(float64(recv)/(1<<20), "MiB-received")
 	b.ReportMetric(seedHeap, "seed-heap-MiB")
+	b.ReportMetric(seedRSS, "seed-rss-MiB")
 }
 
 // BenchmarkSteadyState measures the bandwidth of an idle converged cluster
