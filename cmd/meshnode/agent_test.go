@@ -62,11 +62,12 @@ func (s *syncBuffer) String() string {
 
 // agentProc is a running `meshnode agent`.
 type agentProc struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	gossip string
-	api    string
-	done   chan error
+	cmd       *exec.Cmd
+	stderr    *syncBuffer
+	gossip    string
+	api       string
+	encrypted bool
+	done      chan error
 }
 
 var readyRE = regexp.MustCompile(`^meshnode agent ready node=(\S+) generation=\d+ gossip=(\S+) api=(\S+) version=\S+ encrypted=(true|false) tls=(true|false)$`)
@@ -106,7 +107,7 @@ func startAgent(t *testing.T, bin string, env []string, args ...string) *agentPr
 		if !ok || m == nil {
 			t.Fatalf("agent's first line %q is not the ready line; stderr:\n%s", l, a.stderr.String())
 		}
-		a.gossip, a.api = m[2], m[3]
+		a.gossip, a.api, a.encrypted = m[2], m[3], m[4] == "true"
 	case <-timer.C:
 		t.Fatalf("no ready line within %v; stderr:\n%s", waitFor, a.stderr.String())
 	}
@@ -225,8 +226,21 @@ func TestAgentBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	common := []string{"--bind", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--leave-timeout", "3s", "--log-format", "json"}
-	a := startAgent(t, bin, nil, append([]string{"--node", "alpha", "--config", cfgFile, "--data-dir", filepath.Join(dir, "alpha")}, common...)...)
-	b := startAgent(t, bin, []string{"MESHNODE_PROFILE=local"}, append([]string{"--node", "beta"}, common...)...)
+	// Both agents encrypt gossip with the same key, given in the two ways.
+	key := "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=" // 32 bytes, base64
+	keyFile := filepath.Join(dir, "gossip.key")
+	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, bin, []string{"MESHNODE_ENCRYPT_KEY=" + key},
+		append([]string{"--node", "alpha", "--config", cfgFile, "--data-dir", filepath.Join(dir, "alpha"), "--label", "test"}, common...)...)
+	b := startAgent(t, bin, []string{"MESHNODE_PROFILE=local", "MESHNODE_LABEL=test"},
+		append([]string{"--node", "beta", "--encrypt-key-file", keyFile}, common...)...)
+	for _, p := range []*agentProc{a, b} {
+		if !p.encrypted {
+			t.Errorf("agent at %s: ready line says gossip is not encrypted", p.api)
+		}
+	}
 	ca, cb := cli{t, bin, a.api}, cli{t, bin, b.api}
 
 	t.Run("join and members", func(t *testing.T) {
