@@ -153,31 +153,31 @@ func intOpt(name, usage string, f func(*agentConfig) *int64) option {
 
 // options lists every setting; README's configuration reference follows it.
 var options = []option{
-	strOpt("node", "member name, unique in the cluster (default: the host name)", func(c *agentConfig) *string { return &c.Node }),
-	strOpt("bind", "host:port for gossip (UDP) and streams (TCP); port 0 picks a free one", func(c *agentConfig) *string { return &c.Bind }),
-	strOpt("advertise", "ip:port other members reach this node at (default: the bound address)", func(c *agentConfig) *string { return &c.Advertise }),
-	strOpt("api-addr", `host:port of the HTTP API, or "off"; a non-loopback address needs an API token`, func(c *agentConfig) *string { return &c.APIAddr }),
-	strOpt("api-token-file", "file holding the API bearer token (or set MESHNODE_API_TOKEN)", func(c *agentConfig) *string { return &c.APITokenFile }),
-	listOpt("join", "host:port of a member to join through; the start fails if not joined within --join-timeout (repeatable)", func(c *agentConfig) *[]string { return &c.Join }),
-	listOpt("retry-join", "host:port or DNS name:port to join through, resolved again and retried with backoff until joined; the start does not wait (repeatable)", func(c *agentConfig) *[]string { return &c.RetryJoin }),
-	durOpt("join-timeout", "how long a start with --join waits for the join", func(c *agentConfig) *node.Duration { return &c.JoinTimeout }),
-	strOpt("label", "cluster name; with encryption it authenticates every packet", func(c *agentConfig) *string { return &c.Label }),
-	strOpt("profile", "timing profile: lan, wan or local", func(c *agentConfig) *string { return &c.Profile }),
-	strOpt("data-dir", "directory for snapshots and the generation; empty disables persistence", func(c *agentConfig) *string { return &c.DataDir }),
-	strOpt("encrypt-key-file", "file holding the 32-byte gossip key (base64, hex or raw; or set MESHNODE_ENCRYPT_KEY)", func(c *agentConfig) *string { return &c.EncryptKeyFile }),
-	strOpt("tls-cert-file", "PEM certificate for member streams and the API (with --tls-key-file and --tls-ca-file)", func(c *agentConfig) *string { return &c.TLSCertFile }),
-	strOpt("tls-key-file", "PEM private key of --tls-cert-file", func(c *agentConfig) *string { return &c.TLSKeyFile }),
-	strOpt("tls-ca-file", "PEM CA that signs members' (and API clients') certificates", func(c *agentConfig) *string { return &c.TLSCAFile }),
+	strOpt("node", "`name` of the member, unique in the cluster; defaults to the host name", func(c *agentConfig) *string { return &c.Node }),
+	strOpt("bind", "`host:port` for gossip (UDP) and streams (TCP); port 0 picks a free one", func(c *agentConfig) *string { return &c.Bind }),
+	strOpt("advertise", "`ip:port` other members reach this node at (default: the bound address)", func(c *agentConfig) *string { return &c.Advertise }),
+	strOpt("api-addr", "`host:port` of the HTTP API, or off; a non-loopback address needs an API token", func(c *agentConfig) *string { return &c.APIAddr }),
+	strOpt("api-token-file", "`file` holding the API bearer token (or set MESHNODE_API_TOKEN)", func(c *agentConfig) *string { return &c.APITokenFile }),
+	listOpt("join", "`host:port` of a member to join through; the start fails if not joined within --join-timeout (repeatable)", func(c *agentConfig) *[]string { return &c.Join }),
+	listOpt("retry-join", "`host:port` or DNS name:port to join through, resolved again and retried with backoff until joined; the start does not wait (repeatable)", func(c *agentConfig) *[]string { return &c.RetryJoin }),
+	durOpt("join-timeout", "how long (`duration`) a start with --join waits for the join", func(c *agentConfig) *node.Duration { return &c.JoinTimeout }),
+	strOpt("label", "cluster `name`; with encryption it authenticates every packet", func(c *agentConfig) *string { return &c.Label }),
+	strOpt("profile", "timing `profile`: lan, wan or local", func(c *agentConfig) *string { return &c.Profile }),
+	strOpt("data-dir", "`directory` for snapshots and the generation; empty disables persistence", func(c *agentConfig) *string { return &c.DataDir }),
+	strOpt("encrypt-key-file", "`file` holding the 32-byte gossip key (base64, hex or raw; or set MESHNODE_ENCRYPT_KEY)", func(c *agentConfig) *string { return &c.EncryptKeyFile }),
+	strOpt("tls-cert-file", "PEM certificate `file` for member streams and the API (with --tls-key-file and --tls-ca-file)", func(c *agentConfig) *string { return &c.TLSCertFile }),
+	strOpt("tls-key-file", "PEM private key `file` of --tls-cert-file", func(c *agentConfig) *string { return &c.TLSKeyFile }),
+	strOpt("tls-ca-file", "PEM CA `file` that signs members' (and API clients') certificates", func(c *agentConfig) *string { return &c.TLSCAFile }),
 	boolOpt("tls-verify-clients", "require API clients to present a certificate signed by --tls-ca-file", func(c *agentConfig) *bool { return &c.TLSVerifyClients }),
 	boolOpt("api-plaintext", "serve the API over plain HTTP although TLS is configured", func(c *agentConfig) *bool { return &c.APIPlaintext }),
-	strOpt("log-level", "debug, info, warn or error (SIGHUP reloads it)", func(c *agentConfig) *string { return &c.LogLevel }),
-	strOpt("log-format", "text, json, or auto (text on a terminal, json otherwise)", func(c *agentConfig) *string { return &c.LogFormat }),
-	durOpt("leave-timeout", "how long a graceful leave waits for the news to spread", func(c *agentConfig) *node.Duration { return &c.LeaveTimeout }),
-	durOpt("sync-interval", "period of anti-entropy with a random member (0: node default, 2s)", func(c *agentConfig) *node.Duration { return &c.SyncInterval }),
-	durOpt("snapshot-interval", "period of snapshots to --data-dir (0: node default, 30s)", func(c *agentConfig) *node.Duration { return &c.SnapshotInterval }),
-	intOpt("store-max-bytes", "bound of the replicated store in bytes (0: 1 GiB)", func(c *agentConfig) *int64 { return &c.StoreMaxBytes }),
-	intOpt("worker-pages", "each worker's page budget in the prefix index (0: unlimited)", func(c *agentConfig) *int64 { return &c.WorkerPages }),
-	intOpt("max-holder-pages", "cap of the prefix index in (page, worker) pairs (0: unlimited)", func(c *agentConfig) *int64 { return &c.MaxHolderPages }),
+	strOpt("log-level", "`level`: debug, info, warn or error (SIGHUP reloads it)", func(c *agentConfig) *string { return &c.LogLevel }),
+	strOpt("log-format", "`format`: text, json, or auto (text on a terminal, json otherwise)", func(c *agentConfig) *string { return &c.LogFormat }),
+	durOpt("leave-timeout", "how long (`duration`) a graceful leave waits for the news to spread", func(c *agentConfig) *node.Duration { return &c.LeaveTimeout }),
+	durOpt("sync-interval", "`period` of anti-entropy with a random member (0: node default, 2s)", func(c *agentConfig) *node.Duration { return &c.SyncInterval }),
+	durOpt("snapshot-interval", "`period` of snapshots to --data-dir (0: node default, 30s)", func(c *agentConfig) *node.Duration { return &c.SnapshotInterval }),
+	intOpt("store-max-bytes", "bound of the replicated store in `bytes` (0: 1 GiB)", func(c *agentConfig) *int64 { return &c.StoreMaxBytes }),
+	intOpt("worker-pages", "each worker's budget of `pages` in the prefix index (0: unlimited)", func(c *agentConfig) *int64 { return &c.WorkerPages }),
+	intOpt("max-holder-pages", "cap of the prefix index in (page, worker) `pairs` (0: unlimited)", func(c *agentConfig) *int64 { return &c.MaxHolderPages }),
 	boolOpt("minority-share", "on the minority side of a partition, admit only this side's share of each rate limit", func(c *agentConfig) *bool { return &c.MinorityShare }),
 }
 
@@ -228,7 +228,12 @@ func agentFlagSet(stderr io.Writer, def *agentConfig, sets *[]setting, af *agent
 	fs.BoolVar(&af.printConfig, "print-config", false, "print the effective configuration (secrets redacted) and exit")
 	for i := range options {
 		o := &options[i]
-		fs.Var(&recorder{opt: o, def: o.get(def), sets: sets}, o.name, o.usage+" [env "+o.env()+"]")
+		d := o.get(def)
+		switch d {
+		case "false", "0", "0s":
+			d = "" // flag prints no default for a zero value
+		}
+		fs.Var(&recorder{opt: o, def: d, sets: sets}, o.name, o.usage+" [env "+o.env()+"]")
 	}
 	return fs
 }
