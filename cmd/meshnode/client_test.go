@@ -59,7 +59,7 @@ func runAgainst(t *testing.T, f *fakeAPI, env map[string]string, args ...string)
 
 func TestClientFollowsPages(t *testing.T) {
 	f := &fakeAPI{answers: map[string]func(http.ResponseWriter, *http.Request){
-		"GET /v1/members": answer(200, `{"members": [{"name": "a", "addr": "10.0.0.1:7946", "state": "alive"}], "next_cursor": "a"}`),
+		"GET /v1/members":          answer(200, `{"members": [{"name": "a", "addr": "10.0.0.1:7946", "state": "alive"}], "next_cursor": "a"}`),
 		"GET /v1/members?cursor=a": answer(200, `{"members": [{"name": "b", "addr": "10.0.0.2:7946", "state": "suspect"}], "next_cursor": ""}`),
 	}}
 	out, errOut, code := runAgainst(t, f, map[string]string{"MESHNODE_API_TOKEN": "tok"}, "members", "--json")
