@@ -33,6 +33,9 @@ const (
 	demoWriteTimeout = 10 * time.Second
 )
 
+// errInterrupted reports a signal during the setup.
+var errInterrupted = errors.New("interrupted")
+
 // demoNode is one node of the demo cluster, called in-process through its
 // HTTP handler (its API listener is off).
 type demoNode struct {
@@ -135,7 +138,12 @@ func runDemo(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int 
 		view: newDemoView(stdout, isTerminal(stdout) && !*plain)}
 	d.prompts = newPromptGen(d.rng)
 	defer d.stopAll()
-	if err := d.run(ctx, *n, sig); err != nil {
+	err = d.run(ctx, *n, sig)
+	if errors.Is(err, errInterrupted) {
+		fmt.Fprintln(stderr, "meshnode demo: interrupted before the show started")
+		return 0
+	}
+	if err != nil {
 		d.view.flush()
 		fmt.Fprintf(stderr, "meshnode demo: %v\n", err)
 		return 1
@@ -278,7 +286,7 @@ func (d *demo) waitFor(deadline time.Time, sig <-chan os.Signal, what string, co
 		select {
 		case <-tick.C:
 		case <-sig:
-			return errors.New("interrupted")
+			return errInterrupted
 		}
 	}
 }

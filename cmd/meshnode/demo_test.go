@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -47,5 +49,19 @@ func TestDemoUsage(t *testing.T) {
 				t.Errorf("exit %d, want 2; stderr: %s", code, errb.String())
 			}
 		})
+	}
+}
+
+// TestDemoInterrupted: a signal stops the demo early, cleanly, with exit 0.
+func TestDemoInterrupted(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	sig := make(chan os.Signal, 1)
+	sig <- syscall.SIGINT
+	var out, errb bytes.Buffer
+	if code := runDemo([]string{"--nodes", "2", "--duration", "1m"}, &out, &errb, sig); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, errb.String())
+	}
+	if got := out.String() + errb.String(); !strings.Contains(got, "interrupted") {
+		t.Errorf("output does not say it was interrupted:\n%s", got)
 	}
 }
