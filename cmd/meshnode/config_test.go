@@ -254,3 +254,23 @@ func TestParseInterleaved(t *testing.T) {
 		})
 	}
 }
+
+// TestReadmeListsEveryOption keeps the README's configuration reference in
+// step with the option table.
+func TestReadmeListsEveryOption(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, o := range options {
+		if !strings.Contains(readme, "`--"+o.name+"`") {
+			t.Errorf("README.md does not document --%s", o.name)
+		}
+	}
+	for name := range clientCommands {
+		if !strings.Contains(readme, "`"+name) {
+			t.Errorf("README.md does not document the %s command", name)
+		}
+	}
+}
