@@ -201,15 +201,17 @@ func (d *demo) run(ctx context.Context, n int, sig <-chan os.Signal) error {
 		default:
 		}
 		el := now.Sub(d.start)
-		if el >= d.duration {
+		// The show ends after the restart even when a slow machine has
+		// delayed the kill and the restart past the duration.
+		if el >= d.duration && !d.backAt.IsZero() {
 			break
 		}
-		if victim.up && d.killedAt.IsZero() && !now.Before(kill) {
+		switch {
+		case d.killedAt.IsZero() && !now.Before(kill):
 			d.killNode(ctx, victim)
 			d.killedAt = now
 			d.event(el, fmt.Sprintf("%s killed without leaving (a crash): the others suspect it, then find it dead", victim.name))
-		}
-		if !victim.up && d.backAt.IsZero() && !now.Before(back) {
+		case !d.killedAt.IsZero() && d.backAt.IsZero() && !now.Before(back):
 			if err := d.startNode(ctx, victim); err != nil {
 				return err
 			}

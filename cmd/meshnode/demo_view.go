@@ -146,7 +146,9 @@ func (v *demoView) summary(d *demo) {
 // panel is the state of the demo as lines; the event log only on a
 // terminal, where it is not printed as it happens.
 func (d *demo) panel(el time.Duration, live bool) []string {
-	el = min(el, d.duration)
+	if live {
+		el = min(el, d.duration)
+	}
 	var out []string
 	title := fmt.Sprintf("meshnode demo: %d nodes on 127.0.0.1, %v of %v (Ctrl-C stops)", len(d.nodes), el.Round(100*time.Millisecond), d.duration)
 	if !live {
