@@ -342,13 +342,14 @@ func TestAgentBinary(t *testing.T) {
 		contains(t, "workers del", ca.ok("workers", "del", "w2"), "removed worker w2")
 	})
 	t.Run("ratelimit", func(t *testing.T) {
-		contains(t, "set", ca.ok("ratelimit", "set", "api", "--limit", "2", "--window", "1m"), "limit api: 2 per 1m0s")
+		// An hour's window: the takes below must fall in the same window.
+		contains(t, "set", ca.ok("ratelimit", "set", "api", "--limit", "2", "--window", "1h"), "limit api: 2 per 1h0m0s")
 		contains(t, "take", ca.ok("ratelimit", "take", "api"), "allowed, 1 remaining")
 		out, _, code := ca.run("", "ratelimit", "take", "api", "--n", "2")
 		if code != 3 || !strings.Contains(out, "denied") {
 			t.Errorf("take over the limit: exit %d, output %q; want 3 and denied", code, out)
 		}
-		contains(t, "list", ca.ok("ratelimit", "list"), "NAME", "api", "2", "1m0s")
+		contains(t, "list", ca.ok("ratelimit", "list"), "NAME", "api", "2", "1h0m0s")
 		contains(t, "get", ca.ok("ratelimit", "get", "api"), "used", "1 (cluster-wide")
 		contains(t, "del", ca.ok("ratelimit", "del", "api"), "deleted limit api")
 		ca.fails(1, "no limit", "ratelimit", "take", "api")
