@@ -2,6 +2,7 @@ package memberlist
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,11 +67,21 @@ type cluster interface {
 }
 
 // receipts records when each node first received each user broadcast.
-// Both implementations' delivery callbacks write into it.
+// Both implementations' delivery callbacks write into it, and both
+// implementations' push-pull hooks read and merge it: while repair is on,
+// a node's push-pull state is the list of broadcasts it holds, so that
+// anti-entropy repairs what gossip missed, as meshnode's node layer does
+// with its deltas.
 type receipts struct {
-	mu sync.Mutex
-	at map[receipt]time.Time
+	repair atomic.Bool
+
+	mu   sync.Mutex
+	at   map[receipt]time.Time
+	held map[int][]string // per node, the broadcasts it holds, in order
 }
+
+// msgBytes is the fixed size of a broadcast payload (see broadcastID).
+const msgBytes = 32
 
 // receipt names one broadcast delivered to one node.
 type receipt struct {
@@ -91,7 +102,39 @@ func (r *receipts) add(node int, msg []byte, now time.Time) bool {
 		return false
 	}
 	r.at[k] = now
+	if r.held == nil {
+		r.held = make(map[int][]string)
+	}
+	r.held[node] = append(r.held[node], k.msg)
 	return true
+}
+
+// state returns node's push-pull state: the broadcasts it holds while
+// repair is on, nothing otherwise.
+func (r *receipts) state(node int) []byte {
+	if !r.repair.Load() {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := make([]byte, 0, msgBytes*len(r.held[node]))
+	for _, m := range r.held[node] {
+		b = append(b, m...)
+	}
+	return b
+}
+
+// merge records the broadcasts in a peer's push-pull state as received by
+// node at now. A state that is not a whole number of broadcasts is
+// ignored.
+func (r *receipts) merge(node int, state []byte, now time.Time) {
+	if len(state)%msgBytes != 0 {
+		return
+	}
+	for len(state) > 0 {
+		r.add(node, state[:msgBytes], now)
+		state = state[msgBytes:]
+	}
 }
 
 // get returns when node received msg, if it did.

@@ -23,7 +23,7 @@ func fullPlan() Plan {
 		Settle:         5 * time.Second,
 		BootstrapLimit: 60 * time.Second,
 		Broadcasts:     2,
-		BroadcastLimit: 10 * time.Second,
+		GossipLimit:    10 * time.Second,
 		Quiet:          2 * time.Second,
 		DetectLimit:    60 * time.Second,
 		Poll:           20 * time.Millisecond,
@@ -75,6 +75,9 @@ func TestCompare(t *testing.T) {
 					p.Idle = pushPullScaled(s.PushPullInterval, n)
 					p.IdleAfter = 3 * s.PushPullInterval / 2
 				}
+				// Every node's first push-pull comes within 1.5 intervals of
+				// its start, and one interval later its next.
+				p.RepairLimit = 3*s.PushPullInterval/2 + pushPullScaled(s.PushPullInterval, n)
 				r, err := runTrial(im, n, s, p)
 				if err != nil {
 					t.Fatalf("%s n=%d trial %d: %v", im.Name, n, trial, err)
@@ -104,6 +107,8 @@ func checkMeshnode(t *testing.T, s Summary) {
 		t.Errorf("meshnode n=%d: %d trials did not finish bootstrap, %d left %d hole pairs", s.N, s.Unfinished, s.HoleTrials, s.HolePairs)
 	}
 	if s.Reached != s.Sent || s.SendErrors > 0 {
+		// Gossip alone may miss a node now and then (see the results
+		// file); the push-pull repair must not.
 		t.Errorf("meshnode n=%d: %d of %d broadcasts reached every node (%d refused)", s.N, s.Reached, s.Sent, s.SendErrors)
 	}
 	if s.Undetected > 0 {
@@ -116,9 +121,9 @@ func checkMeshnode(t *testing.T, s Summary) {
 
 // describe is one trial's figures on one line.
 func describe(r Result) string {
-	return fmt.Sprintf("bootstrap %v holes %d (lasted %v) joinErr %d broadcasts %d/%d idle %.0f B/node/s (udp %d tcp %d in %v) detect %v falseDead %d",
+	return fmt.Sprintf("bootstrap %v holes %d (lasted %v) joinErr %d broadcasts by gossip %d, in all %d/%d idle %.0f B/node/s (udp %d tcp %d in %v) detect %v falseDead %d",
 		r.Bootstrap.Round(time.Millisecond), r.Holes, r.HoleLasted.Round(time.Millisecond), r.JoinErrors,
-		r.Reached, r.Sent, r.IdlePerNode(), r.Idle.UDP, r.Idle.TCP, r.IdleWindow.Round(time.Millisecond),
+		r.ByGossip, r.Reached, r.Sent, r.IdlePerNode(), r.Idle.UDP, r.Idle.TCP, r.IdleWindow.Round(time.Millisecond),
 		r.Detect.Round(time.Millisecond), r.FalseDead)
 }
 
@@ -132,8 +137,8 @@ func writeHeader(w *strings.Builder, s Settings, p Plan, trials, idleTrials int)
 		idle = fmt.Sprintf("idle traffic in the first %d trials over one scaled push-pull interval, starting %v after the nodes started (after every first push-pull) and at least %v after the broadcasts",
 			idleTrials, 3*s.PushPullInterval/2, p.Quiet)
 	}
-	fmt.Fprintf(w, "Plan: %d trials; holes counted %v after the first node knew all (bootstrap limit %v); %d broadcasts per node, all at once, each relayed once by every node on first receipt (limit %v); %s; detection limit %v; views sampled every %v.\n\n",
-		trials, p.Settle, p.BootstrapLimit, p.Broadcasts, p.BroadcastLimit, idle, p.DetectLimit, p.Poll)
+	fmt.Fprintf(w, "Plan: %d trials; holes counted %v after the first node knew all (bootstrap limit %v); %d broadcasts per node, all at once, each relayed once by every node on first receipt, and the ones a node holds carried in its push-pull state (gossip alone judged after %v, repair included after 1.5 push-pull intervals plus one scaled interval); %s; detection limit %v; views sampled every %v.\n\n",
+		trials, p.Settle, p.BootstrapLimit, p.Broadcasts, p.GossipLimit, idle, p.DetectLimit, p.Poll)
 }
 
 // parseSizes reads a comma-separated list of cluster sizes of at least 3.

@@ -73,11 +73,42 @@ func TestReceipts(t *testing.T) {
 	}
 }
 
+// TestReceiptsRepair checks the push-pull state: empty unless repair is on,
+// then every broadcast a node holds, which a peer merges as received.
+func TestReceiptsRepair(t *testing.T) {
+	var r receipts
+	t0 := time.Unix(100, 0)
+	a, b := broadcastID(0, 0), broadcastID(1, 0)
+	r.add(0, []byte(a), t0)
+	r.add(0, []byte(b), t0)
+	if got := r.state(0); got != nil {
+		t.Fatalf("state with repair off = %q, want nil", got)
+	}
+	r.repair.Store(true)
+	st := r.state(0)
+	if diff := cmp.Diff(a+b, string(st)); diff != "" {
+		t.Fatalf("state (-want +got):\n%s", diff)
+	}
+	r.merge(1, st, t0.Add(time.Second))
+	r.merge(2, st[:msgBytes+1], t0) // torn: ignored
+	for _, m := range []string{a, b} {
+		if got, ok := r.get(1, m); !ok || !got.Equal(t0.Add(time.Second)) {
+			t.Errorf("node 1 holds %q at %v, %v; want the merge time", m, got, ok)
+		}
+		if _, ok := r.get(2, m); ok {
+			t.Errorf("node 2 merged %q from a torn state", m)
+		}
+	}
+	if diff := cmp.Diff(a+b, string(r.state(1))); diff != "" {
+		t.Errorf("merged node's state (-want +got):\n%s", diff)
+	}
+}
+
 func TestSummarize(t *testing.T) {
 	rs := []Result{
-		{N: 3, Bootstrap: time.Second, Holes: 2, HoleLasted: 3 * time.Second, Sent: 6, Reached: 5,
+		{N: 3, Bootstrap: time.Second, Holes: 2, HoleLasted: 3 * time.Second, Sent: 6, ByGossip: 4, Reached: 5,
 			Spread: []time.Duration{time.Millisecond}, Idle: bytes{UDP: 300, TCP: 300}, IdleWindow: 2 * time.Second, Detect: -1},
-		{N: 3, Bootstrap: -1, Sent: 6, Reached: 6, Idle: bytes{UDP: 60}, IdleWindow: time.Second, Detect: time.Second, FalseDead: 1},
+		{N: 3, Bootstrap: -1, Sent: 6, ByGossip: 6, Reached: 6, Idle: bytes{UDP: 60}, IdleWindow: time.Second, Detect: time.Second, FalseDead: 1},
 		{N: 3, Bootstrap: 2 * time.Second, Detect: time.Second}, // idle not measured
 	}
 	got := summarize("x", rs)
@@ -85,7 +116,7 @@ func TestSummarize(t *testing.T) {
 		Impl: "x", N: 3, Trials: 3,
 		Bootstrap: []time.Duration{time.Second, 2 * time.Second}, Unfinished: 1,
 		HoleTrials: 1, HolePairs: 2, HoleLasted: 3 * time.Second,
-		Sent: 12, Reached: 11, Spread: []time.Duration{time.Millisecond},
+		Sent: 12, ByGossip: 10, Reached: 11, Spread: []time.Duration{time.Millisecond},
 		Idle: []float64{100, 20}, IdleUDP: []float64{50, 20},
 		Detect: []time.Duration{time.Second, time.Second}, Undetected: 1, FalseDead: 1,
 	}

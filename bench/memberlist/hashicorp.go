@@ -164,10 +164,13 @@ func (d *memberlistDelegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 // LocalState implements memberlist.Delegate.
-func (*memberlistDelegate) LocalState(bool) []byte { return nil }
+func (d *memberlistDelegate) LocalState(bool) []byte { return d.got.state(d.node) }
 
-// MergeRemoteState implements memberlist.Delegate.
-func (*memberlistDelegate) MergeRemoteState([]byte, bool) {}
+// MergeRemoteState implements memberlist.Delegate: the broadcasts a peer
+// holds.
+func (d *memberlistDelegate) MergeRemoteState(buf []byte, _ bool) {
+	d.got.merge(d.node, buf, time.Now())
+}
 
 // userBroadcast is one user message; no message replaces another.
 type userBroadcast []byte

@@ -38,6 +38,7 @@ func meshnodeConfig(s Settings) swim.Config {
 // count bytes.
 type meshnodeCluster struct {
 	runners []*swim.Runner
+	nets    []*swim.NetTransport
 	names   map[string]int
 	seed    string
 	count   *counter
@@ -54,13 +55,15 @@ func newMeshnodeCluster(n int, s Settings, got *receipts) (*meshnodeCluster, err
 		got:     got,
 		timeout: 4 * s.StreamTimeout,
 	}
-	cfg := meshnodeConfig(s)
 	for i := range n {
+		cfg := meshnodeConfig(s)
+		cfg.State = meshnodeState{node: i, got: got}
 		nt, err := swim.NewNetTransport(swim.NetConfig{BindAddr: netip.MustParseAddrPort("127.0.0.1:0")})
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("meshnode node %d: %w", i, err)
 		}
+		c.nets = append(c.nets, nt)
 		tr := newCountedTransport(nt, c.count)
 		name := strconv.Itoa(i)
 		d := &meshnodeDelegate{node: i, got: got}
@@ -154,8 +157,19 @@ func (d *meshnodeDelegate) NotifyData(r swim.Received) {
 	}
 }
 
-// NotifyState implements swim.Delegate.
-func (*meshnodeDelegate) NotifyState(swim.RemoteState) {}
+// NotifyState implements swim.Delegate: the broadcasts a peer holds.
+func (d *meshnodeDelegate) NotifyState(rs swim.RemoteState) {
+	d.got.merge(d.node, rs.State, time.Now())
+}
+
+// meshnodeState supplies a runner's push-pull state.
+type meshnodeState struct {
+	node int
+	got  *receipts
+}
+
+// LocalState implements swim.StateDelegate.
+func (s meshnodeState) LocalState(bool) []byte { return s.got.state(s.node) }
 
 // countedTransport counts the bytes a swim Transport sends.
 type countedTransport struct {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -21,7 +22,8 @@ type Summary struct {
 	HoleTrials, HolePairs int
 	HoleLasted            time.Duration
 	JoinErrors            int
-	Sent, Reached         int
+	Sent, ByGossip        int
+	Reached               int
 	SendErrors            int
 	Spread                []time.Duration
 	// Idle holds the trials' idle bytes per node per second, IdleUDP the
@@ -49,6 +51,7 @@ func summarize(name string, rs []Result) Summary {
 		}
 		s.JoinErrors += r.JoinErrors
 		s.Sent += r.Sent
+		s.ByGossip += r.ByGossip
 		s.Reached += r.Reached
 		s.SendErrors += r.SendErrors
 		s.Spread = append(s.Spread, r.Spread...)
@@ -110,17 +113,26 @@ func durationRow(figure string, mn, ml []time.Duration, q float64) row {
 	return row{figure: figure, mn: a, ml: b, ratio: ratio(av, bv, aok, bok)}
 }
 
-// floatRow compares the medians of two sets of figures.
+// floatRow compares the medians of two sets of figures, and lists the
+// figures when there are several.
 func floatRow(figure string, mn, ml []float64) row {
 	a, aok := quantile(mn, 0.5)
 	b, bok := quantile(ml, 0.5)
-	f := func(v float64, ok bool) string {
+	f := func(v float64, ok bool, xs []float64) string {
 		if !ok {
 			return "-"
 		}
-		return fmt.Sprintf("%.0f", v)
+		s := fmt.Sprintf("%.0f", v)
+		if len(xs) > 1 {
+			each := make([]string, len(xs))
+			for i, x := range xs {
+				each[i] = fmt.Sprintf("%.0f", x)
+			}
+			s += " (" + strings.Join(each, ", ") + ")"
+		}
+		return s
 	}
-	return row{figure: figure, mn: f(a, aok), ml: f(b, bok), ratio: ratio(a, b, aok, bok)}
+	return row{figure: figure, mn: f(a, aok, mn), ml: f(b, bok, ml), ratio: ratio(a, b, aok, bok)}
 }
 
 // share formats k of n as a fraction and a percentage.
@@ -147,7 +159,9 @@ func rows(a, b Summary) []row {
 		count("failed join calls", a.JoinErrors, b.JoinErrors),
 		durationRow("broadcast to all, median (s)", a.Spread, b.Spread, 0.5),
 		durationRow("broadcast to all, p99 (s)", a.Spread, b.Spread, 0.99),
-		text("broadcasts that reached every node", share(a.Reached, a.Sent), share(b.Reached, b.Sent)),
+		durationRow("broadcast to all, worst (s)", a.Spread, b.Spread, 1),
+		text("broadcasts that reached every node by gossip alone", share(a.ByGossip, a.Sent), share(b.ByGossip, b.Sent)),
+		text("broadcasts that reached every node, push-pull repair included", share(a.Reached, a.Sent), share(b.Reached, b.Sent)),
 		floatRow("idle bytes sent per node per second, median", a.Idle, b.Idle),
 		floatRow("  of which UDP", a.IdleUDP, b.IdleUDP),
 		durationRow("crash detected by all, median (s)", a.Detect, b.Detect, 0.5),

@@ -18,9 +18,11 @@ type Plan struct {
 	// still open then are reported as lasting at least this long.
 	BootstrapLimit time.Duration
 	// Broadcasts is the number of user broadcasts each node sends, all at
-	// once; BroadcastLimit bounds the wait for them to reach every node.
-	Broadcasts     int
-	BroadcastLimit time.Duration
+	// once. GossipLimit is the time given to gossip alone; RepairLimit
+	// bounds the wait for the push-pull exchanges to repair what gossip
+	// missed (make it longer than a scaled push-pull interval).
+	Broadcasts               int
+	GossipLimit, RepairLimit time.Duration
 	// Quiet is the pause between the broadcasts and the idle measurement,
 	// so that their retransmissions are over; Idle is the measured window,
 	// which starts no earlier than IdleAfter from the nodes' start. A window
@@ -50,9 +52,10 @@ type Result struct {
 	HoleLasted time.Duration
 	// JoinErrors counts join calls that failed.
 	JoinErrors int
-	// Sent and Reached count the broadcasts sent and those that reached all
-	// N-1 other nodes within BroadcastLimit; SendErrors the ones refused.
-	Sent, Reached, SendErrors int
+	// Sent counts the broadcasts sent, SendErrors the ones refused;
+	// ByGossip those that reached all N-1 other nodes within GossipLimit,
+	// Reached those that did within RepairLimit.
+	Sent, ByGossip, Reached, SendErrors int
 	// Spread holds, for every broadcast that reached all, the time from
 	// its send to its last delivery.
 	Spread []time.Duration
@@ -202,8 +205,12 @@ func broadcastID(i, k int) string {
 }
 
 // broadcast makes every node send p.Broadcasts user broadcasts at once and
-// waits until each reached all other nodes or BroadcastLimit passed.
+// waits until each reached all other nodes or RepairLimit passed, noting
+// how many had by GossipLimit. The push-pull states carry the broadcasts
+// only during this phase.
 func broadcast(c cluster, got *receipts, p Plan, res *Result) {
+	got.repair.Store(true)
+	defer got.repair.Store(false)
 	n := c.Size()
 	type sent struct {
 		from int
@@ -219,11 +226,13 @@ func broadcast(c cluster, got *receipts, p Plan, res *Result) {
 				res.SendErrors++
 				continue
 			}
+			got.add(i, []byte(id), at)
 			msgs = append(msgs, sent{from: i, id: id, at: at})
 		}
 	}
 	res.Sent = n * p.Broadcasts
-	deadline := time.Now().Add(p.BroadcastLimit)
+	start := time.Now()
+	res.ByGossip = -1
 	tick := time.NewTicker(p.Poll)
 	defer tick.Stop()
 	for {
@@ -250,7 +259,11 @@ func broadcast(c cluster, got *receipts, p Plan, res *Result) {
 				spread = append(spread, last.Sub(m.at))
 			}
 		}
-		if reached == len(msgs) || time.Now().After(deadline) {
+		elapsed := time.Since(start)
+		if res.ByGossip < 0 && (reached == len(msgs) || elapsed >= p.GossipLimit) {
+			res.ByGossip = reached
+		}
+		if reached == len(msgs) || elapsed >= p.RepairLimit {
 			res.Reached, res.Spread = reached, spread
 			return
 		}
