@@ -430,6 +430,31 @@ func TestAgentBinary(t *testing.T) {
 			t.Errorf("data dir: %v", err)
 		}
 	})
+	t.Run("a restart restores the data dir with a higher generation", func(t *testing.T) {
+		var before node.MemberInfo
+		for _, l := range strings.Split(a.stderr.String(), "\n") {
+			if strings.Contains(l, `"msg":"node started"`) {
+				_ = json.Unmarshal([]byte(l), &before)
+			}
+		}
+		again := startAgent(t, bin, []string{"MESHNODE_ENCRYPT_KEY=" + key},
+			append([]string{"--node", "alpha", "--config", cfgFile, "--data-dir", filepath.Join(dir, "alpha"), "--label", "test"}, common...)...)
+		c := cli{t, bin, again.api}
+		contains(t, "restored key", c.ok("kv", "get", "app", "greeting"), "hello mesh")
+		var ms []node.MemberInfo
+		if err := json.Unmarshal([]byte(c.ok("members", "--json")), &ms); err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 1 || before.Generation == 0 || ms[0].Generation <= before.Generation {
+			t.Errorf("members after the restart %+v: want alpha alone with a generation above %d", ms, before.Generation)
+		}
+		if err := again.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code := again.wait(t); code != 0 {
+			t.Errorf("exit %d after SIGTERM, want 0", code)
+		}
+	})
 }
 
 // fakeNode is a leaver whose Leave blocks until released.
