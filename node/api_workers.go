@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -266,7 +267,7 @@ func (t *tokenList) UnmarshalJSON(b []byte) error {
 	if i == len(b) || b[i] != '[' {
 		return fmt.Errorf("tokens: want an array of integers")
 	}
-	out := make([]uint32, 0, min(len(b)/2, maxPromptTokens))
+	out := make([]uint32, 0, min(bytes.Count(b, []byte{','})+1, maxPromptTokens))
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		*t = out

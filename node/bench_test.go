@@ -7,8 +7,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -164,24 +164,27 @@ func benchThroughput(b *testing.B, client *http.Client, url string, body []byte)
 }
 
 // benchPaced sends requests open-loop at rate per second for d, from a pool
-// of workers, and reports latency measured from each request's scheduled
-// time (so queueing behind a slow request counts) and the achieved rate.
+// of workers, and reports the latency of each request from when it was sent
+// (p50-ms, p99-ms) and from when it was scheduled (sched-p99-ms: adds the
+// client's timer jitter and any wait for a free worker), and the achieved
+// rate.
 func benchPaced(b *testing.B, client *http.Client, url string, body []byte, rate int, d time.Duration) {
-	var lat []time.Duration
+	var lat, sched []time.Duration
 	for b.Loop() {
 		total := int(d.Seconds() * float64(rate))
 		interval := time.Second / time.Duration(rate)
 		jobs := make(chan time.Time, total)
-		results := make(chan time.Duration, total)
+		results := make(chan [2]time.Duration, total)
 		var wg sync.WaitGroup
 		for range 64 {
 			wg.Go(func() {
-				for sched := range jobs {
-					time.Sleep(time.Until(sched))
+				for at := range jobs {
+					time.Sleep(time.Until(at))
+					t0 := time.Now()
 					if err := post(client, url, body); err != nil {
 						b.Error(err)
 					}
-					results <- time.Since(sched)
+					results <- [2]time.Duration{time.Since(t0), time.Since(at)}
 				}
 			})
 		}
@@ -192,12 +195,15 @@ func benchPaced(b *testing.B, client *http.Client, url string, body []byte, rate
 		close(jobs)
 		wg.Wait()
 		close(results)
-		for l := range results {
-			lat = append(lat, l)
+		for r := range results {
+			lat = append(lat, r[0])
+			sched = append(sched, r[1])
 		}
 		b.ReportMetric(float64(total)/time.Since(t0).Seconds(), "req/s")
 	}
 	reportLatency(b, lat)
+	slices.Sort(sched)
+	b.ReportMetric(float64(sched[len(sched)*99/100])/1e6, "sched-p99-ms")
 }
 
 // BenchmarkAPIRoute measures POST /v1/route for a 1024-token prompt among 16
@@ -289,7 +295,7 @@ func BenchmarkJoinLarge(b *testing.B) {
 		}
 	}
 	seedHeap := float64(heapBytes()-before) / (1 << 20)
-	seedRSS := float64(rssBytes()-rssBefore) / (1 << 20)
+	seedRSS := float64(int64(rssBytes())-int64(rssBefore)) / (1 << 20)
 	if err := seed.Start(); err != nil {
 		b.Fatal(err)
 	}
