@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/meshnode/meshnode/radix"
@@ -267,7 +268,11 @@ func (t *tokenList) UnmarshalJSON(b []byte) error {
 	if i == len(b) || b[i] != '[' {
 		return fmt.Errorf("tokens: want an array of integers")
 	}
-	out := make([]uint32, 0, min(bytes.Count(b, []byte{','})+1, maxPromptTokens))
+	need := min(bytes.Count(b, []byte{','})+1, maxPromptTokens)
+	out := (*t)[:0] // reuse the caller's buffer when it is large enough
+	if cap(out) < need {
+		out = make([]uint32, 0, need)
+	}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		*t = out
@@ -313,8 +318,19 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// pages cuts the prompt into lineage hashes; it writes the error itself.
-func (n *Node) pages(w http.ResponseWriter, model string, req *promptRequest) ([]uint64, bool) {
+// promptScratch holds the buffers of one prompt request, recycled through
+// scratchPool: prompts arrive at thousands per second and their tokens and
+// pages are garbage once the answer is written.
+type promptScratch struct {
+	tokens tokenList
+	pages  []uint64
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(promptScratch) }}
+
+// pages cuts the prompt into lineage hashes, appending to dst; it writes the
+// error itself.
+func (n *Node) pages(w http.ResponseWriter, model string, req *promptRequest, dst []uint64) ([]uint64, bool) {
 	switch {
 	case req.Tokens != nil && req.Text != nil:
 		writeError(w, http.StatusBadRequest, `give the prompt as "tokens" or "text", not both`)
@@ -323,9 +339,9 @@ func (n *Node) pages(w http.ResponseWriter, model string, req *promptRequest) ([
 	case len(req.Tokens) > maxPromptTokens:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("tokens: %d, at most %d", len(req.Tokens), maxPromptTokens))
 	case req.Tokens != nil:
-		return n.st.ix.AppendPages(nil, model, req.Tokens), true
+		return n.st.ix.AppendPages(dst, model, req.Tokens), true
 	default:
-		return n.st.ix.AppendTextPages(nil, model, []byte(*req.Text)), true
+		return n.st.ix.AppendTextPages(dst, model, []byte(*req.Text)), true
 	}
 	return nil, false
 }
@@ -341,18 +357,24 @@ type RouteResult struct {
 }
 
 func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
+	sc := scratchPool.Get().(*promptScratch)
+	defer scratchPool.Put(sc)
 	var req promptRequest
-	if !n.decodePrompt(w, r, &req) {
+	if !n.decodePrompt(w, r, &req, sc.tokens) {
 		return
+	}
+	if req.Tokens != nil {
+		sc.tokens = req.Tokens[:0]
 	}
 	if req.Model == "" || len(req.Model) > radix.MaxNameBytes || req.Worker != "" {
 		writeError(w, http.StatusBadRequest, `want "model" (1 to 255 bytes) and no "worker"`)
 		return
 	}
-	pages, ok := n.pages(w, req.Model, &req)
+	pages, ok := n.pages(w, req.Model, &req, sc.pages[:0])
 	if !ok {
 		return
 	}
+	sc.pages = pages[:0]
 	ws := n.st.modelWorkers(req.Model)
 	cands := make([]radix.Candidate, 0, len(ws))
 	byID := make(map[string]Worker, len(ws))
@@ -388,7 +410,7 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 // indexTarget reads a prompt request naming a registered worker.
 func (n *Node) indexTarget(w http.ResponseWriter, r *http.Request) (Worker, []uint64, bool) {
 	var req promptRequest
-	if !n.decodePrompt(w, r, &req) {
+	if !n.decodePrompt(w, r, &req, nil) {
 		return Worker{}, nil, false
 	}
 	if req.Model != "" || req.Record {
@@ -403,7 +425,7 @@ func (n *Node) indexTarget(w http.ResponseWriter, r *http.Request) (Worker, []ui
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no worker %q: register it first", req.Worker))
 		return Worker{}, nil, false
 	}
-	pages, ok := n.pages(w, wk.Model, &req)
+	pages, ok := n.pages(w, wk.Model, &req, nil)
 	if !ok {
 		return Worker{}, nil, false
 	}

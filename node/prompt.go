@@ -15,9 +15,10 @@ import (
 // endpoints accept in a single pass, as strictly as decode: unknown fields,
 // duplicate fields, wrong types and trailing data are errors.
 
-// decodePrompt reads a bounded prompt request body; it writes the error
-// response itself and reports false.
-func (n *Node) decodePrompt(w http.ResponseWriter, r *http.Request, req *promptRequest) bool {
+// decodePrompt reads a bounded prompt request body, decoding tokens into
+// tokBuf's storage when it is large enough; it writes the error response
+// itself and reports false.
+func (n *Node) decodePrompt(w http.ResponseWriter, r *http.Request, req *promptRequest, tokBuf tokenList) bool {
 	bp := bodyPool.Get().(*[]byte)
 	defer bodyPool.Put(bp)
 	body, err := readAll((*bp)[:0], http.MaxBytesReader(w, r.Body, n.cfg.MaxRequestBytes))
@@ -31,7 +32,7 @@ func (n *Node) decodePrompt(w http.ResponseWriter, r *http.Request, req *promptR
 		writeError(w, http.StatusBadRequest, "reading request: "+err.Error())
 		return false
 	}
-	if err := parsePrompt(body, req); err != nil {
+	if err := parsePrompt(body, req, tokBuf); err != nil {
 		writeError(w, http.StatusBadRequest, "malformed request: "+err.Error())
 		return false
 	}
@@ -60,9 +61,10 @@ func readAll(dst []byte, r io.Reader) ([]byte, error) {
 }
 
 // parsePrompt parses {"model": s, "worker": s, "tokens": [u32...], "text": s,
-// "record": b} (every field optional, nulls allowed) into req.
-func parsePrompt(b []byte, req *promptRequest) error {
-	p := promptParser{b: b}
+// "record": b} (every field optional, nulls allowed) into req. Tokens go into
+// tokBuf's storage when it is large enough.
+func parsePrompt(b []byte, req *promptRequest, tokBuf tokenList) error {
+	p := promptParser{b: b, tokBuf: tokBuf[:0]}
 	if err := p.parse(req); err != nil {
 		return err
 	}
@@ -70,8 +72,9 @@ func parsePrompt(b []byte, req *promptRequest) error {
 }
 
 type promptParser struct {
-	b []byte
-	i int
+	b      []byte
+	i      int
+	tokBuf tokenList
 }
 
 func (p *promptParser) ws() {
@@ -259,5 +262,6 @@ func (p *promptParser) tokens(t *tokenList) error {
 		return p.errf("unterminated array")
 	}
 	p.i++
+	*t = p.tokBuf
 	return t.UnmarshalJSON(p.b[start:p.i])
 }

@@ -47,7 +47,7 @@ func TestParsePromptAgreesWithEncodingJSON(t *testing.T) {
 				werr = errTrailing
 			}
 			var got promptRequest
-			gerr := parsePrompt([]byte(in), &got)
+			gerr := parsePrompt([]byte(in), &got, make(tokenList, 0, 2))
 			if (werr == nil) != (gerr == nil) {
 				t.Fatalf("encoding/json: %v, parsePrompt: %v", werr, gerr)
 			}
@@ -64,10 +64,10 @@ var errTrailing = bytes.ErrTooLarge // any non-nil error: encoding/json saw trai
 
 func TestParsePromptStricterThanEncodingJSON(t *testing.T) {
 	var req promptRequest
-	if err := parsePrompt([]byte(`{"model":"a","model":"b"}`), &req); err == nil || !strings.Contains(err.Error(), "duplicate") {
+	if err := parsePrompt([]byte(`{"model":"a","model":"b"}`), &req, nil); err == nil || !strings.Contains(err.Error(), "duplicate") {
 		t.Fatalf("duplicate field: err %v", err)
 	}
-	if err := parsePrompt([]byte(``), &req); err == nil || !strings.Contains(err.Error(), "empty") {
+	if err := parsePrompt([]byte(``), &req, nil); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("empty body: err %v", err)
 	}
 }
