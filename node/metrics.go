@@ -21,6 +21,7 @@ type metrics struct {
 	pushesDropped  prometheus.Counter
 	streamErrors   prometheus.Counter
 	syncRefused    prometheus.Counter
+	connsRefused   prometheus.Counter
 	syncRounds     *prometheus.CounterVec
 	syncDuration   prometheus.Histogram
 	syncBytes      prometheus.Counter
@@ -68,6 +69,7 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed because too many pushes were in flight; anti-entropy repairs them.")
 	m.streamErrors = counter("stream_errors_total", "TCP streams that failed (dial, TLS, protocol, deadline).")
 	m.syncRefused = counter("sync_refused_total", "Anti-entropy exchanges refused because MaxSyncStreams were busy.")
+	m.connsRefused = counter("tcp_refused_total", "Incoming TCP connections closed at once because too many were being served.")
 	m.syncRounds = counterVec("sync_rounds_total", "Anti-entropy exchanges this node started, by result.", "result")
 	m.syncDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "meshnode", Name: "sync_round_duration_seconds",
 		Help: "Duration of successful anti-entropy exchanges.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)})

@@ -58,6 +58,7 @@ type Node struct {
 	synced   atomic.Bool // a first anti-entropy round succeeded (or none was needed)
 	syncSem  chan struct{}
 	pushes   chan struct{}
+	conns    chan struct{} // accepted connections being served
 	watchers atomic.Int64
 	// subscribed counts watch requests whose subscription exists.
 	subscribed atomic.Int64
@@ -73,7 +74,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), syncSem: make(chan struct{}, cfg.MaxSyncStreams), pushes: make(chan struct{}, maxPushesInFlight), seen: newSeenSet(4096)}
+	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), syncSem: make(chan struct{}, cfg.MaxSyncStreams), pushes: make(chan struct{}, maxPushesInFlight), conns: make(chan struct{}, maxServedConns), seen: newSeenSet(4096)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.log == nil {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -377,9 +378,19 @@ func (n *Node) acceptLoop() {
 			}
 			continue
 		}
+		select {
+		case n.conns <- struct{}{}:
+		default:
+			// Too many connections are being served: refuse rather than
+			// grow without bound. Peers retry; anti-entropy repairs.
+			n.met.connsRefused.Inc()
+			c.Close()
+			continue
+		}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
+			defer func() { <-n.conns }()
 			// Close the connection when the node stops, so a served stream
 			// never outlives Shutdown.
 			stop := context.AfterFunc(n.ctx, func() { c.Close() })

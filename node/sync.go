@@ -35,6 +35,7 @@ const (
 	syncBatchPages    = 1 << 15 // index pages in one batch
 	syncMaxWorkers    = 1 << 16 // differing workers shipped in one exchange
 	maxPushesInFlight = 8       // concurrent delta pushes over TCP
+	maxServedConns    = 128     // accepted TCP connections served at once
 )
 
 // NotifyData applies a delta received over UDP (direct or gossiped); it
