@@ -135,8 +135,12 @@ type apiError struct {
 	Error string `json:"error"`
 }
 
+// jsonContentType is shared by every response; net/http does not modify
+// header values it is given.
+var jsonContentType = []string{"application/json"}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }

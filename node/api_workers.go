@@ -324,6 +324,7 @@ func skipSpace(b []byte, i int) int {
 type promptScratch struct {
 	tokens tokenList
 	pages  []uint64
+	cands  []radix.Candidate
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(promptScratch) }}
@@ -376,14 +377,13 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 	}
 	sc.pages = pages[:0]
 	ws := n.st.modelWorkers(req.Model)
-	cands := make([]radix.Candidate, 0, len(ws))
-	byID := make(map[string]Worker, len(ws))
+	cands := sc.cands[:0]
 	for _, wk := range ws {
 		if wk.Health == "healthy" {
 			cands = append(cands, radix.Candidate{Worker: wk.ID, Load: wk.Load})
-			byID[wk.ID] = wk
 		}
 	}
+	sc.cands = cands[:0]
 	if len(cands) == 0 {
 		writeError(w, http.StatusConflict, fmt.Sprintf("no healthy worker for model %q", req.Model))
 		return
@@ -394,9 +394,16 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.met.routes.WithLabelValues(d.Rule.String()).Inc()
-	res := RouteResult{Worker: d.Worker, URL: byID[d.Worker].URL, Rule: d.Rule.String(), MatchedPages: d.MatchedPages, MatchRatio: d.MatchRatio}
+	var chosen Worker
+	for _, wk := range ws {
+		if wk.ID == d.Worker {
+			chosen = wk
+			break
+		}
+	}
+	res := RouteResult{Worker: d.Worker, URL: chosen.URL, Rule: d.Rule.String(), MatchedPages: d.MatchedPages, MatchRatio: d.MatchRatio}
 	if req.Record && len(pages) > 0 {
-		delta, err := n.st.ix.Insert(d.Worker, byID[d.Worker].Epoch, indexStamp(time.Now()), pages)
+		delta, err := n.st.ix.Insert(d.Worker, chosen.Epoch, indexStamp(time.Now()), pages)
 		if err != nil {
 			writeErr(w, err)
 			return

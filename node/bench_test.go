@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -390,4 +392,85 @@ func BenchmarkRouteHandler(b *testing.B) {
 			}
 		})
 	}
+}
+
+// The load client of BenchmarkAPIRouteExternal runs in a child process (this
+// test binary, running TestLoadClient), so that the server's heap, garbage
+// collector and scheduler carry only the server's work.
+const loadClientEnv = "MESHNODE_LOAD_CLIENT_URL"
+
+// TestLoadClient is the child process's body; as a plain test it does
+// nothing.
+func TestLoadClient(t *testing.T) {
+	url := os.Getenv(loadClientEnv)
+	if url == "" {
+		t.Skip("runs only as the child process of BenchmarkAPIRouteExternal")
+	}
+	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	body := routeBody(false)
+	const rate, total = 5000, 10000
+	interval := time.Second / rate
+	jobs := make(chan time.Time, total)
+	results := make(chan [2]time.Duration, total)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for at := range jobs {
+				time.Sleep(time.Until(at))
+				t0 := time.Now()
+				if err := post(client, url, body); err != nil {
+					t.Error(err)
+				}
+				results <- [2]time.Duration{time.Since(t0), time.Since(at)}
+			}
+		})
+	}
+	t0 := time.Now().Add(10 * time.Millisecond)
+	for i := range total {
+		jobs <- t0.Add(time.Duration(i) * interval)
+	}
+	close(jobs)
+	wg.Wait()
+	close(results)
+	var lat, sched []time.Duration
+	for r := range results {
+		lat = append(lat, r[0])
+		sched = append(sched, r[1])
+	}
+	slices.Sort(lat)
+	slices.Sort(sched)
+	fmt.Printf("LOAD %d %d %d %f\n", lat[len(lat)/2], lat[len(lat)*99/100], sched[len(sched)*99/100], float64(total)/time.Since(t0).Seconds())
+}
+
+// BenchmarkAPIRouteExternal is the 5,000 requests/s route figure with the
+// client in another process.
+func BenchmarkAPIRouteExternal(b *testing.B) {
+	_, _, base := apiNode(b)
+	var p50, p99, sp99, rate float64
+	for b.Loop() {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLoadClient$", "-test.v")
+		cmd.Env = append(os.Environ(), loadClientEnv+"="+base+"/v1/route")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("load client: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if rest, ok := strings.CutPrefix(line, "LOAD "); ok {
+				var a, c, d int64
+				if _, err := fmt.Sscan(rest, &a, &c, &d, &rate); err != nil {
+					b.Fatal(err)
+				}
+				p50, p99, sp99 = float64(a)/1e6, float64(c)/1e6, float64(d)/1e6
+			}
+		}
+		if rate == 0 {
+			b.Fatalf("no figures from the load client:\n%s", out)
+		}
+	}
+	b.ReportMetric(p50, "p50-ms")
+	b.ReportMetric(p99, "p99-ms")
+	b.ReportMetric(sp99, "sched-p99-ms")
+	b.ReportMetric(rate, "req/s")
 }
