@@ -19,7 +19,29 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// routes builds the API: JSON under /v1/, plus operations endpoints.
+// routes builds the API: JSON under /v1/, plus operations endpoints. Every
+// error is a 4xx or 5xx with {"error": "..."}; bodies are bounded by
+// Config.MaxRequestBytes and strict (unknown fields are errors); lists take
+// limit (at most Config.MaxListItems) and cursor, and return next_cursor
+// ("" on the last page). With a token, everything but the probes needs
+// "Authorization: Bearer <token>".
+//
+//	GET    /livez /readyz /healthz          probes (readyz: joined, first sync done, not leaving)
+//	GET    /metrics                         Prometheus text (when the Registerer is a Gatherer)
+//	       /debug/pprof/...                 profiles
+//	GET    /v1/self  /v1/status  /v1/members
+//	POST   /v1/join {"seeds":["host:port"]}     POST /v1/leave {"timeout":"5s"}
+//	PUT    /v1/kv/{ns}/{key...} {"value":"..."} GET, DELETE the same path
+//	GET    /v1/kv/{ns}?prefix=&limit=&cursor=
+//	GET    /v1/watch/{ns}?prefix=&timeout=  long poll, or SSE with Accept: text/event-stream
+//	PUT    /v1/workers/{id} {"url","model","health","load","labels"}   GET, DELETE the same path
+//	GET    /v1/workers?model=&limit=&cursor=
+//	PUT    /v1/limits/{name} {"limit":100,"window":"1s"}  GET (usage), DELETE the same path
+//	GET    /v1/limits                       POST /v1/limits/{name}/take {"n":1}
+//	POST   /v1/route {"model","tokens"|"text","record"}
+//	POST   /v1/index/insert  /v1/index/touch {"worker","tokens"|"text"}
+//	DELETE /v1/index/workers/{id}
+//	GET    /v1/ring?key=&n=
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })

@@ -217,6 +217,10 @@ func TestClusterEndToEnd(t *testing.T) {
 	// KV: a write on one node is visible everywhere, and so is its delete.
 	c.must(1, "PUT", "/v1/kv/app/greeting", `{"value":"hello"}`)
 	c.everywhere("put replicates", c.hasKey("app", "greeting", "hello"))
+	// A value too large for a packet travels on a delta stream.
+	big := strings.Repeat("x", 200<<10)
+	c.must(0, "PUT", "/v1/kv/app/big", `{"value":"`+big+`"}`)
+	c.everywhere("large value replicates", c.hasKey("app", "big", big))
 	c.must(2, "DELETE", "/v1/kv/app/greeting", "")
 	c.everywhere("delete replicates", func(i int) error {
 		if code, _ := c.api(i, "GET", "/v1/kv/app/greeting", ""); code != 404 {
