@@ -61,7 +61,7 @@ func (c *Core) isolated() bool {
 // defending itself so that it is removed once rather than flapping.
 const (
 	maxRefutes   = 3
-	refuteWindow = 60
+	refuteWindow = 20
 )
 
 // defending reports whether this node defends its membership: refutes
