@@ -1,0 +1,70 @@
+package main
+
+import (
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/meshnode/meshnode/node"
+)
+
+// curlRE reads a README curl example: the method, the path and the body.
+var curlRE = regexp.MustCompile(`^curl -s(?: -N)?(?: -H '[^']*')?(?: -X (\w+))? '?localhost:7947(/[^' ]*)'?(?: -d '([^']*)')?`)
+
+// TestReadmeCurlExamplesHitRoutes sends every curl example of the README
+// to a node's handler: each must reach an endpoint (not the API's "no
+// endpoint" answer), so that the README cannot drift from the API.
+func TestReadmeCurlExamplesHitRoutes(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(node.Config{Name: "readme", BindAddr: "127.0.0.1:0", APIAddr: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := n.Handler() // not started: the routes exist without sockets
+	count := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if !strings.HasPrefix(line, "curl ") {
+			continue
+		}
+		m := curlRE.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("README curl example not understood: %s", line)
+			continue
+		}
+		method, path, body := m[1], m[2], m[3]
+		if method == "" {
+			method = "GET"
+			if body != "" {
+				method = "POST" // what curl -d does
+			}
+		}
+		if strings.HasPrefix(path, "/v1/watch/") {
+			// A watch waits for changes: make it return at once.
+			u, err := url.Parse(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := u.Query()
+			q.Set("timeout", "1ms")
+			u.RawQuery = q.Encode()
+			path = u.String()
+		}
+		count++
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code == 404 && strings.Contains(rec.Body.String(), "no endpoint") || rec.Code == 405 {
+			t.Errorf("%s %s: %d %s", method, path, rec.Code, rec.Body.String())
+		}
+	}
+	if count < 20 {
+		t.Errorf("found %d curl examples in README.md, want every API group (20 or more)", count)
+	}
+}
