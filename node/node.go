@@ -39,6 +39,7 @@ type Node struct {
 	token    string
 	keyring  *wire.Keyring
 	tlsSrv   *tls.Config
+	cert     atomic.Pointer[tls.Certificate] // current pair, for ReloadTLS
 	tlsCli   *tls.Config
 	apiTLS   bool
 	handler  http.Handler

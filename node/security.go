@@ -64,13 +64,31 @@ func (n *Node) loadSecurity() error {
 		}
 		// Members authenticate each other both ways: a stream carries
 		// the whole state, so an unauthenticated client must not get it.
-		n.tlsSrv = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
-		n.tlsCli = &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS13,
+		n.cert.Store(&cert)
+		getCert := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return n.cert.Load(), nil }
+		getClientCert := func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return n.cert.Load(), nil }
+		n.tlsSrv = &tls.Config{GetCertificate: getCert, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
+		n.tlsCli = &tls.Config{GetClientCertificate: getClientCert, RootCAs: pool, MinVersion: tls.VersionTLS13,
 			// Members are addressed by IP, and certificates name nodes, not
 			// addresses: verify the chain against the cluster CA only.
 			InsecureSkipVerify: true, VerifyPeerCertificate: verifyChain(pool)}
 		n.apiTLS = !c.APIPlaintext
 	}
+	return nil
+}
+
+// ReloadTLS reads the certificate and key files again (SIGHUP): new
+// connections, streams and API calls alike, use the new pair; established
+// ones keep theirs. The CA is not reloaded. Without TLS it does nothing.
+func (n *Node) ReloadTLS() error {
+	if n.cfg.TLSCertFile == "" {
+		return nil
+	}
+	cert, err := tls.LoadX509KeyPair(n.cfg.TLSCertFile, n.cfg.TLSKeyFile)
+	if err != nil {
+		return fmt.Errorf("node: tls reload: %w", err)
+	}
+	n.cert.Store(&cert)
 	return nil
 }
 

@@ -130,6 +130,47 @@ func TestSecureCluster(t *testing.T) {
 		t.Fatal("API accepted a client without a certificate")
 	}
 	bare.CloseIdleConnections()
+	// ReloadTLS: a pair from another CA makes new API connections fail for
+	// clients trusting the cluster CA; the original pair makes them work
+	// again; a broken file is refused and the current pair kept.
+	orig := map[string][]byte{}
+	for _, p := range []string{cert, key} {
+		orig[p], _ = os.ReadFile(p)
+	}
+	_, otherCert, otherKey := writeCerts(t, t.TempDir())
+	for from, to := range map[string]string{otherCert: cert, otherKey: key} {
+		b, _ := os.ReadFile(from)
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.nodes[0].ReloadTLS(); err != nil {
+		t.Fatal(err)
+	}
+	tr.CloseIdleConnections()
+	if resp, err := get(0, "/livez"); err == nil {
+		resp.Body.Close()
+		t.Fatal("API still presents the old certificate after ReloadTLS")
+	}
+	if err := os.WriteFile(key, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.nodes[0].ReloadTLS(); err == nil {
+		t.Fatal("ReloadTLS accepted a broken key file")
+	}
+	for p, b := range orig {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.nodes[0].ReloadTLS(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := get(0, "/livez")
+	if err != nil {
+		t.Fatalf("API after reloading the original pair: %v", err)
+	}
+	resp.Body.Close()
 	// The plaintext node never gets in.
 	for _, m := range c.nodes[0].members() {
 		if m.Name == "plain" {
