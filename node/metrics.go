@@ -3,6 +3,8 @@ package node
 import (
 	"runtime"
 
+	"github.com/meshnode/meshnode/swim"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -120,12 +122,7 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	traffic("udp_received_bytes_total", "UDP bytes received.", func(t *transport) uint64 { return t.udpRecv.Load() })
 	traffic("tcp_sent_bytes_total", "TCP stream bytes sent (push-pull, anti-entropy, large deltas), TLS included.", func(t *transport) uint64 { return t.tcpSent.Load() })
 	traffic("tcp_received_bytes_total", "TCP stream bytes received.", func(t *transport) uint64 { return t.tcpRecv.Load() })
-	counterFunc("udp_bad_input_total", "UDP packets or parts that did not decode.", func() float64 {
-		if n.rm == nil {
-			return 0
-		}
-		return float64(n.rm.r.Stats().PacketsBad)
-	})
+	m.collectors = append(m.collectors, newSwimCollector(n))
 
 	if reg != nil {
 		for _, c := range m.collectors {
@@ -145,5 +142,51 @@ func (m *metrics) unregister() {
 	}
 	for _, c := range m.collectors {
 		m.reg.Unregister(c)
+	}
+}
+
+// swimCollector exports the swim Runner's counters, read once per scrape.
+type swimCollector struct {
+	n     *Node
+	descs []*prometheus.Desc
+	get   []func(swim.RunnerStats) uint64
+}
+
+func newSwimCollector(n *Node) *swimCollector {
+	c := &swimCollector{n: n}
+	add := func(name, help string, f func(swim.RunnerStats) uint64) {
+		c.descs = append(c.descs, prometheus.NewDesc("meshnode_swim_"+name, help, nil, nil))
+		c.get = append(c.get, f)
+	}
+	add("probes_total", "Direct failure-detection probes started.", func(s swim.RunnerStats) uint64 { return s.Core.ProbesSent })
+	add("probe_failures_total", "Probes that ended in a suspicion.", func(s swim.RunnerStats) uint64 { return s.Core.ProbesFailed })
+	add("tcp_only_probes_total", "Probes answered over TCP only.", func(s swim.RunnerStats) uint64 { return s.Core.TCPOnlyProbes })
+	add("suspicions_total", "Suspicions this node raised from its own probes.", func(s swim.RunnerStats) uint64 { return s.Core.SuspicionsRaised })
+	add("death_verdicts_total", "Death verdicts this node issued.", func(s swim.RunnerStats) uint64 { return s.Core.DeathVerdicts })
+	add("verdicts_withheld_total", "Verdicts deferred by the self-isolation guard.", func(s swim.RunnerStats) uint64 { return s.Core.VerdictsWithheld })
+	add("refutations_total", "Alive messages sent to refute accusations.", func(s swim.RunnerStats) uint64 { return s.Core.Refutations })
+	add("broadcasts_dropped_total", "Broadcasts dropped because the queue was full.", func(s swim.RunnerStats) uint64 { return s.Core.BroadcastsDropped })
+	add("events_dropped_total", "Membership events dropped because the node read them too slowly.", func(s swim.RunnerStats) uint64 { return s.EventsDropped })
+	add("deliveries_dropped_total", "Data payloads dropped because the node applied them too slowly.", func(s swim.RunnerStats) uint64 { return s.DeliveriesDropped })
+	add("packets_bad_total", "Packets that could not be opened or parsed.", func(s swim.RunnerStats) uint64 { return s.PacketsBad })
+	add("stream_errors_total", "Swim stream exchanges that failed.", func(s swim.RunnerStats) uint64 { return s.StreamErrors })
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *swimCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *swimCollector) Collect(ch chan<- prometheus.Metric) {
+	var s swim.RunnerStats
+	if c.n.rm != nil {
+		s = c.n.rm.r.Stats()
+	}
+	for i, d := range c.descs {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(c.get[i](s)))
 	}
 }
