@@ -1,0 +1,280 @@
+package node
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/meshnode/meshnode/radix"
+)
+
+// promptRequest carries a prompt as tokens or text.
+type promptRequest struct {
+	Model  string    `json:"model"`
+	Worker string    `json:"worker"`
+	Tokens tokenList `json:"tokens"`
+	Text   *string   `json:"text"`
+	Record bool      `json:"record"`
+}
+
+// tokenList is a JSON array of token IDs, parsed without reflection: a
+// route request's prompt is most of its bytes.
+type tokenList []uint32
+
+// UnmarshalJSON parses an array of integers in [0, 2^32).
+func (t *tokenList) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*t = nil
+		return nil
+	}
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '[' {
+		return fmt.Errorf("tokens: want an array of integers")
+	}
+	need := min(bytes.Count(b, []byte{','})+1, maxPromptTokens)
+	out := (*t)[:0] // reuse the caller's buffer when it is large enough
+	if cap(out) < need {
+		out = make([]uint32, 0, need)
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		*t = out
+		return nil
+	}
+	for {
+		start := i
+		var v uint64
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			v = v*10 + uint64(b[i]-'0')
+			if v > 1<<32-1 || i-start > 10 {
+				return fmt.Errorf("tokens[%d]: above 2^32-1", len(out))
+			}
+			i++
+		}
+		if i == start {
+			return fmt.Errorf("tokens[%d]: want a non-negative integer", len(out))
+		}
+		if len(out) == maxPromptTokens {
+			return fmt.Errorf("tokens: more than %d", maxPromptTokens)
+		}
+		out = append(out, uint32(v))
+		i = skipSpace(b, i)
+		if i == len(b) {
+			return fmt.Errorf("tokens: unterminated array")
+		}
+		if b[i] == ']' {
+			break
+		}
+		if b[i] != ',' {
+			return fmt.Errorf("tokens[%d]: want ',' or ']'", len(out))
+		}
+		i = skipSpace(b, i+1)
+	}
+	*t = out
+	return nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// promptScratch holds the buffers of one prompt request, recycled through
+// scratchPool: prompts arrive at thousands per second and their tokens and
+// pages are garbage once the answer is written.
+type promptScratch struct {
+	tokens tokenList
+	pages  []uint64
+	cands  []radix.Candidate
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(promptScratch) }}
+
+// pages cuts the prompt into lineage hashes, appending to dst; it writes the
+// error itself.
+func (n *Node) pages(w http.ResponseWriter, model string, req *promptRequest, dst []uint64) ([]uint64, bool) {
+	switch {
+	case req.Tokens != nil && req.Text != nil:
+		writeError(w, http.StatusBadRequest, `give the prompt as "tokens" or "text", not both`)
+	case req.Tokens == nil && req.Text == nil:
+		writeError(w, http.StatusBadRequest, `missing prompt: "tokens" or "text"`)
+	case len(req.Tokens) > maxPromptTokens:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("tokens: %d, at most %d", len(req.Tokens), maxPromptTokens))
+	case req.Tokens != nil:
+		return n.st.ix.AppendPages(dst, model, req.Tokens), true
+	default:
+		return n.st.ix.AppendTextPages(dst, model, []byte(*req.Text)), true
+	}
+	return nil, false
+}
+
+// RouteResult is the answer of POST /v1/route.
+type RouteResult struct {
+	Worker       string  `json:"worker"`
+	URL          string  `json:"url"`
+	Rule         string  `json:"rule"`
+	MatchedPages int     `json:"matched_pages"`
+	MatchRatio   float64 `json:"match_ratio"`
+	Recorded     bool    `json:"recorded"`
+}
+
+func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
+	sc := scratchPool.Get().(*promptScratch)
+	defer scratchPool.Put(sc)
+	var req promptRequest
+	if !n.decodePrompt(w, r, &req, sc.tokens) {
+		return
+	}
+	if req.Tokens != nil {
+		sc.tokens = req.Tokens[:0]
+	}
+	if req.Model == "" || len(req.Model) > radix.MaxNameBytes || req.Worker != "" {
+		writeError(w, http.StatusBadRequest, `want "model" (1 to 255 bytes) and no "worker"`)
+		return
+	}
+	pages, ok := n.pages(w, req.Model, &req, sc.pages[:0])
+	if !ok {
+		return
+	}
+	sc.pages = pages[:0]
+	ws := n.st.modelWorkers(req.Model)
+	cands := sc.cands[:0]
+	for _, wk := range ws {
+		if wk.Health == "healthy" {
+			cands = append(cands, radix.Candidate{Worker: wk.ID, Load: wk.Load})
+		}
+	}
+	sc.cands = cands[:0]
+	if len(cands) == 0 {
+		writeError(w, http.StatusConflict, fmt.Sprintf("no healthy worker for model %q", req.Model))
+		return
+	}
+	d, err := n.st.ix.RoutePages(pages, cands, radix.DefaultPolicy())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	n.met.routes.WithLabelValues(d.Rule.String()).Inc()
+	var chosen Worker
+	for _, wk := range ws {
+		if wk.ID == d.Worker {
+			chosen = wk
+			break
+		}
+	}
+	res := RouteResult{Worker: d.Worker, URL: chosen.URL, Rule: d.Rule.String(), MatchedPages: d.MatchedPages, MatchRatio: d.MatchRatio}
+	if req.Record && len(pages) > 0 {
+		delta, err := n.st.ix.Insert(d.Worker, chosen.Epoch, indexStamp(time.Now()), pages)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		n.st.addDelta(delta)
+		res.Recorded = true
+	}
+	writeJSON(w, 200, res)
+}
+
+// indexTarget reads a prompt request naming a registered worker.
+func (n *Node) indexTarget(w http.ResponseWriter, r *http.Request) (Worker, []uint64, bool) {
+	var req promptRequest
+	if !n.decodePrompt(w, r, &req, nil) {
+		return Worker{}, nil, false
+	}
+	if req.Model != "" || req.Record {
+		writeError(w, http.StatusBadRequest, `want "worker" and a prompt; the model is the worker's`)
+		return Worker{}, nil, false
+	}
+	if !validID(w, "worker", req.Worker) {
+		return Worker{}, nil, false
+	}
+	wk, ok := n.st.worker(req.Worker)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no worker %q: register it first", req.Worker))
+		return Worker{}, nil, false
+	}
+	pages, ok := n.pages(w, wk.Model, &req, nil)
+	if !ok {
+		return Worker{}, nil, false
+	}
+	if len(pages) == 0 {
+		writeError(w, http.StatusBadRequest, "prompt shorter than one page")
+		return Worker{}, nil, false
+	}
+	return wk, pages, true
+}
+
+func (n *Node) handleInsert(w http.ResponseWriter, r *http.Request) {
+	wk, pages, ok := n.indexTarget(w, r)
+	if !ok {
+		return
+	}
+	d, err := n.st.ix.Insert(wk.ID, wk.Epoch, indexStamp(time.Now()), pages)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	n.st.addDelta(d)
+	writeJSON(w, 200, map[string]int{"pages": len(pages)})
+}
+
+func (n *Node) handleTouch(w http.ResponseWriter, r *http.Request) {
+	wk, pages, ok := n.indexTarget(w, r)
+	if !ok {
+		return
+	}
+	d, err := n.st.ix.Touch(wk.ID, wk.Epoch, indexStamp(time.Now()), pages[len(pages)-1])
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	n.st.addDelta(d)
+	writeJSON(w, 200, map[string]int{"pages": len(pages)})
+}
+
+func (n *Node) handleIndexRemove(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validID(w, "worker id", id) {
+		return
+	}
+	if err := n.st.removeFromIndex(id); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]bool{"removed": true})
+}
+
+func (n *Node) handleRing(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	key := q.Get("key")
+	if key == "" || len(key) > 1024 {
+		writeError(w, http.StatusBadRequest, "key: want 1 to 1024 bytes")
+		return
+	}
+	k := 1
+	if s := q.Get("n"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > maxRingOwners {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("n %q: want 1 to %d", s, maxRingOwners))
+			return
+		}
+		k = v
+	}
+	live := n.liveMembers()
+	names := make([]string, len(live))
+	byName := make(map[string]MemberInfo, len(live))
+	for i, m := range live {
+		names[i] = m.Name
+		byName[m.Name] = memberInfo(m)
+	}
+	owners := []MemberInfo{}
+	for _, o := range Owners(key, names, k) {
+		owners = append(owners, byName[o])
+	}
+	writeJSON(w, 200, map[string]any{"key": key, "owners": owners})
+}
