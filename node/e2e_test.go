@@ -1,10 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/meshnode/meshnode/swim"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // waitFor is how long the end-to-end tests wait for convergence: generous,
@@ -405,4 +408,50 @@ func TestClusterTombstoneGC(t *testing.T) {
 			t.Fatalf("node %d resurrected the key", i)
 		}
 	}
+}
+
+// TestHostileStreams sends what a broken or hostile peer might on the
+// gossip port's TCP side: the node drops the connection, counts it, and
+// keeps serving.
+func TestHostileStreams(t *testing.T) {
+	c := newCluster(t, 2, false)
+	nd := c.nodes[0]
+	before := testutilCounter(nd.met.streamErrors)
+	cases := map[string][]byte{
+		"unknown channel":          []byte("Z"),
+		"sync garbage":             append([]byte("A"), bytes.Repeat([]byte{0xff}, 64)...),
+		"deltas with a huge frame": append([]byte("D"), 0xff, 0xff, 0xff, 0xff, 11, 0),
+		"swim garbage":             append([]byte("S"), 200),
+	}
+	for name, payload := range cases {
+		t.Run(name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", nd.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.Write(payload); err != nil {
+				t.Fatal(err)
+			}
+			conn.SetReadDeadline(time.Now().Add(waitFor))
+			if _, err := io.ReadAll(conn); err != nil {
+				t.Fatalf("connection not closed by the node: %v", err)
+			}
+		})
+	}
+	if got := testutilCounter(nd.met.streamErrors); got < before+3 {
+		t.Fatalf("stream errors %v -> %v, want at least 3 more", before, got)
+	}
+	// The node still replicates.
+	c.must(1, "PUT", "/v1/kv/h/k", `{"value":"v"}`)
+	c.everywhere("still replicating", c.hasKey("h", "k", "v"))
+}
+
+// testutilCounter reads a counter's value.
+func testutilCounter(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }
