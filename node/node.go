@@ -121,7 +121,8 @@ func (n *Node) Name() string { return n.name }
 // Generation returns the generation of this process.
 func (n *Node) Generation() uint64 { return n.gen }
 
-// Handler returns the HTTP API handler (also served on Config.APIAddr).
+// Handler returns the HTTP API handler (also served on Config.APIAddr). Serve
+// it after Start returns, or on a node that is never started.
 func (n *Node) Handler() http.Handler { return n.handler }
 
 // Addr returns the advertised gossip address (valid after Start).
