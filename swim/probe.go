@@ -180,6 +180,9 @@ func (c *Core) probeIndirect(now time.Time) {
 func (c *Core) probeEnd(now time.Time) {
 	p := c.probe
 	c.probe = probe{}
+	if j := c.findPending(p.seq2); p.seq2 != 0 && j >= 0 {
+		c.dropPending(j) // relayed acks come too late now
+	}
 	m := c.members[p.target]
 	if m == nil || m.Gen != p.gen {
 		return
