@@ -8,7 +8,7 @@
 //
 //	n, err := node.New(cfg)          // validates cfg, loads keys, restores snapshots
 //	err = n.Start()                  // binds the gossip port and the API
-//	err = n.Join(ctx, "10.0.0.1:7946") // returns at once; /readyz says when done
+//	err = n.Join("10.0.0.1:7946")   // returns at once; /readyz says when done
 //	...
 //	err = n.Leave(5 * time.Second)   // announce, flush, snapshot
 //	err = n.Shutdown(ctx)            // stop every goroutine
