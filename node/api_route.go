@@ -57,6 +57,10 @@ func (t *tokenList) UnmarshalJSON(b []byte) error {
 		if i == start {
 			return fmt.Errorf("tokens[%d]: want a non-negative integer", len(out))
 		}
+		if b[start] == '0' && i-start > 1 {
+			// JSON numbers have no leading zeros.
+			return fmt.Errorf("tokens[%d]: leading zero", len(out))
+		}
 		if len(out) == maxPromptTokens {
 			return fmt.Errorf("tokens: more than %d", maxPromptTokens)
 		}
