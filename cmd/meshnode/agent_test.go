@@ -27,21 +27,46 @@ import (
 // pass under -race on a busy two-core machine.
 const waitFor = 60 * time.Second
 
-// buildBinary builds meshnode into a temporary directory.
+// The binary is built once per test run, into binDir, which TestMain
+// removes.
+var (
+	binDir   string
+	binOnce  sync.Once
+	binPath  string
+	binError error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildBinary builds meshnode (once) and returns its path.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	binOnce.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		if binDir, binError = os.MkdirTemp("", "meshnode-test-"); binError != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "meshnode")
+		// No VCS stamp: the test must not depend on git being usable here
+		// (a checkout owned by another user makes git refuse).
+		out, err := exec.Command(goTool, "build", "-buildvcs=false", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binError = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binError != nil {
+		t.Fatal(binError)
 	}
-	bin := filepath.Join(t.TempDir(), "meshnode")
-	// No VCS stamp: the test must not depend on git being usable here
-	// (a checkout owned by another user makes git refuse).
-	cmd := exec.Command(goTool, "build", "-buildvcs=false", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return binPath
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
