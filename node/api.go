@@ -85,6 +85,12 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/index/workers/{id}", n.handleIndexRemove)
 	mux.HandleFunc("GET /v1/ring", n.handleRing)
 
+	mux.HandleFunc("GET /v1/keyring", n.handleListKeys)
+	mux.HandleFunc("POST /v1/keyring", n.handleInstallKey)
+	mux.HandleFunc("PUT /v1/keyring/plaintext", n.handlePlaintext)
+	mux.HandleFunc("PUT /v1/keyring/{id}/primary", n.handleUseKey)
+	mux.HandleFunc("DELETE /v1/keyring/{id}", n.handleRemoveKey)
+
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})

@@ -13,8 +13,8 @@ import (
 	"github.com/meshnode/meshnode/wire"
 )
 
-// gossipKeyID is the key ID of the configured gossip key. Rotation through
-// the keyring's IDs is left to a later API; one configured key uses ID 1.
+// gossipKeyID is the key ID of the configured gossip key; keys installed
+// through the API (/v1/keyring) take other IDs.
 const gossipKeyID = 1
 
 // loadSecurity loads the API token, the gossip key and the TLS material.
@@ -39,12 +39,14 @@ func (n *Node) loadSecurity() error {
 		}
 		key = b
 	}
+	// Always a keyring, empty without a key: an empty keyring sends and
+	// accepts plaintext, and keys can be installed at run time (API).
+	n.keyring = wire.NewKeyring()
 	if len(key) > 0 {
 		k, err := parseKey(key)
 		if err != nil {
 			return err
 		}
-		n.keyring = wire.NewKeyring()
 		if err := n.keyring.Install(gossipKeyID, k); err != nil {
 			return fmt.Errorf("node: gossip key: %w", err)
 		}
