@@ -385,12 +385,64 @@ func TestAgentBinary(t *testing.T) {
 		out := ca.ok("ring", "user-42", "--n", "2")
 		contains(t, "ring", out, "RANK", "OWNER", "alpha", "beta")
 	})
-	t.Run("keys and version", func(t *testing.T) {
-		key := strings.TrimSpace(ca.ok("keygen"))
-		if len(key) != 44 {
-			t.Errorf("keygen printed %q, want 44 base64 characters", key)
+	t.Run("key rotation", func(t *testing.T) {
+		newKey := strings.TrimSpace(ca.ok("keygen"))
+		if len(newKey) != 44 {
+			t.Fatalf("keygen printed %q, want 44 base64 characters", newKey)
 		}
-		ca.fails(1, "no keyring endpoints", "keyring", "list")
+		newKeyFile := filepath.Join(dir, "new.key")
+		if err := os.WriteFile(newKeyFile, []byte(newKey+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		contains(t, "keyring list", ca.ok("keyring", "list"), "ID", "PRIMARY", "1", "yes", "accept plaintext: no, send plaintext: no")
+		// Each step on every member before the next: install, use, remove.
+		var id string
+		for i, c := range []cli{ca, cb} {
+			out := ""
+			if i == 0 {
+				out = c.ok("keyring", "install", "--key-file", newKeyFile)
+			} else {
+				var errOut string
+				var code int
+				out, errOut, code = c.run(newKey+"\n", "keyring", "install", "-")
+				if code != 0 {
+					t.Fatalf("install from stdin: exit %d: %s", code, errOut)
+				}
+			}
+			m := regexp.MustCompile(`installed key (\d+)`).FindStringSubmatch(out)
+			if m == nil || (id != "" && m[1] != id) {
+				t.Fatalf("install on %s printed %q; want the same key id on every member (%q)", c.api, out, id)
+			}
+			id = m[1]
+		}
+		for _, c := range []cli{ca, cb} {
+			c.ok("keyring", "use", id)
+		}
+		for _, c := range []cli{ca, cb} {
+			c.ok("keyring", "remove", "1")
+		}
+		var info keyringInfo
+		if err := json.Unmarshal([]byte(cb.ok("keyring", "list", "--json")), &info); err != nil {
+			t.Fatal(err)
+		}
+		if len(info.Keys) != 1 || fmt.Sprint(info.Keys[0].ID) != id || !info.Keys[0].Primary {
+			t.Errorf("keyring after the rotation: %+v, want key %s alone and primary", info, id)
+		}
+		ca.fails(1, "not installed", "keyring", "use", "1")
+		contains(t, "plaintext switch", ca.ok("keyring", "plaintext", "--accept", "true"), "accept plaintext: yes, send plaintext: no")
+		contains(t, "plaintext switch", ca.ok("keyring", "plaintext", "--accept=false"), "accept plaintext: no, send plaintext: no")
+		ca.fails(2, "want --accept or --send", "keyring", "plaintext")
+		ca.fails(2, "not as an argument", "keyring", "install", newKey)
+		// The members still talk, under the new key only.
+		ca.ok("kv", "put", "app", "after-rotation", "yes")
+		eventually(t, "a write after the rotation reaches beta", func() error {
+			if out, _, code := cb.run("", "kv", "get", "app", "after-rotation"); code != 0 || !strings.Contains(out, "yes") {
+				return fmt.Errorf("exit %d: %q", code, out)
+			}
+			return nil
+		})
+	})
+	t.Run("version", func(t *testing.T) {
 		contains(t, "version", ca.ok("version"), "meshnode "+version, runtime.Version(), "wire protocol 1..1")
 	})
 	t.Run("errors are one line", func(t *testing.T) {

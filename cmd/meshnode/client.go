@@ -265,7 +265,7 @@ var clientCommands = map[string]clientCommand{
 	"route":     {setup: setupRoute},
 	"ratelimit": {subs: []string{"list", "get", "set", "take", "del"}, setup: setupRatelimit},
 	"ring":      {setup: setupRing},
-	"keyring":   {subs: []string{"list", "install", "use", "remove"}, setup: setupKeyring},
+	"keyring":   {subs: []string{"list", "install", "use", "remove", "plaintext"}, setup: setupKeyring},
 }
 
 // runClient parses a client command's arguments and runs it.

@@ -98,7 +98,8 @@ func TestClientErrors(t *testing.T) {
 		{name: "answer that is not JSON", answers: map[string]func(http.ResponseWriter, *http.Request){
 			"GET /v1/ring?key=k&n=1": answer(200, "<html>")},
 			args: []string{"ring", "k"}, code: 1, want: "unexpected answer"},
-		{name: "no keyring endpoints", args: []string{"keyring", "install", "a2V5"}, code: 1, want: "no keyring endpoints"},
+		{name: "agent without keyring endpoints", args: []string{"keyring", "list"}, code: 1, want: "no keyring endpoints"},
+		{name: "key on the command line", args: []string{"keyring", "install", "a2V5"}, code: 2, want: "not as an argument"},
 		{name: "wrong arguments", args: []string{"ring"}, code: 2, want: "want a key"},
 		{name: "both prompt forms", args: []string{"route", "--model", "m", "--text", "t", "--tokens", "1"}, code: 2, want: "not both"},
 	}

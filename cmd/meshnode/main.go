@@ -32,7 +32,7 @@ Client (calls the agent's HTTP API; --api-addr or MESHNODE_API_ADDR):
   route       pick a worker for a prompt (cache-aware routing)
   ratelimit   list | get | set | take | del rate limits
   ring        the members that own a key (rendezvous hashing)
-  keyring     list | install | use | remove gossip keys
+  keyring     list | install | use | remove | plaintext: rotate gossip keys
 
 Tools:
   keygen      print a new random 32-byte gossip key (base64)
