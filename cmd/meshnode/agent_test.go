@@ -421,7 +421,7 @@ func TestAgentBinary(t *testing.T) {
 		for _, c := range []cli{ca, cb} {
 			c.ok("keyring", "remove", "1")
 		}
-		var info keyringInfo
+		var info node.KeyringInfo
 		if err := json.Unmarshal([]byte(cb.ok("keyring", "list", "--json")), &info); err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -41,16 +42,6 @@ var errNoKeyring = errors.New("the agent's API has no keyring endpoints (/v1/key
 // maxKeyFileBytes bounds a key read from a file or stdin (a key in any of
 // its encodings is far smaller).
 const maxKeyFileBytes = 4096
-
-// keyringInfo is the body of the keyring endpoints.
-type keyringInfo struct {
-	Keys []struct {
-		ID      uint8 `json:"id"`
-		Primary bool  `json:"primary"`
-	} `json:"keys"`
-	AcceptPlaintext bool `json:"accept_plaintext"`
-	SendPlaintext   bool `json:"send_plaintext"`
-}
 
 // setupKeyring drives the agent's gossip keyring. Each call changes one
 // node: a cluster-wide rotation runs each step on every node before the
@@ -127,11 +118,11 @@ func setupKeyring(sub string, fs *flag.FlagSet) func(*client, []string) error {
 		if c.json {
 			return c.printJSON(raw)
 		}
-		var info keyringInfo
+		var info node.KeyringInfo
 		if sub == "install" {
 			var res struct {
 				ID      uint8       `json:"id"`
-				Keyring keyringInfo `json:"keyring"`
+				Keyring node.KeyringInfo `json:"keyring"`
 			}
 			if err := json.Unmarshal(raw, &res); err != nil {
 				return fmt.Errorf("unexpected answer: %w", err)
@@ -171,7 +162,7 @@ func readKey(c *client, file string, args []string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-func (c *client) printKeyring(info keyringInfo) error {
+func (c *client) printKeyring(info node.KeyringInfo) error {
 	rows := make([][]string, len(info.Keys))
 	for i, k := range info.Keys {
 		rows[i] = []string{strconv.Itoa(int(k.ID)), yesNo(k.Primary)}
