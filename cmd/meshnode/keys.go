@@ -121,7 +121,7 @@ func setupKeyring(sub string, fs *flag.FlagSet) func(*client, []string) error {
 		var info node.KeyringInfo
 		if sub == "install" {
 			var res struct {
-				ID      uint8       `json:"id"`
+				ID      uint8            `json:"id"`
 				Keyring node.KeyringInfo `json:"keyring"`
 			}
 			if err := json.Unmarshal(raw, &res); err != nil {
