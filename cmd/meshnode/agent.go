@@ -21,8 +21,9 @@ const shutdownTimeout = 10 * time.Second
 
 // runAgent runs a node until the first SIGINT or SIGTERM on sig, then
 // leaves gracefully and returns 0; a second such signal during the leave
-// returns 1 at once. SIGHUP reloads the log level. Logs go to stderr; the
-// ready line (or banner, on a terminal) goes to stdout.
+// returns 1 at once. SIGHUP reloads the log level and the TLS certificate.
+// Logs go to stderr; the ready line (or banner, on a terminal) goes to
+// stdout.
 func runAgent(args []string, env lookupEnv, stdout, stderr io.Writer, sig <-chan os.Signal) int {
 	cfg, af, err := loadConfig(args, env, os.Hostname, stderr)
 	if err != nil {
@@ -80,7 +81,7 @@ func runAgent(args []string, env lookupEnv, stdout, stderr io.Writer, sig <-chan
 
 	for s := range sig {
 		if s == syscall.SIGHUP {
-			reload(args, env, cfg, level, log)
+			reload(n, args, env, cfg, level, log)
 			continue
 		}
 		log.Info("leaving the cluster", "signal", s.String(), "timeout", cfg.LeaveTimeout.D().String())
@@ -148,22 +149,29 @@ func waitJoined(n *node.Node, timeout time.Duration, sig <-chan os.Signal) error
 	}
 }
 
+// tlsReloader is the part of *node.Node that reload uses.
+type tlsReloader interface{ ReloadTLS() error }
+
 // reload re-reads the configuration (file and environment; flags are
-// fixed) and applies what can change in a running node: the log level.
-func reload(args []string, env lookupEnv, old agentConfig, level *slog.LevelVar, log *slog.Logger) {
-	cfg, _, err := loadConfig(args, env, os.Hostname, io.Discard)
-	if err != nil {
+// fixed) and applies what can change in a running node: the log level. It
+// also reads the TLS certificate and key files again (their paths are
+// fixed; the CA is not reloaded).
+func reload(n tlsReloader, args []string, env lookupEnv, old agentConfig, level *slog.LevelVar, log *slog.Logger) {
+	if cfg, _, err := loadConfig(args, env, os.Hostname, io.Discard); err != nil {
 		log.Error("reload: configuration not applied", "err", oneLine(err))
+	} else {
+		l, _ := parseLevel(cfg.LogLevel)
+		level.Set(l)
+		log.Info("reloaded", "log_level", l.String())
+	}
+	if old.TLSCertFile == "" {
 		return
 	}
-	l, _ := parseLevel(cfg.LogLevel)
-	level.Set(l)
-	log.Info("reloaded", "log_level", l.String())
-	if old.TLSCertFile != "" {
-		// node.Node loads its certificates once, in New, and exposes no
-		// hook to replace them: restart the agent to use new ones.
-		log.Warn("reload: TLS certificates are not reloaded by this version; restart the agent to use new ones")
+	if err := n.ReloadTLS(); err != nil {
+		log.Error("reload: TLS certificate not replaced; the old one stays in use", "err", err)
+		return
 	}
+	log.Info("reloaded the TLS certificate and key", "cert", old.TLSCertFile)
 }
 
 // printReady announces the running node: one line for logs and process

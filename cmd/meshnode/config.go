@@ -165,7 +165,7 @@ var options = []option{
 	strOpt("profile", "timing `profile`: lan, wan or local", func(c *agentConfig) *string { return &c.Profile }),
 	strOpt("data-dir", "`directory` for snapshots and the generation; empty disables persistence", func(c *agentConfig) *string { return &c.DataDir }),
 	strOpt("encrypt-key-file", "`file` holding the 32-byte gossip key (base64, hex or raw; or set MESHNODE_ENCRYPT_KEY)", func(c *agentConfig) *string { return &c.EncryptKeyFile }),
-	strOpt("tls-cert-file", "PEM certificate `file` for member streams and the API (with --tls-key-file and --tls-ca-file)", func(c *agentConfig) *string { return &c.TLSCertFile }),
+	strOpt("tls-cert-file", "PEM certificate `file` for member streams and the API (with --tls-key-file and --tls-ca-file; SIGHUP reloads both)", func(c *agentConfig) *string { return &c.TLSCertFile }),
 	strOpt("tls-key-file", "PEM private key `file` of --tls-cert-file", func(c *agentConfig) *string { return &c.TLSKeyFile }),
 	strOpt("tls-ca-file", "PEM CA `file` that signs members' (and API clients') certificates", func(c *agentConfig) *string { return &c.TLSCAFile }),
 	boolOpt("tls-verify-clients", "require API clients to present a certificate signed by --tls-ca-file", func(c *agentConfig) *bool { return &c.TLSVerifyClients }),
