@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/meshnode/meshnode/node"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // curlRE reads a README curl example: the method, the path and the body.
@@ -66,5 +67,49 @@ func TestReadmeCurlExamplesHitRoutes(t *testing.T) {
 	}
 	if count < 20 {
 		t.Errorf("found %d curl examples in README.md, want every API group (20 or more)", count)
+	}
+}
+
+// describer records the names of the metrics registered through it.
+type describer struct {
+	prometheus.Registerer
+	names map[string]bool
+}
+
+var fqNameRE = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+func (d *describer) Register(c prometheus.Collector) error {
+	ch := make(chan *prometheus.Desc, 64)
+	go func() { c.Describe(ch); close(ch) }()
+	for desc := range ch {
+		if m := fqNameRE.FindStringSubmatch(desc.String()); m != nil {
+			d.names[m[1]] = true
+		}
+	}
+	return d.Registerer.Register(c)
+}
+
+// TestReadmeMetricsExist checks every metric the README names against
+// those a node registers.
+func TestReadmeMetricsExist(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &describer{Registerer: prometheus.NewRegistry(), names: map[string]bool{}}
+	if _, err := node.New(node.Config{Name: "readme", BindAddr: "127.0.0.1:0", APIAddr: "off", Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
+	if len(reg.names) < 10 {
+		t.Fatalf("recorded only %d metric names: %v", len(reg.names), reg.names)
+	}
+	mentioned := regexp.MustCompile(`meshnode_[a-z0-9_]+`).FindAllString(string(b), -1)
+	if len(mentioned) == 0 {
+		t.Fatal("README names no metric")
+	}
+	for _, m := range mentioned {
+		if !reg.names[m] && !strings.HasSuffix(m, "_") { // "meshnode_swim_*" is a family
+			t.Errorf("README names %s, which a node does not register", m)
+		}
 	}
 }
