@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 var (
@@ -47,6 +49,9 @@ func quickPlan() Plan {
 // every broadcast at every node, the crash detected and no false death.
 // memberlist's figures are logged, not judged.
 func TestCompare(t *testing.T) {
+	// Every trial stops its nodes: nothing of either implementation, nor
+	// of the harness's transport wrappers, may outlive the test.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ns, nTrials, idleTrials, plan := []int{5}, 1, 1, quickPlan()
 	if *compare {
 		var err error

@@ -6,6 +6,7 @@ require (
 	github.com/google/go-cmp v0.7.0
 	github.com/hashicorp/memberlist v0.7.0
 	github.com/meshnode/meshnode v0.0.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (

@@ -1,11 +1,18 @@
 package memberlist
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/meshnode/meshnode/swim"
 )
 
 func TestHoles(t *testing.T) {
@@ -198,5 +205,71 @@ func TestPushPullScaled(t *testing.T) {
 		if got := pushPullScaled(15*time.Second, tt.n); got != tt.want {
 			t.Errorf("pushPullScaled(15s, %d) = %v, want %v", tt.n, got, tt.want)
 		}
+	}
+}
+
+// TestCountedTransport checks the swim transport wrapper on an in-memory
+// network: datagrams and stream bytes written on either side are counted,
+// streams peers open are handed out, and Shutdown ends the forwarding
+// goroutine.
+func TestCountedTransport(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	mem := swim.NewMemNetwork(8)
+	ta, err := mem.Listen(netip.MustParseAddrPort("10.0.0.1:7946"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := mem.Listen(netip.MustParseAddrPort("10.0.0.2:7946"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &counter{}
+	a, b := newCountedTransport(ta, c), newCountedTransport(tb, c)
+	defer a.Shutdown()
+	defer b.Shutdown()
+
+	if err := a.WriteTo([]byte("ping!"), b.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if in := <-b.Packets(); string(in.Buf) != "ping!" {
+		t.Fatalf("b received %q", in.Buf)
+	}
+	// In-memory streams are synchronous pipes: the answering side runs on
+	// its own goroutine.
+	served := make(chan error, 1)
+	go func() {
+		in := <-b.Streams()
+		defer in.Conn.Close()
+		req, err := io.ReadAll(in.Conn)
+		if err == nil && string(req) != "req" {
+			err = fmt.Errorf("b read %q", req)
+		}
+		if err == nil {
+			_, err = in.Conn.Write([]byte("answer"))
+		}
+		served <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := a.DialStream(ctx, b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("req")); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := io.ReadAll(conn)
+	if err != nil || string(resp) != "answer" {
+		t.Fatalf("a read %q, %v", resp, err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(bytes{UDP: 5, TCP: 3 + 6}, c.load()); diff != "" {
+		t.Errorf("counted (-want +got):\n%s", diff)
 	}
 }
