@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/memberlist"
 	"go.uber.org/goleak"
 
 	"github.com/meshnode/meshnode/swim"
@@ -260,6 +263,76 @@ func TestCountedTransport(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := conn.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := io.ReadAll(conn)
+	if err != nil || string(resp) != "answer" {
+		t.Fatalf("a read %q, %v", resp, err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(bytes{UDP: 5, TCP: 3 + 6}, c.load()); diff != "" {
+		t.Errorf("counted (-want +got):\n%s", diff)
+	}
+}
+
+// TestCountedMLTransport checks the memberlist transport wrapper on
+// loopback: datagrams and stream bytes written on either side are counted,
+// streams peers open are handed out, and Shutdown ends the forwarding
+// goroutine.
+func TestCountedMLTransport(t *testing.T) {
+	// Registered first, so it runs after the transports' cleanups.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	c := &counter{}
+	listen := func() *countedMLTransport {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{"127.0.0.1"},
+			Logger:    log.New(io.Discard, "", 0),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct := newCountedMLTransport(nt, c)
+		t.Cleanup(func() { ct.Shutdown() })
+		return ct
+	}
+	a, b := listen(), listen()
+	ip, port, err := b.FinalAdvertiseAddr("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := net.JoinHostPort(ip.String(), strconv.Itoa(port))
+
+	if _, err := a.WriteTo([]byte("ping!"), to); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-b.PacketCh(); string(p.Buf) != "ping!" {
+		t.Fatalf("b received %q", p.Buf)
+	}
+	served := make(chan error, 1)
+	go func() {
+		conn := <-b.StreamCh()
+		defer conn.Close()
+		req, err := io.ReadAll(conn)
+		if err == nil && string(req) != "req" {
+			err = fmt.Errorf("b read %q", req)
+		}
+		if err == nil {
+			_, err = conn.Write([]byte("answer"))
+		}
+		served <- err
+	}()
+	conn, err := a.DialTimeout(to, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("req")); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := io.ReadAll(conn)
