@@ -66,7 +66,10 @@ type RunnerOptions struct {
 	// ends].
 	JoinAttempts int
 	// MaxIncomingStreams bounds the streams peers opened that are served at
-	// once [16]; beyond it they are closed and counted.
+	// once [16]. Beyond it up to 3 times as many wait (unread, so holding
+	// no buffers) for up to a quarter of the stream timeout, so that a burst
+	// of joins through one seed is served rather than sent into backoff;
+	// streams beyond that, or that wait too long, are closed and counted.
 	MaxIncomingStreams int
 	// MaxStreamBytes bounds the bytes of one message reassembled from a
 	// stream [wire.DefaultMaxFrameBytes].
@@ -120,7 +123,8 @@ type Runner struct {
 	events     chan Event
 	deliveries chan any
 	inSlots    chan struct{}
-	codecs     sync.Pool // *wire.Codec for stream workers
+	inWaiting  chan struct{} // streams waiting briefly for a slot
+	codecs     sync.Pool     // *wire.Codec for stream workers
 
 	// Owned by the loop.
 	codec       *wire.Codec
@@ -209,6 +213,7 @@ func NewRunner(cfg Config, self Identity, t Transport, opts RunnerOptions) (*Run
 		events:      make(chan Event, opts.EventBuffer),
 		deliveries:  make(chan any, opts.DeliveryBuffer),
 		inSlots:     make(chan struct{}, opts.MaxIncomingStreams),
+		inWaiting:   make(chan struct{}, waitingPerSlot*opts.MaxIncomingStreams),
 		codec:       codec,
 		msgs:        make(map[wire.Type]wire.Message),
 		joinStreams: make(map[uint64]struct{}),
@@ -416,14 +421,7 @@ func (r *Runner) loop() {
 		case p := <-packets:
 			r.handlePacket(p)
 		case in := <-streams:
-			select {
-			case r.inSlots <- struct{}{}:
-				r.wg.Add(1)
-				go r.serve(in)
-			default:
-				r.streamsRejected.Add(1)
-				in.Conn.Close()
-			}
+			r.admit(in)
 		case res := <-r.results:
 			if _, ok := r.joinStreams[res.id]; ok {
 				delete(r.joinStreams, res.id)

@@ -530,32 +530,57 @@ func TestRunnerIncomingStreamBound(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer peer.Shutdown()
+		timeout := swim.LocalConfig().StreamTimeout
+		dial := func() swim.Conn {
+			t.Helper()
+			conn, err := peer.DialStream(context.Background(), c.rs[0].Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			return conn
+		}
 		// A peer that opens a stream and says nothing holds the only slot
 		// until the stream's deadline.
-		first, err := peer.DialStream(context.Background(), c.rs[0].Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
+		first := dial()
 		defer first.Close()
-		synctest.Wait()
-		second, err := peer.DialStream(context.Background(), c.rs[0].Addr())
-		if err != nil {
-			t.Fatal(err)
+		opened := time.Now()
+		// Three more wait for the slot (one per slot times three); a fifth
+		// is closed at once.
+		var waiting []swim.Conn
+		for range 3 {
+			waiting = append(waiting, dial())
 		}
-		defer second.Close()
-		if n, err := second.Read(make([]byte, 1)); err != io.EOF {
-			t.Errorf("second stream read %d, %v; want it closed at once", n, err)
+		fifth := dial()
+		if n, err := fifth.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("fifth stream read %d, %v; want it closed at once", n, err)
+		}
+		if took := time.Since(opened); took != 0 {
+			t.Errorf("fifth stream closed after %v, want at once", took)
 		}
 		if got := c.rs[0].Stats().StreamsRejected; got != 1 {
 			t.Errorf("StreamsRejected = %d, want 1", got)
 		}
+		// The waiting ones give up after a quarter of the stream timeout,
+		// while the silent stream still holds the slot.
+		for i, w := range waiting {
+			if n, err := w.Read(make([]byte, 1)); err != io.EOF {
+				t.Errorf("waiting stream %d read %d, %v; want it closed", i, n, err)
+			}
+			w.Close()
+		}
+		if took := time.Since(opened); took != timeout/4 {
+			t.Errorf("waiting streams closed after %v, want %v", took, timeout/4)
+		}
+		if got := c.rs[0].Stats().StreamsRejected; got != 4 {
+			t.Errorf("StreamsRejected = %d, want 4", got)
+		}
 		// The silent stream is cut at the deadline, counted as an error.
-		start := time.Now()
 		if n, err := first.Read(make([]byte, 1)); err != io.EOF {
 			t.Errorf("silent stream read %d, %v; want it closed", n, err)
 		}
-		if took, want := time.Since(start), swim.LocalConfig().StreamTimeout; took != want {
-			t.Errorf("silent stream closed after %v, want the stream timeout %v", took, want)
+		if took := time.Since(opened); took != timeout {
+			t.Errorf("silent stream closed after %v, want the stream timeout %v", took, timeout)
 		}
 		within(t, time.Minute, "error counted", func() error {
 			if got := c.rs[0].Stats().StreamErrors; got != 1 {
@@ -563,6 +588,41 @@ func TestRunnerIncomingStreamBound(t *testing.T) {
 			}
 			return nil
 		})
+
+		// A stream that waits is served once the slot frees: a TCP ping
+		// queued behind a silent stream gets its ack when that stream ends.
+		codec, err := wire.NewCodec(wire.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ping := &wire.Ping{Seq: 7, Target: "m0", SourceName: "peer", SourceAddr: peer.Addr()}
+		req, err := codec.AppendFrame(nil, ping.Type(), ping.AppendBody(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent := dial()
+		queued := dial()
+		go func() {
+			queued.Write(req)
+			queued.CloseWrite()
+		}()
+		synctest.Wait()
+		silent.Close() // frees the slot: its server reads end of stream
+		reply, err := io.ReadAll(queued)
+		queued.Close()
+		if err != nil || len(reply) == 0 {
+			t.Fatalf("queued stream: reply %d bytes, %v; want an ack", len(reply), err)
+		}
+		f, _, err := codec.DecodeFrame(reply)
+		if err != nil {
+			t.Fatalf("queued stream reply: %v", err)
+		}
+		if f.Type != wire.TypeAck {
+			t.Fatalf("queued stream reply of type %v, want an ack", f.Type)
+		}
+		if got := c.rs[0].Stats().StreamsRejected; got != 4 {
+			t.Errorf("StreamsRejected = %d, want still 4", got)
+		}
 	})
 }
 

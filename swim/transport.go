@@ -217,6 +217,48 @@ func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
 	return msgs, nil
 }
 
+// waitingPerSlot is how many streams may wait for each serving slot.
+const waitingPerSlot = 3
+
+// admit serves in at once when a slot is free; otherwise it lets in wait,
+// unread, for a slot (bounded in number and time), and closes it when the
+// wait is full or too long. Called on the loop; never blocks it.
+func (r *Runner) admit(in Incoming) {
+	select {
+	case r.inSlots <- struct{}{}:
+		r.wg.Add(1)
+		go r.serve(in)
+		return
+	default:
+	}
+	select {
+	case r.inWaiting <- struct{}{}:
+	default:
+		r.streamsRejected.Add(1)
+		in.Conn.Close()
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		t := time.NewTimer(r.cfg.StreamTimeout / 4)
+		defer t.Stop()
+		select {
+		case r.inSlots <- struct{}{}:
+			<-r.inWaiting
+			r.serve(in) // serve releases the slot and the WaitGroup
+		case <-t.C:
+			<-r.inWaiting
+			r.streamsRejected.Add(1)
+			in.Conn.Close()
+			r.wg.Done()
+		case <-r.ctx.Done():
+			<-r.inWaiting
+			in.Conn.Close()
+			r.wg.Done()
+		}
+	}()
+}
+
 // serve answers a stream a peer opened: read its request to the end, let the
 // core answer on the loop, write the answer, close.
 func (r *Runner) serve(in Incoming) {

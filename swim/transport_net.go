@@ -29,8 +29,9 @@ type NetConfig struct {
 	// PacketQueue bounds the datagrams received and not yet taken [1024];
 	// beyond it they are dropped and counted.
 	PacketQueue int
-	// MaxStreams bounds the accepted streams not yet closed [16]; beyond it
-	// new connections are closed at once and counted.
+	// MaxStreams bounds the accepted streams not yet closed [64: the
+	// Runner's default 16 served plus 48 waiting]; beyond it new
+	// connections are closed at once and counted.
 	MaxStreams int
 	// StreamTimeout is the deadline set on an accepted connection before it
 	// is handed out [10s], so that a silent peer cannot hold a slot.
@@ -83,7 +84,7 @@ func NewNetTransport(cfg NetConfig) (*NetTransport, error) {
 		cfg.PacketQueue = 1024
 	}
 	if cfg.MaxStreams <= 0 {
-		cfg.MaxStreams = 16
+		cfg.MaxStreams = 64
 	}
 	if cfg.StreamTimeout <= 0 {
 		cfg.StreamTimeout = 10 * time.Second
