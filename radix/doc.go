@@ -31,7 +31,7 @@
 // stays 8/15 to 4/5 full. Holders are (worker index, stamp) pairs per chain,
 // so one entry covers every page of the chain: the benchmark workload needs
 // 21-23 bytes per holder-page, most of it the 8-byte hash and the table
-// slot (see bench/RESULTS-radix.md).
+// slot (see bench/RESULTS.md, radix).
 //
 // # Workers, stamps and epochs
 //

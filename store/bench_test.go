@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Benchmarks for the figures in bench/RESULTS-store.md. Sizes of a million
+// Benchmarks for the figures in bench/RESULTS.md (store). Sizes of a million
 // keys take seconds to build, so they live here and not in tests.
 
 const benchValueBytes = 100
