@@ -322,15 +322,42 @@ func (n *Node) storeStats() store.Stats {
 
 // Status is the body of /v1/status.
 type Status struct {
-	Name        string      `json:"name"`
-	Generation  uint64      `json:"generation"`
-	ClusterSize int         `json:"cluster_size"`
-	KnownSize   int         `json:"known_size"`
-	Majority    bool        `json:"majority"`
-	Ready       bool        `json:"ready"`
-	Reason      string      `json:"reason"`
-	Store       store.Stats `json:"store"`
-	Index       radix.Stats `json:"index"`
+	Name        string     `json:"name"`
+	Generation  uint64     `json:"generation"`
+	ClusterSize int        `json:"cluster_size"`
+	KnownSize   int        `json:"known_size"`
+	Majority    bool       `json:"majority"`
+	Ready       bool       `json:"ready"`
+	Reason      string     `json:"reason"`
+	Store       StoreStats `json:"store"`
+	Index       IndexStats `json:"index"`
+}
+
+// StoreStats is store.Stats with the API's JSON names.
+type StoreStats struct {
+	Keys       int    `json:"keys"`
+	Tombstones int    `json:"tombstones"`
+	Bytes      int64  `json:"bytes"`
+	Held       uint64 `json:"held"`
+	Released   uint64 `json:"released"`
+	Rejected   uint64 `json:"rejected"`
+	Collected  uint64 `json:"collected"`
+	Stale      uint64 `json:"stale"`
+	Resyncs    uint64 `json:"resyncs"`
+	Lagged     uint64 `json:"lagged"`
+	Skipped    uint64 `json:"skipped"`
+}
+
+// IndexStats is radix.Stats with the API's JSON names.
+type IndexStats struct {
+	Pages          int64 `json:"pages"`
+	HolderPages    int64 `json:"holder_pages"`
+	Chains         int   `json:"chains"`
+	Workers        int   `json:"workers"`
+	Bytes          int64 `json:"bytes"`
+	Pending        int   `json:"pending"`
+	PendingDropped int64 `json:"pending_dropped"`
+	Evicted        int64 `json:"evicted"`
 }
 
 // Status returns what /v1/status reports.
@@ -338,7 +365,7 @@ func (n *Node) Status() Status {
 	live, known, maj := n.quorum()
 	ok, why := n.Ready()
 	return Status{Name: n.name, Generation: n.gen, ClusterSize: live, KnownSize: known, Majority: maj,
-		Ready: ok, Reason: why, Store: n.storeStats(), Index: n.st.ix.Stats()}
+		Ready: ok, Reason: why, Store: StoreStats(n.storeStats()), Index: IndexStats(n.st.ix.Stats())}
 }
 
 func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {

@@ -338,6 +338,14 @@ func TestAPIClusterEndpoints(t *testing.T) {
 	if st["cluster_size"] != float64(1) || st["majority"] != true {
 		t.Fatalf("status: %v", st)
 	}
+	mustCall(t, srv, "PUT", "/v1/kv/app/k", `{"value":"v"}`, 200)
+	st = mustCall(t, srv, "GET", "/v1/status", "", 200)
+	if keys := st["store"].(map[string]any)["keys"]; keys != float64(1) {
+		t.Fatalf("status store.keys = %v, want 1: %v", keys, st)
+	}
+	if _, ok := st["index"].(map[string]any)["holder_pages"]; !ok {
+		t.Fatalf("status index has no holder_pages: %v", st)
+	}
 	ring := mustCall(t, srv, "GET", "/v1/ring?key=abc&n=3", "", 200)
 	if owners := ring["owners"].([]any); len(owners) != 1 || owners[0].(map[string]any)["name"] != "t1" {
 		t.Fatalf("ring: %v", ring)
