@@ -34,9 +34,17 @@ func (n *Node) antiEntropyLoop() {
 			}
 			// Jitter keeps nodes started together from syncing in lockstep.
 			next = now.Add(period/2 + rand.N(period))
-			if err := n.syncRandom(); err == nil && bootstrap {
+			err := n.syncRandom()
+			switch {
+			case !bootstrap:
+			case err == nil:
 				n.synced.Store(true)
 				n.log.Info("first sync done")
+			case errors.Is(err, errNoPeer):
+				// Joined alone (the seeds named only this node): it is
+				// the cluster's first member and has nothing to fetch.
+				n.synced.Store(true)
+				n.log.Info("first member of the cluster: nothing to sync")
 			}
 		}
 	}

@@ -455,3 +455,37 @@ func testutilCounter(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestJoinOnlySelfIsReady: the first member of a cluster, whose seeds (a
+// headless service, say) list only itself, is joined and ready, and a
+// second node joining through it gets its state.
+func TestJoinOnlySelfIsReady(t *testing.T) {
+	c := &testCluster{t: t, client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			if nd != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_ = nd.Shutdown(ctx)
+				cancel()
+			}
+		}
+		c.client.CloseIdleConnections()
+	})
+	c.cfgs = []Config{localConfig("first", ""), localConfig("second", "")}
+	c.nodes = make([]*Node, 2)
+	c.start(0)
+	if err := c.nodes[0].Join(c.nodes[0].Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the lone first member is ready", func() error {
+		if ok, why := c.nodes[0].Ready(); !ok {
+			return fmt.Errorf("%s", why)
+		}
+		return nil
+	})
+	c.must(0, "PUT", "/v1/kv/ns/k", `{"value":"v"}`)
+	c.start(1)
+	c.join(1)
+	c.converged()
+	c.everywhere("the first member's write reaches the second", c.hasKey("ns", "k", "v"))
+}

@@ -87,7 +87,10 @@ func ResolveSeeds(ctx context.Context, r Resolver, seeds []string, port uint16) 
 // for the core's reconnect loop.
 
 // Join joins the cluster through seeds, each an address or a host name with
-// or without a port (the default port is this member's). Every attempt
+// or without a port (the default port is this member's). Seeds that all
+// resolve to this member's own address bootstrap a new cluster: Join
+// returns 0 and a nil error at once, and the seeds are re-resolved and
+// re-dialled while the member is alone. Every attempt
 // resolves the seeds again, push-pulls with all of them at once and waits for
 // the exchanges to end; between attempts it backs off exponentially from
 // Config.JoinRetryMin to JoinRetryMax, with jitter. It returns the number of
@@ -107,7 +110,19 @@ func (r *Runner) Join(ctx context.Context, seeds ...string) (int, error) {
 	for attempt := 1; ; attempt++ {
 		r.seedLookups.Add(1)
 		addrs, err := ResolveSeeds(ctx, r.opts.Resolver, seeds, r.tr.Addr().Port())
+		resolved := len(addrs)
 		addrs = r.withoutSelf(addrs)
+		if err == nil && resolved > 0 && len(addrs) == 0 {
+			// Every seed is this member: it is the first of its cluster
+			// (a headless service that lists only this pod, say). It is
+			// joined, alone; the reseed loop keeps resolving the names and
+			// the core's reconnect loop dials what they come to list, so
+			// members that bootstrapped alone at the same moment merge.
+			r.mu.Lock()
+			r.seedNames = slices.Clone(seeds)
+			r.mu.Unlock()
+			return 0, nil
+		}
 		if len(addrs) > 0 {
 			n, joinErr := r.joinOnce(ctx, addrs)
 			if joinErr != nil {

@@ -244,6 +244,38 @@ func TestRunnerJoinReresolves(t *testing.T) {
 	})
 }
 
+// TestRunnerJoinOnlySelfBootstraps: a member whose seeds name only itself
+// is the first of its cluster. Join succeeds at once, and when the seed name
+// later lists another member that bootstrapped alone, the two merge.
+func TestRunnerJoinOnlySelfBootstraps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		res := &fakeResolver{}
+		c := newMemCluster(t, 2, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) { o.Resolver = res })
+		defer c.shutdown()
+		self, other := c.rs[1].Addr().Addr(), c.rs[0].Addr().Addr()
+		res.answers = [][]netip.Addr{{self}, {self, other}}
+		start := time.Now()
+		n, err := c.rs[1].Join(context.Background(), "peers.mesh.test")
+		if err != nil || n != 0 {
+			t.Fatalf("join = %d, %v; want 0, nil", n, err)
+		}
+		if took := time.Since(start); took != 0 {
+			t.Errorf("join through only itself took %v, want no wait", took)
+		}
+		if got := res.count(); got != 1 {
+			t.Errorf("resolver called %d times by the join, want 1", got)
+		}
+		// m0 never joined anyone: only m1's reconnect loop, dialling what
+		// the name now lists, brings them together.
+		within(t, time.Minute, "the lone members merge", func() error {
+			if err := wantState(c.rs, "m0", swim.StateAlive)(); err != nil {
+				return err
+			}
+			return wantState(c.rs, "m1", swim.StateAlive)()
+		})
+	})
+}
+
 func TestRunnerJoinCountsSeeds(t *testing.T) {
 	tests := []struct {
 		name  string
