@@ -118,6 +118,9 @@ func (r *Runner) Join(ctx context.Context, seeds ...string) (int, error) {
 			// joined, alone; the reseed loop keeps resolving the names and
 			// the core's reconnect loop dials what they come to list, so
 			// members that bootstrapped alone at the same moment merge.
+			if !r.onLoop(func() {}) {
+				return 0, ErrNotRunning
+			}
 			r.mu.Lock()
 			r.seedNames = slices.Clone(seeds)
 			r.mu.Unlock()
