@@ -174,38 +174,48 @@ func benchPaced(b *testing.B, client *http.Client, url string, body []byte, rate
 	var lat, sched []time.Duration
 	for b.Loop() {
 		total := int(d.Seconds() * float64(rate))
-		interval := time.Second / time.Duration(rate)
-		jobs := make(chan time.Time, total)
-		results := make(chan [2]time.Duration, total)
-		var wg sync.WaitGroup
-		for range 64 {
-			wg.Go(func() {
-				for at := range jobs {
-					time.Sleep(time.Until(at))
-					t0 := time.Now()
-					if err := post(client, url, body); err != nil {
-						b.Error(err)
-					}
-					results <- [2]time.Duration{time.Since(t0), time.Since(at)}
-				}
-			})
-		}
-		t0 := time.Now().Add(10 * time.Millisecond)
-		for i := range total {
-			jobs <- t0.Add(time.Duration(i) * interval)
-		}
-		close(jobs)
-		wg.Wait()
-		close(results)
-		for r := range results {
-			lat = append(lat, r[0])
-			sched = append(sched, r[1])
-		}
-		b.ReportMetric(float64(total)/time.Since(t0).Seconds(), "req/s")
+		l, s, achieved := pacedLoad(client, url, body, rate, total, func(err error) { b.Error(err) })
+		lat, sched = append(lat, l...), append(sched, s...)
+		b.ReportMetric(achieved, "req/s")
 	}
 	reportLatency(b, lat)
 	slices.Sort(sched)
 	b.ReportMetric(float64(sched[len(sched)*99/100])/1e6, "sched-p99-ms")
+}
+
+// pacedLoad sends total requests open-loop at rate per second from a pool
+// of 64 workers and returns each request's latency from when it was sent and
+// from when it was scheduled, and the achieved rate. fail is called (from
+// the workers) for every request that did not succeed.
+func pacedLoad(client *http.Client, url string, body []byte, rate, total int, fail func(error)) (lat, sched []time.Duration, achieved float64) {
+	interval := time.Second / time.Duration(rate)
+	jobs := make(chan time.Time, total)
+	results := make(chan [2]time.Duration, total)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for at := range jobs {
+				time.Sleep(time.Until(at))
+				t0 := time.Now()
+				if err := post(client, url, body); err != nil {
+					fail(err)
+				}
+				results <- [2]time.Duration{time.Since(t0), time.Since(at)}
+			}
+		})
+	}
+	t0 := time.Now().Add(10 * time.Millisecond)
+	for i := range total {
+		jobs <- t0.Add(time.Duration(i) * interval)
+	}
+	close(jobs)
+	wg.Wait()
+	close(results)
+	for r := range results {
+		lat = append(lat, r[0])
+		sched = append(sched, r[1])
+	}
+	return lat, sched, float64(total) / time.Since(t0).Seconds()
 }
 
 // BenchmarkAPIRoute measures POST /v1/route for a 1024-token prompt among 16
@@ -409,39 +419,11 @@ func TestLoadClient(t *testing.T) {
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
-	body := routeBody(false)
 	const rate, total = 5000, 10000
-	interval := time.Second / rate
-	jobs := make(chan time.Time, total)
-	results := make(chan [2]time.Duration, total)
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Go(func() {
-			for at := range jobs {
-				time.Sleep(time.Until(at))
-				t0 := time.Now()
-				if err := post(client, url, body); err != nil {
-					t.Error(err)
-				}
-				results <- [2]time.Duration{time.Since(t0), time.Since(at)}
-			}
-		})
-	}
-	t0 := time.Now().Add(10 * time.Millisecond)
-	for i := range total {
-		jobs <- t0.Add(time.Duration(i) * interval)
-	}
-	close(jobs)
-	wg.Wait()
-	close(results)
-	var lat, sched []time.Duration
-	for r := range results {
-		lat = append(lat, r[0])
-		sched = append(sched, r[1])
-	}
+	lat, sched, achieved := pacedLoad(client, url, routeBody(false), rate, total, func(err error) { t.Error(err) })
 	slices.Sort(lat)
 	slices.Sort(sched)
-	fmt.Printf("LOAD %d %d %d %f\n", lat[len(lat)/2], lat[len(lat)*99/100], sched[len(sched)*99/100], float64(total)/time.Since(t0).Seconds())
+	fmt.Printf("LOAD %d %d %d %f\n", lat[len(lat)/2], lat[len(lat)*99/100], sched[len(sched)*99/100], achieved)
 }
 
 // BenchmarkAPIRouteExternal is the 5,000 requests/s route figure with the
