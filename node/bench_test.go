@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,11 @@ func apiNode(b *testing.B) (*Node, *http.Client, string) {
 	}
 	if err := nd.Start(); err != nil {
 		b.Fatal(err)
+	}
+	// The client's own collections add to what it measures; it keeps the
+	// server's heap floor, so that a floor's figure is the server's.
+	if floor, err := strconv.ParseUint(os.Getenv(loadClientFloorEnv), 10, 64); err == nil {
+		defer StartHeapFloor(floor)()
 	}
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}
 	b.Cleanup(func() {
@@ -226,9 +232,18 @@ func BenchmarkAPIRoute(b *testing.B) {
 	for _, record := range []bool{false, true} {
 		body := routeBody(record)
 		b.Run(fmt.Sprintf("record=%v/max", record), func(b *testing.B) { benchThroughput(b, client, base+"/v1/route", body) })
-		b.Run(fmt.Sprintf("record=%v/rate=5000", record), func(b *testing.B) { benchPaced(b, client, base+"/v1/route", body, 5000, 2*time.Second) })
+		for _, floor := range heapFloors {
+			b.Run(fmt.Sprintf("record=%v/rate=5000/heapfloor=%dMiB", record, floor>>20), func(b *testing.B) {
+				defer StartHeapFloor(floor)()
+				benchPaced(b, client, base+"/v1/route", body, 5000, 2*time.Second)
+			})
+		}
 	}
 }
+
+// heapFloors are the paced runs' heap floors: none (a program embedding a
+// node with the collector's defaults) and the daemon's default.
+var heapFloors = []uint64{0, DefaultHeapFloor}
 
 // BenchmarkAPITake measures POST /v1/limits/{name}/take likewise.
 func BenchmarkAPITake(b *testing.B) {
@@ -238,7 +253,12 @@ func BenchmarkAPITake(b *testing.B) {
 	}
 	body := []byte(`{"n":1}`)
 	b.Run("max", func(b *testing.B) { benchThroughput(b, client, base+"/v1/limits/bench/take", body) })
-	b.Run("rate=5000", func(b *testing.B) { benchPaced(b, client, base+"/v1/limits/bench/take", body, 5000, 2*time.Second) })
+	for _, floor := range heapFloors {
+		b.Run(fmt.Sprintf("rate=5000/heapfloor=%dMiB", floor>>20), func(b *testing.B) {
+			defer StartHeapFloor(floor)()
+			benchPaced(b, client, base+"/v1/limits/bench/take", body, 5000, 2*time.Second)
+		})
+	}
 }
 
 // rssBytes returns the resident set size of the process (Linux), or 0.
@@ -407,7 +427,10 @@ func BenchmarkRouteHandler(b *testing.B) {
 // The load client of BenchmarkAPIRouteExternal runs in a child process (this
 // test binary, running TestLoadClient), so that the server's heap, garbage
 // collector and scheduler carry only the server's work.
-const loadClientEnv = "MESHNODE_LOAD_CLIENT_URL"
+const (
+	loadClientEnv      = "MESHNODE_LOAD_CLIENT_URL"
+	loadClientFloorEnv = "MESHNODE_LOAD_CLIENT_HEAP_FLOOR"
+)
 
 // TestLoadClient is the child process's body; as a plain test it does
 // nothing.
@@ -415,6 +438,11 @@ func TestLoadClient(t *testing.T) {
 	url := os.Getenv(loadClientEnv)
 	if url == "" {
 		t.Skip("runs only as the child process of BenchmarkAPIRouteExternal")
+	}
+	// The client's own collections add to what it measures; it keeps the
+	// server's heap floor, so that a floor's figure is the server's.
+	if floor, err := strconv.ParseUint(os.Getenv(loadClientFloorEnv), 10, 64); err == nil {
+		defer StartHeapFloor(floor)()
 	}
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}
 	defer tr.CloseIdleConnections()
@@ -427,34 +455,42 @@ func TestLoadClient(t *testing.T) {
 }
 
 // BenchmarkAPIRouteExternal is the 5,000 requests/s route figure with the
-// client in another process.
+// client in another process, without and with the daemon's heap floor.
 func BenchmarkAPIRouteExternal(b *testing.B) {
 	_, _, base := apiNode(b)
-	var p50, p99, sp99, rate float64
-	for b.Loop() {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestLoadClient$", "-test.v")
-		cmd.Env = append(os.Environ(), loadClientEnv+"="+base+"/v1/route")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			b.Fatalf("load client: %v\n%s", err, out)
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if rest, ok := strings.CutPrefix(line, "LOAD "); ok {
-				var a, c, d int64
-				if _, err := fmt.Sscan(rest, &a, &c, &d, &rate); err != nil {
-					b.Fatal(err)
+	for _, floor := range heapFloors {
+		b.Run(fmt.Sprintf("heapfloor=%dMiB", floor>>20), func(b *testing.B) {
+			defer StartHeapFloor(floor)()
+			var p50, p99, sp99, rate float64
+			for b.Loop() {
+				cmd := exec.Command(os.Args[0], "-test.run=^TestLoadClient$", "-test.v")
+				cmd.Env = append(os.Environ(), loadClientEnv+"="+base+"/v1/route", fmt.Sprintf("%s=%d", loadClientFloorEnv, floor))
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					b.Fatalf("load client: %v\n%s", err, out)
 				}
-				p50, p99, sp99 = float64(a)/1e6, float64(c)/1e6, float64(d)/1e6
+				for _, line := range strings.Split(string(out), "\n") {
+					if rest, ok := strings.CutPrefix(line, "LOAD "); ok {
+						var a, c, d int64
+						if _, err := fmt.Sscan(rest, &a, &c, &d, &rate); err != nil {
+							b.Fatal(err)
+						}
+						p50, p99, sp99 = float64(a)/1e6, float64(c)/1e6, float64(d)/1e6
+					}
+				}
+				if rate == 0 {
+					b.Fatalf("no figures from the load client:\n%s", out)
+				}
 			}
-		}
-		if rate == 0 {
-			b.Fatalf("no figures from the load client:\n%s", out)
-		}
+			b.ReportMetric(p50, "p50-ms")
+			b.ReportMetric(p99, "p99-ms")
+			b.ReportMetric(sp99, "sched-p99-ms")
+			b.ReportMetric(rate, "req/s")
+			// The server's resident size so far (it does not shrink at once,
+			// so the run without a floor comes first).
+			b.ReportMetric(float64(rssBytes())/(1<<20), "rss-MiB")
+		})
 	}
-	b.ReportMetric(p50, "p50-ms")
-	b.ReportMetric(p99, "p99-ms")
-	b.ReportMetric(sp99, "sched-p99-ms")
-	b.ReportMetric(rate, "req/s")
 }
 
 // BenchmarkAPILoaded repeats the paced route and take runs on a node that

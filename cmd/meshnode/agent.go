@@ -48,6 +48,8 @@ func runAgent(args []string, env lookupEnv, stdout, stderr io.Writer, sig <-chan
 	level.Set(l)
 	log := slog.New(logHandler(stderr, cfg.LogFormat, level))
 
+	defer node.StartHeapFloor(uint64(cfg.HeapFloorBytes))()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	nc := cfg.nodeConfig()

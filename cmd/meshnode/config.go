@@ -50,6 +50,7 @@ type agentConfig struct {
 	WorkerPages      int64         `json:"worker_pages"`
 	MaxHolderPages   int64         `json:"max_holder_pages"`
 	MinorityShare    bool          `json:"minority_share"`
+	HeapFloorBytes   int64         `json:"heap_floor_bytes"`
 
 	// Secrets come from the environment only (or from the files above):
 	// never from a flag, which any user can read in the process list, nor
@@ -74,14 +75,15 @@ const defaultJoinTimeout = 30 * time.Second
 func defaultConfig(hostname func() (string, error)) agentConfig {
 	name, _ := hostname()
 	return agentConfig{
-		Node:         name,
-		Bind:         node.DefaultBindAddr,
-		APIAddr:      node.DefaultAPIAddr,
-		JoinTimeout:  node.Duration(defaultJoinTimeout),
-		Profile:      "lan",
-		LogLevel:     "info",
-		LogFormat:    "auto",
-		LeaveTimeout: node.Duration(node.DefaultLeaveTimeout),
+		Node:           name,
+		Bind:           node.DefaultBindAddr,
+		APIAddr:        node.DefaultAPIAddr,
+		JoinTimeout:    node.Duration(defaultJoinTimeout),
+		Profile:        "lan",
+		LogLevel:       "info",
+		LogFormat:      "auto",
+		LeaveTimeout:   node.Duration(node.DefaultLeaveTimeout),
+		HeapFloorBytes: node.DefaultHeapFloor,
 	}
 }
 
@@ -178,6 +180,7 @@ var options = []option{
 	intOpt("store-max-bytes", "bound of the replicated store in `bytes` (0: 1 GiB)", func(c *agentConfig) *int64 { return &c.StoreMaxBytes }),
 	intOpt("worker-pages", "each worker's budget of `pages` in the prefix index (0: unlimited)", func(c *agentConfig) *int64 { return &c.WorkerPages }),
 	intOpt("max-holder-pages", "cap of the prefix index in (page, worker) `pairs` (0: unlimited)", func(c *agentConfig) *int64 { return &c.MaxHolderPages }),
+	intOpt("heap-floor-bytes", "heap size in `bytes` below which the garbage collector does not run; fewer collections on a small heap keep the API's latency tail low (0: Go's default, GOGC alone)", func(c *agentConfig) *int64 { return &c.HeapFloorBytes }),
 	boolOpt("minority-share", "on the minority side of a partition, admit only this side's share of each rate limit", func(c *agentConfig) *bool { return &c.MinorityShare }),
 }
 
@@ -340,6 +343,9 @@ func (c agentConfig) validate() error {
 	}
 	if c.JoinTimeout.D() < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("join_timeout %v: at least 100ms", c.JoinTimeout.D()))
+	}
+	if c.HeapFloorBytes < 0 {
+		errs = append(errs, fmt.Errorf("heap_floor_bytes %d: want 0 or more", c.HeapFloorBytes))
 	}
 	if c.Node == "" {
 		errs = append(errs, errors.New("node: no name given and the host name is unknown"))

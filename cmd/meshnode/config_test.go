@@ -45,6 +45,7 @@ func TestLoadConfigPrecedence(t *testing.T) {
 		want func(c *agentConfig)
 	}{
 		{name: "defaults", want: func(c *agentConfig) {}},
+		{name: "heap floor off from the environment", env: map[string]string{"MESHNODE_HEAP_FLOOR_BYTES": "0"}, want: func(c *agentConfig) { c.HeapFloorBytes = 0 }},
 		{name: "file over defaults", args: []string{"--config", file}, want: func(c *agentConfig) {
 			c.Node, c.Bind, c.Profile, c.LogLevel = "from-file", "127.0.0.1:8001", "wan", "warn"
 			c.Join, c.LeaveTimeout, c.MinorityShare, c.WorkerPages = []string{"file-seed:7946"}, node.Duration(7*time.Second), true, 100
@@ -114,6 +115,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "TLS cert without key", args: []string{"--tls-cert-file", "c.pem"}, want: []string{"tls_cert_file and tls_key_file go together"}},
 		{name: "bad seed", args: []string{"--join", "no-port"}, want: []string{`seed "no-port"`}},
 		{name: "join timeout too short", args: []string{"--join-timeout", "1ms"}, want: []string{"join_timeout"}},
+		{name: "negative heap floor", env: map[string]string{"MESHNODE_HEAP_FLOOR_BYTES": "-1"}, want: []string{"heap_floor_bytes -1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
