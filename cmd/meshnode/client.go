@@ -223,27 +223,36 @@ func (c *client) pairs(kv ...string) error {
 	return tw.Flush()
 }
 
-// pages follows next_cursor through a paginated list; each page's body is
-// passed to add, which returns the page's next cursor.
-func (c *client) pages(path string, q url.Values, add func(body []byte) (next string, err error)) error {
+// listAll follows next_cursor through a paginated list and returns the
+// items under key of every page, in order (empty, not nil, when there are
+// none).
+func listAll[T any](c *client, path string, q url.Values, key string) ([]T, error) {
 	if q == nil {
 		q = url.Values{}
 	}
+	all := []T{}
 	for range maxPages {
-		var raw json.RawMessage
-		if err := c.call(http.MethodGet, path, q, nil, &raw); err != nil {
-			return err
+		var page map[string]json.RawMessage
+		if err := c.call(http.MethodGet, path, q, nil, &page); err != nil {
+			return nil, err
 		}
-		next, err := add(raw)
-		if err != nil {
-			return fmt.Errorf("GET %s: unexpected answer: %w", path, err)
+		var items []T
+		var next string
+		if err := json.Unmarshal(page[key], &items); err != nil {
+			return nil, fmt.Errorf("GET %s: unexpected answer: %q: %w", path, key, err)
 		}
+		if raw, ok := page["next_cursor"]; ok {
+			if err := json.Unmarshal(raw, &next); err != nil {
+				return nil, fmt.Errorf("GET %s: unexpected answer: next_cursor: %w", path, err)
+			}
+		}
+		all = append(all, items...)
 		if next == "" {
-			return nil
+			return all, nil
 		}
 		q.Set("cursor", next)
 	}
-	return fmt.Errorf("GET %s: more than %d pages", path, maxPages)
+	return nil, fmt.Errorf("GET %s: more than %d pages", path, maxPages)
 }
 
 // clientCommand sets up a client command: given the subcommand (or "" for

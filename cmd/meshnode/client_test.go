@@ -78,6 +78,16 @@ func TestClientFollowsPages(t *testing.T) {
 	}
 }
 
+func TestClientEmptyListIsAnArray(t *testing.T) {
+	f := &fakeAPI{answers: map[string]func(http.ResponseWriter, *http.Request){
+		"GET /v1/kv/app": answer(200, `{"items": [], "next_cursor": ""}`),
+	}}
+	out, errOut, code := runAgainst(t, f, nil, "kv", "list", "app", "--json")
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("exit %d, stdout %q, stderr %q: want 0 and []", code, out, errOut)
+	}
+}
+
 func TestClientErrors(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -98,6 +108,9 @@ func TestClientErrors(t *testing.T) {
 		{name: "answer that is not JSON", answers: map[string]func(http.ResponseWriter, *http.Request){
 			"GET /v1/ring?key=k&n=1": answer(200, "<html>")},
 			args: []string{"ring", "k"}, code: 1, want: "unexpected answer"},
+		{name: "list page without its items", answers: map[string]func(http.ResponseWriter, *http.Request){
+			"GET /v1/members": answer(200, `{"items": [], "next_cursor": ""}`)},
+			args: []string{"members"}, code: 1, want: `unexpected answer: "members"`},
 		{name: "agent without keyring endpoints", args: []string{"keyring", "list"}, code: 1, want: "no keyring endpoints"},
 		{name: "key on the command line", args: []string{"keyring", "install", "a2V5"}, code: 2, want: "not as an argument"},
 		{name: "wrong arguments", args: []string{"ring"}, code: 2, want: "want a key"},

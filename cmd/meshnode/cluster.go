@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -20,16 +19,7 @@ func setupMembers(_ string, fs *flag.FlagSet) func(*client, []string) error {
 		if err := wantArgs(args, 0, "no arguments"); err != nil {
 			return err
 		}
-		var all []node.MemberInfo
-		err := c.pages("/v1/members", nil, func(b []byte) (string, error) {
-			var page struct {
-				Members []node.MemberInfo `json:"members"`
-				Next    string            `json:"next_cursor"`
-			}
-			err := json.Unmarshal(b, &page)
-			all = append(all, page.Members...)
-			return page.Next, err
-		})
+		all, err := listAll[node.MemberInfo](c, "/v1/members", nil, "members")
 		if err != nil {
 			return err
 		}

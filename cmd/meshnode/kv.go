@@ -104,27 +104,15 @@ func setupKV(sub string, fs *flag.FlagSet) func(*client, []string) error {
 			if err := wantArgs(args, 1, "a namespace"); err != nil {
 				return err
 			}
-			var all []node.KV
 			q := url.Values{}
 			if *prefix != "" {
 				q.Set("prefix", *prefix)
 			}
-			err := c.pages("/v1/kv/"+url.PathEscape(args[0]), q, func(b []byte) (string, error) {
-				var page struct {
-					Items []node.KV `json:"items"`
-					Next  string    `json:"next_cursor"`
-				}
-				err := json.Unmarshal(b, &page)
-				all = append(all, page.Items...)
-				return page.Next, err
-			})
+			all, err := listAll[node.KV](c, "/v1/kv/"+url.PathEscape(args[0]), q, "items")
 			if err != nil {
 				return err
 			}
 			if c.json {
-				if all == nil {
-					all = []node.KV{}
-				}
 				return c.printJSON(all)
 			}
 			rows := make([][]string, len(all))

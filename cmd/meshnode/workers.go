@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -42,23 +41,11 @@ func setupWorkers(sub string, fs *flag.FlagSet) func(*client, []string) error {
 			if *model != "" {
 				q.Set("model", *model)
 			}
-			var all []node.Worker
-			err := c.pages("/v1/workers", q, func(b []byte) (string, error) {
-				var page struct {
-					Workers []node.Worker `json:"workers"`
-					Next    string        `json:"next_cursor"`
-				}
-				err := json.Unmarshal(b, &page)
-				all = append(all, page.Workers...)
-				return page.Next, err
-			})
+			all, err := listAll[node.Worker](c, "/v1/workers", q, "workers")
 			if err != nil {
 				return err
 			}
 			if c.json {
-				if all == nil {
-					all = []node.Worker{}
-				}
 				return c.printJSON(all)
 			}
 			rows := make([][]string, len(all))
@@ -198,16 +185,7 @@ func setupRatelimit(sub string, fs *flag.FlagSet) func(*client, []string) error 
 			if err := wantArgs(args, 0, "no arguments"); err != nil {
 				return err
 			}
-			var names []string
-			err := c.pages("/v1/limits", nil, func(b []byte) (string, error) {
-				var page struct {
-					Limits []string `json:"limits"`
-					Next   string   `json:"next_cursor"`
-				}
-				err := json.Unmarshal(b, &page)
-				names = append(names, page.Limits...)
-				return page.Next, err
-			})
+			names, err := listAll[string](c, "/v1/limits", nil, "limits")
 			if err != nil {
 				return err
 			}
