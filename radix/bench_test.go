@@ -401,3 +401,31 @@ func BenchmarkSnapshot(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDigestCodec encodes and decodes the digest of 1000 workers.
+func BenchmarkDigestCodec(b *testing.B) {
+	rng := newTestRand(5)
+	d := make(Digest, 1000)
+	for i := range d {
+		d[i] = WorkerSummary{Worker: fmt.Sprintf("gateway-worker-%04d", i), Epoch: rng.Uint64N(1 << 40),
+			Removed: i%97 == 0, Pages: rng.Int64N(1 << 20), MaxStamp: rng.Uint32(), Sum: rng.Uint64()}
+	}
+	enc := AppendDigest(nil, d)
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(enc)))
+		buf := make([]byte, 0, len(enc))
+		for b.Loop() {
+			buf = AppendDigest(buf[:0], d)
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(enc)))
+		for b.Loop() {
+			if _, err := DecodeDigest(enc, DefaultLimits()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -260,3 +260,68 @@ func BenchmarkTake(b *testing.B) {
 		s.Take("rpm", 1, 1<<40, time.Minute, now)
 	}
 }
+
+// BenchmarkCodec encodes and decodes, on their own, the three store
+// encodings: a delta of 1000 writes, the digest of a store that heard from
+// 16 actors (one with a gap), and the snapshot of a 100k-key store. These
+// are the msgpack paths without the merging around them.
+func BenchmarkCodec(b *testing.B) {
+	src := buildStore(b, "src", 1000)
+	deltaBytes, _, _ := src.AppendDeltas(nil, math.MaxInt)
+	var delta Delta
+	if err := DecodeDelta(deltaBytes, &delta); err != nil {
+		b.Fatal(err)
+	}
+	peers := newTestStore(b, "peers", 1)
+	for a := 1; a < 16; a++ {
+		p := buildStore(b, fmt.Sprintf("node-%02d", a), 100)
+		var d Delta
+		if err := DecodeDelta(fullState(b, p), &d); err != nil {
+			b.Fatal(err)
+		}
+		if a == 8 {
+			d.Ranges = nil
+			d.Entries = append(d.Entries[:50], d.Entries[55:]...)
+		}
+		if err := peers.ApplyDelta(&d, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	digestBytes := peers.AppendDigest(nil)
+	var digest Digest
+	if err := DecodeDigest(digestBytes, &digest); err != nil {
+		b.Fatal(err)
+	}
+	big := buildStore(b, "big", 100_000)
+	snap := big.AppendSnapshot(nil)
+	into := newTestStore(b, "into", 1)
+
+	run := func(name string, size int, f func()) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				f()
+			}
+		})
+	}
+	buf := make([]byte, 0, len(snap))
+	run("delta/encode", len(deltaBytes), func() { buf = AppendDelta(buf[:0], &delta) })
+	run("delta/decode", len(deltaBytes), func() {
+		if err := DecodeDelta(deltaBytes, &delta); err != nil {
+			b.Fatal(err)
+		}
+	})
+	run("digest/encode", len(digestBytes), func() { buf = AppendDigest(buf[:0], &digest) })
+	run("digest/decode", len(digestBytes), func() {
+		if err := DecodeDigest(digestBytes, &digest); err != nil {
+			b.Fatal(err)
+		}
+	})
+	run("snapshot/encode", len(snap), func() { buf = big.AppendSnapshot(buf[:0]) })
+	run("snapshot/decode", len(snap), func() {
+		if err := into.Restore(snap); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
