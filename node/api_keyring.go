@@ -1,7 +1,6 @@
 package node
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,7 +14,8 @@ import (
 // act on this node only: an operator rotates a cluster's key by calling
 // each step on every node before the next step (install everywhere, use
 // everywhere, remove everywhere). Keys installed here are not written to
-// disk; put the new key in the key file too so that a restart keeps it.
+// disk; put the new key in the key file too so that a restart keeps it (it
+// takes the same ID there unless the install gave an explicit one).
 
 // KeyringInfo is this node's keyring as the API shows it (never the keys).
 type KeyringInfo struct {
@@ -81,8 +81,7 @@ func (n *Node) handleInstallKey(w http.ResponseWriter, r *http.Request) {
 		}
 		id = uint8(*req.ID)
 	} else {
-		sum := sha256.Sum256(key)
-		id = sum[0]
+		id = keyID(key)
 	}
 	kr := n.keyring
 	first := len(kr.List()) == 0
@@ -95,7 +94,7 @@ func (n *Node) handleInstallKey(w http.ResponseWriter, r *http.Request) {
 			kr.SetAcceptPlaintext(false)
 			kr.SetSendPlaintext(false)
 		}
-		writeError(w, http.StatusConflict, fmt.Sprintf("%v (pass another \"id\")", err))
+		writeError(w, http.StatusConflict, fmt.Sprintf("%v (generate another key; an explicit \"id\" is not what a restarted node derives from its configured key)", err))
 		return
 	}
 	n.log.Info("gossip key installed", "id", id, "plaintext_switches_on", first)

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func testKey(b byte) string {
@@ -125,4 +127,46 @@ func TestKeyringAPIErrors(t *testing.T) {
 	if code, _ := call(t, srv, "POST", "/v1/keyring", `{"key":"`+testKey(2)+`","id":3}`); code != 409 {
 		t.Fatalf("another key under a taken id: %d, want 409", code)
 	}
+}
+
+// TestRestartAfterRotation rotates a cluster from its configured key to a
+// new one through the API, then restarts a node with the new key in its
+// configuration, as the README tells operators to: the restarted node must
+// speak the key ID the others use for that key, and rejoin.
+func TestRestartAfterRotation(t *testing.T) {
+	c := newCluster(t, 2, false, func(cfg *Config) { cfg.GossipKey = testKey(1) })
+	for i := range 2 {
+		c.must(i, "POST", "/v1/keyring", `{"key":"`+testKey(50)+`"}`)
+	}
+	var newID, oldID float64
+	for _, k := range c.must(0, "GET", "/v1/keyring", "")["keys"].([]any) {
+		if k.(map[string]any)["primary"] == true {
+			oldID = k.(map[string]any)["id"].(float64)
+		} else {
+			newID = k.(map[string]any)["id"].(float64)
+		}
+	}
+	for i := range 2 {
+		c.must(i, "PUT", fmt.Sprintf("/v1/keyring/%v/primary", newID), "")
+	}
+	for i := range 2 {
+		c.must(i, "DELETE", fmt.Sprintf("/v1/keyring/%v", oldID), "")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.nodes[1].Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[1] = nil
+	c.cfgs[1].GossipKey = testKey(50)
+	c.start(1)
+	got := c.must(1, "GET", "/v1/keyring", "")["keys"].([]any)
+	if len(got) != 1 || got[0].(map[string]any)["id"] != newID {
+		t.Fatalf("restarted node's keyring %v, want only key %v", got, newID)
+	}
+	c.join(1)
+	c.converged()
+	c.must(1, "PUT", "/v1/kv/ns/after-restart", `{"value":"v"}`)
+	c.everywhere("a write from the restarted node", c.hasKey("ns", "after-restart", "v"))
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -13,9 +14,15 @@ import (
 	"github.com/meshnode/meshnode/wire"
 )
 
-// gossipKeyID is the key ID of the configured gossip key; keys installed
-// through the API (/v1/keyring) take other IDs.
-const gossipKeyID = 1
+// keyID is the ID a gossip key takes unless one is given: the first byte of
+// its SHA-256. Every node derives the same ID from the same key, whether the
+// key came from the configuration or was installed through the API, so a
+// node restarted with a key the cluster rotated to at run time speaks the
+// cluster's key ID.
+func keyID(key []byte) uint8 {
+	sum := sha256.Sum256(key)
+	return sum[0]
+}
 
 // loadSecurity loads the API token, the gossip key and the TLS material.
 func (n *Node) loadSecurity() error {
@@ -47,7 +54,7 @@ func (n *Node) loadSecurity() error {
 		if err != nil {
 			return err
 		}
-		if err := n.keyring.Install(gossipKeyID, k); err != nil {
+		if err := n.keyring.Install(keyID(k), k); err != nil {
 			return fmt.Errorf("node: gossip key: %w", err)
 		}
 	}

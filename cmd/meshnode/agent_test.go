@@ -390,11 +390,23 @@ func TestAgentBinary(t *testing.T) {
 		if len(newKey) != 44 {
 			t.Fatalf("keygen printed %q, want 44 base64 characters", newKey)
 		}
+		// The rotation uses a fixed key: a random one would share the
+		// configured key's derived ID (the first byte of its SHA-256) once
+		// in 256 runs, and the install would rightly refuse it.
+		newKey = "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoM="
 		newKeyFile := filepath.Join(dir, "new.key")
 		if err := os.WriteFile(newKeyFile, []byte(newKey+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		contains(t, "keyring list", ca.ok("keyring", "list"), "ID", "PRIMARY", "1", "yes", "accept plaintext: no, send plaintext: no")
+		var before node.KeyringInfo
+		if err := json.Unmarshal([]byte(ca.ok("keyring", "list", "--json")), &before); err != nil {
+			t.Fatal(err)
+		}
+		if len(before.Keys) != 1 || !before.Keys[0].Primary {
+			t.Fatalf("keyring before the rotation: %+v, want the configured key alone", before)
+		}
+		oldID := fmt.Sprint(before.Keys[0].ID)
+		contains(t, "keyring list", ca.ok("keyring", "list"), "ID", "PRIMARY", oldID, "yes", "accept plaintext: no, send plaintext: no")
 		// Each step on every member before the next: install, use, remove.
 		var id string
 		for i, c := range []cli{ca, cb} {
@@ -419,7 +431,7 @@ func TestAgentBinary(t *testing.T) {
 			c.ok("keyring", "use", id)
 		}
 		for _, c := range []cli{ca, cb} {
-			c.ok("keyring", "remove", "1")
+			c.ok("keyring", "remove", oldID)
 		}
 		var info node.KeyringInfo
 		if err := json.Unmarshal([]byte(cb.ok("keyring", "list", "--json")), &info); err != nil {
@@ -428,7 +440,7 @@ func TestAgentBinary(t *testing.T) {
 		if len(info.Keys) != 1 || fmt.Sprint(info.Keys[0].ID) != id || !info.Keys[0].Primary {
 			t.Errorf("keyring after the rotation: %+v, want key %s alone and primary", info, id)
 		}
-		ca.fails(1, "not installed", "keyring", "use", "1")
+		ca.fails(1, "not installed", "keyring", "use", oldID)
 		contains(t, "plaintext switch", ca.ok("keyring", "plaintext", "--accept", "true"), "accept plaintext: yes, send plaintext: no")
 		contains(t, "plaintext switch", ca.ok("keyring", "plaintext", "--accept=false"), "accept plaintext: no, send plaintext: no")
 		ca.fails(2, "want --accept or --send", "keyring", "plaintext")
