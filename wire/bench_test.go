@@ -226,16 +226,16 @@ func kvPayload(n int) []byte {
 	count := 0
 	for len(entries) < n {
 		entries = append(entries, 0x95)
-		entries = appendStr(entries, []string{"workers", "limits", "config"}[r.IntN(3)])
-		entries = appendStr(entries, fmt.Sprintf("workers/gw-%s-%03d/%s", []string{"eu-west-1a", "us-east-2b"}[r.IntN(2)], r.IntN(300),
+		entries = AppendStr(entries, []string{"workers", "limits", "config"}[r.IntN(3)])
+		entries = AppendStr(entries, fmt.Sprintf("workers/gw-%s-%03d/%s", []string{"eu-west-1a", "us-east-2b"}[r.IntN(2)], r.IntN(300),
 			[]string{"load", "health", "queue", "model"}[r.IntN(4)]))
-		entries = appendBin(entries, fmt.Appendf(nil, `{"url":"http://10.0.%d.%d:8000","model":"llama-3.1-70b","load":%.3f,"healthy":true}`,
+		entries = AppendBin(entries, fmt.Appendf(nil, `{"url":"http://10.0.%d.%d:8000","model":"llama-3.1-70b","load":%.3f,"healthy":true}`,
 			r.IntN(4), r.IntN(256), r.Float64()))
-		entries = appendUint(entries, 1_732_000_000_000<<16|r.Uint64N(1<<30))
-		entries = appendUint(entries, r.Uint64N(64))
+		entries = AppendUint(entries, 1_732_000_000_000<<16|r.Uint64N(1<<30))
+		entries = AppendUint(entries, r.Uint64N(64))
 		count++
 	}
-	return append(appendArrayHeader(nil, count), entries...)
+	return append(AppendArrayHeader(nil, count), entries...)
 }
 
 func BenchmarkLZ4State64K(b *testing.B) {

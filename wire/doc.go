@@ -43,4 +43,24 @@
 // Reassembler to receive. Bodies returned by OpenPacket, DecodeFrame and
 // ReadFrame alias the codec's buffers until its next decoding call; decoded
 // messages never alias their input.
+//
+// # msgpack for other encodings
+//
+// Packages that encode records of their own inside Data bodies or on disk
+// (store, radix) use the same msgpack subset through AppendArrayHeader,
+// AppendUint, AppendBool, AppendNil, AppendStr, AppendBin, AppendBinString
+// and AppendBinHeader, which always write the shortest standard form, and
+// Reader, which keeps its first error, wraps the caller's sentinel error,
+// bounds every length by the caller's limit and the bytes left, and does not
+// allocate:
+//
+//	dst = wire.AppendArrayHeader(dst, 2)
+//	dst = wire.AppendStr(dst, name)
+//	dst = wire.AppendUint(dst, gen)
+//
+//	r := wire.NewReader(b, ErrMalformed)
+//	r.ExpectArray(2)
+//	name, gen := r.Str(255), r.Uint()
+//	r.End()
+//	if err := r.Err(); err != nil { ... } // errors.Is(err, ErrMalformed)
 package wire

@@ -8,11 +8,11 @@ import "math"
 // AppendBody appends [name, gen, incarnation, addr, meta].
 func (m *Alive) AppendBody(dst []byte) []byte {
 	dst = append(dst, 0x95)
-	dst = appendStr(dst, m.Name)
-	dst = appendUint(dst, m.Gen)
-	dst = appendUint(dst, m.Incarnation)
+	dst = AppendStr(dst, m.Name)
+	dst = AppendUint(dst, m.Gen)
+	dst = AppendUint(dst, m.Incarnation)
 	dst = appendAddrPort(dst, m.Addr)
-	return appendBin(dst, m.Meta)
+	return AppendBin(dst, m.Meta)
 }
 
 // DecodeBody decodes the body AppendBody writes.
@@ -46,10 +46,10 @@ func (m *Alive) decode(r *reader) error {
 // AppendBody appends [name, gen, incarnation, from].
 func (m *Suspect) AppendBody(dst []byte) []byte {
 	dst = append(dst, 0x94)
-	dst = appendStr(dst, m.Name)
-	dst = appendUint(dst, m.Gen)
-	dst = appendUint(dst, m.Incarnation)
-	return appendStr(dst, m.From)
+	dst = AppendStr(dst, m.Name)
+	dst = AppendUint(dst, m.Gen)
+	dst = AppendUint(dst, m.Incarnation)
+	return AppendStr(dst, m.From)
 }
 
 // DecodeBody decodes the body AppendBody writes.
@@ -80,11 +80,11 @@ func (m *Suspect) decode(r *reader) error {
 // AppendBody appends [name, gen, incarnation, from, left].
 func (m *Dead) AppendBody(dst []byte) []byte {
 	dst = append(dst, 0x95)
-	dst = appendStr(dst, m.Name)
-	dst = appendUint(dst, m.Gen)
-	dst = appendUint(dst, m.Incarnation)
-	dst = appendStr(dst, m.From)
-	return appendBool(dst, m.Left)
+	dst = AppendStr(dst, m.Name)
+	dst = AppendUint(dst, m.Gen)
+	dst = AppendUint(dst, m.Incarnation)
+	dst = AppendStr(dst, m.From)
+	return AppendBool(dst, m.Left)
 }
 
 // DecodeBody decodes the body AppendBody writes.
@@ -118,8 +118,8 @@ func (m *Dead) decode(r *reader) error {
 // AppendBody appends [kind, payload].
 func (m *Data) AppendBody(dst []byte) []byte {
 	dst = append(dst, 0x92)
-	dst = appendUint(dst, uint64(m.Kind))
-	return appendBin(dst, m.Payload)
+	dst = AppendUint(dst, uint64(m.Kind))
+	return AppendBin(dst, m.Payload)
 }
 
 // DecodeBody decodes the body AppendBody writes. Payload is copied into the

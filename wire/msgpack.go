@@ -7,13 +7,20 @@ import (
 	"net/netip"
 )
 
-// This file holds the msgpack subset wire uses, written by hand so that the
+// This file holds the msgpack subset wire speaks, written by hand so that the
 // hot messages encode and decode without reflection or allocation. Encoders
 // always write the shortest standard form; decoders accept every standard
 // form of the expected family (so another implementation may choose wider
 // forms) and check every length against the bytes that remain before use.
+//
+// The Append functions are exported for the packages that encode records of
+// their own (store, radix), together with Reader (reader.go). wire's own
+// message decoders use the unexported reader below, whose explicit errors
+// tell ErrTruncated from ErrMalformed.
 
-func appendArrayHeader(dst []byte, n int) []byte {
+// AppendArrayHeader appends the header of an array of n elements: fixarray,
+// array16 or array32.
+func AppendArrayHeader(dst []byte, n int) []byte {
 	switch {
 	case n < 16:
 		return append(dst, 0x90|byte(n))
@@ -24,7 +31,9 @@ func appendArrayHeader(dst []byte, n int) []byte {
 	}
 }
 
-func appendUint(dst []byte, v uint64) []byte {
+// AppendUint appends v as positive fixint, uint8, uint16, uint32 or uint64,
+// whichever is shortest.
+func AppendUint(dst []byte, v uint64) []byte {
 	switch {
 	case v < 0x80:
 		return append(dst, byte(v))
@@ -39,14 +48,20 @@ func appendUint(dst []byte, v uint64) []byte {
 	}
 }
 
-func appendBool(dst []byte, v bool) []byte {
+// AppendBool appends true (0xc3) or false (0xc2).
+func AppendBool(dst []byte, v bool) []byte {
 	if v {
 		return append(dst, 0xc3)
 	}
 	return append(dst, 0xc2)
 }
 
-func appendStr(dst []byte, s string) []byte {
+// AppendNil appends nil (0xc0).
+func AppendNil(dst []byte) []byte { return append(dst, 0xc0) }
+
+// AppendStr appends s as fixstr, str8, str16 or str32, whichever is
+// shortest.
+func AppendStr(dst []byte, s string) []byte {
 	n := len(s)
 	switch {
 	case n < 32:
@@ -61,17 +76,29 @@ func appendStr(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-func appendBin(dst []byte, b []byte) []byte {
-	n := len(b)
+// AppendBinHeader appends the header of a bin of n bytes: bin8, bin16 or
+// bin32, whichever is shortest. The caller appends the n bytes.
+func AppendBinHeader(dst []byte, n int) []byte {
 	switch {
 	case n <= math.MaxUint8:
-		dst = append(dst, 0xc4, byte(n))
+		return append(dst, 0xc4, byte(n))
 	case n <= math.MaxUint16:
-		dst = append(dst, 0xc5, byte(n>>8), byte(n))
+		return append(dst, 0xc5, byte(n>>8), byte(n))
 	default:
-		dst = append(dst, 0xc6, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		return append(dst, 0xc6, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
-	return append(dst, b...)
+}
+
+// AppendBin appends b as a bin (bin8, bin16 or bin32). A nil b is written
+// as an empty bin, not as nil.
+func AppendBin(dst []byte, b []byte) []byte {
+	return append(AppendBinHeader(dst, len(b)), b...)
+}
+
+// AppendBinString appends the bytes of s as a bin, like AppendBin: for
+// values that are bytes, not text, but held in a string.
+func AppendBinString(dst []byte, s string) []byte {
+	return append(AppendBinHeader(dst, len(s)), s...)
 }
 
 // appendAddrPort writes an address as msgpack bin: empty for the zero

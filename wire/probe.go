@@ -8,9 +8,9 @@ import "math"
 // AppendBody appends [seq, target, source_name, source_addr].
 func (m *Ping) AppendBody(dst []byte) []byte {
 	dst = append(dst, 0x94)
-	dst = appendUint(dst, uint64(m.Seq))
-	dst = appendStr(dst, m.Target)
-	dst = appendStr(dst, m.SourceName)
+	dst = AppendUint(dst, uint64(m.Seq))
+	dst = AppendStr(dst, m.Target)
+	dst = AppendStr(dst, m.SourceName)
 	return appendAddrPort(dst, m.SourceAddr)
 }
 
@@ -44,11 +44,11 @@ func (m *Ping) decode(r *reader) error {
 // AppendBody appends [seq, target, target_addr, want_nack, source_name, source_addr].
 func (m *IndirectPing) AppendBody(dst []byte) []byte {
 	dst = append(dst, 0x96)
-	dst = appendUint(dst, uint64(m.Seq))
-	dst = appendStr(dst, m.Target)
+	dst = AppendUint(dst, uint64(m.Seq))
+	dst = AppendStr(dst, m.Target)
 	dst = appendAddrPort(dst, m.TargetAddr)
-	dst = appendBool(dst, m.WantNack)
-	dst = appendStr(dst, m.SourceName)
+	dst = AppendBool(dst, m.WantNack)
+	dst = AppendStr(dst, m.SourceName)
 	return appendAddrPort(dst, m.SourceAddr)
 }
 
@@ -88,8 +88,8 @@ func (m *IndirectPing) decode(r *reader) error {
 // AppendBody appends [seq, payload].
 func (m *Ack) AppendBody(dst []byte) []byte {
 	dst = append(dst, 0x92)
-	dst = appendUint(dst, uint64(m.Seq))
-	return appendBin(dst, m.Payload)
+	dst = AppendUint(dst, uint64(m.Seq))
+	return AppendBin(dst, m.Payload)
 }
 
 // DecodeBody decodes the body AppendBody writes. Payload is copied into the
@@ -116,7 +116,7 @@ func (m *Ack) decode(r *reader) error {
 
 // AppendBody appends [seq].
 func (m *Nack) AppendBody(dst []byte) []byte {
-	return appendUint(append(dst, 0x91), uint64(m.Seq))
+	return AppendUint(append(dst, 0x91), uint64(m.Seq))
 }
 
 // DecodeBody decodes the body AppendBody writes.

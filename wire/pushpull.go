@@ -11,9 +11,9 @@ import (
 // AppendBody appends [join, members, state_bytes].
 func (m *PushPull) AppendBody(dst []byte) []byte {
 	dst = append(dst, 0x93)
-	dst = appendBool(dst, m.Join)
-	dst = appendUint(dst, uint64(m.Members))
-	return appendUint(dst, uint64(m.StateBytes))
+	dst = AppendBool(dst, m.Join)
+	dst = AppendUint(dst, uint64(m.Members))
+	return AppendUint(dst, uint64(m.StateBytes))
 }
 
 // DecodeBody decodes the body AppendBody writes.
@@ -43,14 +43,14 @@ func (m *PushPull) decode(r *reader) error {
 
 // AppendBody appends [entries], each entry [name, gen, incarnation, state].
 func (m *Digest) AppendBody(dst []byte) []byte {
-	dst = appendArrayHeader(append(dst, 0x91), len(m.Entries))
+	dst = AppendArrayHeader(append(dst, 0x91), len(m.Entries))
 	for i := range m.Entries {
 		e := &m.Entries[i]
 		dst = append(dst, 0x94)
-		dst = appendStr(dst, e.Name)
-		dst = appendUint(dst, e.Gen)
-		dst = appendUint(dst, e.Incarnation)
-		dst = appendUint(dst, uint64(e.State))
+		dst = AppendStr(dst, e.Name)
+		dst = AppendUint(dst, e.Gen)
+		dst = AppendUint(dst, e.Incarnation)
+		dst = AppendUint(dst, uint64(e.State))
 	}
 	return dst
 }
@@ -104,16 +104,16 @@ func (m *Digest) decode(r *reader) error {
 // AppendBody appends [records], each record [name, gen, incarnation, state,
 // addr, meta].
 func (m *Members) AppendBody(dst []byte) []byte {
-	dst = appendArrayHeader(append(dst, 0x91), len(m.Records))
+	dst = AppendArrayHeader(append(dst, 0x91), len(m.Records))
 	for i := range m.Records {
 		rec := &m.Records[i]
 		dst = append(dst, 0x96)
-		dst = appendStr(dst, rec.Name)
-		dst = appendUint(dst, rec.Gen)
-		dst = appendUint(dst, rec.Incarnation)
-		dst = appendUint(dst, uint64(rec.State))
+		dst = AppendStr(dst, rec.Name)
+		dst = AppendUint(dst, rec.Gen)
+		dst = AppendUint(dst, rec.Incarnation)
+		dst = AppendUint(dst, uint64(rec.State))
 		dst = appendAddrPort(dst, rec.Addr)
-		dst = appendBin(dst, rec.Meta)
+		dst = AppendBin(dst, rec.Meta)
 	}
 	return dst
 }
