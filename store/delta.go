@@ -1,6 +1,10 @@
 package store
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/meshnode/meshnode/wire"
+)
 
 // Encoding versions. A decoder rejects versions it does not know.
 const (
@@ -61,29 +65,29 @@ const (
 
 // AppendDelta appends the encoding of d to dst.
 func AppendDelta(dst []byte, d *Delta) []byte {
-	dst = appendArrayLen(dst, 6)
-	dst = appendUint(dst, deltaVersion)
+	dst = wire.AppendArrayHeader(dst, 6)
+	dst = wire.AppendUint(dst, deltaVersion)
 	dst = appendActors(dst, d.Actors)
-	dst = appendArrayLen(dst, len(d.Floor))
+	dst = wire.AppendArrayHeader(dst, len(d.Floor))
 	for _, f := range d.Floor {
 		dst = appendSeqOf(dst, f.Actor, f.Seq)
 	}
-	dst = appendArrayLen(dst, len(d.Ranges))
+	dst = wire.AppendArrayHeader(dst, len(d.Ranges))
 	for _, r := range d.Ranges {
 		dst = appendRange(dst, r.Actor, r.From, r.To)
 	}
-	dst = appendArrayLen(dst, len(d.Entries))
+	dst = wire.AppendArrayHeader(dst, len(d.Entries))
 	for i := range d.Entries {
 		e := &d.Entries[i]
 		dst = appendEntryHead(dst, string(e.Namespace), string(e.Key))
 		if e.Deleted {
-			dst = appendNil(dst)
+			dst = wire.AppendNil(dst)
 		} else {
-			dst = appendBinStr(dst, string(e.Value))
+			dst = wire.AppendBin(dst, e.Value)
 		}
 		dst = appendEntryTail(dst, e.Stamp, e.Actor, e.Seq)
 	}
-	dst = appendArrayLen(dst, len(d.Counters))
+	dst = wire.AppendArrayHeader(dst, len(d.Counters))
 	for _, c := range d.Counters {
 		dst = appendCounter(dst, string(c.Limiter), c.WindowMs, c.Window, c.Actor, c.Count)
 	}
@@ -91,136 +95,136 @@ func AppendDelta(dst []byte, d *Delta) []byte {
 }
 
 func appendActors(dst []byte, as []Actor) []byte {
-	dst = appendArrayLen(dst, len(as))
+	dst = wire.AppendArrayHeader(dst, len(as))
 	for _, a := range as {
-		dst = appendArrayLen(dst, 2)
-		dst = appendStr(dst, a.Name)
-		dst = appendUint(dst, a.Gen)
+		dst = wire.AppendArrayHeader(dst, 2)
+		dst = wire.AppendStr(dst, a.Name)
+		dst = wire.AppendUint(dst, a.Gen)
 	}
 	return dst
 }
 
 func appendSeqOf(dst []byte, a uint32, seq uint64) []byte {
-	dst = appendArrayLen(dst, 2)
-	dst = appendUint(dst, uint64(a))
-	return appendUint(dst, seq)
+	dst = wire.AppendArrayHeader(dst, 2)
+	dst = wire.AppendUint(dst, uint64(a))
+	return wire.AppendUint(dst, seq)
 }
 
 func appendRange(dst []byte, a uint32, from, to uint64) []byte {
-	dst = appendArrayLen(dst, 3)
-	dst = appendUint(dst, uint64(a))
-	dst = appendUint(dst, from)
-	return appendUint(dst, to)
+	dst = wire.AppendArrayHeader(dst, 3)
+	dst = wire.AppendUint(dst, uint64(a))
+	dst = wire.AppendUint(dst, from)
+	return wire.AppendUint(dst, to)
 }
 
 func appendEntryHead(dst []byte, ns, key string) []byte {
-	dst = appendArrayLen(dst, 6)
-	dst = appendStr(dst, ns)
-	return appendStr(dst, key)
+	dst = wire.AppendArrayHeader(dst, 6)
+	dst = wire.AppendStr(dst, ns)
+	return wire.AppendStr(dst, key)
 }
 
 func appendEntryTail(dst []byte, stamp uint64, a uint32, seq uint64) []byte {
-	dst = appendUint(dst, stamp)
-	dst = appendUint(dst, uint64(a))
-	return appendUint(dst, seq)
+	dst = wire.AppendUint(dst, stamp)
+	dst = wire.AppendUint(dst, uint64(a))
+	return wire.AppendUint(dst, seq)
 }
 
 func appendCounter(dst []byte, name string, windowMs, w uint64, a uint32, count uint64) []byte {
-	dst = appendArrayLen(dst, 5)
-	dst = appendStr(dst, name)
-	dst = appendUint(dst, windowMs)
-	dst = appendUint(dst, w)
-	dst = appendUint(dst, uint64(a))
-	return appendUint(dst, count)
+	dst = wire.AppendArrayHeader(dst, 5)
+	dst = wire.AppendStr(dst, name)
+	dst = wire.AppendUint(dst, windowMs)
+	dst = wire.AppendUint(dst, w)
+	dst = wire.AppendUint(dst, uint64(a))
+	return wire.AppendUint(dst, count)
 }
 
 // DecodeDelta decodes b into d, reusing d's slices. On error d is left in
 // an unspecified state.
 func DecodeDelta(b []byte, d *Delta) error {
-	r := reader{b: b}
-	r.wantArray(6)
-	if v := r.uint(); r.err == nil && v != deltaVersion {
+	r := newReader(b)
+	r.ExpectArray(6)
+	if v := r.Uint(); r.Err() == nil && v != deltaVersion {
 		return fmt.Errorf("%w: delta version %d", ErrVersion, v)
 	}
 	d.Actors = decodeActors(&r, d.Actors[:0])
 	na := uint64(len(d.Actors))
-	n := r.arrayLen(maxWireActors, 3)
+	n := r.ArrayLen(maxWireActors, 3)
 	d.Floor = d.Floor[:0]
 	for range n {
-		r.wantArray(2)
-		d.Floor = append(d.Floor, SeqOf{Actor: uint32(r.actorRef(na)), Seq: r.uintMax(maxSeq)})
+		r.ExpectArray(2)
+		d.Floor = append(d.Floor, SeqOf{Actor: uint32(r.actorRef(na)), Seq: r.UintMax(maxSeq)})
 	}
-	n = r.arrayLen(maxWireItems, 4)
+	n = r.ArrayLen(maxWireItems, 4)
 	d.Ranges = d.Ranges[:0]
 	for range n {
-		r.wantArray(3)
-		rg := Range{Actor: uint32(r.actorRef(na)), From: r.uintMax(maxSeq), To: r.uintMax(maxSeq)}
-		if r.err == nil && rg.From >= rg.To {
-			r.fail("empty range %d..%d", rg.From, rg.To)
+		r.ExpectArray(3)
+		rg := Range{Actor: uint32(r.actorRef(na)), From: r.UintMax(maxSeq), To: r.UintMax(maxSeq)}
+		if r.Err() == nil && rg.From >= rg.To {
+			r.Fail("empty range %d..%d", rg.From, rg.To)
 		}
 		d.Ranges = append(d.Ranges, rg)
 	}
-	n = r.arrayLen(maxWireItems, 7)
+	n = r.ArrayLen(maxWireItems, 7)
 	d.Entries = d.Entries[:0]
 	for range n {
 		var e DeltaEntry
-		r.wantArray(6)
+		r.ExpectArray(6)
 		e.Namespace = r.name()
-		e.Key = r.bytes(MaxKeyBytes)
-		if r.err == nil && len(e.Key) == 0 {
-			r.fail("empty key")
+		e.Key = r.Bytes(MaxKeyBytes)
+		if r.Err() == nil && len(e.Key) == 0 {
+			r.Fail("empty key")
 		}
-		e.Value, e.Deleted = r.strOrBin(MaxValueBytes)
-		e.Stamp = r.uint()
+		e.Value, e.Deleted = r.BytesOrNil(MaxValueBytes)
+		e.Stamp = r.Uint()
 		e.Actor = uint32(r.actorRef(na))
 		e.Seq = r.seq()
 		d.Entries = append(d.Entries, e)
 	}
-	n = r.arrayLen(maxWireItems, 6)
+	n = r.ArrayLen(maxWireItems, 6)
 	d.Counters = d.Counters[:0]
 	for range n {
-		r.wantArray(5)
-		c := CounterDelta{Limiter: r.name(), WindowMs: r.uint(), Window: r.uint(), Actor: uint32(r.actorRef(na)), Count: r.uint()}
-		if r.err == nil && c.WindowMs == 0 {
-			r.fail("zero window")
+		r.ExpectArray(5)
+		c := CounterDelta{Limiter: r.name(), WindowMs: r.Uint(), Window: r.Uint(), Actor: uint32(r.actorRef(na)), Count: r.Uint()}
+		if r.Err() == nil && c.WindowMs == 0 {
+			r.Fail("zero window")
 		}
 		d.Counters = append(d.Counters, c)
 	}
-	r.end()
-	return r.err
+	r.End()
+	return r.Err()
 }
 
 func decodeActors(r *reader, as []Actor) []Actor {
-	n := r.arrayLen(maxWireActors, 3)
+	n := r.ArrayLen(maxWireActors, 3)
 	for range n {
-		r.wantArray(2)
+		r.ExpectArray(2)
 		name := r.name()
-		gen := r.uint()
-		if r.err != nil {
+		gen := r.Uint()
+		if r.Err() != nil {
 			break
 		}
 		as = append(as, Actor{Name: string(name), Gen: gen})
 	}
-	if r.err == nil && len(as) == 0 {
-		r.fail("no actors")
+	if r.Err() == nil && len(as) == 0 {
+		r.Fail("no actors")
 	}
 	return as
 }
 
 // name reads a non-empty namespace, limiter or actor name.
 func (r *reader) name() []byte {
-	p := r.bytes(maxNameBytes)
-	if r.err == nil && len(p) == 0 {
-		r.fail("empty name")
+	p := r.Bytes(maxNameBytes)
+	if r.Err() == nil && len(p) == 0 {
+		r.Fail("empty name")
 	}
 	return p
 }
 
 // actorRef reads an index into an actor table of n actors.
 func (r *reader) actorRef(n uint64) uint64 {
-	v := r.uint()
-	if r.err == nil && v >= n {
-		r.fail("actor %d of %d", v, n)
+	v := r.Uint()
+	if r.Err() == nil && v >= n {
+		r.Fail("actor %d of %d", v, n)
 		return 0
 	}
 	return v
@@ -228,9 +232,9 @@ func (r *reader) actorRef(n uint64) uint64 {
 
 // seq reads a dot sequence number, which counts from 1.
 func (r *reader) seq() uint64 {
-	v := r.uintMax(maxSeq)
-	if r.err == nil && v == 0 {
-		r.fail("zero seq")
+	v := r.UintMax(maxSeq)
+	if r.Err() == nil && v == 0 {
+		r.Fail("zero seq")
 	}
 	return v
 }

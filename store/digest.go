@@ -3,6 +3,8 @@ package store
 import (
 	"fmt"
 	"time"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // Digest is the decoded form of a store's digest: its causal context (a
@@ -27,8 +29,8 @@ type Column struct {
 
 // AppendDigest appends the store's digest to dst.
 func (s *Store) AppendDigest(dst []byte) []byte {
-	dst = appendArrayLen(dst, 4)
-	dst = appendUint(dst, digestVersion)
+	dst = wire.AppendArrayHeader(dst, 4)
+	dst = wire.AppendUint(dst, digestVersion)
 	dst = appendActors(dst, s.actors)
 	n := 0
 	for a := range s.ctx {
@@ -36,7 +38,7 @@ func (s *Store) AppendDigest(dst []byte) []byte {
 			n++
 		}
 	}
-	dst = appendArrayLen(dst, n)
+	dst = wire.AppendArrayHeader(dst, n)
 	for a := range s.ctx {
 		c := &s.ctx[a]
 		if c.max > 0 || len(c.cloud) > 0 {
@@ -47,35 +49,35 @@ func (s *Store) AppendDigest(dst []byte) []byte {
 }
 
 func appendColumn(dst []byte, a uint32, max uint64, cloud []Run) []byte {
-	dst = appendArrayLen(dst, 3)
-	dst = appendUint(dst, uint64(a))
-	dst = appendUint(dst, max)
-	dst = appendArrayLen(dst, 2*len(cloud))
+	dst = wire.AppendArrayHeader(dst, 3)
+	dst = wire.AppendUint(dst, uint64(a))
+	dst = wire.AppendUint(dst, max)
+	dst = wire.AppendArrayHeader(dst, 2*len(cloud))
 	for _, c := range cloud {
-		dst = appendUint(dst, c.First)
-		dst = appendUint(dst, c.Last)
+		dst = wire.AppendUint(dst, c.First)
+		dst = wire.AppendUint(dst, c.Last)
 	}
 	return dst
 }
 
 // readColumn reads the body of a column after its actor: max and cloud.
 func (r *reader) readColumn() (uint64, []Run) {
-	max := r.uintMax(maxSeq)
-	m := r.arrayLen(2*maxWireItems, 1)
-	if r.err == nil && m%2 != 0 {
-		r.fail("odd cloud length %d", m)
+	max := r.UintMax(maxSeq)
+	m := r.ArrayLen(2*maxWireItems, 1)
+	if r.Err() == nil && m%2 != 0 {
+		r.Fail("odd cloud length %d", m)
 	}
-	if r.err != nil || m == 0 {
+	if r.Err() != nil || m == 0 {
 		return max, nil
 	}
 	cloud := make([]Run, 0, m/2)
 	prev := max + 1 // runs start past max+1 and do not touch each other
 	for range m / 2 {
-		c := Run{First: r.uintMax(maxSeq), Last: r.uintMax(maxSeq)}
-		if r.err == nil && (c.First <= prev || c.Last < c.First) {
-			r.fail("cloud runs out of order")
+		c := Run{First: r.UintMax(maxSeq), Last: r.UintMax(maxSeq)}
+		if r.Err() == nil && (c.First <= prev || c.Last < c.First) {
+			r.Fail("cloud runs out of order")
 		}
-		if r.err != nil {
+		if r.Err() != nil {
 			return max, nil
 		}
 		prev = c.Last + 1
@@ -91,7 +93,7 @@ func appendFloor(dst []byte, floor []uint64) []byte {
 			n++
 		}
 	}
-	dst = appendArrayLen(dst, n)
+	dst = wire.AppendArrayHeader(dst, n)
 	for a, f := range floor {
 		if f > 0 {
 			dst = appendSeqOf(dst, uint32(a), f)
@@ -102,14 +104,14 @@ func appendFloor(dst []byte, floor []uint64) []byte {
 
 // AppendDigest appends the encoding of d to dst.
 func AppendDigest(dst []byte, d *Digest) []byte {
-	dst = appendArrayLen(dst, 4)
-	dst = appendUint(dst, digestVersion)
+	dst = wire.AppendArrayHeader(dst, 4)
+	dst = wire.AppendUint(dst, digestVersion)
 	dst = appendActors(dst, d.Actors)
-	dst = appendArrayLen(dst, len(d.Columns))
+	dst = wire.AppendArrayHeader(dst, len(d.Columns))
 	for _, c := range d.Columns {
 		dst = appendColumn(dst, c.Actor, c.Max, c.Cloud)
 	}
-	dst = appendArrayLen(dst, len(d.Floor))
+	dst = wire.AppendArrayHeader(dst, len(d.Floor))
 	for _, f := range d.Floor {
 		dst = appendSeqOf(dst, f.Actor, f.Seq)
 	}
@@ -118,29 +120,29 @@ func AppendDigest(dst []byte, d *Digest) []byte {
 
 // DecodeDigest decodes b into d, reusing d's slices where it can.
 func DecodeDigest(b []byte, d *Digest) error {
-	r := reader{b: b}
-	r.wantArray(4)
-	if v := r.uint(); r.err == nil && v != digestVersion {
+	r := newReader(b)
+	r.ExpectArray(4)
+	if v := r.Uint(); r.Err() == nil && v != digestVersion {
 		return fmt.Errorf("%w: digest version %d", ErrVersion, v)
 	}
 	d.Actors = decodeActors(&r, d.Actors[:0])
 	na := uint64(len(d.Actors))
-	n := r.arrayLen(maxWireActors, 4)
+	n := r.ArrayLen(maxWireActors, 4)
 	d.Columns = d.Columns[:0]
 	for range n {
-		r.wantArray(3)
+		r.ExpectArray(3)
 		c := Column{Actor: uint32(r.actorRef(na))}
 		c.Max, c.Cloud = r.readColumn()
 		d.Columns = append(d.Columns, c)
 	}
-	n = r.arrayLen(maxWireActors, 3)
+	n = r.ArrayLen(maxWireActors, 3)
 	d.Floor = d.Floor[:0]
 	for range n {
-		r.wantArray(2)
-		d.Floor = append(d.Floor, SeqOf{Actor: uint32(r.actorRef(na)), Seq: r.uintMax(maxSeq)})
+		r.ExpectArray(2)
+		d.Floor = append(d.Floor, SeqOf{Actor: uint32(r.actorRef(na)), Seq: r.UintMax(maxSeq)})
 	}
-	r.end()
-	return r.err
+	r.End()
+	return r.Err()
 }
 
 // peerView maps a digest's columns onto local actor indices. Actors the

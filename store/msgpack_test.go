@@ -1,17 +1,13 @@
 package store
 
 import (
-	"bytes"
 	"errors"
-	"math"
-	"strings"
 	"testing"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
-// TestReaderForms: the reader takes every standard form another encoder
-// may choose, and the append helpers match the reference library.
+// TestReaderForms: the store's reader takes every standard form another
+// encoder may choose, and its errors wrap ErrMalformed. wire's tests cover
+// the Reader and the Append functions in depth.
 func TestReaderForms(t *testing.T) {
 	uints := []struct {
 		name string
@@ -35,13 +31,13 @@ func TestReaderForms(t *testing.T) {
 	}
 	for _, tt := range uints {
 		t.Run("uint/"+tt.name, func(t *testing.T) {
-			r := reader{b: tt.b}
-			got := r.uint()
-			if (r.err != nil) != tt.err || got != tt.want {
-				t.Fatalf("uint() = %d, %v; want %d, error %v", got, r.err, tt.want, tt.err)
+			r := newReader(tt.b)
+			got := r.Uint()
+			if (r.Err() != nil) != tt.err || got != tt.want {
+				t.Fatalf("Uint() = %d, %v; want %d, error %v", got, r.Err(), tt.want, tt.err)
 			}
-			if r.err != nil && !errors.Is(r.err, ErrMalformed) {
-				t.Fatalf("error %v does not wrap ErrMalformed", r.err)
+			if r.Err() != nil && !errors.Is(r.Err(), ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", r.Err())
 			}
 		})
 	}
@@ -66,10 +62,10 @@ func TestReaderForms(t *testing.T) {
 	}
 	for _, tt := range strs {
 		t.Run("str/"+tt.name, func(t *testing.T) {
-			r := reader{b: tt.b}
-			got, isNil := r.strOrBin(4)
-			if (r.err != nil) != tt.err || string(got) != tt.want || isNil != tt.nil {
-				t.Fatalf("strOrBin = %q, nil %v, %v", got, isNil, r.err)
+			r := newReader(tt.b)
+			got, isNil := r.BytesOrNil(4)
+			if (r.Err() != nil) != tt.err || string(got) != tt.want || isNil != tt.nil {
+				t.Fatalf("BytesOrNil = %q, nil %v, %v", got, isNil, r.Err())
 			}
 		})
 	}
@@ -88,44 +84,12 @@ func TestReaderForms(t *testing.T) {
 	}
 	for _, tt := range arrays {
 		t.Run("array/"+tt.name, func(t *testing.T) {
-			r := reader{b: tt.b}
-			got := r.arrayLen(100, 1)
-			if (r.err != nil) != tt.err || got != tt.want {
-				t.Fatalf("arrayLen = %d, %v", got, r.err)
+			r := newReader(tt.b)
+			got := r.ArrayLen(100, 1)
+			if (r.Err() != nil) != tt.err || got != tt.want {
+				t.Fatalf("ArrayLen = %d, %v", got, r.Err())
 			}
 		})
-	}
-}
-
-func TestAppendMatchesReference(t *testing.T) {
-	for _, v := range []uint64{0, 127, 128, 255, 256, math.MaxUint16, math.MaxUint16 + 1, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint64} {
-		var buf bytes.Buffer
-		must(t, msgpack.NewEncoder(&buf).EncodeUint(v))
-		want := buf.Bytes()
-		if got := appendUint(nil, v); string(got) != string(want) {
-			t.Errorf("appendUint(%d) = % x, msgpack gives % x", v, got, want)
-		}
-	}
-	for _, n := range []int{0, 31, 32, 255, 256, 65535, 65536} {
-		s := strings.Repeat("x", n)
-		want, err := msgpack.Marshal(s)
-		must(t, err)
-		if got := appendStr(nil, s); string(got) != string(want) {
-			t.Errorf("appendStr(len %d) differs from msgpack", n)
-		}
-		wantBin, err := msgpack.Marshal([]byte(s))
-		must(t, err)
-		if got := appendBinStr(nil, s); string(got) != string(wantBin) {
-			t.Errorf("appendBinStr(len %d) differs from msgpack", n)
-		}
-	}
-	for _, n := range []int{0, 15, 16, 65535, 65536} {
-		want, err := msgpack.Marshal(make([]any, n))
-		must(t, err)
-		got := appendArrayLen(nil, n)
-		if string(got) != string(want[:len(got)]) {
-			t.Errorf("appendArrayLen(%d) = % x, msgpack header % x", n, got, want[:len(got)])
-		}
 	}
 }
 

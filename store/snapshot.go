@@ -6,6 +6,8 @@ import (
 	"hash/crc32"
 	"maps"
 	"slices"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // Snapshot layout: magic, version byte, msgpack body, CRC32C (Castagnoli)
@@ -26,9 +28,9 @@ func (s *Store) AppendSnapshot(dst []byte) []byte {
 	dst = append(dst, snapshotMagic...)
 	dst = append(dst, snapshotVersion)
 	start := len(dst)
-	dst = appendArrayLen(dst, 9)
-	dst = appendUint(dst, s.seq)
-	dst = appendUint(dst, s.clock.last)
+	dst = wire.AppendArrayHeader(dst, 9)
+	dst = wire.AppendUint(dst, s.seq)
+	dst = wire.AppendUint(dst, s.clock.last)
 	dst = appendActors(dst, s.actors)
 	n := 0
 	for a := range s.ctx {
@@ -36,27 +38,27 @@ func (s *Store) AppendSnapshot(dst []byte) []byte {
 			n++
 		}
 	}
-	dst = appendArrayLen(dst, n)
+	dst = wire.AppendArrayHeader(dst, n)
 	for a := range s.ctx {
 		if c := &s.ctx[a]; c.max > 0 || len(c.cloud) > 0 {
 			dst = appendColumn(dst, uint32(a), c.max, c.cloud)
 		}
 	}
 	dst = appendFloor(dst, s.floor)
-	dst = appendArrayLen(dst, len(s.nsNames))
+	dst = wire.AppendArrayHeader(dst, len(s.nsNames))
 	for _, ns := range s.nsNames {
-		dst = appendStr(dst, ns)
+		dst = wire.AppendStr(dst, ns)
 	}
-	dst = appendArrayLen(dst, len(s.t.entries))
+	dst = wire.AppendArrayHeader(dst, len(s.t.entries))
 	for i := range s.t.entries {
 		e := &s.t.entries[i]
-		dst = appendArrayLen(dst, 6)
-		dst = appendUint(dst, uint64(e.ns))
-		dst = appendStr(dst, e.key())
+		dst = wire.AppendArrayHeader(dst, 6)
+		dst = wire.AppendUint(dst, uint64(e.ns))
+		dst = wire.AppendStr(dst, e.key())
 		if e.tomb() {
-			dst = appendNil(dst)
+			dst = wire.AppendNil(dst)
 		} else {
-			dst = appendBinStr(dst, e.value())
+			dst = wire.AppendBinString(dst, e.value())
 		}
 		dst = appendEntryTail(dst, e.stamp, uint32(e.actor), e.seq)
 	}
@@ -68,7 +70,7 @@ func (s *Store) AppendSnapshot(dst []byte) []byte {
 			}
 		}
 	}
-	dst = appendArrayLen(dst, nc)
+	dst = wire.AppendArrayHeader(dst, nc)
 	for _, name := range slices.Sorted(maps.Keys(s.limiters)) {
 		l := s.limiters[name]
 		for a, c := range l.slots {
@@ -123,13 +125,13 @@ func (s *Store) Restore(b []byte) error {
 }
 
 func (n *Store) decodeSnapshot(body []byte) error {
-	r := reader{b: body}
-	r.wantArray(9)
-	seq := r.uint()
-	n.clock.last = r.uint()
+	r := newReader(body)
+	r.ExpectArray(9)
+	seq := r.Uint()
+	n.clock.last = r.Uint()
 	as := decodeActors(&r, nil)
-	if r.err != nil {
-		return r.err
+	if r.Err() != nil {
+		return r.Err()
 	}
 	amap, err := n.mapActors(as)
 	if err != nil {
@@ -141,47 +143,47 @@ func (n *Store) decodeSnapshot(body []byte) error {
 		// The snapshot is our own generation's: continue its sequence.
 		n.seq = seq
 	}
-	cols := r.arrayLen(maxWireActors, 4)
+	cols := r.ArrayLen(maxWireActors, 4)
 	for range cols {
-		r.wantArray(3)
+		r.ExpectArray(3)
 		la := amap[r.actorRef(na)]
 		var c actorCtx
 		c.max, c.cloud = r.readColumn()
 		n.ctx[la] = c
 	}
-	fl := r.arrayLen(maxWireActors, 3)
+	fl := r.ArrayLen(maxWireActors, 3)
 	for range fl {
-		r.wantArray(2)
+		r.ExpectArray(2)
 		la := amap[r.actorRef(na)]
-		n.floor[la] = r.uintMax(maxSeq)
+		n.floor[la] = r.UintMax(maxSeq)
 	}
-	nns := r.arrayLen(MaxNamespaces, 2)
+	nns := r.ArrayLen(MaxNamespaces, 2)
 	for range nns {
 		name := r.name()
-		if r.err != nil {
+		if r.Err() != nil {
 			break
 		}
 		if _, err := n.namespace(string(name)); err != nil {
 			return err
 		}
 	}
-	if r.err == nil && len(n.nsNames) != nns {
-		r.fail("duplicate namespace")
+	if r.Err() == nil && len(n.nsNames) != nns {
+		r.Fail("duplicate namespace")
 	}
-	ne := r.arrayLen(maxWireItems, 7)
+	ne := r.ArrayLen(maxWireItems, 7)
 	for range ne {
-		r.wantArray(6)
-		nsi := r.uintMax(uint64(max(nns-1, 0)))
-		key := r.bytes(MaxKeyBytes)
-		val, tomb := r.strOrBin(MaxValueBytes)
-		stamp := r.uint()
+		r.ExpectArray(6)
+		nsi := r.UintMax(uint64(max(nns-1, 0)))
+		key := r.Bytes(MaxKeyBytes)
+		val, tomb := r.BytesOrNil(MaxValueBytes)
+		stamp := r.Uint()
 		la := amap[r.actorRef(na)]
 		sq := r.seq()
-		if r.err != nil {
+		if r.Err() != nil {
 			break
 		}
 		if nns == 0 || len(key) == 0 {
-			r.fail("entry without namespace or key")
+			r.Fail("entry without namespace or key")
 			break
 		}
 		if n.t.full() {
@@ -189,11 +191,11 @@ func (n *Store) decodeSnapshot(body []byte) error {
 		}
 		idx, h := n.t.lookup(uint16(nsi), transient(key))
 		if idx >= 0 || n.dots[la].find(sq) >= 0 {
-			r.fail("duplicate key or dot")
+			r.Fail("duplicate key or dot")
 			break
 		}
 		if !n.ctx[la].has(sq) {
-			r.fail("entry outside the causal context")
+			r.Fail("entry outside the causal context")
 			break
 		}
 		n.install(-1, h, newEntry(concatKV(transient(key), val), len(key), tomb, stamp, sq, la, uint16(nsi)))
@@ -201,25 +203,25 @@ func (n *Store) decodeSnapshot(body []byte) error {
 			return fmt.Errorf("%w: snapshot holds more than MaxBytes", ErrStoreFull)
 		}
 	}
-	nc := r.arrayLen(maxWireItems, 6)
+	nc := r.ArrayLen(maxWireItems, 6)
 	for range nc {
-		r.wantArray(5)
+		r.ExpectArray(5)
 		name := r.name()
-		wms, w := r.uint(), r.uint()
+		wms, w := r.Uint(), r.Uint()
 		la := amap[r.actorRef(na)]
-		c := r.uint()
-		if r.err != nil {
+		c := r.Uint()
+		if r.Err() != nil {
 			break
 		}
 		if wms == 0 {
-			r.fail("zero window")
+			r.Fail("zero window")
 			break
 		}
 		n.mergeCounter(name, wms, w, la, c)
 	}
-	r.end()
-	if r.err != nil {
-		return fmt.Errorf("store: restore: %w", r.err)
+	r.End()
+	if r.Err() != nil {
+		return fmt.Errorf("store: restore: %w", r.Err())
 	}
 	// Never reuse a dot the context already holds for the local actor.
 	n.seq = max(n.seq, n.ctx[0].top())

@@ -1,5 +1,7 @@
 package store
 
+import "github.com/meshnode/meshnode/wire"
+
 // deltaWriter builds a delta from store state without an intermediate
 // Delta: each section goes to its own buffer (the counts are only known at
 // the end), and actors get delta-local references on first use.
@@ -45,9 +47,9 @@ func (w *deltaWriter) size() int {
 func (w *deltaWriter) entry(e *entry) {
 	w.ents = appendEntryHead(w.ents, w.s.nsNames[e.ns], e.key())
 	if e.tomb() {
-		w.ents = appendNil(w.ents)
+		w.ents = wire.AppendNil(w.ents)
 	} else {
-		w.ents = appendBinStr(w.ents, e.value())
+		w.ents = wire.AppendBinString(w.ents, e.value())
 	}
 	w.ents = appendEntryTail(w.ents, e.stamp, w.actor(uint32(e.actor)), e.seq)
 	w.nEnts++
@@ -76,19 +78,19 @@ func (w *deltaWriter) counter(name string, l *limiter, la uint32) {
 func (w *deltaWriter) empty() bool { return w.nFloor+w.nRanges+w.nEnts+w.nCt == 0 }
 
 func (w *deltaWriter) finish(dst []byte) []byte {
-	dst = appendArrayLen(dst, 6)
-	dst = appendUint(dst, deltaVersion)
-	dst = appendArrayLen(dst, len(w.actors))
+	dst = wire.AppendArrayHeader(dst, 6)
+	dst = wire.AppendUint(dst, deltaVersion)
+	dst = wire.AppendArrayHeader(dst, len(w.actors))
 	for _, la := range w.actors {
 		a := w.s.actors[la]
-		dst = appendArrayLen(dst, 2)
-		dst = appendStr(dst, a.Name)
-		dst = appendUint(dst, a.Gen)
+		dst = wire.AppendArrayHeader(dst, 2)
+		dst = wire.AppendStr(dst, a.Name)
+		dst = wire.AppendUint(dst, a.Gen)
 	}
-	dst = append(appendArrayLen(dst, w.nFloor), w.floor...)
-	dst = append(appendArrayLen(dst, w.nRanges), w.ranges...)
-	dst = append(appendArrayLen(dst, w.nEnts), w.ents...)
-	return append(appendArrayLen(dst, w.nCt), w.ctrs...)
+	dst = append(wire.AppendArrayHeader(dst, w.nFloor), w.floor...)
+	dst = append(wire.AppendArrayHeader(dst, w.nRanges), w.ranges...)
+	dst = append(wire.AppendArrayHeader(dst, w.nEnts), w.ents...)
+	return append(wire.AppendArrayHeader(dst, w.nCt), w.ctrs...)
 }
 
 // AppendDeltas appends a delta holding the local writes and counter updates
