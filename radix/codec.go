@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // Limits bound what a decoder accepts. Every count read from the bytes is
@@ -92,40 +94,40 @@ func AppendBatch(dst []byte, b *Batch) ([]byte, error) {
 	if base == math.MaxUint32 {
 		base = 0
 	}
-	dst = appendArray(dst, 4)
-	dst = appendUint(dst, batchVersion)
-	dst = appendArray(dst, len(refs))
+	dst = wire.AppendArrayHeader(dst, 4)
+	dst = wire.AppendUint(dst, batchVersion)
+	dst = wire.AppendArrayHeader(dst, len(refs))
 	for _, r := range refs {
-		dst = appendArray(dst, 2)
-		dst = appendStr(dst, r.name)
-		dst = appendUint(dst, r.epoch)
+		dst = wire.AppendArrayHeader(dst, 2)
+		dst = wire.AppendStr(dst, r.name)
+		dst = wire.AppendUint(dst, r.epoch)
 	}
-	dst = appendUint(dst, uint64(base))
-	dst = appendArray(dst, len(b.Deltas))
+	dst = wire.AppendUint(dst, uint64(base))
+	dst = wire.AppendArrayHeader(dst, len(b.Deltas))
 	for i := range b.Deltas {
 		d := &b.Deltas[i]
 		w := uint64(idx(d))
 		switch d.Op {
 		case OpInsert:
-			dst = appendArray(dst, 4)
+			dst = wire.AppendArrayHeader(dst, 4)
 			dst = append(dst, byte(OpInsert))
-			dst = appendUint(dst, w)
-			dst = appendUint(dst, uint64(d.Stamp-base))
-			dst = appendBinHeader(dst, 8*(1+len(d.Pages)))
+			dst = wire.AppendUint(dst, w)
+			dst = wire.AppendUint(dst, uint64(d.Stamp-base))
+			dst = wire.AppendBinHeader(dst, 8*(1+len(d.Pages)))
 			dst = binary.LittleEndian.AppendUint64(dst, d.Anchor)
 			for _, p := range d.Pages {
 				dst = binary.LittleEndian.AppendUint64(dst, p)
 			}
 		case OpTouch:
-			dst = appendArray(dst, 4)
+			dst = wire.AppendArrayHeader(dst, 4)
 			dst = append(dst, byte(OpTouch))
-			dst = appendUint(dst, w)
-			dst = appendUint(dst, uint64(d.Stamp-base))
-			dst = appendUint(dst, d.Anchor)
+			dst = wire.AppendUint(dst, w)
+			dst = wire.AppendUint(dst, uint64(d.Stamp-base))
+			dst = wire.AppendUint(dst, d.Anchor)
 		case OpRemove:
-			dst = appendArray(dst, 2)
+			dst = wire.AppendArrayHeader(dst, 2)
 			dst = append(dst, byte(OpRemove))
-			dst = appendUint(dst, w)
+			dst = wire.AppendUint(dst, w)
 		default:
 			return dst, fmt.Errorf("%w: op %d", ErrBadDelta, d.Op)
 		}
@@ -137,83 +139,83 @@ func AppendBatch(dst []byte, b *Batch) ([]byte, error) {
 // Pages of the decoded deltas share one new slice; names are copied.
 func DecodeBatch(b *Batch, data []byte, lim Limits) error {
 	b.Reset()
-	r := reader{b: data}
-	if n := r.array(4, 1); r.err == nil && n != 4 {
-		r.fail("batch of %d fields, want 4", n)
+	r := wire.NewReader(data, ErrDecode)
+	if n := r.ArrayLen(4, 1); r.Err() == nil && n != 4 {
+		r.Fail("batch of %d fields, want 4", n)
 	}
-	if v := r.uint(math.MaxUint8); r.err == nil && v != batchVersion {
-		r.fail("batch version %d, want %d", v, batchVersion)
+	if v := r.UintMax(math.MaxUint8); r.Err() == nil && v != batchVersion {
+		r.Fail("batch version %d, want %d", v, batchVersion)
 	}
-	nw := r.array(lim.MaxWorkers, 3)
+	nw := r.ArrayLen(lim.MaxWorkers, 3)
 	type ref struct {
 		name  string
 		epoch uint64
 	}
 	var refs []ref
-	if r.err == nil {
+	if r.Err() == nil {
 		refs = make([]ref, 0, nw)
 	}
 	for range nw {
-		if n := r.array(2, 1); r.err == nil && n != 2 {
-			r.fail("worker entry of %d fields, want 2", n)
+		if n := r.ArrayLen(2, 1); r.Err() == nil && n != 2 {
+			r.Fail("worker entry of %d fields, want 2", n)
 		}
-		name := r.str(MaxNameBytes)
-		epoch := r.uint(math.MaxUint64)
-		if r.err == nil && name == "" {
-			r.fail("empty worker name")
+		name := string(r.Str(MaxNameBytes))
+		epoch := r.Uint()
+		if r.Err() == nil && name == "" {
+			r.Fail("empty worker name")
 		}
 		refs = append(refs, ref{name, epoch})
 	}
-	base := uint32(r.uint(math.MaxUint32))
-	nd := r.array(lim.MaxDeltas, 3)
-	if r.err == nil {
+	base := uint32(r.UintMax(math.MaxUint32))
+	nd := r.ArrayLen(lim.MaxDeltas, 3)
+	if r.Err() == nil {
 		b.Deltas = make([]Delta, 0, nd)
 	}
 	var pages []uint64
 	for range nd {
-		n := r.array(4, 1)
-		op := Op(r.uint(math.MaxUint8))
-		w := r.uint(uint64(max(len(refs)-1, 0)))
-		if r.err == nil && len(refs) == 0 {
-			r.fail("delta without workers")
+		n := r.ArrayLen(4, 1)
+		op := Op(r.UintMax(math.MaxUint8))
+		w := r.UintMax(uint64(max(len(refs)-1, 0)))
+		if r.Err() == nil && len(refs) == 0 {
+			r.Fail("delta without workers")
 		}
-		if r.err != nil {
+		if r.Err() != nil {
 			break
 		}
 		d := Delta{Op: op, Worker: refs[w].name, Epoch: refs[w].epoch}
 		switch op {
 		case OpInsert, OpTouch:
 			if n != 4 {
-				r.fail("op %d of %d fields, want 4", op, n)
+				r.Fail("op %d of %d fields, want 4", op, n)
 				break
 			}
-			st := r.uint(math.MaxUint32 - uint64(base))
+			st := r.UintMax(math.MaxUint32 - uint64(base))
 			d.Stamp = base + uint32(st)
 			if op == OpTouch {
-				d.Anchor = r.uint(math.MaxUint64)
-				if r.err == nil && d.Anchor == 0 {
-					r.fail("touch of page 0")
+				d.Anchor = r.Uint()
+				if r.Err() == nil && d.Anchor == 0 {
+					r.Fail("touch of page 0")
 				}
 				break
 			}
-			raw := r.bin(8 * (1 + lim.MaxPages))
-			if r.err == nil && (len(raw) < 8 || len(raw)%8 != 0) {
-				r.fail("insert pages of %d bytes", len(raw))
+			raw := r.Bin(8 * (1 + lim.MaxPages))
+			if r.Err() == nil && (len(raw) < 8 || len(raw)%8 != 0) {
+				r.Fail("insert pages of %d bytes", len(raw))
 			}
-			if r.err != nil {
+			if r.Err() != nil {
 				break
 			}
 			d.Anchor = binary.LittleEndian.Uint64(raw)
 			np := len(raw)/8 - 1
 			if cap(pages)-len(pages) < np {
 				// Room for the rest of the message's pages at most.
-				pages = make([]uint64, 0, max(np, len(r.b)/8))
+				pages = make([]uint64, 0, max(np, r.Remaining()/8))
 			}
 			start := len(pages)
 			for i := 1; i <= np; i++ {
 				p := binary.LittleEndian.Uint64(raw[8*i:])
 				if p == 0 {
-					r.fail("page hash 0")
+					r.Fail("page hash 0")
 					break
 				}
 				pages = append(pages, p)
@@ -221,22 +223,20 @@ func DecodeBatch(b *Batch, data []byte, lim Limits) error {
 			d.Pages = pages[start:len(pages):len(pages)]
 		case OpRemove:
 			if n != 2 {
-				r.fail("remove of %d fields, want 2", n)
+				r.Fail("remove of %d fields, want 2", n)
 			}
 		default:
-			r.fail("unknown op %d", op)
+			r.Fail("unknown op %d", op)
 		}
-		if r.err != nil {
+		if r.Err() != nil {
 			break
 		}
 		b.Deltas = append(b.Deltas, d)
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.fail("%d trailing bytes", len(r.b))
-	}
-	if r.err != nil {
+	r.End()
+	if r.Err() != nil {
 		b.Reset()
-		return r.err
+		return r.Err()
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"math"
 	"slices"
+
+	"github.com/meshnode/meshnode/wire"
 )
 
 // WorkerSummary summarises one worker's replicated state. Two replicas
@@ -76,17 +78,17 @@ func Difference(local, remote Digest) []string {
 // AppendDigest appends the encoding of d: [version, [[name, epoch,
 // removed, pages, maxStamp, sum]...]].
 func AppendDigest(dst []byte, d Digest) []byte {
-	dst = appendArray(dst, 2)
-	dst = appendUint(dst, batchVersion)
-	dst = appendArray(dst, len(d))
+	dst = wire.AppendArrayHeader(dst, 2)
+	dst = wire.AppendUint(dst, batchVersion)
+	dst = wire.AppendArrayHeader(dst, len(d))
 	for _, s := range d {
-		dst = appendArray(dst, 6)
-		dst = appendStr(dst, s.Worker)
-		dst = appendUint(dst, s.Epoch)
-		dst = appendBool(dst, s.Removed)
-		dst = appendUint(dst, uint64(s.Pages))
-		dst = appendUint(dst, uint64(s.MaxStamp))
-		dst = appendUint(dst, s.Sum)
+		dst = wire.AppendArrayHeader(dst, 6)
+		dst = wire.AppendStr(dst, s.Worker)
+		dst = wire.AppendUint(dst, s.Epoch)
+		dst = wire.AppendBool(dst, s.Removed)
+		dst = wire.AppendUint(dst, uint64(s.Pages))
+		dst = wire.AppendUint(dst, uint64(s.MaxStamp))
+		dst = wire.AppendUint(dst, s.Sum)
 	}
 	return dst
 }
@@ -94,44 +96,42 @@ func AppendDigest(dst []byte, d Digest) []byte {
 // DecodeDigest decodes a digest within lim. Names must be sorted and
 // distinct.
 func DecodeDigest(data []byte, lim Limits) (Digest, error) {
-	r := reader{b: data}
-	if n := r.array(2, 1); r.err == nil && n != 2 {
-		r.fail("digest of %d fields, want 2", n)
+	r := wire.NewReader(data, ErrDecode)
+	if n := r.ArrayLen(2, 1); r.Err() == nil && n != 2 {
+		r.Fail("digest of %d fields, want 2", n)
 	}
-	if v := r.uint(math.MaxUint8); r.err == nil && v != batchVersion {
-		r.fail("digest version %d, want %d", v, batchVersion)
+	if v := r.UintMax(math.MaxUint8); r.Err() == nil && v != batchVersion {
+		r.Fail("digest version %d, want %d", v, batchVersion)
 	}
-	n := r.array(lim.MaxWorkers, 8)
+	n := r.ArrayLen(lim.MaxWorkers, 8)
 	var d Digest
-	if r.err == nil {
+	if r.Err() == nil {
 		d = make(Digest, 0, n)
 	}
 	for range n {
-		if k := r.array(6, 1); r.err == nil && k != 6 {
-			r.fail("summary of %d fields, want 6", k)
+		if k := r.ArrayLen(6, 1); r.Err() == nil && k != 6 {
+			r.Fail("summary of %d fields, want 6", k)
 		}
 		s := WorkerSummary{
-			Worker:   r.str(MaxNameBytes),
-			Epoch:    r.uint(math.MaxUint64),
-			Removed:  r.bool(),
-			Pages:    int64(r.uint(math.MaxInt64)),
-			MaxStamp: uint32(r.uint(math.MaxUint32)),
-			Sum:      r.uint(math.MaxUint64),
+			Worker:   string(r.Str(MaxNameBytes)),
+			Epoch:    r.Uint(),
+			Removed:  r.Bool(),
+			Pages:    int64(r.UintMax(math.MaxInt64)),
+			MaxStamp: uint32(r.UintMax(math.MaxUint32)),
+			Sum:      r.Uint(),
 		}
-		if r.err != nil {
+		if r.Err() != nil {
 			break
 		}
 		if s.Worker == "" || (len(d) > 0 && d[len(d)-1].Worker >= s.Worker) {
-			r.fail("worker names empty, unsorted or repeated")
+			r.Fail("worker names empty, unsorted or repeated")
 			break
 		}
 		d = append(d, s)
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.fail("%d trailing bytes", len(r.b))
-	}
-	if r.err != nil {
-		return nil, r.err
+	r.End()
+	if r.Err() != nil {
+		return nil, r.Err()
 	}
 	return d, nil
 }
