@@ -138,6 +138,16 @@ func (k *Keyring) List() []uint8 {
 	return slices.Clip(ids)
 }
 
+// Key returns a copy of key id, and false if it is not installed. It is for
+// saving the keyring (the keys never leave the process otherwise).
+func (k *Keyring) Key(id uint8) ([]byte, bool) {
+	e := k.load().keys[id]
+	if e == nil {
+		return nil, false
+	}
+	return bytes.Clone(e.key[:]), true
+}
+
 // Primary returns the primary key ID, and false if the keyring is empty.
 func (k *Keyring) Primary() (uint8, bool) {
 	s := k.load()

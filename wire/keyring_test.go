@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 	"testing"
@@ -40,6 +41,17 @@ func TestKeyring(t *testing.T) {
 	}
 	if id, ok := k.Primary(); !ok || id != 200 {
 		t.Errorf("Primary %d %v, want 200 true", id, ok)
+	}
+	if b, ok := k.Key(200); !ok || !bytes.Equal(b, testKey2) {
+		t.Errorf("Key(200) = %x %v, want the installed key", b, ok)
+	} else {
+		b[0] ^= 0xff // a copy: the keyring keeps its key
+		if again, _ := k.Key(200); !bytes.Equal(again, testKey2) {
+			t.Error("changing the slice Key returned changed the installed key")
+		}
+	}
+	if b, ok := k.Key(1); ok || b != nil {
+		t.Errorf("Key(1) of a removed key = %x %v", b, ok)
 	}
 }
 
