@@ -13,9 +13,10 @@ import (
 // The keyring endpoints change this node's gossip keys at run time. They
 // act on this node only: an operator rotates a cluster's key by calling
 // each step on every node before the next step (install everywhere, use
-// everywhere, remove everywhere). Keys installed here are not written to
-// disk; put the new key in the key file too so that a restart keeps it (it
-// takes the same ID there unless the install gave an explicit one).
+// everywhere, remove everywhere). With a data directory every change is
+// saved there (keyring_persist.go) and a restart restores it; without one,
+// put the new key in the key file too so that a restart keeps it (it takes
+// the same ID there unless the install gave an explicit one).
 
 // KeyringInfo is this node's keyring as the API shows it (never the keys).
 type KeyringInfo struct {
@@ -83,6 +84,8 @@ func (n *Node) handleInstallKey(w http.ResponseWriter, r *http.Request) {
 	} else {
 		id = keyID(key)
 	}
+	n.keyringMu.Lock()
+	defer n.keyringMu.Unlock()
 	kr := n.keyring
 	first := len(kr.List()) == 0
 	if first {
@@ -98,6 +101,9 @@ func (n *Node) handleInstallKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.log.Info("gossip key installed", "id", id, "plaintext_switches_on", first)
+	if !n.keyringSaved(w) {
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "keyring": n.keyringInfo()})
 }
 
@@ -116,6 +122,8 @@ func (n *Node) keyID(w http.ResponseWriter, r *http.Request) (uint8, bool) {
 }
 
 func (n *Node) handleUseKey(w http.ResponseWriter, r *http.Request) {
+	n.keyringMu.Lock()
+	defer n.keyringMu.Unlock()
 	id, ok := n.keyID(w, r)
 	if !ok {
 		return
@@ -125,10 +133,15 @@ func (n *Node) handleUseKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.log.Info("gossip key made primary", "id", id)
+	if !n.keyringSaved(w) {
+		return
+	}
 	writeJSON(w, http.StatusOK, n.keyringInfo())
 }
 
 func (n *Node) handleRemoveKey(w http.ResponseWriter, r *http.Request) {
+	n.keyringMu.Lock()
+	defer n.keyringMu.Unlock()
 	id, ok := n.keyID(w, r)
 	if !ok {
 		return
@@ -138,6 +151,9 @@ func (n *Node) handleRemoveKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.log.Info("gossip key removed", "id", id)
+	if !n.keyringSaved(w) {
+		return
+	}
 	writeJSON(w, http.StatusOK, n.keyringInfo())
 }
 
@@ -150,6 +166,8 @@ func (n *Node) handlePlaintext(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `want "accept" or "send" (or both)`)
 		return
 	}
+	n.keyringMu.Lock()
+	defer n.keyringMu.Unlock()
 	kr := n.keyring
 	if _, ok := kr.Primary(); !ok && (req.Accept != nil && !*req.Accept) {
 		writeError(w, http.StatusConflict, "no key installed: plaintext is the only way to talk")
@@ -162,7 +180,22 @@ func (n *Node) handlePlaintext(w http.ResponseWriter, r *http.Request) {
 		kr.SetSendPlaintext(*req.Send)
 	}
 	n.log.Info("gossip plaintext switches", "accept", kr.AcceptPlaintext(), "send", kr.SendPlaintext())
+	if !n.keyringSaved(w) {
+		return
+	}
 	writeJSON(w, http.StatusOK, n.keyringInfo())
+}
+
+// keyringSaved saves the keyring after a change and reports whether it
+// did; if not, it answers 500: the change is in force but a restart would
+// lose it.
+func (n *Node) keyringSaved(w http.ResponseWriter) bool {
+	if err := n.saveKeyring(); err != nil {
+		n.log.Error("keyring changed but not saved to the data directory", "err", err)
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("keyring changed in memory but not saved to the data directory (a restart would lose the change): %v", err))
+		return false
+	}
+	return true
 }
 
 // writeKeyringError maps keyring refusals (such as removing the primary

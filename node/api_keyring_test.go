@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,23 +138,7 @@ func TestKeyringAPIErrors(t *testing.T) {
 // speak the key ID the others use for that key, and rejoin.
 func TestRestartAfterRotation(t *testing.T) {
 	c := newCluster(t, 2, false, func(cfg *Config) { cfg.GossipKey = testKey(1) })
-	for i := range 2 {
-		c.must(i, "POST", "/v1/keyring", `{"key":"`+testKey(50)+`"}`)
-	}
-	var newID, oldID float64
-	for _, k := range c.must(0, "GET", "/v1/keyring", "")["keys"].([]any) {
-		if k.(map[string]any)["primary"] == true {
-			oldID = k.(map[string]any)["id"].(float64)
-		} else {
-			newID = k.(map[string]any)["id"].(float64)
-		}
-	}
-	for i := range 2 {
-		c.must(i, "PUT", fmt.Sprintf("/v1/keyring/%v/primary", newID), "")
-	}
-	for i := range 2 {
-		c.must(i, "DELETE", fmt.Sprintf("/v1/keyring/%v", oldID), "")
-	}
+	newID := rotate(t, c, testKey(50))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -169,4 +156,112 @@ func TestRestartAfterRotation(t *testing.T) {
 	c.converged()
 	c.must(1, "PUT", "/v1/kv/ns/after-restart", `{"value":"v"}`)
 	c.everywhere("a write from the restarted node", c.hasKey("ns", "after-restart", "v"))
+}
+
+// rotate moves every node of c from its primary key to key: install, use,
+// remove, each step on every node before the next. It returns the new ID.
+func rotate(t *testing.T, c *testCluster, key string) float64 {
+	t.Helper()
+	var oldID float64
+	for _, k := range c.must(0, "GET", "/v1/keyring", "")["keys"].([]any) {
+		if k.(map[string]any)["primary"] == true {
+			oldID = k.(map[string]any)["id"].(float64)
+		}
+	}
+	var newID float64
+	for i := range c.nodes {
+		newID = c.must(i, "POST", "/v1/keyring", `{"key":"`+key+`"}`)["id"].(float64)
+	}
+	for i := range c.nodes {
+		c.must(i, "PUT", fmt.Sprintf("/v1/keyring/%v/primary", newID), "")
+	}
+	for i := range c.nodes {
+		c.must(i, "DELETE", fmt.Sprintf("/v1/keyring/%v", oldID), "")
+	}
+	return newID
+}
+
+// TestKeyringSurvivesRestart rotates the key at run time on nodes with a
+// data directory and restarts one with its configuration unchanged (still
+// naming the old key): the saved keyring wins, plaintext switches included,
+// and the node rejoins.
+func TestKeyringSurvivesRestart(t *testing.T) {
+	c := newCluster(t, 2, true, func(cfg *Config) { cfg.GossipKey = testKey(1) })
+	newID := rotate(t, c, testKey(50))
+	c.must(1, "PUT", "/v1/keyring/plaintext", `{"accept":true}`)
+	fi, err := os.Stat(filepath.Join(c.cfgs[1].DataDir, fileKeyring))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("keyring file mode %v, want 0600", fi.Mode().Perm())
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.nodes[1].Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[1] = nil
+	c.start(1)
+	got := c.must(1, "GET", "/v1/keyring", "")
+	keys := got["keys"].([]any)
+	if len(keys) != 1 || keys[0].(map[string]any)["id"] != newID || keys[0].(map[string]any)["primary"] != true {
+		t.Fatalf("restarted node's keyring %v, want only key %v, primary", got, newID)
+	}
+	if got["accept_plaintext"] != true || got["send_plaintext"] != false {
+		t.Fatalf("restarted node's plaintext switches %v, want accept on, send off", got)
+	}
+	c.join(1)
+	c.converged()
+	c.must(1, "PUT", "/v1/kv/ns/after-restart", `{"value":"v"}`)
+	c.everywhere("a write from the restarted node", c.hasKey("ns", "after-restart", "v"))
+}
+
+// TestKeyringFileThatDoesNotLoad checks that a damaged keyring file is set
+// aside and the configured key used.
+func TestKeyringFileThatDoesNotLoad(t *testing.T) {
+	for name, content := range map[string]string{
+		"not JSON":       "{",
+		"bad key":        `{"keys":[{"id":3,"key":"c2hvcnQ="}],"primary":3}`,
+		"absent primary": `{"keys":[{"id":3,"key":"` + testKey(9) + `"}],"primary":4}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, fileKeyring), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := localConfig("n", dir)
+			cfg.GossipKey = testKey(1)
+			n, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, _ := parseKey([]byte(testKey(1)))
+			if ids := n.keyring.List(); len(ids) != 1 || ids[0] != keyID(k) {
+				t.Errorf("keyring %v, want the configured key's ID %d alone", ids, keyID(k))
+			}
+			aside, _ := filepath.Glob(filepath.Join(dir, fileKeyring+".corrupt-*"))
+			if _, err := os.Stat(filepath.Join(dir, fileKeyring)); len(aside) != 1 || !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("damaged keyring file not set aside: %v, %v", aside, err)
+			}
+		})
+	}
+}
+
+// TestKeyringNotSaved checks that a change the data directory cannot keep is
+// answered with an error that says the change is in force but not saved.
+func TestKeyringNotSaved(t *testing.T) {
+	c := newCluster(t, 1, true)
+	// A non-empty directory where the file goes: the rename fails.
+	if err := os.MkdirAll(filepath.Join(c.cfgs[0].DataDir, fileKeyring, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	code, m := c.api(0, "POST", "/v1/keyring", `{"key":"`+testKey(1)+`"}`)
+	if code != 500 || !strings.Contains(fmt.Sprint(m["error"]), "not saved") {
+		t.Fatalf("install with an unwritable keyring file: %d %v, want 500 saying it was not saved", code, m)
+	}
+	if ids := c.nodes[0].keyring.List(); len(ids) != 1 {
+		t.Fatalf("keyring %v: the change should be in force", ids)
+	}
 }

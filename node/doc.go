@@ -59,5 +59,7 @@
 // Leave, each written atomically. At start a snapshot that does not load is
 // renamed aside (".corrupt-<time>") and reported; that part starts empty and
 // anti-entropy refills it. A restart without a clean Leave loses the writes
-// since the last snapshot that no peer received.
+// since the last snapshot that no peer received. Keyring changes made
+// through the API are saved there too (keyring.json) and restored at start,
+// where they win over the configured gossip key.
 package node

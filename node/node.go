@@ -36,31 +36,33 @@ type Node struct {
 	st   *state
 	met  *metrics
 
-	token    string
-	keyring  *wire.Keyring
-	tlsSrv   *tls.Config
-	cert     atomic.Pointer[tls.Certificate] // current pair, for ReloadTLS
-	tlsCli   *tls.Config
-	apiTLS   bool
-	handler  http.Handler
-	apiLn    net.Listener
-	apiSrv   *http.Server
-	tr       *transport
-	mem      membership
-	rm       *runnerMembership
-	ctx      context.Context // ends at Shutdown
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	stop     chan struct{}
-	started  atomic.Bool
-	closed   atomic.Bool
-	leaving  atomic.Bool
-	joinWant atomic.Bool
-	synced   atomic.Bool // a first anti-entropy round succeeded (or none was needed)
-	syncSem  chan struct{}
-	pushes   chan struct{}
-	conns    chan struct{} // accepted connections being served
-	watchers atomic.Int64
+	token   string
+	keyring *wire.Keyring
+	// keyringMu orders the API's keyring changes and their saving.
+	keyringMu sync.Mutex
+	tlsSrv    *tls.Config
+	cert      atomic.Pointer[tls.Certificate] // current pair, for ReloadTLS
+	tlsCli    *tls.Config
+	apiTLS    bool
+	handler   http.Handler
+	apiLn     net.Listener
+	apiSrv    *http.Server
+	tr        *transport
+	mem       membership
+	rm        *runnerMembership
+	ctx       context.Context // ends at Shutdown
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	stop      chan struct{}
+	started   atomic.Bool
+	closed    atomic.Bool
+	leaving   atomic.Bool
+	joinWant  atomic.Bool
+	synced    atomic.Bool // a first anti-entropy round succeeded (or none was needed)
+	syncSem   chan struct{}
+	pushes    chan struct{}
+	conns     chan struct{} // accepted connections being served
+	watchers  atomic.Int64
 	// subscribed counts watch requests whose subscription exists.
 	subscribed atomic.Int64
 	seen       *seenSet

@@ -85,16 +85,17 @@ func (n *Node) readSnapshot(name string) ([]byte, bool) {
 	return b, true
 }
 
-// setAside renames a snapshot that did not load, so that the next snapshot
-// does not overwrite the evidence and the next start does not trip on it.
+// setAside renames a file of the data directory that did not load (a
+// snapshot, the keyring), so that the next write does not overwrite the
+// evidence and the next start does not trip on it.
 func (n *Node) setAside(name string, cause error) {
 	p := filepath.Join(n.cfg.DataDir, name)
 	aside := fmt.Sprintf("%s.corrupt-%d", p, time.Now().UnixNano())
 	if err := os.Rename(p, aside); err != nil {
-		n.log.Error("snapshot did not load and could not be set aside", "file", p, "err", cause, "rename_err", err)
+		n.log.Error("file in the data directory did not load and could not be set aside", "file", p, "err", cause, "rename_err", err)
 		return
 	}
-	n.log.Error("snapshot did not load; set aside, starting that part empty", "file", p, "aside", aside, "err", cause)
+	n.log.Error("file in the data directory did not load; set aside, starting without it", "file", p, "aside", aside, "err", cause)
 }
 
 // snapshot writes the store and the index to the data directory atomically.

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/meshnode/meshnode/wire"
@@ -47,14 +48,25 @@ func (n *Node) loadSecurity() error {
 		key = b
 	}
 	// Always a keyring, empty without a key: an empty keyring sends and
-	// accepts plaintext, and keys can be installed at run time (API).
-	n.keyring = wire.NewKeyring()
+	// accepts plaintext, and keys can be installed at run time (API). A
+	// keyring saved in the data directory wins over the configured key.
+	var configured []byte
 	if len(key) > 0 {
 		k, err := parseKey(key)
 		if err != nil {
 			return err
 		}
-		if err := n.keyring.Install(keyID(k), k); err != nil {
+		configured = k
+	}
+	n.keyring = wire.NewKeyring()
+	switch {
+	case n.restoreKeyring():
+		if configured != nil && !hasKey(n.keyring, configured) {
+			n.log.Warn("the configured gossip key is not in the keyring saved in the data directory, which was changed at run time; using the saved keyring (delete the file to start from the configured key)",
+				"file", filepath.Join(c.DataDir, fileKeyring))
+		}
+	case configured != nil:
+		if err := n.keyring.Install(keyID(configured), configured); err != nil {
 			return fmt.Errorf("node: gossip key: %w", err)
 		}
 	}
