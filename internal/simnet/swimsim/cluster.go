@@ -1,7 +1,3 @@
-// Package swimsim runs swim cores on simnet: the adapter between the
-// protocol core and the simulated network, plus the helpers the simulation
-// properties and benchmarks share (cluster setup, joins, crashes, restarts,
-// membership views, event hooks).
 package swimsim
 
 import (
