@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/internal/simnet/swimsim"
 	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -13,11 +14,11 @@ import (
 
 func TestDeterministicTrace(t *testing.T) {
 	run := func(seed uint64) uint64 {
-		l := lan
+		l := swimsim.LAN
 		l.Loss, l.Dup, l.Reorder, l.ReorderBy = 0.05, 0.01, 0.05, 20*time.Millisecond
-		c := newCluster(t, seed, 20, l)
+		c := swimsim.NewScenario(t, seed, 20, l)
 		c.Trace()
-		bootstrap(t, c, 20*time.Second)
+		c.Boot(t, 20*time.Second)
 		c.Crash(7)
 		c.Net.Pause(9)
 		c.Net.RunFor(3 * time.Second)
@@ -48,7 +49,7 @@ func TestPacketsFitEncryptedBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newCluster(t, 1, 30, lan)
+	c := swimsim.NewScenario(t, 1, 30, swimsim.LAN)
 	for i := range c.Nodes {
 		if err := c.Nodes[i].Core.SetMeta(c.Net.Now(), bytes.Repeat([]byte{byte(i)}, 500)); err != nil {
 			t.Fatal(err)
@@ -65,7 +66,7 @@ func TestPacketsFitEncryptedBudget(t *testing.T) {
 		n++
 		biggest = max(biggest, len(b))
 	}
-	bootstrap(t, c, 20*time.Second)
+	c.Boot(t, 20*time.Second)
 	c.Crash(4)
 	c.Net.RunFor(30 * time.Second)
 	if c.Oversize != 0 || biggest > 1200 {
@@ -75,24 +76,22 @@ func TestPacketsFitEncryptedBudget(t *testing.T) {
 }
 
 func TestLeaveAndReap(t *testing.T) {
-	c := newCluster(t, 1, 12, lan, func(cfg *swim.Config) { cfg.ReapTimeout = 2 * time.Minute })
-	r := record(c)
-	bootstrap(t, c, 20*time.Second)
+	c := booted(t, 1, 12, func(cfg *swim.Config) { cfg.ReapTimeout = 2 * time.Minute })
 	leaver := c.Nodes[5]
 	start := c.Net.Now()
 	leaver.Core.Leave(start)
 	leaver.Flush()
 	c.Net.Wake(5)
-	if _, ok := runUntil(c, 10*time.Second, func() bool { return leaver.Core.Pending() == 0 }); !ok {
+	if _, ok := c.RunUntil(10*time.Second, func() bool { return leaver.Core.Pending() == 0 }); !ok {
 		t.Fatal("leave broadcast not drained in 10s")
 	}
 	c.Crash(5)
 	c.Net.RunFor(5 * time.Second)
-	left := r.filter(leaver.Name, swim.EventLeave, start)
+	left := c.Rec.Filter(leaver.Name, swim.EventLeave, start)
 	if len(left) != 11 {
 		t.Errorf("%d leave events, want one at each of 11 members", len(left))
 	}
-	if n := len(r.filter(leaver.Name, swim.EventDead, start)) + len(r.filter(leaver.Name, swim.EventSuspect, start)); n != 0 {
+	if n := len(c.Rec.Filter(leaver.Name, swim.EventDead, start)) + len(c.Rec.Filter(leaver.Name, swim.EventSuspect, start)); n != 0 {
 		t.Errorf("%d suspect/dead events for a member that left", n)
 	}
 	m, ok := c.Nodes[0].Core.Member(leaver.Name)
@@ -108,8 +107,7 @@ func TestLeaveAndReap(t *testing.T) {
 }
 
 func TestMetadataAndDataReachEveryone(t *testing.T) {
-	c := newCluster(t, 2, 25, lan)
-	bootstrap(t, c, 20*time.Second)
+	c := booted(t, 2, 25)
 	updates := map[int]string{}
 	data := map[int]string{}
 	c.OnEvent = func(obs int, ev swim.Event) {
@@ -152,8 +150,7 @@ func TestMetadataAndDataReachEveryone(t *testing.T) {
 // A node that cannot hear anyone issues no verdicts of its own: it blames
 // itself.
 func TestIsolatedNodeIssuesNoVerdicts(t *testing.T) {
-	c := newCluster(t, 3, 20, lan)
-	bootstrap(t, c, 20*time.Second)
+	c := booted(t, 3, 20)
 	c.Net.CutInbound(8, true)
 	before := c.Nodes[8].Core.Stats()
 	c.Net.RunFor(2 * time.Minute)
