@@ -2,25 +2,23 @@ package bench
 
 import (
 	"math"
-	"slices"
 	"testing"
 	"time"
 
-	"github.com/meshnode/meshnode/internal/simnet"
 	"github.com/meshnode/meshnode/internal/simnet/swimsim"
 	"github.com/meshnode/meshnode/swim"
 )
 
 // Full-size swim simulations (issue 3): each benchmark iteration runs one
 // whole scenario in virtual time and reports its domain figures with
-// ReportMetric. Run them once each:
+// ReportMetric. The scenarios are internal/simnet/swimsim's, the same the
+// property tests of swim/sim_test.go run at reduced size. Run them once
+// each:
 //
 //	go test -run '^$' -bench 'Swim' -benchtime 1x -count 3 ./bench/
 //
 // Seeds differ per iteration and per -count run (a process-wide counter),
 // so repeated runs sample different schedules.
-
-var lanLink = simnet.Link{Delay: 500 * time.Microsecond, Jitter: time.Millisecond}
 
 var benchSeed uint64 = 100
 
@@ -29,210 +27,93 @@ func nextSeed() uint64 {
 	return benchSeed
 }
 
-func swimCluster(b *testing.B, n int, l simnet.Link, edit ...func(*swim.Config)) *swimsim.Cluster {
+// booted returns a scenario of n LAN nodes with the next seed,
+// bootstrapped within 30 s.
+func booted(b *testing.B, n int, edit ...func(*swim.Config)) *swimsim.Scenario {
 	b.Helper()
-	cfg := swim.LANConfig()
-	for _, e := range edit {
-		e(&cfg)
-	}
-	c, err := swimsim.New(nextSeed(), n, cfg, l)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return c
+	s := swimsim.NewScenario(b, nextSeed(), n, swimsim.LAN, edit...)
+	s.Boot(b, 30*time.Second)
+	return s
 }
 
-func boot(b *testing.B, c *swimsim.Cluster) time.Duration {
-	b.Helper()
-	d, ok := c.Bootstrap(30*time.Second, 0, 1, 2)
-	if !ok {
-		b.Fatalf("%d nodes did not converge in 30s", len(c.Nodes))
-	}
-	return d
-}
-
+// pct returns the q-quantile of ds in seconds (NaN if there are none).
 func pct(ds []time.Duration, q float64) float64 {
 	if len(ds) == 0 {
 		return math.NaN()
 	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(int(q*float64(len(s))), len(s)-1)].Seconds()
+	return swimsim.Quantile(ds, q).Seconds()
 }
 
-// traffic reports messages and bytes sent per node per second over a
-// window, UDP and TCP together, and the simulator's cost.
-type traffic struct {
-	c     *swimsim.Cluster
-	start time.Time
-	wall  time.Time
-	pkts  uint64
-	bytes uint64
-}
-
-func measure(c *swimsim.Cluster) *traffic {
-	t := &traffic{c: c, start: c.Net.Now(), wall: time.Now()}
-	t.pkts, t.bytes = t.totals()
-	return t
-}
-
-func (t *traffic) totals() (pkts, bytes uint64) {
-	for i := range t.c.Nodes {
-		s := t.c.Net.Stats(i)
-		pkts += s.PacketsSent + s.StreamsOpened
-		bytes += s.BytesSent + s.StreamBytesSent
-	}
-	return pkts, bytes
-}
-
-func (t *traffic) report(b *testing.B) {
-	p, by := t.totals()
-	secs := t.c.Net.Now().Sub(t.start).Seconds() * float64(len(t.c.Nodes))
-	b.ReportMetric(float64(p-t.pkts)/secs, "msgs/node/s")
-	b.ReportMetric(float64(by-t.bytes)/secs, "B/node/s")
-	b.ReportMetric(time.Since(t.wall).Seconds()/(t.c.Net.Now().Sub(t.start).Minutes()), "wall-s/sim-min")
-}
-
-// deadEvents counts death events (at any observer) about name since t, and
-// the largest number of deaths one observer saw.
-type recorder struct {
-	evs []swim.Event
-	obs []int
-}
-
-func record(c *swimsim.Cluster) *recorder {
-	r := &recorder{}
-	c.OnEvent = func(obs int, ev swim.Event) {
-		if ev.Kind == swim.EventSuspect || ev.Kind == swim.EventDead || ev.Kind == swim.EventAlive {
-			r.evs = append(r.evs, ev)
-			r.obs = append(r.obs, obs)
-		}
-	}
-	return r
-}
-
-func (r *recorder) count(kind swim.EventKind, name string, since time.Time) (total, maxPerObs int) {
-	per := map[int]int{}
-	for i, e := range r.evs {
-		if e.Kind == kind && (name == "" || e.Member.Name == name) && !e.At.Before(since) {
-			total++
-			per[r.obs[i]]++
-			maxPerObs = max(maxPerObs, per[r.obs[i]])
-		}
-	}
-	return total, maxPerObs
+// reportTraffic reports messages and bytes sent per node per second, UDP
+// and TCP together, and the simulator's cost.
+func reportTraffic(b *testing.B, t swimsim.Traffic) {
+	b.ReportMetric(t.MsgsPerNodeSec, "msgs/node/s")
+	b.ReportMetric(t.BytesPerNodeSec, "B/node/s")
+	b.ReportMetric(t.WallPerSimMin, "wall-s/sim-min")
 }
 
 func BenchmarkSwimBootstrap(b *testing.B) {
 	var ds []time.Duration
 	for b.Loop() {
-		ds = append(ds, boot(b, swimCluster(b, 100, lanLink)))
+		s := swimsim.NewScenario(b, nextSeed(), 100, swimsim.LAN)
+		ds = append(ds, s.Boot(b, 30*time.Second))
 	}
 	b.ReportMetric(pct(ds, 0.5), "converge-s")
 }
 
 func BenchmarkSwimCrash(b *testing.B) {
 	var first, all []time.Duration
-	var tr *traffic
+	var tr swimsim.Traffic
 	for b.Loop() {
-		c := swimCluster(b, 100, lanLink)
-		r := record(c)
-		boot(b, c)
-		c.Net.RunFor(10 * time.Second)
-		tr = measure(c)
+		s := booted(b, 100)
+		s.Settle()
+		var victims []int
 		for k := range 5 {
-			victim := 3 + k*19
-			at := c.Net.Now()
-			name := c.Nodes[victim].Name
-			c.Crash(victim)
-			c.Net.RunFor(30 * time.Second)
-			var firstSus, lastDead time.Time
-			seen := map[int]bool{}
-			for i, e := range r.evs {
-				if e.Member.Name != name || e.At.Before(at) {
-					continue
-				}
-				if e.Kind == swim.EventSuspect && firstSus.IsZero() {
-					firstSus = e.At
-				}
-				if e.Kind == swim.EventDead && !seen[r.obs[i]] {
-					seen[r.obs[i]] = true
-					lastDead = e.At
-				}
-			}
-			if len(seen) != 100-1-k {
-				b.Fatalf("crash of %s marked dead at %d survivors, want %d", name, len(seen), 99-k)
-			}
-			first = append(first, firstSus.Sub(at))
-			all = append(all, lastDead.Sub(at))
+			victims = append(victims, 3+k*19)
 		}
+		res := s.Crashes(victims, 30*time.Second)
+		for _, d := range res.Detections {
+			if len(d.Missing) > 0 || !d.Suspected {
+				b.Fatalf("crash of %s marked dead at %d survivors, want %d (suspected: %v)",
+					s.Nodes[d.Victim].Name, d.Survivors-len(d.Missing), d.Survivors, d.Suspected)
+			}
+			first = append(first, d.ToSuspect)
+			all = append(all, d.ToDeadEverywhere)
+		}
+		tr = res.Traffic
 	}
 	b.ReportMetric(pct(first, 0.5), "suspect-p50-s")
 	b.ReportMetric(pct(first, 0.99), "suspect-p99-s")
 	b.ReportMetric(pct(all, 0.5), "dead-all-p50-s")
 	b.ReportMetric(pct(all, 0.99), "dead-all-p99-s")
-	tr.report(b)
+	reportTraffic(b, tr)
 }
 
 func BenchmarkSwimUniformLoss(b *testing.B) {
-	const n = 100
-	d := time.Hour
-	var sus, dead float64
-	var tr *traffic
+	var res swimsim.LossResult
 	for b.Loop() {
-		c := swimCluster(b, n, lanLink)
-		r := record(c)
-		boot(b, c)
-		l := lanLink
-		l.Loss = 0.10
-		c.Net.SetDefault(l)
-		start := c.Net.Now()
-		before := c.SumStats(c.All()).SuspicionsRaised
-		tr = measure(c)
-		c.Net.RunFor(d)
-		sus = float64(c.SumStats(c.All()).SuspicionsRaised-before) / (n * d.Hours())
-		t, _ := r.count(swim.EventDead, "", start)
-		dead = float64(t)
+		res = booted(b, 100).UniformLoss(0.10, time.Hour)
 	}
-	b.ReportMetric(sus, "false-suspicions/node-h")
-	b.ReportMetric(dead, "deaths")
-	tr.report(b)
+	b.ReportMetric(res.PerNodeHour, "false-suspicions/node-h")
+	b.ReportMetric(float64(len(res.Deaths)), "deaths")
+	reportTraffic(b, res.Traffic)
 }
 
 func BenchmarkSwimPause(b *testing.B) {
 	for _, pause := range []time.Duration{5 * time.Second, 30 * time.Second} {
 		b.Run("pause="+pause.String(), func(b *testing.B) {
 			var back []time.Duration
-			var deaths, maxPer, ownVerdicts float64
+			var res swimsim.PauseResult
 			for b.Loop() {
-				c := swimCluster(b, 100, lanLink)
-				r := record(c)
-				boot(b, c)
-				c.Net.RunFor(10 * time.Second)
-				v := 50
-				start := c.Net.Now()
-				c.Net.Pause(v)
-				c.Net.RunFor(pause)
-				before := c.Nodes[v].Core.Stats().DeathVerdicts
-				c.Net.Resume(v)
-				d, _ := c.RunUntil(time.Minute, func() bool {
-					for o := range c.Nodes {
-						if o != v && !c.SeesAlive(o, v) {
-							return false
-						}
-					}
-					return true
-				})
-				back = append(back, d)
-				c.Net.RunFor(time.Minute)
-				t, m := r.count(swim.EventDead, "", start)
-				deaths, maxPer = float64(t), float64(m)
-				ownVerdicts = float64(c.Nodes[v].Core.Stats().DeathVerdicts - before)
+				s := booted(b, 100)
+				s.Settle()
+				res = s.Pause(50, pause, time.Minute, time.Minute)
+				back = append(back, res.Back)
 			}
 			b.ReportMetric(pct(back, 0.5), "alive-again-s")
-			b.ReportMetric(deaths, "death-events")
-			b.ReportMetric(maxPer, "max-deaths/observer")
-			b.ReportMetric(ownVerdicts, "verdicts-by-paused")
+			b.ReportMetric(float64(len(res.Deaths)), "death-events")
+			b.ReportMetric(float64(res.Deaths.MaxPerObserver()), "max-deaths/observer")
+			b.ReportMetric(float64(res.VerdictsAfterResume), "verdicts-by-paused")
 		})
 	}
 }
@@ -242,28 +123,12 @@ func BenchmarkSwimSlowNodes(b *testing.B) {
 		for _, adaptive := range []bool{true, false} {
 			name := map[bool]string{true: "lhm=on", false: "lhm=off"}[lhm] + map[bool]string{true: "/rtt=adaptive", false: "/rtt=fixed"}[adaptive]
 			b.Run(name, func(b *testing.B) {
-				var sus, deaths float64
+				var res swimsim.SlowResult
 				for b.Loop() {
-					c := swimCluster(b, 100, lanLink, func(cfg *swim.Config) {
-						cfg.DisableHealth = !lhm
-						if !adaptive {
-							cfg.MinRTTSamples = math.MaxInt32
-						}
-					})
-					r := record(c)
-					boot(b, c)
-					for i := range 5 {
-						c.Net.SetSlow(99-i, 200*time.Millisecond, 500*time.Millisecond)
-					}
-					start := c.Net.Now()
-					before := c.SumStats(c.All()).SuspicionsRaised
-					c.Net.RunFor(30 * time.Minute)
-					sus = float64(c.SumStats(c.All()).SuspicionsRaised - before)
-					t, _ := r.count(swim.EventDead, "", start)
-					deaths = float64(t)
+					res = booted(b, 100, swimsim.SlowConfig(lhm, adaptive)).SlowNodes(30 * time.Minute)
 				}
-				b.ReportMetric(sus, "false-suspicions")
-				b.ReportMetric(deaths, "death-events")
+				b.ReportMetric(float64(res.Suspicions), "false-suspicions")
+				b.ReportMetric(float64(len(res.Deaths)), "death-events")
 			})
 		}
 	}
@@ -272,24 +137,11 @@ func BenchmarkSwimSlowNodes(b *testing.B) {
 func BenchmarkSwimPartitionHeal(b *testing.B) {
 	var ds []time.Duration
 	for b.Loop() {
-		c := swimCluster(b, 100, lanLink)
-		boot(b, c)
-		var x, y []int
-		for i := range 100 {
-			if i%2 == 0 {
-				x = append(x, i)
-			} else {
-				y = append(y, i)
-			}
-		}
-		c.Net.Partition(x, y)
-		c.Net.RunFor(5 * time.Minute)
-		c.Net.Heal()
-		d, ok := c.RunUntil(5*time.Minute, func() bool { return c.Converged(c.All()) })
-		if !ok {
+		res := booted(b, 100).PartitionHeal(5*time.Minute, 5*time.Minute)
+		if !res.Remerged {
 			b.Fatal("not re-merged in 5 minutes")
 		}
-		ds = append(ds, d)
+		ds = append(ds, res.Remerge)
 	}
 	b.ReportMetric(pct(ds, 0.5), "remerge-s")
 }
@@ -297,69 +149,35 @@ func BenchmarkSwimPartitionHeal(b *testing.B) {
 func BenchmarkSwimRollingRestart(b *testing.B) {
 	var ds []time.Duration
 	for b.Loop() {
-		c := swimCluster(b, 100, lanLink)
-		boot(b, c)
-		rng := c.Net.Rand()
-		var last time.Time
-		for i := range 100 {
-			down := c.Net.Now().Add(time.Duration(rng.Int64N(int64(55 * time.Second))))
-			up := down.Add(time.Duration(rng.Int64N(int64(5 * time.Second))))
-			if up.After(last) {
-				last = up
-			}
-			c.Net.At(down, func() { c.Crash(i) })
-			c.Net.At(up, func() {
-				if err := c.Start(i, c.Nodes[i].Gen+1); err != nil {
-					b.Error(err)
-				}
-				c.Join(i, 0, 1, 2)
-			})
+		res := booted(b, 100).RollingRestart(5 * time.Minute)
+		if res.Err != nil {
+			b.Error(res.Err)
 		}
-		c.Net.RunUntil(last)
-		d, ok := c.RunUntil(5*time.Minute, func() bool { return c.Converged(c.All()) && c.StaleDead() == 0 })
-		if !ok {
-			b.Fatal("not converged 5 minutes after the last restart")
+		if !res.OK {
+			b.Fatalf("not converged 5 minutes after the last restart (%d stale entries)", res.Stale)
 		}
-		ds = append(ds, d)
+		ds = append(ds, res.Converged)
 	}
 	b.ReportMetric(pct(ds, 0.5), "converge-after-last-start-s")
 }
 
 func BenchmarkSwimBadNode(b *testing.B) {
-	for _, mode := range []string{"loss80", "inbound-cut"} {
-		b.Run(mode, func(b *testing.B) {
+	for _, mode := range []swimsim.Fault{swimsim.Loss80, swimsim.InboundCut} {
+		b.Run(string(mode), func(b *testing.B) {
 			var ds []time.Duration
 			var maxPer, healthyDeaths float64
 			for b.Loop() {
-				c := swimCluster(b, 100, lanLink)
-				r := record(c)
-				boot(b, c)
-				c.Net.RunFor(10 * time.Second)
-				bad := 42
-				if mode == "loss80" {
-					c.Net.SetLoss(bad, 0.8)
-				} else {
-					c.Net.CutInbound(bad, true)
-				}
-				start := c.Net.Now()
-				d, ok := c.RunUntil(5*time.Minute, func() bool {
-					for o := range c.Nodes {
-						if o != bad && c.SeesAlive(o, bad) {
-							return false
-						}
-					}
-					return true
-				})
-				if !ok {
+				s := booted(b, 100)
+				s.Settle()
+				const bad = 42
+				res := s.BadNode(bad, mode, 5*time.Minute, 5*time.Minute)
+				if !res.RemovedInTime {
 					b.Fatal("bad node not removed in 5 minutes")
 				}
-				ds = append(ds, d)
-				c.Net.RunFor(5 * time.Minute)
-				_, m := r.count(swim.EventDead, c.Nodes[bad].Name, start)
-				maxPer = float64(m)
-				all, _ := r.count(swim.EventDead, "", start)
-				mine, _ := r.count(swim.EventDead, c.Nodes[bad].Name, start)
-				healthyDeaths = float64(all - mine)
+				ds = append(ds, res.Removed)
+				mine := res.Deaths.About(s.Nodes[bad].Name)
+				maxPer = float64(mine.MaxPerObserver())
+				healthyDeaths = float64(len(res.Deaths) - len(mine))
 			}
 			b.ReportMetric(pct(ds, 0.5), "removed-s")
 			b.ReportMetric(maxPer, "max-removals/observer")
@@ -373,32 +191,22 @@ func BenchmarkSwimDissemination(b *testing.B) {
 		b.Run("n=1000/loss="+map[bool]string{true: "0", false: "10%"}[loss == 0], func(b *testing.B) {
 			var times []time.Duration
 			for b.Loop() {
-				c := swimCluster(b, 1000, lanLink)
-				boot(b, c)
-				l := lanLink
-				l.Loss = loss
-				c.Net.SetDefault(l)
-				c.Net.RunFor(10 * time.Second)
+				s := booted(b, 1000)
+				s.SetLinkLoss(loss)
+				s.Settle()
+				var srcs []int
 				for k := range 20 {
-					src := (k*37 + 11) % 1000
-					name := c.Nodes[src].Name
-					seen := map[int]bool{}
-					c.OnEvent = func(obs int, ev swim.Event) {
-						if ev.Kind == swim.EventUpdate && ev.Member.Name == name {
-							seen[obs] = true
-						}
+					srcs = append(srcs, (k*37+11)%1000)
+				}
+				spreads, err := s.Disseminate(srcs, 2, 30*time.Second, 2*time.Second)
+				for k, sp := range spreads {
+					if !sp.OK {
+						b.Errorf("change %d reached %d of 999", k, sp.Reached)
 					}
-					if err := c.Nodes[src].Core.SetMeta(c.Net.Now(), []byte{byte(k), 1}); err != nil {
-						b.Fatal(err)
-					}
-					c.Nodes[src].Flush()
-					c.Net.Wake(src)
-					d, ok := c.RunUntil(30*time.Second, func() bool { return len(seen) == 999 })
-					if !ok {
-						b.Errorf("change %d reached %d of 999", k, len(seen))
-					}
-					times = append(times, d)
-					c.Net.RunFor(2 * time.Second)
+					times = append(times, sp.Took)
+				}
+				if err != nil {
+					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(pct(times, 0.5), "spread-p50-s")
@@ -412,36 +220,13 @@ func BenchmarkSwimDissemination(b *testing.B) {
 // UDP and TCP (mean, and p99 over every node's per-second figures), and the
 // simulator's wall time per simulated minute.
 func BenchmarkSwimSteadyState(b *testing.B) {
-	var mean, p99, wall float64
+	var bw swimsim.Bandwidth
 	for b.Loop() {
-		c := swimCluster(b, 1000, lanLink)
-		boot(b, c)
-		c.Net.RunFor(30 * time.Second) // let the join traffic settle
-		prev := make([]uint64, len(c.Nodes))
-		for i := range c.Nodes {
-			s := c.Net.Stats(i)
-			prev[i] = s.BytesSent + s.StreamBytesSent
-		}
-		var samples []float64
-		var total uint64
-		start := time.Now()
-		const secs = 180
-		for range secs {
-			c.Net.RunFor(time.Second)
-			for i := range c.Nodes {
-				s := c.Net.Stats(i)
-				cur := s.BytesSent + s.StreamBytesSent
-				samples = append(samples, float64(cur-prev[i]))
-				total += cur - prev[i]
-				prev[i] = cur
-			}
-		}
-		wall = time.Since(start).Seconds() / (secs / 60)
-		slices.Sort(samples)
-		mean = float64(total) / float64(len(samples)) / 1024
-		p99 = samples[int(0.99*float64(len(samples)))] / 1024
+		s := booted(b, 1000)
+		s.Net.RunFor(30 * time.Second) // let the join traffic settle
+		bw = s.SteadyState(3 * time.Minute)
 	}
-	b.ReportMetric(mean, "KB/node/s-mean")
-	b.ReportMetric(p99, "KB/node/s-p99")
-	b.ReportMetric(wall, "wall-s/sim-min")
+	b.ReportMetric(bw.MeanKBPerNodeSec, "KB/node/s-mean")
+	b.ReportMetric(bw.P99KBPerNodeSec, "KB/node/s-p99")
+	b.ReportMetric(bw.WallPerSimMin, "wall-s/sim-min")
 }
