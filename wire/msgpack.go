@@ -171,7 +171,7 @@ func (r *reader) take(what string, n uint64) ([]byte, error) {
 }
 
 // array reads an array header and checks it has at least want elements.
-// The fast path (fixarray) is small enough to inline.
+// The fast path (fixarray) avoids the call to arraySlow.
 func (r *reader) array(what string, want int) (int, error) {
 	if r.off < len(r.b) {
 		if c := r.b[r.off]; c&0xf0 == 0x90 && int(c&0x0f) >= want && int(c&0x0f) < len(r.b)-r.off {
@@ -212,7 +212,7 @@ func (r *reader) arraySlow(what string, want int) (int, error) {
 }
 
 // uint reads a non-negative integer no greater than max (at least 255 for
-// every field). The fast path (positive fixint) is small enough to inline.
+// every field). The fast path (positive fixint) avoids the call to uintSlow.
 func (r *reader) uint(what string, max uint64) (uint64, error) {
 	if r.off < len(r.b) {
 		if c := r.b[r.off]; c < 0x80 {
@@ -269,7 +269,7 @@ func (r *reader) bool(what string) (bool, error) {
 }
 
 // str reads a msgpack str and returns its bytes, aliasing the input. The
-// fast path (fixstr) is small enough to inline.
+// fast path (fixstr) avoids the call to strSlow.
 func (r *reader) str(what string) ([]byte, error) {
 	if r.off < len(r.b) {
 		if c := r.b[r.off]; c&0xe0 == 0xa0 {
@@ -304,7 +304,7 @@ func (r *reader) strSlow(what string) ([]byte, error) {
 }
 
 // bin reads a msgpack bin (or nil, as empty) and returns its bytes, aliasing
-// the input. The fast path (bin8) is small enough to inline.
+// the input. The fast path (bin8) avoids the call to binSlow.
 func (r *reader) bin(what string) ([]byte, error) {
 	if r.off+1 < len(r.b) && r.b[r.off] == 0xc4 {
 		if end := r.off + 2 + int(r.b[r.off+1]); end <= len(r.b) {
