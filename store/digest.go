@@ -32,6 +32,14 @@ func (s *Store) AppendDigest(dst []byte) []byte {
 	dst = wire.AppendArrayHeader(dst, 4)
 	dst = wire.AppendUint(dst, digestVersion)
 	dst = appendActors(dst, s.actors)
+	dst = s.appendContext(dst)
+	return appendFloor(dst, s.floor)
+}
+
+// appendContext appends the causal context: an array of the actors' columns
+// that are not empty, each as appendColumn writes it (digests and
+// snapshots share it).
+func (s *Store) appendContext(dst []byte) []byte {
 	n := 0
 	for a := range s.ctx {
 		if s.ctx[a].max > 0 || len(s.ctx[a].cloud) > 0 {
@@ -40,12 +48,11 @@ func (s *Store) AppendDigest(dst []byte) []byte {
 	}
 	dst = wire.AppendArrayHeader(dst, n)
 	for a := range s.ctx {
-		c := &s.ctx[a]
-		if c.max > 0 || len(c.cloud) > 0 {
+		if c := &s.ctx[a]; c.max > 0 || len(c.cloud) > 0 {
 			dst = appendColumn(dst, uint32(a), c.max, c.cloud)
 		}
 	}
-	return appendFloor(dst, s.floor)
+	return dst
 }
 
 func appendColumn(dst []byte, a uint32, max uint64, cloud []Run) []byte {

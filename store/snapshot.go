@@ -32,18 +32,7 @@ func (s *Store) AppendSnapshot(dst []byte) []byte {
 	dst = wire.AppendUint(dst, s.seq)
 	dst = wire.AppendUint(dst, s.clock.last)
 	dst = appendActors(dst, s.actors)
-	n := 0
-	for a := range s.ctx {
-		if s.ctx[a].max > 0 || len(s.ctx[a].cloud) > 0 {
-			n++
-		}
-	}
-	dst = wire.AppendArrayHeader(dst, n)
-	for a := range s.ctx {
-		if c := &s.ctx[a]; c.max > 0 || len(c.cloud) > 0 {
-			dst = appendColumn(dst, uint32(a), c.max, c.cloud)
-		}
-	}
+	dst = s.appendContext(dst)
 	dst = appendFloor(dst, s.floor)
 	dst = wire.AppendArrayHeader(dst, len(s.nsNames))
 	for _, ns := range s.nsNames {
