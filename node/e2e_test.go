@@ -59,17 +59,7 @@ func localConfig(name, dataDir string) Config {
 
 func newCluster(t testing.TB, n int, withData bool, mods ...func(*Config)) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}}
-	t.Cleanup(func() {
-		for _, nd := range c.nodes {
-			if nd != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				_ = nd.Shutdown(ctx)
-				cancel()
-			}
-		}
-		c.client.CloseIdleConnections()
-	})
+	c := emptyCluster(t)
 	for i := range n {
 		dir := ""
 		if withData {
@@ -87,6 +77,23 @@ func newCluster(t testing.TB, n int, withData bool, mods ...func(*Config)) *test
 		c.join(i)
 	}
 	c.converged()
+	return c
+}
+
+// emptyCluster returns a cluster without nodes whose nodes, once started,
+// are shut down when the test ends.
+func emptyCluster(t testing.TB) *testCluster {
+	c := &testCluster{t: t, client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			if nd != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_ = nd.Shutdown(ctx)
+				cancel()
+			}
+		}
+		c.client.CloseIdleConnections()
+	})
 	return c
 }
 
@@ -460,17 +467,7 @@ func testutilCounter(c prometheus.Counter) float64 {
 // headless service, say) list only itself, is joined and ready, and a
 // second node joining through it gets its state.
 func TestJoinOnlySelfIsReady(t *testing.T) {
-	c := &testCluster{t: t, client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}}
-	t.Cleanup(func() {
-		for _, nd := range c.nodes {
-			if nd != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				_ = nd.Shutdown(ctx)
-				cancel()
-			}
-		}
-		c.client.CloseIdleConnections()
-	})
+	c := emptyCluster(t)
 	c.cfgs = []Config{localConfig("first", ""), localConfig("second", "")}
 	c.nodes = make([]*Node, 2)
 	c.start(0)
