@@ -18,6 +18,7 @@ type bcast struct {
 	prio int
 	tx   int // times sent
 	idx  int // index in its bucket
+	mult int // the retransmit limit is multiplied by mult (if above 1)
 }
 
 // queue holds the broadcasts waiting to be piggybacked. Items are bucketed by
@@ -54,6 +55,14 @@ func (q *queue) push(key string, msg wire.Message, size, prio int, max int) bool
 		q.byKey[key] = b
 	}
 	return true
+}
+
+// boost multiplies the retransmit limit of the queued news under key by
+// mult.
+func (q *queue) boost(key string, mult int) {
+	if b := q.byKey[key]; b != nil {
+		b.mult = mult
+	}
 }
 
 // evict drops the most-sent item of the lowest priority not more urgent than
@@ -122,7 +131,7 @@ func (q *queue) fill(dst []wire.Message, budget, limit int) ([]wire.Message, int
 	for _, b := range q.taken {
 		q.remove(b)
 		b.tx++
-		if b.tx < limit {
+		if b.tx < limit*max(b.mult, 1) {
 			q.add(b)
 			if b.key != "" {
 				q.byKey[b.key] = b

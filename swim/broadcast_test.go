@@ -1,7 +1,10 @@
 package swim
 
 import (
+	"math/rand/v2"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -62,6 +65,63 @@ func TestQueueRetransmitLimitAndFreshFirst(t *testing.T) {
 	got, used := q.fill(nil, one, 5)
 	if diff := cmp.Diff([]string{"alive:b"}, names(got)); diff != "" || used != one {
 		t.Errorf("fill(one) = %v (%d bytes), want [alive:b] (%d)\n%s", names(got), used, one, diff)
+	}
+}
+
+// TestQueueBoost checks that boosted news is sent mult times the limit, and
+// that news replacing it starts unboosted.
+func TestQueueBoost(t *testing.T) {
+	q := newQueue()
+	push(&q, "self", &wire.Alive{Name: "self"}, prioAlive)
+	q.boost("self", 3)
+	push(&q, "x", &wire.Alive{Name: "x"}, prioAlive)
+	sent := map[string]int{}
+	for range 20 {
+		got, _ := q.fill(nil, 1000, 2)
+		for _, n := range names(got) {
+			sent[n]++
+		}
+	}
+	if diff := cmp.Diff(map[string]int{"alive:self": 6, "alive:x": 2}, sent); diff != "" {
+		t.Errorf("sends with limit 2 (-want +got):\n%s", diff)
+	}
+	push(&q, "self", &wire.Alive{Name: "self", Incarnation: 1}, prioAlive)
+	for range 3 {
+		q.fill(nil, 1000, 2)
+	}
+	if q.len() != 0 {
+		t.Errorf("a replacement kept the boost: %d queued after 3 sends with limit 2", q.len())
+	}
+	q.boost("absent", 3) // nothing queued under the key: no effect, no panic
+}
+
+// TestRefutationOutlastsOtherNews checks that a core sends a refutation
+// more times than other news, its own plain alive messages included.
+func TestRefutationOutlastsOtherNews(t *testing.T) {
+	c, err := NewCore(LANConfig(), Identity{Name: "self", Gen: 1, Addr: netip.MustParseAddrPort("10.0.0.1:7946")}, rand.New(rand.NewPCG(1, 2)), time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.queue = newQueue() // what the start queued
+	limit := c.cfg.retransmitLimit(1)
+	count := func() map[string]int {
+		sent := map[string]int{}
+		for range 10 * limit {
+			got, _ := c.queue.fill(nil, 1000, limit)
+			for _, n := range names(got) {
+				sent[n]++
+			}
+		}
+		return sent
+	}
+	c.broadcastSelf() // a plain announcement (a start, new metadata)
+	if sent := count(); sent["alive:self"] != limit {
+		t.Errorf("a plain alive was sent %d times with limit %d, want %d", sent["alive:self"], limit, limit)
+	}
+	c.broadcastRefutation()
+	c.enqueue("other", &wire.Alive{Name: "other", Gen: 1}, prioAlive)
+	if sent := count(); sent["alive:self"] != refuteRetransmitMult*limit || sent["alive:other"] != limit {
+		t.Errorf("sends %v with limit %d, want the refutation %d times and other news %d", sent, limit, refuteRetransmitMult*limit, limit)
 	}
 }
 

@@ -453,6 +453,19 @@ func (c *Core) broadcastSelf() {
 	c.enqueue(s.Name, &wire.Alive{Name: s.Name, Gen: s.Gen, Incarnation: s.Incarnation, Addr: s.Addr, Meta: s.Meta}, prioAlive)
 }
 
+// broadcastRefutation queues this member's alive message as a refutation:
+// sent refuteRetransmitMult times as often as other news. A node that is
+// accused is often one whose packets get lost; a refutation that runs out
+// of tries before a copy escapes reaches the cluster only after the death
+// verdict, revives the node and gets it removed a second time.
+func (c *Core) broadcastRefutation() {
+	c.broadcastSelf()
+	c.queue.boost(c.self.Name, refuteRetransmitMult)
+}
+
+// refuteRetransmitMult multiplies the retransmit limit of refutations.
+const refuteRetransmitMult = 3
+
 func (c *Core) emit(kind EventKind, now time.Time, m *member, verdict bool) {
 	c.out.Events = append(c.out.Events, Event{Kind: kind, At: now, Member: m.Member, Verdict: verdict})
 }

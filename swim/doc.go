@@ -69,7 +69,10 @@
 // and the node re-announces itself.
 //
 // Dissemination piggybacks broadcasts on every packet and gossips to a few
-// random members; each broadcast is sent max(6, 4*ceil(log10(N+1))) times,
+// random members; each broadcast is sent max(6, 4*ceil(log10(N+1))) times
+// (a node's refutations three times as many: a node that is accused is often
+// one whose packets get lost, and a refutation that escapes only after the
+// death verdict revives the node to be removed again),
 // alive news before suspect/dead before Data, and newer news about a member
 // replaces older news in the queue. Push-pull sends a digest first and only
 // the records that differ travel back. Dead members are re-dialled so that

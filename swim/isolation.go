@@ -29,7 +29,7 @@ func (c *Core) observe(now time.Time) {
 	// alive before they hear otherwise.
 	if !c.leaving && c.live > 0 {
 		c.self.Incarnation++
-		c.broadcastSelf()
+		c.broadcastRefutation()
 		c.stats.Refutations++
 	}
 }

@@ -29,6 +29,10 @@ func size[T any](small, big T) T {
 
 var seeds = []uint64{1, 2, 3}
 
+// sweep runs the bad-node property over seeds 1 to N instead (its failures
+// are rare runs: bench/RESULTS.md gives the sweep's figures).
+var sweep = flag.Int("swim.sweep", 0, "run TestPropBadNode over seeds 1..N")
+
 // booted returns a scenario of n LAN nodes bootstrapped within 20 s.
 func booted(t testing.TB, seed uint64, n int, edit ...func(*swim.Config)) *swimsim.Scenario {
 	t.Helper()
@@ -216,8 +220,22 @@ func TestPropRollingRestart(t *testing.T) {
 // flap, and no healthy node is removed.
 func TestPropBadNode(t *testing.T) {
 	n := size(40, 100)
+	// At the default size, seeds 56, 80 and 91 are runs where the lossy
+	// node's one early refutation used to escape only after the cluster had
+	// declared it dead, reviving it so that it was removed twice (before
+	// refutations were sent three times as often as other news).
+	ss := seeds
+	switch {
+	case *sweep > 0:
+		ss = nil
+		for seed := range uint64(*sweep) {
+			ss = append(ss, seed+1)
+		}
+	case !*full:
+		ss = append(slices.Clone(seeds), 56, 80, 91)
+	}
 	for _, mode := range []swimsim.Fault{swimsim.Loss80, swimsim.InboundCut} {
-		for _, seed := range seeds {
+		for _, seed := range ss {
 			s := booted(t, seed, n)
 			s.Settle()
 			bad := 3 + int(seed)%(n-3)

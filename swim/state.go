@@ -269,7 +269,7 @@ func (c *Core) refute(inc uint64) {
 	c.refutes[c.stats.Refutations%uint64(len(c.refutes))] = c.lastInput
 	c.stats.Refutations++
 	c.self.Incarnation = max(c.self.Incarnation, inc) + 1
-	c.broadcastSelf()
+	c.broadcastRefutation()
 	// Lifeguard: being accused hints that we are slow to answer.
 	c.addHealth(1)
 }
