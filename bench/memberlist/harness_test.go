@@ -238,23 +238,40 @@ func TestCountedTransport(t *testing.T) {
 		t.Fatalf("b received %q", in.Buf)
 	}
 	// In-memory streams are synchronous pipes: the answering side runs on
-	// its own goroutine.
+	// its own goroutine (requestAnswer starts it before dialling).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	requestAnswer(t, c,
+		func() io.ReadWriteCloser { return (<-b.Streams()).Conn },
+		func() (halfCloser, error) { return a.DialStream(ctx, b.Addr()) })
+}
+
+// halfCloser is a stream whose write side closes on its own.
+type halfCloser interface {
+	io.ReadWriteCloser
+	CloseWrite() error
+}
+
+// requestAnswer serves one stream from accept, which answers "answer" to the
+// request "req" sent over the stream dial opens, and checks the answer and
+// that c counted the 5-byte datagram the caller sent before and the 9
+// stream bytes.
+func requestAnswer(t *testing.T, c *counter, accept func() io.ReadWriteCloser, dial func() (halfCloser, error)) {
+	t.Helper()
 	served := make(chan error, 1)
 	go func() {
-		in := <-b.Streams()
-		defer in.Conn.Close()
-		req, err := io.ReadAll(in.Conn)
+		in := accept()
+		defer in.Close()
+		req, err := io.ReadAll(in)
 		if err == nil && string(req) != "req" {
 			err = fmt.Errorf("b read %q", req)
 		}
 		if err == nil {
-			_, err = in.Conn.Write([]byte("answer"))
+			_, err = in.Write([]byte("answer"))
 		}
 		served <- err
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := a.DialStream(ctx, b.Addr())
+	conn, err := dial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,38 +328,18 @@ func TestCountedMLTransport(t *testing.T) {
 	if p := <-b.PacketCh(); string(p.Buf) != "ping!" {
 		t.Fatalf("b received %q", p.Buf)
 	}
-	served := make(chan error, 1)
-	go func() {
-		conn := <-b.StreamCh()
-		defer conn.Close()
-		req, err := io.ReadAll(conn)
-		if err == nil && string(req) != "req" {
-			err = fmt.Errorf("b read %q", req)
-		}
-		if err == nil {
-			_, err = conn.Write([]byte("answer"))
-		}
-		served <- err
-	}()
-	conn, err := a.DialTimeout(to, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write([]byte("req")); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := io.ReadAll(conn)
-	if err != nil || string(resp) != "answer" {
-		t.Fatalf("a read %q, %v", resp, err)
-	}
-	if err := <-served; err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(bytes{UDP: 5, TCP: 3 + 6}, c.load()); diff != "" {
-		t.Errorf("counted (-want +got):\n%s", diff)
-	}
+	requestAnswer(t, c,
+		func() io.ReadWriteCloser { return <-b.StreamCh() },
+		func() (halfCloser, error) {
+			conn, err := a.DialTimeout(to, 10*time.Second)
+			if err != nil {
+				return nil, err
+			}
+			hc, ok := conn.(halfCloser)
+			if !ok {
+				conn.Close()
+				return nil, fmt.Errorf("%T cannot close its write side", conn)
+			}
+			return hc, nil
+		})
 }
