@@ -2,66 +2,25 @@ package node
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-// writeCerts writes a CA and one certificate signed by it (valid for
-// 127.0.0.1) into dir and returns the file names.
-func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	nodeKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "node"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &nodeKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(nodeKey)
-	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "node.pem"), filepath.Join(dir, "node.key")
-	for p, b := range map[string][]byte{
-		ca:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		key:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
-	} {
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return ca, cert, key
-}
+	"github.com/meshnode/meshnode/internal/testcert"
+)
 
 // TestSecureCluster runs two nodes with an encrypted gossip key and mutual
 // TLS on streams and the API, and checks that a node without the key cannot
 // read the cluster.
 func TestSecureCluster(t *testing.T) {
 	dir := t.TempDir()
-	ca, cert, key := writeCerts(t, dir)
+	ca, cert, key := testcert.Write(t, dir)
 	keyFile := filepath.Join(dir, "gossip.key")
 	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(make([]byte, 32))+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -137,7 +96,7 @@ func TestSecureCluster(t *testing.T) {
 	for _, p := range []string{cert, key} {
 		orig[p], _ = os.ReadFile(p)
 	}
-	_, otherCert, otherKey := writeCerts(t, t.TempDir())
+	_, otherCert, otherKey := testcert.Write(t, t.TempDir())
 	for from, to := range map[string]string{otherCert: cert, otherKey: key} {
 		b, _ := os.ReadFile(from)
 		if err := os.WriteFile(to, b, 0o600); err != nil {

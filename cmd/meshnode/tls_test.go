@@ -1,64 +1,15 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
-)
 
-// writeCerts writes a CA and a certificate it signs for 127.0.0.1, good
-// for servers and clients, and returns the paths of ca, cert and key.
-func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "member"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(leafKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	return write("ca.pem", "CERTIFICATE", caDER), write("member.pem", "CERTIFICATE", leafDER), write("member.key", "EC PRIVATE KEY", keyDER)
-}
+	"github.com/meshnode/meshnode/internal/testcert"
+)
 
 // TestAgentBinaryTLS runs an agent whose API serves HTTPS and verifies
 // clients: the client needs the CA and a client certificate. A SIGHUP
@@ -66,7 +17,7 @@ func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
 func TestAgentBinaryTLS(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	ca, cert, key := writeCerts(t, dir)
+	ca, cert, key := testcert.Write(t, dir)
 	// The agent's own files, replaced later; the client keeps the first pair.
 	agentCert, agentKey := filepath.Join(dir, "agent.pem"), filepath.Join(dir, "agent.key")
 	copyFile(t, cert, agentCert)
@@ -84,7 +35,7 @@ func TestAgentBinaryTLS(t *testing.T) {
 	}
 
 	// A pair from another CA replaces the agent's files; SIGHUP loads it.
-	ca2, cert2, key2 := writeCerts(t, t.TempDir())
+	ca2, cert2, key2 := testcert.Write(t, t.TempDir())
 	copyFile(t, cert2, agentCert)
 	copyFile(t, key2, agentKey)
 	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
