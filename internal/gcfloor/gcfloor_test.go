@@ -49,6 +49,13 @@ func measuredLive() uint64 {
 	return sample[0].Value.Uint64()
 }
 
+// armed reports whether a sentinel waits for the next cycle.
+func armed() bool {
+	state.mu.Lock()
+	defer state.mu.Unlock()
+	return state.armed
+}
+
 // watchTunes returns a channel that receives the GOGC of each tuning.
 func watchTunes(t *testing.T) <-chan int {
 	tuned := make(chan int, 16)
@@ -93,12 +100,19 @@ func TestStartFollowsCycles(t *testing.T) {
 		t.Fatalf("after stop GOGC is %d, want the base %d", got, base)
 	}
 	// A stopped floor no longer tunes (what was sent before stop returned
-	// is drained first).
+	// is drained first). Collect until the pending sentinel's cleanup has
+	// run and, seeing no floor, disarmed: only then does the check below
+	// say something.
 	for len(tuned) > 0 {
 		<-tuned
 	}
-	runtime.GC()
-	runtime.GC()
+	for i := 0; armed(); i++ {
+		if i == 1000 {
+			t.Fatal("the sentinel's cleanup did not run in 1000 collections")
+		}
+		runtime.GC()
+		runtime.Gosched()
+	}
 	select {
 	case p := <-tuned:
 		t.Fatalf("a cycle after stop tuned GOGC to %d", p)
