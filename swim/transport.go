@@ -227,13 +227,15 @@ func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
 }
 
 // streamFailed wraps the error of an exchange with to. A peer that closed
-// the stream under the request (a broken pipe, a reset) refused it just as
+// the stream under the request (a broken pipe, a reset, a half-close of a
+// connection it already reset) refused it just as
 // one that closed it without answering: both match ErrNoReply.
 func streamFailed(ctx context.Context, to netip.AddrPort, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		err = fmt.Errorf("%w (%w)", err, ctx.Err())
-	case errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrClosedPipe):
+	case errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ENOTCONN) ||
+		errors.Is(err, io.ErrClosedPipe):
 		err = fmt.Errorf("%w: the peer closed the stream (%w)", ErrNoReply, err)
 	}
 	return fmt.Errorf("swim: stream to %v: %w", to, err)
