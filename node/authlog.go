@@ -21,9 +21,10 @@ import (
 // A wrong gossip key, cluster label, keyring switch or CA must never be
 // silent: every packet and stream refused for such a cause is counted by
 // reason (meshnode_swim_packets_bad_total, meshnode_stream_rejected_total)
-// and logged, at most once per reason per rejectLogWindow, with the remote
-// address and the number of lines held back; a joiner's failed attempts
-// are logged with what probably went wrong.
+// and logged, at most once per reason (and side, for streams) per
+// rejectLogWindow, with the remote address and the number of lines held
+// back; a joiner's failed attempts are logged with what probably went
+// wrong.
 
 // Reasons a packet or a stream is refused: the values of the reason label.
 const (
@@ -176,11 +177,16 @@ func (l *rateLog) allow(key string) (ok bool, suppressed int) {
 	return true, suppressed
 }
 
-// badInput is the swim Runner's OnBadInput: it counts and logs a packet or
-// an incoming swim stream that could not be read.
-func (n *Node) badInput(from netip.AddrPort, stream bool, err error) {
-	if stream {
-		n.streamRejected(from, "server", err)
+// badInput is the swim Runner's OnBadInput: it counts and logs a packet, a
+// swim stream or a swim reply that could not be read.
+func (n *Node) badInput(in swim.BadInput) {
+	from, err := in.From, in.Err
+	if in.Stream {
+		side := "server"
+		if in.Reply {
+			side = "client"
+		}
+		n.streamRejected(from, side, err)
 		return
 	}
 	reason := rejectReason(err)
@@ -202,7 +208,7 @@ func (n *Node) streamRejected(from netip.AddrPort, side string, err error) {
 		return
 	}
 	n.met.streamRejected.WithLabelValues(reason).Inc()
-	if ok, held := n.rejects.allow("tcp/" + reason); ok {
+	if ok, held := n.rejects.allow("tcp/" + side + "/" + reason); ok {
 		n.log.Warn("stream rejected", "reason", reason, "side", side, "remote", from.String(), "hint", reasonHint(reason), "err", err.Error(), "suppressed", held)
 	}
 }

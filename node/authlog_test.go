@@ -320,3 +320,58 @@ func TestWrongCAIsNotSilent(t *testing.T) {
 		})
 	}
 }
+
+// TestRotationOutOfOrderIsNotSilent: a seed already encrypting with a new
+// key that the joiner lacks (a rotation's "use" run before its "install"
+// reached every member) reads the joiner's request but answers under the
+// new key; the joiner, which cannot read the answer, counts and logs it as
+// the client side of the stream, and its join error says the answer could
+// not be read.
+func TestRotationOutOfOrderIsNotSilent(t *testing.T) {
+	keyA, _ := gossipKey(t, 0xa)
+	logs := []*logCapture{newLogCapture(), newLogCapture()}
+	c := emptyCluster(t)
+	for i := range 2 {
+		cfg := localConfig(fmt.Sprintf("n%d", i), "")
+		cfg.APIAddr = "off"
+		cfg.Logger = slog.New(logs[i])
+		cfg.GossipKeyFile = keyA
+		c.cfgs = append(c.cfgs, cfg)
+		c.nodes = append(c.nodes, nil)
+		nd, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd.rejects = newRateLog(time.Hour, time.Now)
+		if i == 0 {
+			newKey := make([]byte, wire.KeySize)
+			newKey[0] = 1
+			if err := nd.keyring.Install(keyID(newKey), newKey); err != nil {
+				t.Fatal(err)
+			}
+			if err := nd.keyring.Use(keyID(newKey)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := nd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		c.nodes[i] = nd
+	}
+	c.join(1)
+	joiner := c.nodes[1]
+	eventually(t, "the joiner refuses the seed's answer", func() error {
+		if got := testutilCounter(joiner.met.streamRejected.WithLabelValues(reasonUnknownKey)); got < 1 {
+			return fmt.Errorf("stream_rejected_total{reason=unknown_key} = %v", got)
+		}
+		err := joiner.JoinError()
+		if err == nil || !strings.Contains(err.Error(), "answer could not be read") {
+			return fmt.Errorf("join error %v: want the answer could not be read", err)
+		}
+		return nil
+	})
+	lines := logs[1].find("stream rejected", map[string]string{"reason": reasonUnknownKey, "side": "client"})
+	if len(lines) != 1 || lines[0]["remote"] != c.nodes[0].Addr().String() {
+		t.Fatalf("joiner logged %v, want one unknown_key line as client naming the seed %v", lines, c.nodes[0].Addr())
+	}
+}

@@ -75,19 +75,34 @@ type RunnerOptions struct {
 	// stream [wire.DefaultMaxFrameBytes].
 	MaxStreamBytes int
 	// OnBadInput, if not nil, is called with every packet dropped because
-	// it could not be opened or parsed (stream false; the same packets
-	// RunnerStats.PacketsBad counts) and every stream a peer opened whose
-	// request could not be read (stream true). from is the sender's
-	// address; err wraps the wire error, so errors.Is tells the cause
-	// (wire.ErrUnknownKey, wire.ErrAuth, ...). It is called from the
-	// protocol loop and from stream workers, possibly at once: it must be
-	// safe for concurrent use, return quickly and not call the Runner.
-	OnBadInput func(from netip.AddrPort, stream bool, err error)
+	// it could not be opened or parsed (the same packets
+	// RunnerStats.PacketsBad counts), every stream a peer opened whose
+	// request could not be read, and every reply that could not be read
+	// on a stream this member opened. It is called from the protocol loop
+	// and from stream workers, possibly at once: it must be safe for
+	// concurrent use, return quickly and not call the Runner.
+	OnBadInput func(BadInput)
 	// OnJoinFailed, if not nil, is called after every failed attempt of a
 	// Join, with the attempt's number and its error, which says for each
 	// seed address why it did not answer. It is called from the goroutine
 	// that called Join and may block it.
 	OnJoinFailed func(attempt int, err error)
+}
+
+// BadInput describes input a Runner could not read, for
+// RunnerOptions.OnBadInput.
+type BadInput struct {
+	// From is the sender's address: for a stream a peer opened, its
+	// ephemeral port; for a reply, the address this member dialled.
+	From netip.AddrPort
+	// Stream is true for a stream, false for a UDP packet.
+	Stream bool
+	// Reply is true for the reply to a stream this member opened.
+	Reply bool
+	// Err wraps the wire error, so errors.Is tells the cause
+	// (wire.ErrUnknownKey, wire.ErrAuth, ...). For a stream it may also be
+	// an I/O error that says nothing about the peer (a reset, a deadline).
+	Err error
 }
 
 // RunnerStats counts what a Runner did and dropped, on top of the core's
@@ -566,7 +581,7 @@ func (r *Runner) handlePacket(p Inbound) {
 func (r *Runner) badPacket(from netip.AddrPort, err error) {
 	r.packetsBad.Add(1)
 	if r.opts.OnBadInput != nil {
-		r.opts.OnBadInput(from, false, err)
+		r.opts.OnBadInput(BadInput{From: from, Err: err})
 	}
 }
 

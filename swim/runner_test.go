@@ -1138,10 +1138,13 @@ func TestRunnerReportsWhyInputIsBad(t *testing.T) {
 				)
 				c := newMemCluster(t, 1, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) {
 					o.Wire = wire.Config{Label: "cluster-a", Keyring: ring(1)}
-					o.OnBadInput = func(from netip.AddrPort, stream bool, err error) {
+					o.OnBadInput = func(in swim.BadInput) {
+						if in.Reply {
+							t.Errorf("the seed reports a reply: %+v", in)
+						}
 						mu.Lock()
 						defer mu.Unlock()
-						got = append(got, report{from, stream, err})
+						got = append(got, report{in.From, in.Stream, in.Err})
 					}
 				})
 				defer c.shutdown()

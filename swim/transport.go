@@ -216,6 +216,9 @@ func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
 	msgs, unknown, err := readMsgs(codec, conn, r.opts.MaxStreamBytes)
 	r.partsUnknown.Add(uint64(unknown))
 	if err != nil {
+		if r.opts.OnBadInput != nil && ctx.Err() == nil {
+			r.opts.OnBadInput(BadInput{From: s.To, Stream: true, Reply: true, Err: err})
+		}
 		return nil, streamFailed(ctx, s.To, err)
 	}
 	if len(msgs) == 0 && !s.OneWay {
@@ -300,7 +303,7 @@ func (r *Runner) serve(in Incoming) {
 	req, unknown, err := readMsgs(codec, in.Conn, r.opts.MaxStreamBytes)
 	r.partsUnknown.Add(uint64(unknown))
 	if err != nil && r.opts.OnBadInput != nil {
-		r.opts.OnBadInput(in.From, true, err)
+		r.opts.OnBadInput(BadInput{From: in.From, Stream: true, Err: err})
 	}
 	if err != nil || len(req) == 0 {
 		r.streamErrors.Add(1)
