@@ -93,9 +93,12 @@ func rejectReason(err error) string {
 		return reasonVersion
 	case errors.Is(err, errTLSHandshake):
 		return tlsReason(err)
-	case transient(err):
+	case transient(err), errors.Is(err, wire.ErrTruncated):
+		// A stream cut inside a frame is most often a peer that stopped
+		// or a connection that broke; a packet that does not parse is
+		// always malformed (badInput).
 		return ""
-	case errors.Is(err, wire.ErrTooLarge), errors.Is(err, wire.ErrTruncated), errors.Is(err, wire.ErrBadChecksum),
+	case errors.Is(err, wire.ErrTooLarge), errors.Is(err, wire.ErrBadChecksum),
 		errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrUnknownType), errors.Is(err, wire.ErrDecrypt),
 		errors.Is(err, swim.ErrStream), errors.Is(err, ErrStream):
 		return reasonMalformed

@@ -2,15 +2,19 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -373,5 +377,39 @@ func TestRotationOutOfOrderIsNotSilent(t *testing.T) {
 	lines := logs[1].find("stream rejected", map[string]string{"reason": reasonUnknownKey, "side": "client"})
 	if len(lines) != 1 || lines[0]["remote"] != c.nodes[0].Addr().String() {
 		t.Fatalf("joiner logged %v, want one unknown_key line as client naming the seed %v", lines, c.nodes[0].Addr())
+	}
+}
+
+func TestRejectReason(t *testing.T) {
+	hs := func(err error) error { return fmt.Errorf("%w: %w", errTLSHandshake, err) }
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"unknown key", fmt.Errorf("swim: bad stream: %w", wire.ErrUnknownKey), reasonUnknownKey},
+		{"authentication", wire.ErrAuth, reasonAuth},
+		{"plaintext", wire.ErrPlaintextRefused, reasonPlaintext},
+		{"encrypted", wire.ErrEncryptedRefused, reasonEncrypted},
+		{"version", wire.ErrUnsupportedVersion, reasonVersion},
+		{"frame over the cap", fmt.Errorf("read frame: %w", wire.ErrTooLarge), reasonMalformed},
+		{"unknown channel", fmt.Errorf("%w: unknown channel", ErrStream), reasonMalformed},
+		{"stream cut inside a frame", wire.ErrTruncated, ""},
+		{"end of stream", io.EOF, ""},
+		{"deadline", fmt.Errorf("read: %w", os.ErrDeadlineExceeded), ""},
+		{"reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, ""},
+		{"untrusted certificate", hs(x509.UnknownAuthorityError{}), reasonBadCert},
+		{"no client certificate", hs(errors.New("tls: client didn't provide a certificate")), reasonBadCert},
+		{"not TLS", hs(tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), reasonTLS},
+		{"peer refused our certificate", hs(&net.OpError{Op: "remote error", Err: errors.New("tls: bad certificate")}), reasonTLS},
+		{"handshake never started", hs(io.EOF), ""},
+		{"handshake timed out", hs(os.ErrDeadlineExceeded), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := rejectReason(tt.err); got != tt.want {
+				t.Errorf("rejectReason(%v) = %q, want %q", tt.err, got, tt.want)
+			}
+		})
 	}
 }
