@@ -93,6 +93,11 @@ func rejectReason(err error) string {
 		return reasonVersion
 	case errors.Is(err, errTLSHandshake):
 		return tlsReason(err)
+	case remoteAlert(err):
+		// With TLS 1.3 a server refuses a client's certificate after
+		// the client's handshake has returned: the client reads the
+		// alert on the stream.
+		return reasonTLS
 	case transient(err), errors.Is(err, wire.ErrTruncated):
 		// A stream cut inside a frame is most often a peer that stopped
 		// or a connection that broke; a packet that does not parse is
@@ -100,7 +105,8 @@ func rejectReason(err error) string {
 		return ""
 	case errors.Is(err, wire.ErrTooLarge), errors.Is(err, wire.ErrBadChecksum),
 		errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrUnknownType), errors.Is(err, wire.ErrDecrypt),
-		errors.Is(err, swim.ErrStream), errors.Is(err, ErrStream):
+		errors.Is(err, ErrStream):
+		// swim.ErrStream is not here: it wraps I/O errors too.
 		return reasonMalformed
 	}
 	return ""
@@ -123,6 +129,12 @@ func tlsReason(err error) string {
 		return ""
 	}
 	return reasonTLS
+}
+
+// remoteAlert reports a TLS alert the peer sent.
+func remoteAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
 
 // transient reports I/O errors that say nothing about the peer's
@@ -233,9 +245,8 @@ func (n *Node) joinFailed(attempt int, err error) {
 // side: a seed that cannot open this node's frames closes the stream and
 // logs why, so the joiner can only point there.
 func joinHint(err error) (cause, hint string) {
-	var op *net.OpError
 	switch {
-	case errors.As(err, &op) && op.Op == "remote error":
+	case remoteAlert(err):
 		return "tls", "the seed refused this node's TLS certificate (it trusts another CA, or this node's certificate expired); the seed logs the reason"
 	case errors.Is(err, errTLSHandshake):
 		if tlsReason(err) == reasonBadCert {

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/meshnode/meshnode/internal/testcert"
+	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -302,10 +303,14 @@ func TestWrongCAIsNotSilent(t *testing.T) {
 				startOneWindow(c, i)
 			}
 			c.join(1)
-			refuser := c.nodes[tt.refuser]
+			refuser, refused := c.nodes[tt.refuser], c.nodes[1-tt.refuser]
 			eventually(t, "the certificate is refused", func() error {
 				if got := testutilCounter(refuser.met.streamRejected.WithLabelValues(reasonBadCert)); got < 1 {
 					return fmt.Errorf("n%d stream_rejected_total{reason=bad_certificate} = %v", tt.refuser, got)
+				}
+				// The other side reads the refusal as a TLS alert.
+				if got := testutilCounter(refused.met.streamRejected.WithLabelValues(reasonTLS)); got < 1 {
+					return fmt.Errorf("n%d stream_rejected_total{reason=tls_handshake} = %v", 1-tt.refuser, got)
 				}
 				return nil
 			})
@@ -402,6 +407,9 @@ func TestRejectReason(t *testing.T) {
 		{"no client certificate", hs(errors.New("tls: client didn't provide a certificate")), reasonBadCert},
 		{"not TLS", hs(tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), reasonTLS},
 		{"peer refused our certificate", hs(&net.OpError{Op: "remote error", Err: errors.New("tls: bad certificate")}), reasonTLS},
+		{"peer refused our certificate after the handshake", fmt.Errorf("%w: read frame: %w", swim.ErrStream, &net.OpError{Op: "remote error", Err: errors.New("tls: unknown certificate authority")}), reasonTLS},
+		{"swim stream I/O error", fmt.Errorf("%w: read frame: %w", swim.ErrStream, net.ErrClosed), ""},
+		{"too many swim messages", fmt.Errorf("%w: more than 16 messages", swim.ErrStream), ""},
 		{"handshake never started", hs(io.EOF), ""},
 		{"handshake timed out", hs(os.ErrDeadlineExceeded), ""},
 	}

@@ -231,8 +231,8 @@ func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
 
 // streamFailed wraps the error of an exchange with to. A peer that closed
 // the stream under the request (a broken pipe, a reset, a half-close of a
-// connection it already reset) refused it just as
-// one that closed it without answering: both match ErrNoReply.
+// connection it already reset) refused it just as one that closed it
+// without answering: both match ErrNoReply.
 func streamFailed(ctx context.Context, to netip.AddrPort, err error) error {
 	switch {
 	case ctx.Err() != nil:
