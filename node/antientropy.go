@@ -90,6 +90,7 @@ func (n *Node) syncWith(addr netip.AddrPort) error {
 	}
 	if err != nil {
 		n.met.syncRounds.WithLabelValues("error").Inc()
+		n.streamRejected(addr, "client", err)
 		return fmt.Errorf("node: sync with %v: %w", addr, err)
 	}
 	n.met.syncRounds.WithLabelValues("ok").Inc()

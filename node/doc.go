@@ -8,7 +8,7 @@
 //
 //	n, err := node.New(cfg)          // validates cfg, loads keys, restores snapshots
 //	err = n.Start()                  // binds the gossip port and the API
-//	err = n.Join("10.0.0.1:7946")   // returns at once; /readyz says when done
+//	err = n.Join("10.0.0.1:7946")   // returns at once; /readyz says when done, JoinError why not yet
 //	...
 //	err = n.Leave(5 * time.Second)   // announce, flush, snapshot
 //	err = n.Shutdown(ctx)            // stop every goroutine
@@ -20,6 +20,13 @@
 // swim.Runner (push-pull, TCP pings), 'A' streams are anti-entropy, 'D'
 // streams carry deltas too large for a packet. TLS, when configured, wraps
 // the connection before the channel byte.
+//
+// Input refused for its key, label, plaintext setting, certificate or
+// encoding is never silent: packets and streams are counted by reason
+// (meshnode_swim_packets_bad_total, meshnode_stream_rejected_total) and
+// logged, rate-limited, with the remote address, on the side that refuses
+// them (authlog.go); a joiner logs each failed attempt with what probably
+// went wrong.
 //
 // The store is not goroutine-safe: the node serialises every access behind
 // one mutex (state.mu). The radix index is safe on its own. Workers live in

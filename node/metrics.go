@@ -22,6 +22,8 @@ type metrics struct {
 	deltaErrors    prometheus.Counter
 	pushesDropped  prometheus.Counter
 	streamErrors   prometheus.Counter
+	packetsBad     *prometheus.CounterVec
+	streamRejected *prometheus.CounterVec
 	syncRefused    prometheus.Counter
 	connsRefused   prometheus.Counter
 	syncRounds     *prometheus.CounterVec
@@ -70,6 +72,14 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	m.deltaErrors = counter("sync_delta_errors_total", "Received delta batches that did not apply.")
 	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed because too many pushes were in flight; anti-entropy repairs them.")
 	m.streamErrors = counter("stream_errors_total", "TCP streams that failed (dial, TLS, protocol, deadline).")
+	m.packetsBad = counterVec("swim_packets_bad_total", "UDP packets that could not be opened or parsed, by reason (unknown_key, auth_failed, plaintext_refused, encrypted_refused, version, malformed).", "reason")
+	m.streamRejected = counterVec("stream_rejected_total", "TCP streams refused because of what the peer sent or presented, by reason (the packet reasons, bad_certificate, tls_handshake); a failed TLS handshake counts on both sides.", "reason")
+	for _, r := range packetReasons() {
+		m.packetsBad.WithLabelValues(r)
+	}
+	for _, r := range streamReasons() {
+		m.streamRejected.WithLabelValues(r)
+	}
 	m.syncRefused = counter("sync_refused_total", "Anti-entropy exchanges refused because MaxSyncStreams were busy.")
 	m.connsRefused = counter("tcp_refused_total", "Incoming TCP connections closed at once because too many were being served.")
 	m.syncRounds = counterVec("sync_rounds_total", "Anti-entropy exchanges this node started, by result.", "result")
@@ -168,7 +178,6 @@ func newSwimCollector(n *Node) *swimCollector {
 	add("broadcasts_dropped_total", "Broadcasts dropped because the queue was full.", func(s swim.RunnerStats) uint64 { return s.Core.BroadcastsDropped })
 	add("events_dropped_total", "Membership events dropped because the node read them too slowly.", func(s swim.RunnerStats) uint64 { return s.EventsDropped })
 	add("deliveries_dropped_total", "Data payloads dropped because the node applied them too slowly.", func(s swim.RunnerStats) uint64 { return s.DeliveriesDropped })
-	add("packets_bad_total", "Packets that could not be opened or parsed.", func(s swim.RunnerStats) uint64 { return s.PacketsBad })
 	add("stream_errors_total", "Swim stream exchanges that failed.", func(s swim.RunnerStats) uint64 { return s.StreamErrors })
 	return c
 }

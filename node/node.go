@@ -67,6 +67,10 @@ type Node struct {
 	subscribed atomic.Int64
 	seen       *seenSet
 	closeOnce  sync.Once
+	// rejects rate-limits the log lines of refused packets and streams and
+	// of failed join attempts; joinErr is the last failed attempt's error.
+	rejects *rateLog
+	joinErr atomic.Pointer[error]
 }
 
 // New builds a node from cfg: it validates cfg, loads keys and certificates,
@@ -77,7 +81,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), syncSem: make(chan struct{}, cfg.MaxSyncStreams), pushes: make(chan struct{}, maxPushesInFlight), conns: make(chan struct{}, maxServedConns), seen: newSeenSet(4096)}
+	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), syncSem: make(chan struct{}, cfg.MaxSyncStreams), pushes: make(chan struct{}, maxPushesInFlight), conns: make(chan struct{}, maxServedConns), seen: newSeenSet(4096), rejects: newRateLog(rejectLogWindow, time.Now)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.log == nil {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -190,8 +194,10 @@ func (n *Node) Start() error {
 	}
 	n.tr = &transport{udp: udp, tcp: tcp, addr: adv, tlsServer: n.tlsSrv, tlsClient: n.tlsCli,
 		codecCfg: wire.Config{Label: n.cfg.Label, Keyring: n.keyring},
-		packets:  make(chan swim.Inbound, 1024), streams: make(chan swim.Incoming, 16)}
-	rm, err := newRunnerMembership(n.ctx, n.tr, n.swimConfig(), swim.Identity{Name: n.name, Gen: n.gen, Addr: adv}, n, n.onEvent, &n.wg)
+		packets:  make(chan swim.Inbound, 1024), streams: make(chan swim.Incoming, 16),
+		onTLSFail: func(to netip.AddrPort, err error) { n.streamRejected(to, "client", err) }}
+	rm, err := newRunnerMembership(n.ctx, n.tr, n.swimConfig(), swim.Identity{Name: n.name, Gen: n.gen, Addr: adv},
+		swim.RunnerOptions{Delegate: n, OnBadInput: n.badInput, OnJoinFailed: n.joinFailed}, n.onEvent, &n.wg)
 	if err != nil {
 		n.tr.close()
 		return fmt.Errorf("node: swim: %w", err)
@@ -244,6 +250,7 @@ func (n *Node) Join(seeds ...string) error {
 	}
 	n.joinWant.Store(true)
 	n.synced.Store(false)
+	n.joinErr.Store(nil)
 	return n.mem.Join(seeds)
 }
 
@@ -409,14 +416,15 @@ func (n *Node) acceptLoop() {
 // serveConn serves one accepted connection; it reports whether it handed the
 // connection on (to the swim Runner), which then closes it.
 func (n *Node) serveConn(raw net.Conn) (handedOff bool) {
+	from, _ := netip.ParseAddrPort(raw.RemoteAddr().String())
 	c, ch, err := n.tr.accept(raw, time.Now().Add(n.cfg.SyncTimeout.D()))
 	if err != nil {
 		n.met.streamErrors.Inc()
+		n.streamRejected(from, "server", err)
 		return false
 	}
 	switch ch {
 	case chanSwim:
-		from, _ := netip.ParseAddrPort(raw.RemoteAddr().String())
 		select {
 		case n.tr.streams <- swim.Incoming{From: from, Conn: c.(swim.Conn)}:
 			return true
@@ -437,9 +445,13 @@ func (n *Node) serveConn(raw net.Conn) (handedOff bool) {
 		err = n.serveDeltas(c)
 	default:
 		err = fmt.Errorf("%w: unknown channel %q", ErrStream, ch)
+		if ch == 0x16 {
+			err = fmt.Errorf("%w (a TLS handshake: the peer uses TLS and this node does not)", err)
+		}
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		n.met.streamErrors.Inc()
+		n.streamRejected(from, "server", err)
 		n.log.Debug("stream failed", "channel", string(ch), "err", err)
 	}
 	return false

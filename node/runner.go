@@ -58,13 +58,16 @@ type runnerMembership struct {
 	wg      *sync.WaitGroup
 }
 
-func newRunnerMembership(ctx context.Context, t *transport, cfg swim.Config, id swim.Identity, d swim.Delegate, onEvent func(swim.Event), wg *sync.WaitGroup) (*runnerMembership, error) {
+// newRunnerMembership starts a swim Runner over t with opts (its Wire
+// configuration is t's).
+func newRunnerMembership(ctx context.Context, t *transport, cfg swim.Config, id swim.Identity, opts swim.RunnerOptions, onEvent func(swim.Event), wg *sync.WaitGroup) (*runnerMembership, error) {
 	codec, err := wire.NewCodec(t.codecCfg)
 	if err != nil {
 		return nil, err
 	}
 	cfg.MaxPacketBytes = codec.BudgetBytes()
-	r, err := swim.NewRunner(cfg, id, (*swimTransport)(t), swim.RunnerOptions{Wire: t.codecCfg, Delegate: d})
+	opts.Wire = t.codecCfg
+	r, err := swim.NewRunner(cfg, id, (*swimTransport)(t), opts)
 	if err != nil {
 		return nil, err
 	}

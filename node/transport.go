@@ -59,6 +59,8 @@ type transport struct {
 	packets   chan swim.Inbound
 	streams   chan swim.Incoming
 	closeOnce sync.Once
+	// onTLSFail, if not nil, hears of every failed client handshake.
+	onTLSFail func(to netip.AddrPort, err error)
 }
 
 // close closes the sockets; it is idempotent.
@@ -171,6 +173,10 @@ func (t *transport) dial(ctx context.Context, to netip.AddrPort, ch byte, deadli
 		tc.SetDeadline(deadline)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
+			err = fmt.Errorf("%w with %v: %w", errTLSHandshake, to, err)
+			if t.onTLSFail != nil {
+				t.onTLSFail(to, err)
+			}
 			return nil, err
 		}
 		c = tc
@@ -194,7 +200,7 @@ func (t *transport) accept(c net.Conn, deadline time.Time) (net.Conn, byte, erro
 	if t.tlsServer != nil {
 		tc := tls.Server(c, t.tlsServer)
 		if err := tc.Handshake(); err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("%w: %w", errTLSHandshake, err)
 		}
 		c = tc
 	}

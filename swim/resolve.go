@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -127,7 +128,7 @@ func (r *Runner) Join(ctx context.Context, seeds ...string) (int, error) {
 			return 0, nil
 		}
 		if len(addrs) > 0 {
-			n, joinErr := r.joinOnce(ctx, addrs)
+			n, seedErrs, joinErr := r.joinOnce(ctx, addrs)
 			if joinErr != nil {
 				return 0, joinErr
 			}
@@ -137,9 +138,16 @@ func (r *Runner) Join(ctx context.Context, seeds ...string) (int, error) {
 				r.mu.Unlock()
 				return n, nil
 			}
-			err = errors.Join(err, fmt.Errorf("no seed of %v answered", addrs))
+			noAnswer := fmt.Errorf("no seed of %v answered", addrs)
+			if len(seedErrs) > 0 {
+				noAnswer = fmt.Errorf("no seed of %v answered: %w", addrs, seedErrs)
+			}
+			err = errors.Join(err, noAnswer)
 		} else if err == nil {
 			err = errors.New("no seed address other than our own")
+		}
+		if r.opts.OnJoinFailed != nil {
+			r.opts.OnJoinFailed(attempt, err)
 		}
 		if r.opts.JoinAttempts > 0 && attempt >= r.opts.JoinAttempts {
 			return 0, fmt.Errorf("%w after %d attempts: %w", ErrJoin, attempt, err)
@@ -172,29 +180,51 @@ func (r *Runner) withoutSelf(addrs []netip.AddrPort) []netip.AddrPort {
 	return out
 }
 
+// maxJoinErrs bounds the exchange errors kept for one join attempt.
+const maxJoinErrs = 16
+
+// seedErrors are the errors of the join exchanges of one attempt, one per
+// seed address that did not answer, on one line.
+type seedErrors []error
+
+func (e seedErrors) Error() string {
+	var b strings.Builder
+	for i, err := range e {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+func (e seedErrors) Unwrap() []error { return e }
+
 // joinOnce makes one join attempt and waits for its exchanges to end. It
-// returns the number of seeds that answered (0 if none did).
-func (r *Runner) joinOnce(ctx context.Context, addrs []netip.AddrPort) (int, error) {
+// returns the number of seeds that answered (0 if none did) and, when none
+// did, why the exchanges failed.
+func (r *Runner) joinOnce(ctx context.Context, addrs []netip.AddrPort) (int, seedErrors, error) {
 	res := make(chan joinResult, 1)
 	if !r.onLoop(func() {
 		if len(r.joinWaiters) == 0 {
 			r.joinOK = 0
+			r.joinErrs = nil
 		}
 		r.core.Join(time.Now(), addrs)
 		r.joinWaiters = append(r.joinWaiters, res)
 	}) {
-		return 0, ErrNotRunning
+		return 0, nil, ErrNotRunning
 	}
 	select {
 	case jr := <-res:
 		if jr.joined {
-			return max(jr.n, 1), nil
+			return max(jr.n, 1), nil, nil
 		}
-		return 0, nil
+		return 0, seedErrors(jr.errs), nil
 	case <-ctx.Done():
-		return 0, fmt.Errorf("%w: %w", ErrJoin, ctx.Err())
+		return 0, nil, fmt.Errorf("%w: %w", ErrJoin, ctx.Err())
 	case <-r.ctx.Done():
-		return 0, ErrNotRunning
+		return 0, nil, ErrNotRunning
 	}
 }
 

@@ -74,6 +74,35 @@ type RunnerOptions struct {
 	// MaxStreamBytes bounds the bytes of one message reassembled from a
 	// stream [wire.DefaultMaxFrameBytes].
 	MaxStreamBytes int
+	// OnBadInput, if not nil, is called with every packet dropped because
+	// it could not be opened or parsed (the same packets
+	// RunnerStats.PacketsBad counts), every stream a peer opened whose
+	// request could not be read, and every reply that could not be read
+	// on a stream this member opened. It is called from the protocol loop
+	// and from stream workers, possibly at once: it must be safe for
+	// concurrent use, return quickly and not call the Runner.
+	OnBadInput func(BadInput)
+	// OnJoinFailed, if not nil, is called after every failed attempt of a
+	// Join, with the attempt's number and its error, which says for each
+	// seed address why it did not answer. It is called from the goroutine
+	// that called Join and may block it.
+	OnJoinFailed func(attempt int, err error)
+}
+
+// BadInput describes input a Runner could not read, for
+// RunnerOptions.OnBadInput.
+type BadInput struct {
+	// From is the sender's address: for a stream a peer opened, its
+	// ephemeral port; for a reply, the address this member dialled.
+	From netip.AddrPort
+	// Stream is true for a stream, false for a UDP packet.
+	Stream bool
+	// Reply is true for the reply to a stream this member opened.
+	Reply bool
+	// Err wraps the wire error, so errors.Is tells the cause
+	// (wire.ErrUnknownKey, wire.ErrAuth, ...). For a stream it may also be
+	// an I/O error that says nothing about the peer (a reset, a deadline).
+	Err error
 }
 
 // RunnerStats counts what a Runner did and dropped, on top of the core's
@@ -132,6 +161,7 @@ type Runner struct {
 	msgs        map[wire.Type]wire.Message
 	joinStreams map[uint64]struct{}
 	joinOK      int
+	joinErrs    []error // of the join exchanges of the current attempt that failed
 	joinWaiters []chan joinResult
 	leaveWaits  []chan struct{}
 
@@ -159,6 +189,7 @@ type serveReq struct {
 type joinResult struct {
 	n      int
 	joined bool
+	errs   []error // why seeds did not answer
 }
 
 // NewRunner returns a Runner for member self over t, not yet started. If
@@ -427,6 +458,8 @@ func (r *Runner) loop() {
 				delete(r.joinStreams, res.id)
 				if res.err == nil && len(res.msgs) > 0 {
 					r.joinOK++
+				} else if res.err != nil && len(r.joinErrs) < maxJoinErrs {
+					r.joinErrs = append(r.joinErrs, res.err)
 				}
 			}
 			_ = r.core.StreamDone(time.Now(), res.id, res.msgs, res.err) // unknown: the core gave up on it
@@ -493,7 +526,7 @@ func (r *Runner) checkWaiters() {
 	if len(r.joinWaiters) > 0 && len(r.joinStreams) == 0 {
 		joined := r.core.Joined()
 		for _, w := range r.joinWaiters {
-			w <- joinResult{n: r.joinOK, joined: joined}
+			w <- joinResult{n: r.joinOK, joined: joined, errs: r.joinErrs}
 		}
 		r.joinWaiters = r.joinWaiters[:0]
 	}
@@ -509,7 +542,7 @@ func (r *Runner) checkWaiters() {
 func (r *Runner) handlePacket(p Inbound) {
 	body, err := r.codec.OpenPacket(p.Buf)
 	if err != nil {
-		r.packetsBad.Add(1)
+		r.badPacket(p.From, err)
 		return
 	}
 	now := time.Now()
@@ -524,7 +557,7 @@ func (r *Runner) handlePacket(p Inbound) {
 			continue
 		}
 		if err != nil {
-			r.packetsBad.Add(1)
+			r.badPacket(p.From, err)
 			return
 		}
 		m := r.msgs[t]
@@ -536,10 +569,19 @@ func (r *Runner) handlePacket(p Inbound) {
 			r.msgs[t] = m
 		}
 		if err := r.codec.Decode(m, b); err != nil {
-			r.packetsBad.Add(1)
+			r.badPacket(p.From, fmt.Errorf("swim: %v part: %w", t, err))
 			return
 		}
 		r.core.HandlePacket(now, p.From, m)
+	}
+}
+
+// badPacket counts a packet that could not be opened or parsed and reports
+// it to RunnerOptions.OnBadInput.
+func (r *Runner) badPacket(from netip.AddrPort, err error) {
+	r.packetsBad.Add(1)
+	if r.opts.OnBadInput != nil {
+		r.opts.OnBadInput(BadInput{From: from, Err: err})
 	}
 }
 

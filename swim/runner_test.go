@@ -1,6 +1,7 @@
 package swim_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -1099,4 +1101,127 @@ func TestRunnerLeaveTimeout(t *testing.T) {
 			t.Errorf("SetMeta after Leave = %v, want ErrLeft", err)
 		}
 	})
+}
+
+// TestRunnerReportsWhyInputIsBad checks that a member with another gossip
+// key or cluster label is never silent: the seed reports each stream and
+// packet it cannot open with the wire error that says why, and the joiner
+// reports each failed attempt with the seed that did not answer.
+func TestRunnerReportsWhyInputIsBad(t *testing.T) {
+	ring := func(id uint8) *wire.Keyring {
+		k := wire.NewKeyring()
+		if err := k.Install(id, bytes.Repeat([]byte{id}, wire.KeySize)); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	tests := []struct {
+		name     string
+		outsider wire.Config
+		want     error
+	}{
+		{"another label", wire.Config{Label: "cluster-b", Keyring: ring(1)}, wire.ErrAuth},
+		{"another key", wire.Config{Label: "cluster-a", Keyring: ring(2)}, wire.ErrUnknownKey},
+		{"plaintext", wire.Config{Label: "cluster-a"}, wire.ErrPlaintextRefused},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				type report struct {
+					from   netip.AddrPort
+					stream bool
+					err    error
+				}
+				var (
+					mu  sync.Mutex
+					got []report
+				)
+				c := newMemCluster(t, 1, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) {
+					o.Wire = wire.Config{Label: "cluster-a", Keyring: ring(1)}
+					o.OnBadInput = func(in swim.BadInput) {
+						if in.Reply {
+							t.Errorf("the seed reports a reply: %+v", in)
+						}
+						mu.Lock()
+						defer mu.Unlock()
+						got = append(got, report{in.From, in.Stream, in.Err})
+					}
+				})
+				defer c.shutdown()
+				tr, err := c.net.Listen(netip.AddrPort{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var attempts []error
+				out, err := swim.NewRunner(swim.LocalConfig(), swim.Identity{Name: "outsider", Gen: 1}, tr, swim.RunnerOptions{
+					Wire:         tt.outsider,
+					JoinAttempts: 2,
+					OnJoinFailed: func(attempt int, err error) { attempts = append(attempts, err) },
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := out.Start(); err != nil {
+					t.Fatal(err)
+				}
+				defer out.Shutdown()
+				seed := c.rs[0].Addr()
+				if _, err := out.Join(context.Background(), seed.String()); !errors.Is(err, swim.ErrJoin) || !errors.Is(err, swim.ErrNoReply) {
+					t.Fatalf("outsider join = %v, want ErrJoin and ErrNoReply", err)
+				}
+				if len(attempts) != 2 {
+					t.Fatalf("OnJoinFailed called %d times, want 2", len(attempts))
+				}
+				for _, err := range attempts {
+					if !errors.Is(err, swim.ErrNoReply) || !strings.Contains(err.Error(), seed.String()) {
+						t.Errorf("attempt error %q: want ErrNoReply naming the seed %v", err, seed)
+					}
+				}
+				// A packet from the outsider, sealed its way.
+				codec, err := wire.NewCodec(tt.outsider)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pkt, err := codec.AppendPacket(nil, &wire.Ping{Seq: 1, Target: "m0", SourceName: "outsider"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tr.WriteTo(pkt, seed); err != nil {
+					t.Fatal(err)
+				}
+				within(t, time.Minute, "bad packet reported", func() error {
+					mu.Lock()
+					defer mu.Unlock()
+					for _, r := range got {
+						if !r.stream {
+							return nil
+						}
+					}
+					return errors.New("no packet reported")
+				})
+				mu.Lock()
+				defer mu.Unlock()
+				var streams, packets int
+				for _, r := range got {
+					if r.stream {
+						streams++
+					} else {
+						packets++
+					}
+					if !errors.Is(r.err, tt.want) {
+						t.Errorf("reported %v (stream %v), want %v", r.err, r.stream, tt.want)
+					}
+					if r.from.Addr() != tr.Addr().Addr() {
+						t.Errorf("reported from %v, want the outsider's address %v", r.from, tr.Addr())
+					}
+				}
+				if streams < 2 || packets != 1 {
+					t.Errorf("reported %d streams and %d packets, want >= 2 (one per attempt) and 1", streams, packets)
+				}
+				if got := c.rs[0].Stats().PacketsBad; got != 1 {
+					t.Errorf("PacketsBad = %d, want 1", got)
+				}
+			})
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/meshnode/meshnode/wire"
@@ -93,7 +94,18 @@ var (
 	// ErrStream reports a stream exchange that broke the framing rules:
 	// too many messages, a truncated frame, an undecodable message.
 	ErrStream = errors.New("swim: bad stream")
+	// ErrNoReply reports a stream exchange whose peer closed the stream
+	// without answering: it was overloaded, leaving, or refused the request
+	// (a peer that cannot open this member's frames, because it holds
+	// another gossip key or label, closes the stream and logs why). It
+	// matches ErrStream too.
+	ErrNoReply error = noReply{}
 )
+
+type noReply struct{}
+
+func (noReply) Error() string   { return "swim: no reply" }
+func (noReply) Is(t error) bool { return t == ErrStream }
 
 // writeMsgs writes msgs to w as frames, one per message, and flushes.
 // buf is scratch space for message bodies; the grown buffer is returned.
@@ -196,25 +208,40 @@ func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
 	codec := r.getCodec()
 	defer r.codecs.Put(codec)
 	if _, err := writeMsgs(codec, bufio.NewWriter(conn), s.Msgs, nil); err != nil {
-		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
+		return nil, streamFailed(ctx, s.To, err)
 	}
 	if err := conn.CloseWrite(); err != nil {
-		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
+		return nil, streamFailed(ctx, s.To, err)
 	}
 	msgs, unknown, err := readMsgs(codec, conn, r.opts.MaxStreamBytes)
 	r.partsUnknown.Add(uint64(unknown))
 	if err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", err, ctx.Err())
+		if r.opts.OnBadInput != nil && ctx.Err() == nil {
+			r.opts.OnBadInput(BadInput{From: s.To, Stream: true, Reply: true, Err: err})
 		}
-		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
+		return nil, streamFailed(ctx, s.To, err)
 	}
 	if len(msgs) == 0 && !s.OneWay {
 		// The peer refused (overloaded, wrong target, leaving): tell the
 		// core the exchange failed rather than that it said nothing.
-		return nil, fmt.Errorf("%w: stream to %v: no reply", ErrStream, s.To)
+		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, ErrNoReply)
 	}
 	return msgs, nil
+}
+
+// streamFailed wraps the error of an exchange with to. A peer that closed
+// the stream under the request (a broken pipe, a reset, a half-close of a
+// connection it already reset) refused it just as one that closed it
+// without answering: both match ErrNoReply.
+func streamFailed(ctx context.Context, to netip.AddrPort, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		err = fmt.Errorf("%w (%w)", err, ctx.Err())
+	case errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ENOTCONN) ||
+		errors.Is(err, io.ErrClosedPipe):
+		err = fmt.Errorf("%w: the peer closed the stream (%w)", ErrNoReply, err)
+	}
+	return fmt.Errorf("swim: stream to %v: %w", to, err)
 }
 
 // waitingPerSlot is how many streams may wait for each serving slot.
@@ -275,6 +302,9 @@ func (r *Runner) serve(in Incoming) {
 	defer r.codecs.Put(codec)
 	req, unknown, err := readMsgs(codec, in.Conn, r.opts.MaxStreamBytes)
 	r.partsUnknown.Add(uint64(unknown))
+	if err != nil && r.opts.OnBadInput != nil {
+		r.opts.OnBadInput(BadInput{From: in.From, Stream: true, Err: err})
+	}
 	if err != nil || len(req) == 0 {
 		r.streamErrors.Add(1)
 		return

@@ -47,7 +47,7 @@ type Config struct {
 	// read each other's traffic even with the same key. It is not sent.
 	Label string
 	// Keyring holds the keys and the plaintext switches; nil means
-	// plaintext only (encrypted input is refused with ErrDecrypt).
+	// plaintext only (encrypted input is refused with ErrEncryptedRefused).
 	Keyring *Keyring
 	// BudgetBytes is the largest packet AppendPacket, SealPacket and Pack
 	// produce, after compression and encryption [DefaultBudgetBytes].

@@ -3,8 +3,9 @@ package wire
 import "errors"
 
 // Sentinel errors. Every error returned by this package matches exactly one of
-// them under errors.Is; the text of a returned error starts with the
-// sentinel's text and adds context after a colon.
+// them under errors.Is (the decryption reasons below refine ErrDecrypt and
+// match it as well); the text of a returned error starts with the sentinel's
+// text and adds context after a colon.
 var (
 	// ErrTooLarge reports a length above a configured limit: a packet over
 	// the budget, a frame over the frame cap, a decompressed size over its
@@ -19,6 +20,24 @@ var (
 	// when no keyring is configured, or a plaintext one while plaintext is
 	// not accepted.
 	ErrDecrypt = errors.New("wire: cannot decrypt")
+	// ErrUnknownKey reports an encrypted packet or frame under a key ID
+	// this keyring does not hold, while it holds others: the sender uses
+	// another key. It matches ErrDecrypt.
+	ErrUnknownKey error = &reason{"unknown key ID"}
+	// ErrAuth reports an encrypted packet or frame whose key ID is
+	// installed but whose authentication fails: the sender's cluster label
+	// differs (the label is authenticated, never sent, so a wrong label and
+	// a wrong key under the same ID look alike), or the bytes were forged
+	// or damaged. It matches ErrDecrypt.
+	ErrAuth error = &reason{"authentication failed"}
+	// ErrPlaintextRefused reports a plaintext packet or frame while keys are
+	// installed and plaintext is not accepted (Keyring.AcceptPlaintext
+	// off). It matches ErrDecrypt.
+	ErrPlaintextRefused error = &reason{"plaintext refused"}
+	// ErrEncryptedRefused reports an encrypted packet or frame at a codec
+	// with no keyring or an empty one: the sender encrypts, this node does
+	// not. It matches ErrDecrypt.
+	ErrEncryptedRefused error = &reason{"encrypted input without a key"}
 	// ErrUnknownType reports a message type this version does not know. In a
 	// compound packet the part is skipped and the rest still decodes.
 	ErrUnknownType = errors.New("wire: unknown message type")
@@ -36,6 +55,13 @@ var (
 	// ErrConfig reports an invalid Config.
 	ErrConfig = errors.New("wire: invalid config")
 )
+
+// reason is a refinement of ErrDecrypt: its text follows ErrDecrypt's, and
+// errors.Is matches both.
+type reason struct{ what string }
+
+func (r *reason) Error() string { return ErrDecrypt.Error() + ": " + r.what }
+func (r *reason) Unwrap() error { return ErrDecrypt }
 
 // Error is the structured error this package returns: a sentinel Kind plus
 // context. errors.Is(err, Kind) holds.

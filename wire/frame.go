@@ -225,7 +225,7 @@ func (c *Codec) openFrame(tf, rest []byte) (Frame, error) {
 			return f, err
 		}
 	} else if !c.keyring.acceptsPlaintext() {
-		return f, errf(ErrDecrypt, "plaintext frame refused")
+		return f, errf(ErrPlaintextRefused, "frame")
 	}
 	if f.Flags&FrameChunk != 0 {
 		if len(payload) < chunkHeaderBytes {

@@ -81,9 +81,11 @@ func TestFrameErrors(t *testing.T) {
 		{"over cap", capped, []byte{0, 0, 0, 101, 1, 0}, ErrTooLarge},
 		{"length 4 GiB", plain, []byte{0xff, 0xff, 0xff, 0xff, 1, 0}, ErrTooLarge},
 		{"reserved flag", plain, []byte{0, 0, 0, 0, 1, 0x40}, ErrMalformed},
-		{"plaintext refused", enc, good, ErrDecrypt},
-		{"encrypted without keyring", plain, goodEnc, ErrDecrypt},
-		{"tampered type", enc, append([]byte{goodEnc[0], goodEnc[1], goodEnc[2], goodEnc[3], byte(TypeAck)}, goodEnc[5:]...), ErrDecrypt},
+		{"plaintext refused", enc, good, ErrPlaintextRefused},
+		{"encrypted without keyring", plain, goodEnc, ErrEncryptedRefused},
+		{"unknown key", mustCodec(t, Config{Keyring: mustKeyring(t, 2)}), goodEnc, ErrUnknownKey},
+		{"tampered type", enc, append([]byte{goodEnc[0], goodEnc[1], goodEnc[2], goodEnc[3], byte(TypeAck)}, goodEnc[5:]...), ErrAuth},
+		{"wrong label", mustCodec(t, Config{Keyring: mustKeyring(t, 1), Label: "staging"}), goodEnc, ErrAuth},
 		{"encrypted too short", enc, []byte{0, 0, 0, 5, 1, FrameEncrypted, 1, 2, 3, 4, 5}, ErrTruncated},
 		{"chunk header short", plain, []byte{0, 0, 0, 3, 1, FrameChunk, 1, 2, 3}, ErrTruncated},
 		{"decompression ratio", plain, []byte{0, 0, 0, 6, 1, FrameCompressed, 0, 0x10, 0, 0, 0x1f, 0}, ErrTooLarge},
@@ -91,9 +93,11 @@ func TestFrameErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, _, err := tt.codec.DecodeFrame(tt.frame); !errors.Is(err, tt.want) {
+			_, _, err := tt.codec.DecodeFrame(tt.frame)
+			if !errors.Is(err, tt.want) {
 				t.Errorf("DecodeFrame: err %v, want %v", err, tt.want)
 			}
+			checkDecryptReason(t, err)
 			if _, err := tt.codec.ReadFrame(bytes.NewReader(tt.frame)); !errors.Is(err, tt.want) {
 				t.Errorf("ReadFrame: err %v, want %v", err, tt.want)
 			}

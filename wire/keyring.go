@@ -199,6 +199,9 @@ func (k *Keyring) opener(id uint8) cipher.AEAD {
 	return nil
 }
 
+// hasKeys reports whether k holds a key (then it has a primary).
+func (k *Keyring) hasKeys() bool { return k != nil && k.load().primary >= 0 }
+
 // acceptsPlaintext reports whether a receiver takes an unencrypted packet:
 // always without a keyring or keys, else only with AcceptPlaintext on.
 func (k *Keyring) acceptsPlaintext() bool {

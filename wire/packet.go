@@ -175,7 +175,7 @@ func (c *Codec) OpenPacket(pkt []byte) ([]byte, error) {
 		}
 	default:
 		if !c.keyring.acceptsPlaintext() {
-			return nil, errf(ErrDecrypt, "plaintext packet refused")
+			return nil, errf(ErrPlaintextRefused, "packet")
 		}
 		payload = pkt[plainHeaderBytes:]
 		if flags&FlagChecksum != 0 {
@@ -204,17 +204,17 @@ func (c *Codec) open(hdr, sealed []byte) ([]byte, error) {
 	id := hdr[len(hdr)-1]
 	aead := c.keyring.opener(id)
 	if aead == nil {
-		if c.keyring == nil {
-			return nil, errf(ErrDecrypt, "encrypted input but no keyring")
+		if !c.keyring.hasKeys() {
+			return nil, errf(ErrEncryptedRefused, fmt.Sprintf("key %d", id))
 		}
-		return nil, errf(ErrDecrypt, fmt.Sprintf("key %d not installed", id))
+		return nil, errf(ErrUnknownKey, fmt.Sprintf("key %d not installed", id))
 	}
 	if len(sealed) < NonceSize+TagSize {
 		return nil, errf(ErrTruncated, fmt.Sprintf("sealed payload of %d bytes", len(sealed)))
 	}
 	out, err := aead.Open(reuse(c.plain, len(sealed)), sealed[:NonceSize], sealed[NonceSize:], c.setAAD(hdr))
 	if err != nil {
-		return nil, errf(ErrDecrypt, fmt.Sprintf("key %d: authentication failed", id))
+		return nil, errf(ErrAuth, fmt.Sprintf("key %d (another cluster label, or forged or damaged bytes)", id))
 	}
 	c.plain = out
 	return out, nil

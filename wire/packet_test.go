@@ -165,12 +165,13 @@ func TestOpenPacketErrors(t *testing.T) {
 		{"encrypted and checksummed", enc, append([]byte{Version, FlagEncrypted | FlagChecksum}, goodEnc[2:]...), ErrMalformed},
 		{"bad checksum", plain, flip(good, 4), ErrBadChecksum},
 		{"checksum truncated", plain, []byte{Version, FlagChecksum, 1}, ErrTruncated},
-		{"tampered ciphertext", enc, flip(goodEnc, len(goodEnc)-20), ErrDecrypt},
-		{"tampered header", enc, append([]byte{Version, FlagEncrypted | FlagCompressed}, goodEnc[2:]...), ErrDecrypt},
-		{"unknown key", enc, append([]byte{Version, FlagEncrypted, 9}, goodEnc[3:]...), ErrDecrypt},
-		{"wrong label", mustCodec(t, Config{Keyring: mustKeyring(t, 1), Label: "staging"}), goodEnc, ErrDecrypt},
-		{"encrypted without keyring", plain, goodEnc, ErrDecrypt},
-		{"plaintext refused", enc, good, ErrDecrypt},
+		{"tampered ciphertext", enc, flip(goodEnc, len(goodEnc)-20), ErrAuth},
+		{"tampered header", enc, append([]byte{Version, FlagEncrypted | FlagCompressed}, goodEnc[2:]...), ErrAuth},
+		{"unknown key", enc, append([]byte{Version, FlagEncrypted, 9}, goodEnc[3:]...), ErrUnknownKey},
+		{"wrong label", mustCodec(t, Config{Keyring: mustKeyring(t, 1), Label: "staging"}), goodEnc, ErrAuth},
+		{"encrypted without keyring", plain, goodEnc, ErrEncryptedRefused},
+		{"encrypted with an empty keyring", mustCodec(t, Config{Keyring: NewKeyring()}), goodEnc, ErrEncryptedRefused},
+		{"plaintext refused", enc, good, ErrPlaintextRefused},
 		{"encrypted truncated", enc, goodEnc[:20], ErrTruncated},
 		{"decompression size cap", mustCodec(t, Config{MaxBodyBytes: 1000}), append([]byte{Version, FlagCompressed}, 0, 0, 0x10, 0, 0xff, 0xff, 0xff, 0xff), ErrTooLarge},
 		{"decompression ratio cap", plain, bomb, ErrTooLarge},
@@ -183,6 +184,7 @@ func TestOpenPacketErrors(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err %v, want %v", err, tt.want)
 			}
+			checkDecryptReason(t, err)
 		})
 	}
 }
@@ -354,5 +356,21 @@ func TestEncodingKeepsDecodedBody(t *testing.T) {
 	}
 	if !bytes.Equal(body, want) {
 		t.Error("encoding changed the decoded body")
+	}
+}
+
+// checkDecryptReason fails unless err matches at most one of the reasons
+// that refine ErrDecrypt, and matches ErrDecrypt exactly when it matches
+// one of them, so that callers can tell the causes apart.
+func checkDecryptReason(t *testing.T, err error) {
+	t.Helper()
+	n := 0
+	for _, r := range []error{ErrUnknownKey, ErrAuth, ErrPlaintextRefused, ErrEncryptedRefused} {
+		if errors.Is(err, r) {
+			n++
+		}
+	}
+	if n > 1 || (n == 1) != errors.Is(err, ErrDecrypt) {
+		t.Fatalf("err %v: matches %d decryption reasons, ErrDecrypt %v", err, n, errors.Is(err, ErrDecrypt))
 	}
 }

@@ -73,7 +73,7 @@ func runAgent(args []string, env lookupEnv, stdout, stderr io.Writer, sig <-chan
 		}
 		if len(cfg.Join) > 0 {
 			if err := waitJoined(n, cfg.JoinTimeout.D(), sig); err != nil {
-				fmt.Fprintf(stderr, "meshnode agent: join through %s: %v\n", strings.Join(seeds, ", "), err)
+				fmt.Fprintf(stderr, "meshnode agent: join through %s: %v\n", strings.Join(seeds, ", "), oneLine(err))
 				_ = n.Shutdown(context.Background())
 				return 1
 			}
@@ -141,7 +141,11 @@ func waitJoined(n *node.Node, timeout time.Duration, sig <-chan os.Signal) error
 		}
 		select {
 		case <-deadline.C:
-			return fmt.Errorf("not joined within %v (see --join-timeout; --retry-join does not wait)", timeout)
+			err := fmt.Errorf("not joined within %v (see --join-timeout; --retry-join does not wait)", timeout)
+			if last := n.JoinError(); last != nil {
+				err = fmt.Errorf("%w; last attempt: %v", err, last)
+			}
+			return err
 		case s := <-sig:
 			if s != syscall.SIGHUP {
 				return fmt.Errorf("interrupted by %v", s)

@@ -472,7 +472,8 @@ func TestAgentBinary(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 			t.Fatalf("exit %v, want 1; stderr:\n%s", err, errOut.String())
 		}
-		contains(t, "join failure", errOut.String(), "meshnode agent: join through 127.0.0.1:1: not joined within 1s")
+		contains(t, "join failure", errOut.String(), "meshnode agent: join through 127.0.0.1:1: not joined within 1s",
+			"last attempt: ", "connection refused", "nothing listens at the seed's address")
 		if out.Len() != 0 {
 			t.Errorf("ready line printed although the join failed: %q", out.String())
 		}
