@@ -19,12 +19,9 @@ const (
 	maxRingOwners   = 16
 )
 
+// validID checks a worker ID or limit name (ValidName).
 func validID(w http.ResponseWriter, what, id string) bool {
-	if id == "" || len(id) > radix.MaxNameBytes {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: want 1 to %d bytes", what, radix.MaxNameBytes))
-		return false
-	}
-	return true
+	return validNameHTTP(w, what, id, radix.MaxNameBytes)
 }
 
 // workerRequest is the body of PUT /v1/workers/{id}.
@@ -40,8 +37,8 @@ func (req workerRequest) validate() string {
 	if u, err := url.Parse(req.URL); req.URL == "" || len(req.URL) > maxURLBytes || err != nil || u.Scheme == "" || u.Host == "" {
 		return fmt.Sprintf("url %q: want an absolute URL of at most %d bytes", req.URL, maxURLBytes)
 	}
-	if req.Model == "" || len(req.Model) > radix.MaxNameBytes {
-		return fmt.Sprintf("model: want 1 to %d bytes", radix.MaxNameBytes)
+	if err := ValidName("model", req.Model, radix.MaxNameBytes); err != nil {
+		return err.Error()
 	}
 	switch req.Health {
 	case "", "healthy", "unhealthy", "draining":

@@ -106,7 +106,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.st = newState(st, ix)
+	n.st = newState(st, ix, newHistory(cfg.WatchHistory, cfg.WatchHistoryBytes, uint64(time.Now().UnixMicro())))
 	n.met = newMetrics(n, cfg.Registerer, cfg.Version)
 	n.handler = n.routes()
 	return n, nil
