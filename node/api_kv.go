@@ -34,7 +34,7 @@ type WatchEvent struct {
 
 // validKey checks a namespace and key from a path (ValidName, ValidKey).
 func validKey(w http.ResponseWriter, ns, key string) bool {
-	err := ValidName("namespace", ns, store.MaxNamespaceBytes)
+	err := ValidNamespace(ns)
 	if err == nil {
 		err = ValidKey(key)
 	}

@@ -39,6 +39,12 @@ func validText(what, s string) error {
 	return nil
 }
 
+// ValidNamespace checks a namespace: a name of at most
+// store.MaxNamespaceBytes bytes.
+func ValidNamespace(ns string) error {
+	return ValidName("namespace", ns, store.MaxNamespaceBytes)
+}
+
 // ValidKey checks a key: a name of at most store.MaxKeyBytes bytes whose
 // '/'-separated segments are not "." or "..", and not empty except for a
 // trailing one ("dir/" is a key, "/x" and "a//b" are not). Such keys could
