@@ -477,3 +477,42 @@ func TestAPIWatchSSEResume(t *testing.T) {
 		t.Fatalf("events (-want +got):\n%s", d)
 	}
 }
+
+func TestAPIWatchSSELagsBehindHistory(t *testing.T) {
+	n, srv := newTestNode(t, func(c *Config) { c.WatchHistory = 2 })
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/watch/app?timeout=1m", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	start, err := strconv.ParseUint(resp.Header.Get(indexHeader), 10, 64)
+	if resp.StatusCode != 200 || err != nil {
+		t.Fatalf("watch: %d, index %q", resp.StatusCode, resp.Header.Get(indexHeader))
+	}
+	// Three changes merged at once evict the first before the stream can
+	// send it.
+	other, err := store.New(store.Config{Actor: store.Actor{Name: "other", Gen: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		if err := other.Put("app", k, []byte("v"), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	delta, _, _ := other.AppendDeltas(nil, 1<<20)
+	if err := n.applyStore(delta); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	want := []string{fmt.Sprintf(`data: {"lagged":true,"index":%d}`, start+3), ""}
+	if d := cmp.Diff(want, lines); d != "" {
+		t.Fatalf("stream (-want +got):\n%s", d)
+	}
+}
