@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -106,5 +108,79 @@ func TestKVWatchResumesFromTheLastIndex(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"", "11", "12", "20"}, lastIDs); d != "" {
 		t.Fatalf("Last-Event-ID of each request (-want +got):\n%s", d)
+	}
+}
+
+// checkAgentInputAndIndexes drives a real agent: paths that would escape a
+// namespace, wrong methods and a wrong leave body are refused, and a long
+// poll from a list's index answers the changes made in between.
+func checkAgentInputAndIndexes(t *testing.T, c cli) {
+	base := c.api
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	raw := func(method, path, body string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+"/", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.URL.Opaque = path
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	c.fails(1, `a segment is ".."`, "kv", "put", "app", "../other/k", "v")
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+	}{
+		{"PUT", "/v1/kv/app/../other/k", `{"value":"v"}`, 400},
+		{"PUT", "/v1/kv/app/k%00", `{"value":"v"}`, 400},
+		{"POST", "/livez", "", 405},
+		{"POST", "/debug/pprof/", "", 405},
+		{"POST", "/v1/join", `{"seeds":["10.0.0.1:99999"]}`, 400},
+		{"POST", "/v1/leave", `{"timeout":5}`, 400},
+	} {
+		resp, body := raw(tc.method, tc.path, tc.body)
+		if resp.StatusCode != tc.code || !strings.HasPrefix(body, `{"error":`) {
+			t.Errorf("%s %s: %d %q, want %d with a JSON error", tc.method, tc.path, resp.StatusCode, body, tc.code)
+		}
+	}
+	if out := c.ok("kv", "list", "other", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("namespace other holds %s", out)
+	}
+
+	resp, _ := raw("GET", "/v1/kv/indexed", "")
+	idx, err := strconv.ParseUint(resp.Header.Get("X-Meshnode-Index"), 10, 64)
+	if err != nil {
+		t.Fatalf("list without an index: %v", err)
+	}
+	c.ok("kv", "put", "indexed", "k1", "one")
+	c.ok("kv", "put", "indexed", "k2", "two")
+	c.ok("kv", "del", "indexed", "k1")
+	resp, body := raw("GET", fmt.Sprintf("/v1/watch/indexed?index=%d&timeout=5m", idx), "")
+	var ans struct {
+		Events []struct {
+			Key     string `json:"key"`
+			Deleted bool   `json:"deleted"`
+		} `json:"events"`
+		Index uint64 `json:"index"`
+	}
+	if err := json.Unmarshal([]byte(body), &ans); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("watch from index %d: %d %q", idx, resp.StatusCode, body)
+	}
+	// The index counts the node's changes of every namespace: the
+	// namespace's is that of its latest change, which a new list reports.
+	resp, _ = raw("GET", "/v1/kv/indexed", "")
+	now := resp.Header.Get("X-Meshnode-Index")
+	got := fmt.Sprint(ans.Events)
+	if want := "[{k1 false} {k2 false} {k1 true}]"; got != want || fmt.Sprint(ans.Index) != now || ans.Index < idx+3 {
+		t.Fatalf("watch from index %d: events %s index %d; want %s and the list's index %s", idx, got, ans.Index, want, now)
 	}
 }
