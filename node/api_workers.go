@@ -88,6 +88,7 @@ func (n *Node) handleGetWorker(w http.ResponseWriter, r *http.Request) {
 	if !validID(w, "worker id", id) {
 		return
 	}
+	setIndex(w, n.st.index(nsWorkers))
 	wk, ok := n.st.worker(id)
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no worker %q", id))
@@ -113,6 +114,7 @@ func (n *Node) handleListWorkers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	setIndex(w, n.st.index(nsWorkers))
 	ws, next := n.st.workers(r.URL.Query().Get("model"), cursor, limit)
 	if ws == nil {
 		ws = []Worker{}

@@ -63,7 +63,8 @@ type Node struct {
 	pushes    chan struct{}
 	conns     chan struct{} // accepted connections being served
 	watchers  atomic.Int64
-	// subscribed counts watch requests whose subscription exists.
+	// subscribed counts watch requests whose start index is fixed (tests
+	// wait for it before writing).
 	subscribed atomic.Int64
 	seen       *seenSet
 	closeOnce  sync.Once

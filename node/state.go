@@ -236,6 +236,14 @@ func (s *state) listIndexed(ns, prefix, cursor string, limit int) (items []store
 	return items, next, index
 }
 
+// index returns namespace ns's watch index. Read before the data it goes
+// with, it may make a watcher see a change twice, never miss one.
+func (s *state) index(ns string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hist.nsIndex(ns)
+}
+
 // putWorker registers or updates a worker, keeping its epoch.
 func (s *state) putWorker(w Worker, now time.Time) (Worker, error) {
 	var out Worker

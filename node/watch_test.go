@@ -516,3 +516,25 @@ func TestAPIWatchSSELagsBehindHistory(t *testing.T) {
 		t.Fatalf("stream (-want +got):\n%s", d)
 	}
 }
+
+func TestAPIWorkerReadsCarryTheIndex(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := watchNode(t, nil)
+		list := serve(n, "GET", "/v1/workers", nil)
+		<-list.done
+		idx, _ := list.index(t)
+		if _, err := n.st.putWorker(Worker{ID: "w1", URL: "http://w1", Model: "m", Health: "healthy"}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		get := serve(n, "GET", "/v1/workers/w1", nil)
+		<-get.done
+		if gi, _ := get.index(t); gi != idx+1 {
+			t.Fatalf("worker read index %d, want %d", gi, idx+1)
+		}
+		p := serve(n, "GET", fmt.Sprintf("/v1/watch/workers?index=%d", idx), nil)
+		<-p.done
+		if _, body := p.index(t); len(eventLines(t, body)) != 1 {
+			t.Fatalf("watch of workers from the list's index: %v", body)
+		}
+	})
+}
