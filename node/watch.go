@@ -135,28 +135,30 @@ func (h *history) evictOldest(nh *nsHistory) {
 	h.evicted++
 	*c = change{}
 	nh.head++
+	// Shrink into a new array rather than in place: a namespace that was
+	// busy once must not hold a large array for good (there may be many
+	// namespaces).
 	if nh.head == len(nh.changes) {
-		nh.changes, nh.head = nh.changes[:0], 0
+		nh.changes, nh.head = nil, 0
 	} else if nh.head >= 64 && nh.head*2 >= len(nh.changes) {
-		nh.changes = append(nh.changes[:0], nh.changes[nh.head:]...)
-		clear(nh.changes[len(nh.changes):cap(nh.changes)])
-		nh.head = 0
+		nh.changes, nh.head = append([]change(nil), nh.changes[nh.head:]...), 0
 	}
 }
 
-// compactOrder drops the stale entries of order once they outnumber the
-// live ones, so that order stays within twice the kept changes.
+// compactOrder copies the live entries of order into a new array once
+// stale entries outnumber them or the popped head is half the array, so
+// that order stays within a few times the kept changes.
 func (h *history) compactOrder() {
-	if len(h.order)-h.orderHead <= 2*h.kept+64 {
+	n := len(h.order) - h.orderHead
+	if n <= 2*h.kept+64 && (h.orderHead < 64 || h.orderHead*2 < len(h.order)) {
 		return
 	}
-	live := h.order[:0]
+	live := make([]orderEntry, 0, h.kept+h.kept/4+16)
 	for _, e := range h.order[h.orderHead:] {
 		if e.h.head < len(e.h.changes) && e.index >= e.h.changes[e.h.head].index {
 			live = append(live, e)
 		}
 	}
-	clear(h.order[len(live):])
 	h.order, h.orderHead = live, 0
 }
 

@@ -123,15 +123,30 @@ func TestHistoryBounds(t *testing.T) {
 		}
 	})
 	t.Run("the eviction queue stays bounded", func(t *testing.T) {
-		h := newHistory(4, 1<<30, 0)
-		for i := range 10000 {
-			h.add(put(fmt.Sprint("ns", i%3), "k", "v"))
-		}
-		if q := len(h.order) - h.orderHead; q > 2*h.kept+64 {
-			t.Fatalf("eviction queue holds %d entries for %d kept changes", q, h.kept)
-		}
-		if h.kept != 12 {
-			t.Fatalf("kept %d changes, want 3 namespaces x 4", h.kept)
+		for _, tc := range []struct {
+			name      string
+			maxEvents int
+			maxBytes  int64
+			wantKept  int
+		}{
+			{"evicted per namespace", 4, 1 << 30, 12},
+			{"evicted by bytes", 1 << 20, 10 * (changeOverheadBytes + 2), 10},
+		} {
+			h := newHistory(tc.maxEvents, tc.maxBytes, 0)
+			for i := range 100000 {
+				h.add(put(fmt.Sprint("ns", i%3), "k", "v"))
+				if c := cap(h.order); c > 4*h.kept+256 {
+					t.Fatalf("%s: after %d changes the eviction queue's array holds %d entries for %d kept changes", tc.name, i+1, c, h.kept)
+				}
+			}
+			if h.kept != tc.wantKept {
+				t.Fatalf("%s: kept %d changes, want %d", tc.name, h.kept, tc.wantKept)
+			}
+			for ns, nh := range h.ns {
+				if c := cap(nh.changes); c > 4*(len(nh.changes)-nh.head)+256 {
+					t.Fatalf("%s: namespace %s holds an array of %d for %d changes", tc.name, ns, c, len(nh.changes)-nh.head)
+				}
+			}
 		}
 	})
 	t.Run("a reset voids older indexes", func(t *testing.T) {
