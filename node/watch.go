@@ -197,6 +197,9 @@ func (h *history) since(ns, prefix string, after uint64, max int) ([]change, uin
 	kept := nh.changes[nh.head:]
 	i := sort.Search(len(kept), func(i int) bool { return kept[i].index > after })
 	var out []change
+	if prefix == "" {
+		out = make([]change, 0, min(max, len(kept)-i))
+	}
 	for _, c := range kept[i:] {
 		if !strings.HasPrefix(c.ev.Key, prefix) {
 			continue

@@ -553,3 +553,39 @@ func TestAPIWorkerReadsCarryTheIndex(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkWatchHistory measures what the watch history costs each change
+// the node applies (add, with the default bounds and 100-byte values over
+// 1000 namespaces, evicting all along) and what a poll costs (since, one
+// namespace holding DefaultWatchHistory changes, answering the last 10).
+func BenchmarkWatchHistory(b *testing.B) {
+	val := strings.Repeat("v", 100)
+	b.Run("add", func(b *testing.B) {
+		h := newHistory(DefaultWatchHistory, DefaultWatchHistoryBytes, 0)
+		evs := make([]store.Event, 1000)
+		for i := range evs {
+			evs[i] = put(fmt.Sprint("ns", i), fmt.Sprint("key-", i), val)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			h.add(evs[i%len(evs)])
+			i++
+		}
+		b.ReportMetric(float64(h.bytes)/(1<<20), "history_MiB")
+		b.ReportMetric(float64(h.kept), "kept_changes")
+	})
+	b.Run("since", func(b *testing.B) {
+		h := newHistory(DefaultWatchHistory, DefaultWatchHistoryBytes, 0)
+		for i := range DefaultWatchHistory {
+			h.add(put("ns", fmt.Sprint("key-", i), val))
+		}
+		after := h.index - 10
+		b.ReportAllocs()
+		for b.Loop() {
+			if chs, _, err := h.since("ns", "", after, 1000); err != nil || len(chs) != 10 {
+				b.Fatal(len(chs), err)
+			}
+		}
+	})
+}
