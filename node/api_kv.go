@@ -160,6 +160,14 @@ func (n *Node) handleWatch(w http.ResponseWriter, r *http.Request) {
 	}
 	sse := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 	q := r.URL.Query()
+	for k := range q {
+		if k != "prefix" && k != "timeout" && k != "index" {
+			// A parameter silently ignored (since, say) looks like it works
+			// and loses changes.
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: a watch takes prefix, timeout and index", k))
+			return
+		}
+	}
 	timeout := 30 * time.Second
 	if s := q.Get("timeout"); s != "" {
 		d, err := time.ParseDuration(s)

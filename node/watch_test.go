@@ -365,6 +365,7 @@ func TestAPIWatchIndexGone(t *testing.T) {
 			{"from the future", fmt.Sprintf("/v1/watch/app?index=%d", idx+100), nil, http.StatusGone},
 			{"kept", fmt.Sprintf("/v1/watch/app?index=%d", idx+1), nil, http.StatusOK},
 			{"not a number", "/v1/watch/app?index=soon", nil, http.StatusBadRequest},
+			{"since is not a parameter", fmt.Sprintf("/v1/watch/app?since=%d", idx), nil, http.StatusBadRequest},
 		}
 		for _, tc := range cases {
 			p := serve(n, "GET", tc.target, tc.hdr)
