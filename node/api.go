@@ -434,46 +434,52 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request) {
-	// An empty body or {} leaves with Config.LeaveTimeout; anything but an
-	// object whose timeout is a duration string is refused (a number
-	// would read as nanoseconds).
 	var raw json.RawMessage
 	if !n.decode(w, r, &raw, true) {
 		return
 	}
-	var timeout time.Duration
-	if raw != nil {
-		var req struct {
-			Timeout json.RawMessage `json:"timeout"`
-		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if raw[0] != '{' {
-			writeError(w, http.StatusBadRequest, `want a JSON object such as {"timeout": "5s"}, or an empty body`)
-			return
-		}
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "malformed request: "+err.Error())
-			return
-		}
-		if req.Timeout != nil {
-			var s string
-			d, err := time.Duration(0), error(nil)
-			if req.Timeout[0] != '"' || json.Unmarshal(req.Timeout, &s) != nil {
-				err = errors.New("not a string")
-			} else {
-				d, err = time.ParseDuration(s)
-			}
-			if err != nil || d < 0 || d > 5*time.Minute {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf(`timeout %s: want a duration string up to "5m", such as "5s" ("0s" or none: the configured leave timeout)`, req.Timeout))
-				return
-			}
-			timeout = d
-		}
+	timeout, err := leaveTimeout(raw)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	if err := n.Leave(timeout); err != nil {
 		writeErr(w, err)
 		return
 	}
 	writeJSON(w, 200, map[string]bool{"left": true})
+}
+
+// leaveTimeout reads the body of POST /v1/leave. An empty body, {} or
+// {"timeout": "0s"} mean Config.LeaveTimeout (0); anything but an object
+// whose timeout is a duration string up to 5m is refused: a number would
+// read as nanoseconds, and null or [] as no body at all.
+func leaveTimeout(raw json.RawMessage) (time.Duration, error) {
+	if raw == nil {
+		return 0, nil
+	}
+	if raw[0] != '{' {
+		return 0, errors.New(`want a JSON object such as {"timeout": "5s"}, or an empty body`)
+	}
+	var req struct {
+		Timeout json.RawMessage `json:"timeout"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return 0, fmt.Errorf("malformed request: %w", err)
+	}
+	if req.Timeout == nil {
+		return 0, nil
+	}
+	bad := fmt.Errorf(`timeout %s: want a duration string up to "5m", such as "5s" ("0s" or none: the configured leave timeout)`, req.Timeout)
+	var s string
+	if req.Timeout[0] != '"' || json.Unmarshal(req.Timeout, &s) != nil {
+		return 0, bad
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > 5*time.Minute {
+		return 0, bad
+	}
+	return d, nil
 }
