@@ -36,10 +36,11 @@ var errIndexGone = errors.New("node: watch index older than the kept history")
 // applied them, one per change, across all namespaces. A namespace's index is
 // the index of its latest change. Two nodes hand out unrelated indexes for
 // the same change. The counter starts at the process's start time in
-// microseconds, so an index an earlier process of the node handed out is
-// below this process's first index (unless that process averaged more than a
-// million changes a second) and is answered with errIndexGone rather than
-// misread.
+// microseconds and so stays below the current time in microseconds: an index
+// another process handed out (an earlier one of this node, or another node)
+// is below this process's first index or above its last, unless one of them
+// averaged more than a million changes a second, and is answered with
+// errIndexGone rather than misread.
 //
 // Memory is bounded: each namespace keeps at most maxEvents changes, and all
 // namespaces together at most maxBytes of keys and values (oldest first).
