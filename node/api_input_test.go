@@ -59,6 +59,7 @@ func TestAPIRefusesBadNames(t *testing.T) {
 		{"control character in a watch namespace", "GET", "/v1/watch/a%0Ab", ``, 400, "namespace"},
 		{"NUL in a worker id", "PUT", "/v1/workers/w%00", `{"url":"http://x","model":"m"}`, 400, "worker id"},
 		{"control character in a model", "PUT", "/v1/workers/w", `{"url":"http://x","model":"m\u0007"}`, 400, "model"},
+		{"control character in a label", "PUT", "/v1/workers/w", `{"url":"http://x","model":"m","labels":{"zone":"a\u0000"}}`, 400, "control character"},
 		{"invalid UTF-8 in a limit name", "PUT", "/v1/limits/l%FE", `{"limit":1,"window":"1s"}`, 400, "limit name"},
 		{"control character in a take", "POST", "/v1/limits/l%1B/take", `{"n":1}`, 400, "limit name"},
 	}

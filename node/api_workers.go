@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/meshnode/meshnode/radix"
@@ -54,6 +55,12 @@ func (req workerRequest) validate() string {
 	for k, v := range req.Labels {
 		if k == "" || len(k) > maxLabelBytes || len(v) > maxLabelBytes {
 			return fmt.Sprintf("label %q: keys 1 to %d bytes, values at most %d", k, maxLabelBytes, maxLabelBytes)
+		}
+		if err := validText("label key", k); err != nil {
+			return strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": ")
+		}
+		if err := validText(fmt.Sprintf("label %q", k), v); err != nil {
+			return strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": ")
 		}
 	}
 	return ""
