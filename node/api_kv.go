@@ -225,7 +225,7 @@ func (n *Node) handleWatch(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			if !started {
 				setIndex(w, next)
-				writeJSON(w, http.StatusGone, watchGone{Error: fmt.Sprintf("index %d: the changes after it are no longer kept (or it is from another process of this node): list the namespace again and watch from the index the list answers", after), Index: next})
+				writeJSON(w, http.StatusGone, watchGone{Error: fmt.Sprintf("index %d: the changes after it are no longer kept (or it is from another process or node): list the namespace again and watch from the index the list answers", after), Index: next})
 				return
 			}
 			// The stream fell behind the kept history: say so, without an
