@@ -374,34 +374,36 @@ func parseLevel(s string) (slog.Level, error) {
 // nodeConfig maps the agent's configuration onto the node's; the logger,
 // registry and version are the caller's to add.
 func (c agentConfig) nodeConfig() node.Config {
-	return node.Config{
-		Name:              c.Node,
-		BindAddr:          c.Bind,
-		AdvertiseAddr:     c.Advertise,
-		Seeds:             append(append([]string(nil), c.Join...), c.RetryJoin...),
-		Label:             c.Label,
-		Profile:           c.Profile,
-		APIAddr:           c.APIAddr,
-		APITokenFile:      c.APITokenFile,
-		APIToken:          c.APIToken,
-		LeaveTimeout:      c.LeaveTimeout,
-		SyncInterval:      c.SyncInterval,
-		SnapshotInterval:  c.SnapshotInterval,
-		DataDir:           c.DataDir,
-		StoreMaxBytes:     c.StoreMaxBytes,
-		WorkerPages:       c.WorkerPages,
-		MaxHolderPages:    c.MaxHolderPages,
-		MinorityShare:     c.MinorityShare,
-		WatchHistory:      int(min(max(c.WatchHistory, -1), 1<<30)),
-		WatchHistoryBytes: c.WatchHistoryBytes,
-		GossipKeyFile:     c.EncryptKeyFile,
-		GossipKey:         c.EncryptKey,
-		TLSCertFile:       c.TLSCertFile,
-		TLSKeyFile:        c.TLSKeyFile,
-		TLSCAFile:         c.TLSCAFile,
-		TLSVerifyClients:  c.TLSVerifyClients,
-		APIPlaintext:      c.APIPlaintext,
+	cfg := node.Config{
+		Name:             c.Node,
+		BindAddr:         c.Bind,
+		AdvertiseAddr:    c.Advertise,
+		Seeds:            append(append([]string(nil), c.Join...), c.RetryJoin...),
+		Label:            c.Label,
+		Profile:          c.Profile,
+		APIAddr:          c.APIAddr,
+		APITokenFile:     c.APITokenFile,
+		APIToken:         c.APIToken,
+		LeaveTimeout:     c.LeaveTimeout,
+		SyncInterval:     c.SyncInterval,
+		SnapshotInterval: c.SnapshotInterval,
+		DataDir:          c.DataDir,
+		StoreMaxBytes:    c.StoreMaxBytes,
+		WorkerPages:      c.WorkerPages,
+		MaxHolderPages:   c.MaxHolderPages,
+		MinorityShare:    c.MinorityShare,
+		GossipKeyFile:    c.EncryptKeyFile,
+		GossipKey:        c.EncryptKey,
+		TLSCertFile:      c.TLSCertFile,
+		TLSKeyFile:       c.TLSKeyFile,
+		TLSCAFile:        c.TLSCAFile,
+		TLSVerifyClients: c.TLSVerifyClients,
+		APIPlaintext:     c.APIPlaintext,
 	}
+	// Out of range values stay out of range, for Validate to refuse.
+	cfg.WatchHistory = int(min(max(c.WatchHistory, -1), 1<<30))
+	cfg.WatchHistoryBytes = c.WatchHistoryBytes
+	return cfg
 }
 
 // encrypted reports whether gossip will be encrypted.

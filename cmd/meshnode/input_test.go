@@ -184,3 +184,18 @@ func checkAgentInputAndIndexes(t *testing.T, c cli) {
 		t.Fatalf("watch from index %d: events %s index %d; want %s and the list's index %s", idx, got, ans.Index, want, now)
 	}
 }
+
+func TestWatchHistoryOptions(t *testing.T) {
+	cfg, _, err := loadConfig([]string{"--watch-history", "16", "--watch-history-bytes", "65536"}, envOf(nil), fixedHost, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc := cfg.nodeConfig(); nc.WatchHistory != 16 || nc.WatchHistoryBytes != 65536 {
+		t.Fatalf("node config: watch history %d, %d bytes; want 16, 65536", nc.WatchHistory, nc.WatchHistoryBytes)
+	}
+	for _, args := range [][]string{{"--watch-history", "-1"}, {"--watch-history", "9999999999"}, {"--watch-history-bytes", "10"}} {
+		if _, _, err := loadConfig(args, envOf(nil), fixedHost, io.Discard); err == nil || !strings.Contains(err.Error(), "watch_history") {
+			t.Errorf("%v: %v, want an error naming watch_history", args, err)
+		}
+	}
+}
