@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -30,10 +31,11 @@ import (
 //	GET    /metrics                         Prometheus text (when the Registerer is a Gatherer)
 //	       /debug/pprof/...                 profiles
 //	GET    /v1/self  /v1/status  /v1/members
-//	POST   /v1/join {"seeds":["host:port"]}     POST /v1/leave {"timeout":"5s"}
+//	POST   /v1/join {"seeds":["host:port"]}     POST /v1/leave {"timeout":"5s"} (empty: LeaveTimeout)
 //	PUT    /v1/kv/{ns}/{key...} {"value":"..."} GET, DELETE the same path
 //	GET    /v1/kv/{ns}?prefix=&limit=&cursor=
-//	GET    /v1/watch/{ns}?prefix=&timeout=  long poll, or SSE with Accept: text/event-stream
+//	GET    /v1/watch/{ns}?prefix=&timeout=&index=  long poll, or SSE with Accept: text/event-stream
+//	                                        (X-Meshnode-Index on KV reads and watches; Last-Event-ID resumes SSE)
 //	PUT    /v1/workers/{id} {"url","model","health","load","labels"}   GET, DELETE the same path
 //	GET    /v1/workers?model=&limit=&cursor=
 //	PUT    /v1/limits/{name} {"limit":100,"window":"1s"}  GET (usage), DELETE the same path
@@ -50,11 +52,14 @@ func (n *Node) routes() http.Handler {
 	if g, ok := n.cfg.Registerer.(prometheus.Gatherer); ok {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	}
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// Profiles are read with GET (and HEAD); go tool pprof also POSTs
+	// addresses to symbol.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 
 	mux.HandleFunc("GET /v1/self", n.handleSelf)
 	mux.HandleFunc("GET /v1/members", n.handleMembers)
@@ -91,10 +96,37 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("PUT /v1/keyring/{id}/primary", n.handleUseKey)
 	mux.HandleFunc("DELETE /v1/keyring/{id}", n.handleRemoveKey)
 
-	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
-	})
+	// Every path without a pattern for the request's method ends here, so
+	// that wrong methods and unknown paths get JSON too.
+	fallback := notAllowed(mux)
+	for _, p := range []string{"/v1/", "/livez", "/readyz", "/healthz", "/metrics", "/debug/pprof/"} {
+		mux.Handle(p, fallback)
+	}
 	return n.middleware(mux)
+}
+
+// notAllowed answers a request no pattern takes with its method: 405 with
+// an Allow header when other methods would be served, else 404.
+func notAllowed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if m == r.Method {
+				continue
+			}
+			r2 := r.Clone(r.Context())
+			r2.Method = m
+			if _, pat := mux.Handler(r2); pat != "" && pat != r.Pattern {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+	})
 }
 
 // statusWriter records the status code for metrics.
@@ -133,6 +165,10 @@ func (n *Node) middleware(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		if n.token != "" && !open(r.URL.Path) && !n.authorized(r) {
 			writeError(sw, http.StatusUnauthorized, "missing or wrong bearer token")
+		} else if p := r.URL.EscapedPath(); r.Method != http.MethodConnect && !canonicalPath(p) {
+			// Before ServeMux, which would redirect to the cleaned path:
+			// a client that follows it writes where it did not mean to.
+			writeError(sw, http.StatusBadRequest, fmt.Sprintf("path %q has empty, \".\" or \"..\" segments", p))
 		} else {
 			next.ServeHTTP(sw, r)
 		}
@@ -383,27 +419,67 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "seeds: want 1 to 64 host:port addresses")
 		return
 	}
+	for _, s := range req.Seeds {
+		if err := ValidSeed(s); err != nil {
+			writeErr(w, err)
+			return
+		}
+	}
 	if err := n.Join(req.Seeds...); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	n.log.Info("join requested through the API", "seeds", req.Seeds, "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusAccepted, map[string]any{"joining": req.Seeds})
 }
 
 func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Timeout Duration `json:"timeout"`
-	}
-	if !n.decode(w, r, &req, true) {
+	var raw json.RawMessage
+	if !n.decode(w, r, &raw, true) {
 		return
 	}
-	if req.Timeout < 0 || req.Timeout.D() > 5*time.Minute {
-		writeError(w, http.StatusBadRequest, "timeout: want a duration up to 5m")
+	timeout, err := leaveTimeout(raw)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := n.Leave(req.Timeout.D()); err != nil {
+	if err := n.Leave(timeout); err != nil {
 		writeErr(w, err)
 		return
 	}
 	writeJSON(w, 200, map[string]bool{"left": true})
+}
+
+// leaveTimeout reads the body of POST /v1/leave. An empty body, {} or
+// {"timeout": "0s"} mean Config.LeaveTimeout (0); anything but an object
+// whose timeout is a duration string up to 5m is refused: a number would
+// read as nanoseconds, and null or [] as no body at all.
+func leaveTimeout(raw json.RawMessage) (time.Duration, error) {
+	if raw == nil {
+		return 0, nil
+	}
+	if raw[0] != '{' {
+		return 0, errors.New(`want a JSON object such as {"timeout": "5s"}, or an empty body`)
+	}
+	var req struct {
+		Timeout json.RawMessage `json:"timeout"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return 0, fmt.Errorf("malformed request: %w", err)
+	}
+	if req.Timeout == nil {
+		return 0, nil
+	}
+	bad := fmt.Errorf(`timeout %s: want a duration string up to "5m", such as "5s" ("0s" or none: the configured leave timeout)`, req.Timeout)
+	var s string
+	if req.Timeout[0] != '"' || json.Unmarshal(req.Timeout, &s) != nil {
+		return 0, bad
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > 5*time.Minute {
+		return 0, bad
+	}
+	return d, nil
 }

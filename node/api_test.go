@@ -119,7 +119,7 @@ func TestAPIErrors(t *testing.T) {
 		{"leave bad timeout", "POST", "/v1/leave", `{"timeout":"1h"}`, 400, "timeout"},
 		{"members bad limit", "GET", "/v1/members?limit=-1", ``, 400, "limit"},
 		{"unknown endpoint", "GET", "/v1/nope", ``, 404, "no endpoint"},
-		{"wrong method", "PATCH", "/v1/kv/ns/k", `{}`, 404, "no endpoint"},
+		{"wrong method", "PATCH", "/v1/kv/ns/k", `{}`, 405, "not allowed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,7 +240,7 @@ func TestAPIWatchSSE(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatal(err)
 		}
-		ev.StampMs = 0
+		ev.StampMs, ev.Index = 0, 0
 		evs = append(evs, ev)
 	}
 	want := []WatchEvent{{Key: "k", Value: "v1"}, {Key: "k", Deleted: true}}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/meshnode/meshnode/radix"
@@ -19,12 +20,9 @@ const (
 	maxRingOwners   = 16
 )
 
+// validID checks a worker ID or limit name (ValidName).
 func validID(w http.ResponseWriter, what, id string) bool {
-	if id == "" || len(id) > radix.MaxNameBytes {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: want 1 to %d bytes", what, radix.MaxNameBytes))
-		return false
-	}
-	return true
+	return validNameHTTP(w, what, id, radix.MaxNameBytes)
 }
 
 // workerRequest is the body of PUT /v1/workers/{id}.
@@ -40,8 +38,8 @@ func (req workerRequest) validate() string {
 	if u, err := url.Parse(req.URL); req.URL == "" || len(req.URL) > maxURLBytes || err != nil || u.Scheme == "" || u.Host == "" {
 		return fmt.Sprintf("url %q: want an absolute URL of at most %d bytes", req.URL, maxURLBytes)
 	}
-	if req.Model == "" || len(req.Model) > radix.MaxNameBytes {
-		return fmt.Sprintf("model: want 1 to %d bytes", radix.MaxNameBytes)
+	if err := ValidName("model", req.Model, radix.MaxNameBytes); err != nil {
+		return err.Error()
 	}
 	switch req.Health {
 	case "", "healthy", "unhealthy", "draining":
@@ -57,6 +55,12 @@ func (req workerRequest) validate() string {
 	for k, v := range req.Labels {
 		if k == "" || len(k) > maxLabelBytes || len(v) > maxLabelBytes {
 			return fmt.Sprintf("label %q: keys 1 to %d bytes, values at most %d", k, maxLabelBytes, maxLabelBytes)
+		}
+		if err := validText("label key", k); err != nil {
+			return strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": ")
+		}
+		if err := validText(fmt.Sprintf("label %q", k), v); err != nil {
+			return strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": ")
 		}
 	}
 	return ""
@@ -91,6 +95,7 @@ func (n *Node) handleGetWorker(w http.ResponseWriter, r *http.Request) {
 	if !validID(w, "worker id", id) {
 		return
 	}
+	setIndex(w, n.st.index(nsWorkers))
 	wk, ok := n.st.worker(id)
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no worker %q", id))
@@ -116,6 +121,7 @@ func (n *Node) handleListWorkers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	setIndex(w, n.st.index(nsWorkers))
 	ws, next := n.st.workers(r.URL.Query().Get("model"), cursor, limit)
 	if ws == nil {
 		ws = []Worker{}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,6 +88,12 @@ type Config struct {
 	MaxListItems int `json:"max_list_items,omitempty"`
 	// MaxWatchers bounds concurrent watch streams [DefaultMaxWatchers].
 	MaxWatchers int `json:"max_watchers,omitempty"`
+	// WatchHistory is how many changes of each namespace the node keeps
+	// for watches to resume from by index [DefaultWatchHistory].
+	WatchHistory int `json:"watch_history,omitempty"`
+	// WatchHistoryBytes bounds the keys and values the watch history of all
+	// namespaces holds [DefaultWatchHistoryBytes].
+	WatchHistoryBytes int64 `json:"watch_history_bytes,omitempty"`
 
 	// SyncInterval is the period of anti-entropy with a random member
 	// [DefaultSyncInterval].
@@ -203,6 +210,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxWatchers == 0 {
 		c.MaxWatchers = DefaultMaxWatchers
 	}
+	if c.WatchHistory == 0 {
+		c.WatchHistory = DefaultWatchHistory
+	}
+	if c.WatchHistoryBytes == 0 {
+		c.WatchHistoryBytes = DefaultWatchHistoryBytes
+	}
 	if c.MaxSyncStreams == 0 {
 		c.MaxSyncStreams = DefaultMaxSyncStreams
 	}
@@ -229,6 +242,13 @@ func (c Config) Validate() error {
 	}
 	if len(c.Name) > 255 {
 		bad("name is %d bytes, at most 255", len(c.Name))
+	} else if c.Name != "" {
+		if err := ValidName("name", c.Name, 255); err != nil {
+			bad("%s", strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": "))
+		}
+	}
+	if c.APIToken != "" && strings.TrimSpace(c.APIToken) == "" {
+		bad("the API token (from the environment) is only white space")
 	}
 	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
 		bad("bind_addr %q: %v", c.BindAddr, err)
@@ -241,8 +261,8 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, s := range c.Seeds {
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			bad("seed %q: %v", s, err)
+		if err := ValidSeed(s); err != nil {
+			bad("%s", strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": "))
 		}
 	}
 	switch c.Profile {
@@ -266,6 +286,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxWatchers < 1 {
 		bad("max_watchers %d: at least 1", c.MaxWatchers)
+	}
+	if c.WatchHistory < 1 || c.WatchHistory > 1<<20 {
+		bad("watch_history %d: want 1..1048576", c.WatchHistory)
+	}
+	if c.WatchHistoryBytes < 1<<10 {
+		bad("watch_history_bytes %d: at least 1024", c.WatchHistoryBytes)
 	}
 	if c.MaxSyncStreams < 1 || c.MaxSyncStreams > 64 {
 		bad("max_sync_streams %d: want 1..64", c.MaxSyncStreams)

@@ -35,6 +35,18 @@
 // index when the delete is applied. Rate-limit definitions live in the
 // "config" namespace; the KV API refuses writes to both.
 //
+// # Watches
+//
+// A store observer numbers every change the node applies, its own writes
+// and merged remote ones, with an index that grows by one per change and is
+// local to the node and the process (history, watch.go). Each namespace
+// keeps its last Config.WatchHistory changes, all namespaces together at
+// most Config.WatchHistoryBytes. KV and worker reads answer the namespace's
+// index (X-Meshnode-Index); a watch answers the changes after the index it
+// is given, at once or when the next one comes, and 410 when they are no
+// longer all kept. A store resynchronisation or restore voids every earlier
+// index.
+//
 // # Sync engine
 //
 // Local writes signal the delta loop, which drains store.AppendDeltas and

@@ -111,6 +111,10 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	gauge("store_tombstones", "Tombstones not yet collected.", func() float64 { return float64(n.storeStats().Tombstones) })
 	gauge("store_bytes", "Bytes charged against the store's limit.", func() float64 { return float64(n.storeStats().Bytes) })
 	counterFunc("store_rejected_total", "Remote writes the store refused.", func() float64 { return float64(n.storeStats().Rejected) })
+	counterFunc("watch_history_evicted_total", "Changes dropped from the watch history (its bounds, or a store resynchronisation); a watcher behind them must list again.",
+		func() float64 { n.st.mu.Lock(); defer n.st.mu.Unlock(); return float64(n.st.hist.evicted) })
+	gauge("watch_history_bytes", "Bytes of keys and values the watch history holds.",
+		func() float64 { n.st.mu.Lock(); defer n.st.mu.Unlock(); return float64(n.st.hist.bytes) })
 	gauge("index_pages", "Distinct pages in the prefix index.", func() float64 { return float64(n.st.ix.Stats().Pages) })
 	gauge("index_holder_pages", "(page, worker) pairs in the prefix index.", func() float64 { return float64(n.st.ix.Stats().HolderPages) })
 	gauge("index_bytes", "Estimated heap bytes of the prefix index.", func() float64 { return float64(n.st.ix.Stats().Bytes) })

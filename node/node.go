@@ -63,7 +63,8 @@ type Node struct {
 	pushes    chan struct{}
 	conns     chan struct{} // accepted connections being served
 	watchers  atomic.Int64
-	// subscribed counts watch requests whose subscription exists.
+	// subscribed counts watch requests whose start index is fixed (tests
+	// wait for it before writing).
 	subscribed atomic.Int64
 	seen       *seenSet
 	closeOnce  sync.Once
@@ -110,7 +111,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.st = newState(st, ix)
+	n.st = newState(st, ix, newHistory(cfg.WatchHistory, cfg.WatchHistoryBytes, uint64(time.Now().UnixMicro())))
 	n.met = newMetrics(n, cfg.Registerer, cfg.Version)
 	n.handler = n.routes()
 	return n, nil

@@ -28,7 +28,8 @@ func keyID(key []byte) uint8 {
 // loadSecurity loads the API token, the gossip key and the TLS material.
 func (n *Node) loadSecurity() error {
 	c := n.cfg
-	n.token = c.APIToken
+	// Trimmed like a token file: Validate refused a token of white space.
+	n.token = strings.TrimSpace(c.APIToken)
 	if n.token == "" && c.APITokenFile != "" {
 		b, err := os.ReadFile(c.APITokenFile)
 		if err != nil {

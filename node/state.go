@@ -67,6 +67,9 @@ type state struct {
 	// that a replicated delete can remove the worker from the index.
 	epochs map[string]uint64
 	subW   *store.Subscription
+	// hist keeps every namespace's recent changes with their index, for
+	// watches (fed by the store's observer).
+	hist *history
 	// byModel caches the parsed worker records by model for routing; nil
 	// when a change to the workers namespace invalidated it.
 	byModel map[string][]Worker
@@ -78,9 +81,10 @@ type state struct {
 	dirty chan struct{}
 }
 
-func newState(st *store.Store, ix *radix.Index) *state {
-	s := &state{store: st, ix: ix, epochs: map[string]uint64{}, changed: make(chan struct{}), dirty: make(chan struct{}, 1)}
+func newState(st *store.Store, ix *radix.Index, hist *history) *state {
+	s := &state{store: st, ix: ix, hist: hist, epochs: map[string]uint64{}, changed: make(chan struct{}), dirty: make(chan struct{}, 1)}
 	s.subW = st.Subscribe(nsWorkers, "", 4096)
+	st.Observe(hist.add)
 	s.rebuildEpochsLocked()
 	return s
 }
@@ -190,17 +194,33 @@ func (s *state) write(f func() error) error {
 	return err
 }
 
-// get returns a key's value and stamp.
+// get returns a key's value.
 func (s *state) get(ns, key string) (string, bool) {
+	v, ok, _ := s.getIndexed(ns, key)
+	return v, ok
+}
+
+// getIndexed returns a key's value and the namespace's watch index, read
+// together.
+func (s *state) getIndexed(ns, key string) (string, bool, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.store.Get(ns, key)
+	v, ok := s.store.Get(ns, key)
+	return v, ok, s.hist.nsIndex(ns)
 }
 
 // list returns up to limit keys of ns with prefix, after the key cursor.
 func (s *state) list(ns, prefix, cursor string, limit int) (items []store.KV, next string) {
+	items, next, _ = s.listIndexed(ns, prefix, cursor, limit)
+	return items, next
+}
+
+// listIndexed is list that also returns the namespace's watch index, read
+// with the keys.
+func (s *state) listIndexed(ns, prefix, cursor string, limit int) (items []store.KV, next string, index uint64) {
 	s.mu.Lock()
 	all := s.store.List(ns, prefix)
+	index = s.hist.nsIndex(ns)
 	s.mu.Unlock()
 	i := 0
 	if cursor != "" {
@@ -213,7 +233,15 @@ func (s *state) list(ns, prefix, cursor string, limit int) (items []store.KV, ne
 		items = items[:limit]
 		next = items[limit-1].Key
 	}
-	return items, next
+	return items, next, index
+}
+
+// index returns namespace ns's watch index. Read before the data it goes
+// with, it may make a watcher see a change twice, never miss one.
+func (s *state) index(ns string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hist.nsIndex(ns)
 }
 
 // putWorker registers or updates a worker, keeping its epoch.

@@ -26,6 +26,9 @@ type Subscription struct {
 	head, n int
 	seq     uint64
 	lagged  bool
+	// fn, when set, receives every event at once instead of the ring
+	// (Observe).
+	fn func(Event)
 }
 
 // Subscribe starts watching namespace ns for keys with the given prefix,
@@ -33,6 +36,18 @@ type Subscription struct {
 func (s *Store) Subscribe(ns, prefix string, size int) *Subscription {
 	size = max(size, 1)
 	sub := &Subscription{s: s, ns: ns, prefix: prefix, ring: make([]Event, size)}
+	s.subs = append(s.subs, sub)
+	return sub
+}
+
+// Observe calls fn with every change of every namespace, synchronously and
+// in the order the store applies them (local writes and merged remote ones
+// alike), and with one Lagged event (Namespace "") when the store's contents
+// changed without events: a resynchronisation or a restore. fn runs inside
+// the store's methods, so it must not call the store; it may keep the
+// event's strings. Cancel the returned subscription to stop.
+func (s *Store) Observe(fn func(Event)) *Subscription {
+	sub := &Subscription{s: s, fn: fn}
 	s.subs = append(s.subs, sub)
 	return sub
 }
@@ -74,6 +89,10 @@ func (sub *Subscription) Next() (Event, bool) {
 }
 
 func (sub *Subscription) push(ev Event) {
+	if sub.fn != nil {
+		sub.fn(ev)
+		return
+	}
 	if sub.lagged {
 		return // everything up to the resync is lost anyway
 	}
@@ -95,7 +114,7 @@ func (sub *Subscription) push(ev Event) {
 func (s *Store) notify(e *entry) {
 	ns := s.nsNames[e.ns]
 	for _, sub := range s.subs {
-		if sub.ns != ns || !strings.HasPrefix(e.key(), sub.prefix) {
+		if sub.fn == nil && (sub.ns != ns || !strings.HasPrefix(e.key(), sub.prefix)) {
 			continue
 		}
 		sub.push(Event{Namespace: ns, Key: e.key(), Value: e.value(), Deleted: e.tomb(), Stamp: Stamp(e.stamp)})
@@ -105,6 +124,10 @@ func (s *Store) notify(e *entry) {
 // markLagged tells the subscriber its view is void (the store resynced or
 // was restored).
 func (sub *Subscription) markLagged() {
+	if sub.fn != nil {
+		sub.fn(Event{Lagged: true})
+		return
+	}
 	clear(sub.ring)
 	sub.head, sub.n = 0, 0
 	sub.lagged = true

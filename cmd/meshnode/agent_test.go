@@ -354,6 +354,7 @@ func TestAgentBinary(t *testing.T) {
 		}
 		contains(t, "watch", out.String(), `put e1 "first"`, "del e1")
 	})
+	t.Run("strict input and watch indexes", func(t *testing.T) { checkAgentInputAndIndexes(t, ca) })
 	t.Run("workers and route", func(t *testing.T) {
 		contains(t, "workers put", ca.ok("workers", "put", "w1", "--url", "http://10.1.0.1:8000", "--model", "m1", "--label", "zone=a"),
 			"w1", "http://10.1.0.1:8000", "zone=a")

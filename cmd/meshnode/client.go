@@ -65,14 +65,20 @@ func (o *clientOpts) register(fs *flag.FlagSet, env lookupEnv) {
 // newClient builds the client the options describe.
 func (o *clientOpts) newClient(env lookupEnv, stdin io.Reader, stdout, stderr io.Writer) (*client, error) {
 	c := &client{json: o.json, stdin: stdin, out: stdout, errw: stderr}
+	// The token is trimmed wherever it comes from, as the agent does, and
+	// one of white space only is refused.
 	if v, ok := env("MESHNODE_API_TOKEN"); ok && v != "" {
-		c.token = v
+		if c.token = strings.TrimSpace(v); c.token == "" {
+			return nil, errors.New("api token: MESHNODE_API_TOKEN is only white space")
+		}
 	} else if o.tokenFile != "" {
 		b, err := os.ReadFile(o.tokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("api token: %w", err)
 		}
-		c.token = strings.TrimSpace(string(b))
+		if c.token = strings.TrimSpace(string(b)); c.token == "" {
+			return nil, fmt.Errorf("api token: %s is empty", o.tokenFile)
+		}
 	}
 	tr := &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
 	scheme := "http"
@@ -102,7 +108,9 @@ func (o *clientOpts) newClient(env lookupEnv, stdin io.Reader, stdout, stderr io
 	if !strings.HasPrefix(c.base, "http://") && !strings.HasPrefix(c.base, "https://") {
 		c.base = scheme + "://" + c.base
 	}
-	c.hc = &http.Client{Transport: tr, Timeout: o.timeout}
+	// Never follow a redirect: the API answers none, and following one
+	// would send a write somewhere the user did not name.
+	c.hc = &http.Client{Transport: tr, Timeout: o.timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return c, nil
 }
 
@@ -140,6 +148,11 @@ func (c *client) call(method, path string, q url.Values, body, out any) error {
 
 // send sends one request; the caller closes the body.
 func (c *client) send(method, path string, q url.Values, body any, accept string) (*http.Response, error) {
+	return c.sendHeaders(method, path, q, body, accept, nil)
+}
+
+// sendHeaders is send with extra request headers.
+func (c *client) sendHeaders(method, path string, q url.Values, body any, accept string, hdr map[string]string) (*http.Response, error) {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -161,6 +174,9 @@ func (c *client) send(method, path string, q url.Values, body any, accept string
 	}
 	if accept != "" {
 		req.Header.Set("Accept", accept)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -190,6 +206,9 @@ func responseError(code int, b []byte) error {
 	}
 	if code == http.StatusUnauthorized {
 		msg += "; give the token with MESHNODE_API_TOKEN or --api-token-file"
+	}
+	if code/100 == 3 {
+		msg = fmt.Sprintf("the API answered a redirect (%s), not followed: is --api-addr an agent API?", http.StatusText(code))
 	}
 	if msg == "" {
 		msg = http.StatusText(code)

@@ -51,6 +51,10 @@ type agentConfig struct {
 	MaxHolderPages   int64         `json:"max_holder_pages"`
 	MinorityShare    bool          `json:"minority_share"`
 	HeapFloorBytes   int64         `json:"heap_floor_bytes"`
+	// WatchHistory and WatchHistoryBytes bound the changes kept for
+	// watches to resume from (node.Config).
+	WatchHistory      int64 `json:"watch_history"`
+	WatchHistoryBytes int64 `json:"watch_history_bytes"`
 
 	// Secrets come from the environment only (or from the files above):
 	// never from a flag, which any user can read in the process list, nor
@@ -181,6 +185,8 @@ var options = []option{
 	intOpt("worker-pages", "each worker's budget of `pages` in the prefix index (0: unlimited)", func(c *agentConfig) *int64 { return &c.WorkerPages }),
 	intOpt("max-holder-pages", "cap of the prefix index in (page, worker) `pairs` (0: unlimited)", func(c *agentConfig) *int64 { return &c.MaxHolderPages }),
 	intOpt("heap-floor-bytes", "heap size in `bytes` below which the garbage collector does not run; fewer collections on a small heap keep the API's latency tail low (0: Go's default, GOGC alone)", func(c *agentConfig) *int64 { return &c.HeapFloorBytes }),
+	intOpt("watch-history", "`changes` of each namespace kept for watches to resume from by index (0: node default, 1024)", func(c *agentConfig) *int64 { return &c.WatchHistory }),
+	intOpt("watch-history-bytes", "bound in `bytes` of the keys and values the watch history of all namespaces keeps (0: node default, 64 MiB)", func(c *agentConfig) *int64 { return &c.WatchHistoryBytes }),
 	boolOpt("minority-share", "on the minority side of a partition, admit only this side's share of each rate limit", func(c *agentConfig) *bool { return &c.MinorityShare }),
 }
 
@@ -368,7 +374,7 @@ func parseLevel(s string) (slog.Level, error) {
 // nodeConfig maps the agent's configuration onto the node's; the logger,
 // registry and version are the caller's to add.
 func (c agentConfig) nodeConfig() node.Config {
-	return node.Config{
+	cfg := node.Config{
 		Name:             c.Node,
 		BindAddr:         c.Bind,
 		AdvertiseAddr:    c.Advertise,
@@ -394,6 +400,10 @@ func (c agentConfig) nodeConfig() node.Config {
 		TLSVerifyClients: c.TLSVerifyClients,
 		APIPlaintext:     c.APIPlaintext,
 	}
+	// Out of range values stay out of range, for Validate to refuse.
+	cfg.WatchHistory = int(min(max(c.WatchHistory, -1), 1<<30))
+	cfg.WatchHistoryBytes = c.WatchHistoryBytes
+	return cfg
 }
 
 // encrypted reports whether gossip will be encrypted.

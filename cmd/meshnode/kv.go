@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +27,20 @@ const maxEventBytes = 8 << 20
 // it (the API's upper bound is 5m).
 const watchPoll = 5 * time.Minute
 
+// checkKV refuses, before any request, a namespace or key the API would
+// refuse: names with control characters or invalid UTF-8, keys with empty,
+// "." or ".." segments (which a path cannot carry unchanged).
+func checkKV(ns, key string) error {
+	err := node.ValidNamespace(ns)
+	if err == nil && key != "" {
+		err = node.ValidKey(key)
+	}
+	if err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), node.ErrBadRequest.Error()+": "))
+	}
+	return nil
+}
+
 func kvPath(ns, key string) string {
 	return "/v1/kv/" + url.PathEscape(ns) + "/" + escapeKey(key)
 }
@@ -47,6 +62,9 @@ func setupKV(sub string, fs *flag.FlagSet) func(*client, []string) error {
 			if err := wantArgs(args, 2, "namespace key"); err != nil {
 				return err
 			}
+			if err := checkKV(args[0], args[1]); err != nil {
+				return err
+			}
 			var kv node.KV
 			if err := c.call(http.MethodGet, kvPath(args[0], args[1]), nil, nil, &kv); err != nil {
 				return err
@@ -60,6 +78,9 @@ func setupKV(sub string, fs *flag.FlagSet) func(*client, []string) error {
 	case "put":
 		return func(c *client, args []string) error {
 			if err := wantArgs(args, 3, `namespace key value (value "-" reads stdin)`); err != nil {
+				return err
+			}
+			if err := checkKV(args[0], args[1]); err != nil {
 				return err
 			}
 			val := args[2]
@@ -88,6 +109,9 @@ func setupKV(sub string, fs *flag.FlagSet) func(*client, []string) error {
 			if err := wantArgs(args, 2, "namespace key"); err != nil {
 				return err
 			}
+			if err := checkKV(args[0], args[1]); err != nil {
+				return err
+			}
 			var res map[string]bool
 			if err := c.call(http.MethodDelete, kvPath(args[0], args[1]), nil, nil, &res); err != nil {
 				return err
@@ -102,6 +126,9 @@ func setupKV(sub string, fs *flag.FlagSet) func(*client, []string) error {
 		prefix := fs.String("prefix", "", "only keys with this prefix")
 		return func(c *client, args []string) error {
 			if err := wantArgs(args, 1, "a namespace"); err != nil {
+				return err
+			}
+			if err := checkKV(args[0], ""); err != nil {
 				return err
 			}
 			q := url.Values{}
@@ -128,6 +155,9 @@ func setupKV(sub string, fs *flag.FlagSet) func(*client, []string) error {
 			if err := wantArgs(args, 1, "a namespace"); err != nil {
 				return err
 			}
+			if err := checkKV(args[0], ""); err != nil {
+				return err
+			}
 			return c.watch(args[0], *prefix, *count)
 		}
 	}
@@ -135,7 +165,11 @@ func setupKV(sub string, fs *flag.FlagSet) func(*client, []string) error {
 }
 
 // watch streams the changes of a namespace as server-sent events, renewing
-// the request when the API ends it.
+// the request when the API ends it. It resumes each new request from the
+// index of the last change it saw (Last-Event-ID), so that nothing changed
+// between two requests is lost; when the agent no longer keeps the changes
+// since then (410 Gone, or a lagged event) it says so and goes on from the
+// current index.
 func (c *client) watch(ns, prefix string, count int) error {
 	c.hc.Timeout = 0 // a stream; each request ends at watchPoll
 	q := url.Values{"timeout": {watchPoll.String()}}
@@ -144,26 +178,55 @@ func (c *client) watch(ns, prefix string, count int) error {
 	}
 	seen := 0
 	announced := false
+	index := "" // the index to resume from; "" the first time
 	for {
-		resp, err := c.send(http.MethodGet, "/v1/watch/"+url.PathEscape(ns), q, nil, "text/event-stream")
+		hdr := map[string]string{}
+		if index != "" {
+			hdr["Last-Event-ID"] = index
+		}
+		resp, err := c.sendHeaders(http.MethodGet, "/v1/watch/"+url.PathEscape(ns), q, nil, "text/event-stream", hdr)
 		if err != nil {
 			return err
+		}
+		if resp.StatusCode == http.StatusGone {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+			resp.Body.Close()
+			var gone struct {
+				Index uint64 `json:"index"`
+			}
+			if json.Unmarshal(b, &gone) != nil || gone.Index == 0 {
+				return responseError(resp.StatusCode, b)
+			}
+			if err := c.printEvent(node.WatchEvent{Lagged: true, Index: gone.Index}); err != nil {
+				return err
+			}
+			index = strconv.FormatUint(gone.Index, 10)
+			continue
 		}
 		if resp.StatusCode != http.StatusOK {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 			resp.Body.Close()
 			return responseError(resp.StatusCode, b)
 		}
+		if index == "" {
+			index = resp.Header.Get("X-Meshnode-Index")
+		}
 		if !announced {
-			// The answer's header arrives once the subscription exists:
+			// The answer's header arrives once the watch has its index:
 			// every change from now on is shown.
 			fmt.Fprintf(c.errw, "watching namespace %q; changes follow\n", ns)
 			announced = true
 		}
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 0, 64<<10), maxEventBytes)
+		id := ""
 		for sc.Scan() {
-			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			line := sc.Text()
+			if v, ok := strings.CutPrefix(line, "id: "); ok {
+				id = v
+				continue
+			}
+			data, ok := strings.CutPrefix(line, "data: ")
 			if !ok {
 				continue
 			}
@@ -172,6 +235,13 @@ func (c *client) watch(ns, prefix string, count int) error {
 				resp.Body.Close()
 				return fmt.Errorf("watch: bad event: %w", err)
 			}
+			switch {
+			case ev.Lagged && ev.Index != 0:
+				index = strconv.FormatUint(ev.Index, 10)
+			case id != "":
+				index = id
+			}
+			id = ""
 			if err := c.printEvent(ev); err != nil {
 				resp.Body.Close()
 				return err
