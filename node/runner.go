@@ -64,7 +64,7 @@ func newRunnerMembership(ctx context.Context, t *transport, cfg swim.Config, id 
 		return nil, err
 	}
 	cfg.MaxPacketBytes = codec.BudgetBytes()
-	r, err := swim.NewRunner(cfg, id, (*swimTransport)(t), swim.RunnerOptions{Wire: t.codecCfg, Delegate: d})
+	r, err := swim.NewRunner(cfg, id, (*swimTransport)(t), swim.RunnerOptions{Wire: t.codecCfg, Delegate: d, StreamBudget: t.streamBudget})
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,11 @@ type RunnerOptions struct {
 	// MaxStreamBytes bounds the bytes of one message reassembled from a
 	// stream [wire.DefaultMaxFrameBytes].
 	MaxStreamBytes int
+	// StreamBudget, if not nil, is charged for the buffers of every stream
+	// the Runner reads (they grow with the bytes received); a stream that
+	// cannot get budget fails. Share it with the process's other stream
+	// readers to bound their total.
+	StreamBudget wire.Budget
 }
 
 // RunnerStats counts what a Runner did and dropped, on top of the core's
