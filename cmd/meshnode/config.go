@@ -52,6 +52,9 @@ type agentConfig struct {
 	MinorityShare    bool          `json:"minority_share"`
 	HeapFloorBytes   int64         `json:"heap_floor_bytes"`
 
+	MaxStreamBufferBytes int64         `json:"max_stream_buffer_bytes"`
+	FirstFrameTimeout    node.Duration `json:"first_frame_timeout"`
+
 	// Secrets come from the environment only (or from the files above):
 	// never from a flag, which any user can read in the process list, nor
 	// from the config file, which is often world-readable.
@@ -84,6 +87,9 @@ func defaultConfig(hostname func() (string, error)) agentConfig {
 		LogFormat:      "auto",
 		LeaveTimeout:   node.Duration(node.DefaultLeaveTimeout),
 		HeapFloorBytes: node.DefaultHeapFloor,
+
+		MaxStreamBufferBytes: node.DefaultMaxStreamBufferBytes,
+		FirstFrameTimeout:    node.Duration(node.DefaultFirstFrameTimeout),
 	}
 }
 
@@ -181,6 +187,8 @@ var options = []option{
 	intOpt("worker-pages", "each worker's budget of `pages` in the prefix index (0: unlimited)", func(c *agentConfig) *int64 { return &c.WorkerPages }),
 	intOpt("max-holder-pages", "cap of the prefix index in (page, worker) `pairs` (0: unlimited)", func(c *agentConfig) *int64 { return &c.MaxHolderPages }),
 	intOpt("heap-floor-bytes", "heap size in `bytes` below which the garbage collector does not run; fewer collections on a small heap keep the API's latency tail low (0: Go's default, GOGC alone)", func(c *agentConfig) *int64 { return &c.HeapFloorBytes }),
+	intOpt("max-stream-buffer-bytes", "`bytes` all TCP stream readers may hold together; connections not yet proven hold at most a quarter, and a stream that needs more is closed", func(c *agentConfig) *int64 { return &c.MaxStreamBufferBytes }),
+	durOpt("first-frame-timeout", "how long (`duration`) an incoming TCP connection has for its TLS handshake and first valid frame", func(c *agentConfig) *node.Duration { return &c.FirstFrameTimeout }),
 	boolOpt("minority-share", "on the minority side of a partition, admit only this side's share of each rate limit", func(c *agentConfig) *bool { return &c.MinorityShare }),
 }
 
@@ -386,13 +394,16 @@ func (c agentConfig) nodeConfig() node.Config {
 		WorkerPages:      c.WorkerPages,
 		MaxHolderPages:   c.MaxHolderPages,
 		MinorityShare:    c.MinorityShare,
-		GossipKeyFile:    c.EncryptKeyFile,
-		GossipKey:        c.EncryptKey,
-		TLSCertFile:      c.TLSCertFile,
-		TLSKeyFile:       c.TLSKeyFile,
-		TLSCAFile:        c.TLSCAFile,
-		TLSVerifyClients: c.TLSVerifyClients,
-		APIPlaintext:     c.APIPlaintext,
+
+		MaxStreamBufferBytes: c.MaxStreamBufferBytes,
+		FirstFrameTimeout:    c.FirstFrameTimeout,
+		GossipKeyFile:        c.EncryptKeyFile,
+		GossipKey:            c.EncryptKey,
+		TLSCertFile:          c.TLSCertFile,
+		TLSKeyFile:           c.TLSKeyFile,
+		TLSCAFile:            c.TLSCAFile,
+		TLSVerifyClients:     c.TLSVerifyClients,
+		APIPlaintext:         c.APIPlaintext,
 	}
 }
 
