@@ -22,7 +22,7 @@ func hugeHeader(ch byte) []byte {
 
 // dialAll opens n connections to addr, writes payload on each and keeps
 // them open until the test ends.
-func dialAll(t *testing.T, addr string, n int, payload func(i int) []byte) []net.Conn {
+func dialAll(t testing.TB, addr string, n int, payload func(i int) []byte) []net.Conn {
 	t.Helper()
 	conns := make([]net.Conn, 0, n)
 	t.Cleanup(func() {
