@@ -173,3 +173,44 @@ func TestIdleConnsDoNotLockOutMembers(t *testing.T) {
 		return nil
 	})
 }
+
+// TestFirstFrameProves: a connection leaves the strangers' pool only with
+// a valid first frame, and with a gossip key required that means an
+// authenticated one: a well-formed plaintext frame is refused.
+func TestFirstFrameProves(t *testing.T) {
+	codec, err := wire.NewCodec(wire.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, err := codec.AppendFrame([]byte{chanDeltas}, wire.TypeData, (&wire.Data{Kind: 200, Payload: []byte("x")}).AppendBody(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		key        string
+		wantProven bool
+	}{
+		{"plaintext node", "", true},
+		{"node requiring encryption", testKey(1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, 1, false, func(cfg *Config) { cfg.GossipKey = tc.key })
+			nd := c.nodes[0]
+			bad := nd.met.connsClosed.WithLabelValues(closedFirstBad)
+			dialAll(t, nd.Addr().String(), 1, func(int) []byte { return frame })
+			// A served deltas stream hands the (unknown) kind to the
+			// store, which refuses it: a delta error shows it was served.
+			served := func() bool { return testutilCounter(nd.met.deltaErrors) > 0 }
+			eventually(t, "first frame judged", func() error {
+				if !served() && testutilCounter(bad) == 0 {
+					return errors.New("neither served nor refused")
+				}
+				return nil
+			})
+			if served() != tc.wantProven {
+				t.Errorf("served: %v, want %v (closed for a bad first frame: %v)", served(), tc.wantProven, testutilCounter(bad))
+			}
+		})
+	}
+}

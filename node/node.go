@@ -423,7 +423,9 @@ func (n *Node) serveConn(raw net.Conn, ticket uint64) (handedOff bool) {
 	c, ch, err := n.tr.accept(raw, time.Now().Add(n.cfg.FirstFrameTimeout.D()))
 	if err != nil {
 		n.met.streamErrors.Inc()
-		n.met.connsClosed.WithLabelValues(closeReason(err)).Inc()
+		if n.pending.remove(ticket) { // else evicted, and counted so
+			n.met.connsClosed.WithLabelValues(closeReason(err)).Inc()
+		}
 		return false
 	}
 	if ch != chanSwim && ch != chanSync && ch != chanDeltas {
@@ -442,8 +444,10 @@ func (n *Node) serveConn(raw net.Conn, ticket uint64) (handedOff bool) {
 	if err != nil {
 		sio.close()
 		n.met.streamErrors.Inc()
-		n.met.connsClosed.WithLabelValues(closeReason(err)).Inc()
-		n.log.Debug("stream refused", "channel", string(ch), "err", err)
+		if n.pending.remove(ticket) { // else evicted, and counted so
+			n.met.connsClosed.WithLabelValues(closeReason(err)).Inc()
+			n.log.Debug("stream refused", "channel", string(ch), "err", err)
+		}
 		return false
 	}
 	// Proven: leave the strangers' pool for a served slot.
