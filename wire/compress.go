@@ -41,9 +41,6 @@ func appendCompressed(c *lz4.Compressor, dst, src []byte) ([]byte, bool) {
 	return dst[:l+compressedHeaderBytes+n], true
 }
 
-// appendDecompressed appends the decompression of the compressed block src
-// to dst. The declared size is checked against maxBytes and against
-// MaxExpansionRatio times the block size before dst grows.
 // inflatedBytes returns the bytes appendDecompressed would allocate for
 // src within maxBytes: the size in its header if it passes the caps, else 0.
 func inflatedBytes(src []byte, maxBytes int) int {
@@ -57,6 +54,9 @@ func inflatedBytes(src []byte, maxBytes int) int {
 	return int(n)
 }
 
+// appendDecompressed appends the decompression of the compressed block src
+// to dst. The declared size is checked against maxBytes and against
+// MaxExpansionRatio times the block size before dst grows.
 func appendDecompressed(dst, src []byte, maxBytes int) ([]byte, error) {
 	if len(src) < compressedHeaderBytes+1 {
 		return dst, errf(ErrTruncated, fmt.Sprintf("compressed block of %d bytes", len(src)))
