@@ -28,7 +28,7 @@ const (
 	closedPendingFull  = "pending_full"        // the oldest stranger, to make room for a new one
 	closedServedFull   = "served_full"         // proven, but every served slot was taken
 	closedFirstTimeout = "first_frame_timeout" // no valid first frame (or TLS handshake) in time
-	closedFirstBad     = "first_frame_bad"     // the TLS handshake, channel byte or first frame was invalid
+	closedFirstBad     = "first_frame_bad"     // the TLS handshake, channel byte or first frame was invalid, or the peer closed first
 	closedBufferBudget = "buffer_budget"       // the stream buffer budget was spent
 )
 
