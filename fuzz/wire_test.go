@@ -106,7 +106,7 @@ func boundedBy(t *testing.T, what string, bound uint64, decode func()) {
 func checkError(t *testing.T, err error) {
 	t.Helper()
 	for _, s := range []error{wire.ErrTooLarge, wire.ErrTruncated, wire.ErrBadChecksum, wire.ErrDecrypt,
-		wire.ErrUnknownType, wire.ErrUnsupportedVersion, wire.ErrMalformed} {
+		wire.ErrUnknownType, wire.ErrUnsupportedVersion, wire.ErrMalformed, wire.ErrBudget} {
 		if errors.Is(err, s) {
 			return
 		}
@@ -184,21 +184,22 @@ func FuzzDecodePacket(f *testing.F) {
 	})
 }
 
-// FuzzDecodeFrame feeds arbitrary bytes to DecodeFrame, ReadFrame and a
-// Reassembler: no panic, the two decoders agree (on the frame and on the
-// bytes it takes), nothing exceeds the frame cap or the reassembly bound,
-// and decoded messages round-trip.
+// FuzzDecodeFrame feeds arbitrary bytes to DecodeFrame, ReadFrame, a
+// StreamReader and a Reassembler: no panic, the three decoders agree (on
+// the frame and on the bytes it takes), nothing exceeds the frame cap or
+// the reassembly bound, and decoded messages round-trip.
 func FuzzDecodeFrame(f *testing.F) {
-	codecs := [][2]*wire.Codec{{fuzzCodec(f, false), fuzzCodec(f, false)}, {fuzzCodec(f, true), fuzzCodec(f, true)}}
+	codecs := [][3]*wire.Codec{{fuzzCodec(f, false), fuzzCodec(f, false), fuzzCodec(f, false)},
+		{fuzzCodec(f, true), fuzzCodec(f, true), fuzzCodec(f, true)}}
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		for _, cc := range codecs {
-			c, rc := cc[0], cc[1]
+			c, rc, sc := cc[0], cc[1], cc[2]
 			var frames []wire.Frame
 			for rest := stream; len(rest) > 0; {
 				var (
-					fr, fr2   wire.Frame
-					n, read   int
-					err, err2 error
+					fr, fr2, fr3    wire.Frame
+					n, read, read3  int
+					err, err2, err3 error
 				)
 				// A fresh reader each time keeps the decode repeatable.
 				bounded(t, len(rest), func() {
@@ -206,9 +207,13 @@ func FuzzDecodeFrame(f *testing.F) {
 					r := bytes.NewReader(rest)
 					fr2, err2 = rc.ReadFrame(r)
 					read = len(rest) - r.Len()
+					r3 := bytes.NewReader(rest)
+					sr := wire.NewStreamReader(sc, r3, wire.StreamLimits{})
+					fr3, err3 = sr.ReadFrame()
+					read3 = len(rest) - r3.Len()
 				})
-				if (err == nil) != (err2 == nil) {
-					t.Fatalf("DecodeFrame: %v, ReadFrame: %v", err, err2)
+				if (err == nil) != (err2 == nil) || (err == nil) != (err3 == nil) {
+					t.Fatalf("DecodeFrame: %v, ReadFrame: %v, StreamReader: %v", err, err2, err3)
 				}
 				if err != nil {
 					checkError(t, err)
@@ -219,6 +224,9 @@ func FuzzDecodeFrame(f *testing.F) {
 				}
 				if read != n {
 					t.Fatalf("ReadFrame took %d bytes, DecodeFrame %d", read, n)
+				}
+				if fr.Type != fr3.Type || fr.Flags != fr3.Flags || fr.Chunk != fr3.Chunk || !bytes.Equal(fr.Body, fr3.Body) || read3 != n {
+					t.Fatalf("DecodeFrame and StreamReader differ (-Decode +Stream):\n%s", cmp.Diff(fr, fr3, cmpopts.EquateEmpty()))
 				}
 				if len(fr.Body) > fuzzMaxFrame {
 					t.Fatalf("frame body of %d bytes over cap %d", len(fr.Body), fuzzMaxFrame)
@@ -263,6 +271,88 @@ func checkReassembly(t *testing.T, c *wire.Codec, frames []wire.Frame) {
 			checkRoundTrip(t, c, typ, bytes.Clone(body))
 		}
 	}
+}
+
+// fuzzBudget is a wire.Budget that checks it is never overdrawn nor
+// over-released.
+type fuzzBudget struct {
+	t          *testing.T
+	size, used int64
+}
+
+func (b *fuzzBudget) TryAcquire(n int64) bool {
+	if n <= 0 {
+		b.t.Fatalf("budget asked for %d bytes", n)
+	}
+	if b.used+n > b.size {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *fuzzBudget) Release(n int64) {
+	if b.used -= n; b.used < 0 || n <= 0 {
+		b.t.Fatalf("budget released %d bytes, leaving %d", n, b.used)
+	}
+}
+
+// FuzzStreamReader reads arbitrary bytes as a stream of messages with the
+// production frame cap (16 MiB) and a small budget: whatever the length
+// fields claim, memory follows the bytes given (the decompression ratio
+// aside), errors are wire sentinels, the budget is never overdrawn, and
+// Close gives it all back.
+func FuzzStreamReader(f *testing.F) {
+	mk := func(encrypted bool) *wire.Codec {
+		cfg := wire.Config{Label: "fuzz"}
+		if encrypted {
+			k := wire.NewKeyring()
+			if err := k.Install(1, fuzzKey); err != nil {
+				f.Fatal(err)
+			}
+			k.SetAcceptPlaintext(true)
+			cfg.Keyring = k
+		}
+		c, err := wire.NewCodec(cfg)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return c
+	}
+	codecs := []*wire.Codec{mk(false), mk(true)}
+	f.Add([]byte{0x00, 0xff, 0xff, 0xff, 11, 0, 0x92, 0x01})
+	f.Add([]byte{0x00, 0xff, 0xff, 0xff, 11, wire.FrameChunk, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, 0x03, 0xff, 0xff, 0xff, 1, 2})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		for _, c := range codecs {
+			b := &fuzzBudget{t: t, size: 256 << 10}
+			// Reading n bytes holds at most 2n plus a read step per
+			// buffer, and a decompressed body of at most 255n.
+			bound := uint64(300*len(stream) + 512<<10)
+			boundedBy(t, fmt.Sprintf("streaming %d bytes", len(stream)), bound, func() {
+				sr := wire.NewStreamReader(c, bytes.NewReader(stream), wire.StreamLimits{MaxTransferBytes: 64 << 20, MaxTransfers: 2, Budget: b})
+				defer sr.Close()
+				for {
+					typ, body, err := sr.Next()
+					if errors.Is(err, io.EOF) {
+						return
+					}
+					if err != nil {
+						checkError(t, err)
+						return
+					}
+					if sr.Held() != b.used {
+						t.Fatalf("reader holds %d bytes, budget lent %d", sr.Held(), b.used)
+					}
+					if typ.Known() {
+						_, _ = wire.DecodeMessage(typ, body)
+					}
+				}
+			})
+			if b.used != 0 {
+				t.Fatalf("%d bytes charged after Close", b.used)
+			}
+		}
+	})
 }
 
 // FuzzDecodeMessage decodes arbitrary bodies as every message type.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"time"
 
@@ -81,8 +80,9 @@ func (n *Node) syncWith(addr netip.AddrPort) error {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	sio, err := newStreamIO(c, n.tr.codecCfg)
+	sio, err := newStreamIO(c, n.tr.codecCfg, n.streamBuf)
 	if err == nil {
+		defer sio.close()
 		err = n.pull(sio)
 	}
 	if err == nil {
@@ -99,11 +99,7 @@ func (n *Node) syncWith(addr netip.AddrPort) error {
 }
 
 // serveSync answers an anti-entropy exchange a peer opened.
-func (n *Node) serveSync(c net.Conn) error {
-	sio, err := newStreamIO(c, n.tr.codecCfg)
-	if err != nil {
-		return err
-	}
+func (n *Node) serveSync(sio *streamIO) error {
 	if err := n.serveMissing(sio); err != nil {
 		return err
 	}

@@ -50,7 +50,21 @@ const (
 	// DefaultMaxSyncStreams bounds anti-entropy and delta streams served at
 	// once, so a burst of joiners cannot exhaust memory.
 	DefaultMaxSyncStreams = 4
+	// DefaultMaxStreamBufferBytes bounds the memory all TCP stream readers
+	// hold together: room for a few of the largest messages members send
+	// (a 16 MiB push-pull state, 1 MiB store pages) at once, and a small
+	// share of a gateway host's memory.
+	DefaultMaxStreamBufferBytes = 64 << 20
+	// DefaultFirstFrameTimeout: a member sends its first frame within one
+	// round trip of connecting (two more with TLS); a few seconds leaves
+	// room for a loaded host without letting idle connections wait long.
+	DefaultFirstFrameTimeout = 3 * time.Second
 )
+
+// minStreamBufferBytes is the smallest stream buffer budget: the
+// strangers' quarter of it holds a first frame of a whole chunk (1 MiB)
+// while members read a chunk and reassemble a transfer.
+const minStreamBufferBytes = 8 << 20
 
 // Config configures a Node. It is JSON-taggable so that a CLI can map a config
 // file, MESHNODE_* environment variables and flags onto it; fields that hold
@@ -104,6 +118,17 @@ type Config struct {
 	// MaxSyncStreams bounds the sync streams served at once
 	// [DefaultMaxSyncStreams].
 	MaxSyncStreams int `json:"max_sync_streams,omitempty"`
+	// MaxStreamBufferBytes bounds the bytes all TCP stream readers hold
+	// together [DefaultMaxStreamBufferBytes]; connections not yet proven
+	// may hold a quarter of it. A stream whose reader needs more than is
+	// free is closed and counted. Buffers grow with the bytes received,
+	// whatever a frame's length field claims.
+	MaxStreamBufferBytes int64 `json:"max_stream_buffer_bytes,omitempty"`
+	// FirstFrameTimeout is how long an accepted TCP connection has to
+	// complete the TLS handshake and send its channel byte and a valid
+	// first frame [DefaultFirstFrameTimeout]; it is closed and counted
+	// otherwise.
+	FirstFrameTimeout Duration `json:"first_frame_timeout,omitempty"`
 	// EagerMembers is the largest cluster in which deltas go to every
 	// member directly [DefaultEagerMembers].
 	EagerMembers int `json:"eager_members,omitempty"`
@@ -222,6 +247,10 @@ func (c Config) withDefaults() Config {
 	if c.EagerMembers == 0 {
 		c.EagerMembers = DefaultEagerMembers
 	}
+	if c.MaxStreamBufferBytes == 0 {
+		c.MaxStreamBufferBytes = DefaultMaxStreamBufferBytes
+	}
+	def(&c.FirstFrameTimeout, DefaultFirstFrameTimeout)
 	def(&c.SyncInterval, DefaultSyncInterval)
 	def(&c.SyncTimeout, DefaultSyncTimeout)
 	def(&c.LeaveTimeout, DefaultLeaveTimeout)
@@ -295,6 +324,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxSyncStreams < 1 || c.MaxSyncStreams > 64 {
 		bad("max_sync_streams %d: want 1..64", c.MaxSyncStreams)
+	}
+	if c.MaxStreamBufferBytes < minStreamBufferBytes {
+		bad("max_stream_buffer_bytes %d: at least %d", c.MaxStreamBufferBytes, minStreamBufferBytes)
+	}
+	if d := c.FirstFrameTimeout.D(); d < 0 || d > c.SyncTimeout.D() {
+		bad("first_frame_timeout %v: want a positive duration at most sync_timeout (%v)", d, c.SyncTimeout.D())
 	}
 	if c.EagerMembers < 1 {
 		bad("eager_members %d: at least 1", c.EagerMembers)

@@ -26,6 +26,10 @@ func TestConfigValidate(t *testing.T) {
 		{"api off", Config{APIAddr: "off"}, nil},
 		{"tls half", Config{TLSCertFile: "c"}, []string{"go together", "tls_ca_file"}},
 		{"verify without ca", Config{TLSVerifyClients: true}, []string{"tls_verify_clients"}},
+		{"stream buffer too small", Config{MaxStreamBufferBytes: 1 << 20}, []string{"max_stream_buffer_bytes"}},
+		{"negative first frame timeout", Config{FirstFrameTimeout: -1}, []string{"first_frame_timeout"}},
+		{"first frame timeout over sync timeout", Config{FirstFrameTimeout: Duration(time.Minute)}, []string{"first_frame_timeout"}},
+		{"first frame timeout within sync timeout", Config{FirstFrameTimeout: Duration(time.Minute), SyncTimeout: Duration(time.Minute)}, nil},
 		{"every problem at once", Config{BindAddr: "x", Profile: "y", MaxListItems: -1, SyncInterval: -1, Seeds: []string{"noport"}},
 			[]string{"bind_addr", "profile", "max_list_items", "sync_interval", "seed"}},
 	}

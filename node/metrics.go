@@ -26,6 +26,7 @@ type metrics struct {
 	streamRejected *prometheus.CounterVec
 	syncRefused    prometheus.Counter
 	connsRefused   prometheus.Counter
+	connsClosed    *prometheus.CounterVec
 	syncRounds     *prometheus.CounterVec
 	syncDuration   prometheus.Histogram
 	syncBytes      prometheus.Counter
@@ -82,6 +83,10 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	}
 	m.syncRefused = counter("sync_refused_total", "Anti-entropy exchanges refused because MaxSyncStreams were busy.")
 	m.connsRefused = counter("tcp_refused_total", "Incoming TCP connections closed at once because too many were being served.")
+	m.connsClosed = counterVec("tcp_conns_closed_total", "Incoming TCP connections the node closed before serving them to the end, by reason: "+
+		"pending_full, served_full, first_frame_timeout, first_frame_bad, buffer_budget.", "reason")
+	gauge("tcp_stream_buffer_bytes", "Bytes held by TCP stream readers, charged to max_stream_buffer_bytes.", func() float64 { return float64(n.streamBuf.used.Load()) })
+	gauge("tcp_conns_pending", "Incoming TCP connections waiting for their first frame.", func() float64 { return float64(n.pending.len()) })
 	m.syncRounds = counterVec("sync_rounds_total", "Anti-entropy exchanges this node started, by result.", "result")
 	m.syncDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "meshnode", Name: "sync_round_duration_seconds",
 		Help: "Duration of successful anti-entropy exchanges.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)})

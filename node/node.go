@@ -19,6 +19,7 @@ import (
 	"github.com/meshnode/meshnode/store"
 	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/wire"
+	"golang.org/x/sync/semaphore"
 )
 
 // Node is one mesh node: membership, the replicated store and index, the sync
@@ -58,11 +59,15 @@ type Node struct {
 	closed    atomic.Bool
 	leaving   atomic.Bool
 	joinWant  atomic.Bool
-	synced    atomic.Bool // a first anti-entropy round succeeded (or none was needed)
-	syncSem   chan struct{}
+	synced    atomic.Bool         // a first anti-entropy round succeeded (or none was needed)
+	syncSem   *semaphore.Weighted // anti-entropy streams served
 	pushes    chan struct{}
-	conns     chan struct{} // accepted connections being served
-	watchers  atomic.Int64
+	pending   *pendingConns       // accepted connections not yet proven
+	served    *semaphore.Weighted // proven connections being served
+	// streamBuf bounds the bytes all stream readers hold; strangerBuf,
+	// a quarter of it, what connections not yet proven may hold.
+	streamBuf, strangerBuf *streamBudget
+	watchers               atomic.Int64
 	// subscribed counts watch requests whose start index is fixed (tests
 	// wait for it before writing).
 	subscribed atomic.Int64
@@ -82,7 +87,10 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), syncSem: make(chan struct{}, cfg.MaxSyncStreams), pushes: make(chan struct{}, maxPushesInFlight), conns: make(chan struct{}, maxServedConns), seen: newSeenSet(4096), rejects: newRateLog(rejectLogWindow, time.Now)}
+	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), syncSem: semaphore.NewWeighted(int64(cfg.MaxSyncStreams)), pushes: make(chan struct{}, maxPushesInFlight),
+		pending: newPendingConns(maxPendingConns), served: semaphore.NewWeighted(maxServedConns),
+		streamBuf: newStreamBudget(cfg.MaxStreamBufferBytes), strangerBuf: newStreamBudget(max(cfg.MaxStreamBufferBytes/4, 1)),
+		seen: newSeenSet(4096), rejects: newRateLog(rejectLogWindow, time.Now)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.log == nil {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -194,8 +202,8 @@ func (n *Node) Start() error {
 		return err
 	}
 	n.tr = &transport{udp: udp, tcp: tcp, addr: adv, tlsServer: n.tlsSrv, tlsClient: n.tlsCli,
-		codecCfg: wire.Config{Label: n.cfg.Label, Keyring: n.keyring},
-		packets:  make(chan swim.Inbound, 1024), streams: make(chan swim.Incoming, 16),
+		codecCfg: wire.Config{Label: n.cfg.Label, Keyring: n.keyring}, streamBudget: n.streamBuf,
+		packets: make(chan swim.Inbound, 1024), streams: make(chan swim.Incoming, 16),
 		onTLSFail: func(to netip.AddrPort, err error) { n.streamRejected(to, "client", err) }}
 	rm, err := newRunnerMembership(n.ctx, n.tr, n.swimConfig(), swim.Identity{Name: n.name, Gen: n.gen, Addr: adv},
 		swim.RunnerOptions{Delegate: n, OnBadInput: n.badInput, OnJoinFailed: n.joinFailed}, n.onEvent, &n.wg)
@@ -379,7 +387,9 @@ func (n *Node) quorum() (live, known int, majority bool) {
 	return live, known, 2*alive > known
 }
 
-// acceptLoop serves TCP streams on the gossip port.
+// acceptLoop serves TCP streams on the gossip port. Each accepted
+// connection starts as a stranger (see conns.go) and is served once it has
+// sent a valid first frame.
 func (n *Node) acceptLoop() {
 	defer n.wg.Done()
 	for {
@@ -390,24 +400,22 @@ func (n *Node) acceptLoop() {
 			}
 			continue
 		}
-		select {
-		case n.conns <- struct{}{}:
-		default:
-			// Too many connections are being served: refuse rather than
-			// grow without bound. Peers retry; anti-entropy repairs.
-			n.met.connsRefused.Inc()
-			c.Close()
-			continue
+		ticket, evicted := n.pending.add(c)
+		if evicted != nil {
+			// Too many strangers: the oldest makes room, so that a member
+			// connecting now is not refused behind idle connections.
+			n.met.connsClosed.WithLabelValues(closedPendingFull).Inc()
+			evicted.Close()
 		}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			defer func() { <-n.conns }()
+			defer n.pending.remove(ticket)
 			// Close the connection when the node stops, so a served stream
 			// never outlives Shutdown.
 			stop := context.AfterFunc(n.ctx, func() { c.Close() })
 			defer stop()
-			if !n.serveConn(c) {
+			if !n.serveConn(c, ticket) {
 				c.Close()
 			}
 		}()
@@ -415,43 +423,97 @@ func (n *Node) acceptLoop() {
 }
 
 // serveConn serves one accepted connection; it reports whether it handed the
-// connection on (to the swim Runner), which then closes it.
-func (n *Node) serveConn(raw net.Conn) (handedOff bool) {
+// connection on (to the swim Runner), which then closes it. The TLS
+// handshake, the channel byte and the first frame must arrive within
+// Config.FirstFrameTimeout; the stream then gets a served slot and
+// Config.SyncTimeout.
+func (n *Node) serveConn(raw net.Conn, ticket uint64) (handedOff bool) {
 	from, _ := netip.ParseAddrPort(raw.RemoteAddr().String())
-	c, ch, err := n.tr.accept(raw, time.Now().Add(n.cfg.SyncTimeout.D()))
+	c, ch, err := n.tr.accept(raw, time.Now().Add(n.cfg.FirstFrameTimeout.D()))
+	if err != nil {
+		n.met.streamErrors.Inc()
+		if n.pending.remove(ticket) { // else evicted, and counted so
+			n.met.connsClosed.WithLabelValues(closeReason(err)).Inc()
+		}
+		n.streamRejected(from, "server", err)
+		return false
+	}
+	if ch != chanSwim && ch != chanSync && ch != chanDeltas {
+		err = fmt.Errorf("%w: unknown channel %q", ErrStream, ch)
+		if ch == 0x16 {
+			err = fmt.Errorf("%w (a TLS handshake: the peer uses TLS and this node does not)", err)
+		}
+		n.met.streamErrors.Inc()
+		n.met.connsClosed.WithLabelValues(closedFirstBad).Inc()
+		n.streamRejected(from, "server", err)
+		n.log.Debug("stream failed", "channel", string(ch), "err", err)
+		return false
+	}
+	budget := &connBudget{all: n.streamBuf, strangers: n.strangerBuf}
+	sio, err := newStreamIO(c, n.tr.codecCfg, budget)
 	if err != nil {
 		n.met.streamErrors.Inc()
 		n.streamRejected(from, "server", err)
 		return false
 	}
-	switch ch {
-	case chanSwim:
+	f, err := sio.sr.ReadFrame()
+	if err != nil {
+		sio.close()
+		n.met.streamErrors.Inc()
+		if n.pending.remove(ticket) { // else evicted, and counted so
+			n.met.connsClosed.WithLabelValues(closeReason(err)).Inc()
+			n.log.Debug("stream refused", "channel", string(ch), "err", err)
+		}
+		n.streamRejected(from, "server", err)
+		return false
+	}
+	// Proven: leave the strangers' pool for a served slot.
+	budget.prove()
+	if !n.pending.remove(ticket) {
+		sio.close() // evicted meanwhile; acceptLoop counted it
+		return false
+	}
+	if !n.served.TryAcquire(1) {
+		// Too many connections are being served: refuse rather than
+		// grow without bound. Peers retry; anti-entropy repairs.
+		sio.close()
+		n.met.connsRefused.Inc()
+		n.met.connsClosed.WithLabelValues(closedServedFull).Inc()
+		return false
+	}
+	c.SetDeadline(time.Now().Add(n.cfg.SyncTimeout.D()))
+	if ch == chanSwim {
+		hdr, body := sio.sr.Raw()
+		rc := &replayConn{Conn: c.(swim.Conn), replay: [][]byte{hdr, body}, release: sio.close, done: func() { n.served.Release(1) }}
 		select {
-		case n.tr.streams <- swim.Incoming{From: from, Conn: c.(swim.Conn)}:
+		case n.tr.streams <- swim.Incoming{From: from, Conn: rc}:
 			return true
 		default:
 			n.tr.streamsDropped.Add(1)
+			sio.close()
+			n.served.Release(1)
 			return false
 		}
+	}
+	defer n.served.Release(1)
+	defer sio.close()
+	sio.first = &f
+	switch ch {
 	case chanSync:
-		select {
-		case n.syncSem <- struct{}{}:
-			err = n.serveSync(c)
-			<-n.syncSem
-		default:
+		if !n.syncSem.TryAcquire(1) {
 			n.met.syncRefused.Inc()
 			return false
 		}
+		err = n.serveSync(sio)
+		n.syncSem.Release(1)
 	case chanDeltas:
-		err = n.serveDeltas(c)
-	default:
-		err = fmt.Errorf("%w: unknown channel %q", ErrStream, ch)
-		if ch == 0x16 {
-			err = fmt.Errorf("%w (a TLS handshake: the peer uses TLS and this node does not)", err)
-		}
+		err = n.serveDeltas(sio)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		n.met.streamErrors.Inc()
+		if errors.Is(err, wire.ErrBudget) {
+			n.met.connsClosed.WithLabelValues(closedBufferBudget).Inc()
+		}
 		n.streamRejected(from, "server", err)
 		n.log.Debug("stream failed", "channel", string(ch), "err", err)
 	}

@@ -67,6 +67,7 @@ func newRunnerMembership(ctx context.Context, t *transport, cfg swim.Config, id 
 	}
 	cfg.MaxPacketBytes = codec.BudgetBytes()
 	opts.Wire = t.codecCfg
+	opts.StreamBudget = t.streamBudget
 	r, err := swim.NewRunner(cfg, id, (*swimTransport)(t), opts)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -34,7 +33,8 @@ const (
 	syncBatchPages    = 1 << 15 // index pages in one batch
 	syncMaxWorkers    = 1 << 16 // differing workers shipped in one exchange
 	maxPushesInFlight = 8       // concurrent delta pushes over TCP
-	maxServedConns    = 128     // accepted TCP connections served at once
+	maxServedConns    = 128     // accepted TCP connections served at once, once proven
+	maxPendingConns   = 64      // accepted TCP connections waiting for their first frame
 )
 
 // NotifyData applies a delta received over UDP (direct or gossiped); it
@@ -200,9 +200,10 @@ func (n *Node) push(to netip.AddrPort, kind uint8, payload []byte) {
 			return
 		}
 		defer c.Close()
-		sio, err := newStreamIO(c, n.tr.codecCfg)
+		sio, err := newStreamIO(c, n.tr.codecCfg, n.streamBuf)
 		if err == nil {
 			err = sio.writeData(kind, payload)
+			sio.close()
 		}
 		if err != nil {
 			n.met.streamErrors.Inc()
@@ -211,11 +212,7 @@ func (n *Node) push(to netip.AddrPort, kind uint8, payload []byte) {
 }
 
 // serveDeltas applies the deltas a peer pushes over a stream.
-func (n *Node) serveDeltas(c net.Conn) error {
-	sio, err := newStreamIO(c, n.tr.codecCfg)
-	if err != nil {
-		return err
-	}
+func (n *Node) serveDeltas(sio *streamIO) error {
 	var d wire.Data
 	for {
 		if err := sio.readData(&d); err != nil {

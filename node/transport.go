@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -28,8 +27,6 @@ const (
 
 // Limits of stream reading.
 const (
-	// maxStreamMsgs bounds the messages of one swim stream exchange.
-	maxStreamMsgs = 16
 	// maxTransferBytes bounds one reassembled transfer on a stream.
 	maxTransferBytes = 64 << 20
 )
@@ -49,6 +46,8 @@ type transport struct {
 	tlsServer *tls.Config
 	tlsClient *tls.Config
 	codecCfg  wire.Config
+	// streamBudget bounds the bytes the swim Runner's stream readers hold.
+	streamBudget wire.Budget
 	// cut simulates a partition (tests): nothing is sent or received.
 	cut atomic.Bool
 	// Bytes sent and received, for bandwidth figures; datagrams and swim
@@ -211,22 +210,31 @@ func (t *transport) accept(c net.Conn, deadline time.Time) (net.Conn, byte, erro
 	return c, b[0], nil
 }
 
-// streamIO reads and writes wire messages on one stream.
+// streamIO reads and writes wire messages on one stream. Its reader's
+// buffers grow with the bytes received and are charged to the node's
+// stream buffer budget; close gives them back.
 type streamIO struct {
 	c     net.Conn
-	r     *bufio.Reader
+	sr    *wire.StreamReader
 	codec *wire.Codec
-	re    *wire.Reassembler
+	// first is the frame serveConn read to admit the stream; read
+	// returns its message first.
+	first *wire.Frame
 	xfer  uint32
 }
 
-func newStreamIO(c net.Conn, cfg wire.Config) (*streamIO, error) {
+func newStreamIO(c net.Conn, cfg wire.Config, budget wire.Budget) (*streamIO, error) {
 	codec, err := wire.NewCodec(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &streamIO{c: c, r: bufio.NewReaderSize(c, 64<<10), codec: codec, re: wire.NewReassembler(maxTransferBytes, 1)}, nil
+	sr := wire.NewStreamReader(codec, c, wire.StreamLimits{MaxTransferBytes: maxTransferBytes, MaxTransfers: 1, Budget: budget})
+	return &streamIO{c: c, sr: sr, codec: codec}, nil
 }
+
+// close gives the reader's bytes back to the budget; the connection is
+// the caller's to close.
+func (s *streamIO) close() { s.sr.Close() }
 
 // write sends one message, chunked when large.
 func (s *streamIO) write(m wire.Message) error {
@@ -242,19 +250,13 @@ func (s *streamIO) writeData(kind uint8, payload []byte) error {
 // read returns the next whole message's type and body; the body is valid
 // until the next read.
 func (s *streamIO) read() (wire.Type, []byte, error) {
-	for {
-		f, err := s.codec.ReadFrame(s.r)
-		if err != nil {
-			return 0, nil, err
-		}
-		t, body, done, err := s.re.Add(f)
-		if err != nil {
-			return 0, nil, err
-		}
-		if done {
-			return t, body, nil
+	if f := s.first; f != nil {
+		s.first = nil
+		if t, body, done, err := s.sr.Add(*f); err != nil || done {
+			return t, body, err
 		}
 	}
+	return s.sr.Next()
 }
 
 // readData reads the next message, which must be a Data message.
@@ -267,44 +269,4 @@ func (s *streamIO) readData(d *wire.Data) error {
 		return fmt.Errorf("%w: got %v, want data", ErrStream, t)
 	}
 	return d.DecodeBody(body)
-}
-
-// writeMsgs sends a count then the messages.
-func (s *streamIO) writeMsgs(msgs []wire.Message) error {
-	if len(msgs) > maxStreamMsgs {
-		return fmt.Errorf("%w: %d messages, at most %d", ErrStream, len(msgs), maxStreamMsgs)
-	}
-	if _, err := s.c.Write([]byte{byte(len(msgs))}); err != nil {
-		return err
-	}
-	for _, m := range msgs {
-		if err := s.write(m); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// readMsgs reads a count then the messages.
-func (s *streamIO) readMsgs() ([]wire.Message, error) {
-	n, err := s.r.ReadByte()
-	if err != nil {
-		return nil, err
-	}
-	if n > maxStreamMsgs {
-		return nil, fmt.Errorf("%w: %d messages, at most %d", ErrStream, n, maxStreamMsgs)
-	}
-	msgs := make([]wire.Message, 0, n)
-	for range n {
-		t, body, err := s.read()
-		if err != nil {
-			return nil, err
-		}
-		m, err := wire.DecodeMessage(t, body)
-		if err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, m)
-	}
-	return msgs, nil
 }

@@ -87,6 +87,11 @@ type RunnerOptions struct {
 	// seed address why it did not answer. It is called from the goroutine
 	// that called Join and may block it.
 	OnJoinFailed func(attempt int, err error)
+	// StreamBudget, if not nil, is charged for the buffers of every stream
+	// the Runner reads (they grow with the bytes received); a stream that
+	// cannot get budget fails. Share it with the process's other stream
+	// readers to bound their total.
+	StreamBudget wire.Budget
 }
 
 // BadInput describes input a Runner could not read, for

@@ -125,18 +125,20 @@ func writeMsgs(codec *wire.Codec, w *bufio.Writer, msgs []wire.Message, buf []by
 // readMsgs reads frames from r until end of stream and decodes them into new
 // messages, which the caller may keep. Messages of unknown types are skipped
 // and counted in unknown. maxBytes bounds the bytes held by a chunked
-// transfer being reassembled.
-func readMsgs(codec *wire.Codec, r io.Reader, maxBytes int) (msgs []wire.Message, unknown int, err error) {
-	re := wire.NewReassembler(maxBytes, maxStreamTransfers)
+// transfer being reassembled; budget, if not nil, is charged for the
+// reader's buffers until readMsgs returns.
+func readMsgs(codec *wire.Codec, r io.Reader, maxBytes int, budget wire.Budget) (msgs []wire.Message, unknown int, err error) {
+	sr := wire.NewStreamReader(codec, r, wire.StreamLimits{MaxTransferBytes: maxBytes, MaxTransfers: maxStreamTransfers, Budget: budget})
+	defer sr.Close()
 	for {
-		f, err := codec.ReadFrame(r)
+		f, err := sr.ReadFrame()
 		if errors.Is(err, io.EOF) {
 			return msgs, unknown, nil
 		}
 		if err != nil {
 			return msgs, unknown, fmt.Errorf("%w: read frame: %w", ErrStream, err)
 		}
-		t, body, done, err := re.Add(f)
+		t, body, done, err := sr.Add(f)
 		if err != nil {
 			return msgs, unknown, fmt.Errorf("%w: frame of %v: %w", ErrStream, f.Type, err)
 		}
@@ -213,7 +215,7 @@ func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
 	if err := conn.CloseWrite(); err != nil {
 		return nil, streamFailed(ctx, s.To, err)
 	}
-	msgs, unknown, err := readMsgs(codec, conn, r.opts.MaxStreamBytes)
+	msgs, unknown, err := readMsgs(codec, conn, r.opts.MaxStreamBytes, r.opts.StreamBudget)
 	r.partsUnknown.Add(uint64(unknown))
 	if err != nil {
 		if r.opts.OnBadInput != nil && ctx.Err() == nil {
@@ -300,7 +302,7 @@ func (r *Runner) serve(in Incoming) {
 	}
 	codec := r.getCodec()
 	defer r.codecs.Put(codec)
-	req, unknown, err := readMsgs(codec, in.Conn, r.opts.MaxStreamBytes)
+	req, unknown, err := readMsgs(codec, in.Conn, r.opts.MaxStreamBytes, r.opts.StreamBudget)
 	r.partsUnknown.Add(uint64(unknown))
 	if err != nil && r.opts.OnBadInput != nil {
 		r.opts.OnBadInput(BadInput{From: in.From, Stream: true, Err: err})

@@ -131,8 +131,12 @@ type Codec struct {
 	fout       []byte  // WriteFrames: the frame being written
 	chunkPlain []byte  // WriteFrames: chunk header and data, before sealing
 	hdr        [frameHeaderBytes]byte
-	rd         reader   // Decode: kept here so that it does not escape per call
-	in         interner // Decode: member names seen recently
+	// acct, when a StreamReader sets it, is charged for dbuf before a
+	// frame body is decompressed; inflated is what was charged.
+	acct     *account
+	inflated int
+	rd       reader   // Decode: kept here so that it does not escape per call
+	in       interner // Decode: member names seen recently
 }
 
 // NewCodec returns a Codec for cfg, or the errors of cfg.Validate.

@@ -41,6 +41,19 @@ func appendCompressed(c *lz4.Compressor, dst, src []byte) ([]byte, bool) {
 	return dst[:l+compressedHeaderBytes+n], true
 }
 
+// inflatedBytes returns the bytes appendDecompressed would allocate for
+// src within maxBytes: the size in its header if it passes the caps, else 0.
+func inflatedBytes(src []byte, maxBytes int) int {
+	if len(src) < compressedHeaderBytes+1 {
+		return 0
+	}
+	n := uint64(binary.BigEndian.Uint32(src))
+	if n > uint64(maxBytes) || n > MaxExpansionRatio*uint64(len(src)-compressedHeaderBytes) {
+		return 0
+	}
+	return int(n)
+}
+
 // appendDecompressed appends the decompression of the compressed block src
 // to dst. The declared size is checked against maxBytes and against
 // MaxExpansionRatio times the block size before dst grows.

@@ -52,6 +52,9 @@ var (
 	// already taken by another key, removing the primary key, using an ID
 	// that is not installed.
 	ErrKeyring = errors.New("wire: keyring")
+	// ErrBudget reports a stream reader that needed more memory than its
+	// Budget had free: the stream should be closed.
+	ErrBudget = errors.New("wire: over memory budget")
 	// ErrConfig reports an invalid Config.
 	ErrConfig = errors.New("wire: invalid config")
 )

@@ -171,7 +171,9 @@ func (c *Codec) DecodeFrame(b []byte) (Frame, int, error) {
 }
 
 // ReadFrame reads one frame from r. The length is checked against
-// MaxFrameBytes before the codec's buffer grows. The frame's Body is valid
+// MaxFrameBytes, and the codec's buffer grows with the bytes received, not
+// with the length (see StreamReader, which also charges a Budget and
+// reassembles chunks). The frame's Body is valid
 // until the next call on c that decodes. A stream that ends cleanly before
 // a frame returns io.EOF; one that ends inside a frame, ErrTruncated.
 func (c *Codec) ReadFrame(r io.Reader) (Frame, error) {
@@ -185,14 +187,7 @@ func (c *Codec) ReadFrame(r io.Reader) (Frame, error) {
 	if err != nil {
 		return Frame{}, err
 	}
-	if c.fin = reuse(c.fin, size); cap(c.fin) < size {
-		c.fin = make([]byte, size)
-	}
-	c.fin = c.fin[:size]
-	if _, err := io.ReadFull(r, c.fin); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return Frame{}, errf(ErrTruncated, fmt.Sprintf("frame of %d bytes", size))
-		}
+	if c.fin, err = readGrowing(r, reuse(c.fin, size), size, nil); err != nil {
 		return Frame{}, err
 	}
 	return c.openFrame(c.hdr[4:], c.fin)
@@ -243,6 +238,13 @@ func (c *Codec) openFrame(tf, rest []byte) (Frame, error) {
 	if f.Flags&FrameCompressed == 0 {
 		f.Body = payload
 		return f, nil
+	}
+	if c.acct != nil {
+		n := inflatedBytes(payload, c.maxFrame)
+		if err := c.acct.charge(n); err != nil {
+			return f, err
+		}
+		c.inflated = n
 	}
 	var err error
 	c.dbuf, err = appendDecompressed(reuse(c.dbuf, 0), payload, c.maxFrame)

@@ -14,6 +14,11 @@ type Reassembler struct {
 	used         int
 	transfers    map[uint32]*transfer
 	dbuf         []byte
+	// acct, set by a StreamReader, is charged for the capacity of the
+	// transfers' buffers, of last and of the decompressed body.
+	acct     *account
+	last     []byte // the buffer of the transfer Add returned last
+	inflated int    // charged for dbuf's use by the last transfer
 }
 
 type transfer struct {
@@ -22,7 +27,7 @@ type transfer struct {
 	count uint32
 	total uint32
 	next  uint32 // index of the next chunk
-	buf   []byte
+	buf   []byte // grows with the chunks received, never to more than total
 }
 
 // NewReassembler returns a Reassembler holding at most maxBytes across at
@@ -42,6 +47,7 @@ func (r *Reassembler) Pending() (transfers, bytes int) { return len(r.transfers)
 // the next Add. On an error the chunk's transfer is dropped and its bytes
 // released; other transfers are unaffected.
 func (r *Reassembler) Add(f Frame) (t Type, body []byte, done bool, err error) {
+	r.releaseLast()
 	if f.Flags&FrameChunk == 0 {
 		return f.Type, f.Body, true, nil
 	}
@@ -52,20 +58,32 @@ func (r *Reassembler) Add(f Frame) (t Type, body []byte, done bool, err error) {
 		return 0, nil, false, err
 	}
 	if tr == nil {
-		tr = &transfer{t: f.Type, flags: f.Flags, count: ch.Count, total: ch.Total, buf: make([]byte, 0, ch.Total)}
+		tr = &transfer{t: f.Type, flags: f.Flags, count: ch.Count, total: ch.Total}
 		r.transfers[ch.Transfer] = tr
 		r.used += int(ch.Total)
+	}
+	if err := r.grow(tr, len(f.Body)); err != nil {
+		r.drop(ch.Transfer)
+		return 0, nil, false, err
 	}
 	tr.buf = append(tr.buf, f.Body...)
 	tr.next++
 	if ch.Index+1 < ch.Count {
 		return 0, nil, false, nil
 	}
+	// The finished buffer stays charged until the next Add, as its body.
+	r.last, tr.buf = tr.buf, nil
 	r.drop(ch.Transfer)
 	if f.Flags&FrameCompressed == 0 {
-		return tr.t, tr.buf, true, nil
+		return tr.t, r.last, true, nil
 	}
-	r.dbuf, err = appendDecompressed(r.dbuf[:0], tr.buf, r.maxBytes)
+	if n := inflatedBytes(r.last, r.maxBytes); r.acct != nil {
+		if err := r.acct.charge(n); err != nil {
+			return 0, nil, false, err
+		}
+		r.inflated = n
+	}
+	r.dbuf, err = appendDecompressed(r.dbuf[:0], r.last, r.maxBytes)
 	if err != nil {
 		return 0, nil, false, err
 	}
@@ -118,10 +136,45 @@ func (r *Reassembler) check(f Frame, tr *transfer) error {
 	return nil
 }
 
+// grow makes room for n more bytes in tr's buffer: its capacity starts at
+// MinReadStepBytes and doubles, up to the transfer's total, so it is never
+// more than twice the bytes received (or one step). The growth is charged
+// first.
+func (r *Reassembler) grow(tr *transfer, n int) error {
+	need := len(tr.buf) + n
+	if need <= cap(tr.buf) {
+		return nil
+	}
+	next := min(int(tr.total), max(MinReadStepBytes, 2*cap(tr.buf), need))
+	if err := r.acct.charge(next - cap(tr.buf)); err != nil {
+		return err
+	}
+	nb := make([]byte, len(tr.buf), next)
+	copy(nb, tr.buf)
+	tr.buf = nb
+	return nil
+}
+
 // drop forgets transfer id, releasing its bytes.
 func (r *Reassembler) drop(id uint32) {
 	if tr, ok := r.transfers[id]; ok {
 		r.used -= int(tr.total)
+		r.acct.release(cap(tr.buf))
 		delete(r.transfers, id)
 	}
+}
+
+// releaseLast gives back what the transfer returned last held.
+func (r *Reassembler) releaseLast() {
+	r.acct.release(cap(r.last) + r.inflated)
+	r.last, r.inflated = nil, 0
+}
+
+// Close drops every open transfer and gives their bytes back.
+func (r *Reassembler) Close() {
+	r.releaseLast()
+	for id := range r.transfers {
+		r.drop(id)
+	}
+	r.dbuf = nil
 }

@@ -56,6 +56,9 @@ type agentConfig struct {
 	WatchHistory      int64 `json:"watch_history"`
 	WatchHistoryBytes int64 `json:"watch_history_bytes"`
 
+	MaxStreamBufferBytes int64         `json:"max_stream_buffer_bytes"`
+	FirstFrameTimeout    node.Duration `json:"first_frame_timeout"`
+
 	// Secrets come from the environment only (or from the files above):
 	// never from a flag, which any user can read in the process list, nor
 	// from the config file, which is often world-readable.
@@ -88,6 +91,9 @@ func defaultConfig(hostname func() (string, error)) agentConfig {
 		LogFormat:      "auto",
 		LeaveTimeout:   node.Duration(node.DefaultLeaveTimeout),
 		HeapFloorBytes: node.DefaultHeapFloor,
+
+		MaxStreamBufferBytes: node.DefaultMaxStreamBufferBytes,
+		FirstFrameTimeout:    node.Duration(node.DefaultFirstFrameTimeout),
 	}
 }
 
@@ -187,6 +193,8 @@ var options = []option{
 	intOpt("heap-floor-bytes", "heap size in `bytes` below which the garbage collector does not run; fewer collections on a small heap keep the API's latency tail low (0: Go's default, GOGC alone)", func(c *agentConfig) *int64 { return &c.HeapFloorBytes }),
 	intOpt("watch-history", "`changes` of each namespace kept for watches to resume from by index (0: node default, 1024)", func(c *agentConfig) *int64 { return &c.WatchHistory }),
 	intOpt("watch-history-bytes", "bound in `bytes` of the keys and values the watch history of all namespaces keeps (0: node default, 64 MiB)", func(c *agentConfig) *int64 { return &c.WatchHistoryBytes }),
+	intOpt("max-stream-buffer-bytes", "`bytes` all TCP stream readers may hold together; connections not yet proven hold at most a quarter, and a stream that needs more is closed", func(c *agentConfig) *int64 { return &c.MaxStreamBufferBytes }),
+	durOpt("first-frame-timeout", "how long (`duration`) an incoming TCP connection has for its TLS handshake and first valid frame", func(c *agentConfig) *node.Duration { return &c.FirstFrameTimeout }),
 	boolOpt("minority-share", "on the minority side of a partition, admit only this side's share of each rate limit", func(c *agentConfig) *bool { return &c.MinorityShare }),
 }
 
@@ -375,30 +383,32 @@ func parseLevel(s string) (slog.Level, error) {
 // registry and version are the caller's to add.
 func (c agentConfig) nodeConfig() node.Config {
 	cfg := node.Config{
-		Name:             c.Node,
-		BindAddr:         c.Bind,
-		AdvertiseAddr:    c.Advertise,
-		Seeds:            append(append([]string(nil), c.Join...), c.RetryJoin...),
-		Label:            c.Label,
-		Profile:          c.Profile,
-		APIAddr:          c.APIAddr,
-		APITokenFile:     c.APITokenFile,
-		APIToken:         c.APIToken,
-		LeaveTimeout:     c.LeaveTimeout,
-		SyncInterval:     c.SyncInterval,
-		SnapshotInterval: c.SnapshotInterval,
-		DataDir:          c.DataDir,
-		StoreMaxBytes:    c.StoreMaxBytes,
-		WorkerPages:      c.WorkerPages,
-		MaxHolderPages:   c.MaxHolderPages,
-		MinorityShare:    c.MinorityShare,
-		GossipKeyFile:    c.EncryptKeyFile,
-		GossipKey:        c.EncryptKey,
-		TLSCertFile:      c.TLSCertFile,
-		TLSKeyFile:       c.TLSKeyFile,
-		TLSCAFile:        c.TLSCAFile,
-		TLSVerifyClients: c.TLSVerifyClients,
-		APIPlaintext:     c.APIPlaintext,
+		Name:                 c.Node,
+		BindAddr:             c.Bind,
+		AdvertiseAddr:        c.Advertise,
+		Seeds:                append(append([]string(nil), c.Join...), c.RetryJoin...),
+		Label:                c.Label,
+		Profile:              c.Profile,
+		APIAddr:              c.APIAddr,
+		APITokenFile:         c.APITokenFile,
+		APIToken:             c.APIToken,
+		LeaveTimeout:         c.LeaveTimeout,
+		SyncInterval:         c.SyncInterval,
+		SnapshotInterval:     c.SnapshotInterval,
+		DataDir:              c.DataDir,
+		StoreMaxBytes:        c.StoreMaxBytes,
+		WorkerPages:          c.WorkerPages,
+		MaxHolderPages:       c.MaxHolderPages,
+		MinorityShare:        c.MinorityShare,
+		MaxStreamBufferBytes: c.MaxStreamBufferBytes,
+		FirstFrameTimeout:    c.FirstFrameTimeout,
+		GossipKeyFile:        c.EncryptKeyFile,
+		GossipKey:            c.EncryptKey,
+		TLSCertFile:          c.TLSCertFile,
+		TLSKeyFile:           c.TLSKeyFile,
+		TLSCAFile:            c.TLSCAFile,
+		TLSVerifyClients:     c.TLSVerifyClients,
+		APIPlaintext:         c.APIPlaintext,
 	}
 	// Out of range values stay out of range, for Validate to refuse.
 	cfg.WatchHistory = int(min(max(c.WatchHistory, -1), 1<<30))
