@@ -204,6 +204,9 @@ func writeErr(w http.ResponseWriter, err error) {
 // trailing data. It writes the error response itself and reports false.
 // An empty body is allowed when emptyOK is set (v keeps its defaults).
 func (n *Node) decode(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) bool {
+	if n.refuseDeclaredTooLarge(w, r) {
+		return false
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, n.cfg.MaxRequestBytes)
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -231,6 +234,19 @@ func (n *Node) decode(w http.ResponseWriter, r *http.Request, v any, emptyOK boo
 		writeError(w, http.StatusBadRequest, "malformed request: "+err.Error())
 	}
 	return false
+}
+
+// refuseDeclaredTooLarge answers 413 and reports true when r declares a
+// body over MaxRequestBytes. Such a body is refused unread: buffering it up
+// to the limit only to refuse it cost megabytes per request. The connection
+// closes rather than drain what the client still sends.
+func (n *Node) refuseDeclaredTooLarge(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength <= n.cfg.MaxRequestBytes {
+		return false
+	}
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", n.cfg.MaxRequestBytes))
+	return true
 }
 
 // pageParams reads limit (bounded by MaxListItems) and cursor.
