@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
-	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,13 +43,6 @@ func gcPercent() int {
 	p := debug.SetGCPercent(100)
 	debug.SetGCPercent(p)
 	return p
-}
-
-// readUint reads one uint64 runtime metric.
-func readUint(name string) uint64 {
-	s := []rtmetrics.Sample{{Name: name}}
-	rtmetrics.Read(s)
-	return s[0].Value.Uint64()
 }
 
 // churn allocates n blocks of size bytes, keeping only the last, as a

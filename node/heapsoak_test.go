@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +74,13 @@ func TestHeapSoakServer(t *testing.T) {
 		case <-tick.C:
 		}
 	}
+}
+
+// readUint reads one uint64 runtime metric.
+func readUint(name string) uint64 {
+	s := []rtmetrics.Sample{{Name: name}}
+	rtmetrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // lazyBody yields n bytes of a JSON string value without holding them.
