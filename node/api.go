@@ -24,9 +24,11 @@ import (
 // Config.MaxRequestBytes and strict (unknown fields are errors); lists take
 // limit (at most Config.MaxListItems) and cursor, and return next_cursor
 // ("" on the last page). With a token, everything but the probes needs
-// "Authorization: Bearer <token>".
+// "Authorization: Bearer <token>"; with TLSVerifyClients, everything but the
+// probes needs a client certificate that the CA signed.
 //
-//	GET    /livez /readyz /healthz          probes (readyz: joined, first sync done, not leaving)
+//	GET    /livez /readyz /healthz          probes (readyz: joined, first sync done, not leaving;
+//	                                        healthz: running, neither left nor leaving)
 //	GET    /metrics                         Prometheus text (when the Registerer is a Gatherer)
 //	       /debug/pprof/...                 profiles
 //	GET    /v1/self  /v1/status  /v1/members
@@ -125,15 +127,22 @@ func (s *statusWriter) Flush() {
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// middleware checks the bearer token and counts requests by route pattern
+// middleware checks the client certificate and the bearer token, and counts requests by route pattern
 // (a bounded label set: never the path).
 func (n *Node) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		if n.token != "" && !open(r.URL.Path) && !n.authorized(r) {
+		switch {
+		case open(r.URL.Path):
+			next.ServeHTTP(sw, r)
+		case n.apiTLS && n.cfg.TLSVerifyClients && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0):
+			// The handshake verifies a certificate when one is given, so
+			// that the probes work without one; everything else needs it.
+			writeError(sw, http.StatusForbidden, "a client certificate signed by the cluster CA is required")
+		case n.token != "" && !n.authorized(r):
 			writeError(sw, http.StatusUnauthorized, "missing or wrong bearer token")
-		} else {
+		default:
 			next.ServeHTTP(sw, r)
 		}
 		route := r.Pattern
@@ -273,12 +282,29 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, map[string]any{"ready": ok, "reason": why, "majority": majority})
 }
 
-func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
-	if n.closed.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shut down"})
-		return
+// Health reports whether the node runs as a member: started, not leaving or
+// left, not shut down. Unlike Ready it does not wait for a join or a sync,
+// so a node that answers false needs a restart (or is on its way out), not
+// patience.
+func (n *Node) Health() (bool, string) {
+	switch {
+	case n.closed.Load():
+		return false, "shut down"
+	case !n.started.Load():
+		return false, "not started"
+	case n.leaving.Load():
+		return false, "leaving"
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return true, "ok"
+}
+
+func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ok, why := n.Health()
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]string{"status": why})
 }
 
 // MemberInfo is a member as the API shows it.
