@@ -37,6 +37,7 @@ import (
 //	GET    /v1/kv/{ns}?prefix=&limit=&cursor=
 //	GET    /v1/watch/{ns}?prefix=&timeout=  long poll, or SSE with Accept: text/event-stream
 //	PUT    /v1/workers/{id} {"url","model","health","load","labels"}   GET, DELETE the same path
+//	PATCH  /v1/workers/{id} {"health","load"} (either or both; the rest is kept)
 //	GET    /v1/workers?model=&limit=&cursor=
 //	PUT    /v1/limits/{name} {"limit":100,"window":"1s"}  GET (usage), DELETE the same path
 //	GET    /v1/limits                       POST /v1/limits/{name}/take {"n":1}
@@ -71,6 +72,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/watch/{ns}", n.handleWatch)
 
 	mux.HandleFunc("PUT /v1/workers/{id}", n.handlePutWorker)
+	mux.HandleFunc("PATCH /v1/workers/{id}", n.handlePatchWorker)
 	mux.HandleFunc("GET /v1/workers/{id}", n.handleGetWorker)
 	mux.HandleFunc("DELETE /v1/workers/{id}", n.handleDeleteWorker)
 	mux.HandleFunc("GET /v1/workers", n.handleListWorkers)
