@@ -28,7 +28,7 @@ import (
 // probes needs a client certificate that the CA signed.
 //
 //	GET    /livez /readyz /healthz          probes (readyz: joined, first sync done, not leaving;
-//	                                        healthz: running, neither left nor leaving)
+//	                                        healthz: neither leaving, left nor shut down)
 //	GET    /metrics                         Prometheus text (when the Registerer is a Gatherer)
 //	       /debug/pprof/...                 profiles
 //	GET    /v1/self  /v1/status  /v1/members
@@ -284,18 +284,16 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, map[string]any{"ready": ok, "reason": why, "majority": majority})
 }
 
-// Health reports whether the node runs as a member: started, not leaving or
-// left, not shut down. Unlike Ready it does not wait for a join or a sync,
-// so a node that answers false needs a restart (or is on its way out), not
-// patience.
+// Health reports whether the node is, or can become, a working member:
+// false once it is leaving or has left (Leave), or is shut down. Unlike
+// Ready it does not wait for a start, a join or a sync, so a node that
+// answers false needs a restart (or is on its way out), not patience.
 func (n *Node) Health() (bool, string) {
 	switch {
 	case n.closed.Load():
 		return false, "shut down"
-	case !n.started.Load():
-		return false, "not started"
 	case n.leaving.Load():
-		return false, "leaving"
+		return false, "left"
 	}
 	return true, "ok"
 }
