@@ -77,6 +77,7 @@ func TestHeapFloorBoundsHeap(t *testing.T) {
 	stop := StartHeapFloor(floor)
 	defer stop()
 	maxHeap, cycles := churn(40_000, 20<<10) // 800 MB allocated
+	t.Logf("floor %d MiB: heap up to %d MiB, %d collections", floor>>20, maxHeap>>20, cycles)
 	// The live heap a cycle measures includes what was allocated while it
 	// marked, so under churn the goal passes the floor by up to about as
 	// much again; the failure this catches is hundreds of MiB.
