@@ -75,3 +75,19 @@ func TestWorkersPatch(t *testing.T) {
 		t.Errorf("patch without flags: exit %d, %q", code, errOut)
 	}
 }
+
+// TestKeyringListPlaintext: on a plaintext node keyring list said "accept
+// plaintext: no, send plaintext: no".
+func TestKeyringListPlaintext(t *testing.T) {
+	f := &fakeAPI{answers: map[string]func(http.ResponseWriter, *http.Request){
+		"GET /v1/keyring": answer(200, `{"keys":[],"encrypted":false,"accept_plaintext":true,"send_plaintext":true}`),
+	}}
+	out, errOut, code := runAgainst(t, f, nil, "keyring", "list")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := "no gossip key installed: gossip is plaintext\naccept plaintext: yes, send plaintext: yes\n"
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Errorf("keyring list (-want +got):\n%s", diff)
+	}
+}
