@@ -129,8 +129,8 @@ func (s *statusWriter) Flush() {
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// middleware checks the client certificate and the bearer token, and counts requests by route pattern
-// (a bounded label set: never the path).
+// middleware checks the client certificate and the bearer token, and
+// counts requests by route pattern (a bounded label set: never the path).
 func (n *Node) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

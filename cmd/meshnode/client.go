@@ -191,6 +191,9 @@ func responseError(code int, b []byte) error {
 	if code == http.StatusUnauthorized {
 		msg += "; give the token with MESHNODE_API_TOKEN or --api-token-file"
 	}
+	if code == http.StatusForbidden && strings.Contains(msg, "client certificate") {
+		msg += "; give --tls-cert-file and --tls-key-file"
+	}
 	if msg == "" {
 		msg = http.StatusText(code)
 	}
