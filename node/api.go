@@ -25,9 +25,11 @@ import (
 // Config.MaxRequestBytes and strict (unknown fields are errors); lists take
 // limit (at most Config.MaxListItems) and cursor, and return next_cursor
 // ("" on the last page). With a token, everything but the probes needs
-// "Authorization: Bearer <token>".
+// "Authorization: Bearer <token>"; with TLSVerifyClients, everything but the
+// probes needs a client certificate that the CA signed.
 //
-//	GET    /livez /readyz /healthz          probes (readyz: joined, first sync done, not leaving)
+//	GET    /livez /readyz /healthz          probes (readyz: joined, first sync done, not leaving;
+//	                                        healthz: neither leaving, left nor shut down)
 //	GET    /metrics                         Prometheus text (when the Registerer is a Gatherer)
 //	       /debug/pprof/...                 profiles
 //	GET    /v1/self  /v1/status  /v1/members
@@ -37,6 +39,7 @@ import (
 //	GET    /v1/watch/{ns}?prefix=&timeout=&index=  long poll, or SSE with Accept: text/event-stream
 //	                                        (X-Meshnode-Index on KV reads and watches; Last-Event-ID resumes SSE)
 //	PUT    /v1/workers/{id} {"url","model","health","load","labels"}   GET, DELETE the same path
+//	PATCH  /v1/workers/{id} {"health","load"} (either or both; the rest is kept)
 //	GET    /v1/workers?model=&limit=&cursor=
 //	PUT    /v1/limits/{name} {"limit":100,"window":"1s"}  GET (usage), DELETE the same path
 //	GET    /v1/limits                       POST /v1/limits/{name}/take {"n":1}
@@ -74,6 +77,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/watch/{ns}", n.handleWatch)
 
 	mux.HandleFunc("PUT /v1/workers/{id}", n.handlePutWorker)
+	mux.HandleFunc("PATCH /v1/workers/{id}", n.handlePatchWorker)
 	mux.HandleFunc("GET /v1/workers/{id}", n.handleGetWorker)
 	mux.HandleFunc("DELETE /v1/workers/{id}", n.handleDeleteWorker)
 	mux.HandleFunc("GET /v1/workers", n.handleListWorkers)
@@ -157,19 +161,26 @@ func (s *statusWriter) Flush() {
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// middleware checks the bearer token and counts requests by route pattern
-// (a bounded label set: never the path).
+// middleware checks the client certificate and the bearer token, and
+// counts requests by route pattern (a bounded label set: never the path).
 func (n *Node) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		if n.token != "" && !open(r.URL.Path) && !n.authorized(r) {
+		switch {
+		case open(r.URL.Path):
+			next.ServeHTTP(sw, r)
+		case n.apiTLS && n.cfg.TLSVerifyClients && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0):
+			// The handshake verifies a certificate when one is given, so
+			// that the probes work without one; everything else needs it.
+			writeError(sw, http.StatusForbidden, "a client certificate signed by the cluster CA is required")
+		case n.token != "" && !n.authorized(r):
 			writeError(sw, http.StatusUnauthorized, "missing or wrong bearer token")
-		} else if p := r.URL.EscapedPath(); r.Method != http.MethodConnect && !canonicalPath(p) {
+		case r.Method != http.MethodConnect && !canonicalPath(r.URL.EscapedPath()):
 			// Before ServeMux, which would redirect to the cleaned path:
 			// a client that follows it writes where it did not mean to.
-			writeError(sw, http.StatusBadRequest, fmt.Sprintf("path %q has empty, \".\" or \"..\" segments", p))
-		} else {
+			writeError(sw, http.StatusBadRequest, fmt.Sprintf("path %q has empty, \".\" or \"..\" segments", r.URL.EscapedPath()))
+		default:
 			next.ServeHTTP(sw, r)
 		}
 		route := r.Pattern
@@ -240,6 +251,9 @@ func writeErr(w http.ResponseWriter, err error) {
 // trailing data. It writes the error response itself and reports false.
 // An empty body is allowed when emptyOK is set (v keeps its defaults).
 func (n *Node) decode(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) bool {
+	if n.refuseDeclaredTooLarge(w, r) {
+		return false
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, n.cfg.MaxRequestBytes)
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -269,6 +283,19 @@ func (n *Node) decode(w http.ResponseWriter, r *http.Request, v any, emptyOK boo
 	return false
 }
 
+// refuseDeclaredTooLarge answers 413 and reports true when r declares a
+// body over MaxRequestBytes. Such a body is refused unread: buffering it up
+// to the limit only to refuse it cost megabytes per request. The connection
+// closes rather than drain what the client still sends.
+func (n *Node) refuseDeclaredTooLarge(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength <= n.cfg.MaxRequestBytes {
+		return false
+	}
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", n.cfg.MaxRequestBytes))
+	return true
+}
+
 // pageParams reads limit (bounded by MaxListItems) and cursor.
 func (n *Node) pageParams(w http.ResponseWriter, r *http.Request) (limit int, cursor string, ok bool) {
 	limit = n.cfg.MaxListItems
@@ -293,12 +320,27 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, map[string]any{"ready": ok, "reason": why, "majority": majority})
 }
 
-func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
-	if n.closed.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shut down"})
-		return
+// Health reports whether the node is, or can become, a working member:
+// false once it is leaving or has left (Leave), or is shut down. Unlike
+// Ready it does not wait for a start, a join or a sync, so a node that
+// answers false needs a restart (or is on its way out), not patience.
+func (n *Node) Health() (bool, string) {
+	switch {
+	case n.closed.Load():
+		return false, "shut down"
+	case n.leaving.Load():
+		return false, "left"
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return true, "ok"
+}
+
+func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ok, why := n.Health()
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]string{"status": why})
 }
 
 // MemberInfo is a member as the API shows it.

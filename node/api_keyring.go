@@ -19,8 +19,12 @@ import (
 // the same ID there unless the install gave an explicit one).
 
 // KeyringInfo is this node's keyring as the API shows it (never the keys).
+// AcceptPlaintext and SendPlaintext say what the node does: a node with no
+// key accepts and sends plaintext whatever the switches, and one with keys
+// but no primary sends plaintext.
 type KeyringInfo struct {
 	Keys            []KeyInfo `json:"keys"`
+	Encrypted       bool      `json:"encrypted"` // a primary key is in use for sending
 	AcceptPlaintext bool      `json:"accept_plaintext"`
 	SendPlaintext   bool      `json:"send_plaintext"`
 }
@@ -52,6 +56,13 @@ func (n *Node) keyringInfo() KeyringInfo {
 	for _, id := range kr.List() {
 		info.Keys = append(info.Keys, KeyInfo{ID: id, Primary: hasPrimary && id == primary})
 	}
+	if len(info.Keys) == 0 {
+		info.AcceptPlaintext = true
+	}
+	if !hasPrimary {
+		info.SendPlaintext = true
+	}
+	info.Encrypted = !info.SendPlaintext
 	return info
 }
 

@@ -41,6 +41,13 @@ const (
 	// DefaultGCHorizon: a member away longer than this no longer holds back
 	// tombstone collection and must resynchronise when it returns.
 	DefaultGCHorizon = 10 * time.Minute
+	// DefaultStoreMaxBytes bounds the store (the store's own default).
+	DefaultStoreMaxBytes = 1 << 30
+	// DefaultReapTimeout: how long dead and left members are remembered.
+	// Longer than typical partitions, so that reconnection can re-dial them
+	// and a returning member is known; meanwhile they count towards the
+	// cluster size that a majority is judged against.
+	DefaultReapTimeout = 30 * time.Minute
 	// DefaultMaxRequestBytes fits one store.MaxValueBytes value in JSON.
 	DefaultMaxRequestBytes = 4 << 20
 	// DefaultMaxListItems bounds one page of any list the API returns.
@@ -137,13 +144,21 @@ type Config struct {
 	LeaveTimeout Duration `json:"leave_timeout,omitempty"`
 	// GCHorizon: see DefaultGCHorizon.
 	GCHorizon Duration `json:"gc_horizon,omitempty"`
+	// ReapTimeout is how long a dead or left member is remembered before
+	// it is forgotten [DefaultReapTimeout]; reaping runs every eighth of
+	// it, so a member goes within 1.125 times this.
+	ReapTimeout Duration `json:"reap_timeout,omitempty"`
+	// ReadyRequiresMajority makes Ready (and /readyz) report false while
+	// this node sees no majority of the last known cluster, so that a load
+	// balancer takes a replica on the minority side of a partition out.
+	ReadyRequiresMajority bool `json:"ready_requires_majority,omitempty"`
 
 	// DataDir enables persistence: snapshots and the generation live there.
 	DataDir string `json:"data_dir,omitempty"`
 	// SnapshotInterval is the period of snapshots [DefaultSnapshotInterval].
 	SnapshotInterval Duration `json:"snapshot_interval,omitempty"`
 
-	// StoreMaxBytes bounds the store [store default, 1 GiB].
+	// StoreMaxBytes bounds the store [DefaultStoreMaxBytes].
 	StoreMaxBytes int64 `json:"store_max_bytes,omitempty"`
 	// WorkerPages is each worker's page budget in the index [unlimited].
 	WorkerPages int64 `json:"worker_pages,omitempty"`
@@ -256,6 +271,10 @@ func (c Config) withDefaults() Config {
 	def(&c.LeaveTimeout, DefaultLeaveTimeout)
 	def(&c.GCHorizon, DefaultGCHorizon)
 	def(&c.SnapshotInterval, DefaultSnapshotInterval)
+	def(&c.ReapTimeout, DefaultReapTimeout)
+	if c.StoreMaxBytes == 0 {
+		c.StoreMaxBytes = DefaultStoreMaxBytes
+	}
 	return c
 }
 
@@ -341,6 +360,9 @@ func (c Config) Validate() error {
 		if d < 0 {
 			bad("%s %v: must be positive", name, d.D())
 		}
+	}
+	if c.ReapTimeout < Duration(time.Second) {
+		bad("reap_timeout %v: at least 1s", c.ReapTimeout.D())
 	}
 	if c.StoreMaxBytes < 0 || c.WorkerPages < 0 || c.MaxHolderPages < 0 {
 		bad("store_max_bytes, worker_pages and max_holder_pages must not be negative")

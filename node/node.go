@@ -157,7 +157,11 @@ func (n *Node) APIAddr() string {
 }
 
 // swimConfig returns the swim configuration of the node's profile.
-func (n *Node) swimConfig() swim.Config { return SwimConfig(n.cfg.Profile) }
+func (n *Node) swimConfig() swim.Config {
+	c := SwimConfig(n.cfg.Profile)
+	c.ReapTimeout = n.cfg.ReapTimeout.D()
+	return c
+}
 
 // SwimConfig returns the swim configuration a node uses for profile ("lan",
 // "wan" or "local"; anything else is "lan"). It is swim's profile with
@@ -319,7 +323,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 }
 
 // Ready reports whether the node is joined, has finished its first sync and
-// is not leaving.
+// is not leaving, and with Config.ReadyRequiresMajority whether it sees a
+// majority of the last known cluster.
 func (n *Node) Ready() (bool, string) {
 	switch {
 	case !n.started.Load() || n.closed.Load():
@@ -330,6 +335,11 @@ func (n *Node) Ready() (bool, string) {
 		return false, "joining"
 	case !n.synced.Load():
 		return false, "first sync pending"
+	}
+	if n.cfg.ReadyRequiresMajority {
+		if _, _, majority := n.quorum(); !majority {
+			return false, "no majority"
+		}
 	}
 	return true, "ok"
 }

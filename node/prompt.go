@@ -19,10 +19,17 @@ import (
 // tokBuf's storage when it is large enough; it writes the error response
 // itself and reports false.
 func (n *Node) decodePrompt(w http.ResponseWriter, r *http.Request, req *promptRequest, tokBuf tokenList) bool {
+	if n.refuseDeclaredTooLarge(w, r) {
+		return false
+	}
 	bp := bodyPool.Get().(*[]byte)
-	defer bodyPool.Put(bp)
 	body, err := readAll((*bp)[:0], http.MaxBytesReader(w, r.Body, n.cfg.MaxRequestBytes))
-	*bp = body[:0]
+	if cap(body) <= maxPooledBody {
+		// A pool of bodies grown to the limit would keep megabytes per
+		// processor for a rare large request.
+		*bp = body[:0]
+		defer bodyPool.Put(bp)
+	}
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -42,6 +49,9 @@ func (n *Node) decodePrompt(w http.ResponseWriter, r *http.Request, req *promptR
 // bodyPool recycles request buffers: a prompt request is a few kilobytes,
 // read at thousands of requests per second. Nothing parsed aliases it.
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// maxPooledBody is the largest buffer bodyPool keeps.
+const maxPooledBody = 256 << 10
 
 // readAll appends everything r yields to dst.
 func readAll(dst []byte, r io.Reader) ([]byte, error) {

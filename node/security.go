@@ -119,7 +119,9 @@ func (n *Node) apiTLSConfig() *tls.Config {
 	cfg := n.tlsSrv.Clone()
 	cfg.ClientAuth = tls.NoClientCert
 	if n.cfg.TLSVerifyClients {
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		// Not RequireAndVerifyClientCert: the probes need no certificate,
+		// so the middleware asks for one on every other path.
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
 	}
 	return cfg
 }

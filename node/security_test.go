@@ -82,13 +82,32 @@ func TestSecureCluster(t *testing.T) {
 		}
 		return nil
 	})
-	// A client without a certificate is refused by the API.
+	// A client without a certificate reaches the probes (documented as
+	// needing no secret) and nothing else.
 	bare := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
-	if resp, err := bare.Get("https://" + c.nodes[0].APIAddr() + "/livez"); err == nil {
+	for path, want := range map[string]int{"/livez": 200, "/readyz": 200, "/healthz": 200, "/v1/status": 403, "/v1/kv/ns/k": 403, "/metrics": 403} {
+		resp, err := bare.Get("https://" + c.nodes[0].APIAddr() + path)
+		if err != nil {
+			t.Fatalf("GET %s without a client certificate: %v", path, err)
+		}
 		resp.Body.Close()
-		t.Fatal("API accepted a client without a certificate")
+		if resp.StatusCode != want {
+			t.Errorf("GET %s without a client certificate: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 	bare.CloseIdleConnections()
+	// A certificate from another CA is refused in the handshake.
+	_, strangerCert, strangerKey := testcert.Write(t, t.TempDir())
+	sc, err := tls.LoadX509KeyPair(strangerCert, strangerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{sc}}}, Timeout: 10 * time.Second}
+	if resp, err := stranger.Get("https://" + c.nodes[0].APIAddr() + "/livez"); err == nil {
+		resp.Body.Close()
+		t.Error("API accepted a client certificate from another CA")
+	}
+	stranger.CloseIdleConnections()
 	// ReloadTLS: a pair from another CA makes new API connections fail for
 	// clients trusting the cluster CA; the original pair makes them work
 	// again; a broken file is refused and the current pair kept.

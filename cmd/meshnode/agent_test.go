@@ -461,7 +461,7 @@ func TestAgentBinary(t *testing.T) {
 	t.Run("errors are one line", func(t *testing.T) {
 		cli{t, bin, "127.0.0.1:1"}.fails(1, "cannot reach the agent API", "members")
 		ca.fails(2, "unknown command", "frobnicate")
-		ca.fails(2, "want a subcommand", "kv", "frob")
+		ca.fails(2, "unknown subcommand", "kv", "frob")
 	})
 	t.Run("start with --join fails when no seed answers", func(t *testing.T) {
 		cmd := exec.Command(bin, "agent", "--node", "gamma", "--bind", "127.0.0.1:0", "--api-addr", "off", "--profile", "local",

@@ -207,6 +207,9 @@ func responseError(code int, b []byte) error {
 	if code == http.StatusUnauthorized {
 		msg += "; give the token with MESHNODE_API_TOKEN or --api-token-file"
 	}
+	if code == http.StatusForbidden && strings.Contains(msg, "client certificate") {
+		msg += "; give --tls-cert-file and --tls-key-file"
+	}
 	if code/100 == 3 {
 		msg = fmt.Sprintf("the API answered a redirect (%s), not followed: is --api-addr an agent API?", http.StatusText(code))
 	}
@@ -289,7 +292,7 @@ var clientCommands = map[string]clientCommand{
 	"join":      {setup: setupJoin},
 	"leave":     {setup: setupLeave},
 	"kv":        {subs: []string{"", "get", "put", "del", "list", "watch"}, setup: setupKV},
-	"workers":   {subs: []string{"list", "get", "put", "del"}, setup: setupWorkers},
+	"workers":   {subs: []string{"list", "get", "put", "patch", "del"}, setup: setupWorkers},
 	"route":     {setup: setupRoute},
 	"ratelimit": {subs: []string{"list", "get", "set", "take", "del"}, setup: setupRatelimit},
 	"ring":      {setup: setupRing},
@@ -301,17 +304,29 @@ func runClient(name string, cmd clientCommand, args []string, env lookupEnv, std
 	sub := ""
 	full := name
 	if cmd.subs != nil {
-		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch {
+		case len(args) > 0 && isHelpFlag(args[0]):
+			sub = "" // the command's own help, below
+		case len(args) > 0 && !strings.HasPrefix(args[0], "-"):
 			sub, args = args[0], args[1:]
-		} else {
+		default:
 			sub = cmd.subs[0]
 		}
 		ok := false
 		for _, s := range cmd.subs {
 			ok = ok || (s == sub && s != "")
 		}
-		if !ok {
-			fmt.Fprintf(stderr, "meshnode %s: want a subcommand: %s\n", name, strings.Join(nonEmpty(cmd.subs), ", "))
+		subs := strings.Join(nonEmpty(cmd.subs), ", ")
+		switch {
+		case ok:
+		case sub == "" && len(args) > 0 && isHelpFlag(args[0]):
+			fmt.Fprintf(stdout, "usage: meshnode %s <subcommand> [flags] [args]\n\nsubcommands: %s\n\nRun \"meshnode %s <subcommand> -h\" for its flags and arguments.\n", name, subs, name)
+			return 0
+		case sub == "":
+			fmt.Fprintf(stderr, "meshnode %s: want a subcommand: %s (run \"meshnode %s -h\")\n", name, subs, name)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "meshnode %s: unknown subcommand %q%s (want one of %s)\n", name, sub, didYouMean(sub, cmd.subs), subs)
 			return 2
 		}
 		full = name + " " + sub
@@ -350,6 +365,8 @@ func runClient(name string, cmd clientCommand, args []string, env lookupEnv, std
 type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func isHelpFlag(s string) bool { return s == "-h" || s == "--help" || s == "-help" }
 
 func nonEmpty(s []string) []string {
 	var out []string

@@ -59,6 +59,9 @@ type agentConfig struct {
 	MaxStreamBufferBytes int64         `json:"max_stream_buffer_bytes"`
 	FirstFrameTimeout    node.Duration `json:"first_frame_timeout"`
 
+	ReapTimeout           node.Duration `json:"reap_timeout"`
+	ReadyRequiresMajority bool          `json:"ready_requires_majority"`
+
 	// Secrets come from the environment only (or from the files above):
 	// never from a flag, which any user can read in the process list, nor
 	// from the config file, which is often world-readable.
@@ -91,7 +94,12 @@ func defaultConfig(hostname func() (string, error)) agentConfig {
 		LogFormat:      "auto",
 		LeaveTimeout:   node.Duration(node.DefaultLeaveTimeout),
 		HeapFloorBytes: node.DefaultHeapFloor,
-
+		// The node's defaults, so that --print-config and -h show what
+		// runs rather than 0.
+		SyncInterval:         node.Duration(node.DefaultSyncInterval),
+		SnapshotInterval:     node.Duration(node.DefaultSnapshotInterval),
+		StoreMaxBytes:        node.DefaultStoreMaxBytes,
+		ReapTimeout:          node.Duration(node.DefaultReapTimeout),
 		MaxStreamBufferBytes: node.DefaultMaxStreamBufferBytes,
 		FirstFrameTimeout:    node.Duration(node.DefaultFirstFrameTimeout),
 	}
@@ -185,9 +193,9 @@ var options = []option{
 	strOpt("log-level", "`level`: debug, info, warn or error (SIGHUP reloads it)", func(c *agentConfig) *string { return &c.LogLevel }),
 	strOpt("log-format", "`format`: text, json, or auto (text on a terminal, json otherwise)", func(c *agentConfig) *string { return &c.LogFormat }),
 	durOpt("leave-timeout", "how long (`duration`) a graceful leave waits for the news to spread", func(c *agentConfig) *node.Duration { return &c.LeaveTimeout }),
-	durOpt("sync-interval", "`period` of anti-entropy with a random member (0: node default, 2s)", func(c *agentConfig) *node.Duration { return &c.SyncInterval }),
-	durOpt("snapshot-interval", "`period` of snapshots to --data-dir (0: node default, 30s)", func(c *agentConfig) *node.Duration { return &c.SnapshotInterval }),
-	intOpt("store-max-bytes", "bound of the replicated store in `bytes` (0: 1 GiB)", func(c *agentConfig) *int64 { return &c.StoreMaxBytes }),
+	durOpt("sync-interval", "`period` of anti-entropy with a random member (0: the default)", func(c *agentConfig) *node.Duration { return &c.SyncInterval }),
+	durOpt("snapshot-interval", "`period` of snapshots to --data-dir (0: the default)", func(c *agentConfig) *node.Duration { return &c.SnapshotInterval }),
+	intOpt("store-max-bytes", "bound of the replicated store in `bytes` (0: the default)", func(c *agentConfig) *int64 { return &c.StoreMaxBytes }),
 	intOpt("worker-pages", "each worker's budget of `pages` in the prefix index (0: unlimited)", func(c *agentConfig) *int64 { return &c.WorkerPages }),
 	intOpt("max-holder-pages", "cap of the prefix index in (page, worker) `pairs` (0: unlimited)", func(c *agentConfig) *int64 { return &c.MaxHolderPages }),
 	intOpt("heap-floor-bytes", "heap size in `bytes` below which the garbage collector does not run; fewer collections on a small heap keep the API's latency tail low (0: Go's default, GOGC alone)", func(c *agentConfig) *int64 { return &c.HeapFloorBytes }),
@@ -195,6 +203,8 @@ var options = []option{
 	intOpt("watch-history-bytes", "bound in `bytes` of the keys and values the watch history of all namespaces keeps (0: node default, 64 MiB)", func(c *agentConfig) *int64 { return &c.WatchHistoryBytes }),
 	intOpt("max-stream-buffer-bytes", "`bytes` all TCP stream readers may hold together; connections not yet proven hold at most a quarter, and a stream that needs more is closed", func(c *agentConfig) *int64 { return &c.MaxStreamBufferBytes }),
 	durOpt("first-frame-timeout", "how long (`duration`) an incoming TCP connection has for its TLS handshake and first valid frame", func(c *agentConfig) *node.Duration { return &c.FirstFrameTimeout }),
+	durOpt("reap-timeout", "how long (`duration`) a dead or left member is remembered (and counted in the cluster size a majority is judged against); it goes within 1.125 times this", func(c *agentConfig) *node.Duration { return &c.ReapTimeout }),
+	boolOpt("ready-requires-majority", "/readyz answers 503 while this node sees no majority of the last known cluster (a minority replica leaves the load balancer)", func(c *agentConfig) *bool { return &c.ReadyRequiresMajority }),
 	boolOpt("minority-share", "on the minority side of a partition, admit only this side's share of each rate limit", func(c *agentConfig) *bool { return &c.MinorityShare }),
 }
 
@@ -309,10 +319,29 @@ func loadConfig(args []string, env lookupEnv, hostname func() (string, error), s
 		}
 		_ = s.opt.set(&cfg, s.val) // checked by recorder.Set
 	}
+	cfg.zeroMeansDefault()
 	if err := errors.Join(append(errs, cfg.validate())...); err != nil {
 		return cfg, af, err
 	}
 	return cfg, af, nil
+}
+
+// zeroMeansDefault replaces the zeros that mean "the default" by the
+// default, so that the configuration printed is the one that runs.
+func (c *agentConfig) zeroMeansDefault() {
+	def := defaultConfig(func() (string, error) { return "", nil })
+	if c.SyncInterval == 0 {
+		c.SyncInterval = def.SyncInterval
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = def.SnapshotInterval
+	}
+	if c.StoreMaxBytes == 0 {
+		c.StoreMaxBytes = def.StoreMaxBytes
+	}
+	if c.ReapTimeout == 0 {
+		c.ReapTimeout = def.ReapTimeout
+	}
 }
 
 // listField returns the slice a list option appends to.
@@ -383,32 +412,34 @@ func parseLevel(s string) (slog.Level, error) {
 // registry and version are the caller's to add.
 func (c agentConfig) nodeConfig() node.Config {
 	cfg := node.Config{
-		Name:                 c.Node,
-		BindAddr:             c.Bind,
-		AdvertiseAddr:        c.Advertise,
-		Seeds:                append(append([]string(nil), c.Join...), c.RetryJoin...),
-		Label:                c.Label,
-		Profile:              c.Profile,
-		APIAddr:              c.APIAddr,
-		APITokenFile:         c.APITokenFile,
-		APIToken:             c.APIToken,
-		LeaveTimeout:         c.LeaveTimeout,
-		SyncInterval:         c.SyncInterval,
-		SnapshotInterval:     c.SnapshotInterval,
-		DataDir:              c.DataDir,
-		StoreMaxBytes:        c.StoreMaxBytes,
-		WorkerPages:          c.WorkerPages,
-		MaxHolderPages:       c.MaxHolderPages,
-		MinorityShare:        c.MinorityShare,
-		MaxStreamBufferBytes: c.MaxStreamBufferBytes,
-		FirstFrameTimeout:    c.FirstFrameTimeout,
-		GossipKeyFile:        c.EncryptKeyFile,
-		GossipKey:            c.EncryptKey,
-		TLSCertFile:          c.TLSCertFile,
-		TLSKeyFile:           c.TLSKeyFile,
-		TLSCAFile:            c.TLSCAFile,
-		TLSVerifyClients:     c.TLSVerifyClients,
-		APIPlaintext:         c.APIPlaintext,
+		Name:                  c.Node,
+		BindAddr:              c.Bind,
+		AdvertiseAddr:         c.Advertise,
+		Seeds:                 append(append([]string(nil), c.Join...), c.RetryJoin...),
+		Label:                 c.Label,
+		Profile:               c.Profile,
+		APIAddr:               c.APIAddr,
+		APITokenFile:          c.APITokenFile,
+		APIToken:              c.APIToken,
+		LeaveTimeout:          c.LeaveTimeout,
+		SyncInterval:          c.SyncInterval,
+		SnapshotInterval:      c.SnapshotInterval,
+		DataDir:               c.DataDir,
+		StoreMaxBytes:         c.StoreMaxBytes,
+		WorkerPages:           c.WorkerPages,
+		MaxHolderPages:        c.MaxHolderPages,
+		MinorityShare:         c.MinorityShare,
+		MaxStreamBufferBytes:  c.MaxStreamBufferBytes,
+		FirstFrameTimeout:     c.FirstFrameTimeout,
+		ReapTimeout:           c.ReapTimeout,
+		ReadyRequiresMajority: c.ReadyRequiresMajority,
+		GossipKeyFile:         c.EncryptKeyFile,
+		GossipKey:             c.EncryptKey,
+		TLSCertFile:           c.TLSCertFile,
+		TLSKeyFile:            c.TLSKeyFile,
+		TLSCAFile:             c.TLSCAFile,
+		TLSVerifyClients:      c.TLSVerifyClients,
+		APIPlaintext:          c.APIPlaintext,
 	}
 	// Out of range values stay out of range, for Validate to refuse.
 	cfg.WatchHistory = int(min(max(c.WatchHistory, -1), 1<<30))

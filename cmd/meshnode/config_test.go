@@ -276,3 +276,51 @@ func TestReadmeListsEveryOption(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintConfigShowsEffectiveDefaults: --print-config showed 0s and 0
+// for settings whose zero means a node default.
+func TestPrintConfigShowsEffectiveDefaults(t *testing.T) {
+	for _, env := range []map[string]string{nil, {"MESHNODE_SYNC_INTERVAL": "0s", "MESHNODE_SNAPSHOT_INTERVAL": "0s", "MESHNODE_STORE_MAX_BYTES": "0", "MESHNODE_REAP_TIMEOUT": "0s"}} {
+		cfg, _, err := loadConfig([]string{"--print-config"}, envOf(env), fixedHost, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := printConfig(&buf, cfg); err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{"sync_interval": "2s", "snapshot_interval": "30s", "store_max_bytes": float64(1 << 30), "reap_timeout": "30m0s"}
+		got := map[string]any{}
+		for k := range want {
+			got[k] = m[k]
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("printed config with env %v (-want +got):\n%s", env, diff)
+		}
+	}
+}
+
+func TestOperabilitySettings(t *testing.T) {
+	cfg, _, err := loadConfig([]string{"--reap-timeout", "2m", "--ready-requires-majority"}, envOf(nil), fixedHost, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := cfg.nodeConfig()
+	if nc.ReapTimeout.D() != 2*time.Minute || !nc.ReadyRequiresMajority {
+		t.Errorf("flags reached the node as reap_timeout %v, ready_requires_majority %t", nc.ReapTimeout.D(), nc.ReadyRequiresMajority)
+	}
+	cfg, _, err = loadConfig(nil, envOf(map[string]string{"MESHNODE_REAP_TIMEOUT": "90s", "MESHNODE_READY_REQUIRES_MAJORITY": "true"}), fixedHost, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ReapTimeout.D() != 90*time.Second || !cfg.ReadyRequiresMajority {
+		t.Errorf("environment gave reap_timeout %v, ready_requires_majority %t", cfg.ReapTimeout.D(), cfg.ReadyRequiresMajority)
+	}
+	if _, _, err := loadConfig([]string{"--reap-timeout", "10ms"}, envOf(nil), fixedHost, io.Discard); err == nil || !strings.Contains(err.Error(), "reap_timeout") {
+		t.Errorf("reap_timeout 10ms: %v, want an error naming it", err)
+	}
+}

@@ -167,7 +167,9 @@ func (c *client) printKeyring(info node.KeyringInfo) error {
 	for i, k := range info.Keys {
 		rows[i] = []string{strconv.Itoa(int(k.ID)), yesNo(k.Primary)}
 	}
-	if err := c.table("ID\tPRIMARY", rows); err != nil {
+	if len(rows) == 0 {
+		fmt.Fprintln(c.out, "no gossip key installed: gossip is plaintext")
+	} else if err := c.table("ID\tPRIMARY", rows); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(c.out, "accept plaintext: %s, send plaintext: %s\n", yesNo(info.AcceptPlaintext), yesNo(info.SendPlaintext))

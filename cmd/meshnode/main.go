@@ -28,7 +28,7 @@ Client (calls the agent's HTTP API; --api-addr or MESHNODE_API_ADDR):
   join        join the agent to a cluster through seeds: join host:port...
   leave       make the agent leave the cluster gracefully
   kv          get | put | del | list | watch keys of a namespace
-  workers     list | get | put | del inference workers
+  workers     list | get | put | patch | del inference workers
   route       pick a worker for a prompt (cache-aware routing)
   ratelimit   list | get | set | take | del rate limits
   ring        the members that own a key (rendezvous hashing)
@@ -74,18 +74,119 @@ func run(args []string, env lookupEnv, stdin io.Reader, stdout, stderr io.Writer
 	if h, ok := clientCommands[cmd]; ok {
 		return runClient(cmd, h, rest, env, stdin, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "meshnode: unknown command %q (run meshnode help)\n", cmd)
+	fmt.Fprintf(stderr, "meshnode: unknown command %q%s (run meshnode help)\n", cmd, didYouMean(cmd, commandNames()))
 	return 2
+}
+
+// commandNames lists every command, for suggestions.
+func commandNames() []string {
+	names := []string{"agent", "demo", "help", "version", "keygen"}
+	for name := range clientCommands {
+		names = append(names, name)
+	}
+	return names
+}
+
+// didYouMean returns `; did you mean "x"?` for the candidate closest to
+// s (by edit distance, at most a third of its length, or a prefix), or "".
+func didYouMean(s string, candidates []string) string {
+	best, bestD := "", 0
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		d := editDistance(strings.ToLower(s), c)
+		if len(s) >= 2 && strings.HasPrefix(c, strings.ToLower(s)) {
+			d = min(d, 1)
+		}
+		if best == "" || d < bestD || d == bestD && c < best {
+			best, bestD = c, d
+		}
+	}
+	if best == "" || bestD > max(1, len(s)/3) {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the optimal string alignment distance between a and b
+// (bytes): insertions, deletions, substitutions and transpositions of
+// neighbours each cost one.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // lookupEnv is os.LookupEnv, passed in so tests control the environment.
 type lookupEnv func(string) (string, bool)
 
-// newFlagSet returns a flag set that reports errors instead of exiting.
+// newFlagSet returns a flag set that reports errors instead of exiting. A
+// bad flag prints one line and a hint, not the whole usage; -h prints the
+// usage.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("meshnode "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	out := &flagOutput{w: stderr, prefix: "meshnode " + name + ": "}
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		// The flag package prints a parse error before calling Usage, and
+		// nothing before it for -h.
+		if out.wrote {
+			fmt.Fprintf(stderr, "run \"meshnode %s -h\" for its flags\n", name)
+		} else {
+			fmt.Fprintf(stderr, "usage: meshnode %s [flags]%s\n\nflags:\n", name, positionalUsage[name])
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			fs.SetOutput(out)
+		}
+		out.wrote = false
+	}
 	return fs
+}
+
+// flagOutput is a flag set's output for its error messages: it prefixes
+// them with the command and records that one was written.
+type flagOutput struct {
+	w      io.Writer
+	prefix string
+	wrote  bool
+}
+
+func (o *flagOutput) Write(p []byte) (int, error) {
+	if !o.wrote {
+		if _, err := io.WriteString(o.w, o.prefix); err != nil {
+			return 0, err
+		}
+	}
+	o.wrote = true
+	return o.w.Write(p)
+}
+
+// positionalUsage is what follows the flags in a command's usage line.
+var positionalUsage = map[string]string{
+	"kv get": " namespace key", "kv put": " namespace key value|-", "kv del": " namespace key",
+	"kv list": " namespace", "kv watch": " namespace",
+	"workers get": " id", "workers put": " id", "workers patch": " id", "workers del": " id",
+	"ratelimit get": " name", "ratelimit set": " name", "ratelimit take": " name", "ratelimit del": " name",
+	"join": " host:port...", "ring": " key", "keyring use": " id", "keyring remove": " id",
 }
 
 // parseInterleaved parses fs from args and returns the positional

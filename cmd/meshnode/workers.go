@@ -86,6 +86,29 @@ func setupWorkers(sub string, fs *flag.FlagSet) func(*client, []string) error {
 			}
 			return c.printWorker(w)
 		}
+	case "patch":
+		health := fs.String("health", "", "new health: healthy, unhealthy or draining (default: unchanged)")
+		load := fs.Int("load", -1, "new load (default: unchanged)")
+		return func(c *client, args []string) error {
+			if err := wantArgs(args, 1, "a worker id"); err != nil {
+				return err
+			}
+			body := map[string]any{}
+			if *health != "" {
+				body["health"] = *health
+			}
+			if *load >= 0 {
+				body["load"] = *load
+			}
+			if len(body) == 0 {
+				return badUsage("want --load or --health (or both)")
+			}
+			var w node.Worker
+			if err := c.call(http.MethodPatch, "/v1/workers/"+url.PathEscape(args[0]), nil, body, &w); err != nil {
+				return err
+			}
+			return c.printWorker(w)
+		}
 	case "del":
 		return func(c *client, args []string) error {
 			if err := wantArgs(args, 1, "a worker id"); err != nil {
