@@ -102,6 +102,8 @@ func defaultConfig(hostname func() (string, error)) agentConfig {
 		ReapTimeout:          node.Duration(node.DefaultReapTimeout),
 		MaxStreamBufferBytes: node.DefaultMaxStreamBufferBytes,
 		FirstFrameTimeout:    node.Duration(node.DefaultFirstFrameTimeout),
+		WatchHistory:         node.DefaultWatchHistory,
+		WatchHistoryBytes:    node.DefaultWatchHistoryBytes,
 	}
 }
 
