@@ -37,6 +37,27 @@ func (s *Store) floorVector(fs []SeqOf, amap []uint32) []uint64 {
 	return fl
 }
 
+// Peer is a member of the cluster as CollectPeers sees it.
+type Peer struct {
+	Actor Actor
+	// Live is set for members alive or suspect.
+	Live bool
+	// LastLive is, for a member not live, when it was last known alive
+	// (zero: unknown).
+	LastLive time.Time
+}
+
+// CollectPeers is Collect over a membership list.
+func (s *Store) CollectPeers(peers []Peer, now time.Time, horizon time.Duration) int {
+	var live []Actor
+	for _, p := range peers {
+		if p.Live {
+			live = append(live, p.Actor)
+		}
+	}
+	return s.Collect(live, now, horizon)
+}
+
 // Collect collects the tombstones that are causally stable. live lists the
 // live members' actors; their contexts come from ObserveDigest. A member
 // that is not live still counts until horizon has passed since its last
