@@ -18,6 +18,8 @@ var forbidden = map[string][]string{
 	"swim":  {"store", "radix", "node"},
 	"store": {"swim", "radix", "node", "internal/simnet"},
 	"radix": {"swim", "store", "node", "internal/simnet"},
+	// The replication core; its tests run it on simnet.
+	"replica": {"swim", "node"},
 }
 
 // deps returns the transitive dependencies of pkg, optionally including
