@@ -11,23 +11,28 @@ import (
 
 	"github.com/meshnode/meshnode/internal/history"
 	"github.com/meshnode/meshnode/internal/simnet"
+	"github.com/meshnode/meshnode/internal/simnet/swimsim"
 	"github.com/meshnode/meshnode/replica"
 	"github.com/meshnode/meshnode/store"
+	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/wire"
 )
 
 // The simulation runs real stores driven by the real replication core
 // (Engine) on simnet, in virtual time: eager deltas over lossy UDP,
 // anti-entropy exchanges over streams, collection rounds every
-// CollectInterval. Membership is scripted from the partition schedule (each
-// node declares the members across a cut dead after a random detection
-// delay, and alive again a random time after the heal) rather than run by
-// swim cores: what matters here is which members the engine is told about
-// and when, and the script covers the timings real swim produced in the
-// issue (dead within seconds of the cut, alive within seconds of the heal).
+// CollectInterval. Membership comes either from real swim cores (local
+// profile) sharing the simulated network, through swimsim, or from a
+// script of the partition schedule (each node declares the members across a
+// cut dead after a random detection delay of 2 to 8 s, and alive again 0.2
+// to 3.2 s after the heal). The script is cheaper, so it runs the many
+// seeds; swim runs fewer, with the timings and the isolation guard of the
+// real protocol.
 
 var (
-	simSeeds = flag.Int("replica.seeds", 300, "seeds of the partition simulation")
-	simSeed  = flag.Int64("replica.seed", -1, "run only this seed of the partition simulation (verbose)")
+	simSeeds     = flag.Int("replica.seeds", 300, "seeds of the partition simulation")
+	simSeed      = flag.Int64("replica.seed", -1, "run only this seed of the partition simulation (verbose)")
+	simSwimSeeds = flag.Int("replica.swim-seeds", 40, "seeds of the partition simulation with swim membership")
 )
 
 const (
@@ -63,7 +68,8 @@ type simNode struct {
 	host  *simnet.Host
 	eng   *replica.Engine
 	rng   *rand.Rand
-	views []view // by node id
+	views []view        // by node id, when membership is scripted
+	sw    *swimsim.Node // the member's swim core, or nil
 
 	nextSync, nextTick time.Time
 	stream             uint64
@@ -82,11 +88,31 @@ type cluster struct {
 	wseq  int
 }
 
-func newCluster(t testing.TB, seed uint64, n int, horizon time.Duration) *cluster {
+// simLink is every link: 1 to 3 ms one way, 1% loss.
+var simLink = simnet.Link{Delay: time.Millisecond, Jitter: 2 * time.Millisecond, Loss: 0.01}
+
+// myStream marks the stream IDs of the replication exchanges, apart from
+// swim's.
+const myStream = 1 << 62
+
+func newCluster(t testing.TB, seed uint64, n int, horizon time.Duration, withSwim bool) *cluster {
 	c := &cluster{t: t, byAdr: map[netip.AddrPort]int{}}
-	c.net = simnet.New(seed, simnet.Link{Delay: time.Millisecond, Jitter: 2 * time.Millisecond, Loss: 0.01})
+	var sc *swimsim.Cluster
+	if withSwim {
+		var err error
+		if sc, err = swimsim.New(seed, n, swim.LocalConfig(), simLink); err != nil {
+			t.Fatal(err)
+		}
+		c.net = sc.Net
+	} else {
+		c.net = simnet.New(seed, simLink)
+	}
 	for i := range n {
-		st, err := store.New(store.Config{Actor: store.Actor{Name: fmt.Sprintf("n%d", i), Gen: 1}})
+		name := fmt.Sprintf("n%d", i)
+		if sc != nil {
+			name = sc.Nodes[i].Name
+		}
+		st, err := store.New(store.Config{Actor: store.Actor{Name: name, Gen: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,16 +127,51 @@ func newCluster(t testing.TB, seed uint64, n int, horizon time.Duration) *cluste
 		// Bootstrap: the first exchange soon after joining, as node does.
 		nd.nextSync = simnet.Start.Add(time.Duration(50+nd.rng.IntN(450)) * time.Millisecond)
 		nd.nextTick = simnet.Start.Add(time.Duration(nd.rng.IntN(1000)) * time.Millisecond)
-		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(i + 1)}), 7946)
-		id := c.net.Add(addr, nd)
-		nd.host = c.net.Host(id)
-		c.byAdr[addr] = id
+		nd.stream = myStream
+		if sc != nil {
+			nd.sw = sc.Nodes[i]
+			c.net.Restart(i, nd)
+			nd.host = c.net.Host(i)
+		} else {
+			addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(i + 1)}), 7946)
+			nd.host = c.net.Host(c.net.Add(addr, nd))
+		}
+		c.byAdr[c.net.Addr(i)] = i
 		c.nodes = append(c.nodes, nd)
+	}
+	if sc != nil {
+		// Form the cluster: everyone joins through node 0 within 0.5 s;
+		// the scenario starts once every node sees every other alive.
+		sc.JoinAll(500*time.Millisecond, 0)
+		all := make([]int, n)
+		for i := range all {
+			all[i] = i
+		}
+		for range 300 {
+			if sc.Converged(all) {
+				return c
+			}
+			c.net.RunFor(100 * time.Millisecond)
+		}
+		t.Fatalf("seed %d: swim did not form the cluster in 30 s", seed)
 	}
 	return c
 }
 
+// members is what node gives the engine: every member, in any state, with
+// when it entered that state (node.replicaMembers does the same).
 func (nd *simNode) members() []replica.Member {
+	if nd.sw != nil {
+		var out []replica.Member
+		for _, m := range nd.sw.Core.Members() {
+			out = append(out, replica.Member{
+				Actor: store.Actor{Name: m.Name, Gen: m.Gen},
+				Live:  m.State == swim.StateAlive || m.State == swim.StateSuspect,
+				Since: m.Since,
+			})
+		}
+		return out
+	}
 	out := make([]replica.Member, 0, len(nd.views))
 	for i, v := range nd.views {
 		out = append(out, replica.Member{Actor: nd.c.nodes[i].eng.Store().Self(), Live: v.live, Since: v.since})
@@ -120,6 +181,14 @@ func (nd *simNode) members() []replica.Member {
 
 func (nd *simNode) livePeers() []int {
 	var out []int
+	if nd.sw != nil {
+		for _, m := range nd.sw.Core.Members() {
+			if m.Name != nd.name && (m.State == swim.StateAlive || m.State == swim.StateSuspect) {
+				out = append(out, nd.c.byAdr[m.Addr])
+			}
+		}
+		return out
+	}
 	for i, v := range nd.views {
 		if i != nd.id && v.live {
 			out = append(out, i)
@@ -168,6 +237,10 @@ func (nd *simNode) write(key string, del bool) {
 }
 
 func (nd *simNode) Receive(now time.Time, from netip.AddrPort, payload any) {
+	if _, ok := payload.([]wire.Message); ok && nd.sw != nil {
+		nd.sw.Receive(now, from, payload)
+		return
+	}
 	if m, ok := payload.(deltaMsg); ok {
 		_ = nd.eng.Apply(m.b, now)
 	}
@@ -175,6 +248,10 @@ func (nd *simNode) Receive(now time.Time, from netip.AddrPort, payload any) {
 
 func (nd *simNode) Serve(now time.Time, from netip.AddrPort, req any) (any, int) {
 	switch m := req.(type) {
+	case []wire.Message:
+		if nd.sw != nil {
+			return nd.sw.Serve(now, from, req)
+		}
 	case pullReq:
 		page, more, err := nd.eng.Answer(nil, m.digest, now)
 		if err != nil {
@@ -199,6 +276,12 @@ func (nd *simNode) open(now time.Time, req any, size int) {
 }
 
 func (nd *simNode) StreamDone(now time.Time, id uint64, resp any, err error) {
+	if id&myStream == 0 {
+		if nd.sw != nil {
+			nd.sw.StreamDone(now, id, resp, err)
+		}
+		return
+	}
 	if id != nd.stream || nd.phase == 0 {
 		return
 	}
@@ -239,6 +322,11 @@ func (nd *simNode) StreamDone(now time.Time, id uint64, resp any, err error) {
 }
 
 func (nd *simNode) Tick(now time.Time) {
+	if nd.sw != nil {
+		if next := nd.sw.Next(); !next.IsZero() && !now.Before(next) {
+			nd.sw.Tick(now)
+		}
+	}
 	if !now.Before(nd.nextTick) {
 		nd.nextTick = now.Add(time.Second)
 		nd.collected += nd.eng.Tick(now, nd.members())
@@ -255,10 +343,16 @@ func (nd *simNode) Tick(now time.Time) {
 }
 
 func (nd *simNode) Next() time.Time {
-	if nd.nextTick.Before(nd.nextSync) {
-		return nd.nextTick
+	next := nd.nextSync
+	if nd.nextTick.Before(next) {
+		next = nd.nextTick
 	}
-	return nd.nextSync
+	if nd.sw != nil {
+		if sn := nd.sw.Next(); !sn.IsZero() && sn.Before(next) {
+			next = sn
+		}
+	}
+	return next
 }
 
 // setView schedules node i's view of node j to become live (or not) at t.
@@ -316,6 +410,9 @@ func (c *cluster) run(sc scenario) []history.Violation {
 	}
 	c.net.At(cut, func() { c.net.Partition(a, b) })
 	for _, x := range a {
+		if c.nodes[x].sw != nil {
+			break // swim finds out for itself
+		}
 		for _, y := range b {
 			for _, p := range [][2]int{{x, y}, {y, x}} {
 				c.setView(p[0], p[1], false, cut.Add(2*time.Second+time.Duration(r.Int64N(int64(6*time.Second)))))
@@ -361,22 +458,37 @@ func (c *cluster) run(sc scenario) []history.Violation {
 	return vs
 }
 
-func runSeed(t testing.TB, seed uint64) (scenario, *cluster, []history.Violation) {
+func runSeed(t testing.TB, seed uint64, withSwim bool) (scenario, *cluster, []history.Violation) {
 	r := rand.New(rand.NewPCG(seed, 1))
 	sc := randomScenario(r)
-	c := newCluster(t, seed, sc.nodes, 0)
+	c := newCluster(t, seed, sc.nodes, 0, withSwim)
 	return sc, c, c.run(sc)
 }
 
 // TestPartitionHealLosesNothing: after random partitions early and late in
 // a cluster's life, with writes and deletes on both sides, and a heal, every
 // acknowledged write survives on every node unless a greater write or delete
-// of its key superseded it, and no deleted key comes back.
+// of its key superseded it, no deleted key comes back, and every tombstone
+// is collected. Membership is scripted.
 func TestPartitionHealLosesNothing(t *testing.T) {
 	seeds := *simSeeds
 	if testing.Short() {
 		seeds = min(seeds, 50)
 	}
+	runSeeds(t, seeds, false)
+}
+
+// TestPartitionHealLosesNothingSwim is the same with membership from real
+// swim cores.
+func TestPartitionHealLosesNothingSwim(t *testing.T) {
+	seeds := *simSwimSeeds
+	if testing.Short() {
+		seeds = min(seeds, 10)
+	}
+	runSeeds(t, seeds, true)
+}
+
+func runSeeds(t *testing.T, seeds int, withSwim bool) {
 	first := uint64(1)
 	if *simSeed >= 0 {
 		first, seeds = uint64(*simSeed), 1
@@ -384,7 +496,7 @@ func TestPartitionHealLosesNothing(t *testing.T) {
 	var failed []uint64
 	writes := 0
 	for seed := first; seed < first+uint64(seeds); seed++ {
-		sc, c, vs := runSeed(t, seed)
+		sc, c, vs := runSeed(t, seed, withSwim)
 		writes += c.hist.Len()
 		if len(vs) == 0 {
 			continue
@@ -420,7 +532,7 @@ func TestPartitionPastHorizon(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 1))
 		sc := randomScenario(r)
 		sc.cutFor = 60*time.Second + time.Duration(r.Int64N(int64(60*time.Second)))
-		c := newCluster(t, seed, sc.nodes, 20*time.Second)
+		c := newCluster(t, seed, sc.nodes, 20*time.Second, false)
 		vs := c.run(sc)
 		if len(vs) > 0 {
 			failed++
