@@ -472,8 +472,8 @@ func runSeed(t testing.TB, seed uint64, withSwim bool) (scenario, *cluster, []hi
 // is collected. Membership is scripted.
 func TestPartitionHealLosesNothing(t *testing.T) {
 	seeds := *simSeeds
-	if testing.Short() {
-		seeds = min(seeds, 50)
+	if testing.Short() || raceEnabled && !flagSet("replica.seeds") {
+		seeds = min(seeds, 60)
 	}
 	runSeeds(t, seeds, false)
 }
@@ -482,10 +482,17 @@ func TestPartitionHealLosesNothing(t *testing.T) {
 // swim cores.
 func TestPartitionHealLosesNothingSwim(t *testing.T) {
 	seeds := *simSwimSeeds
-	if testing.Short() {
+	if testing.Short() || raceEnabled && !flagSet("replica.swim-seeds") {
 		seeds = min(seeds, 10)
 	}
 	runSeeds(t, seeds, true)
+}
+
+// flagSet reports whether the named flag was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func runSeeds(t *testing.T, seeds int, withSwim bool) {
