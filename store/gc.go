@@ -61,8 +61,9 @@ func (s *Store) Collect(live []Actor, now time.Time, horizon time.Duration) int 
 // contexts come from ObserveDigest. Every member the store has heard of,
 // through peers or a digest, counts until horizon has passed since it was
 // last known alive (listed live, LastLive, or its last digest), listed or
-// not; then it leaves the computation. CollectPeers does nothing while the
-// context of any member that counts is unknown.
+// not; then it leaves the computation, as it does at once when peers list a
+// newer generation of its name. CollectPeers does nothing while the context
+// of any member that counts is unknown.
 //
 // Counting only the live members would let each side of a partition raise
 // its floor over writes the other side never saw (members of the other
@@ -96,9 +97,16 @@ func (s *Store) CollectPeers(peers []Peer, now time.Time, horizon time.Duration)
 			m.seen = p.LastLive
 		}
 	}
+	// A restarted process has a new generation: the old one never comes
+	// back, and what it wrote that others lack only they can bring, so it
+	// stops counting as soon as a newer generation of its name is listed.
+	newest := map[string]uint64{}
+	for _, p := range peers {
+		newest[p.Actor.Name] = max(newest[p.Actor.Name], p.Actor.Gen)
+	}
 	unknown := false
 	for a, m := range s.members {
-		if now.Sub(m.seen) > horizon {
+		if now.Sub(m.seen) > horizon || a.Gen < newest[a.Name] {
 			delete(s.members, a)
 			continue
 		}

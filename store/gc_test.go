@@ -50,6 +50,39 @@ func TestCollectWaitsForEveryLiveMember(t *testing.T) {
 	}
 }
 
+// TestCollectForgetsSupersededGeneration: a member restarted with a new
+// generation stops holding back collection at once, heard from or not,
+// while the new generation counts like any member.
+func TestCollectForgetsSupersededGeneration(t *testing.T) {
+	for _, heard := range []bool{false, true} {
+		t.Run(fmt.Sprintf("heard=%v", heard), func(t *testing.T) {
+			a, b1 := newTestStore(t, "a", 1), newTestStore(t, "b", 1)
+			now := t0
+			peers := []Peer{{Actor: a.Self(), Live: true}, {Actor: b1.Self(), Live: true}}
+			a.CollectPeers(peers, now, time.Minute)
+			if heard {
+				antiEntropy(t, []*Store{a, b1}, now, 1<<20)
+			}
+			must(t, a.Put("ns", "k", []byte("v"), now))
+			must(t, a.Delete("ns", "k", now))
+			// b restarts as generation 2 before it saw the delete.
+			b2 := newTestStore(t, "b", 2)
+			ab := []*Store{a, b2}
+			peers = []Peer{{Actor: a.Self(), Live: true}, {Actor: b2.Self(), Live: true}}
+			if n := a.CollectPeers(peers, now, time.Minute); n != 0 {
+				t.Fatalf("collected %d before b/2's context is known", n)
+			}
+			for range 2 {
+				antiEntropy(t, ab, now, 1<<20)
+				a.CollectPeers(peers, now, time.Minute)
+			}
+			if st := a.Stats(); st.Tombstones != 0 || st.Collected != 1 {
+				t.Fatalf("tombstones %d, collected %d within the horizon of b/1, want 0 and 1", st.Tombstones, st.Collected)
+			}
+		})
+	}
+}
+
 // TestPartitionSidesDoNotCollectOverEachOther pins the cause of issue 10,
 // item 1. A partition cuts {a, b} from {c, d} before any digest crossed the
 // cut; each side declares the other dead. Each side must keep counting the
