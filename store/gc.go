@@ -86,10 +86,14 @@ func (s *Store) CollectPeers(peers []Peer, now time.Time, horizon time.Duration)
 			continue
 		}
 		m := s.members[p.Actor]
-		if m == nil {
+		switch {
+		case m != nil:
+		case p.Live || p.LastLive.IsZero():
 			m = &member{seen: now} // context unknown until its digest
-			s.members[p.Actor] = m
+		default:
+			m = &member{seen: p.LastLive}
 		}
+		s.members[p.Actor] = m
 		switch {
 		case p.Live:
 			m.seen = now
@@ -107,7 +111,8 @@ func (s *Store) CollectPeers(peers []Peer, now time.Time, horizon time.Duration)
 	unknown := false
 	for a, m := range s.members {
 		if now.Sub(m.seen) > horizon || a.Gen < newest[a.Name] {
-			delete(s.members, a)
+			// Kept, not deleted: a member still listed must not count
+			// as newly heard of (and unknown) on the next round.
 			continue
 		}
 		if m.row == nil {
