@@ -24,10 +24,16 @@ const (
 
 // Config configures an Engine. Zero fields take the defaults.
 type Config struct {
+	// CollectInterval is the period of collection rounds [DefaultCollectInterval].
 	CollectInterval time.Duration
-	Horizon         time.Duration
-	PageBytes       int
-	MaxPages        int
+	// Horizon is how long a member no longer live still counts for
+	// collection [DefaultHorizon].
+	Horizon time.Duration
+	// PageBytes bounds one anti-entropy page [DefaultPageBytes].
+	PageBytes int
+	// MaxPages bounds the pages of one pull [DefaultMaxPages]; the caller
+	// enforces it, since pages cross its transport.
+	MaxPages int
 }
 
 func (c *Config) setDefaults() {

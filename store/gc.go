@@ -112,7 +112,9 @@ func (s *Store) CollectPeers(peers []Peer, now time.Time, horizon time.Duration)
 	for a, m := range s.members {
 		if now.Sub(m.seen) > horizon || a.Gen < newest[a.Name] {
 			// Kept, not deleted: a member still listed must not count
-			// as newly heard of (and unknown) on the next round.
+			// as newly heard of (and unknown) on the next round. Its row
+			// goes: should it come back, its next digest tells.
+			m.row = nil
 			continue
 		}
 		if m.row == nil {
