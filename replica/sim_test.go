@@ -74,7 +74,7 @@ type simNode struct {
 	nextSync, nextTick time.Time
 	stream             uint64
 	peer               netip.AddrPort
-	phase              int // 0 idle, 1 pulling, 2 serving
+	phase              int // 0 idle, 1 pulling, 2 serving, 3 sending the last page
 	pages              int
 	collected          int
 }
