@@ -51,8 +51,11 @@
 // member's context is unknown nothing is collected: otherwise each side of
 // a partition that cut members off before their first digest arrived would
 // raise a floor over writes the other side never saw, and both would
-// resynchronise against it on the heal, dropping writes no one else holds. A tombstone is collected once its dot is under some round's stable
-// vector and a later round's stable vector dominates that round's join: by
+// resynchronise against it on the heal, dropping writes no one else holds.
+// A restarted member's old generation stops counting as soon as its new
+// one is listed. A tombstone is collected once its dot is under some
+// round's stable vector and a later round's stable vector dominates that
+// round's join: by
 // then every member has seen the tombstone and every write that could have
 // been concurrent with it (such a write was in its writer's context, hence
 // under join), so no late copy can arrive from a live member. The collected
