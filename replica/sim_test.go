@@ -201,6 +201,9 @@ func (nd *simNode) livePeers() []int {
 // does, and records it with the stamp it got.
 func (nd *simNode) write(key string, del bool) {
 	c := nd.c
+	if !c.net.Up(nd.id) {
+		return // down: nothing acknowledged
+	}
 	c.wseq++
 	val := fmt.Sprintf("%s@%s#%d", key, nd.name, c.wseq)
 	now := c.net.Now()
@@ -233,7 +236,7 @@ func (nd *simNode) write(key string, del bool) {
 	if stamp == 0 {
 		c.t.Fatalf("%s: write %s not in its delta", nd.name, key)
 	}
-	c.hist.Add(history.Write{Node: nd.name, Key: key, Value: val, Deleted: del, Stamp: stamp, Actor: nd.name, Gen: 1})
+	c.hist.Add(history.Write{Node: nd.name, Key: key, Value: val, Deleted: del, Stamp: stamp, Actor: nd.name, Gen: st.Self().Gen})
 }
 
 func (nd *simNode) Receive(now time.Time, from netip.AddrPort, payload any) {
@@ -357,11 +360,46 @@ func (nd *simNode) Next() time.Time {
 
 // setView schedules node i's view of node j to become live (or not) at t.
 func (c *cluster) setView(i, j int, live bool, t time.Time) {
-	v := &c.nodes[i].views[j]
 	c.net.At(t, func() {
+		v := &c.nodes[i].views[j] // node i may have restarted since
 		if v.live != live {
 			v.live, v.since = live, t
 		}
+	})
+}
+
+// restart takes node i down with a snapshot of its store, and brings it
+// back after down as the next generation restored from it (node's
+// --data-dir restart: snapshot on leave, restore at start, new generation).
+// Membership is scripted only: members keep seeing it alive, and learn its
+// new generation from its digests.
+func (c *cluster) restart(i int, down time.Duration) {
+	old := c.nodes[i]
+	if !c.net.Up(i) {
+		return
+	}
+	snap := old.eng.Store().AppendSnapshot(nil)
+	c.net.Crash(i)
+	c.net.At(c.net.Now().Add(down), func() {
+		self := old.eng.Store().Self()
+		st, err := store.New(store.Config{Actor: store.Actor{Name: self.Name, Gen: self.Gen + 1}})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if err := st.Restore(snap); err != nil {
+			c.t.Fatalf("%s: restore: %v", self.Name, err)
+		}
+		now := c.net.Now()
+		nd := &simNode{
+			id: i, name: old.name, c: c, host: old.host, rng: old.rng,
+			eng:      replica.New(st, old.eng.Config()),
+			views:    slices.Clone(old.views),
+			stream:   myStream,
+			nextSync: now.Add(time.Duration(50+old.rng.IntN(450)) * time.Millisecond),
+			nextTick: now.Add(time.Duration(old.rng.IntN(1000)) * time.Millisecond),
+		}
+		c.nodes[i] = nd
+		c.net.Restart(i, nd)
 	})
 }
 
@@ -375,6 +413,15 @@ type scenario struct {
 	writes  int // per node, during the cut
 	shared  int // keys written on both sides
 	quietly time.Duration
+	// restarts are graceful restarts with a data directory: node i
+	// snapshots its store and goes down at at, and comes back down later
+	// as the next generation restored from that snapshot.
+	restarts []restart
+}
+
+type restart struct {
+	node     int
+	at, down time.Duration
 }
 
 func randomScenario(r *rand.Rand) scenario {
@@ -421,6 +468,9 @@ func (c *cluster) run(sc scenario) []history.Violation {
 		}
 	}
 	c.net.At(heal, func() { c.net.Heal() })
+	for _, rs := range sc.restarts {
+		c.net.At(start.Add(rs.at), func() { c.restart(rs.node, rs.down) })
+	}
 	during := func() time.Time { return cut.Add(time.Duration(r.Int64N(int64(sc.cutFor - time.Second)))) }
 	for i := range c.nodes {
 		for k := range sc.writes {
@@ -499,6 +549,46 @@ func flagSet(name string) bool {
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// TestPartitionHealWithRestarts adds one or two graceful restarts with a
+// data directory (scripted membership) anywhere in the run, partition and
+// heal included: a restored replica is a new generation whose context
+// starts from its snapshot.
+func TestPartitionHealWithRestarts(t *testing.T) {
+	seeds := *simSeeds
+	if testing.Short() || raceEnabled && !flagSet("replica.seeds") {
+		seeds = min(seeds, 60)
+	}
+	first := uint64(1)
+	if *simSeed >= 0 {
+		first, seeds = uint64(*simSeed), 1
+	}
+	var failed []uint64
+	writes := 0
+	for seed := first; seed < first+uint64(seeds); seed++ {
+		sc := randomScenario(rand.New(rand.NewPCG(seed, 1)))
+		r := rand.New(rand.NewPCG(seed, 2))
+		for range 1 + r.IntN(2) {
+			sc.restarts = append(sc.restarts, restart{
+				node: r.IntN(sc.nodes),
+				at:   time.Duration(r.Int64N(int64(sc.cutAt + sc.cutFor + 30*time.Second))),
+				down: time.Second + time.Duration(r.Int64N(int64(4*time.Second))),
+			})
+		}
+		c := newCluster(t, seed, sc.nodes, 0, false)
+		vs := c.run(sc)
+		writes += c.hist.Len()
+		if len(vs) == 0 {
+			continue
+		}
+		failed = append(failed, seed)
+		if len(failed) <= 5 || *simSeed >= 0 {
+			t.Errorf("seed %d (%d nodes, minority %v, cut at %v for %v, restarts %+v): %d violations; first: %v",
+				seed, sc.nodes, sc.side, sc.cutAt, sc.cutFor, sc.restarts, len(vs), vs[0])
+		}
+	}
+	t.Logf("%d seeds from %d, %d acknowledged writes checked, %d seeds failed: %v", seeds, first, writes, len(failed), failed)
 }
 
 func runSeeds(t *testing.T, seeds int, withSwim bool) {
