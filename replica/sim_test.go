@@ -481,13 +481,22 @@ func (c *cluster) run(sc scenario) []history.Violation {
 		c.net.At(during(), func() { c.nodes[i].write(fmt.Sprintf("k-%d-0", i), true) })
 		c.net.At(during(), func() { c.nodes[i].write(fmt.Sprintf("pre-%d", r.IntN(len(c.nodes))), true) })
 	}
-	// Shared keys: written on side a, then on side b, the second later.
+	// Shared keys: written on one side, then 1 s later on the other
+	// (either may be a delete), so the later write must win everywhere; some
+	// were written before the cut, so a delete removes a key both sides held.
 	for k := range sc.shared {
 		key := fmt.Sprintf("same-%d", k)
 		t1 := during()
 		x, y := a[r.IntN(len(a))], b[r.IntN(len(b))]
-		c.net.At(t1, func() { c.nodes[x].write(key, false) })
-		c.net.At(t1.Add(time.Second), func() { c.nodes[y].write(key, false) })
+		if r.IntN(2) == 0 {
+			x, y = y, x
+		}
+		delX, delY := r.IntN(4) == 0, r.IntN(3) == 0
+		if r.IntN(2) == 0 {
+			c.net.At(start.Add(time.Duration(r.Int64N(int64(sc.cutAt)))), func() { c.nodes[x].write(key, false) })
+		}
+		c.net.At(t1, func() { c.nodes[x].write(key, delX) })
+		c.net.At(t1.Add(time.Second), func() { c.nodes[y].write(key, delY) })
 	}
 	c.net.RunUntil(heal.Add(sc.quietly))
 	final := map[string]map[string]string{}
