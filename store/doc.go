@@ -78,7 +78,9 @@
 // side collect without the other: on the heal the resync can drop writes
 // acknowledged on either side during the cut (floors merge by max, so a
 // store may adopt a floor whose entries it does not hold yet and pass it
-// on). The horizon must exceed any partition whose writes must survive.
+// on), and a write that lost to a delete made on the other side, whose
+// tombstone is gone, comes back. The horizon must exceed any partition
+// whose writes and deletes must hold.
 //
 // # Counters
 //
