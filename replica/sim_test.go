@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -627,20 +628,24 @@ func runSeeds(t *testing.T, seeds int, withSwim bool) {
 	t.Logf("%d seeds from %d, %d acknowledged writes checked, %d seeds failed: %v", seeds, first, writes, len(failed), failed)
 }
 
-var simPastHorizon = flag.Bool("replica.past-horizon", false, "run the partitions that outlast the collection horizon (a known limit: they lose writes)")
+var simPastHorizon = flag.Int("replica.past-horizon-seeds", 50, "seeds of the partitions that outlast the collection horizon")
 
 // TestPartitionPastHorizon plays partitions that outlast a 20 s collection
 // horizon. Each side then collects without the other and, on the heal,
-// resynchronises against the other's floor; writes acknowledged on a side
-// during the cut can be lost (store/doc.go, "Limit"). It is a reproduction
-// of that limit for whoever lifts it, not a check: it runs only with
-// -replica.past-horizon and reports what it found.
+// resynchronises against the other's floor. What it must still do: no key
+// deleted on one side comes back unless the other side wrote it during the
+// cut (a write concurrent with the delete: the "same-" keys); a key written
+// before the cut and deleted during it, or written and deleted on one side,
+// stays deleted. What it may not do yet, the documented limit (store/doc.go,
+// "Limits"): writes acknowledged during the cut can be lost, and concurrent
+// writes can come back; those are counted and logged for whoever lifts it.
 func TestPartitionPastHorizon(t *testing.T) {
-	if !*simPastHorizon {
-		t.Skip("known limit (writes lost when a partition outlasts the horizon); run with -replica.past-horizon")
+	seeds := *simPastHorizon
+	if testing.Short() || raceEnabled && !flagSet("replica.past-horizon-seeds") {
+		seeds = min(seeds, 10)
 	}
 	failed, rules := 0, map[string]int{}
-	for seed := uint64(1); seed <= uint64(*simSeeds); seed++ {
+	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		r := rand.New(rand.NewPCG(seed, 1))
 		sc := randomScenario(r)
 		sc.cutFor = 60*time.Second + time.Duration(r.Int64N(int64(60*time.Second)))
@@ -651,7 +656,10 @@ func TestPartitionPastHorizon(t *testing.T) {
 		}
 		for _, v := range vs {
 			rules[v.Rule]++
+			if v.Rule == "resurrected" && !strings.HasPrefix(v.Key, "same-") {
+				t.Errorf("seed %d: a delete not concurrent with any write was undone: %v", seed, v)
+			}
 		}
 	}
-	t.Logf("%d of %d seeds broke a rule; violations by rule: %v", failed, *simSeeds, rules)
+	t.Logf("limit: %d of %d seeds broke a rule; violations by rule: %v", failed, seeds, rules)
 }
