@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/radix"
-	"github.com/meshnode/meshnode/store"
 	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -112,7 +111,7 @@ func (n *Node) pull(sio *streamIO) error {
 	var buf []byte
 	for range syncMaxPages {
 		n.st.mu.Lock()
-		buf = n.st.store.AppendDigest(buf[:0])
+		buf = n.eng.AppendDigest(buf[:0])
 		n.st.mu.Unlock()
 		if err := sio.writeData(kindStoreDigest, buf); err != nil {
 			return err
@@ -155,7 +154,6 @@ func (n *Node) pull(sio *streamIO) error {
 // serveMissing answers the peer's digests with what it lacks.
 func (n *Node) serveMissing(sio *streamIO) error {
 	var d wire.Data
-	var dig store.Digest
 	var page []byte
 	for range syncMaxPages {
 		if err := sio.readData(&d); err != nil {
@@ -164,15 +162,10 @@ func (n *Node) serveMissing(sio *streamIO) error {
 		if d.Kind != kindStoreDigest {
 			return fmt.Errorf("%w: kind %d, want a store digest", ErrStream, d.Kind)
 		}
-		if err := store.DecodeDigest(d.Payload, &dig); err != nil {
-			return err
-		}
 		n.st.mu.Lock()
-		err := n.st.store.ObserveDigest(&dig, time.Now())
 		var more bool
-		if err == nil {
-			page, more = n.st.store.AppendMissing(page[:0], &dig, syncPageBytes)
-		}
+		var err error
+		page, more, err = n.eng.Answer(page[:0], d.Payload, time.Now())
 		n.st.mu.Unlock()
 		if err != nil {
 			return err

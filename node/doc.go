@@ -58,9 +58,13 @@
 // digest, then the missing pages (each followed by a fresh digest), then the
 // index digest and the holdings of the workers that differ, both ways on one
 // stream, lz4-compressed and chunked by wire frames, under a deadline and a
-// bound on concurrent exchanges. The digests a peer sends feed
-// store.ObserveDigest; Collect runs with the live members' actors, so a dead
-// member stops holding back garbage collection after Config.GCHorizon.
+// bound on concurrent exchanges. The decisions (what a step sends, how
+// an answer is applied, when collection runs and over which members) live
+// in package replica; node owns the sockets, timers and the mutex. The
+// digests a peer sends feed store.ObserveDigest; collection counts every
+// member swim knows, in any state, so a dead or departed member stops
+// holding back garbage collection only after Config.GCHorizon since it was
+// last alive.
 // After Join, anti-entropy runs at once until a first round succeeds: that
 // is the bootstrap, and readiness waits for it.
 //

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/radix"
+	"github.com/meshnode/meshnode/replica"
 	"github.com/meshnode/meshnode/store"
 	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/wire"
@@ -35,6 +36,7 @@ type Node struct {
 	name string
 	gen  uint64
 	st   *state
+	eng  *replica.Engine // replication decisions over st.store, guarded by st.mu
 	met  *metrics
 
 	token   string
@@ -120,6 +122,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.st = newState(st, ix, newHistory(cfg.WatchHistory, cfg.WatchHistoryBytes, uint64(time.Now().UnixMicro())))
+	n.eng = replica.New(st, replica.Config{Horizon: cfg.GCHorizon.D(), PageBytes: syncPageBytes, MaxPages: syncMaxPages})
 	n.met = newMetrics(n, cfg.Registerer, cfg.Version)
 	n.handler = n.routes()
 	return n, nil

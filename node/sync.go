@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/radix"
+	"github.com/meshnode/meshnode/replica"
 	"github.com/meshnode/meshnode/store"
 	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/wire"
@@ -71,7 +72,7 @@ func (n *Node) applyData(kind uint8, payload []byte) error {
 func (n *Node) applyStore(b []byte) error {
 	s := n.st
 	s.mu.Lock()
-	err := s.store.Apply(b, time.Now())
+	err := n.eng.Apply(b, time.Now())
 	s.changedLocked()
 	s.mu.Unlock()
 	return err
@@ -109,17 +110,11 @@ func (n *Node) flushDeltas() {
 	if n.mem == nil {
 		return
 	}
-	budget := n.mem.MaxDataBytes()
-	for {
-		n.st.mu.Lock()
-		b, ok, more := n.st.store.AppendDeltas(nil, budget)
-		n.st.mu.Unlock()
-		if ok {
-			n.disseminate(kindStoreDelta, b)
-		}
-		if !more {
-			break
-		}
+	n.st.mu.Lock()
+	deltas := n.eng.Flush(n.mem.MaxDataBytes())
+	n.st.mu.Unlock()
+	for _, b := range deltas {
+		n.disseminate(kindStoreDelta, b)
 	}
 	n.st.mu.Lock()
 	var b []byte
@@ -224,25 +219,23 @@ func (n *Node) serveDeltas(sio *streamIO) error {
 	}
 }
 
-// maintainLoop lets store time pass, collects tombstones and takes
-// snapshots.
+// maintainLoop lets store time pass, collects tombstones (the replication
+// core decides when, and over which members) and takes snapshots.
 func (n *Node) maintainLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	lastGC, lastSnap := time.Now(), time.Now()
+	lastSnap := time.Now()
 	for {
 		select {
 		case <-n.stop:
 			return
 		case now := <-t.C:
+			members := n.replicaMembers()
 			n.st.mu.Lock()
-			n.st.store.Tick(now)
+			c := n.eng.Tick(now, members)
 			n.st.mu.Unlock()
-			if now.Sub(lastGC) >= 10*time.Second {
-				lastGC = now
-				n.collect(now)
-			}
+			n.met.collected.Add(float64(c))
 			if n.cfg.DataDir != "" && now.Sub(lastSnap) >= n.cfg.SnapshotInterval.D() {
 				lastSnap = now
 				if err := n.snapshot(); err != nil {
@@ -253,18 +246,30 @@ func (n *Node) maintainLoop() {
 	}
 }
 
-// collect collects causally stable tombstones. Dead members stop counting
-// once GCHorizon has passed since their last digest (store rules).
+// collect runs a collection round now; the maintenance loop lets the
+// replication core run one every CollectInterval.
 func (n *Node) collect(now time.Time) {
-	live := n.liveMembers()
-	actors := make([]store.Actor, len(live))
-	for i, m := range live {
-		actors[i] = store.Actor{Name: m.Name, Gen: m.Gen}
-	}
+	members := n.replicaMembers()
 	n.st.mu.Lock()
-	c := n.st.store.Collect(actors, now, n.cfg.GCHorizon.D())
+	c := n.eng.Collect(now, members)
 	n.st.mu.Unlock()
 	n.met.collected.Add(float64(c))
+}
+
+// replicaMembers returns every member swim knows, in any state, for the
+// replication core: collection counts members that are dead or left too,
+// until the horizon has passed since they were last alive.
+func (n *Node) replicaMembers() []replica.Member {
+	all := n.members()
+	out := make([]replica.Member, len(all))
+	for i, m := range all {
+		out[i] = replica.Member{
+			Actor: store.Actor{Name: m.Name, Gen: m.Gen},
+			Live:  m.State == swim.StateAlive || m.State == swim.StateSuspect,
+			Since: m.Since,
+		}
+	}
+	return out
 }
 
 // seenSet remembers the hashes of the last few gossiped deltas.

@@ -43,11 +43,19 @@
 //
 // # Deletes and resurrection
 //
-// A delete is a tombstone that replicates like a write. Collect computes,
-// over the contexts of the live members (from their digests; a departed
-// member still counts until the horizon passes), stable = min and join =
-// max. A tombstone is collected once its dot is under some round's stable
-// vector and a later round's stable vector dominates that round's join: by
+// A delete is a tombstone that replicates like a write. CollectPeers
+// computes, over the contexts (from their digests) of every member the
+// store has heard of, live or not, stable = min and join = max. A member
+// that is dead, has left, or was never heard from still counts until the
+// horizon has passed since it was last known alive, and while any counting
+// member's context is unknown nothing is collected: otherwise each side of
+// a partition that cut members off before their first digest arrived would
+// raise a floor over writes the other side never saw, and both would
+// resynchronise against it on the heal, dropping writes no one else holds.
+// A restarted member's old generation stops counting as soon as its new
+// one is listed. A tombstone is collected once its dot is under some
+// round's stable vector and a later round's stable vector dominates that
+// round's join: by
 // then every member has seen the tombstone and every write that could have
 // been concurrent with it (such a write was in its writer's context, hence
 // under join), so no late copy can arrive from a live member. The collected
@@ -60,11 +68,19 @@
 // dots it does not hold, and then takes entries under its floor only from
 // pages whose sender's floor is at least as high (a sender consistent for
 // that region). A sender that sees such a peer's digest answers for the
-// state the peer will have after the resync, so one exchange restores it. Any other copy of a write under the floor that the store
-// has not seen is discarded as stale (Stats.Stale). Limit: a write seen by
-// no live member before its writer left, and still in transit after the
-// horizon, can reappear; the horizon must exceed any realistic delivery
-// delay.
+// state the peer will have after the resync, so one exchange restores it.
+// Any other copy of a write under the floor that the store has not seen is
+// discarded as stale (Stats.Stale).
+//
+// Limits. A write seen by no live member before its writer left, and still
+// in transit after the horizon, can reappear; the horizon must exceed any
+// realistic delivery delay. A partition that outlasts the horizon lets each
+// side collect without the other: on the heal the resync can drop writes
+// acknowledged on either side during the cut (floors merge by max, so a
+// store may adopt a floor whose entries it does not hold yet and pass it
+// on), and a write that lost to a delete made on the other side, whose
+// tombstone is gone, comes back. The horizon must exceed any partition
+// whose writes and deletes must hold.
 //
 // # Counters
 //

@@ -37,11 +37,39 @@ func (s *Store) floorVector(fs []SeqOf, amap []uint32) []uint64 {
 	return fl
 }
 
-// Collect collects the tombstones that are causally stable. live lists the
-// live members' actors; their contexts come from ObserveDigest. A member
-// that is not live still counts until horizon has passed since its last
-// digest; then it leaves the computation. Collect does nothing while a live
-// member's context is unknown.
+// Peer is a member of the cluster as CollectPeers sees it.
+type Peer struct {
+	Actor Actor
+	// Live is set for members alive or suspect.
+	Live bool
+	// LastLive is, for a member not live, when it was last known alive
+	// (zero: unknown, taken as now the first time the store hears of it).
+	LastLive time.Time
+}
+
+// Collect is CollectPeers with live as the live members and no others.
+func (s *Store) Collect(live []Actor, now time.Time, horizon time.Duration) int {
+	peers := make([]Peer, len(live))
+	for i, a := range live {
+		peers[i] = Peer{Actor: a, Live: true}
+	}
+	return s.CollectPeers(peers, now, horizon)
+}
+
+// CollectPeers collects the tombstones that are causally stable. peers
+// lists every member the caller knows, live or not (dead, left); their
+// contexts come from ObserveDigest. Every member the store has heard of,
+// through peers or a digest, counts until horizon has passed since it was
+// last known alive (listed live, LastLive, or its last digest), listed or
+// not; then it leaves the computation, as it does at once when peers list a
+// newer generation of its name. CollectPeers does nothing while the context
+// of any member that counts is unknown.
+//
+// Counting only the live members would let each side of a partition raise
+// its floor over writes the other side never saw (members of the other
+// side whose digest had not arrived before the cut would not count): on the
+// heal each side would resynchronise against the other's floor and drop
+// writes that no one else holds.
 //
 // Stability is two-phase. A round takes stable = min and join = max of the
 // members' version vectors. A tombstone under a round's stable vector has
@@ -51,24 +79,51 @@ func (s *Store) floorVector(fs []SeqOf, amap []uint32) []uint64 {
 // Hence tombstones under round r's stable vector are collected only once a
 // later round's stable vector dominates round r's join. What was collected
 // raises the GC floor, which peers adopt through digests and pages.
-func (s *Store) Collect(live []Actor, now time.Time, horizon time.Duration) int {
+func (s *Store) CollectPeers(peers []Peer, now time.Time, horizon time.Duration) int {
 	rows := [][]uint64{s.selfRow()}
-	for _, a := range live {
-		if a == s.actors[0] {
+	for _, p := range peers {
+		if p.Actor == s.actors[0] {
 			continue
 		}
-		m := s.members[a]
-		if m == nil {
-			return 0
+		m := s.members[p.Actor]
+		switch {
+		case m != nil:
+		case p.Live || p.LastLive.IsZero():
+			m = &member{seen: now} // context unknown until its digest
+		default:
+			m = &member{seen: p.LastLive}
 		}
-		m.seen = now
+		s.members[p.Actor] = m
+		switch {
+		case p.Live:
+			m.seen = now
+		case p.LastLive.After(m.seen):
+			m.seen = p.LastLive
+		}
 	}
+	// A restarted process has a new generation: the old one never comes
+	// back, and what it wrote that others lack only they can bring, so it
+	// stops counting as soon as a newer generation of its name is listed.
+	newest := map[string]uint64{}
+	for _, p := range peers {
+		newest[p.Actor.Name] = max(newest[p.Actor.Name], p.Actor.Gen)
+	}
+	unknown := false
 	for a, m := range s.members {
-		if !slices.Contains(live, a) && now.Sub(m.seen) > horizon {
-			delete(s.members, a)
+		if now.Sub(m.seen) > horizon || a.Gen < newest[a.Name] {
+			// Kept, not deleted: a member still listed must not count
+			// as newly heard of (and unknown) on the next round. Its row
+			// goes: should it come back, its next digest tells.
+			m.row = nil
 			continue
+		}
+		if m.row == nil {
+			unknown = true
 		}
 		rows = append(rows, m.row)
+	}
+	if unknown {
+		return 0
 	}
 	n := len(s.actors)
 	stable, join := make([]uint64, n), make([]uint64, n)
