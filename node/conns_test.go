@@ -62,7 +62,7 @@ func TestOversizedHeadersCostWhatWasSent(t *testing.T) {
 	nd := c.nodes[0]
 	before := liveHeap()
 	recv0 := nd.tr.tcpRecv.Load()
-	channels := []byte{chanDeltas, chanSync, chanSwim}
+	channels := []byte{chanDeltas, chanAntiEntropy, chanSwim}
 	dialAll(t, nd.Addr().String(), conns, func(i int) []byte { return hugeHeader(channels[i%len(channels)]) })
 	// Once the node has read every byte sent, every reader has sized its
 	// buffer for the frame.
@@ -140,7 +140,7 @@ func TestIdleConnsDoNotLockOutMembers(t *testing.T) {
 		}
 		return nil
 	})
-	if err := c.nodes[1].syncWith(nd.Addr()); err != nil {
+	if err := c.nodes[1].antiEntropyWith(nd.Addr()); err != nil {
 		t.Fatalf("anti-entropy behind %d idle connections: %v", idle, err)
 	}
 	// A new node joins through the node the idle connections target.

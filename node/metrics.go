@@ -201,8 +201,8 @@ func (c *swimCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *swimCollector) Collect(ch chan<- prometheus.Metric) {
 	var s swim.RunnerStats
-	if c.n.rm != nil {
-		s = c.n.rm.r.Stats()
+	if c.n.mem != nil {
+		s = c.n.mem.r.Stats()
 	}
 	for i, d := range c.descs {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(c.get[i](s)))
