@@ -14,9 +14,9 @@ import (
 )
 
 // antiEntropyLoop runs anti-entropy with a random member every
-// SyncInterval, and at once after a join until the first round succeeds.
+// AntiEntropyInterval, and at once after a join until the first round succeeds.
 func (n *Node) antiEntropyLoop() {
-	period := n.cfg.SyncInterval.D()
+	period := n.cfg.AntiEntropyInterval.D()
 	fast := time.NewTicker(50 * time.Millisecond)
 	defer fast.Stop()
 	next := time.Now().Add(period)
@@ -70,7 +70,7 @@ func (n *Node) antiEntropyWith(addr netip.AddrPort) error {
 	start := time.Now()
 	ctx, cancel := context.WithCancel(n.ctx)
 	defer cancel()
-	c, err := n.tr.dial(ctx, addr, chanAntiEntropy, start.Add(n.cfg.SyncTimeout.D()))
+	c, err := n.tr.dial(ctx, addr, chanAntiEntropy, start.Add(n.cfg.StreamTimeout.D()))
 	if err != nil {
 		n.met.syncRounds.WithLabelValues("error").Inc()
 		return err

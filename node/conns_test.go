@@ -129,7 +129,7 @@ func TestIdleConnsDoNotLockOutMembers(t *testing.T) {
 	const idle = 200
 	c := newCluster(t, 2, false, func(cfg *Config) {
 		cfg.FirstFrameTimeout = Duration(2 * time.Second)
-		cfg.SyncTimeout = Duration(60 * time.Second) // idle connections must not simply time out
+		cfg.StreamTimeout = Duration(60 * time.Second) // idle connections must not simply time out
 	})
 	nd := c.nodes[0]
 	c.must(0, "PUT", "/v1/kv/h/k", `{"value":"v"}`)
@@ -195,7 +195,7 @@ func TestFirstFrameProves(t *testing.T) {
 		{"node requiring encryption", testKey(1), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, 1, false, func(cfg *Config) { cfg.GossipKey = tc.key })
+			c := newCluster(t, 1, false, func(cfg *Config) { cfg.EncryptKey = tc.key })
 			nd := c.nodes[0]
 			bad := nd.met.connsClosed.WithLabelValues(closedFirstBad)
 			dialAll(t, nd.Addr().String(), 1, func(int) []byte { return frame })

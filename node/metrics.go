@@ -81,7 +81,7 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	for _, r := range streamReasons() {
 		m.streamRejected.WithLabelValues(r)
 	}
-	m.syncRefused = counter("sync_refused_total", "Anti-entropy exchanges refused because MaxSyncStreams were busy.")
+	m.syncRefused = counter("sync_refused_total", "Anti-entropy exchanges refused because MaxAntiEntropyStreams were busy.")
 	m.connsRefused = counter("tcp_refused_total", "Incoming TCP connections closed at once because too many were being served.")
 	m.connsClosed = counterVec("tcp_conns_closed_total", "Incoming TCP connections the node closed before serving them to the end, by reason: "+
 		"pending_full, served_full, first_frame_timeout, first_frame_bad, buffer_budget.", "reason")

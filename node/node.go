@@ -24,8 +24,8 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// Node is one mesh node: membership, the replicated store and index, the sync
-// engine between them, the HTTP API and persistence.
+// Node is one mesh node: membership, the replicated store and index, their
+// replication (delta flushing and anti-entropy), the HTTP API and persistence.
 //
 // Lifecycle: New, then Start (binds the port and the API), then Join (or
 // nothing, for the first node). Leave announces departure and takes a final
@@ -90,7 +90,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	n := &Node{cfg: cfg, log: cfg.Logger, antiEntropySem: semaphore.NewWeighted(int64(cfg.MaxSyncStreams)), pushes: semaphore.NewWeighted(maxPushesInFlight),
+	n := &Node{cfg: cfg, log: cfg.Logger, antiEntropySem: semaphore.NewWeighted(int64(cfg.MaxAntiEntropyStreams)), pushes: semaphore.NewWeighted(maxPushesInFlight),
 		pending: newPendingConns(maxPendingConns), served: semaphore.NewWeighted(maxServedConns),
 		streamBuf: newStreamBudget(cfg.MaxStreamBufferBytes), strangerBuf: newStreamBudget(max(cfg.MaxStreamBufferBytes/4, 1)),
 		seen: newSeenSet(4096), rejects: newRateLog(rejectLogWindow, time.Now)}
@@ -193,7 +193,7 @@ func SwimConfig(profile string) swim.Config {
 }
 
 // Start binds the gossip port and the API listener and starts the
-// membership, sync and snapshot loops.
+// membership, flush, anti-entropy and maintenance (snapshot) loops.
 func (n *Node) Start() error {
 	if !n.started.CompareAndSwap(false, true) {
 		return errors.New("node: already started")
@@ -298,9 +298,11 @@ func (n *Node) Leave(timeout time.Duration) error {
 	return err
 }
 
-// Shutdown stops the node at once: listeners, goroutines, sockets. It does
-// not announce a departure (see Leave) nor snapshot (see Leave); others will
-// find the node dead. It waits for the goroutines until ctx ends.
+// Shutdown stops the node at once: it cancels the node's context (its one
+// stop signal), closes the listeners and sockets, and waits until ctx ends
+// for the node's goroutines, which all run in one group. It does not
+// announce a departure (see Leave) nor snapshot (see Leave); others will
+// find the node dead.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var err error
 	n.closeOnce.Do(func() {
@@ -443,7 +445,7 @@ func (n *Node) acceptLoop() {
 // connection on (to the swim Runner), which then closes it. The TLS
 // handshake, the channel byte and the first frame must arrive within
 // Config.FirstFrameTimeout; the stream then gets a served slot and
-// Config.SyncTimeout.
+// Config.StreamTimeout.
 func (n *Node) serveConn(raw net.Conn, ticket uint64) (handedOff bool) {
 	from, _ := netip.ParseAddrPort(raw.RemoteAddr().String())
 	c, ch, err := n.tr.accept(raw, time.Now().Add(n.cfg.FirstFrameTimeout.D()))
@@ -498,7 +500,7 @@ func (n *Node) serveConn(raw net.Conn, ticket uint64) (handedOff bool) {
 		n.met.connsClosed.WithLabelValues(closedServedFull).Inc()
 		return false
 	}
-	c.SetDeadline(time.Now().Add(n.cfg.SyncTimeout.D()))
+	c.SetDeadline(time.Now().Add(n.cfg.StreamTimeout.D()))
 	if ch == chanSwim {
 		hdr, body := sio.sr.Raw()
 		rc := &replayConn{Conn: c.(swim.Conn), replay: [][]byte{hdr, body}, release: sio.close, done: func() { n.served.Release(1) }}

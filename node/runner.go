@@ -190,7 +190,7 @@ func (t *transport) Packets() <-chan swim.Inbound { return t.packets }
 func (t *transport) DialStream(ctx context.Context, to netip.AddrPort) (swim.Conn, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		deadline = time.Now().Add(DefaultSyncTimeout)
+		deadline = time.Now().Add(DefaultStreamTimeout)
 	}
 	c, err := t.dial(ctx, to, chanSwim, deadline)
 	if err != nil {

@@ -184,7 +184,7 @@ func (n *Node) push(to netip.AddrPort, kind uint8, payload []byte) {
 		defer n.pushes.Release(1)
 		ctx, cancel := context.WithCancel(n.ctx)
 		defer cancel()
-		c, err := n.tr.dial(ctx, to, chanDeltas, time.Now().Add(n.cfg.SyncTimeout.D()))
+		c, err := n.tr.dial(ctx, to, chanDeltas, time.Now().Add(n.cfg.StreamTimeout.D()))
 		if err != nil {
 			n.met.streamErrors.Inc()
 			return nil
