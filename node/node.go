@@ -59,7 +59,6 @@ type Node struct {
 	cancel         context.CancelFunc
 	g              errgroup.Group
 	started        atomic.Bool
-	closed         atomic.Bool
 	leaving        atomic.Bool
 	joinWant       atomic.Bool
 	synced         atomic.Bool         // a first anti-entropy round succeeded (or none was needed)
@@ -261,7 +260,7 @@ func (n *Node) Join(seeds ...string) error {
 	if n.mem == nil {
 		return errors.New("node: join before start")
 	}
-	if n.closed.Load() {
+	if n.ctx.Err() != nil {
 		return ErrClosed
 	}
 	if len(seeds) == 0 {
@@ -306,7 +305,6 @@ func (n *Node) Leave(timeout time.Duration) error {
 func (n *Node) Shutdown(ctx context.Context) error {
 	var err error
 	n.closeOnce.Do(func() {
-		n.closed.Store(true)
 		n.cancel()
 		if n.apiSrv != nil {
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -338,7 +336,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // majority of the last known cluster.
 func (n *Node) Ready() (bool, string) {
 	switch {
-	case !n.started.Load() || n.closed.Load():
+	case !n.started.Load() || n.ctx.Err() != nil:
 		return false, "not running"
 	case n.leaving.Load():
 		return false, "leaving"
