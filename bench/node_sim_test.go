@@ -19,7 +19,7 @@ import (
 // clusters above node.DefaultEagerMembers: the writer gossips the delta
 // (piggybacked on probes and gossip packets), and every member that sees it
 // for the first time gossips it on; anti-entropy, every
-// node.DefaultSyncInterval with a random member, is modelled as an instant
+// node.DefaultAntiEntropyInterval with a random member, is modelled as an instant
 // pull. The swim cores and their configuration (node.SwimConfig) are the
 // real ones; the network is simnet with LAN-like delay, jitter and 1% loss,
 // in virtual time.
@@ -88,7 +88,7 @@ func simSpread(b *testing.B, n, deltas int, seed uint64) ([]time.Duration, float
 	rng := c.Net.Rand()
 	// Anti-entropy: each member pulls from a random member once per
 	// period, at its own phase.
-	period := node.DefaultSyncInterval
+	period := node.DefaultAntiEntropyInterval
 	nextAE := make([]time.Time, n)
 	for i := range nextAE {
 		nextAE[i] = c.Net.Now().Add(time.Duration(rng.Int64N(int64(period))))

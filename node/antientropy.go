@@ -14,16 +14,15 @@ import (
 )
 
 // antiEntropyLoop runs anti-entropy with a random member every
-// SyncInterval, and at once after a join until the first round succeeds.
+// AntiEntropyInterval, and at once after a join until the first round succeeds.
 func (n *Node) antiEntropyLoop() {
-	defer n.wg.Done()
-	period := n.cfg.SyncInterval.D()
+	period := n.cfg.AntiEntropyInterval.D()
 	fast := time.NewTicker(50 * time.Millisecond)
 	defer fast.Stop()
 	next := time.Now().Add(period)
 	for {
 		select {
-		case <-n.stop:
+		case <-n.ctx.Done():
 			return
 		case now := <-fast.C:
 			bootstrap := n.joinWant.Load() && n.mem.Joined() && !n.synced.Load()
@@ -32,7 +31,7 @@ func (n *Node) antiEntropyLoop() {
 			}
 			// Jitter keeps nodes started together from syncing in lockstep.
 			next = now.Add(period/2 + rand.N(period))
-			err := n.syncRandom()
+			err := n.antiEntropyRandom()
 			switch {
 			case !bootstrap:
 			case err == nil:
@@ -50,8 +49,8 @@ func (n *Node) antiEntropyLoop() {
 
 var errNoPeer = errors.New("node: no live peer")
 
-// syncRandom runs one anti-entropy exchange with a random live member.
-func (n *Node) syncRandom() error {
+// antiEntropyRandom runs one anti-entropy exchange with a random live member.
+func (n *Node) antiEntropyRandom() error {
 	live := n.liveMembers()
 	var peers []swim.Member
 	for _, m := range live {
@@ -62,16 +61,16 @@ func (n *Node) syncRandom() error {
 	if len(peers) == 0 {
 		return errNoPeer
 	}
-	return n.syncWith(peers[rand.N(len(peers))].Addr)
+	return n.antiEntropyWith(peers[rand.N(len(peers))].Addr)
 }
 
-// syncWith runs one anti-entropy exchange with the member at addr: it pulls
+// antiEntropyWith runs one anti-entropy exchange with the member at addr: it pulls
 // what it lacks, then serves what the peer lacks.
-func (n *Node) syncWith(addr netip.AddrPort) error {
+func (n *Node) antiEntropyWith(addr netip.AddrPort) error {
 	start := time.Now()
 	ctx, cancel := context.WithCancel(n.ctx)
 	defer cancel()
-	c, err := n.tr.dial(ctx, addr, chanSync, start.Add(n.cfg.SyncTimeout.D()))
+	c, err := n.tr.dial(ctx, addr, chanAntiEntropy, start.Add(n.cfg.StreamTimeout.D()))
 	if err != nil {
 		n.met.syncRounds.WithLabelValues("error").Inc()
 		return err
@@ -97,8 +96,8 @@ func (n *Node) syncWith(addr netip.AddrPort) error {
 	return nil
 }
 
-// serveSync answers an anti-entropy exchange a peer opened.
-func (n *Node) serveSync(sio *streamIO) error {
+// serveAntiEntropy answers an anti-entropy exchange a peer opened.
+func (n *Node) serveAntiEntropy(sio *streamIO) error {
 	if err := n.serveMissing(sio); err != nil {
 		return err
 	}

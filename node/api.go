@@ -326,7 +326,7 @@ func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {
 // answers false needs a restart (or is on its way out), not patience.
 func (n *Node) Health() (bool, string) {
 	switch {
-	case n.closed.Load():
+	case n.ctx.Err() != nil:
 		return false, "shut down"
 	case n.leaving.Load():
 		return false, "left"

@@ -137,7 +137,7 @@ func TestKeyringAPIErrors(t *testing.T) {
 // configuration, as the README tells operators to: the restarted node must
 // speak the key ID the others use for that key, and rejoin.
 func TestRestartAfterRotation(t *testing.T) {
-	c := newCluster(t, 2, false, func(cfg *Config) { cfg.GossipKey = testKey(1) })
+	c := newCluster(t, 2, false, func(cfg *Config) { cfg.EncryptKey = testKey(1) })
 	newID := rotate(t, c, testKey(50))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -146,7 +146,7 @@ func TestRestartAfterRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.nodes[1] = nil
-	c.cfgs[1].GossipKey = testKey(50)
+	c.cfgs[1].EncryptKey = testKey(50)
 	c.start(1)
 	got := c.must(1, "GET", "/v1/keyring", "")["keys"].([]any)
 	if len(got) != 1 || got[0].(map[string]any)["id"] != newID {
@@ -186,7 +186,7 @@ func rotate(t *testing.T, c *testCluster, key string) float64 {
 // naming the old key): the saved keyring wins, plaintext switches included,
 // and the node rejoins.
 func TestKeyringSurvivesRestart(t *testing.T) {
-	c := newCluster(t, 2, true, func(cfg *Config) { cfg.GossipKey = testKey(1) })
+	c := newCluster(t, 2, true, func(cfg *Config) { cfg.EncryptKey = testKey(1) })
 	newID := rotate(t, c, testKey(50))
 	c.must(1, "PUT", "/v1/keyring/plaintext", `{"accept":true}`)
 	fi, err := os.Stat(filepath.Join(c.cfgs[1].DataDir, fileKeyring))
@@ -232,7 +232,7 @@ func TestKeyringFileThatDoesNotLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := localConfig("n", dir)
-			cfg.GossipKey = testKey(1)
+			cfg.EncryptKey = testKey(1)
 			n, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)

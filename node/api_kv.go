@@ -270,7 +270,7 @@ func (n *Node) handleWatch(w http.ResponseWriter, r *http.Request) {
 			continue
 		case <-r.Context().Done():
 			return
-		case <-n.stop:
+		case <-n.ctx.Done():
 		case <-deadline.C:
 		}
 		if !sse {

@@ -160,20 +160,20 @@ func TestWrongKeyOrLabelIsNotSilent(t *testing.T) {
 		reason       string
 	}{
 		{"another key",
-			func(c *Config) { c.GossipKeyFile = keyA },
-			func(c *Config) { c.GossipKeyFile = keyB },
+			func(c *Config) { c.EncryptKeyFile = keyA },
+			func(c *Config) { c.EncryptKeyFile = keyB },
 			wire.Config{Keyring: ringB}, reasonUnknownKey},
 		{"another label",
-			func(c *Config) { c.GossipKeyFile, c.Label = keyA, "prod" },
-			func(c *Config) { c.GossipKeyFile, c.Label = keyA, "staging" },
+			func(c *Config) { c.EncryptKeyFile, c.Label = keyA, "prod" },
+			func(c *Config) { c.EncryptKeyFile, c.Label = keyA, "staging" },
 			wire.Config{Keyring: ringA, Label: "staging"}, reasonAuth},
 		{"plaintext joiner",
-			func(c *Config) { c.GossipKeyFile = keyA },
+			func(c *Config) { c.EncryptKeyFile = keyA },
 			func(c *Config) {},
 			wire.Config{}, reasonPlaintext},
 		{"encrypted joiner",
 			func(c *Config) {},
-			func(c *Config) { c.GossipKeyFile = keyA },
+			func(c *Config) { c.EncryptKeyFile = keyA },
 			wire.Config{Keyring: ringA}, reasonEncrypted},
 	}
 	for _, tt := range tests {
@@ -344,7 +344,7 @@ func TestRotationOutOfOrderIsNotSilent(t *testing.T) {
 		cfg := localConfig(fmt.Sprintf("n%d", i), "")
 		cfg.APIAddr = "off"
 		cfg.Logger = slog.New(logs[i])
-		cfg.GossipKeyFile = keyA
+		cfg.EncryptKeyFile = keyA
 		c.cfgs = append(c.cfgs, cfg)
 		c.nodes = append(c.nodes, nil)
 		nd, err := New(cfg)

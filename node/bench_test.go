@@ -344,7 +344,7 @@ func BenchmarkJoinLarge(b *testing.B) {
 		i++
 		cfg.Registerer = nil
 		cfg.APIAddr = "off"
-		cfg.SyncTimeout = Duration(5 * time.Minute)
+		cfg.StreamTimeout = Duration(5 * time.Minute)
 		nd, err := New(cfg)
 		if err != nil {
 			b.Fatal(err)
@@ -386,7 +386,7 @@ func BenchmarkJoinLarge(b *testing.B) {
 // anti-entropy every 2 s), per node, UDP and TCP together, sent bytes.
 func BenchmarkSteadyState(b *testing.B) {
 	const n = 8
-	c := newCluster(b, n, false, func(c *Config) { c.Profile = "lan"; c.SyncInterval = 0 })
+	c := newCluster(b, n, false, func(c *Config) { c.Profile = "lan"; c.AntiEntropyInterval = 0 })
 	sent := func() uint64 {
 		var s uint64
 		for _, nd := range c.nodes {

@@ -22,12 +22,12 @@ const (
 	// DefaultAPIAddr: the API is loopback-only unless asked otherwise, so a
 	// fresh node exposes nothing to the network but gossip.
 	DefaultAPIAddr = "127.0.0.1:7947"
-	// DefaultSyncInterval: anti-entropy repairs what eager deltas lost; a few
+	// DefaultAntiEntropyInterval: anti-entropy repairs what eager deltas lost; a few
 	// seconds bounds staleness after loss without measurable bandwidth.
-	DefaultSyncInterval = 2 * time.Second
-	// DefaultSyncTimeout: the deadline of one anti-entropy exchange; generous
-	// because a bootstrap may ship the whole state.
-	DefaultSyncTimeout = 30 * time.Second
+	DefaultAntiEntropyInterval = 2 * time.Second
+	// DefaultStreamTimeout: the deadline of one exchange on a stream;
+	// generous because an anti-entropy bootstrap may ship the whole state.
+	DefaultStreamTimeout = 30 * time.Second
 	// DefaultEagerMembers: up to this cluster size every delta goes to every
 	// member directly; beyond, gossip spreads it (N direct sends per write
 	// would cost O(N^2) cluster-wide).
@@ -54,9 +54,9 @@ const (
 	DefaultMaxListItems = 1000
 	// DefaultMaxWatchers bounds concurrent watch streams.
 	DefaultMaxWatchers = 256
-	// DefaultMaxSyncStreams bounds anti-entropy and delta streams served at
-	// once, so a burst of joiners cannot exhaust memory.
-	DefaultMaxSyncStreams = 4
+	// DefaultMaxAntiEntropyStreams bounds the anti-entropy exchanges served
+	// at once, so a burst of joiners cannot exhaust memory.
+	DefaultMaxAntiEntropyStreams = 4
 	// DefaultMaxStreamBufferBytes bounds the memory all TCP stream readers
 	// hold together: room for a few of the largest messages members send
 	// (a 16 MiB push-pull state, 1 MiB store pages) at once, and a small
@@ -73,23 +73,27 @@ const (
 // while members read a chunk and reassemble a transfer.
 const minStreamBufferBytes = 8 << 20
 
-// Config configures a Node. It is JSON-taggable so that a CLI can map a config
-// file, MESHNODE_* environment variables and flags onto it; fields that hold
-// secrets or live objects have no JSON form. Zero fields take the defaults in
-// brackets.
+// Config configures a Node. Its JSON keys are the keys of meshnode agent's
+// config file (and, with dashes, its flags; in upper case after MESHNODE_,
+// its environment variables), so that a setting has one name from the
+// command line to Validate's errors. Fields that hold secrets or live
+// objects have no JSON form. Zero fields take the defaults in brackets.
 type Config struct {
-	// Name is the member name, unique in the cluster [host name].
-	Name string `json:"name,omitempty"`
+	// Name is the member name, unique in the cluster [host name] (key
+	// node: the node's name).
+	Name string `json:"node,omitempty"`
 	// BindAddr is the host:port the UDP socket and the TCP listener bind
 	// [DefaultBindAddr]. Port 0 picks a free port (tests).
-	BindAddr string `json:"bind_addr,omitempty"`
+	BindAddr string `json:"bind,omitempty"`
 	// AdvertiseAddr is the ip:port other members reach this node at
 	// [the bound address, or the first non-loopback address when bound to
 	// the unspecified address].
-	AdvertiseAddr string `json:"advertise_addr,omitempty"`
-	// Seeds are host:port addresses of members to join through; names are
-	// re-resolved on every attempt.
-	Seeds []string `json:"seeds,omitempty"`
+	AdvertiseAddr string `json:"advertise,omitempty"`
+	// Seeds are host:port addresses of members that Join without
+	// arguments joins through; names are re-resolved on every attempt.
+	// (The agent fills it from its keys join, whose join its start waits
+	// for, and retry_join, whose it does not.)
+	Seeds []string `json:"join,omitempty"`
 	// Label names the cluster; it authenticates encrypted traffic.
 	Label string `json:"label,omitempty"`
 	// Profile selects swim timings: "lan", "wan" or "local" ["lan"].
@@ -116,15 +120,16 @@ type Config struct {
 	// namespaces holds [DefaultWatchHistoryBytes].
 	WatchHistoryBytes int64 `json:"watch_history_bytes,omitempty"`
 
-	// SyncInterval is the period of anti-entropy with a random member
-	// [DefaultSyncInterval].
-	SyncInterval Duration `json:"sync_interval,omitempty"`
-	// SyncTimeout is the deadline of one anti-entropy exchange
-	// [DefaultSyncTimeout].
-	SyncTimeout Duration `json:"sync_timeout,omitempty"`
-	// MaxSyncStreams bounds the sync streams served at once
-	// [DefaultMaxSyncStreams].
-	MaxSyncStreams int `json:"max_sync_streams,omitempty"`
+	// AntiEntropyInterval is the period of anti-entropy with a random member
+	// [DefaultAntiEntropyInterval]. (It was SyncInterval, key sync_interval.)
+	AntiEntropyInterval Duration `json:"anti_entropy_interval,omitempty"`
+	// StreamTimeout is the deadline of one exchange on a TCP stream between
+	// members: anti-entropy, a delta push, a swim stream
+	// [DefaultStreamTimeout]. (It was SyncTimeout.)
+	StreamTimeout Duration `json:"stream_timeout,omitempty"`
+	// MaxAntiEntropyStreams bounds the anti-entropy exchanges served at
+	// once [DefaultMaxAntiEntropyStreams]. (It was MaxSyncStreams.)
+	MaxAntiEntropyStreams int `json:"max_anti_entropy_streams,omitempty"`
 	// MaxStreamBufferBytes bounds the bytes all TCP stream readers hold
 	// together [DefaultMaxStreamBufferBytes]; connections not yet proven
 	// may hold a quarter of it. A stream whose reader needs more than is
@@ -168,12 +173,12 @@ type Config struct {
 	// admit only their share: limit * visible / last known cluster size.
 	MinorityShare bool `json:"minority_share,omitempty"`
 
-	// GossipKeyFile holds the 32-byte AES-256 gossip key (raw, hex or
+	// EncryptKeyFile holds the 32-byte AES-256 gossip key (raw, hex or
 	// base64). Without a key, gossip is plaintext with CRC32C.
-	GossipKeyFile string `json:"gossip_key_file,omitempty"`
-	// GossipKey is the key itself (from the environment); it wins over
-	// GossipKeyFile.
-	GossipKey string `json:"-"`
+	EncryptKeyFile string `json:"encrypt_key_file,omitempty"`
+	// EncryptKey is the key itself (from the environment); it wins over
+	// EncryptKeyFile.
+	EncryptKey string `json:"-"`
 
 	// TLSCertFile and TLSKeyFile enable TLS for TCP streams between
 	// members and for the API.
@@ -256,8 +261,8 @@ func (c Config) withDefaults() Config {
 	if c.WatchHistoryBytes == 0 {
 		c.WatchHistoryBytes = DefaultWatchHistoryBytes
 	}
-	if c.MaxSyncStreams == 0 {
-		c.MaxSyncStreams = DefaultMaxSyncStreams
+	if c.MaxAntiEntropyStreams == 0 {
+		c.MaxAntiEntropyStreams = DefaultMaxAntiEntropyStreams
 	}
 	if c.EagerMembers == 0 {
 		c.EagerMembers = DefaultEagerMembers
@@ -266,8 +271,8 @@ func (c Config) withDefaults() Config {
 		c.MaxStreamBufferBytes = DefaultMaxStreamBufferBytes
 	}
 	def(&c.FirstFrameTimeout, DefaultFirstFrameTimeout)
-	def(&c.SyncInterval, DefaultSyncInterval)
-	def(&c.SyncTimeout, DefaultSyncTimeout)
+	def(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
+	def(&c.StreamTimeout, DefaultStreamTimeout)
 	def(&c.LeaveTimeout, DefaultLeaveTimeout)
 	def(&c.GCHorizon, DefaultGCHorizon)
 	def(&c.SnapshotInterval, DefaultSnapshotInterval)
@@ -281,100 +286,127 @@ func (c Config) withDefaults() Config {
 // ErrConfig is matched by every error Validate returns.
 var ErrConfig = errors.New("node: invalid config")
 
-// Validate reports every problem with c (after defaults) at once.
+// ConfigError is one problem Validate found with one setting. Key is the
+// setting's JSON key (see Config), so that a program that read the setting
+// under another name (a flag, an environment variable) can say which name
+// the user wrote; Problem says what is wrong, starting with the value.
+type ConfigError struct {
+	Key     string
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return ErrConfig.Error() + ": " + e.Key + " " + e.Problem }
+
+// Is makes every ConfigError match ErrConfig.
+func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
+
+// Validate reports every problem with c (after defaults) at once, each as
+// a *ConfigError.
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	bad := func(format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...))
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &ConfigError{Key: key, Problem: fmt.Sprintf(format, a...)})
 	}
 	if len(c.Name) > 255 {
-		bad("name is %d bytes, at most 255", len(c.Name))
+		bad("node", "is %d bytes, at most 255", len(c.Name))
 	} else if c.Name != "" {
 		if err := ValidName("name", c.Name, 255); err != nil {
-			bad("%s", strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": "))
+			bad("node", "%q: %s", c.Name, strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": name: "))
 		}
 	}
 	if c.APIToken != "" && strings.TrimSpace(c.APIToken) == "" {
-		bad("the API token (from the environment) is only white space")
+		bad("api_token", "(from the environment) is only white space")
 	}
 	if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
-		bad("bind_addr %q: %v", c.BindAddr, err)
+		bad("bind", "%q: %v", c.BindAddr, err)
 	}
 	if c.AdvertiseAddr != "" {
 		if ap, err := netip.ParseAddrPort(c.AdvertiseAddr); err != nil {
-			bad("advertise_addr %q: want ip:port: %v", c.AdvertiseAddr, err)
+			bad("advertise", "%q: want ip:port: %v", c.AdvertiseAddr, err)
 		} else if ap.Addr().IsUnspecified() || ap.Port() == 0 {
-			bad("advertise_addr %q: want a reachable ip and a port", c.AdvertiseAddr)
+			bad("advertise", "%q: want a reachable ip and a port", c.AdvertiseAddr)
 		}
 	}
 	for _, s := range c.Seeds {
 		if err := ValidSeed(s); err != nil {
-			bad("%s", strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": "))
+			bad("join", "%s", strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": "))
 		}
 	}
 	switch c.Profile {
 	case "lan", "wan", "local":
 	default:
-		bad("profile %q: want lan, wan or local", c.Profile)
+		bad("profile", "%q: want lan, wan or local", c.Profile)
 	}
 	if c.APIAddr != "off" {
 		host, _, err := net.SplitHostPort(c.APIAddr)
 		if err != nil {
-			bad("api_addr %q: %v", c.APIAddr, err)
+			bad("api_addr", "%q: %v", c.APIAddr, err)
 		} else if !isLoopbackHost(host) && c.APIToken == "" && c.APITokenFile == "" {
-			bad("api_addr %q is not loopback: an API token (api_token_file or the environment) is required", c.APIAddr)
+			bad("api_addr", "%q is not loopback: an API token (api_token_file or the environment) is required", c.APIAddr)
 		}
 	}
 	if c.MaxRequestBytes < 1024 {
-		bad("max_request_bytes %d: at least 1024", c.MaxRequestBytes)
+		bad("max_request_bytes", "%d: at least 1024", c.MaxRequestBytes)
 	}
 	if c.MaxListItems < 1 || c.MaxListItems > 100000 {
-		bad("max_list_items %d: want 1..100000", c.MaxListItems)
+		bad("max_list_items", "%d: want 1..100000", c.MaxListItems)
 	}
 	if c.MaxWatchers < 1 {
-		bad("max_watchers %d: at least 1", c.MaxWatchers)
+		bad("max_watchers", "%d: at least 1", c.MaxWatchers)
 	}
 	if c.WatchHistory < 1 || c.WatchHistory > 1<<20 {
-		bad("watch_history %d: want 1..1048576", c.WatchHistory)
+		bad("watch_history", "%d: want 1..1048576", c.WatchHistory)
 	}
 	if c.WatchHistoryBytes < 1<<10 {
-		bad("watch_history_bytes %d: at least 1024", c.WatchHistoryBytes)
+		bad("watch_history_bytes", "%d: at least 1024", c.WatchHistoryBytes)
 	}
-	if c.MaxSyncStreams < 1 || c.MaxSyncStreams > 64 {
-		bad("max_sync_streams %d: want 1..64", c.MaxSyncStreams)
+	if c.MaxAntiEntropyStreams < 1 || c.MaxAntiEntropyStreams > 64 {
+		bad("max_anti_entropy_streams", "%d: want 1..64", c.MaxAntiEntropyStreams)
 	}
 	if c.MaxStreamBufferBytes < minStreamBufferBytes {
-		bad("max_stream_buffer_bytes %d: at least %d", c.MaxStreamBufferBytes, minStreamBufferBytes)
+		bad("max_stream_buffer_bytes", "%d: at least %d", c.MaxStreamBufferBytes, minStreamBufferBytes)
 	}
-	if d := c.FirstFrameTimeout.D(); d < 0 || d > c.SyncTimeout.D() {
-		bad("first_frame_timeout %v: want a positive duration at most sync_timeout (%v)", d, c.SyncTimeout.D())
+	if d := c.FirstFrameTimeout.D(); d < 0 || d > c.StreamTimeout.D() {
+		bad("first_frame_timeout", "%v: want a positive duration at most stream_timeout (%v)", d, c.StreamTimeout.D())
 	}
 	if c.EagerMembers < 1 {
-		bad("eager_members %d: at least 1", c.EagerMembers)
+		bad("eager_members", "%d: at least 1", c.EagerMembers)
 	}
-	for name, d := range map[string]Duration{
-		"sync_interval": c.SyncInterval, "sync_timeout": c.SyncTimeout, "leave_timeout": c.LeaveTimeout,
-		"gc_horizon": c.GCHorizon, "snapshot_interval": c.SnapshotInterval,
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{
+		{"anti_entropy_interval", c.AntiEntropyInterval}, {"stream_timeout", c.StreamTimeout},
+		{"leave_timeout", c.LeaveTimeout}, {"gc_horizon", c.GCHorizon}, {"snapshot_interval", c.SnapshotInterval},
 	} {
-		if d < 0 {
-			bad("%s %v: must be positive", name, d.D())
+		if d.d < 0 {
+			bad(d.key, "%v: must be positive", d.d.D())
 		}
 	}
 	if c.ReapTimeout < Duration(time.Second) {
-		bad("reap_timeout %v: at least 1s", c.ReapTimeout.D())
+		bad("reap_timeout", "%v: at least 1s", c.ReapTimeout.D())
 	}
-	if c.StoreMaxBytes < 0 || c.WorkerPages < 0 || c.MaxHolderPages < 0 {
-		bad("store_max_bytes, worker_pages and max_holder_pages must not be negative")
+	for _, v := range []struct {
+		key string
+		n   int64
+	}{{"store_max_bytes", c.StoreMaxBytes}, {"worker_pages", c.WorkerPages}, {"max_holder_pages", c.MaxHolderPages}} {
+		if v.n < 0 {
+			bad(v.key, "%d: must not be negative", v.n)
+		}
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
-		bad("tls_cert_file and tls_key_file go together")
+		if c.TLSCertFile == "" {
+			bad("tls_key_file", "without tls_cert_file: they go together")
+		} else {
+			bad("tls_cert_file", "without tls_key_file: they go together")
+		}
 	}
 	if c.TLSVerifyClients && c.TLSCAFile == "" {
-		bad("tls_verify_clients needs tls_ca_file")
+		bad("tls_verify_clients", "needs tls_ca_file")
 	}
 	if c.TLSCertFile != "" && c.TLSCAFile == "" {
-		bad("tls_cert_file needs tls_ca_file to verify other members")
+		bad("tls_cert_file", "needs tls_ca_file to verify other members")
 	}
 	return errors.Join(errs...)
 }

@@ -10,74 +10,115 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// configKeys returns the keys of the *ConfigErrors in err, in order.
+func configKeys(t *testing.T, err error) []string {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("error %v does not match ErrConfig", err)
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	var keys []string
+	for _, e := range errs {
+		var ce *ConfigError
+		if !errors.As(e, &ce) {
+			t.Fatalf("%v is not a *ConfigError", e)
+		}
+		if !strings.HasPrefix(ce.Error(), "node: invalid config: "+ce.Key+" ") {
+			t.Errorf("%q does not start with its key %q", ce.Error(), ce.Key)
+		}
+		keys = append(keys, ce.Key)
+	}
+	return keys
+}
+
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  Config
-		want []string // substrings, one per expected problem
+		want []string // the keys of the problems, in Validate's order
 	}{
 		{"zero is valid", Config{}, nil},
-		{"bad bind", Config{BindAddr: "nope"}, []string{"bind_addr"}},
-		{"bad advertise", Config{AdvertiseAddr: "host:1"}, []string{"advertise_addr"}},
-		{"unspecified advertise", Config{AdvertiseAddr: "0.0.0.0:7946"}, []string{"advertise_addr"}},
+		{"bad bind", Config{BindAddr: "nope"}, []string{"bind"}},
+		{"bad name", Config{Name: "a\x00b"}, []string{"node"}},
+		{"bad advertise", Config{AdvertiseAddr: "host:1"}, []string{"advertise"}},
+		{"unspecified advertise", Config{AdvertiseAddr: "0.0.0.0:7946"}, []string{"advertise"}},
 		{"bad profile", Config{Profile: "fast"}, []string{"profile"}},
-		{"public api without token", Config{APIAddr: "0.0.0.0:7947"}, []string{"token"}},
+		{"public api without token", Config{APIAddr: "0.0.0.0:7947"}, []string{"api_addr"}},
 		{"public api with token", Config{APIAddr: "0.0.0.0:7947", APIToken: "x"}, nil},
 		{"api off", Config{APIAddr: "off"}, nil},
-		{"tls half", Config{TLSCertFile: "c"}, []string{"go together", "tls_ca_file"}},
+		{"tls half", Config{TLSCertFile: "c"}, []string{"tls_cert_file", "tls_cert_file"}},
+		{"tls other half", Config{TLSKeyFile: "k"}, []string{"tls_key_file"}},
 		{"verify without ca", Config{TLSVerifyClients: true}, []string{"tls_verify_clients"}},
 		{"stream buffer too small", Config{MaxStreamBufferBytes: 1 << 20}, []string{"max_stream_buffer_bytes"}},
 		{"negative first frame timeout", Config{FirstFrameTimeout: -1}, []string{"first_frame_timeout"}},
-		{"first frame timeout over sync timeout", Config{FirstFrameTimeout: Duration(time.Minute)}, []string{"first_frame_timeout"}},
-		{"first frame timeout within sync timeout", Config{FirstFrameTimeout: Duration(time.Minute), SyncTimeout: Duration(time.Minute)}, nil},
-		{"every problem at once", Config{BindAddr: "x", Profile: "y", MaxListItems: -1, SyncInterval: -1, Seeds: []string{"noport"}},
-			[]string{"bind_addr", "profile", "max_list_items", "sync_interval", "seed"}},
+		{"first frame timeout over stream timeout", Config{FirstFrameTimeout: Duration(time.Minute)}, []string{"first_frame_timeout"}},
+		{"first frame timeout within stream timeout", Config{FirstFrameTimeout: Duration(time.Minute), StreamTimeout: Duration(time.Minute)}, nil},
+		{"negative sizes", Config{StoreMaxBytes: -1, MaxHolderPages: -1}, []string{"store_max_bytes", "max_holder_pages"}},
+		{"every problem at once", Config{BindAddr: "x", Profile: "y", MaxListItems: -1, AntiEntropyInterval: -1, Seeds: []string{"noport"}},
+			[]string{"bind", "join", "profile", "max_list_items", "anti_entropy_interval"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
-			if len(tc.want) == 0 {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrConfig) {
-				t.Fatalf("error %v does not match ErrConfig", err)
-			}
-			lines := strings.Split(err.Error(), "\n")
-			if len(lines) != len(tc.want) {
-				t.Fatalf("%d problems, want %d: %v", len(lines), len(tc.want), err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not mention %q: %v", w, err)
-				}
+			if diff := cmp.Diff(tc.want, configKeys(t, tc.cfg.Validate())); diff != "" {
+				t.Fatalf("keys (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
+// TestConfigKeysAreJSONKeys: every key Validate names is a JSON key of
+// Config, the key meshnode agent's config file uses.
+func TestConfigKeysAreJSONKeys(t *testing.T) {
+	b, err := json.Marshal(Config{Name: "n", BindAddr: "b", AdvertiseAddr: "a", Seeds: []string{"s"}, Label: "l", Profile: "p",
+		APIAddr: "x", APITokenFile: "f", MaxRequestBytes: 1, MaxListItems: 1, MaxWatchers: 1, WatchHistory: 1, WatchHistoryBytes: 1,
+		AntiEntropyInterval: 1, StreamTimeout: 1, MaxAntiEntropyStreams: 1, MaxStreamBufferBytes: 1, FirstFrameTimeout: 1,
+		EagerMembers: 1, LeaveTimeout: 1, GCHorizon: 1, ReapTimeout: 1, SnapshotInterval: 1, StoreMaxBytes: 1, WorkerPages: 1,
+		MaxHolderPages: 1, TLSCertFile: "c", TLSKeyFile: "k", TLSCAFile: "ca", TLSVerifyClients: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]any
+	if err := json.Unmarshal(b, &keys); err != nil {
+		t.Fatal(err)
+	}
+	bad := Config{Name: "a\x00", BindAddr: "x", AdvertiseAddr: "y", Seeds: []string{"z"}, Profile: "p", APIAddr: "q",
+		MaxRequestBytes: 1, MaxListItems: -1, MaxWatchers: -1, WatchHistory: -1, WatchHistoryBytes: 1, AntiEntropyInterval: -1,
+		StreamTimeout: -1, MaxAntiEntropyStreams: -1, MaxStreamBufferBytes: 1, FirstFrameTimeout: -1, EagerMembers: -1,
+		LeaveTimeout: -1, GCHorizon: -1, ReapTimeout: 1, SnapshotInterval: -1, StoreMaxBytes: -1, WorkerPages: -1,
+		MaxHolderPages: -1, TLSKeyFile: "k", TLSVerifyClients: true}
+	for _, k := range configKeys(t, bad.Validate()) {
+		if _, ok := keys[k]; !ok && k != "api_token" {
+			t.Errorf("Validate names %q, not a JSON key of Config", k)
+		}
+	}
+}
+
 func TestConfigJSON(t *testing.T) {
-	in := `{"name":"a","seeds":["10.0.0.1:7946"],"sync_interval":"1.5s","leave_timeout":2000000000,"minority_share":true}`
+	in := `{"node":"a","join":["10.0.0.1:7946"],"anti_entropy_interval":"1.5s","leave_timeout":2000000000,"minority_share":true}`
 	var c Config
 	dec := json.NewDecoder(strings.NewReader(in))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Name: "a", Seeds: []string{"10.0.0.1:7946"}, SyncInterval: Duration(1500 * time.Millisecond), LeaveTimeout: Duration(2 * time.Second), MinorityShare: true}
+	want := Config{Name: "a", Seeds: []string{"10.0.0.1:7946"}, AntiEntropyInterval: Duration(1500 * time.Millisecond), LeaveTimeout: Duration(2 * time.Second), MinorityShare: true}
 	if diff := cmp.Diff(want, c, cmp.FilterPath(func(p cmp.Path) bool { return p.String() == "Registerer" || p.String() == "Logger" }, cmp.Ignore())); diff != "" {
 		t.Fatalf("decoded (-want +got):\n%s", diff)
 	}
-	out, err := json.Marshal(Config{SyncInterval: Duration(time.Second), APIToken: "secret", GossipKey: "k"})
+	out, err := json.Marshal(Config{AntiEntropyInterval: Duration(time.Second), APIToken: "secret", EncryptKey: "k"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := string(out); !strings.Contains(s, `"sync_interval":"1s"`) || strings.Contains(s, "secret") || strings.Contains(s, `"k"`) {
+	if s := string(out); !strings.Contains(s, `"anti_entropy_interval":"1s"`) || strings.Contains(s, "secret") || strings.Contains(s, `"k"`) {
 		t.Fatalf("marshalled %s: want durations as strings and no secrets", s)
 	}
-	if err := json.Unmarshal([]byte(`{"sync_interval":"soon"}`), &c); err == nil {
+	if err := json.Unmarshal([]byte(`{"anti_entropy_interval":"soon"}`), &c); err == nil {
 		t.Fatal("want an error for a bad duration")
 	}
 }

@@ -15,7 +15,7 @@ import (
 // succeeds meanwhile (sync-ok: 1 or 0), and how many strangers were closed
 // to make room for newer ones (pending-full).
 func BenchmarkHostileConns(b *testing.B) {
-	channels := []byte{chanDeltas, chanSync, chanSwim}
+	channels := []byte{chanDeltas, chanAntiEntropy, chanSwim}
 	for _, tc := range []struct {
 		name    string
 		conns   int
@@ -42,7 +42,7 @@ func BenchmarkHostileConns(b *testing.B) {
 					time.Sleep(50 * time.Millisecond) // polling the node's progress
 				}
 				syncOK := 0.0
-				if err := c.nodes[1].syncWith(nd.Addr()); err == nil {
+				if err := c.nodes[1].antiEntropyWith(nd.Addr()); err == nil {
 					syncOK = 1
 				}
 				b.ReportMetric(float64(int64(heapBytes())-int64(heap0))/(1<<20), "heap-MiB")

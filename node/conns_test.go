@@ -62,7 +62,7 @@ func TestOversizedHeadersCostWhatWasSent(t *testing.T) {
 	nd := c.nodes[0]
 	before := liveHeap()
 	recv0 := nd.tr.tcpRecv.Load()
-	channels := []byte{chanDeltas, chanSync, chanSwim}
+	channels := []byte{chanDeltas, chanAntiEntropy, chanSwim}
 	dialAll(t, nd.Addr().String(), conns, func(i int) []byte { return hugeHeader(channels[i%len(channels)]) })
 	// Once the node has read every byte sent, every reader has sized its
 	// buffer for the frame.
@@ -129,7 +129,7 @@ func TestIdleConnsDoNotLockOutMembers(t *testing.T) {
 	const idle = 200
 	c := newCluster(t, 2, false, func(cfg *Config) {
 		cfg.FirstFrameTimeout = Duration(2 * time.Second)
-		cfg.SyncTimeout = Duration(60 * time.Second) // idle connections must not simply time out
+		cfg.StreamTimeout = Duration(60 * time.Second) // idle connections must not simply time out
 	})
 	nd := c.nodes[0]
 	c.must(0, "PUT", "/v1/kv/h/k", `{"value":"v"}`)
@@ -140,7 +140,7 @@ func TestIdleConnsDoNotLockOutMembers(t *testing.T) {
 		}
 		return nil
 	})
-	if err := c.nodes[1].syncWith(nd.Addr()); err != nil {
+	if err := c.nodes[1].antiEntropyWith(nd.Addr()); err != nil {
 		t.Fatalf("anti-entropy behind %d idle connections: %v", idle, err)
 	}
 	// A new node joins through the node the idle connections target.
@@ -195,7 +195,7 @@ func TestFirstFrameProves(t *testing.T) {
 		{"node requiring encryption", testKey(1), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, 1, false, func(cfg *Config) { cfg.GossipKey = tc.key })
+			c := newCluster(t, 1, false, func(cfg *Config) { cfg.EncryptKey = tc.key })
 			nd := c.nodes[0]
 			bad := nd.met.connsClosed.WithLabelValues(closedFirstBad)
 			dialAll(t, nd.Addr().String(), 1, func(int) []byte { return frame })

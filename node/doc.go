@@ -47,13 +47,17 @@
 // longer all kept. A store resynchronisation or restore voids every earlier
 // index.
 //
-// # Sync engine
+// # Replication: delta flushing and anti-entropy
 //
-// Local writes signal the delta loop, which drains store.AppendDeltas and
+// Each word names one thing: the flush loop sends deltas, anti-entropy
+// repairs what they missed, and streams (of either, and swim's) have a
+// timeout, Config.StreamTimeout.
+//
+// Local writes signal the flush loop, which drains store.AppendDeltas and
 // the pending radix.Batch and sends them: to every live member directly
 // (one UDP packet each, or a 'D' stream when too large) while the cluster
 // has at most Config.EagerMembers members; by swim gossip otherwise, each
-// member gossiping a delta on when it first sees it. Every SyncInterval
+// member gossiping a delta on when it first sees it. Every AntiEntropyInterval
 // (with jitter) the node runs anti-entropy with a random live member: store
 // digest, then the missing pages (each followed by a fresh digest), then the
 // index digest and the holdings of the workers that differ, both ways on one
@@ -67,6 +71,18 @@
 // last alive.
 // After Join, anti-entropy runs at once until a first round succeeds: that
 // is the bootstrap, and readiness waits for it.
+//
+// # Lifecycle
+//
+// Every goroutine the node starts (the API server, the UDP read loop, the
+// accept loop and the connections it serves, the flush, anti-entropy and
+// maintenance loops, delta pushes, swim event delivery and the join loop)
+// runs in one errgroup and ends when the context Shutdown cancels; Shutdown
+// then closes the sockets and waits for the group. Concurrency limits are
+// semaphores that refuse rather than queue (TryAcquire). There is one join
+// loop at a time: a Join through the seeds of the loop in flight joins it,
+// a Join through other seeds stops it and starts one through them, and the
+// loop ends when an attempt succeeds or the node shuts down.
 //
 // # Partitions
 //

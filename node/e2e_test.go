@@ -54,7 +54,7 @@ type testCluster struct {
 func localConfig(name, dataDir string) Config {
 	return Config{
 		Name: name, BindAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Profile: "local",
-		SyncInterval: Duration(300 * time.Millisecond), DataDir: dataDir,
+		AntiEntropyInterval: Duration(300 * time.Millisecond), DataDir: dataDir,
 		Registerer: prometheus.NewRegistry(),
 	}
 }

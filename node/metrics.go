@@ -81,7 +81,7 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	for _, r := range streamReasons() {
 		m.streamRejected.WithLabelValues(r)
 	}
-	m.syncRefused = counter("sync_refused_total", "Anti-entropy exchanges refused because MaxSyncStreams were busy.")
+	m.syncRefused = counter("sync_refused_total", "Anti-entropy exchanges refused because MaxAntiEntropyStreams were busy.")
 	m.connsRefused = counter("tcp_refused_total", "Incoming TCP connections closed at once because too many were being served.")
 	m.connsClosed = counterVec("tcp_conns_closed_total", "Incoming TCP connections the node closed before serving them to the end, by reason: "+
 		"pending_full, served_full, first_frame_timeout, first_frame_bad, buffer_budget.", "reason")
@@ -201,8 +201,8 @@ func (c *swimCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *swimCollector) Collect(ch chan<- prometheus.Metric) {
 	var s swim.RunnerStats
-	if c.n.rm != nil {
-		s = c.n.rm.r.Stats()
+	if c.n.mem != nil {
+		s = c.n.mem.r.Stats()
 	}
 	for i, d := range c.descs {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(c.get[i](s)))

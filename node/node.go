@@ -20,11 +20,12 @@ import (
 	"github.com/meshnode/meshnode/store"
 	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/wire"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 )
 
-// Node is one mesh node: membership, the replicated store and index, the sync
-// engine between them, the HTTP API and persistence.
+// Node is one mesh node: membership, the replicated store and index, their
+// replication (delta flushing and anti-entropy), the HTTP API and persistence.
 //
 // Lifecycle: New, then Start (binds the port and the API), then Join (or
 // nothing, for the first node). Leave announces departure and takes a final
@@ -51,21 +52,20 @@ type Node struct {
 	apiLn     net.Listener
 	apiSrv    *http.Server
 	tr        *transport
-	mem       membership
-	rm        *runnerMembership
-	ctx       context.Context // ends at Shutdown
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	stop      chan struct{}
-	started   atomic.Bool
-	closed    atomic.Bool
-	leaving   atomic.Bool
-	joinWant  atomic.Bool
-	synced    atomic.Bool         // a first anti-entropy round succeeded (or none was needed)
-	syncSem   *semaphore.Weighted // anti-entropy streams served
-	pushes    chan struct{}
-	pending   *pendingConns       // accepted connections not yet proven
-	served    *semaphore.Weighted // proven connections being served
+	mem       *membership // nil before Start
+	// ctx ends at Shutdown, the node's one stop signal; every goroutine
+	// the node starts runs in g and ends when ctx does.
+	ctx            context.Context
+	cancel         context.CancelFunc
+	g              errgroup.Group
+	started        atomic.Bool
+	leaving        atomic.Bool
+	joinWant       atomic.Bool
+	synced         atomic.Bool         // a first anti-entropy round succeeded (or none was needed)
+	antiEntropySem *semaphore.Weighted // anti-entropy streams served
+	pushes         *semaphore.Weighted // delta pushes in flight
+	pending        *pendingConns       // accepted connections not yet proven
+	served         *semaphore.Weighted // proven connections being served
 	// streamBuf bounds the bytes all stream readers hold; strangerBuf,
 	// a quarter of it, what connections not yet proven may hold.
 	streamBuf, strangerBuf *streamBudget
@@ -89,7 +89,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), syncSem: semaphore.NewWeighted(int64(cfg.MaxSyncStreams)), pushes: make(chan struct{}, maxPushesInFlight),
+	n := &Node{cfg: cfg, log: cfg.Logger, antiEntropySem: semaphore.NewWeighted(int64(cfg.MaxAntiEntropyStreams)), pushes: semaphore.NewWeighted(maxPushesInFlight),
 		pending: newPendingConns(maxPendingConns), served: semaphore.NewWeighted(maxServedConns),
 		streamBuf: newStreamBudget(cfg.MaxStreamBufferBytes), strangerBuf: newStreamBudget(max(cfg.MaxStreamBufferBytes/4, 1)),
 		seen: newSeenSet(4096), rejects: newRateLog(rejectLogWindow, time.Now)}
@@ -192,7 +192,7 @@ func SwimConfig(profile string) swim.Config {
 }
 
 // Start binds the gossip port and the API listener and starts the
-// membership, sync and snapshot loops.
+// membership, flush, anti-entropy and maintenance (snapshot) loops.
 func (n *Node) Start() error {
 	if !n.started.CompareAndSwap(false, true) {
 		return errors.New("node: already started")
@@ -212,17 +212,17 @@ func (n *Node) Start() error {
 		codecCfg: wire.Config{Label: n.cfg.Label, Keyring: n.keyring}, streamBudget: n.streamBuf,
 		packets: make(chan swim.Inbound, 1024), streams: make(chan swim.Incoming, 16),
 		onTLSFail: func(to netip.AddrPort, err error) { n.streamRejected(to, "client", err) }}
-	rm, err := newRunnerMembership(n.ctx, n.tr, n.swimConfig(), swim.Identity{Name: n.name, Gen: n.gen, Addr: adv},
-		swim.RunnerOptions{Delegate: n, OnBadInput: n.badInput, OnJoinFailed: n.joinFailed}, n.onEvent, &n.wg)
+	mem, err := newMembership(n.ctx, &n.g, n.tr, n.swimConfig(), swim.Identity{Name: n.name, Gen: n.gen, Addr: adv},
+		swim.RunnerOptions{Delegate: n, OnBadInput: n.badInput, OnJoinFailed: n.joinFailed}, n.onEvent)
 	if err != nil {
 		n.tr.close()
 		return fmt.Errorf("node: swim: %w", err)
 	}
-	n.rm, n.mem = rm, rm
+	n.mem = mem
 	if n.cfg.APIAddr != "off" {
 		ln, err := net.Listen("tcp", n.cfg.APIAddr)
 		if err != nil {
-			_ = rm.shutdown()
+			_ = mem.shutdown()
 			return fmt.Errorf("node: api listen %s: %w", n.cfg.APIAddr, err)
 		}
 		if n.apiTLS {
@@ -230,21 +230,22 @@ func (n *Node) Start() error {
 		}
 		n.apiLn = ln
 		n.apiSrv = &http.Server{Handler: n.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
+		n.g.Go(func() error {
 			if err := n.apiSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				n.log.Error("api server stopped", "err", err)
 			}
-		}()
+			return nil
+		})
 	}
 	n.synced.Store(true) // nothing to sync with until a Join
-	n.wg.Add(5)
-	go n.tr.readLoop(&n.wg)
-	go n.acceptLoop()
-	go n.syncLoop()
-	go n.antiEntropyLoop()
-	go n.maintainLoop()
+	// The loops return nil: an error in one is logged and counted where it
+	// happens, and only Shutdown (ending n.ctx and closing the sockets)
+	// stops them.
+	n.g.Go(n.tr.readLoop)
+	n.g.Go(func() error { n.acceptLoop(); return nil })
+	n.g.Go(func() error { n.flushLoop(); return nil })
+	n.g.Go(func() error { n.antiEntropyLoop(); return nil })
+	n.g.Go(func() error { n.maintainLoop(); return nil })
 	n.log.Info("node started", "name", n.name, "generation", n.gen, "addr", adv.String(), "api", n.APIAddr())
 	return nil
 }
@@ -253,10 +254,14 @@ func (n *Node) Start() error {
 // at every attempt); with no seeds it uses Config.Seeds. It returns once the
 // join is under way: attempts continue with backoff until one succeeds or the
 // node shuts down, and /readyz reports when the join and the first sync are
-// done.
+// done. There is one join at a time: Join through the seeds of the join in
+// flight joins it, Join through other seeds replaces it.
 func (n *Node) Join(seeds ...string) error {
 	if n.mem == nil {
 		return errors.New("node: join before start")
+	}
+	if n.ctx.Err() != nil {
+		return ErrClosed
 	}
 	if len(seeds) == 0 {
 		seeds = n.cfg.Seeds
@@ -264,10 +269,11 @@ func (n *Node) Join(seeds ...string) error {
 	if len(seeds) == 0 {
 		return fmt.Errorf("%w: no seeds", ErrBadRequest)
 	}
-	n.joinWant.Store(true)
-	n.synced.Store(false)
-	n.joinErr.Store(nil)
-	return n.mem.Join(seeds)
+	return n.mem.Join(seeds, func() {
+		n.joinWant.Store(true)
+		n.synced.Store(false)
+		n.joinErr.Store(nil)
+	})
 }
 
 // Leave announces a graceful departure, waits up to timeout (Config's when
@@ -291,15 +297,15 @@ func (n *Node) Leave(timeout time.Duration) error {
 	return err
 }
 
-// Shutdown stops the node at once: listeners, goroutines, sockets. It does
-// not announce a departure (see Leave) nor snapshot (see Leave); others will
-// find the node dead. It waits for the goroutines until ctx ends.
+// Shutdown stops the node at once: it cancels the node's context (its one
+// stop signal), closes the listeners and sockets, and waits until ctx ends
+// for the node's goroutines, which all run in one group. It does not
+// announce a departure (see Leave) nor snapshot (see Leave); others will
+// find the node dead.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var err error
 	n.closeOnce.Do(func() {
-		n.closed.Store(true)
 		n.cancel()
-		close(n.stop)
 		if n.apiSrv != nil {
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
 			if e := n.apiSrv.Shutdown(sctx); e != nil {
@@ -307,14 +313,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			}
 			cancel()
 		}
-		if n.rm != nil {
-			if e := n.rm.shutdown(); e != nil {
+		if n.mem != nil {
+			if e := n.mem.shutdown(); e != nil {
 				err = e
 			}
 			n.tr.close()
 		}
 		done := make(chan struct{})
-		go func() { n.wg.Wait(); close(done) }()
+		go func() { _ = n.g.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -330,7 +336,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // majority of the last known cluster.
 func (n *Node) Ready() (bool, string) {
 	switch {
-	case !n.started.Load() || n.closed.Load():
+	case !n.started.Load() || n.ctx.Err() != nil:
 		return false, "not running"
 	case n.leaving.Load():
 		return false, "leaving"
@@ -402,9 +408,8 @@ func (n *Node) quorum() (live, known int, majority bool) {
 
 // acceptLoop serves TCP streams on the gossip port. Each accepted
 // connection starts as a stranger (see conns.go) and is served once it has
-// sent a valid first frame.
+// sent a valid first frame. It returns when the listener is closed.
 func (n *Node) acceptLoop() {
-	defer n.wg.Done()
 	for {
 		c, err := n.tr.tcp.Accept()
 		if err != nil {
@@ -420,9 +425,7 @@ func (n *Node) acceptLoop() {
 			n.met.connsClosed.WithLabelValues(closedPendingFull).Inc()
 			evicted.Close()
 		}
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
+		n.g.Go(func() error {
 			defer n.pending.remove(ticket)
 			// Close the connection when the node stops, so a served stream
 			// never outlives Shutdown.
@@ -431,7 +434,8 @@ func (n *Node) acceptLoop() {
 			if !n.serveConn(c, ticket) {
 				c.Close()
 			}
-		}()
+			return nil
+		})
 	}
 }
 
@@ -439,7 +443,7 @@ func (n *Node) acceptLoop() {
 // connection on (to the swim Runner), which then closes it. The TLS
 // handshake, the channel byte and the first frame must arrive within
 // Config.FirstFrameTimeout; the stream then gets a served slot and
-// Config.SyncTimeout.
+// Config.StreamTimeout.
 func (n *Node) serveConn(raw net.Conn, ticket uint64) (handedOff bool) {
 	from, _ := netip.ParseAddrPort(raw.RemoteAddr().String())
 	c, ch, err := n.tr.accept(raw, time.Now().Add(n.cfg.FirstFrameTimeout.D()))
@@ -451,7 +455,7 @@ func (n *Node) serveConn(raw net.Conn, ticket uint64) (handedOff bool) {
 		n.streamRejected(from, "server", err)
 		return false
 	}
-	if ch != chanSwim && ch != chanSync && ch != chanDeltas {
+	if ch != chanSwim && ch != chanAntiEntropy && ch != chanDeltas {
 		err = fmt.Errorf("%w: unknown channel %q", ErrStream, ch)
 		if ch == 0x16 {
 			err = fmt.Errorf("%w (a TLS handshake: the peer uses TLS and this node does not)", err)
@@ -494,7 +498,7 @@ func (n *Node) serveConn(raw net.Conn, ticket uint64) (handedOff bool) {
 		n.met.connsClosed.WithLabelValues(closedServedFull).Inc()
 		return false
 	}
-	c.SetDeadline(time.Now().Add(n.cfg.SyncTimeout.D()))
+	c.SetDeadline(time.Now().Add(n.cfg.StreamTimeout.D()))
 	if ch == chanSwim {
 		hdr, body := sio.sr.Raw()
 		rc := &replayConn{Conn: c.(swim.Conn), replay: [][]byte{hdr, body}, release: sio.close, done: func() { n.served.Release(1) }}
@@ -512,13 +516,13 @@ func (n *Node) serveConn(raw net.Conn, ticket uint64) (handedOff bool) {
 	defer sio.close()
 	sio.first = &f
 	switch ch {
-	case chanSync:
-		if !n.syncSem.TryAcquire(1) {
+	case chanAntiEntropy:
+		if !n.antiEntropySem.TryAcquire(1) {
 			n.met.syncRefused.Inc()
 			return false
 		}
-		err = n.serveSync(sio)
-		n.syncSem.Release(1)
+		err = n.serveAntiEntropy(sio)
+		n.antiEntropySem.Release(1)
 	case chanDeltas:
 		err = n.serveDeltas(sio)
 	}

@@ -6,37 +6,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/wire"
+	"golang.org/x/sync/errgroup"
 )
-
-// membership is what the node needs of the membership layer; runnerMembership
-// implements it over swim.Runner.
-type membership interface {
-	// Self and Members return snapshots; Members includes self and the
-	// dead and left tombstones.
-	Self() swim.Member
-	Members() []swim.Member
-	// NumAlive returns the members alive or suspect, self included.
-	NumAlive() int
-	// Joined reports whether the last Join has succeeded (true when none
-	// was asked for).
-	Joined() bool
-	// Join starts joining through seeds and returns at once; Joined turns
-	// true when an attempt succeeds.
-	Join(seeds []string) error
-	Leave(timeout time.Duration) error
-	// Broadcast gossips d; SendData sends d to one member in one UDP
-	// packet, failing with ErrTooLarge when it does not fit (use a stream).
-	Broadcast(d wire.Data) error
-	SendData(to netip.AddrPort, d wire.Data) error
-	// MaxDataBytes is the largest Data payload SendData and Broadcast take.
-	MaxDataBytes() int
-}
 
 // ErrTooLarge reports a payload that must travel over a stream.
 var ErrTooLarge = errors.New("node: too large for a packet")
@@ -44,23 +22,36 @@ var ErrTooLarge = errors.New("node: too large for a packet")
 // ErrClosed reports a call on a node that is shut down.
 var ErrClosed = errors.New("node: closed")
 
-// runnerMembership drives swim.Runner over the node's transport. Gossiped
-// and directly sent Data reach the node through the Runner's Delegate.
-type runnerMembership struct {
+// membership drives swim.Runner over the node's transport: it is what the
+// node needs of the membership layer. Gossiped and directly sent Data reach
+// the node through the Runner's Delegate. Its goroutines (event delivery,
+// the join loop) run in the node's group and end with the node's context.
+type membership struct {
 	r      *swim.Runner
 	t      *transport
 	ctx    context.Context // ends at Shutdown
+	g      *errgroup.Group // the node's goroutines
 	joined atomic.Bool
 	// mu guards codec, used to encode direct Data packets.
 	mu      sync.Mutex
 	codec   *wire.Codec
 	maxData int
-	wg      *sync.WaitGroup
+	// joinMu orders Join calls; join is the last join loop started.
+	joinMu sync.Mutex
+	join   *joinLoop
 }
 
-// newRunnerMembership starts a swim Runner over t with opts (its Wire
-// configuration is t's).
-func newRunnerMembership(ctx context.Context, t *transport, cfg swim.Config, id swim.Identity, opts swim.RunnerOptions, onEvent func(swim.Event), wg *sync.WaitGroup) (*runnerMembership, error) {
+// joinLoop is one join in flight: the Runner's attempts through seeds,
+// with backoff, until one succeeds or cancel is called.
+type joinLoop struct {
+	seeds  []string
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the loop has ended
+}
+
+// newMembership starts a swim Runner over t with opts (its Wire
+// configuration is t's); its goroutines run in g until ctx ends.
+func newMembership(ctx context.Context, g *errgroup.Group, t *transport, cfg swim.Config, id swim.Identity, opts swim.RunnerOptions, onEvent func(swim.Event)) (*membership, error) {
 	codec, err := wire.NewCodec(t.codecCfg)
 	if err != nil {
 		return nil, err
@@ -68,59 +59,108 @@ func newRunnerMembership(ctx context.Context, t *transport, cfg swim.Config, id 
 	cfg.MaxPacketBytes = codec.BudgetBytes()
 	opts.Wire = t.codecCfg
 	opts.StreamBudget = t.streamBudget
-	r, err := swim.NewRunner(cfg, id, (*swimTransport)(t), opts)
+	r, err := swim.NewRunner(cfg, id, t, opts)
 	if err != nil {
 		return nil, err
 	}
-	m := &runnerMembership{r: r, t: t, ctx: ctx, codec: codec, wg: wg,
+	m := &membership{r: r, t: t, ctx: ctx, g: g, codec: codec,
 		// Data's msgpack framing: array header, kind, bin header.
 		maxData: codec.MaxMessageBytes() - 16}
 	m.joined.Store(true)
 	if err := r.Start(); err != nil {
 		return nil, err
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	g.Go(func() error {
 		for ev := range r.Events() {
 			onEvent(ev)
 		}
-	}()
+		return nil
+	})
 	return m, nil
 }
 
-func (m *runnerMembership) Self() swim.Member      { return m.r.Self() }
-func (m *runnerMembership) Members() []swim.Member { return m.r.Members() }
-func (m *runnerMembership) NumAlive() int          { return m.r.NumAlive() }
-func (m *runnerMembership) Joined() bool           { return m.joined.Load() }
-func (m *runnerMembership) MaxDataBytes() int      { return m.maxData }
+// Self and Members return snapshots; Members includes self and the dead
+// and left tombstones.
+func (m *membership) Self() swim.Member      { return m.r.Self() }
+func (m *membership) Members() []swim.Member { return m.r.Members() }
 
-func (m *runnerMembership) Join(seeds []string) error {
+// NumAlive returns the members alive or suspect, self included.
+func (m *membership) NumAlive() int { return m.r.NumAlive() }
+
+// Joined reports whether the last Join has succeeded (true when none was
+// asked for).
+func (m *membership) Joined() bool { return m.joined.Load() }
+
+// MaxDataBytes is the largest Data payload SendData and Broadcast take.
+func (m *membership) MaxDataBytes() int { return m.maxData }
+
+// Join starts joining through seeds and returns at once; Joined turns true
+// when an attempt succeeds. There is at most one join loop: a Join through
+// the seeds of the loop in flight joins it; a Join through other seeds
+// replaces it (the loop in flight is stopped, and Join waits for it to end,
+// before the new one starts). The loop ends when an attempt succeeds or the
+// node shuts down. fresh, if not nil, runs once the previous loop has ended
+// and before the new one starts; it does not run when Join joins the loop
+// in flight.
+func (m *membership) Join(seeds []string, fresh func()) error {
 	if len(seeds) == 0 {
 		return fmt.Errorf("%w: no seeds", ErrBadRequest)
 	}
-	m.joined.Store(false)
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		// Until the node shuts down: the Runner backs off between attempts.
-		if _, err := m.r.Join(m.ctx, seeds...); err == nil {
-			m.joined.Store(true)
+	m.joinMu.Lock()
+	defer m.joinMu.Unlock()
+	if j := m.join; j != nil {
+		select {
+		case <-j.done:
+		default:
+			if slices.Equal(j.seeds, seeds) {
+				return nil
+			}
+			j.cancel()
+			<-j.done
 		}
-	}()
+	}
+	if m.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if fresh != nil {
+		fresh()
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	j := &joinLoop{seeds: slices.Clone(seeds), cancel: cancel, done: make(chan struct{})}
+	m.join = j
+	m.joined.Store(false)
+	m.g.Go(func() error {
+		defer close(j.done)
+		defer cancel()
+		m.joinLoop(ctx, j.seeds)
+		return nil
+	})
 	return nil
 }
 
-func (m *runnerMembership) Leave(timeout time.Duration) error { return m.r.Leave(timeout) }
+// joinLoop runs the Runner's join attempts (it backs off between them)
+// until one succeeds or ctx ends.
+func (m *membership) joinLoop(ctx context.Context, seeds []string) {
+	if _, err := m.r.Join(ctx, seeds...); err == nil {
+		m.joined.Store(true)
+	}
+}
 
-func (m *runnerMembership) Broadcast(d wire.Data) error {
+// Leave announces a graceful departure and waits up to timeout for it to
+// spread.
+func (m *membership) Leave(timeout time.Duration) error { return m.r.Leave(timeout) }
+
+// Broadcast gossips d.
+func (m *membership) Broadcast(d wire.Data) error {
 	if len(d.Payload) > m.maxData {
 		return ErrTooLarge
 	}
 	return m.r.Broadcast(d.Kind, d.Payload)
 }
 
-func (m *runnerMembership) SendData(to netip.AddrPort, d wire.Data) error {
+// SendData sends d to one member in one UDP packet, failing with
+// ErrTooLarge when it does not fit (use a stream).
+func (m *membership) SendData(to netip.AddrPort, d wire.Data) error {
 	if len(d.Payload) > m.maxData {
 		return ErrTooLarge
 	}
@@ -133,47 +173,50 @@ func (m *runnerMembership) SendData(to netip.AddrPort, d wire.Data) error {
 	return m.t.writeUDP(buf, to)
 }
 
-func (m *runnerMembership) shutdown() error { return m.r.Shutdown() }
+func (m *membership) shutdown() error { return m.r.Shutdown() }
 
-// swimTransport is the node's transport as swim.Transport: the Runner gets
-// the UDP packets and the TCP streams that start with chanSwim; the sync
-// engine's streams never reach it.
-type swimTransport transport
+// The transport is swim's Transport: the Runner gets the UDP packets and
+// the TCP streams that start with chanSwim; the replication streams
+// (anti-entropy, delta pushes) never reach it.
+var _ swim.Transport = (*transport)(nil)
 
-func (s *swimTransport) WriteTo(b []byte, to netip.AddrPort) error {
-	return (*transport)(s).writeUDP(b, to)
-}
+// WriteTo sends one UDP packet; it implements swim.Transport.
+func (t *transport) WriteTo(b []byte, to netip.AddrPort) error { return t.writeUDP(b, to) }
 
-func (s *swimTransport) Packets() <-chan swim.Inbound { return s.packets }
+// Packets returns the received datagrams; it implements swim.Transport.
+func (t *transport) Packets() <-chan swim.Inbound { return t.packets }
 
-func (s *swimTransport) DialStream(ctx context.Context, to netip.AddrPort) (swim.Conn, error) {
+// DialStream opens a swim stream; it implements swim.Transport.
+func (t *transport) DialStream(ctx context.Context, to netip.AddrPort) (swim.Conn, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		deadline = time.Now().Add(DefaultSyncTimeout)
+		deadline = time.Now().Add(DefaultStreamTimeout)
 	}
-	c, err := (*transport)(s).dial(ctx, to, chanSwim, deadline)
+	c, err := t.dial(ctx, to, chanSwim, deadline)
 	if err != nil {
 		return nil, err
 	}
 	return c.(swim.Conn), nil
 }
 
-func (s *swimTransport) Streams() <-chan swim.Incoming { return s.streams }
+// Streams returns the accepted swim streams; it implements swim.Transport.
+func (t *transport) Streams() <-chan swim.Incoming { return t.streams }
 
-func (s *swimTransport) Addr() netip.AddrPort { return s.addr }
+// Addr returns the advertised address; it implements swim.Transport.
+func (t *transport) Addr() netip.AddrPort { return t.addr }
 
-func (s *swimTransport) Shutdown() error { return (*transport)(s).close() }
+// Shutdown closes the sockets; it implements swim.Transport.
+func (t *transport) Shutdown() error { return t.close() }
 
 // readLoop hands received datagrams to the Runner, dropping (and counting)
-// what it has no room for.
-func (t *transport) readLoop(wg *sync.WaitGroup) {
-	defer wg.Done()
+// what it has no room for. It returns when the UDP socket is closed.
+func (t *transport) readLoop() error {
 	buf := make([]byte, 65536)
 	for {
 		n, from, err := t.udp.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
-				return
+				return nil
 			}
 			continue
 		}

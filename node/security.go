@@ -40,9 +40,9 @@ func (n *Node) loadSecurity() error {
 			return fmt.Errorf("%w: api token file %s is empty", ErrConfig, c.APITokenFile)
 		}
 	}
-	key := []byte(c.GossipKey)
-	if len(key) == 0 && c.GossipKeyFile != "" {
-		b, err := os.ReadFile(c.GossipKeyFile)
+	key := []byte(c.EncryptKey)
+	if len(key) == 0 && c.EncryptKeyFile != "" {
+		b, err := os.ReadFile(c.EncryptKeyFile)
 		if err != nil {
 			return fmt.Errorf("node: gossip key: %w", err)
 		}

@@ -27,7 +27,7 @@ func TestSecureCluster(t *testing.T) {
 	}
 	secure := func(name string) Config {
 		c := localConfig(name, "")
-		c.GossipKeyFile, c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile, c.TLSVerifyClients = keyFile, cert, key, ca, true
+		c.EncryptKeyFile, c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile, c.TLSVerifyClients = keyFile, cert, key, ca, true
 		return c
 	}
 	c := &testCluster{t: t, client: &http.Client{}}

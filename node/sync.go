@@ -92,12 +92,11 @@ func (n *Node) onEvent(ev swim.Event) {
 	n.log.Info("member "+ev.Kind.String(), "member", ev.Member.Name, "generation", ev.Member.Gen, "addr", ev.Member.Addr.String())
 }
 
-// deltaLoop sends local changes as soon as they are made.
-func (n *Node) syncLoop() {
-	defer n.wg.Done()
+// flushLoop sends local changes as soon as they are made.
+func (n *Node) flushLoop() {
 	for {
 		select {
-		case <-n.stop:
+		case <-n.ctx.Done():
 			return
 		case <-n.st.dirty:
 			n.flushDeltas()
@@ -177,22 +176,18 @@ func (n *Node) disseminate(kind uint8, payload []byte) {
 // when too many pushes are in flight, it is dropped and left to
 // anti-entropy.
 func (n *Node) push(to netip.AddrPort, kind uint8, payload []byte) {
-	select {
-	case n.pushes <- struct{}{}:
-	default:
+	if !n.pushes.TryAcquire(1) {
 		n.met.pushesDropped.Inc()
 		return
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer func() { <-n.pushes }()
+	n.g.Go(func() error {
+		defer n.pushes.Release(1)
 		ctx, cancel := context.WithCancel(n.ctx)
 		defer cancel()
-		c, err := n.tr.dial(ctx, to, chanDeltas, time.Now().Add(n.cfg.SyncTimeout.D()))
+		c, err := n.tr.dial(ctx, to, chanDeltas, time.Now().Add(n.cfg.StreamTimeout.D()))
 		if err != nil {
 			n.met.streamErrors.Inc()
-			return
+			return nil
 		}
 		defer c.Close()
 		sio, err := newStreamIO(c, n.tr.codecCfg, n.streamBuf)
@@ -203,7 +198,8 @@ func (n *Node) push(to netip.AddrPort, kind uint8, payload []byte) {
 		if err != nil {
 			n.met.streamErrors.Inc()
 		}
-	}()
+		return nil
+	})
 }
 
 // serveDeltas applies the deltas a peer pushes over a stream.
@@ -222,13 +218,12 @@ func (n *Node) serveDeltas(sio *streamIO) error {
 // maintainLoop lets store time pass, collects tombstones (the replication
 // core decides when, and over which members) and takes snapshots.
 func (n *Node) maintainLoop() {
-	defer n.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	lastSnap := time.Now()
 	for {
 		select {
-		case <-n.stop:
+		case <-n.ctx.Done():
 			return
 		case now := <-t.C:
 			members := n.replicaMembers()

@@ -20,9 +20,9 @@ import (
 // Every TCP connection between members starts with one byte naming what it
 // carries, so that swim's streams and the sync engine share the gossip port.
 const (
-	chanSwim   byte = 'S' // a swim stream exchange: push-pull, TCP ping
-	chanSync   byte = 'A' // anti-entropy
-	chanDeltas byte = 'D' // a one-way push of delta batches too large for UDP
+	chanSwim        byte = 'S' // a swim stream exchange: push-pull, TCP ping
+	chanAntiEntropy byte = 'A' // anti-entropy
+	chanDeltas      byte = 'D' // a one-way push of delta batches too large for UDP
 )
 
 // Limits of stream reading.

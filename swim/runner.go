@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/wire"
+	"golang.org/x/sync/semaphore"
 )
 
 // Runner errors.
@@ -156,9 +157,9 @@ type Runner struct {
 	serves     chan serveReq
 	events     chan Event
 	deliveries chan any
-	inSlots    chan struct{}
-	inWaiting  chan struct{} // streams waiting briefly for a slot
-	codecs     sync.Pool     // *wire.Codec for stream workers
+	inSlots    *semaphore.Weighted // streams served at once
+	inWaiting  *semaphore.Weighted // streams waiting briefly for a slot
+	codecs     sync.Pool           // *wire.Codec for stream workers
 
 	// Owned by the loop.
 	codec       *wire.Codec
@@ -248,8 +249,8 @@ func NewRunner(cfg Config, self Identity, t Transport, opts RunnerOptions) (*Run
 		serves:      make(chan serveReq),
 		events:      make(chan Event, opts.EventBuffer),
 		deliveries:  make(chan any, opts.DeliveryBuffer),
-		inSlots:     make(chan struct{}, opts.MaxIncomingStreams),
-		inWaiting:   make(chan struct{}, waitingPerSlot*opts.MaxIncomingStreams),
+		inSlots:     semaphore.NewWeighted(int64(opts.MaxIncomingStreams)),
+		inWaiting:   semaphore.NewWeighted(int64(waitingPerSlot * opts.MaxIncomingStreams)),
 		codec:       codec,
 		msgs:        make(map[wire.Type]wire.Message),
 		joinStreams: make(map[uint64]struct{}),

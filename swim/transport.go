@@ -253,38 +253,31 @@ const waitingPerSlot = 3
 // unread, for a slot (bounded in number and time), and closes it when the
 // wait is full or too long. Called on the loop; never blocks it.
 func (r *Runner) admit(in Incoming) {
-	select {
-	case r.inSlots <- struct{}{}:
+	if r.inSlots.TryAcquire(1) {
 		r.wg.Add(1)
 		go r.serve(in)
 		return
-	default:
 	}
-	select {
-	case r.inWaiting <- struct{}{}:
-	default:
+	if !r.inWaiting.TryAcquire(1) {
 		r.streamsRejected.Add(1)
 		in.Conn.Close()
 		return
 	}
 	r.wg.Add(1)
 	go func() {
-		t := time.NewTimer(r.cfg.StreamTimeout / 4)
-		defer t.Stop()
-		select {
-		case r.inSlots <- struct{}{}:
-			<-r.inWaiting
+		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.StreamTimeout/4)
+		err := r.inSlots.Acquire(ctx, 1)
+		cancel()
+		r.inWaiting.Release(1)
+		if err == nil {
 			r.serve(in) // serve releases the slot and the WaitGroup
-		case <-t.C:
-			<-r.inWaiting
-			r.streamsRejected.Add(1)
-			in.Conn.Close()
-			r.wg.Done()
-		case <-r.ctx.Done():
-			<-r.inWaiting
-			in.Conn.Close()
-			r.wg.Done()
+			return
 		}
+		if r.ctx.Err() == nil {
+			r.streamsRejected.Add(1)
+		}
+		in.Conn.Close()
+		r.wg.Done()
 	}()
 }
 
@@ -292,7 +285,7 @@ func (r *Runner) admit(in Incoming) {
 // core answer on the loop, write the answer, close.
 func (r *Runner) serve(in Incoming) {
 	defer r.wg.Done()
-	defer func() { <-r.inSlots }()
+	defer r.inSlots.Release(1)
 	defer in.Conn.Close()
 	stop := context.AfterFunc(r.ctx, func() { in.Conn.Close() })
 	defer stop()

@@ -605,7 +605,7 @@ func TestAgentPrintConfigAndBadConfig(t *testing.T) {
 	if code := runAgent([]string{"--profile", "moon", "--log-level", "loud"}, envOf(nil), &out, &errb, nil); code != 2 {
 		t.Errorf("bad config: exit %d, want 2", code)
 	}
-	if got := strings.TrimSpace(errb.String()); strings.Contains(got, "\n") || !strings.Contains(got, "profile") || !strings.Contains(got, "log_level") {
+	if got := strings.TrimSpace(errb.String()); strings.Contains(got, "\n") || !strings.Contains(got, "--profile") || !strings.Contains(got, "--log-level") {
 		t.Errorf("bad config: want one line naming both problems, got %q", got)
 	}
 }

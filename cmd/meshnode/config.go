@@ -19,7 +19,9 @@ import (
 // agentConfig is the agent's configuration. Every field but the secrets is
 // a flag (--data-dir), a key of the JSON config file (data_dir) and an
 // environment variable (MESHNODE_DATA_DIR). Precedence: defaults < file <
-// environment < flags.
+// environment < flags. A setting the agent hands to node.Config has the
+// key of node.Config's JSON form, so that the node's validation errors name
+// it; the agent then names it as the user wrote it (keyNames).
 type agentConfig struct {
 	Node         string        `json:"node"`
 	Bind         string        `json:"bind"`
@@ -43,14 +45,14 @@ type agentConfig struct {
 	LogLevel  string `json:"log_level"`
 	LogFormat string `json:"log_format"`
 
-	LeaveTimeout     node.Duration `json:"leave_timeout"`
-	SyncInterval     node.Duration `json:"sync_interval"`
-	SnapshotInterval node.Duration `json:"snapshot_interval"`
-	StoreMaxBytes    int64         `json:"store_max_bytes"`
-	WorkerPages      int64         `json:"worker_pages"`
-	MaxHolderPages   int64         `json:"max_holder_pages"`
-	MinorityShare    bool          `json:"minority_share"`
-	HeapFloorBytes   int64         `json:"heap_floor_bytes"`
+	LeaveTimeout        node.Duration `json:"leave_timeout"`
+	AntiEntropyInterval node.Duration `json:"anti_entropy_interval"`
+	SnapshotInterval    node.Duration `json:"snapshot_interval"`
+	StoreMaxBytes       int64         `json:"store_max_bytes"`
+	WorkerPages         int64         `json:"worker_pages"`
+	MaxHolderPages      int64         `json:"max_holder_pages"`
+	MinorityShare       bool          `json:"minority_share"`
+	HeapFloorBytes      int64         `json:"heap_floor_bytes"`
 	// WatchHistory and WatchHistoryBytes bound the changes kept for
 	// watches to resume from (node.Config).
 	WatchHistory      int64 `json:"watch_history"`
@@ -96,7 +98,7 @@ func defaultConfig(hostname func() (string, error)) agentConfig {
 		HeapFloorBytes: node.DefaultHeapFloor,
 		// The node's defaults, so that --print-config and -h show what
 		// runs rather than 0.
-		SyncInterval:         node.Duration(node.DefaultSyncInterval),
+		AntiEntropyInterval:  node.Duration(node.DefaultAntiEntropyInterval),
 		SnapshotInterval:     node.Duration(node.DefaultSnapshotInterval),
 		StoreMaxBytes:        node.DefaultStoreMaxBytes,
 		ReapTimeout:          node.Duration(node.DefaultReapTimeout),
@@ -112,15 +114,24 @@ func defaultConfig(hostname func() (string, error)) agentConfig {
 type option struct {
 	name  string // flag name; env is MESHNODE_ + upper snake case
 	usage string
-	list  bool // repeatable flag; comma-separated in the environment
-	bool  bool
-	set   func(c *agentConfig, v string) error
-	get   func(c *agentConfig) string
+	// aliases are former names, still accepted as flags, environment
+	// variables and file keys.
+	aliases []string
+	list    bool // repeatable flag; comma-separated in the environment
+	bool    bool
+	set     func(c *agentConfig, v string) error
+	get     func(c *agentConfig) string
 }
 
-func (o option) env() string {
-	return "MESHNODE_" + strings.ToUpper(strings.ReplaceAll(o.name, "-", "_"))
-}
+func (o option) env() string { return envName(o.name) }
+
+// key returns the option's config file key.
+func (o option) key() string { return fileKey(o.name) }
+
+// envName and fileKey spell a flag name as an environment variable and as
+// a config file key.
+func envName(flag string) string { return "MESHNODE_" + strings.ToUpper(fileKey(flag)) }
+func fileKey(flag string) string { return strings.ReplaceAll(flag, "-", "_") }
 
 func strOpt(name, usage string, f func(*agentConfig) *string) option {
 	return option{name: name, usage: usage,
@@ -173,6 +184,12 @@ func intOpt(name, usage string, f func(*agentConfig) *int64) option {
 		get: func(c *agentConfig) string { return strconv.FormatInt(*f(c), 10) }}
 }
 
+// withAliases returns o that also answers to the former names aliases.
+func withAliases(o option, aliases ...string) option {
+	o.aliases = aliases
+	return o
+}
+
 // options lists every setting; README's configuration reference follows it.
 var options = []option{
 	strOpt("node", "`name` of the member, unique in the cluster; defaults to the host name", func(c *agentConfig) *string { return &c.Node }),
@@ -195,7 +212,7 @@ var options = []option{
 	strOpt("log-level", "`level`: debug, info, warn or error (SIGHUP reloads it)", func(c *agentConfig) *string { return &c.LogLevel }),
 	strOpt("log-format", "`format`: text, json, or auto (text on a terminal, json otherwise)", func(c *agentConfig) *string { return &c.LogFormat }),
 	durOpt("leave-timeout", "how long (`duration`) a graceful leave waits for the news to spread", func(c *agentConfig) *node.Duration { return &c.LeaveTimeout }),
-	durOpt("sync-interval", "`period` of anti-entropy with a random member (0: the default)", func(c *agentConfig) *node.Duration { return &c.SyncInterval }),
+	withAliases(durOpt("anti-entropy-interval", "`period` of anti-entropy with a random member (0: the default)", func(c *agentConfig) *node.Duration { return &c.AntiEntropyInterval }), "sync-interval"),
 	durOpt("snapshot-interval", "`period` of snapshots to --data-dir (0: the default)", func(c *agentConfig) *node.Duration { return &c.SnapshotInterval }),
 	intOpt("store-max-bytes", "bound of the replicated store in `bytes` (0: the default)", func(c *agentConfig) *int64 { return &c.StoreMaxBytes }),
 	intOpt("worker-pages", "each worker's budget of `pages` in the prefix index (0: unlimited)", func(c *agentConfig) *int64 { return &c.WorkerPages }),
@@ -217,16 +234,19 @@ type agentFlags struct {
 }
 
 // setting records one flag occurrence, applied after the file and the
-// environment.
+// environment; given is the flag as the user wrote it (--sync-interval for
+// an alias).
 type setting struct {
-	opt *option
-	val string
+	opt   *option
+	val   string
+	given string
 }
 
-// recorder is the flag.Value of an option: it checks the value at parse
-// time and records it.
+// recorder is the flag.Value of an option's name or alias: it checks the
+// value at parse time and records it.
 type recorder struct {
 	opt  *option
+	name string
 	def  string
 	sets *[]setting
 }
@@ -243,7 +263,7 @@ func (r *recorder) Set(v string) error {
 	if err := r.opt.set(&scratch, v); err != nil {
 		return err
 	}
-	*r.sets = append(*r.sets, setting{r.opt, v})
+	*r.sets = append(*r.sets, setting{r.opt, v, "--" + r.name})
 	return nil
 }
 
@@ -262,14 +282,31 @@ func agentFlagSet(stderr io.Writer, def *agentConfig, sets *[]setting, af *agent
 		case "false", "0", "0s":
 			d = "" // flag prints no default for a zero value
 		}
-		fs.Var(&recorder{opt: o, def: d, sets: sets}, o.name, o.usage+" [env "+o.env()+"]")
+		fs.Var(&recorder{opt: o, name: o.name, def: d, sets: sets}, o.name, o.usage+" [env "+o.env()+"]")
+		for _, a := range o.aliases {
+			fs.Var(&recorder{opt: o, name: a, sets: sets}, a, "former name of --"+o.name)
+		}
 	}
 	return fs
 }
 
+// keyNames maps a config file key to the name the user gave the setting
+// under: a flag (--bind), an environment variable (MESHNODE_BIND) or a key
+// of the config file, former names included. Settings left at their
+// defaults keep their file key.
+type keyNames map[string]string
+
+// of returns the name key was given under.
+func (k keyNames) of(key string) string {
+	if n, ok := k[key]; ok {
+		return n
+	}
+	return key
+}
+
 // loadConfig computes the effective configuration from args, the
 // environment and the config file, and validates it, reporting every
-// problem at once.
+// problem at once; each names its setting as the user gave it.
 func loadConfig(args []string, env lookupEnv, hostname func() (string, error), stderr io.Writer) (agentConfig, agentFlags, error) {
 	var sets []setting
 	var af agentFlags
@@ -281,22 +318,36 @@ func loadConfig(args []string, env lookupEnv, hostname func() (string, error), s
 	if fs.NArg() > 0 {
 		return cfg, af, badUsage("unexpected argument %q: the agent takes flags only", fs.Arg(0))
 	}
+	names := keyNames{"api_token": envAPIToken}
 	path := af.configFile
 	if path == "" {
 		path, _ = env(envConfig)
 	}
 	if path != "" {
-		if err := readConfigFile(path, &cfg); err != nil {
+		given, err := readConfigFile(path, &cfg)
+		if err != nil {
 			return cfg, af, err
+		}
+		for key, as := range given {
+			names[key] = "config file " + path + ": " + as
 		}
 	}
 	var errs []error
 	for i := range options {
 		o := &options[i]
-		v, ok := env(o.env())
+		name := o.env()
+		v, ok := env(name)
+		for _, a := range o.aliases {
+			if ok {
+				break
+			}
+			name = envName(a)
+			v, ok = env(name)
+		}
 		if !ok {
 			continue
 		}
+		names[o.key()] = name
 		if o.list {
 			var l []string
 			for s := range strings.SplitSeq(v, ",") {
@@ -308,7 +359,7 @@ func loadConfig(args []string, env lookupEnv, hostname func() (string, error), s
 			continue
 		}
 		if err := o.set(&cfg, v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", o.env(), err))
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
 	cfg.EncryptKey, _ = env(envEncryptKey)
@@ -320,9 +371,10 @@ func loadConfig(args []string, env lookupEnv, hostname func() (string, error), s
 			cleared[s.opt] = true
 		}
 		_ = s.opt.set(&cfg, s.val) // checked by recorder.Set
+		names[s.opt.key()] = s.given
 	}
 	cfg.zeroMeansDefault()
-	if err := errors.Join(append(errs, cfg.validate())...); err != nil {
+	if err := errors.Join(append(errs, cfg.validate(names))...); err != nil {
 		return cfg, af, err
 	}
 	return cfg, af, nil
@@ -332,8 +384,8 @@ func loadConfig(args []string, env lookupEnv, hostname func() (string, error), s
 // default, so that the configuration printed is the one that runs.
 func (c *agentConfig) zeroMeansDefault() {
 	def := defaultConfig(func() (string, error) { return "", nil })
-	if c.SyncInterval == 0 {
-		c.SyncInterval = def.SyncInterval
+	if c.AntiEntropyInterval == 0 {
+		c.AntiEntropyInterval = def.AntiEntropyInterval
 	}
 	if c.SnapshotInterval == 0 {
 		c.SnapshotInterval = def.SnapshotInterval
@@ -358,45 +410,115 @@ func listField(c *agentConfig, o *option) *[]string {
 }
 
 // readConfigFile decodes a JSON object over cfg; unknown keys are errors,
-// so that a misspelt key is not silently ignored.
-func readConfigFile(path string, cfg *agentConfig) error {
+// so that a misspelt key is not silently ignored. Former names of keys are
+// read as the current ones. It returns the keys the file sets, each with
+// the name the file gives it.
+func readConfigFile(path string, cfg *agentConfig) (given map[string]string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("config file: %w", err)
+		return nil, fmt.Errorf("config file: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(cfg); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+	var raw map[string]json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("config file %s: trailing data after the JSON object", path)
+		return nil, fmt.Errorf("config file %s: trailing data after the JSON object", path)
 	}
-	return nil
+	given = make(map[string]string, len(raw))
+	for _, o := range options {
+		for _, a := range o.aliases {
+			v, ok := raw[fileKey(a)]
+			if !ok {
+				continue
+			}
+			if _, both := raw[o.key()]; both {
+				return nil, fmt.Errorf("config file %s: %s and its former name %s both set", path, o.key(), fileKey(a))
+			}
+			delete(raw, fileKey(a))
+			raw[o.key()] = v
+			given[o.key()] = fileKey(a)
+		}
+	}
+	for k := range raw {
+		if _, ok := given[k]; !ok {
+			given[k] = k
+		}
+	}
+	canonical, err := json.Marshal(raw)
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	dec = json.NewDecoder(bytes.NewReader(canonical))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return given, nil
 }
 
-// validate checks what the agent adds to the node's own validation.
-func (c agentConfig) validate() error {
+// configError is a problem with one setting, named as the user gave it.
+type configError struct {
+	name, problem string
+	err           error // the node's *node.ConfigError, if it found the problem
+}
+
+func (e *configError) Error() string { return e.name + " " + e.problem }
+func (e *configError) Unwrap() error { return e.err }
+
+// validate checks the configuration: what the agent adds, then the node's
+// own validation; every problem names its setting as names says the user
+// gave it.
+func (c agentConfig) validate(names keyNames) error {
 	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &configError{name: names.of(key), problem: fmt.Sprintf(format, a...)})
+	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
-		errs = append(errs, err)
+		bad("log_level", "%q: want debug, info, warn or error", c.LogLevel)
 	}
 	switch c.LogFormat {
 	case "auto", "text", "json":
 	default:
-		errs = append(errs, fmt.Errorf("log_format %q: want auto, text or json", c.LogFormat))
+		bad("log_format", "%q: want auto, text or json", c.LogFormat)
 	}
 	if c.JoinTimeout.D() < 100*time.Millisecond {
-		errs = append(errs, fmt.Errorf("join_timeout %v: at least 100ms", c.JoinTimeout.D()))
+		bad("join_timeout", "%v: at least 100ms", c.JoinTimeout.D())
 	}
 	if c.HeapFloorBytes < 0 {
-		errs = append(errs, fmt.Errorf("heap_floor_bytes %d: want 0 or more", c.HeapFloorBytes))
+		bad("heap_floor_bytes", "%d: want 0 or more", c.HeapFloorBytes)
 	}
 	if c.Node == "" {
-		errs = append(errs, errors.New("node: no name given and the host name is unknown"))
+		bad("node", "empty: no name given and the host name is unknown")
+	}
+	// The node checks the seeds of both lists as one; the agent checks
+	// each list, to name the one a bad seed is in.
+	for _, l := range []struct {
+		key   string
+		seeds []string
+	}{{"join", c.Join}, {"retry_join", c.RetryJoin}} {
+		for _, s := range l.seeds {
+			if err := node.ValidSeed(s); err != nil {
+				bad(l.key, "%s", strings.TrimPrefix(err.Error(), node.ErrBadRequest.Error()+": "))
+			}
+		}
 	}
 	if err := c.nodeConfig().Validate(); err != nil {
-		errs = append(errs, err)
+		nerrs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			nerrs = j.Unwrap()
+		}
+		for _, e := range nerrs {
+			var ce *node.ConfigError
+			switch {
+			case !errors.As(e, &ce):
+				errs = append(errs, e)
+			case ce.Key == "join": // checked above
+			default:
+				errs = append(errs, &configError{name: names.of(ce.Key), problem: ce.Problem, err: ce})
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -424,7 +546,7 @@ func (c agentConfig) nodeConfig() node.Config {
 		APITokenFile:          c.APITokenFile,
 		APIToken:              c.APIToken,
 		LeaveTimeout:          c.LeaveTimeout,
-		SyncInterval:          c.SyncInterval,
+		AntiEntropyInterval:   c.AntiEntropyInterval,
 		SnapshotInterval:      c.SnapshotInterval,
 		DataDir:               c.DataDir,
 		StoreMaxBytes:         c.StoreMaxBytes,
@@ -435,8 +557,8 @@ func (c agentConfig) nodeConfig() node.Config {
 		FirstFrameTimeout:     c.FirstFrameTimeout,
 		ReapTimeout:           c.ReapTimeout,
 		ReadyRequiresMajority: c.ReadyRequiresMajority,
-		GossipKeyFile:         c.EncryptKeyFile,
-		GossipKey:             c.EncryptKey,
+		EncryptKeyFile:        c.EncryptKeyFile,
+		EncryptKey:            c.EncryptKey,
 		TLSCertFile:           c.TLSCertFile,
 		TLSKeyFile:            c.TLSKeyFile,
 		TLSCAFile:             c.TLSCAFile,

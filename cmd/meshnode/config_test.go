@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -109,13 +110,13 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "unknown flag", args: []string{"--bogus"}, is: func(err error) bool { var fe flagError; return errors.As(err, &fe) }},
 		{name: "positional argument", args: []string{"extra"}, is: func(err error) bool { var ue usageErr; return errors.As(err, &ue) }},
 		{name: "every problem at once", args: []string{"--log-level", "loud", "--log-format", "xml", "--profile", "moon"},
-			want: []string{`log_level "loud"`, `log_format "xml"`, `profile "moon"`}},
+			want: []string{`--log-level "loud"`, `--log-format "xml"`, `--profile "moon"`}},
 		{name: "public API without a token", args: []string{"--api-addr", "0.0.0.0:7947"}, want: []string{"API token"},
 			is: func(err error) bool { return errors.Is(err, node.ErrConfig) }},
-		{name: "TLS cert without key", args: []string{"--tls-cert-file", "c.pem"}, want: []string{"tls_cert_file and tls_key_file go together"}},
-		{name: "bad seed", args: []string{"--join", "no-port"}, want: []string{`seed "no-port"`}},
-		{name: "join timeout too short", args: []string{"--join-timeout", "1ms"}, want: []string{"join_timeout"}},
-		{name: "negative heap floor", env: map[string]string{"MESHNODE_HEAP_FLOOR_BYTES": "-1"}, want: []string{"heap_floor_bytes -1"}},
+		{name: "TLS cert without key", args: []string{"--tls-cert-file", "c.pem"}, want: []string{"--tls-cert-file without tls_key_file: they go together"}},
+		{name: "bad seed", args: []string{"--join", "no-port"}, want: []string{`--join seed "no-port"`}},
+		{name: "join timeout too short", args: []string{"--join-timeout", "1ms"}, want: []string{"--join-timeout 1ms"}},
+		{name: "negative heap floor", env: map[string]string{"MESHNODE_HEAP_FLOOR_BYTES": "-1"}, want: []string{"MESHNODE_HEAP_FLOOR_BYTES -1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -280,7 +281,7 @@ func TestReadmeListsEveryOption(t *testing.T) {
 // TestPrintConfigShowsEffectiveDefaults: --print-config showed 0s and 0
 // for settings whose zero means a node default.
 func TestPrintConfigShowsEffectiveDefaults(t *testing.T) {
-	for _, env := range []map[string]string{nil, {"MESHNODE_SYNC_INTERVAL": "0s", "MESHNODE_SNAPSHOT_INTERVAL": "0s", "MESHNODE_STORE_MAX_BYTES": "0", "MESHNODE_REAP_TIMEOUT": "0s"}} {
+	for _, env := range []map[string]string{nil, {"MESHNODE_ANTI_ENTROPY_INTERVAL": "0s", "MESHNODE_SNAPSHOT_INTERVAL": "0s", "MESHNODE_STORE_MAX_BYTES": "0", "MESHNODE_REAP_TIMEOUT": "0s"}} {
 		cfg, _, err := loadConfig([]string{"--print-config"}, envOf(env), fixedHost, io.Discard)
 		if err != nil {
 			t.Fatal(err)
@@ -293,7 +294,7 @@ func TestPrintConfigShowsEffectiveDefaults(t *testing.T) {
 		if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]any{"sync_interval": "2s", "snapshot_interval": "30s", "store_max_bytes": float64(1 << 30), "reap_timeout": "30m0s"}
+		want := map[string]any{"anti_entropy_interval": "2s", "snapshot_interval": "30s", "store_max_bytes": float64(1 << 30), "reap_timeout": "30m0s"}
 		got := map[string]any{}
 		for k := range want {
 			got[k] = m[k]
@@ -320,7 +321,141 @@ func TestOperabilitySettings(t *testing.T) {
 	if cfg.ReapTimeout.D() != 90*time.Second || !cfg.ReadyRequiresMajority {
 		t.Errorf("environment gave reap_timeout %v, ready_requires_majority %t", cfg.ReapTimeout.D(), cfg.ReadyRequiresMajority)
 	}
-	if _, _, err := loadConfig([]string{"--reap-timeout", "10ms"}, envOf(nil), fixedHost, io.Discard); err == nil || !strings.Contains(err.Error(), "reap_timeout") {
+	if _, _, err := loadConfig([]string{"--reap-timeout", "10ms"}, envOf(nil), fixedHost, io.Discard); err == nil || !strings.Contains(err.Error(), "--reap-timeout 10ms") {
 		t.Errorf("reap_timeout 10ms: %v, want an error naming it", err)
+	}
+}
+
+// TestConfigErrorsNameTheKeyAsGiven: a bad value names its setting the way
+// the user gave it, as a flag, an environment variable or a config file
+// key, former names included, whether the agent or the node finds the
+// problem. Before, the node's errors named its own keys (bind_addr, seed),
+// which the user never wrote.
+func TestConfigErrorsNameTheKeyAsGiven(t *testing.T) {
+	file := func(content string) string { return writeFile(t, "meshnode.json", content) }
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		file string // config file content, if any
+		want string // the error is this line
+	}{
+		{name: "node's key as a flag", args: []string{"--bind", "nope"},
+			want: `--bind "nope": address nope: missing port in address`},
+		{name: "node's key in the environment", env: map[string]string{"MESHNODE_BIND": "nope"},
+			want: `MESHNODE_BIND "nope": address nope: missing port in address`},
+		{name: "node's key in the file", file: `{"bind": "nope"}`,
+			want: `config file @FILE@: bind "nope": address nope: missing port in address`},
+		{name: "a flag over a bad file value", args: []string{"--advertise", "0.0.0.0:1"}, file: `{"advertise": "nope"}`,
+			want: `--advertise "0.0.0.0:1": want a reachable ip and a port`},
+		{name: "the environment over a bad file value", env: map[string]string{"MESHNODE_PROFILE": "moon"}, file: `{"profile": "sun"}`,
+			want: `MESHNODE_PROFILE "moon": want lan, wan or local`},
+		{name: "agent's key as a flag", args: []string{"--log-format", "xml"}, want: `--log-format "xml": want auto, text or json`},
+		{name: "agent's key in the environment", env: map[string]string{"MESHNODE_LOG_FORMAT": "xml"},
+			want: `MESHNODE_LOG_FORMAT "xml": want auto, text or json`},
+		{name: "agent's key in the file", file: `{"log_format": "xml"}`, want: `config file @FILE@: log_format "xml": want auto, text or json`},
+		{name: "a seed of --join", args: []string{"--join", "no-port"}, want: `--join seed "no-port": want host:port`},
+		{name: "a seed of MESHNODE_RETRY_JOIN", env: map[string]string{"MESHNODE_RETRY_JOIN": "a:1,b:0"},
+			want: `MESHNODE_RETRY_JOIN seed "b:0": port "0": want 1 to 65535`},
+		{name: "a seed of the file's retry_join", file: `{"retry_join": ["x"]}`, want: `config file @FILE@: retry_join seed "x": want host:port`},
+		{name: "a former flag name", args: []string{"--sync-interval", "-1s"}, want: `--sync-interval -1s: must be positive`},
+		{name: "a former environment variable", env: map[string]string{"MESHNODE_SYNC_INTERVAL": "-1s"},
+			want: `MESHNODE_SYNC_INTERVAL -1s: must be positive`},
+		{name: "a former file key", file: `{"sync_interval": "-1s"}`, want: `config file @FILE@: sync_interval -1s: must be positive`},
+		{name: "the current name", args: []string{"--anti-entropy-interval", "-1s"}, want: `--anti-entropy-interval -1s: must be positive`},
+		{name: "a secret from the environment", env: map[string]string{"MESHNODE_API_TOKEN": " "},
+			want: `MESHNODE_API_TOKEN (from the environment) is only white space`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			want := tt.want
+			if tt.file != "" {
+				path := file(tt.file)
+				args = append([]string{"--config", path}, args...)
+				want = strings.ReplaceAll(want, "@FILE@", path)
+			}
+			_, _, err := loadConfig(args, envOf(tt.env), fixedHost, io.Discard)
+			if err == nil {
+				t.Fatal("loadConfig succeeded, want an error")
+			}
+			if diff := cmp.Diff(want, err.Error()); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestFormerNamesStillWork: the settings renamed keep their former flag,
+// environment variable and file key, and a file may not give both names.
+func TestFormerNamesStillWork(t *testing.T) {
+	want := node.Duration(7 * time.Second)
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{args: []string{"--sync-interval", "7s"}},
+		{env: map[string]string{"MESHNODE_SYNC_INTERVAL": "7s"}},
+		{args: []string{"--config", writeFile(t, "old.json", `{"sync_interval": "7s"}`)}},
+		{args: []string{"--anti-entropy-interval", "7s"}, env: map[string]string{"MESHNODE_SYNC_INTERVAL": "1s"}},
+	} {
+		cfg, _, err := loadConfig(c.args, envOf(c.env), fixedHost, io.Discard)
+		if err != nil {
+			t.Fatalf("%v %v: %v", c.args, c.env, err)
+		}
+		if got := cfg.nodeConfig().AntiEntropyInterval; got != want {
+			t.Errorf("%v %v: anti-entropy interval %v, want %v", c.args, c.env, got.D(), want.D())
+		}
+	}
+	both := writeFile(t, "both.json", `{"sync_interval": "7s", "anti_entropy_interval": "8s"}`)
+	if _, _, err := loadConfig([]string{"--config", both}, envOf(nil), fixedHost, io.Discard); err == nil || !strings.Contains(err.Error(), "both set") {
+		t.Errorf("a file with both names: %v, want an error", err)
+	}
+}
+
+// TestAgentKeysAreNodeKeys: every node.Config setting the agent fills has
+// the same key in the agent's config file as in node.Config's JSON form
+// (which is what the node's errors name). Before, bind was bind_addr and
+// join was seeds there.
+func TestAgentKeysAreNodeKeys(t *testing.T) {
+	var full agentConfig
+	v := reflect.ValueOf(&full).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString("x")
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Int64:
+			f.SetInt(1)
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"x"}))
+		default:
+			t.Fatalf("field %s: kind %v not handled", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	keys := func(x any) map[string]bool {
+		b, err := json.Marshal(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for k := range m {
+			out[k] = true
+		}
+		return out
+	}
+	agent, nodeKeys := keys(full), keys(full.nodeConfig())
+	if len(nodeKeys) < 20 {
+		t.Fatalf("only %d node keys filled: %v", len(nodeKeys), nodeKeys)
+	}
+	for k := range nodeKeys {
+		if !agent[k] {
+			t.Errorf("node.Config key %q is no key of the agent's config file", k)
+		}
 	}
 }

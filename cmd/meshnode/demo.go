@@ -236,7 +236,7 @@ func (d *demo) run(ctx context.Context, n int, sig <-chan os.Signal) error {
 // startNode creates, starts and (but for node-1) joins a node.
 func (d *demo) startNode(ctx context.Context, dn *demoNode) error {
 	nd, err := node.New(node.Config{Name: dn.name, BindAddr: "127.0.0.1:0", APIAddr: "off", Profile: "local",
-		SyncInterval: node.Duration(500 * time.Millisecond), Version: version})
+		AntiEntropyInterval: node.Duration(500 * time.Millisecond), Version: version})
 	if err != nil {
 		return fmt.Errorf("%s: %w", dn.name, err)
 	}

@@ -194,8 +194,8 @@ func TestWatchHistoryOptions(t *testing.T) {
 		t.Fatalf("node config: watch history %d, %d bytes; want 16, 65536", nc.WatchHistory, nc.WatchHistoryBytes)
 	}
 	for _, args := range [][]string{{"--watch-history", "-1"}, {"--watch-history", "9999999999"}, {"--watch-history-bytes", "10"}} {
-		if _, _, err := loadConfig(args, envOf(nil), fixedHost, io.Discard); err == nil || !strings.Contains(err.Error(), "watch_history") {
-			t.Errorf("%v: %v, want an error naming watch_history", args, err)
+		if _, _, err := loadConfig(args, envOf(nil), fixedHost, io.Discard); err == nil || !strings.HasPrefix(err.Error(), args[0]+" ") {
+			t.Errorf("%v: %v, want an error naming %s", args, err, args[0])
 		}
 	}
 }

@@ -1,0 +1,126 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// joinLoops counts the goroutines that run a join loop, from their
+// stacks: before join loops were one at a time, each Join started its own
+// goroutine in runnerMembership.Join.
+func joinLoops() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("node.(*membership).joinLoop")) ||
+			bytes.Contains(g, []byte("node.(*membership).Join.func")) ||
+			bytes.Contains(g, []byte("node.(*runnerMembership).Join.func")) {
+			count++
+		}
+	}
+	return count
+}
+
+// TestJoinOneLoop: joins through seeds that never answer, through the API
+// and the method, with the same and with other seeds, leave one join loop
+// running, and Shutdown ends it.
+func TestJoinOneLoop(t *testing.T) {
+	c := emptyCluster(t)
+	cfg := localConfig("lonely", "")
+	cfg.APIAddr = "off"
+	c.cfgs = []Config{cfg}
+	c.nodes = make([]*Node, 1)
+	c.start(0)
+	nd := c.nodes[0]
+	// Nothing listens on the discard port of loopback: every attempt
+	// fails and the loop backs off until it is replaced or stopped.
+	const nowhere, nowhereByName = "127.0.0.1:9", "localhost:9"
+	api := func(body string) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		nd.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/join", strings.NewReader(body)))
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("POST /v1/join %s: %d %s", body, rec.Code, rec.Body)
+		}
+	}
+	steps := []struct {
+		name string
+		join func()
+	}{
+		{"method", func() { must(t, nd.Join(nowhere)) }},
+		{"same seeds again", func() { must(t, nd.Join(nowhere)) }},
+		{"same seeds through the API", func() { api(`{"seeds":["` + nowhere + `"]}`) }},
+		{"other seeds through the API", func() { api(`{"seeds":["` + nowhere + `","` + nowhereByName + `"]}`) }},
+		{"other seeds again", func() { must(t, nd.Join(nowhereByName)) }},
+		{"first seeds again", func() { must(t, nd.Join(nowhere)) }},
+	}
+	for _, s := range steps {
+		s.join()
+		// A loop just handed to the group may not have started yet; once
+		// it has, it must be the only one.
+		eventually(t, s.name+": a join loop runs", func() error {
+			if n := joinLoops(); n == 0 {
+				return errors.New("no join loop")
+			}
+			return nil
+		})
+		if n := joinLoops(); n != 1 {
+			t.Fatalf("%s: %d join loops, want 1", s.name, n)
+		}
+		if ok, why := nd.Ready(); ok || why != "joining" {
+			t.Fatalf("%s: Ready() = %v, %q; want false, joining", s.name, ok, why)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	must(t, nd.Shutdown(ctx))
+	if n := joinLoops(); n != 0 {
+		t.Fatalf("after Shutdown: %d join loops, want 0", n)
+	}
+	if err := nd.Join(nowhere); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Join after Shutdown: %v, want ErrClosed", err)
+	}
+}
+
+// TestJoinLoopEndsWhenJoined: repeated joins through a live seed end in
+// one successful join, after which no join loop is left.
+func TestJoinLoopEndsWhenJoined(t *testing.T) {
+	c := emptyCluster(t)
+	c.cfgs = []Config{localConfig("seed", ""), localConfig("joiner", "")}
+	c.nodes = make([]*Node, 2)
+	c.start(0)
+	c.start(1)
+	for range 3 {
+		c.join(1)
+	}
+	c.converged()
+	eventually(t, "the join loop ends", func() error {
+		if n := joinLoops(); n != 0 {
+			return fmt.Errorf("%d join loops", n)
+		}
+		return nil
+	})
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
