@@ -19,7 +19,7 @@ func TestSuspicionTimeoutShrinksWithConfirmations(t *testing.T) {
 		{[]string{"a", "a", "b", "b"}, 28 * time.Second}, // repeats are not independent
 	}
 	for _, tt := range tests {
-		s := newSuspicion(t0, tt.accusers[0], 3, lo, hi)
+		s := newSuspicion(t0, tt.accusers[0], 3, 3, lo, hi)
 		for _, f := range tt.accusers[1:] {
 			s.confirm(f)
 		}
@@ -28,7 +28,7 @@ func TestSuspicionTimeoutShrinksWithConfirmations(t *testing.T) {
 			t.Errorf("accusers %v: timeout %v, want %v", tt.accusers, got, tt.want)
 		}
 	}
-	if s := newSuspicion(t0, "a", 0, lo, hi); s.deadline.Sub(t0) != lo {
+	if s := newSuspicion(t0, "a", 0, 0, lo, hi); s.deadline.Sub(t0) != lo {
 		t.Errorf("k=0: timeout %v, want the minimum %v", s.deadline.Sub(t0), lo)
 	}
 }
