@@ -83,6 +83,8 @@ type Core struct {
 	refutes   [maxRefutes]time.Time // times of the last refutations, a ring
 	unhealthy bool                  // not defending itself; see defending
 	withheld  bool                  // a refutation was withheld while unhealthy
+	// distrustSince is when this node last stopped defending itself.
+	distrustSince time.Time
 
 	lastInput     time.Time
 	nextProbe     time.Time

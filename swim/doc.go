@@ -74,8 +74,10 @@
 // to send them (alive, not suspect). Health charged for relays that did not
 // nack is given back when those relays turn out to have failed, and the
 // health a total silence cost is given back when answers return (if nothing
-// at all arrived meanwhile). A node that trusts itself again (health 0, last
-// probe answered) refutes the accusations it withheld at once. Each change
+// at all arrived meanwhile). A node trusts itself again once its last probe
+// was answered and either its health is back to 0 or another member has
+// confirmed one of its suspicions since it began to distrust itself; it
+// then refutes the accusations it withheld at once. Each change
 // is reported as an EventIsolated (with a Reason) or EventRecovered, the
 // first withheld refutation of each period as an EventRefuteWithheld, and
 // Stats counts them. A gap between inputs above Config.PauseThreshold means

@@ -101,9 +101,13 @@ const (
 
 // defending reports whether this node defends its membership: refutes
 // accusations and advertises itself in push-pull. It stops when it is
-// isolated or had to refute too often, and resumes only once fully healthy
-// again (health 0, last probe answered), so that a node on a bad link is
-// removed once instead of flapping in and out with its health.
+// isolated or had to refute too often, and resumes only once it is not
+// isolated, its last probe was answered, and either it is fully healthy
+// again (health 0) or another member has confirmed one of its suspicions
+// since it stopped (its poor health then came from failures others see
+// too: a partition, or many members failing at once). So a node on a bad
+// link, whose suspicions no one confirms, is removed once instead of
+// flapping in and out with its health.
 //
 // Each change is reported as an event about this node (EventIsolated with
 // the reason, EventRecovered) and counted in Stats.IsolationChanges. On
@@ -119,9 +123,10 @@ func (c *Core) defending() bool {
 	switch {
 	case reason != reasonNone && !c.unhealthy:
 		c.unhealthy = true
+		c.distrustSince = c.lastInput
 		c.stats.IsolationChanges++
 		c.out.Events = append(c.out.Events, Event{Kind: EventIsolated, At: c.lastInput, Member: c.self.Member, Reason: reason})
-	case reason == reasonNone && c.unhealthy && c.health == 0 && c.consecFail == 0:
+	case reason == reasonNone && c.unhealthy && c.consecFail == 0 && (c.health == 0 || c.vindicated.After(c.distrustSince)):
 		c.unhealthy = false
 		c.stats.IsolationChanges++
 		c.out.Events = append(c.out.Events, Event{Kind: EventRecovered, At: c.lastInput, Member: c.self.Member})
