@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -229,4 +230,78 @@ func BenchmarkSwimSteadyState(b *testing.B) {
 	b.ReportMetric(bw.MeanKBPerNodeSec, "KB/node/s-mean")
 	b.ReportMetric(bw.P99KBPerNodeSec, "KB/node/s-p99")
 	b.ReportMetric(bw.WallPerSimMin, "wall-s/sim-min")
+}
+
+// BenchmarkSwimCorrelatedCrash crashes k of N members at the same instant
+// (issue 10, item 5) and reports the time until every survivor had marked
+// every victim dead, next to a single crash at the same N (k=1). Each
+// iteration is one run with a new seed; the figures are over iterations.
+func BenchmarkSwimCorrelatedCrash(b *testing.B) {
+	for _, c := range []struct{ n, k int }{
+		{5, 1}, {5, 2}, {5, 3},
+		{20, 1}, {20, 5}, {20, 10}, {20, 18},
+		{100, 1}, {100, 10}, {100, 25}, {100, 50}, {100, 98},
+	} {
+		b.Run(fmt.Sprintf("n=%d/k=%d", c.n, c.k), func(b *testing.B) {
+			var ds []time.Duration
+			var missed, falseDeaths, withheld float64
+			for b.Loop() {
+				s := booted(b, c.n)
+				s.Settle()
+				var victims []int
+				for v := range c.k {
+					victims = append(victims, c.n-1-v)
+				}
+				res := s.CrashTogether(victims, 5*time.Minute)
+				if !res.OK {
+					missed++
+				}
+				ds = append(ds, res.DeadEverywhere)
+				falseDeaths += float64(len(res.FalseDeaths))
+				withheld += float64(res.Withheld)
+			}
+			b.ReportMetric(pct(ds, 0.5), "dead-all-p50-s")
+			b.ReportMetric(pct(ds, 1), "dead-all-max-s")
+			b.ReportMetric(missed, "runs-not-done-5min")
+			b.ReportMetric(falseDeaths, "false-deaths")
+			b.ReportMetric(withheld/float64(len(ds)), "verdicts-withheld/run")
+		})
+	}
+}
+
+// BenchmarkSwimHeal partitions the cluster for split, heals it and reports
+// the time until every node sees every other alive, none suspect (issue
+// 10, item 6). Each iteration is one run with a new seed.
+func BenchmarkSwimHeal(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		n      int
+		groups [][]int
+	}{
+		{"n=5/3+2", 5, [][]int{{0, 1, 2}, {3, 4}}},
+		{"n=5/2+3", 5, [][]int{{0, 3}, {1, 2, 4}}},
+		{"n=5/1+4", 5, [][]int{{4}}},
+		{"n=20/10+10", 20, [][]int{{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}},
+		{"n=20/2+18", 20, [][]int{{0, 1}}},
+		{"n=20/3+4+13", 20, [][]int{{5, 6, 7}, {8, 9, 10, 11}}},
+	} {
+		for _, split := range []time.Duration{10 * time.Second, 40 * time.Second, 2 * time.Minute} {
+			b.Run(c.name+"/split="+split.String(), func(b *testing.B) {
+				var ds []time.Duration
+				var over float64
+				for b.Loop() {
+					s := booted(b, c.n)
+					s.Net.RunFor(time.Duration(benchSeed%7) * time.Second)
+					res := s.SplitHeal(c.groups, split, time.Minute)
+					if !res.OK || res.Whole > 3*time.Second {
+						over++
+					}
+					ds = append(ds, res.Whole)
+				}
+				b.ReportMetric(pct(ds, 0.5), "whole-p50-s")
+				b.ReportMetric(pct(ds, 1), "whole-max-s")
+				b.ReportMetric(over/float64(len(ds)), "share-over-3s")
+			})
+		}
+	}
 }

@@ -184,6 +184,8 @@ func newSwimCollector(n *Node) *swimCollector {
 	add("death_verdicts_total", "Death verdicts this node issued.", func(s swim.RunnerStats) uint64 { return s.Core.DeathVerdicts })
 	add("verdicts_withheld_total", "Verdicts deferred by the self-isolation guard.", func(s swim.RunnerStats) uint64 { return s.Core.VerdictsWithheld })
 	add("refutations_total", "Alive messages sent to refute accusations.", func(s swim.RunnerStats) uint64 { return s.Core.Refutations })
+	add("refutations_withheld_total", "Accusations of this node left unrefuted because it distrusted itself.", func(s swim.RunnerStats) uint64 { return s.Core.RefutesWithheld })
+	add("isolation_changes_total", "Times this node started or stopped distrusting itself (self-isolation guard).", func(s swim.RunnerStats) uint64 { return s.Core.IsolationChanges })
 	add("broadcasts_dropped_total", "Broadcasts dropped because the queue was full.", func(s swim.RunnerStats) uint64 { return s.Core.BroadcastsDropped })
 	add("events_dropped_total", "Membership events dropped because the node read them too slowly.", func(s swim.RunnerStats) uint64 { return s.EventsDropped })
 	add("deliveries_dropped_total", "Data payloads dropped because the node applied them too slowly.", func(s swim.RunnerStats) uint64 { return s.DeliveriesDropped })

@@ -89,7 +89,16 @@ func (n *Node) applyIndex(b []byte) error {
 // onEvent follows membership changes.
 func (n *Node) onEvent(ev swim.Event) {
 	n.met.memberEvents.WithLabelValues(ev.Kind.String()).Inc()
-	n.log.Info("member "+ev.Kind.String(), "member", ev.Member.Name, "generation", ev.Member.Gen, "addr", ev.Member.Addr.String())
+	switch ev.Kind {
+	case swim.EventIsolated:
+		n.log.Warn("swim: this node distrusts itself: it withholds death verdicts and refutations", "reason", ev.Reason)
+	case swim.EventRecovered:
+		n.log.Info("swim: this node trusts itself again")
+	case swim.EventRefuteWithheld:
+		n.log.Warn("swim: an accusation of this node was not refuted while it distrusts itself")
+	default:
+		n.log.Info("member "+ev.Kind.String(), "member", ev.Member.Name, "generation", ev.Member.Gen, "addr", ev.Member.Addr.String())
+	}
 }
 
 // flushLoop sends local changes as soon as they are made.

@@ -55,6 +55,12 @@ type Config struct {
 	// ReconnectInterval is the time between two attempts to re-dial a dead
 	// member (or a seed, while isolated), so that split halves merge again.
 	ReconnectInterval time.Duration
+	// RedialInterval is the time between two re-dials of a random dead
+	// member by one node, so that the halves of a healed partition find each
+	// other quickly; above 16 live members it is scaled by N/16, which keeps
+	// the cluster-wide rate of re-dials constant. At most one re-dial is in
+	// flight per node. Zero means ReconnectInterval.
+	RedialInterval time.Duration
 	// ReapTimeout is how long dead and left members are kept as tombstones.
 	ReapTimeout time.Duration
 	// IsolationProbes is the number of consecutive failed probes after which
@@ -115,7 +121,8 @@ func LANConfig() Config {
 		StreamTimeout:       10 * time.Second,       // a full state exchange of a large cluster fits comfortably
 		JoinRetryMin:        time.Second,            // first retry soon: seeds are often just starting too
 		JoinRetryMax:        30 * time.Second,       // do not hammer seeds that are down
-		ReconnectInterval:   5 * time.Second,        // split halves re-merge within seconds of healing
+		ReconnectInterval:   5 * time.Second,        // seeds re-resolved and re-dialled while isolated or alone
+		RedialInterval:      time.Second,            // some node re-dials the other half within ~1 s of a heal: whole within 3 s
 		ReapTimeout:         30 * time.Minute,       // longer than typical partitions, so reconnect can re-dial them
 		IsolationProbes:     5,                      // five failed probes in a row: suspect ourselves first
 		PauseThreshold:      2 * time.Second,        // no input for two probe periods: we were paused, not them
@@ -139,6 +146,7 @@ func WANConfig() Config {
 	c.PushPullInterval = 60 * time.Second     // streams are expensive over WAN
 	c.StreamTimeout = 30 * time.Second        // slow links
 	c.ReconnectInterval = 30 * time.Second    // WAN partitions heal slowly; do not hammer
+	c.RedialInterval = 10 * time.Second       // a dial across a WAN costs more; heals are rarer
 	c.PauseThreshold = 10 * time.Second       // two WAN probe periods
 	return c
 }
@@ -154,6 +162,7 @@ func LocalConfig() Config {
 	c.PushPullInterval = 15 * time.Second     // cheap, but rarely needed
 	c.StreamTimeout = 2 * time.Second         // loopback streams are fast
 	c.ReconnectInterval = 2 * time.Second     // quick re-merge
+	c.RedialInterval = 500 * time.Millisecond // loopback dials are free
 	c.PauseThreshold = time.Second            // five probe periods
 	return c
 }
@@ -212,6 +221,9 @@ func (c Config) Validate() error {
 	if c.ReconnectInterval <= 0 {
 		bad("ReconnectInterval %v must be positive", c.ReconnectInterval)
 	}
+	if c.RedialInterval < 0 {
+		bad("RedialInterval %v must not be negative", c.RedialInterval)
+	}
 	if c.ReapTimeout <= 0 {
 		bad("ReapTimeout %v must be positive", c.ReapTimeout)
 	}
@@ -265,4 +277,17 @@ func (c *Config) pushPullInterval(n int) time.Duration {
 	}
 	m := math.Ceil(math.Log2(float64(n)) - math.Log2(32))
 	return time.Duration(float64(c.PushPullInterval) * (1 + m))
+}
+
+// redialInterval returns the time between two re-dials of a dead member by
+// one node in a cluster of n live members.
+func (c *Config) redialInterval(n int) time.Duration {
+	d := c.RedialInterval
+	if d <= 0 {
+		d = c.ReconnectInterval
+	}
+	if n > 16 {
+		d = time.Duration(float64(d) * float64(n) / 16)
+	}
+	return d
 }

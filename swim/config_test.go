@@ -63,3 +63,20 @@ func TestPushPullIntervalScalesWithSize(t *testing.T) {
 		}
 	}
 }
+
+func TestRedialInterval(t *testing.T) {
+	c := LANConfig()
+	for n, want := range map[int]time.Duration{1: time.Second, 16: time.Second, 32: 2 * time.Second, 1000: 62500 * time.Millisecond} {
+		if got := c.redialInterval(n); got != want {
+			t.Errorf("redialInterval(%d) = %v, want %v", n, got, want)
+		}
+	}
+	c.RedialInterval = 0
+	if got := c.redialInterval(5); got != c.ReconnectInterval {
+		t.Errorf("RedialInterval 0: redialInterval(5) = %v, want ReconnectInterval %v", got, c.ReconnectInterval)
+	}
+	c.RedialInterval = -time.Second
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "RedialInterval") {
+		t.Errorf("negative RedialInterval: Validate() = %v", err)
+	}
+}

@@ -52,6 +52,21 @@ type Core struct {
 	probe   probe
 	// probeFirst names a suspect to probe next, before a verdict.
 	probeFirst string
+	// blamed counts, per relay, the missing nacks that raised our health
+	// and may be given back (see absolve).
+	blamed map[string]int
+	// silentHealth is the health before the current run of probes that
+	// got no answer at all (see answered).
+	silentHealth int
+	// silentTrusted records whether this node trusted itself (defended
+	// its membership) when that run began.
+	silentTrusted bool
+	// silenceHeard is when the first packet or stream from another member
+	// arrived during that run (zero if none yet).
+	silenceHeard time.Time
+	// vindicated is when another member last confirmed a suspicion this
+	// node raised: evidence that this node judges its peers correctly.
+	vindicated time.Time
 	// corrected limits the direct corrections sent to members that accuse
 	// this node with stale news: accuser -> when.
 	corrected map[string]time.Time
@@ -67,12 +82,16 @@ type Core struct {
 	leaving   bool
 	refutes   [maxRefutes]time.Time // times of the last refutations, a ring
 	unhealthy bool                  // not defending itself; see defending
+	withheld  bool                  // a refutation was withheld while unhealthy
+	// distrustSince is when this node last stopped defending itself.
+	distrustSince time.Time
 
 	lastInput     time.Time
 	nextProbe     time.Time
 	nextGossip    time.Time
 	nextPushPull  time.Time
 	nextReconnect time.Time
+	nextRedial    time.Time
 	nextJoin      time.Time
 	nextReap      time.Time
 
@@ -106,6 +125,7 @@ func NewCore(cfg Config, self Identity, rng *rand.Rand, now time.Time) (*Core, e
 		queue:     newQueue(),
 		forwarded: make(map[string]news),
 		corrected: make(map[string]time.Time),
+		blamed:    make(map[string]int),
 		lastInput: now,
 	}
 	c.self = &member{Member: Member{Name: self.Name, Gen: self.Gen, Addr: self.Addr, State: StateAlive, Since: now}, probeIdx: -1}
@@ -114,6 +134,7 @@ func NewCore(cfg Config, self Identity, rng *rand.Rand, now time.Time) (*Core, e
 	c.nextGossip = now.Add(cfg.GossipInterval)
 	c.nextPushPull = now.Add(cfg.PushPullInterval/2 + time.Duration(rng.Int64N(int64(cfg.PushPullInterval))))
 	c.nextReconnect = now.Add(cfg.ReconnectInterval/2 + time.Duration(rng.Int64N(int64(cfg.ReconnectInterval))))
+	c.nextRedial = now.Add(time.Duration(rng.Int64N(int64(cfg.redialInterval(1)))))
 	c.nextReap = now.Add(c.reapEvery())
 	c.broadcastSelf()
 	return c, nil
@@ -254,6 +275,7 @@ func (c *Core) Tick(now time.Time) {
 	if !c.leaving {
 		c.tickProbe(now)
 		c.tickSuspicions(now)
+		c.defending() // report changes of trust as they happen
 	}
 	if !now.Before(c.nextGossip) {
 		c.nextGossip = now.Add(c.cfg.GossipInterval)
@@ -275,6 +297,10 @@ func (c *Core) Tick(now time.Time) {
 		c.nextReconnect = now.Add(c.cfg.ReconnectInterval)
 		c.reconnect(now)
 	}
+	if !now.Before(c.nextRedial) {
+		c.nextRedial = now.Add(c.cfg.redialInterval(c.live + 1))
+		c.redial(now)
+	}
 	if !now.Before(c.nextReap) {
 		c.nextReap = now.Add(c.reapEvery())
 		c.reap(now)
@@ -283,18 +309,45 @@ func (c *Core) Tick(now time.Time) {
 
 func (c *Core) reapEvery() time.Duration { return max(c.cfg.ReapTimeout/8, time.Second) }
 
-// reconnect re-dials a random dead member, so that the halves of a healed
-// partition merge again, and the seeds while isolated or alone.
+// maxRedials bounds the re-dials of dead members in flight at once;
+// redialQuiet is the time, in probe intervals, a member must have been dead
+// before it is re-dialled.
+const (
+	maxRedials  = 2
+	redialQuiet = 3
+)
+
+// reconnect re-dials the seeds while isolated or alone.
 func (c *Core) reconnect(now time.Time) {
 	if len(c.seeds) > 0 && (c.live == 0 || c.isolated()) {
 		c.startPushPull(now, c.seeds[c.rng.IntN(len(c.seeds))], false)
+	}
+}
+
+// redial push-pulls with a random dead member, so that the halves of a
+// healed partition merge again. At most maxRedials are in flight, each with
+// a deadline of two re-dial intervals: a dial across a partition (or to a
+// vanished host) hangs until its deadline, and re-dials must neither fill
+// the stream slots that TCP pings and push-pulls need nor, still hanging
+// when the partition heals, hold back the re-dial that would find the
+// other side.
+func (c *Core) redial(now time.Time) {
+	inFlight := 0
+	for _, s := range c.streams {
+		if s.redial {
+			inFlight++
+		}
+	}
+	if c.dead == 0 || inFlight >= maxRedials {
 		return
 	}
-	if c.dead == 0 {
-		return
-	}
-	if m := c.randomMember(func(m *member) bool { return m.State == StateDead }); m != nil {
-		c.startPushPull(now, m.Addr, false)
+	// A member declared dead moments ago is left alone for a while: if it
+	// is alive but on a bad link, it has not yet noticed that it is the
+	// problem, and a re-dial would hand it the channel to refute its death,
+	// revive it and have it removed a second time.
+	quiet := redialQuiet * c.cfg.ProbeInterval
+	if m := c.randomMember(func(m *member) bool { return m.State == StateDead && now.Sub(m.Since) >= quiet }); m != nil {
+		c.startPushPullKind(now, m.Addr, false, true)
 	}
 }
 
@@ -336,6 +389,7 @@ func (c *Core) next() time.Time {
 		}
 		earliest(c.nextPushPull)
 		earliest(c.nextReconnect)
+		earliest(c.nextRedial)
 		earliest(c.nextReap)
 		if c.joining {
 			earliest(c.nextJoin)
@@ -406,6 +460,11 @@ func (c *Core) randomMembers(dst []*member, k int, except string, ok func(*membe
 // send queues a packet to to with primary message msg (and extra, if not
 // nil), filled with broadcasts up to the packet budget.
 func (c *Core) send(to netip.AddrPort, msg, extra wire.Message) {
+	c.sendFill(to, msg, extra, true)
+}
+
+// sendFill is send, with the broadcasts left out unless fill is set.
+func (c *Core) sendFill(to netip.AddrPort, msg, extra wire.Message, fill bool) {
 	msgs := make([]wire.Message, 1, 4)
 	msgs[0] = msg
 	budget := c.cfg.packetBudget() - MessageSize(msg)
@@ -415,7 +474,9 @@ func (c *Core) send(to netip.AddrPort, msg, extra wire.Message) {
 			budget -= s
 		}
 	}
-	msgs, _ = c.queue.fill(msgs, budget, c.cfg.retransmitLimit(c.live+1))
+	if fill {
+		msgs, _ = c.queue.fill(msgs, budget, c.cfg.retransmitLimit(c.live+1))
+	}
 	c.out.Packets = append(c.out.Packets, Packet{To: to, Msgs: msgs})
 }
 
@@ -424,10 +485,17 @@ func (c *Core) gossip() {
 	if c.queue.len() == 0 || c.live == 0 {
 		return
 	}
-	var buf [8]*member
-	ts := c.randomMembers(buf[:0], c.cfg.GossipNodes, "", func(m *member) bool {
-		return m.State == StateAlive || m.State == StateSuspect
-	})
+	// GossipNodes alive members, and one suspect on top: when many members
+	// have just failed, copies sent to suspects are mostly lost (and each
+	// counts against the news's retransmit limit), so the suspects must not
+	// crowd out the survivors; but a suspect on a lossy link needs every
+	// chance to hear its accusation before the verdict, to refute it in time.
+	var buf [9]*member
+	k := min(c.cfg.GossipNodes, len(buf)-1)
+	ts := c.randomMembers(buf[:0], k, "", func(m *member) bool { return m.State == StateAlive })
+	if len(c.suspects) > 0 {
+		ts = append(ts, c.suspects[c.rng.IntN(len(c.suspects))])
+	}
 	limit := c.cfg.retransmitLimit(c.live + 1)
 	for _, m := range ts {
 		if c.queue.len() == 0 {

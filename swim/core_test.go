@@ -599,3 +599,80 @@ func TestNewMembersAtRandomPositions(t *testing.T) {
 		t.Error("probe order equals insertion order")
 	}
 }
+
+// A node that hears nothing at all (its links are cut) distrusts itself and
+// says so: it declares no one dead. When its links come back, the first
+// thing it hears is an accusation: it withholds the refutation (reporting
+// it), but pings its probe target again at once; the answer shows a cut,
+// not a lossy link, so it trusts itself again without earning back, probe
+// by probe, the health the silence cost, and once the members it suspected
+// have refuted, it refutes the accusation it had withheld.
+func TestCutOffNodeWithholdsThenRefutes(t *testing.T) {
+	c := newCore(t, "a", 9)
+	know(c, t0, "b", "c", "d", "e")
+	c.Ready()
+	kinds := map[swim.EventKind]int{}
+	inc := c.Self().Incarnation
+	var refuted time.Time
+	// step notes r's events; with links, it acks every ping, has every
+	// suspect that hears its accusation refute it, and notes our refutation.
+	step := func(now time.Time, r swim.Ready, links bool) {
+		for _, ev := range r.Events {
+			kinds[ev.Kind]++
+			if ev.Kind == swim.EventIsolated && ev.Reason == "" {
+				t.Errorf("isolated event without a reason")
+			}
+		}
+		for _, s := range r.Streams {
+			c.StreamDone(now, s.ID, nil, errors.New("refused"))
+		}
+		if !links {
+			return
+		}
+		for _, p := range r.Packets {
+			for _, m := range p.Msgs {
+				if a, ok := m.(*wire.Alive); ok && a.Name == "a" && a.Incarnation > inc && refuted.IsZero() {
+					refuted = now
+				}
+			}
+			ping, ok := p.Msgs[0].(*wire.Ping)
+			if !ok {
+				continue
+			}
+			c.HandlePacket(now, p.To, &wire.Ack{Seq: ping.Seq})
+			for _, m := range p.Msgs[1:] {
+				if s, ok := m.(*wire.Suspect); ok && s.Name == ping.Target {
+					c.HandlePacket(now, p.To, &wire.Alive{Name: s.Name, Gen: 1, Incarnation: s.Incarnation + 1, Addr: p.To})
+				}
+			}
+		}
+	}
+	now := t0
+	for ; now.Before(t0.Add(60 * time.Second)); now = now.Add(10 * time.Millisecond) {
+		c.Tick(now)
+		step(now, c.Ready(), false)
+	}
+	if kinds[swim.EventIsolated] != 1 || c.Stats().DeathVerdicts != 0 {
+		t.Fatalf("after 60 s cut off: %d isolated events, %d death verdicts; want 1 and 0", kinds[swim.EventIsolated], c.Stats().DeathVerdicts)
+	}
+	back := now
+	for range 2 {
+		c.HandlePacket(now, addr(1), &wire.Suspect{Name: "a", Gen: 1, Incarnation: inc, From: "b"})
+	}
+	step(now, c.Ready(), true)
+	if kinds[swim.EventRefuteWithheld] != 1 || c.Stats().RefutesWithheld != 2 {
+		t.Fatalf("two accusations on hearing again: %d refute-withheld events, %d withheld; want 1 and 2",
+			kinds[swim.EventRefuteWithheld], c.Stats().RefutesWithheld)
+	}
+	for ; now.Before(back.Add(10*time.Second)) && refuted.IsZero(); now = now.Add(10 * time.Millisecond) {
+		c.Tick(now)
+		step(now, c.Ready(), true)
+	}
+	if kinds[swim.EventRecovered] != 1 || refuted.IsZero() {
+		t.Fatalf("10 s after the links came back: %d recovered events, refuted %v; want 1 and a refutation", kinds[swim.EventRecovered], !refuted.IsZero())
+	}
+	if d := refuted.Sub(back); d > 6*time.Second {
+		t.Errorf("refuted %v after the links came back, want within 6 s (a round of probes)", d)
+	}
+	t.Logf("refuted %v after the links came back; health %d", refuted.Sub(back), c.Health())
+}

@@ -60,23 +60,43 @@
 // refutes accusations with a higher incarnation and never accepts worse news
 // about itself; accusations about unknown or newer members are forwarded.
 //
-// Self-isolation guard: a node whose health is poor, whose recent probes all
-// failed without nacks, or that suspects a large share of the cluster on its
-// own assumes it is the problem: it issues no death verdicts, does not refute
-// (so a broken node is removed once instead of flapping) and re-contacts its
-// seeds. A gap between inputs above Config.PauseThreshold means the process
-// was paused: the probes and timers that ran out meanwhile are not judged,
-// and the node re-announces itself.
+// Self-isolation guard: a node whose health is poor, whose recent probes got
+// no answer at all (neither ack nor nack), or that suspects a large share of
+// the cluster with no one confirming assumes it is the problem: it issues no
+// death verdicts, does not refute (so a broken node is removed once instead
+// of flapping) and re-contacts its seeds. Evidence from other members
+// outweighs the guard, so that survivors of correlated failures and the
+// sides of a partition keep their verdicts: a nack resets the silence count;
+// a suspicion another member confirmed is not counted as the node's own;
+// while other members confirm its suspicions, neither the share rule nor
+// the health rule applies (nor are silent relays charged to its health).
+// A suspicion expects only as many confirmations as there are members left
+// to send them (alive, not suspect). Health charged for relays that did not
+// nack is given back when those relays turn out to have failed, and the
+// health a total silence cost is given back when answers return (if nothing
+// at all arrived meanwhile). A node trusts itself again once its last probe
+// was answered and either its health is back to 0 or another member has
+// confirmed one of its suspicions since it began to distrust itself; it
+// then refutes the accusations it withheld at once. Each change
+// is reported as an EventIsolated (with a Reason) or EventRecovered, the
+// first withheld refutation of each period as an EventRefuteWithheld, and
+// Stats counts them. A gap between inputs above Config.PauseThreshold means
+// the process was paused: the probes and timers that ran out meanwhile are
+// not judged, and the node re-announces itself.
 //
-// Dissemination piggybacks broadcasts on every packet and gossips to a few
-// random members; each broadcast is sent max(6, 4*ceil(log10(N+1))) times
+// Dissemination piggybacks broadcasts on every packet (but pings to
+// suspects, which carry their accusation only) and gossips to a few random
+// alive members and one suspect; each broadcast is sent max(6, 4*ceil(log10(N+1))) times
 // (a node's refutations three times as many: a node that is accused is often
 // one whose packets get lost, and a refutation that escapes only after the
 // death verdict revives the node to be removed again),
 // alive news before suspect/dead before Data, and newer news about a member
 // replaces older news in the queue. Push-pull sends a digest first and only
-// the records that differ travel back. Dead members are re-dialled so that
-// split halves merge; tombstones are reaped after Config.ReapTimeout.
+// the records that differ travel back. Dead members are re-dialled every
+// Config.RedialInterval (scaled above 16 members, at most two in flight, not
+// in the first three probe intervals after the verdict) so that split halves
+// merge within seconds of a heal; tombstones are reaped after
+// Config.ReapTimeout.
 //
 // swim imports wire only.
 package swim

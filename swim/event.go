@@ -24,6 +24,15 @@ const (
 	EventDead
 	// EventLeave: a member left gracefully.
 	EventLeave
+	// EventIsolated: this node (Member is self) stopped trusting itself:
+	// it withholds death verdicts and refutations; Reason says why.
+	EventIsolated
+	// EventRecovered: this node (Member is self) trusts itself again.
+	EventRecovered
+	// EventRefuteWithheld: this node (Member is self) did not refute an
+	// accusation because it distrusts itself; reported once per period of
+	// distrust (Stats.RefutesWithheld counts them all).
+	EventRefuteWithheld
 )
 
 // String returns the kind's name.
@@ -41,11 +50,18 @@ func (k EventKind) String() string {
 		return "dead"
 	case EventLeave:
 		return "leave"
+	case EventIsolated:
+		return "isolated"
+	case EventRecovered:
+		return "recovered"
+	case EventRefuteWithheld:
+		return "refute-withheld"
 	}
 	return "event(?)"
 }
 
-// Event reports a change of a member's state, as data. Verdict is set on an
+// Event reports a change of a member's state, as data; EventIsolated,
+// EventRecovered and EventRefuteWithheld report on this node itself. Verdict is set on an
 // EventDead when this node itself issued the death verdict (its suspicion
 // timer ran out), not when it learnt of it from another node.
 type Event struct {
@@ -53,6 +69,8 @@ type Event struct {
 	At      time.Time
 	Member  Member
 	Verdict bool
+	// Reason says why, on an EventIsolated (one of the Reason constants).
+	Reason string
 }
 
 // Packet is one UDP packet to send: Msgs[0] is the primary message, the rest
@@ -121,4 +139,10 @@ type Stats struct {
 	WrongTarget       uint64 // pings meant for another member
 	StreamsDropped    uint64 // streams not started because MaxStreams were busy
 	Reaped            uint64 // tombstones removed
+	// HealthAbsolved counts health points given back because a relay that
+	// did not nack turned out to have failed itself.
+	HealthAbsolved uint64
+	// IsolationChanges counts the times this node started or stopped
+	// distrusting itself (see Core.Isolated).
+	IsolationChanges uint64
 }

@@ -34,27 +34,62 @@ func (c *Core) observe(now time.Time) {
 	}
 }
 
-// isolated reports whether this node should assume it is itself the
-// problem: its health is poor, its recent probes all failed without the
-// nacks that would blame the targets, or it suspects a large share of the
+// Reasons a node distrusts itself, reported in EventIsolated.
+const (
+	ReasonHealth  = "poor health"       // the local health multiplier is near its maximum
+	ReasonSilence = "no answers"        // recent probes got neither acks nor nacks
+	ReasonAlone   = "suspects alone"    // it suspects a large share of the cluster and no one confirms
+	ReasonRefutes = "refuted too often" // the cluster keeps failing to reach it
+	reasonNone    = ""
+)
+
+// isolation returns why this node should assume it is itself the problem,
+// or "" if it should not: its health is poor, its recent probes got no
+// answer at all (neither ack nor nack), or it suspects a large share of the
 // cluster on its own. An isolated node issues no death verdicts, does not
 // refute accusations (so that a broken node is removed once rather than
 // flapping) and re-contacts its seeds.
-func (c *Core) isolated() bool {
+//
+// Answers and confirmations from other members count against isolation: a
+// nack resets the silence count (the relay got our request and we got its
+// answer), a suspicion another member confirms is not counted as ours
+// alone, and for a while after another member confirmed one of our
+// suspicions the share rule does not apply at all. So members that still
+// reach each other when many others fail at once keep their verdicts.
+func (c *Core) isolation() string {
+	if c.vindicatedRecently() {
+		// Others see the failures we see: we are on the healthy side of
+		// them (or on one side of a partition, with members to talk to).
+		return reasonNone
+	}
 	if !c.cfg.DisableHealth && c.cfg.HealthMax > 0 && 4*c.health >= 3*c.cfg.HealthMax {
-		return true
+		return ReasonHealth
 	}
 	if c.consecFail >= c.cfg.IsolationProbes {
-		return true
+		return ReasonSilence
 	}
 	own := 0
 	for _, m := range c.suspects {
-		if m.susp.from[0] == c.self.Name {
+		if m.susp.from[0] == c.self.Name && m.susp.confirmations() == 0 {
 			own++
 		}
 	}
-	return own >= 3 && 3*own >= c.live
+	if own >= 3 && 3*own >= c.live {
+		return ReasonAlone
+	}
+	return reasonNone
 }
+
+// vindicatedRecently reports whether another member confirmed one of our
+// suspicions within the maximum suspicion timeout.
+func (c *Core) vindicatedRecently() bool {
+	_, hi := c.cfg.suspicionBounds(c.live + 1)
+	return !c.vindicated.IsZero() && c.lastInput.Sub(c.vindicated) < hi
+}
+
+// isolated reports whether this node withholds its death verdicts; see
+// isolation.
+func (c *Core) isolated() bool { return c.isolation() != reasonNone }
 
 // maxRefutes refutations within refuteWindow probe intervals mean the
 // cluster keeps failing to reach this node: it is the problem, and stops
@@ -66,15 +101,39 @@ const (
 
 // defending reports whether this node defends its membership: refutes
 // accusations and advertises itself in push-pull. It stops when it is
-// isolated or had to refute too often, and resumes only once fully healthy
-// again (health 0, last probe answered), so that a node on a bad link is
-// removed once instead of flapping in and out with its health.
+// isolated or had to refute too often, and resumes only once it is not
+// isolated, its last probe was answered, and either it is fully healthy
+// again (health 0) or another member has confirmed one of its suspicions
+// since it stopped (its poor health then came from failures others see
+// too: a partition, or many members failing at once). So a node on a bad
+// link, whose suspicions no one confirms, is removed once instead of
+// flapping in and out with its health.
+//
+// Each change is reported as an event about this node (EventIsolated with
+// the reason, EventRecovered) and counted in Stats.IsolationChanges. On
+// resuming, a node that withheld refutations meanwhile refutes once, at
+// once: the accusations it ignored may still stand, and no one may repeat
+// them (after a partition heals, the other side holds it dead and neither
+// probes nor gossips to it).
 func (c *Core) defending() bool {
+	reason := c.isolation()
+	if reason == reasonNone && c.refutedTooOften() {
+		reason = ReasonRefutes
+	}
 	switch {
-	case c.isolated() || c.refutedTooOften():
+	case reason != reasonNone && !c.unhealthy:
 		c.unhealthy = true
-	case c.health == 0 && c.consecFail == 0:
+		c.distrustSince = c.lastInput
+		c.stats.IsolationChanges++
+		c.out.Events = append(c.out.Events, Event{Kind: EventIsolated, At: c.lastInput, Member: c.self.Member, Reason: reason})
+	case reason == reasonNone && c.unhealthy && c.consecFail == 0 && (c.health == 0 || c.vindicated.After(c.distrustSince)):
 		c.unhealthy = false
+		c.stats.IsolationChanges++
+		c.out.Events = append(c.out.Events, Event{Kind: EventRecovered, At: c.lastInput, Member: c.self.Member})
+		if c.withheld && !c.leaving {
+			c.withheld = false
+			c.refute(c.self.Incarnation)
+		}
 	}
 	return !c.unhealthy
 }

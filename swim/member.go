@@ -64,6 +64,8 @@ type member struct {
 	probeIdx int // index in Core.order, -1 when not in it
 	susp     *suspicion
 	rtt      rttEstimator
+	// lastHeard is when an ack, nack or ping from the member last arrived.
+	lastHeard time.Time
 }
 
 // rank orders the news about one identity: for the same generation and

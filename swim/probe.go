@@ -2,10 +2,21 @@ package swim
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/meshnode/meshnode/wire"
 )
+
+// maxRelays bounds Config.IndirectChecks.
+const maxRelays = 16
+
+// relay is one member asked to probe a target for us.
+type relay struct {
+	name   string
+	addr   netip.AddrPort
+	nacked bool
+}
 
 // pendKind says what an outstanding sequence number is waiting for.
 type pendKind uint8
@@ -42,8 +53,12 @@ type probe struct {
 	indirect  bool      // indirect probes sent
 	expected  int       // nacks expected
 	nacks     int
+	// relays are the members asked to probe the target; nacked marks
+	// those whose nack arrived.
+	relays    [maxRelays]relay
 	tcpAcked  bool
 	tcpFailed bool
+	repinged  bool // pinged again on hearing from a member after a silence
 }
 
 func (c *Core) nextSeq() uint32 {
@@ -135,12 +150,15 @@ func (c *Core) probeStart(now time.Time) {
 
 func (c *Core) sendPing(m *member, seq uint32) {
 	ping := &wire.Ping{Seq: seq, Target: m.Name, SourceName: c.self.Name, SourceAddr: c.self.Addr}
-	var buddy wire.Message
 	if m.State == StateSuspect {
 		// Buddy system: tell the suspect first, so it can refute at once.
-		buddy = &wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
+		// Other news is not piggybacked: a suspect is often dead, and each
+		// copy sent counts against the news's retransmit limit.
+		buddy := &wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
+		c.sendFill(m.Addr, ping, buddy, false)
+		return
 	}
-	c.send(m.Addr, ping, buddy)
+	c.send(m.Addr, ping, nil)
 }
 
 // probeHopeless reports whether the probe in progress can no longer
@@ -164,9 +182,9 @@ func (c *Core) probeIndirect(now time.Time) {
 	c.sendPing(m, p.seq)
 	p.seq2 = c.nextSeq()
 	c.pending = append(c.pending, pend{seq: p.seq2, kind: pendIndirect, target: m.Name, sent: now, expires: p.endAt})
-	var buf [16]*member
-	relays := c.randomMembers(buf[:0], c.cfg.IndirectChecks, m.Name, func(r *member) bool { return r.State == StateAlive })
-	for _, r := range relays {
+	relays := c.pickRelays(m)
+	for i, r := range relays {
+		p.relays[i] = relay{name: r.Name, addr: r.Addr}
 		c.stats.IndirectSent++
 		c.send(r.Addr, &wire.IndirectPing{Seq: p.seq2, Target: m.Name, TargetAddr: m.Addr, WantNack: true, SourceName: c.self.Name, SourceAddr: c.self.Addr}, nil)
 	}
@@ -174,6 +192,19 @@ func (c *Core) probeIndirect(now time.Time) {
 	if !c.cfg.DisableTCPFallback {
 		c.startTCPPing(now, m, p.seq2, p.endAt)
 	}
+}
+
+// pickRelays returns up to IndirectChecks alive members other than target
+// to ask for indirect probes, preferring those heard from most recently
+// among a random sample: when several members have just failed, relays
+// picked blindly are often dead, and their missing nacks would count
+// against our own health.
+func (c *Core) pickRelays(target *member) []*member {
+	k := c.cfg.IndirectChecks
+	var buf [4 * maxRelays]*member
+	cand := c.randomMembers(buf[:0], min(4*k, len(buf)), target.Name, func(r *member) bool { return r.State == StateAlive })
+	slices.SortStableFunc(cand, func(a, b *member) int { return b.lastHeard.Compare(a.lastHeard) })
+	return cand[:min(k, len(cand))]
 }
 
 // probeEnd judges a probe that got no UDP ack by its deadline.
@@ -195,9 +226,25 @@ func (c *Core) probeEnd(now time.Time) {
 	missed := 1
 	if p.expected > 0 {
 		missed = p.expected - p.nacks
+		c.blameRelays(&p, missed)
 	}
-	c.addHealth(missed)
-	if missed > 0 {
+	if p.nacks > 0 {
+		// Some relays answered that they cannot reach the target either:
+		// the target is the likelier failure, and if its own silence as a
+		// relay was charged to us, that is given back.
+		c.absolve(m.Name)
+	} else if c.consecFail == 0 {
+		c.silentHealth, c.silentTrusted, c.silenceHeard = c.health, !c.unhealthy, time.Time{}
+	}
+	if !c.vindicatedRecently() {
+		// While other members confirm our suspicions, several members
+		// have failed (or are cut off) at once, and silent relays are
+		// more likely among them than a sign of our own slowness.
+		c.addHealth(missed)
+	}
+	if p.nacks == 0 {
+		// Not even a nack came back: nothing shows that our own packets
+		// get through.
 		c.consecFail++
 	}
 	if m.State == StateAlive {
@@ -218,7 +265,56 @@ func (c *Core) probeOK(m *member, tcpOnly bool) {
 		return
 	}
 	c.addHealth(-1)
+	c.answered()
+}
+
+// answered notes an ack or nack for one of our probes: our packets get
+// through. After a silence long enough to isolate us, the health that the
+// silence cost is given back at once: a link that was down (a cut, a
+// partition) and is back says nothing about how slow we are, and earning
+// it back one probe at a time, at the slowed probe rate, kept a node that
+// had been cut off from defending itself for tens of seconds after the
+// heal.
+//
+// Only a silence that began while the node trusted itself, and during which
+// nothing at all arrived until just before the answer, counts: a node on a
+// lossy link has long silences too, but hears from others now and then
+// during them; giving it back its health would let it defend itself again
+// and flap.
+func (c *Core) answered() {
+	cut := c.silenceHeard.IsZero() || c.lastInput.Sub(c.silenceHeard) <= 2*c.cfg.ProbeInterval
+	if c.consecFail >= c.cfg.IsolationProbes && c.silentTrusted && cut && c.health > c.silentHealth {
+		c.stats.HealthAbsolved += uint64(c.health - c.silentHealth)
+		c.health = c.silentHealth
+	}
 	c.consecFail = 0
+}
+
+// heard notes a packet or stream from another member while this node
+// hears no answers to its probes: the link may be back, so the probe in
+// progress pings its target once more instead of waiting out its slowed
+// deadline (or a new probe starts now).
+func (c *Core) heard(now time.Time) {
+	if c.consecFail > 0 && c.silenceHeard.IsZero() {
+		c.silenceHeard = now
+	}
+	if c.consecFail < c.cfg.IsolationProbes || c.leaving {
+		return
+	}
+	p := &c.probe
+	if !p.active {
+		if c.nextProbe.After(now) {
+			c.nextProbe = now
+		}
+		return
+	}
+	if p.repinged {
+		return
+	}
+	p.repinged = true
+	if m := c.members[p.target]; m != nil && m.Gen == p.gen {
+		c.sendPing(m, p.seq)
+	}
 }
 
 func (c *Core) handlePing(now time.Time, from netip.AddrPort, p *wire.Ping) {
@@ -229,6 +325,9 @@ func (c *Core) handlePing(now time.Time, from netip.AddrPort, p *wire.Ping) {
 	to := p.SourceAddr
 	if !to.IsValid() {
 		to = from
+	}
+	if m := c.members[p.SourceName]; m != nil && m != c.self {
+		m.lastHeard = now
 	}
 	c.send(to, &wire.Ack{Seq: p.Seq}, nil)
 }
@@ -282,6 +381,7 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 		c.rtt.add(rtt)
 		if m := c.members[pd.target]; m != nil {
 			m.rtt.add(rtt)
+			m.lastHeard = now
 		}
 	}
 	p := c.probe
@@ -301,17 +401,69 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 		}
 		c.probe = probe{}
 		c.nextProbe = p.start.Add(c.scale(c.cfg.ProbeInterval))
+
 		if c.nextProbe.Before(now) {
 			c.nextProbe = now
 		}
 	}
 }
 
-func (c *Core) handleNack(n *wire.Nack) {
-	if p := &c.probe; p.active && p.seq2 == n.Seq && p.nacks < p.expected {
-		p.nacks++
+// handleNack counts a relay's nack for the probe in progress. A nack shows
+// that our packets reach the relay and its answers reach us.
+func (c *Core) handleNack(from netip.AddrPort, n *wire.Nack) {
+	p := &c.probe
+	if !p.active || p.seq2 != n.Seq || p.nacks >= p.expected {
+		return
+	}
+	p.nacks++
+	c.answered()
+	for i := range p.relays[:p.expected] {
+		if r := &p.relays[i]; !r.nacked && r.addr == from {
+			r.nacked = true
+			if m := c.members[r.name]; m != nil {
+				m.lastHeard = c.lastInput
+			}
+			break
+		}
 	}
 }
+
+// blameRelays notes the relays of a failed probe that did not nack (up to
+// missed of them): the health they cost is given back if they turn out to
+// have failed themselves (see absolve).
+func (c *Core) blameRelays(p *probe, missed int) {
+	for i := range p.relays[:p.expected] {
+		if missed <= 0 {
+			return
+		}
+		if r := p.relays[i]; !r.nacked {
+			missed--
+			if len(c.blamed) >= 4*maxRelays {
+				c.expireBlame()
+			}
+			if len(c.blamed) < 4*maxRelays {
+				c.blamed[r.name]++
+			}
+		}
+	}
+}
+
+// absolve gives back the health that missing nacks from m cost: m was
+// suspected by another member or declared dead, so its silence as a relay
+// says nothing about us. With several members failing at once, most
+// relays picked before the failures are known are dead, and without this
+// the survivors' health would climb until they distrusted themselves.
+func (c *Core) absolve(name string) {
+	if n := c.blamed[name]; n > 0 {
+		delete(c.blamed, name)
+		c.addHealth(-n)
+		c.stats.HealthAbsolved += uint64(n)
+	}
+}
+
+// expireBlame forgets the blamed relays, a bound on memory: a relay still
+// blamed after many probes is alive and simply did not answer.
+func (c *Core) expireBlame() { clear(c.blamed) }
 
 // expirePending drops outstanding sequence numbers past their time; a relay
 // that timed out sends its nack.

@@ -27,6 +27,7 @@ type streamState struct {
 	to     netip.AddrPort
 	kind   streamKind
 	join   bool
+	redial bool   // push-pull with a dead member (see Core.redial)
 	target string // TCP ping: the member probed
 	gen    uint64
 	seq    uint32
@@ -76,6 +77,10 @@ func (c *Core) localState(join bool) *wire.Data {
 // everything we know, and the layer above's state. An isolated node leaves
 // itself out: it does not defend its membership until it is healthy again.
 func (c *Core) startPushPull(now time.Time, to netip.AddrPort, join bool) bool {
+	return c.startPushPullKind(now, to, join, false)
+}
+
+func (c *Core) startPushPullKind(now time.Time, to netip.AddrPort, join, redial bool) bool {
 	defend := join || c.defending()
 	d := &wire.Digest{Entries: make([]wire.DigestEntry, 0, len(c.order)+1)}
 	recs := &wire.Members{}
@@ -92,7 +97,11 @@ func (c *Core) startPushPull(now time.Time, to netip.AddrPort, join bool) bool {
 		pp.StateBytes = uint32(len(s.Payload))
 		msgs = append(msgs, s)
 	}
-	return c.openStream(now, to, streamState{kind: streamPushPull, join: join}, msgs, now.Add(c.cfg.StreamTimeout), false)
+	deadline := c.cfg.StreamTimeout
+	if redial {
+		deadline = min(deadline, 2*c.cfg.redialInterval(c.live+1))
+	}
+	return c.openStream(now, to, streamState{kind: streamPushPull, join: join, redial: redial}, msgs, now.Add(deadline), false)
 }
 
 func digestEntry(m *member) wire.DigestEntry {
@@ -110,6 +119,7 @@ func (c *Core) HandleStream(now time.Time, from netip.AddrPort, req []wire.Messa
 	if c.leaving || len(req) == 0 {
 		return nil
 	}
+	c.heard(now)
 	switch m := req[0].(type) {
 	case *wire.Ping:
 		if m.Target != "" && m.Target != c.self.Name {

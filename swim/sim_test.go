@@ -297,3 +297,139 @@ func TestPropDissemination(t *testing.T) {
 		}
 	}
 }
+
+// Property 10 (issue 10, item 5): k members of N crash at the same instant
+// (k up to N-2): every survivor marks every victim dead, no survivor is
+// declared dead, and where the survivors can probe the victims fast enough
+// (k up to N/2) that takes at most twice the median time of a single crash
+// at the same N. At N-2 of 20 the two survivors need one probe interval per
+// victim to find them all; there the bound is only that the verdicts come
+// (the self-isolation guard does not hold them back for good). Times are
+// compared as medians over the seeds; bench/RESULTS.md gives the spread.
+func TestPropCorrelatedCrash(t *testing.T) {
+	type tc struct {
+		n     int
+		ks    []int
+		bound []bool // per k: whether the 2x single-crash bound applies
+	}
+	cases := []tc{
+		{5, []int{2, 3}, []bool{true, true}},
+		{20, []int{5, 10, 18}, []bool{true, true, false}},
+		{100, []int{10, 25}, []bool{true, true}},
+	}
+	for _, c := range cases {
+		var single []time.Duration
+		for _, seed := range seeds {
+			s := booted(t, seed, c.n)
+			s.Settle()
+			res := s.CrashTogether([]int{c.n - 1}, time.Minute)
+			if !res.OK {
+				t.Fatalf("n=%d seed %d: a single crash not dead everywhere in a minute", c.n, seed)
+			}
+			single = append(single, res.DeadEverywhere)
+		}
+		base := swimsim.Median(single)
+		t.Logf("n=%d: single crash dead everywhere, median %v (%v)", c.n, base, single)
+		for i, k := range c.ks {
+			var all []time.Duration
+			for _, seed := range seeds {
+				s := booted(t, seed, c.n)
+				s.Settle()
+				var victims []int
+				for v := range k {
+					victims = append(victims, c.n-1-v)
+				}
+				res := s.CrashTogether(victims, 3*time.Minute)
+				t.Logf("n=%d k=%d seed %d: all dead everywhere %v (%d verdicts withheld)", c.n, k, seed, res.DeadEverywhere, res.Withheld)
+				if !res.OK {
+					t.Errorf("n=%d k=%d seed %d: victims still alive somewhere after 3 minutes", c.n, k, seed)
+				}
+				if len(res.FalseDeaths) > 0 {
+					t.Errorf("n=%d k=%d seed %d: survivor %s declared dead", c.n, k, seed, res.FalseDeaths[0].Name)
+				}
+				all = append(all, res.DeadEverywhere)
+			}
+			if m := swimsim.Median(all); c.bound[i] && m > 2*base {
+				t.Errorf("n=%d k=%d: all dead everywhere after %v (median; all %v), want <= 2x the single crash (%v)", c.n, k, m, all, 2*base)
+			}
+		}
+	}
+}
+
+// Property 11 (issue 10, items 5 and 6): a node cut off from everyone (in
+// and out) for 40 s declares no one dead, is removed by the others, reports
+// its isolation as an event, and once its links are back the membership is
+// whole on every node within 3 s.
+func TestPropCutOffNode(t *testing.T) {
+	for _, n := range []int{5, 20} {
+		for _, seed := range seeds {
+			s := booted(t, seed, n)
+			s.Settle()
+			victim := 1 + int(seed)%(n-1)
+			isolated, recovered := 0, 0
+			prev := s.OnEvent
+			s.OnEvent = func(obs int, ev swim.Event) {
+				prev(obs, ev)
+				if obs == victim && ev.Kind == swim.EventIsolated {
+					isolated++
+				}
+				if obs == victim && ev.Kind == swim.EventRecovered {
+					recovered++
+				}
+			}
+			res := s.CutOff(victim, 40*time.Second, 10*time.Second)
+			t.Logf("n=%d seed %d: whole %v after the cut ended", n, seed, res.Back)
+			if len(res.Verdicts) > 0 {
+				t.Errorf("n=%d seed %d: the cut-off node declared %s dead", n, seed, res.Verdicts[0].Name)
+			}
+			if !res.Removed {
+				t.Errorf("n=%d seed %d: the cut-off node not removed by every other node", n, seed)
+			}
+			if isolated == 0 || recovered == 0 {
+				t.Errorf("n=%d seed %d: the cut-off node reported %d isolated and %d recovered events, want some of each", n, seed, isolated, recovered)
+			}
+			if !res.BackInTime || res.Back > 3*time.Second {
+				t.Errorf("n=%d seed %d: membership whole %v after the cut ended, want <= 3s", n, seed, res.Back)
+			}
+		}
+	}
+}
+
+// healSeeds is the number of seeds per shape and length of
+// TestPropHealWhole (-swim.full: 60).
+var healSeeds = flag.Int("swim.healseeds", 0, "seeds per case of TestPropHealWhole (default 20, 60 with -swim.full)")
+
+// Property 12 (issue 10, item 6): after a partition of 5 members heals,
+// the membership is whole (every node sees every other alive, none
+// suspect) within 3 s, every time: 3+2, 2+3 (the sides interleaved) and a
+// single node alone, cut 40 s and 2 minutes, the cut starting 0-6 s after
+// the cluster formed.
+func TestPropHealWhole(t *testing.T) {
+	ns := *healSeeds
+	if ns == 0 {
+		ns = size(20, 60)
+	}
+	shapes := map[string][][]int{
+		"3+2": {{0, 1, 2}, {3, 4}},
+		"2+3": {{0, 3}, {1, 2, 4}},
+		"1+4": {{4}},
+	}
+	for name, groups := range shapes {
+		for _, split := range []time.Duration{40 * time.Second, 2 * time.Minute} {
+			var worst time.Duration
+			for seed := range uint64(ns) {
+				s := booted(t, seed+1, 5)
+				s.Net.RunFor(time.Duration(seed%7) * time.Second)
+				res := s.SplitHeal(groups, split, 30*time.Second)
+				if !res.Detected {
+					t.Errorf("%s for %v, seed %d: the split was not detected", name, split, seed+1)
+				}
+				if !res.OK || res.Whole > 3*time.Second {
+					t.Errorf("%s for %v, seed %d: whole %v after the heal (ok %v), want <= 3s; lagging (observer, member): %v", name, split, seed+1, res.Whole, res.OK, res.Lagging)
+				}
+				worst = max(worst, res.Whole)
+			}
+			t.Logf("%s for %v: whole within %v of the heal over %d seeds", name, split, worst, ns)
+		}
+	}
+}

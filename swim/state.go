@@ -18,6 +18,7 @@ func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, msg wire.Message
 	if c.leaving {
 		return
 	}
+	c.heard(now)
 	switch m := msg.(type) {
 	case *wire.Ping:
 		c.handlePing(now, from, m)
@@ -26,7 +27,7 @@ func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, msg wire.Message
 	case *wire.Ack:
 		c.handleAck(now, m)
 	case *wire.Nack:
-		c.handleNack(m)
+		c.handleNack(from, m)
 	case *wire.Alive:
 		c.applyAlive(now, *m)
 	case *wire.Suspect:
@@ -64,6 +65,25 @@ func (c *Core) setState(m *member, s State, now time.Time) {
 			c.suspects = slices.Delete(c.suspects, i, i+1)
 		}
 	}
+	c.rescaleSuspicions()
+}
+
+// confirmers returns the number of confirmations a suspicion can expect:
+// the members alive and not suspect, other than self (and the suspect).
+func (c *Core) confirmers() int {
+	return min(c.cfg.IndirectChecks, c.live-len(c.suspects))
+}
+
+// rescaleSuspicions updates the confirmations every running suspicion
+// expects after the number of members or suspects changed.
+func (c *Core) rescaleSuspicions() {
+	if len(c.suspects) == 0 {
+		return
+	}
+	k := c.confirmers()
+	for _, m := range c.suspects {
+		m.susp.expect(k)
+	}
 }
 
 // addMember inserts a new member at a random position of the probe order.
@@ -78,6 +98,7 @@ func (c *Core) addMember(now time.Time, a wire.Alive) *member {
 		c.order[j], c.order[n-1] = c.order[n-1], c.order[j]
 		c.order[j].probeIdx, c.order[n-1].probeIdx = j, n-1
 	}
+	c.rescaleSuspicions()
 	return m
 }
 
@@ -163,11 +184,21 @@ func (c *Core) applySuspect(now time.Time, s wire.Suspect) {
 	if s.Gen < m.Gen || s.Incarnation < m.Incarnation || m.State == StateDead || m.State == StateLeft {
 		return
 	}
+	// Only a named accuser other than us is independent evidence: a
+	// suspicion merged from a push-pull digest carries no accuser, and may
+	// be our own coming back.
+	other := s.From != "" && s.From != c.self.Name
+	if other {
+		c.absolve(s.Name)
+	}
 	if m.State == StateSuspect {
 		if s.Incarnation > m.Incarnation {
 			m.Incarnation = s.Incarnation
 		}
 		if m.susp.confirm(s.From) {
+			if other && m.susp.from[0] == c.self.Name {
+				c.vindicated = now
+			}
 			// Pass independent confirmations on: they shorten everyone's timer.
 			c.enqueue(s.Name, &s, prioSuspect)
 		}
@@ -176,9 +207,9 @@ func (c *Core) applySuspect(now time.Time, s wire.Suspect) {
 	m.Incarnation = s.Incarnation
 	c.setState(m, StateSuspect, now)
 	lo, hi := c.cfg.suspicionBounds(c.live + 1)
-	k := min(c.cfg.IndirectChecks, c.live-1)
-	m.susp = newSuspicion(now, s.From, k, lo, hi)
 	c.suspects = append(c.suspects, m)
+	m.susp = newSuspicion(now, s.From, c.confirmers(), c.cfg.IndirectChecks, lo, hi)
+	c.rescaleSuspicions()
 	c.emit(EventSuspect, now, m, false)
 	c.enqueue(s.Name, &s, prioSuspect)
 }
@@ -207,6 +238,12 @@ func (c *Core) applyDead(now time.Time, d wire.Dead, asSuspect bool) {
 	if asSuspect && !d.Left && d.Gen == m.Gen {
 		c.applySuspect(now, wire.Suspect{Name: d.Name, Gen: d.Gen, Incarnation: d.Incarnation, From: d.From})
 		return
+	}
+	if d.From != "" && d.From != c.self.Name && !d.Left {
+		c.absolve(d.Name)
+		if m.susp != nil && m.susp.from[0] == c.self.Name && d.Gen == m.Gen {
+			c.vindicated = now
+		}
 	}
 	m.Gen, m.Incarnation = d.Gen, d.Incarnation
 	kind, st := EventDead, StateDead
@@ -264,6 +301,10 @@ func (c *Core) accused(now time.Time, gen, inc uint64, from string) {
 func (c *Core) refute(inc uint64) {
 	if !c.defending() {
 		c.stats.RefutesWithheld++
+		if !c.withheld {
+			c.withheld = true
+			c.out.Events = append(c.out.Events, Event{Kind: EventRefuteWithheld, At: c.lastInput, Member: c.self.Member})
+		}
 		return
 	}
 	c.refutes[c.stats.Refutations%uint64(len(c.refutes))] = c.lastInput
@@ -298,6 +339,7 @@ func (c *Core) tickSuspicions(now time.Time) {
 			continue
 		}
 		c.stats.DeathVerdicts++
+		c.absolve(m.Name)
 		d := &wire.Dead{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
 		c.setState(m, StateDead, now) // removes m from c.suspects
 		c.emit(EventDead, now, m, true)

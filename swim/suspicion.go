@@ -12,27 +12,45 @@ import (
 //	timeout(c) = max(lo, hi - (hi-lo) * log(c+1) / log(k+1))
 //
 // where c is the number of confirmations seen and k the number expected.
+// k follows the cluster: it is the number of members that could confirm
+// (alive, not suspect themselves), at most kMax, so that when several
+// members fail at once the survivors do not wait for confirmations that
+// no one is left to send.
 type suspicion struct {
 	start    time.Time
 	lo, hi   time.Duration
-	k        int
-	from     []string // accusers so far, the first one included; at most k+1
+	k, kMax  int
+	from     []string // accusers so far, the first one included; at most kMax+1
 	deadline time.Time
 	// verifying is set while this node probes the suspect itself before a
 	// verdict that too few members confirmed.
 	verifying bool
 }
 
-func newSuspicion(now time.Time, from string, k int, lo, hi time.Duration) *suspicion {
-	s := &suspicion{start: now, lo: lo, hi: hi, k: max(k, 0), from: []string{from}}
+func newSuspicion(now time.Time, from string, k, kMax int, lo, hi time.Duration) *suspicion {
+	s := &suspicion{start: now, lo: lo, hi: hi, kMax: max(kMax, 0), from: []string{from}}
+	s.k = min(max(k, 0), s.kMax)
 	s.deadline = now.Add(s.timeout())
 	return s
+}
+
+// expect sets the number of confirmations expected to k (at most kMax) and
+// moves the deadline accordingly, unless the suspect is being verified.
+func (s *suspicion) expect(k int) {
+	k = min(max(k, 0), s.kMax)
+	if k == s.k {
+		return
+	}
+	s.k = k
+	if !s.verifying {
+		s.deadline = s.start.Add(s.timeout())
+	}
 }
 
 // confirm records an accusation from another member and reports whether it
 // was a new, independent one.
 func (s *suspicion) confirm(from string) bool {
-	if len(s.from) > s.k {
+	if len(s.from) > s.kMax {
 		return false
 	}
 	for _, f := range s.from {
@@ -41,7 +59,9 @@ func (s *suspicion) confirm(from string) bool {
 		}
 	}
 	s.from = append(s.from, from)
-	s.deadline = s.start.Add(s.timeout())
+	if !s.verifying {
+		s.deadline = s.start.Add(s.timeout())
+	}
 	return true
 }
 

@@ -49,7 +49,7 @@ type Node struct {
 	host *simnet.Host
 	next time.Time
 	// Events counts this node's events by kind.
-	Events [8]int
+	Events [16]int
 }
 
 // New builds a cluster of n nodes named n0000... on a network with default

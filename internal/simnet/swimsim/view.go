@@ -97,6 +97,8 @@ func (c *Cluster) SumStats(ids []int) swim.Stats {
 		s.WrongTarget += t.WrongTarget
 		s.StreamsDropped += t.StreamsDropped
 		s.Reaped += t.Reaped
+		s.HealthAbsolved += t.HealthAbsolved
+		s.IsolationChanges += t.IsolationChanges
 	}
 	return s
 }
