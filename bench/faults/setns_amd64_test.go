@@ -1,0 +1,4 @@
+package faults
+
+// sysSetns is setns(2) on linux/amd64 (the syscall package lacks it).
+const sysSetns = 308
