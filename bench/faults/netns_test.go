@@ -1,3 +1,5 @@
+//go:build linux
+
 package faults
 
 import (
@@ -74,6 +76,9 @@ func (n *namespace) dial(ctx context.Context, network, addr string) (net.Conn, e
 
 // setns moves the calling thread into the network namespace of f.
 func setns(f *os.File) error {
+	if sysSetns == ^uintptr(0) {
+		return errors.New("setns: not supported on this architecture")
+	}
 	_, _, e := syscall.RawSyscall(sysSetns, f.Fd(), syscall.CLONE_NEWNET, 0)
 	if e != 0 {
 		return e
