@@ -208,7 +208,8 @@ func TestHeapUnderPuts(t *testing.T) {
 }
 
 // TestHostileConnections: UDP garbage to the gossip port, TCP garbage to
-// the gossip and API ports, and idle connections to the API, while the
+// the gossip and API ports, idle connections to the API and half-open
+// ones (a first byte or a request head, then FIN) to both, while the
 // cluster must stay whole with no suspicion, and count the garbage (issue
 // 10, "What held": 10 s of garbage UDP).
 func TestHostileConnections(t *testing.T) {
@@ -225,6 +226,12 @@ func TestHostileConnections(t *testing.T) {
 	}
 	if _, err := holdConns(t, target.dial(), target.api, 50, nil); err != nil {
 		t.Logf("idle API connections: %v", err)
+	}
+	if err := halfOpen(t, target.dial(), target.gossip, 20, []byte("S")); err != nil {
+		t.Logf("half-open gossip connections: %v", err)
+	}
+	if err := halfOpen(t, target.dial(), target.api, 20, []byte("PUT /v1/kv/x/y HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n{")); err != nil {
+		t.Logf("half-open API connections: %v", err)
 	}
 	var wg sync.WaitGroup
 	var udpSent int

@@ -49,6 +49,20 @@ func holdConns(t *testing.T, dial dialer, addr string, n int, first []byte) ([]n
 	return conns, nil
 }
 
+// halfOpen opens n connections to addr that each send first and then
+// close their sending side (TCP FIN) and never read, kept until the test
+// ends.
+func halfOpen(t *testing.T, dial dialer, addr string, n int, first []byte) error {
+	t.Helper()
+	cs, err := holdConns(t, dial, addr, n, first)
+	for _, c := range cs {
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+	}
+	return err
+}
+
 // maxFrameHeader is the attack of item 2: the channel byte, a frame length
 // of 16 MiB - 1 and the type and flags bytes, then silence.
 func maxFrameHeader(channel byte) []byte {

@@ -91,14 +91,13 @@ func partition(t *testing.T, bin string, v variant, after time.Duration) {
 
 	// Each side declares the other dead during the cut (a figure; the
 	// isolation guard may legitimately withhold verdicts on the minority).
-	detect, err := waitState(a, b, []string{"dead"}, time.Until(cutAt.Add(cutFor)), nil)
+	_, err := waitState(a, b, []string{"dead"}, time.Until(cutAt.Add(cutFor)), nil)
 	if err == nil {
 		figure(t, "%d+%d split (%s, %v after forming): majority declared the minority dead in %.2f s of the cut",
 			len(a), len(b), v.profile, after, time.Since(cutAt).Seconds())
 	} else {
 		t.Logf("majority side did not declare the minority dead within the cut: %v", err)
 	}
-	_ = detect
 	hold(time.Until(cutAt.Add(cutFor)))
 	if err := c.net.heal(); err != nil {
 		t.Fatal(err)
