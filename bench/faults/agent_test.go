@@ -60,6 +60,7 @@ type agent struct {
 	bind    string     // --bind; after a start, the bound address
 	dataDir string     // "" without persistence
 	extra   []string   // more flags
+	env     []string   // more environment (KEY=value)
 
 	// Set by start.
 	gossip string // host:port bound for gossip
@@ -113,6 +114,7 @@ func (a *agent) tryStart(joinTimeout time.Duration, seeds ...string) error {
 	} else {
 		cmd = exec.Command(a.bin, args...)
 	}
+	cmd.Env = append(cmd.Environ(), a.env...)
 	// Its own process group, so that a kill reaches everything it starts;
 	// killed with the test process if that dies first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -217,6 +219,7 @@ type clusterOpts struct {
 	sideA   int    // > 0: in namespaces, agents [0, sideA) on side A, the rest on side B
 	data    bool   // each agent gets a data directory
 	extra   []string
+	env     []string
 }
 
 // newCluster starts the agents one after the other (each joins through
@@ -228,7 +231,7 @@ func newCluster(t *testing.T, bin string, o clusterOpts) *cluster {
 		c.net = newTopology(t, o.n, o.sideA)
 	}
 	for i := range o.n {
-		a := &agent{t: t, bin: bin, name: fmt.Sprintf("n%02d", i), profile: o.profile, bind: "127.0.0.1:0", extra: o.extra}
+		a := &agent{t: t, bin: bin, name: fmt.Sprintf("n%02d", i), profile: o.profile, bind: "127.0.0.1:0", extra: o.extra, env: o.env}
 		if c.net != nil {
 			a.ns = c.net.nodes[i]
 			a.bind = a.ns.addr + ":7946"

@@ -39,7 +39,9 @@
 //     from an OS thread switched into that namespace (setns);
 //   - hostile connections to every port: UDP and TCP garbage, stream frame
 //     headers that claim 16 MiB - 1 bytes and then fall silent, idle
-//     connections that never send a byte, API requests with 50 MB bodies.
+//     connections that never send a byte, half-open connections, API
+//     requests with 50 MB bodies;
+//   - a joiner with the wrong gossip key or cluster label.
 //
 // # Checkers
 //
