@@ -279,21 +279,39 @@ next:
 // waitWhole polls until every agent of view sees every agent of view
 // alive, and returns the time it took.
 func (c *cluster) waitWhole(view []*agent, within time.Duration) (time.Duration, error) {
+	took, _, err := c.waitWholeGap(view, within)
+	return took, err
+}
+
+// waitWholeGap is waitWhole that also returns the last gap seen before the
+// view became whole ("" if it was whole at once), for failure messages.
+func (c *cluster) waitWholeGap(view []*agent, within time.Duration) (time.Duration, string, error) {
 	want := names(view)
-	return poll(within, func() error {
-		for _, a := range view {
-			ms, err := a.members()
-			if err != nil {
-				return err
-			}
-			for _, w := range want {
-				if s := stateOf(ms, w); s != "alive" {
-					return fmt.Errorf("%s sees %s %s", a.name, w, s)
-				}
+	gap := ""
+	took, err := poll(within, func() error {
+		err := whole(view, want)
+		if err != nil {
+			gap = err.Error()
+		}
+		return err
+	})
+	return took, gap, err
+}
+
+// whole checks that every agent of view sees every name of want alive.
+func whole(view []*agent, want []string) error {
+	for _, a := range view {
+		ms, err := a.members()
+		if err != nil {
+			return err
+		}
+		for _, w := range want {
+			if s := stateOf(ms, w); s != "alive" {
+				return fmt.Errorf("%s sees %s %s", a.name, w, s)
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // waitState polls until every observer sees every one of targets in one

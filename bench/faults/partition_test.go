@@ -107,14 +107,14 @@ func partition(t *testing.T, bin string, v variant, after time.Duration) {
 		t.Fatal(err)
 	}
 	healed = true
-	whole, err := c.waitWhole(c.agents, 60*time.Second)
+	whole, gap, err := c.waitWholeGap(c.agents, 60*time.Second)
 	if err != nil {
 		t.Errorf("item 6: membership not whole after the heal: %v", err)
 	} else {
 		figure(t, "%d+%d split for %v (%s, %v after forming): membership whole on every node %.2f s after the heal",
 			len(a), len(b), cutFor, v.profile, after, whole.Seconds())
 		if whole > healTarget {
-			t.Errorf("item 6: membership whole %.1f s after the heal, target %v", whole.Seconds(), healTarget)
+			t.Errorf("item 6: membership whole %.1f s after the heal, target %v; last seen before: %s", whole.Seconds(), healTarget, gap)
 		}
 	}
 	quiet, err := poll(60*time.Second, func() error { return converged(c.agents, h, ns) })
