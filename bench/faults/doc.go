@@ -14,7 +14,7 @@
 // scenario once at N = 5 with the lan profile (the partition 1 s after
 // forming only, with the local profile too; the oversized headers on
 // channel D only; the 5 s stop only; 5 rejected bodies; 5 s of garbage):
-// four to five minutes on two busy cores. Full mode runs every scenario
+// five to six minutes on two busy cores. Full mode runs every scenario
 // at N = 5 and 20 with the lan and local profiles, MESHNODE_FAULTS_RUNS
 // times each (default 3), and adds the partitions at the moment of forming
 // and 20 s after it, the headers on channels S and A, the 30 s stop, 20

@@ -157,3 +157,67 @@ func converged(as []*agent, h *history, ns string) error {
 	}
 	return nil
 }
+
+// TestIsolatedNode: a node cut off alone (4+1) declares no one dead, since
+// it is the one that is cut off, however long the cut: longer than its
+// suspicion maximum here. The guard item 5 must keep while it lets
+// correlated crashes through (issue 10, item 5). After the heal, the
+// membership is whole within 3 s (item 6).
+func TestIsolatedNode(t *testing.T) {
+	if why := canPartition(); why != "" && suite.mode != modeOff {
+		t.Skip(why)
+	}
+	variants(t, []int{5}, func(t *testing.T, bin string, v variant) {
+		c := newCluster(t, bin, clusterOpts{n: v.n, profile: v.profile, sideA: v.n - 1})
+		alone := c.agents[v.n-1]
+		rest := c.except(alone)
+		cut := timesOf(v.profile).suspicionMax(v.n) + 5*timesOf(v.profile).probe
+		if err := c.net.cut(); err != nil {
+			t.Fatal(err)
+		}
+		healed := false
+		defer func() {
+			if !healed {
+				_ = c.net.heal()
+			}
+		}()
+		end := time.Now().Add(cut)
+		verdicts := map[string]bool{}
+		suspected := 0
+		for time.Now().Before(end) {
+			ms, err := alone.members()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms {
+				switch {
+				case m.Name == alone.name:
+				case m.State == "dead":
+					verdicts[m.Name] = true
+				case m.State == "suspect":
+					suspected++
+				}
+			}
+			hold(pollEvery)
+		}
+		_, err := waitState(rest, []*agent{alone}, []string{"dead"}, time.Second, nil)
+		if err := c.net.heal(); err != nil {
+			t.Fatal(err)
+		}
+		healed = true
+		whole, gap, werr := c.waitWholeGap(c.agents, 60*time.Second)
+		figure(t, "%s cut off alone for %v (%s): declared %d of %d dead; the others declared it dead: %t; whole %.2f s after the heal",
+			alone.name, cut, v.profile, len(verdicts), len(rest), err == nil, whole.Seconds())
+		if len(verdicts) > 0 {
+			t.Errorf("item 5: a node cut off alone declared %d members dead", len(verdicts))
+		}
+		if suspected == 0 {
+			t.Errorf("a node cut off alone for %v suspected no one: was it cut off?", cut)
+		}
+		if werr != nil {
+			t.Errorf("item 6: after the heal: %v", werr)
+		} else if whole > healTarget {
+			t.Errorf("item 6: membership whole %.1f s after the heal, target %v; last seen before: %s", whole.Seconds(), healTarget, gap)
+		}
+	})
+}
