@@ -4,66 +4,75 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"time"
 
 	"github.com/meshnode/meshnode/radix"
-	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/replica"
 	"github.com/meshnode/meshnode/wire"
 )
 
-// antiEntropyLoop runs anti-entropy with a random member every
-// SyncInterval, and at once after a join until the first round succeeds.
+// antiEntropyLoop drives the replication core's clock: every tick it
+// gives the core the membership and the time, and runs the anti-entropy
+// exchange the core hands out (with which member, and when, is the core's
+// decision), in the background, one at a time.
 func (n *Node) antiEntropyLoop() {
 	defer n.wg.Done()
-	period := n.cfg.SyncInterval.D()
-	fast := time.NewTicker(50 * time.Millisecond)
-	defer fast.Stop()
-	next := time.Now().Add(period)
+	t := time.NewTicker(replica.DefaultRetryInterval)
+	defer t.Stop()
 	for {
 		select {
 		case <-n.stop:
 			return
-		case now := <-fast.C:
-			bootstrap := n.joinWant.Load() && n.mem.Joined() && !n.synced.Load()
-			if !bootstrap && now.Before(next) {
-				continue
-			}
-			// Jitter keeps nodes started together from syncing in lockstep.
-			next = now.Add(period/2 + rand.N(period))
-			err := n.syncRandom()
-			switch {
-			case !bootstrap:
-			case err == nil:
-				n.synced.Store(true)
-				n.log.Info("first sync done")
-			case errors.Is(err, errNoPeer):
-				// Joined alone (the seeds named only this node): it is
-				// the cluster's first member and has nothing to fetch.
-				n.synced.Store(true)
-				n.log.Info("first member of the cluster: nothing to sync")
-			}
+		case now := <-t.C:
+			n.tickReplica(now)
 		}
 	}
+}
+
+// tickReplica is one tick of the replication core.
+func (n *Node) tickReplica(now time.Time) {
+	bootstrap := n.joinWant.Load() && n.mem.Joined() && !n.synced.Load()
+	members := n.replicaMembers()
+	n.st.mu.Lock()
+	n.eng.SetMembers(members)
+	if bootstrap && !n.eng.Bootstrapping() {
+		n.eng.Bootstrap()
+	}
+	rd := n.eng.Tick(now)
+	n.st.mu.Unlock()
+	n.met.collected.Add(float64(rd.Collected))
+	if rd.Synced {
+		n.synced.Store(true)
+		n.log.Info("first member of the cluster: nothing to sync")
+	}
+	if rd.Exchange.Name == "" {
+		return
+	}
+	var addr netip.AddrPort
+	for _, m := range n.members() {
+		if m.Name == rd.Exchange.Name {
+			addr = m.Addr
+		}
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		err := errNoPeer
+		if addr.IsValid() {
+			err = n.syncWith(addr)
+		}
+		n.st.mu.Lock()
+		done := n.eng.ExchangeDone(rd.Exchange, err, time.Now())
+		n.st.mu.Unlock()
+		if done.Synced {
+			n.synced.Store(true)
+			n.log.Info("first sync done")
+		}
+	}()
 }
 
 var errNoPeer = errors.New("node: no live peer")
-
-// syncRandom runs one anti-entropy exchange with a random live member.
-func (n *Node) syncRandom() error {
-	live := n.liveMembers()
-	var peers []swim.Member
-	for _, m := range live {
-		if m.Name != n.name {
-			peers = append(peers, m)
-		}
-	}
-	if len(peers) == 0 {
-		return errNoPeer
-	}
-	return n.syncWith(peers[rand.N(len(peers))].Addr)
-}
 
 // syncWith runs one anti-entropy exchange with the member at addr: it pulls
 // what it lacks, then serves what the peer lacks.
