@@ -40,10 +40,13 @@ func (n *Node) tickReplica(now time.Time) {
 		n.eng.Bootstrap()
 	}
 	rd := n.eng.Tick(now)
+	if rd.Synced {
+		// Under the lock, so that the next tick does not bootstrap again.
+		n.synced.Store(true)
+	}
 	n.st.mu.Unlock()
 	n.met.collected.Add(float64(rd.Collected))
 	if rd.Synced {
-		n.synced.Store(true)
 		n.log.Info("first member of the cluster: nothing to sync")
 	}
 	if rd.Exchange.Name == "" {
@@ -64,9 +67,11 @@ func (n *Node) tickReplica(now time.Time) {
 		}
 		n.st.mu.Lock()
 		done := n.eng.ExchangeDone(rd.Exchange, err, time.Now())
-		n.st.mu.Unlock()
 		if done.Synced {
 			n.synced.Store(true)
+		}
+		n.st.mu.Unlock()
+		if done.Synced {
 			n.log.Info("first sync done")
 		}
 	}()

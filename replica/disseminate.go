@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"hash/fnv"
 	"time"
 
 	"github.com/meshnode/meshnode/radix"
@@ -96,12 +95,9 @@ func (e *Engine) applyIndex(b []byte) error {
 	return e.ix.ApplyBatch(&batch)
 }
 
-// deltaHash identifies a delta for the seen set.
+// deltaHash identifies a delta for the seen set (docs/wire.md, 13.3).
 func deltaHash(kind uint8, payload []byte) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte{kind})
-	h.Write(payload)
-	return h.Sum64()
+	return radix.XXH64(payload, uint64(kind))
 }
 
 // seenSet remembers the hashes of the last few gossiped deltas.
