@@ -78,6 +78,10 @@ type replNode struct {
 	exch  store.Actor
 	phase int // 0 idle, 1 pulling, 2 serving, 3 sending the last page
 	pages int
+	// view is the membership last given to the engine; stale is set by
+	// every swim event of this member, which is when it changes.
+	view  []replica.Member
+	stale bool
 }
 
 // newReplSim forms a cluster of n members at link l (no loss), then lets
@@ -94,7 +98,7 @@ func newReplSim(tb testing.TB, seed uint64, n int) *replSim {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		nd := &replNode{id: i, s: s, sw: sw, sid: simStream, next: sc.Net.Now(),
+		nd := &replNode{id: i, s: s, sw: sw, sid: simStream, next: sc.Net.Now(), stale: true,
 			eng: replica.New(st, nil, replica.Config{
 				ExchangeInterval: node.DefaultSyncInterval,
 				EagerMembers:     node.DefaultEagerMembers,
@@ -112,6 +116,7 @@ func newReplSim(tb testing.TB, seed uint64, n int) *replSim {
 		}
 		nd.send(rd, false)
 	}
+	sc.OnEvent = func(obs int, _ swim.Event) { s.nodes[obs].stale = true }
 	sc.OnSend = func(_ int, p swim.Packet) {
 		for _, m := range p.Msgs {
 			if _, ok := m.(*wire.Data); ok {
@@ -133,16 +138,23 @@ func newReplSim(tb testing.TB, seed uint64, n int) *replSim {
 	return s
 }
 
+// members is what node gives the engine (node.replicaMembers), rebuilt
+// only after a swim event: Core.Members sorts, which at N = 1000 would
+// dominate the run.
 func (nd *replNode) members() []replica.Member {
-	ms := nd.sw.Core.Members()
-	out := make([]replica.Member, 0, len(ms))
-	for _, m := range ms {
+	if !nd.stale {
+		return nd.view
+	}
+	nd.stale = false
+	out := nd.view[:0]
+	for _, m := range nd.sw.Core.Members() {
 		out = append(out, replica.Member{
 			Actor: store.Actor{Name: m.Name, Gen: m.Gen},
 			Live:  m.State == swim.StateAlive || m.State == swim.StateSuspect,
 			Since: m.Since,
 		})
 	}
+	nd.view = out
 	return out
 }
 
