@@ -169,9 +169,6 @@ func (e *Engine) SetMembers(members []Member) {
 	}
 }
 
-// LivePeers returns the number of live members other than self.
-func (e *Engine) LivePeers() int { return len(e.peers) }
-
 // Tick lets store time pass, runs a collection round every
 // CollectInterval, and hands out the next anti-entropy exchange when it is
 // due. The caller calls it at Ready.Next at the latest.
