@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/meshnode/meshnode/radix"
 	"github.com/meshnode/meshnode/replica"
 	"github.com/meshnode/meshnode/wire"
 )
@@ -144,7 +143,10 @@ func (n *Node) pull(sio *streamIO) error {
 			break
 		}
 	}
-	if err := sio.writeData(kindIndexDigest, radix.AppendDigest(nil, n.st.ix.Digest())); err != nil {
+	n.st.mu.Lock()
+	buf = n.eng.AppendIndexDigest(buf[:0])
+	n.st.mu.Unlock()
+	if err := sio.writeData(kindIndexDigest, buf); err != nil {
 		return err
 	}
 	for {
@@ -156,7 +158,10 @@ func (n *Node) pull(sio *streamIO) error {
 			return nil
 		case kindIndexBatch:
 			n.met.syncBytes.Add(float64(len(d.Payload)))
-			if err := n.applyIndex(d.Payload); err != nil && !errors.Is(err, radix.ErrConflict) {
+			n.st.mu.Lock()
+			err := n.eng.ApplyIndexPage(d.Payload)
+			n.st.mu.Unlock()
+			if err != nil {
 				return err
 			}
 		default:
@@ -201,34 +206,25 @@ func (n *Node) serveMissing(sio *streamIO) error {
 	if d.Kind != kindIndexDigest {
 		return fmt.Errorf("%w: kind %d, want an index digest", ErrStream, d.Kind)
 	}
-	remote, err := radix.DecodeDigest(d.Payload, radix.Limits{MaxWorkers: syncMaxWorkers})
+	n.st.mu.Lock()
+	pages, err := n.eng.AnswerIndex(d.Payload)
+	n.st.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	local := n.st.ix.Digest()
-	diff := radix.Difference(local, remote)
-	known := make(map[string]bool, len(local))
-	for _, w := range local {
-		known[w.Worker] = true
-	}
-	var b radix.Batch
+	// The walk reads only the index (safe for concurrent use): no lock
+	// while the batches go out.
 	var out []byte
-	for i, w := range diff {
-		if i == syncMaxWorkers || !known[w] {
-			continue
+	for {
+		var ok bool
+		if out, ok, err = pages.Next(out[:0]); err != nil {
+			return err
 		}
-		for from := 0; from >= 0; {
-			b.Reset()
-			from = n.st.ix.Holdings(&b, w, from, syncBatchPages)
-			if len(b.Deltas) == 0 {
-				continue
-			}
-			if out, err = radix.AppendBatch(out[:0], &b); err != nil {
-				return err
-			}
-			if err := sio.writeData(kindIndexBatch, out); err != nil {
-				return err
-			}
+		if !ok {
+			break
+		}
+		if err := sio.writeData(kindIndexBatch, out); err != nil {
+			return err
 		}
 	}
 	return sio.writeData(kindIndexDone, nil)

@@ -28,8 +28,6 @@ const (
 const (
 	syncPageBytes     = 1 << 20 // one store page
 	syncMaxPages      = 1 << 16 // store pages in one exchange
-	syncBatchPages    = 1 << 15 // index pages in one batch
-	syncMaxWorkers    = 1 << 16 // differing workers shipped in one exchange
 	maxPushesInFlight = 8       // concurrent delta pushes over TCP
 	maxServedConns    = 128     // accepted TCP connections served at once, once proven
 	maxPendingConns   = 64      // accepted TCP connections waiting for their first frame
@@ -72,14 +70,6 @@ func (n *Node) applyStore(b []byte) error {
 	s.changedLocked()
 	s.mu.Unlock()
 	return err
-}
-
-func (n *Node) applyIndex(b []byte) error {
-	var batch radix.Batch
-	if err := radix.DecodeBatch(&batch, b, radix.DefaultLimits()); err != nil {
-		return err
-	}
-	return n.st.ix.ApplyBatch(&batch)
 }
 
 // onEvent follows membership changes.

@@ -58,4 +58,7 @@
 // (it records the digest for stability and returns the page of what the
 // puller lacks); the puller applies the page with Apply and sends a fresh
 // digest while the page says more follow, up to Config.MaxPages pages.
+// Then the index: the puller sends AppendIndexDigest; the other side walks
+// the batches of the workers that differ (AnswerIndex, IndexPages.Next),
+// which the puller applies with ApplyIndexPage.
 package replica
