@@ -4,65 +4,77 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"time"
 
-	"github.com/meshnode/meshnode/radix"
-	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/replica"
 	"github.com/meshnode/meshnode/wire"
 )
 
-// antiEntropyLoop runs anti-entropy with a random member every
-// AntiEntropyInterval, and at once after a join until the first round succeeds.
+// antiEntropyLoop drives the replication core's clock: every tick it
+// gives the core the membership and the time, and runs the anti-entropy
+// exchange the core hands out (with which member, and when, is the core's
+// decision), in the background, one at a time.
 func (n *Node) antiEntropyLoop() {
-	period := n.cfg.AntiEntropyInterval.D()
-	fast := time.NewTicker(50 * time.Millisecond)
-	defer fast.Stop()
-	next := time.Now().Add(period)
+	t := time.NewTicker(replica.DefaultRetryInterval)
+	defer t.Stop()
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
-		case now := <-fast.C:
-			bootstrap := n.joinWant.Load() && n.mem.Joined() && !n.synced.Load()
-			if !bootstrap && now.Before(next) {
-				continue
-			}
-			// Jitter keeps nodes started together from syncing in lockstep.
-			next = now.Add(period/2 + rand.N(period))
-			err := n.antiEntropyRandom()
-			switch {
-			case !bootstrap:
-			case err == nil:
-				n.synced.Store(true)
-				n.log.Info("first sync done")
-			case errors.Is(err, errNoPeer):
-				// Joined alone (the seeds named only this node): it is
-				// the cluster's first member and has nothing to fetch.
-				n.synced.Store(true)
-				n.log.Info("first member of the cluster: nothing to sync")
-			}
+		case now := <-t.C:
+			n.tickReplica(now)
 		}
 	}
+}
+
+// tickReplica is one tick of the replication core.
+func (n *Node) tickReplica(now time.Time) {
+	bootstrap := n.joinWant.Load() && n.mem.Joined() && !n.synced.Load()
+	members := n.replicaMembers()
+	n.st.mu.Lock()
+	n.eng.SetMembers(members)
+	if bootstrap && !n.eng.Bootstrapping() {
+		n.eng.Bootstrap()
+	}
+	rd := n.eng.Tick(now)
+	if rd.Synced {
+		// Under the lock, so that the next tick does not bootstrap again.
+		n.synced.Store(true)
+	}
+	n.st.mu.Unlock()
+	n.met.collected.Add(float64(rd.Collected))
+	if rd.Synced {
+		n.log.Info("first member of the cluster: nothing to sync")
+	}
+	if rd.Exchange.Name == "" {
+		return
+	}
+	var addr netip.AddrPort
+	for _, m := range n.members() {
+		if m.Name == rd.Exchange.Name {
+			addr = m.Addr
+		}
+	}
+	n.g.Go(func() error {
+			err := errNoPeer
+		if addr.IsValid() {
+			err = n.antiEntropyWith(addr)
+		}
+		n.st.mu.Lock()
+		done := n.eng.ExchangeDone(rd.Exchange, err, time.Now())
+		if done.Synced {
+			n.synced.Store(true)
+		}
+		n.st.mu.Unlock()
+		if done.Synced {
+			n.log.Info("first sync done")
+		}
+		return nil
+	})
 }
 
 var errNoPeer = errors.New("node: no live peer")
-
-// antiEntropyRandom runs one anti-entropy exchange with a random live member.
-func (n *Node) antiEntropyRandom() error {
-	live := n.liveMembers()
-	var peers []swim.Member
-	for _, m := range live {
-		if m.Name != n.name {
-			peers = append(peers, m)
-		}
-	}
-	if len(peers) == 0 {
-		return errNoPeer
-	}
-	return n.antiEntropyWith(peers[rand.N(len(peers))].Addr)
-}
 
 // antiEntropyWith runs one anti-entropy exchange with the member at addr: it pulls
 // what it lacks, then serves what the peer lacks.
@@ -129,7 +141,10 @@ func (n *Node) pull(sio *streamIO) error {
 			break
 		}
 	}
-	if err := sio.writeData(kindIndexDigest, radix.AppendDigest(nil, n.st.ix.Digest())); err != nil {
+	n.st.mu.Lock()
+	buf = n.eng.AppendIndexDigest(buf[:0])
+	n.st.mu.Unlock()
+	if err := sio.writeData(kindIndexDigest, buf); err != nil {
 		return err
 	}
 	for {
@@ -141,7 +156,10 @@ func (n *Node) pull(sio *streamIO) error {
 			return nil
 		case kindIndexBatch:
 			n.met.syncBytes.Add(float64(len(d.Payload)))
-			if err := n.applyIndex(d.Payload); err != nil && !errors.Is(err, radix.ErrConflict) {
+			n.st.mu.Lock()
+			err := n.eng.ApplyIndexPage(d.Payload)
+			n.st.mu.Unlock()
+			if err != nil {
 				return err
 			}
 		default:
@@ -186,34 +204,25 @@ func (n *Node) serveMissing(sio *streamIO) error {
 	if d.Kind != kindIndexDigest {
 		return fmt.Errorf("%w: kind %d, want an index digest", ErrStream, d.Kind)
 	}
-	remote, err := radix.DecodeDigest(d.Payload, radix.Limits{MaxWorkers: syncMaxWorkers})
+	n.st.mu.Lock()
+	pages, err := n.eng.AnswerIndex(d.Payload)
+	n.st.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	local := n.st.ix.Digest()
-	diff := radix.Difference(local, remote)
-	known := make(map[string]bool, len(local))
-	for _, w := range local {
-		known[w.Worker] = true
-	}
-	var b radix.Batch
+	// The walk reads only the index (safe for concurrent use): no lock
+	// while the batches go out.
 	var out []byte
-	for i, w := range diff {
-		if i == syncMaxWorkers || !known[w] {
-			continue
+	for {
+		var ok bool
+		if out, ok, err = pages.Next(out[:0]); err != nil {
+			return err
 		}
-		for from := 0; from >= 0; {
-			b.Reset()
-			from = n.st.ix.Holdings(&b, w, from, syncBatchPages)
-			if len(b.Deltas) == 0 {
-				continue
-			}
-			if out, err = radix.AppendBatch(out[:0], &b); err != nil {
-				return err
-			}
-			if err := sio.writeData(kindIndexBatch, out); err != nil {
-				return err
-			}
+		if !ok {
+			break
+		}
+		if err := sio.writeData(kindIndexBatch, out); err != nil {
+			return err
 		}
 	}
 	return sio.writeData(kindIndexDone, nil)

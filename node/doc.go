@@ -62,9 +62,12 @@
 // digest, then the missing pages (each followed by a fresh digest), then the
 // index digest and the holdings of the workers that differ, both ways on one
 // stream, lz4-compressed and chunked by wire frames, under a deadline and a
-// bound on concurrent exchanges. The decisions (what a step sends, how
-// an answer is applied, when collection runs and over which members) live
-// in package replica; node owns the sockets, timers and the mutex. The
+// bound on concurrent exchanges. The decisions (who gets a delta and how,
+// which received delta is gossiped on, when and with whom anti-entropy
+// runs, what a step sends, how an answer is applied, when collection runs
+// and over which members) live in package replica, which returns them as
+// data; node owns the sockets, timers, goroutines and the mutex, and ticks
+// the core every 50 ms. The
 // digests a peer sends feed store.ObserveDigest; collection counts every
 // member swim knows, in any state, so a dead or departed member stops
 // holding back garbage collection only after Config.GCHorizon since it was

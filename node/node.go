@@ -73,7 +73,6 @@ type Node struct {
 	// subscribed counts watch requests whose start index is fixed (tests
 	// wait for it before writing).
 	subscribed atomic.Int64
-	seen       *seenSet
 	closeOnce  sync.Once
 	// rejects rate-limits the log lines of refused packets and streams and
 	// of failed join attempts; joinErr is the last failed attempt's error.
@@ -92,7 +91,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, antiEntropySem: semaphore.NewWeighted(int64(cfg.MaxAntiEntropyStreams)), pushes: semaphore.NewWeighted(maxPushesInFlight),
 		pending: newPendingConns(maxPendingConns), served: semaphore.NewWeighted(maxServedConns),
 		streamBuf: newStreamBudget(cfg.MaxStreamBufferBytes), strangerBuf: newStreamBudget(max(cfg.MaxStreamBufferBytes/4, 1)),
-		seen: newSeenSet(4096), rejects: newRateLog(rejectLogWindow, time.Now)}
+		rejects: newRateLog(rejectLogWindow, time.Now)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.log == nil {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -122,7 +121,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.st = newState(st, ix, newHistory(cfg.WatchHistory, cfg.WatchHistoryBytes, uint64(time.Now().UnixMicro())))
-	n.eng = replica.New(st, replica.Config{Horizon: cfg.GCHorizon.D(), PageBytes: syncPageBytes, MaxPages: syncMaxPages})
+	n.eng = newEngine(st, ix, cfg)
 	n.met = newMetrics(n, cfg.Registerer, cfg.Version)
 	n.handler = n.routes()
 	return n, nil

@@ -2,10 +2,8 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/meshnode/meshnode/radix"
@@ -15,60 +13,56 @@ import (
 	"github.com/meshnode/meshnode/wire"
 )
 
-// wire.Data kinds the sync engine sends. Numbers are part of the protocol
-// between nodes: append only.
+// wire.Data kinds of the replication protocol (replica defines them).
 const (
-	kindStoreDelta    uint8 = 1  // store.AppendDeltas output
-	kindIndexBatch    uint8 = 2  // radix.AppendBatch output
-	kindStoreDigest   uint8 = 10 // anti-entropy: a store digest
-	kindStorePage     uint8 = 11 // anti-entropy: the last store page
-	kindStorePageMore uint8 = 12 // anti-entropy: a store page, more follow
-	kindIndexDigest   uint8 = 13 // anti-entropy: an index digest
-	kindIndexDone     uint8 = 14 // anti-entropy: no more index batches
+	kindStoreDelta    = replica.KindStoreDelta
+	kindIndexBatch    = replica.KindIndexBatch
+	kindStoreDigest   = replica.KindStoreDigest
+	kindStorePage     = replica.KindStorePage
+	kindStorePageMore = replica.KindStorePageMore
+	kindIndexDigest   = replica.KindIndexDigest
+	kindIndexDone     = replica.KindIndexDone
 )
 
 // Bounds of one anti-entropy exchange.
 const (
 	syncPageBytes     = 1 << 20 // one store page
 	syncMaxPages      = 1 << 16 // store pages in one exchange
-	syncBatchPages    = 1 << 15 // index pages in one batch
-	syncMaxWorkers    = 1 << 16 // differing workers shipped in one exchange
 	maxPushesInFlight = 8       // concurrent delta pushes over TCP
 	maxServedConns    = 128     // accepted TCP connections served at once, once proven
 	maxPendingConns   = 64      // accepted TCP connections waiting for their first frame
 )
 
 // NotifyData applies a delta received over UDP (direct or gossiped); it
-// implements swim.Delegate and runs on the Runner's delivery goroutine. In
-// clusters too large for eager sends, a delta seen for the first time is
-// gossiped on, so that it spreads by infection.
+// implements swim.Delegate and runs on the Runner's delivery goroutine. The
+// replication core decides whether to gossip it on.
 func (n *Node) NotifyData(r swim.Received) {
-	if err := n.applyData(r.Data.Kind, r.Data.Payload); err != nil {
-		n.met.deltaErrors.Inc()
-		return
-	}
-	if n.mem.NumAlive() > n.cfg.EagerMembers && n.seen.add(radix.XXH64(r.Data.Payload, uint64(r.Data.Kind))) {
-		_ = n.mem.Broadcast(wire.Data{Kind: r.Data.Kind, Payload: r.Data.Payload})
-	}
+	n.receive(r.Data.Kind, r.Data.Payload, replica.ViaPacket)
 }
 
 // NotifyState implements swim.Delegate. The node sends no push-pull state:
 // anti-entropy runs on its own streams.
 func (n *Node) NotifyState(swim.RemoteState) {}
 
-// applyData merges one delta payload.
-func (n *Node) applyData(kind uint8, payload []byte) error {
-	switch kind {
-	case kindStoreDelta:
-		n.met.deltasReceived.Inc()
-		return n.applyStore(payload)
-	case kindIndexBatch:
-		n.met.deltasReceived.Inc()
-		return n.applyIndex(payload)
+// receive merges one delta a peer sent over via and sends what the
+// replication core asks for in return.
+func (n *Node) receive(kind uint8, payload []byte, via replica.Via) {
+	s := n.st
+	s.mu.Lock()
+	rd, err := n.eng.Receive(kind, payload, via, time.Now())
+	if kind == kindStoreDelta {
+		s.changedLocked()
 	}
-	return fmt.Errorf("%w: unknown data kind %d", ErrStream, kind)
+	s.mu.Unlock()
+	if err != nil {
+		n.met.deltaErrors.Inc()
+		return
+	}
+	n.met.deltasReceived.Inc()
+	n.send(rd)
 }
 
+// applyStore merges a store delta or anti-entropy page.
 func (n *Node) applyStore(b []byte) error {
 	s := n.st
 	s.mu.Lock()
@@ -78,27 +72,10 @@ func (n *Node) applyStore(b []byte) error {
 	return err
 }
 
-func (n *Node) applyIndex(b []byte) error {
-	var batch radix.Batch
-	if err := radix.DecodeBatch(&batch, b, radix.DefaultLimits()); err != nil {
-		return err
-	}
-	return n.st.ix.ApplyBatch(&batch)
-}
-
 // onEvent follows membership changes.
 func (n *Node) onEvent(ev swim.Event) {
 	n.met.memberEvents.WithLabelValues(ev.Kind.String()).Inc()
-	switch ev.Kind {
-	case swim.EventIsolated:
-		n.log.Warn("swim: this node distrusts itself: it withholds death verdicts and refutations", "reason", ev.Reason)
-	case swim.EventRecovered:
-		n.log.Info("swim: this node trusts itself again")
-	case swim.EventRefuteWithheld:
-		n.log.Warn("swim: an accusation of this node was not refuted while it distrusts itself")
-	default:
-		n.log.Info("member "+ev.Kind.String(), "member", ev.Member.Name, "generation", ev.Member.Gen, "addr", ev.Member.Addr.String())
-	}
+	n.log.Info("member "+ev.Kind.String(), "member", ev.Member.Name, "generation", ev.Member.Gen, "addr", ev.Member.Addr.String())
 }
 
 // flushLoop sends local changes as soon as they are made.
@@ -113,71 +90,71 @@ func (n *Node) flushLoop() {
 	}
 }
 
-// flushDeltas disseminates every pending local change.
+// flushDeltas hands every pending local change to the replication core
+// and sends the messages it addresses.
 func (n *Node) flushDeltas() {
 	if n.mem == nil {
 		return
 	}
+	budget := n.mem.MaxDataBytes()
+	members := n.replicaMembers()
 	n.st.mu.Lock()
-	deltas := n.eng.Flush(n.mem.MaxDataBytes())
-	n.st.mu.Unlock()
+	n.eng.SetMembers(members)
+	var rd replica.Ready
+	deltas := n.eng.Flush(budget)
 	for _, b := range deltas {
-		n.disseminate(kindStoreDelta, b)
+		rd.Messages = append(rd.Messages, n.eng.Broadcast(kindStoreDelta, b, budget).Messages...)
 	}
-	n.st.mu.Lock()
 	var b []byte
 	var err error
 	if len(n.st.batch.Deltas) > 0 {
 		b, err = radix.AppendBatch(nil, &n.st.batch)
 		n.st.batch.Reset()
+		if err == nil {
+			deltas = append(deltas, b)
+			rd.Messages = append(rd.Messages, n.eng.Broadcast(kindIndexBatch, b, budget).Messages...)
+		}
 	}
 	n.st.mu.Unlock()
+	for _, b := range deltas {
+		n.met.deltasSent.Inc()
+		n.met.deltaBytes.Add(float64(len(b)))
+	}
 	if err != nil {
 		n.log.Error("index batch not sent", "err", err)
-		return
 	}
-	if b != nil {
-		n.disseminate(kindIndexBatch, b)
-	}
+	n.send(rd)
 }
 
-// disseminate sends a delta to every live member when the cluster is small,
-// by gossip otherwise. A delta too large for a packet goes over TCP.
-func (n *Node) disseminate(kind uint8, payload []byte) {
-	live := n.liveMembers()
-	self := n.name
-	fits := len(payload) <= n.mem.MaxDataBytes()
-	n.met.deltasSent.Inc()
-	n.met.deltaBytes.Add(float64(len(payload)))
-	if len(live) <= n.cfg.EagerMembers {
-		for _, m := range live {
-			if m.Name == self {
-				continue
-			}
-			if fits {
-				if err := n.mem.SendData(m.Addr, wire.Data{Kind: kind, Payload: payload}); err == nil {
-					continue
-				}
-			}
-			n.push(m.Addr, kind, payload)
-		}
+// send does what the replication core asked for in rd: packets, gossip
+// and delta streams. A packet that cannot be sent goes over a stream.
+func (n *Node) send(rd replica.Ready) {
+	if len(rd.Messages) == 0 || n.mem == nil {
 		return
 	}
-	if fits {
-		n.seen.add(radix.XXH64(payload, uint64(kind)))
-		if err := n.mem.Broadcast(wire.Data{Kind: kind, Payload: payload}); err == nil {
-			return
+	var addrs map[string]netip.AddrPort
+	for _, m := range rd.Messages {
+		if m.Via == replica.ViaGossip {
+			// A full queue drops the delta; anti-entropy repairs it.
+			_ = n.mem.Broadcast(wire.Data{Kind: m.Kind, Payload: m.Payload})
+			continue
 		}
-	}
-	// Too large to gossip: push it to a few members; anti-entropy takes it
-	// to the rest.
-	rand.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
-	sent := 0
-	for _, m := range live {
-		if m.Name != self && sent < 3 {
-			n.push(m.Addr, kind, payload)
-			sent++
+		if addrs == nil {
+			addrs = map[string]netip.AddrPort{}
+			for _, mb := range n.members() {
+				addrs[mb.Name] = mb.Addr
+			}
 		}
+		to, ok := addrs[m.To.Name]
+		if !ok {
+			continue
+		}
+		if m.Via == replica.ViaPacket {
+			if err := n.mem.SendData(to, wire.Data{Kind: m.Kind, Payload: m.Payload}); err == nil {
+				continue
+			}
+		}
+		n.push(to, m.Kind, m.Payload)
 	}
 }
 
@@ -218,14 +195,12 @@ func (n *Node) serveDeltas(sio *streamIO) error {
 		if err := sio.readData(&d); err != nil {
 			return err
 		}
-		if err := n.applyData(d.Kind, d.Payload); err != nil {
-			n.met.deltaErrors.Inc()
-		}
+		n.receive(d.Kind, d.Payload, replica.ViaStream)
 	}
 }
 
-// maintainLoop lets store time pass, collects tombstones (the replication
-// core decides when, and over which members) and takes snapshots.
+// maintainLoop takes snapshots; the replication loop (antientropy.go)
+// lets store time pass and collects tombstones.
 func (n *Node) maintainLoop() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -235,11 +210,6 @@ func (n *Node) maintainLoop() {
 		case <-n.ctx.Done():
 			return
 		case now := <-t.C:
-			members := n.replicaMembers()
-			n.st.mu.Lock()
-			c := n.eng.Tick(now, members)
-			n.st.mu.Unlock()
-			n.met.collected.Add(float64(c))
 			if n.cfg.DataDir != "" && now.Sub(lastSnap) >= n.cfg.SnapshotInterval.D() {
 				lastSnap = now
 				if err := n.snapshot(); err != nil {
@@ -250,14 +220,27 @@ func (n *Node) maintainLoop() {
 	}
 }
 
-// collect runs a collection round now; the maintenance loop lets the
-// replication core run one every CollectInterval.
+// collect runs a collection round now; the replication loop lets the
+// core run one every CollectInterval.
 func (n *Node) collect(now time.Time) {
 	members := n.replicaMembers()
 	n.st.mu.Lock()
-	c := n.eng.Collect(now, members)
+	n.eng.SetMembers(members)
+	c := n.eng.Collect(now)
 	n.st.mu.Unlock()
 	n.met.collected.Add(float64(c))
+}
+
+// newEngine builds the replication core of a node over st and ix.
+func newEngine(st *store.Store, ix *radix.Index, cfg Config) *replica.Engine {
+	return replica.New(st, ix, replica.Config{
+		Horizon:          cfg.GCHorizon.D(),
+		PageBytes:        syncPageBytes,
+		MaxPages:         syncMaxPages,
+		ExchangeInterval: cfg.AntiEntropyInterval.D(),
+		EagerMembers:     cfg.EagerMembers,
+		Rand:             rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	})
 }
 
 // replicaMembers returns every member swim knows, in any state, for the
@@ -274,30 +257,4 @@ func (n *Node) replicaMembers() []replica.Member {
 		}
 	}
 	return out
-}
-
-// seenSet remembers the hashes of the last few gossiped deltas.
-type seenSet struct {
-	mu   sync.Mutex
-	set  map[uint64]struct{}
-	ring []uint64
-	pos  int
-}
-
-func newSeenSet(n int) *seenSet {
-	return &seenSet{set: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
-}
-
-// add records h and reports whether it is new.
-func (s *seenSet) add(h uint64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.set[h]; ok {
-		return false
-	}
-	delete(s.set, s.ring[s.pos])
-	s.ring[s.pos] = h
-	s.set[h] = struct{}{}
-	s.pos = (s.pos + 1) % len(s.ring)
-	return true
 }

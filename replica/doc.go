@@ -1,15 +1,43 @@
-// Package replica holds the replication decisions of a meshnode node as a
-// deterministic core: which members count for tombstone collection, when
-// collection and store time run, what one anti-entropy step sends and how
-// its answer is applied, and how pending local deltas are cut for
-// dissemination. It does no I/O, starts no goroutines, reads no clock and
-// uses no global randomness: time and membership are arguments, messages
-// are returned as bytes. node drives it from its runners (sockets, timers,
-// the store's mutex); the simulation in this package's tests drives the same
-// code on an in-memory network in virtual time.
+// Package replica is the replication core of a meshnode node: a
+// deterministic engine over its store (and prefix index) that decides who
+// gets each local delta and by which way (one packet to each member, swim
+// gossip, or a stream), which received delta is gossiped on, when and with
+// whom anti-entropy runs and what each of its steps sends, when the first
+// sync after a join is done, and which members count for tombstone
+// collection. It does no I/O, starts no goroutines, reads no clock and
+// uses no global randomness: time and membership are arguments, a seeded
+// *rand.Rand is passed in Config, and what to send is returned as data.
+//
+// It is built like etcd-io/raft's RawNode: every input (Disseminate,
+// Broadcast, Receive, SetMembers, Tick, Bootstrap, ExchangeDone) returns a
+// Ready with the messages to send (to whom, over a packet, gossip or a
+// stream, the kind and payload), the exchange to open, whether the first
+// sync is done, and when Tick is next due. node drives it from its runners
+// (sockets, timers, the store's mutex); the simulations in this package's
+// tests and in bench drive the same code on an in-memory network in
+// virtual time.
 //
 // An Engine wraps one store.Store and is not safe for concurrent use; the
 // caller serialises access (node holds its state mutex around every call).
+//
+// # Dissemination
+//
+// While the cluster has at most Config.EagerMembers members (self
+// included), a delta goes to every live member in one packet (over a
+// stream when larger than the packet budget). Above, it goes into swim's
+// gossip queue (ViaGossip), and every member that receives it in a packet
+// for the first time gossips it on: the delta spreads by infection, each
+// member paying a bounded share. A delta too large to gossip is pushed
+// over streams to Config.PushFanout random live members; anti-entropy
+// takes it to the rest.
+//
+// # Scheduling
+//
+// Every Config.ExchangeInterval, jittered over [1/2, 3/2) of it, Tick
+// hands out one exchange with a random live member; one runs at a time,
+// until ExchangeDone. After Bootstrap (a join succeeded), Tick hands one out
+// at once, and again every Config.RetryInterval while it fails; the first
+// success (or finding no live member) sets Ready.Synced.
 //
 // # Collection
 //
@@ -30,4 +58,7 @@
 // (it records the digest for stability and returns the page of what the
 // puller lacks); the puller applies the page with Apply and sends a fresh
 // digest while the page says more follow, up to Config.MaxPages pages.
+// Then the index: the puller sends AppendIndexDigest; the other side walks
+// the batches of the workers that differ (AnswerIndex, IndexPages.Next),
+// which the puller applies with ApplyIndexPage.
 package replica

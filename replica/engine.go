@@ -3,8 +3,10 @@ package replica
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
+	"github.com/meshnode/meshnode/radix"
 	"github.com/meshnode/meshnode/store"
 )
 
@@ -20,6 +22,25 @@ const (
 	DefaultPageBytes = 1 << 20
 	// DefaultMaxPages bounds the pages of one pull.
 	DefaultMaxPages = 1 << 16
+	// DefaultExchangeInterval: anti-entropy repairs what deltas lost; a
+	// few seconds keeps the repair prompt at the cost of one digest per
+	// period per node.
+	DefaultExchangeInterval = 2 * time.Second
+	// DefaultRetryInterval: after a join, a failed first exchange is retried
+	// this soon, so that a new member fetches the state without waiting a
+	// period.
+	DefaultRetryInterval = 50 * time.Millisecond
+	// DefaultEagerMembers: up to this cluster size every delta goes to every
+	// member directly; above, by gossip (infection), which costs each
+	// member a bounded share whatever the size.
+	DefaultEagerMembers = 16
+	// DefaultPushFanout: a delta too large for a packet is pushed over a
+	// stream to this many members in a large cluster; anti-entropy takes it
+	// to the rest.
+	DefaultPushFanout = 3
+	// DefaultSeenDeltas is how many gossiped deltas a node remembers, so
+	// that it forwards each once.
+	DefaultSeenDeltas = 4096
 )
 
 // Config configures an Engine. Zero fields take the defaults.
@@ -34,6 +55,25 @@ type Config struct {
 	// MaxPages bounds the pages of one pull [DefaultMaxPages]; the caller
 	// enforces it, since pages cross its transport.
 	MaxPages int
+	// ExchangeInterval is the mean period of anti-entropy exchanges with a
+	// random live member, jittered over [1/2, 3/2) of it
+	// [DefaultExchangeInterval].
+	ExchangeInterval time.Duration
+	// RetryInterval is how soon a failed first exchange after a join is
+	// retried [DefaultRetryInterval].
+	RetryInterval time.Duration
+	// EagerMembers is the largest cluster (self included) in which deltas
+	// go to every live member directly [DefaultEagerMembers].
+	EagerMembers int
+	// PushFanout is how many members a delta too large for a packet is
+	// pushed to in a cluster above EagerMembers [DefaultPushFanout].
+	PushFanout int
+	// SeenDeltas is how many gossiped deltas are remembered
+	// [DefaultSeenDeltas].
+	SeenDeltas int
+	// Rand is the engine's only source of randomness (peer choice, jitter).
+	// Nil means a source seeded with zero: deterministic, fine for tests.
+	Rand *rand.Rand
 }
 
 func (c *Config) setDefaults() {
@@ -49,6 +89,24 @@ func (c *Config) setDefaults() {
 	if c.MaxPages <= 0 {
 		c.MaxPages = DefaultMaxPages
 	}
+	if c.ExchangeInterval <= 0 {
+		c.ExchangeInterval = DefaultExchangeInterval
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = DefaultRetryInterval
+	}
+	if c.EagerMembers <= 0 {
+		c.EagerMembers = DefaultEagerMembers
+	}
+	if c.PushFanout <= 0 {
+		c.PushFanout = DefaultPushFanout
+	}
+	if c.SeenDeltas <= 0 {
+		c.SeenDeltas = DefaultSeenDeltas
+	}
+	if c.Rand == nil {
+		c.Rand = rand.New(rand.NewPCG(0, 0))
+	}
 }
 
 // Member is one member of the cluster as membership reports it.
@@ -61,19 +119,35 @@ type Member struct {
 	Since time.Time
 }
 
-// Engine is the replication core of one node over its store.
+// Engine is the replication core of one node over its store (and
+// optionally its prefix index).
 type Engine struct {
 	cfg         Config
 	st          *store.Store
+	ix          *radix.Index
 	nextCollect time.Time
 	dig         store.Digest
+
+	// members is the last membership given to SetMembers; peers the live
+	// ones other than self.
+	members []Member
+	peers   []Member
+	seen    seenSet
+
+	nextExchange time.Time
+	exchanging   bool      // an exchange was handed out and is not done
+	bootstrap    bool      // a join succeeded and no exchange since
+	retryAt      time.Time // the next bootstrap exchange, after a failure
 }
 
-// New returns an engine over st. The engine does not own st: the caller
-// may read and write it directly (under the same serialisation).
-func New(st *store.Store, cfg Config) *Engine {
+// New returns an engine over st and ix (nil when the node keeps no index).
+// The engine does not own them: the caller may read and write them
+// directly (under the same serialisation).
+func New(st *store.Store, ix *radix.Index, cfg Config) *Engine {
 	cfg.setDefaults()
-	return &Engine{cfg: cfg, st: st}
+	e := &Engine{cfg: cfg, st: st, ix: ix, seen: newSeenSet(cfg.SeenDeltas)}
+	e.members = []Member{{Actor: st.Self(), Live: true}}
+	return e
 }
 
 // Store returns the engine's store.
@@ -82,25 +156,48 @@ func (e *Engine) Store() *store.Store { return e.st }
 // Config returns the engine's configuration, defaults applied.
 func (e *Engine) Config() Config { return e.cfg }
 
-// Tick lets store time pass and, every CollectInterval, runs a collection
-// round over members. It returns the number of tombstones collected.
-func (e *Engine) Tick(now time.Time, members []Member) int {
-	e.st.Tick(now)
-	if e.nextCollect.IsZero() {
-		e.nextCollect = now.Add(e.cfg.CollectInterval)
-		return 0
+// SetMembers replaces the membership the engine works with: every member
+// known, in any state, self included or not. The engine keeps its own copy.
+func (e *Engine) SetMembers(members []Member) {
+	self := e.st.Self().Name
+	e.members = append(e.members[:0], members...)
+	e.peers = e.peers[:0]
+	for _, m := range members {
+		if m.Live && m.Actor.Name != self {
+			e.peers = append(e.peers, m)
+		}
 	}
-	if now.Before(e.nextCollect) {
-		return 0
-	}
-	e.nextCollect = now.Add(e.cfg.CollectInterval)
-	return e.Collect(now, members)
 }
 
-// Collect runs one collection round now over members (see the package
+// Tick lets store time pass, runs a collection round every
+// CollectInterval, and hands out the next anti-entropy exchange when it is
+// due. The caller calls it at Ready.Next at the latest.
+func (e *Engine) Tick(now time.Time) Ready {
+	var r Ready
+	e.st.Tick(now)
+	switch {
+	case e.nextCollect.IsZero():
+		e.nextCollect = now.Add(e.cfg.CollectInterval)
+	case !now.Before(e.nextCollect):
+		e.nextCollect = now.Add(e.cfg.CollectInterval)
+		r.Collected = e.Collect(now)
+	}
+	e.tickExchange(now, &r)
+	r.Next = e.nextCollect
+	switch {
+	case e.exchanging:
+	case e.bootstrap:
+		r.Next = now.Add(e.cfg.RetryInterval)
+	case e.nextExchange.Before(r.Next):
+		r.Next = e.nextExchange
+	}
+	return r
+}
+
+// Collect runs one collection round now over the members (see the package
 // documentation for which members count).
-func (e *Engine) Collect(now time.Time, members []Member) int {
-	return e.st.CollectPeers(Peers(members), now, e.cfg.Horizon)
+func (e *Engine) Collect(now time.Time) int {
+	return e.st.CollectPeers(Peers(e.members), now, e.cfg.Horizon)
 }
 
 // Peers turns membership into the peers store.CollectPeers counts: every
@@ -114,7 +211,8 @@ func Peers(members []Member) []store.Peer {
 }
 
 // Flush returns the pending local changes as deltas of at most budget
-// bytes each (one write always goes, whatever its size).
+// bytes each (one write always goes, whatever its size). Disseminate
+// flushes and addresses them.
 func (e *Engine) Flush(budget int) [][]byte {
 	var out [][]byte
 	for {

@@ -17,7 +17,7 @@ func newEngine(t *testing.T, name string) *replica.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return replica.New(st, replica.Config{CollectInterval: 10 * time.Second, Horizon: time.Minute})
+	return replica.New(st, nil, replica.Config{CollectInterval: 10 * time.Second, Horizon: time.Minute})
 }
 
 // exchange runs one anti-entropy exchange, opener first, as node and the
@@ -75,13 +75,14 @@ func TestEngineCollectsOverEveryKnownMember(t *testing.T) {
 				{Actor: b.Store().Self(), Live: true},
 				{Actor: c, Live: false, Since: tt.since}, // never heard from
 			}
+			a.SetMembers(members)
 			var collected []int
 			for s := 0; s <= 120; s++ {
 				now := t0.Add(time.Duration(s) * time.Second)
 				if s%2 == 0 {
 					exchange(t, a, b, now)
 				}
-				if n := a.Tick(now, members); n > 0 {
+				if a.Tick(now).Collected > 0 {
 					collected = append(collected, s)
 				}
 			}

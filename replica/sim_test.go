@@ -72,12 +72,13 @@ type simNode struct {
 	views []view        // by node id, when membership is scripted
 	sw    *swimsim.Node // the member's swim core, or nil
 
-	nextSync, nextTick time.Time
-	stream             uint64
-	peer               netip.AddrPort
-	phase              int // 0 idle, 1 pulling, 2 serving, 3 sending the last page
-	pages              int
-	collected          int
+	nextTick  time.Time
+	exch      store.Actor // the peer of the exchange in progress
+	stream    uint64
+	peer      netip.AddrPort
+	phase     int // 0 idle, 1 pulling, 2 serving, 3 sending the last page
+	pages     int
+	collected int
 }
 
 type cluster struct {
@@ -86,6 +87,7 @@ type cluster struct {
 	nodes []*simNode
 	hist  history.History
 	byAdr map[netip.AddrPort]int
+	byNam map[string]int
 	wseq  int
 }
 
@@ -97,7 +99,7 @@ var simLink = simnet.Link{Delay: time.Millisecond, Jitter: 2 * time.Millisecond,
 const myStream = 1 << 62
 
 func newCluster(t testing.TB, seed uint64, n int, horizon time.Duration, withSwim bool) *cluster {
-	c := &cluster{t: t, byAdr: map[netip.AddrPort]int{}}
+	c := &cluster{t: t, byAdr: map[netip.AddrPort]int{}, byNam: map[string]int{}}
 	var sc *swimsim.Cluster
 	if withSwim {
 		var err error
@@ -119,14 +121,14 @@ func newCluster(t testing.TB, seed uint64, n int, horizon time.Duration, withSwi
 		}
 		nd := &simNode{
 			id: i, name: st.Self().Name, c: c,
-			eng: replica.New(st, replica.Config{PageBytes: simPageBytes, Horizon: horizon}),
+			eng: replica.New(st, nil, replica.Config{PageBytes: simPageBytes, Horizon: horizon, ExchangeInterval: simSyncPeriod, Rand: rand.New(rand.NewPCG(seed, uint64(i)|1<<32))}),
 			rng: rand.New(rand.NewPCG(seed, uint64(i))),
 		}
 		for range n {
 			nd.views = append(nd.views, view{live: true, since: simnet.Start})
 		}
 		// Bootstrap: the first exchange soon after joining, as node does.
-		nd.nextSync = simnet.Start.Add(time.Duration(50+nd.rng.IntN(450)) * time.Millisecond)
+		nd.eng.Bootstrap()
 		nd.nextTick = simnet.Start.Add(time.Duration(nd.rng.IntN(1000)) * time.Millisecond)
 		nd.stream = myStream
 		if sc != nil {
@@ -138,6 +140,7 @@ func newCluster(t testing.TB, seed uint64, n int, horizon time.Duration, withSwi
 			nd.host = c.net.Host(c.net.Add(addr, nd))
 		}
 		c.byAdr[c.net.Addr(i)] = i
+		c.byNam[name] = i
 		c.nodes = append(c.nodes, nd)
 	}
 	if sc != nil {
@@ -220,7 +223,10 @@ func (nd *simNode) write(key string, del bool) {
 		c.t.Fatalf("%s: write %s: %v", nd.name, key, err)
 	}
 	var stamp uint64
+	nd.eng.SetMembers(nd.members())
+	// As node does: flush, then let the core address each delta.
 	for _, b := range nd.eng.Flush(1200) {
+		nd.send(nd.eng.Broadcast(replica.KindStoreDelta, b, 1200))
 		var d store.Delta
 		if err := store.DecodeDelta(b, &d); err != nil {
 			c.t.Fatal(err)
@@ -229,9 +235,6 @@ func (nd *simNode) write(key string, del bool) {
 			if string(e.Key) == key && d.Actors[e.Actor] == st.Self() {
 				stamp = e.Stamp
 			}
-		}
-		for _, p := range nd.livePeers() {
-			nd.host.Send(c.net.Addr(p), deltaMsg{b: b}, len(b))
 		}
 	}
 	if stamp == 0 {
@@ -246,7 +249,8 @@ func (nd *simNode) Receive(now time.Time, from netip.AddrPort, payload any) {
 		return
 	}
 	if m, ok := payload.(deltaMsg); ok {
-		_ = nd.eng.Apply(m.b, now)
+		rd, _ := nd.eng.Receive(replica.KindStoreDelta, m.b, replica.ViaPacket, now)
+		nd.send(rd)
 	}
 }
 
@@ -290,7 +294,7 @@ func (nd *simNode) StreamDone(now time.Time, id uint64, resp any, err error) {
 		return
 	}
 	if err != nil {
-		nd.phase = 0
+		nd.exchangeDone(now, err)
 		return
 	}
 	switch m := resp.(type) {
@@ -318,7 +322,7 @@ func (nd *simNode) StreamDone(now time.Time, id uint64, resp any, err error) {
 		nd.open(now, pushPage{page: page}, len(page))
 	case pushAck:
 		if nd.phase == 3 {
-			nd.phase = 0
+			nd.exchangeDone(now, nil)
 			return
 		}
 		nd.open(now, digestReq{}, 1)
@@ -331,26 +335,54 @@ func (nd *simNode) Tick(now time.Time) {
 			nd.sw.Tick(now)
 		}
 	}
-	if !now.Before(nd.nextTick) {
-		nd.nextTick = now.Add(time.Second)
-		nd.collected += nd.eng.Tick(now, nd.members())
+	if now.Before(nd.nextTick) {
+		return
 	}
-	if !now.Before(nd.nextSync) {
-		nd.nextSync = now.Add(simSyncPeriod/2 + time.Duration(nd.rng.Int64N(int64(simSyncPeriod))))
-		if peers := nd.livePeers(); nd.phase == 0 && len(peers) > 0 {
-			nd.peer = nd.c.net.Addr(peers[nd.rng.IntN(len(peers))])
-			nd.phase, nd.pages = 1, 0
-			d := nd.eng.AppendDigest(nil)
-			nd.open(now, pullReq{digest: d}, len(d))
+	nd.eng.SetMembers(nd.members())
+	rd := nd.eng.Tick(now)
+	nd.nextTick = rd.Next
+	nd.collected += rd.Collected
+	if rd.Exchange.Name != "" {
+		// The core chose the peer and the time; the simulation runs the
+		// exchange's steps as node does over a stream.
+		nd.peer = nd.c.net.Addr(nd.c.byNam[rd.Exchange.Name])
+		nd.exch = rd.Exchange
+		nd.phase, nd.pages = 1, 0
+		d := nd.eng.AppendDigest(nil)
+		nd.open(now, pullReq{digest: d}, len(d))
+	}
+}
+
+// exchangeDone ends the exchange in progress and reports it to the core.
+func (nd *simNode) exchangeDone(now time.Time, err error) {
+	nd.phase = 0
+	nd.eng.ExchangeDone(nd.exch, err, now)
+	if !now.Before(nd.nextTick) {
+		return
+	}
+	nd.nextTick = now // the core may want the next exchange already
+}
+
+// send does what the core asked: packets to the members named, gossip
+// through the member's swim core. The scenarios' clusters are small, so
+// dissemination is eager and deltas fit in packets.
+func (nd *simNode) send(rd replica.Ready) {
+	for _, m := range rd.Messages {
+		switch m.Via {
+		case replica.ViaGossip:
+			if nd.sw == nil {
+				nd.c.t.Fatalf("%s: gossip without swim", nd.name)
+			}
+			_ = nd.sw.Core.Broadcast(wire.Data{Kind: m.Kind, Payload: m.Payload})
+			nd.sw.Flush()
+		default:
+			nd.host.Send(nd.c.net.Addr(nd.c.byNam[m.To.Name]), deltaMsg{b: m.Payload}, len(m.Payload))
 		}
 	}
 }
 
 func (nd *simNode) Next() time.Time {
-	next := nd.nextSync
-	if nd.nextTick.Before(next) {
-		next = nd.nextTick
-	}
+	next := nd.nextTick
 	if nd.sw != nil {
 		if sn := nd.sw.Next(); !sn.IsZero() && sn.Before(next) {
 			next = sn
@@ -393,12 +425,12 @@ func (c *cluster) restart(i int, down time.Duration) {
 		now := c.net.Now()
 		nd := &simNode{
 			id: i, name: old.name, c: c, host: old.host, rng: old.rng,
-			eng:      replica.New(st, old.eng.Config()),
+			eng:      replica.New(st, nil, old.eng.Config()),
 			views:    slices.Clone(old.views),
 			stream:   myStream,
-			nextSync: now.Add(time.Duration(50+old.rng.IntN(450)) * time.Millisecond),
-			nextTick: now.Add(time.Duration(old.rng.IntN(1000)) * time.Millisecond),
+			nextTick: now.Add(time.Duration(50+old.rng.IntN(450)) * time.Millisecond),
 		}
+		nd.eng.Bootstrap() // it joins again
 		c.nodes[i] = nd
 		c.net.Restart(i, nd)
 	})
