@@ -57,7 +57,7 @@ func (n *Node) tickReplica(now time.Time) {
 		}
 	}
 	n.g.Go(func() error {
-			err := errNoPeer
+		err := errNoPeer
 		if addr.IsValid() {
 			err = n.antiEntropyWith(addr)
 		}
