@@ -258,8 +258,16 @@ func (r *Reader) skip(n int) {
 }
 
 // end finishes a message array of n elements of which the decoder read
-// known: it skips the extra elements and rejects trailing bytes.
+// known: it skips the extra elements and rejects trailing bytes. It is
+// small enough to inline into the decoders; the usual end, nothing extra and
+// nothing left, costs no call.
 func (r *Reader) end(n, known int) {
-	r.skip(n - known)
+	if n > known || r.off != len(r.b) {
+		r.endSlow(n - known)
+	}
+}
+
+func (r *Reader) endSlow(extra int) {
+	r.skip(extra)
 	r.End()
 }

@@ -216,9 +216,16 @@ func (r *Reader) uintSlow() uint64 {
 	return 0
 }
 
-// UintMax reads an unsigned integer no greater than max.
+// UintMax reads an unsigned integer no greater than max. A positive fixint
+// takes a short path, as in Uint.
 func (r *Reader) UintMax(max uint64) uint64 {
-	v := r.Uint()
+	var v uint64
+	if off := r.off; off < len(r.b) && r.b[off] < 0x80 {
+		r.off = off + 1
+		v = uint64(r.b[off])
+	} else {
+		v = r.uintSlow()
+	}
 	if v > max {
 		r.Fail("integer %d exceeds %d", v, max)
 		return 0
