@@ -23,7 +23,8 @@ import "fmt"
 // caller's limit and against the bytes that remain before it is used, so a
 // hostile length can neither slice past the input nor make the caller
 // allocate. Byte results alias the input. A Reader allocates only to build
-// its error.
+// its error (and, in wire's message decoders, the strings of a message that
+// neither the message nor the codec's interner holds yet).
 //
 // The zero Reader reads nothing and fails on the first read.
 type Reader struct {
