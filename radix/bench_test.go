@@ -1,6 +1,7 @@
 package radix
 
 import (
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // workload generates the benchmark index: W workers, each serving a few of
@@ -244,6 +247,57 @@ func BenchmarkHash(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/token")
 		})
+	}
+}
+
+// BenchmarkXXH64 compares the hand-written XXH64 of hash.go with
+// github.com/cespare/xxhash/v2 (impl=hand, impl=cespare) on the inputs of the
+// page-hash path: a model name under seed 1 (TextSeed; node hashes payloads
+// under a seed too), a 64-byte text page and a 16-token page under seed 0,
+// and the 16-byte lineage step. cespare has no input of uint32 tokens nor of
+// two words, so it hashes their little-endian bytes. Compare with
+// benchstat -col /impl.
+func BenchmarkXXH64(b *testing.B) {
+	text := make([]byte, 64)
+	for i := range text {
+		text[i] = byte(i * 13)
+	}
+	toks := make([]uint32, 16)
+	for i := range toks {
+		toks[i] = uint32(i * 1000003)
+	}
+	model := []byte("llama-3-8b")
+	var sink uint64
+	for _, tc := range []struct {
+		name          string
+		hand, cespare func() uint64
+	}{
+		{"model/seed=1", func() uint64 { return XXH64(model, 1) }, func() uint64 { return cespareXXH64(model, 1) }},
+		{"text-page-64B/seed=0", func() uint64 { return XXH64(text, 0) }, func() uint64 { return xxhash.Sum64(text) }},
+		{"token-page-16", func() uint64 { return xxh64Tokens(toks) }, func() uint64 {
+			var buf [64]byte
+			for i, t := range toks {
+				binary.LittleEndian.PutUint32(buf[4*i:], t)
+			}
+			return xxhash.Sum64(buf[:])
+		}},
+		{"lineage", func() uint64 { return lineage(sink, 12345) }, func() uint64 {
+			var buf [16]byte
+			binary.LittleEndian.PutUint64(buf[:8], sink)
+			binary.LittleEndian.PutUint64(buf[8:], 12345)
+			return max(xxhash.Sum64(buf[:]), 1)
+		}},
+	} {
+		for _, impl := range []struct {
+			name string
+			f    func() uint64
+		}{{"hand", tc.hand}, {"cespare", tc.cespare}} {
+			b.Run(tc.name+"/impl="+impl.name, func(b *testing.B) {
+				for b.Loop() {
+					sink += impl.f()
+				}
+			})
+		}
 	}
 }
 

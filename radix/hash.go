@@ -5,9 +5,18 @@ import (
 	"math/bits"
 )
 
-// The page hash is XXH64 (Yann Collet's xxHash, 64-bit variant), written out
-// here so that the index needs no dependency and so that the exact function is
-// pinned by the test vectors in docs/wire.md (section 12).
+// The page hash is XXH64 (Yann Collet's xxHash, 64-bit variant), pinned by
+// the test vectors in docs/wire.md (section 12). It is written out here rather
+// than taken from github.com/cespare/xxhash/v2, which computes the same values
+// (TestXXH64MatchesCespare), because the library is slower on the page-hash
+// path (BenchmarkXXH64; figures in bench/RESULTS.md, issue 11 items 9 and 10):
+// a seeded hash needs its Digest, three times as slow as XXH64 below on a
+// model name (TextSeed; node's payload hashes are seeded too); a token page
+// would have to be copied out as bytes first (xxh64Tokens hashes the uint32s
+// in place), more than twice as slow; and the 16-byte lineage step, unrolled
+// here, is 14 % slower there. Only the unseeded hash of a 64-byte text page
+// is faster in the library (by about 4 ns); taking it for that alone would
+// keep two XXH64s in the tree.
 const (
 	prime1 uint64 = 0x9E3779B185EBCA87
 	prime2 uint64 = 0xC2B2AE3D27D4EB4F

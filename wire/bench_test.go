@@ -14,6 +14,15 @@ import (
 func BenchmarkMessage(b *testing.B) {
 	ping := &Ping{Seq: 123456, Target: "gateway-replica-eu-west-1a-017", SourceName: "gateway-replica-eu-west-1b-004", SourceAddr: addr4}
 	ack := &Ack{Seq: 123456, Payload: []byte("load=0.42;queue=3")}
+	// A push-pull state of 64 members and its digest: the long decodes.
+	members, digest := new(Members), new(Digest)
+	for i := range 64 {
+		name := fmt.Sprintf("gateway-replica-eu-west-1a-%03d", i)
+		members.Records = append(members.Records, MemberRecord{Name: name, Gen: uint64(i) << 20, Incarnation: uint64(i * 3),
+			State: MemberState(i % 4), Addr: addr4, Meta: []byte("model=llama-3-70b")})
+		digest.Entries = append(digest.Entries, DigestEntry{Name: name, Gen: uint64(i) << 20, Incarnation: uint64(i * 3),
+			State: MemberState(i % 4)})
+	}
 	for _, tc := range []struct {
 		name string
 		m    Message
@@ -21,6 +30,8 @@ func BenchmarkMessage(b *testing.B) {
 	}{
 		{"ping", ping, new(Ping)},
 		{"ack", ack, new(Ack)},
+		{"members64", members, new(Members)},
+		{"digest64", digest, new(Digest)},
 	} {
 		body := tc.m.AppendBody(nil)
 		b.Run(tc.name+"/encode", func(b *testing.B) {

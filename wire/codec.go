@@ -135,7 +135,7 @@ type Codec struct {
 	// frame body is decompressed; inflated is what was charged.
 	acct     *account
 	inflated int
-	rd       reader   // Decode: kept here so that it does not escape per call
+	rd       Reader   // Decode: kept here so that it does not escape per call
 	in       interner // Decode: member names seen recently
 }
 
@@ -194,9 +194,10 @@ func (c *Codec) setAAD(header []byte) []byte {
 // seen strings, so that decoding messages about known members does not
 // allocate. The strings are immutable and may be kept.
 func (c *Codec) Decode(m Message, body []byte) error {
-	c.rd = reader{b: body, in: &c.in}
-	err := m.decode(&c.rd)
-	c.rd = reader{}
+	c.rd = newBodyReader(body, &c.in)
+	m.decode(&c.rd)
+	err := c.rd.Err()
+	c.rd = Reader{}
 	return err
 }
 

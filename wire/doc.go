@@ -52,7 +52,7 @@
 // and AppendBinHeader, which always write the shortest standard form, and
 // Reader, which keeps its first error, wraps the caller's sentinel error,
 // bounds every length by the caller's limit and the bytes left, and does not
-// allocate:
+// allocate. wire decodes its own message bodies with the same Reader:
 //
 //	dst = wire.AppendArrayHeader(dst, 2)
 //	dst = wire.AppendStr(dst, name)

@@ -13,8 +13,8 @@ type Message interface {
 	Type() Type
 	AppendBody(dst []byte) []byte
 	DecodeBody(body []byte) error
-	decode(r *reader) error // the set of messages is closed: it is the wire format
-	bodySize() int          // len(AppendBody(nil)), computed without encoding
+	decode(r *Reader) // the set of messages is closed: it is the wire format
+	bodySize() int    // len(AppendBody(nil)), computed without encoding
 }
 
 // MaxRecords bounds the entries of one Digest and the records of one

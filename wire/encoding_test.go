@@ -151,6 +151,56 @@ func TestDecodeErrors(t *testing.T) {
 	}
 }
 
+// TestDecodeErrorText: a body's error names the message and the byte where
+// decoding stopped, and its kind tells truncated input from wrong input.
+func TestDecodeErrorText(t *testing.T) {
+	tests := []struct {
+		name string
+		m    Message
+		body []byte
+		want string
+	}{
+		{"empty", &Ping{}, nil, "wire: truncated: ping: need 1 bytes, have 0 at byte 0"},
+		{"negative seq", &Nack{}, []byte{0x91, 0xff}, "wire: malformed: nack: want unsigned integer, got 0xff at byte 2"},
+		{"string length past end", &Suspect{}, []byte{0x94, 0xd9, 0xff, 'a', 'b', 'c', 'd'}, "wire: truncated: suspect: need 255 bytes, have 4 at byte 3"},
+		{"too few fields", &Ack{}, []byte{0x91, 0x01}, "wire: malformed: ack: array of 1 elements, want at least 2 at byte 1"},
+		{"bad address length", &Ping{}, []byte{0x94, 0x01, 0xa0, 0xa0, 0xc4, 0x03, 1, 2, 3},
+			"wire: malformed: ping: address of 3 bytes, want 0, 6 or 18 at byte 9"},
+		{"trailing bytes", &Nack{}, []byte{0x91, 0x01, 0x00}, "wire: malformed: nack: 1 trailing bytes at byte 2"},
+		{"digest over the record limit", &Digest{}, append([]byte{0x91, 0xdd, 0, 1, 0, 1}, make([]byte, 5*(MaxRecords+1))...),
+			"wire: too large: digest: 65537 entries, max 65536 at byte 6"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.m.DecodeBody(tt.body)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("err %v, want %q", err, tt.want)
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("err %T is not an *Error", err)
+			}
+		})
+	}
+}
+
+// TestDecodeNilBin: a nil where a body has a bin (meta, payload, address)
+// decodes as empty, as another encoder may write it.
+func TestDecodeNilBin(t *testing.T) {
+	var ack Ack
+	if err := ack.DecodeBody([]byte{0x92, 0x01, 0xc0}); err != nil || ack.Seq != 1 || len(ack.Payload) != 0 {
+		t.Errorf("ack with nil payload: %+v, %v", ack, err)
+	}
+	var alive Alive
+	if err := alive.DecodeBody([]byte{0x95, 0xa1, 'a', 0x02, 0x03, 0xc0, 0xc0}); err != nil {
+		t.Fatal(err)
+	}
+	want := Alive{Name: "a", Gen: 2, Incarnation: 3}
+	if diff := cmp.Diff(want, alive, cmpOpts); diff != "" {
+		t.Errorf("alive with nil address and meta (-want +got):\n%s", diff)
+	}
+}
+
 func TestDigestRecordLimit(t *testing.T) {
 	body := []byte{0x91, 0xdd, 0, 1, 0, 1} // 65537 entries
 	body = append(body, bytes.Repeat([]byte{0x94, 0xa0, 0, 0, 0}, MaxRecords+1)...)

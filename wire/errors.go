@@ -67,10 +67,11 @@ func (r *reason) Error() string { return ErrDecrypt.Error() + ": " + r.what }
 func (r *reason) Unwrap() error { return ErrDecrypt }
 
 // Error is the structured error this package returns: a sentinel Kind plus
-// context. errors.Is(err, Kind) holds.
+// context. errors.Is(err, Kind) holds. A Reader's errors are Errors too, whose
+// Kind is the sentinel its user gave NewReader.
 type Error struct {
-	Kind   error  // one of the sentinel errors above
-	Detail string // what was being done, e.g. "ping.target: need 9 bytes, have 3"
+	Kind   error  // one of the sentinel errors above, or a Reader user's
+	Detail string // what was being done, e.g. "ping: need 9 bytes, have 3 at byte 5"
 }
 
 // Error returns the sentinel's text followed by the detail.

@@ -17,30 +17,19 @@ func (m *Alive) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *Alive) DecodeBody(body []byte) error {
-	return m.decode(&reader{b: body})
+	r := newBodyReader(body, nil)
+	m.decode(&r)
+	return r.Err()
 }
 
-func (m *Alive) decode(r *reader) error {
-	n, err := r.array("alive", 5)
-	if err != nil {
-		return err
-	}
-	if err := r.string("alive.name", &m.Name); err != nil {
-		return err
-	}
-	if m.Gen, err = r.uint("alive.gen", math.MaxUint64); err != nil {
-		return err
-	}
-	if m.Incarnation, err = r.uint("alive.incarnation", math.MaxUint64); err != nil {
-		return err
-	}
-	if m.Addr, err = r.addrPort("alive.addr"); err != nil {
-		return err
-	}
-	if err := r.bytes("alive.meta", &m.Meta); err != nil {
-		return err
-	}
-	return r.end("alive", n, 5)
+func (m *Alive) decode(r *Reader) {
+	n := r.message(TypeAlive, 5)
+	r.string(&m.Name)
+	m.Gen = r.Uint()
+	m.Incarnation = r.Uint()
+	m.Addr = r.addrPort()
+	r.copyBin(&m.Meta)
+	r.end(n, 5)
 }
 
 // AppendBody appends [name, gen, incarnation, from].
@@ -54,27 +43,18 @@ func (m *Suspect) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *Suspect) DecodeBody(body []byte) error {
-	return m.decode(&reader{b: body})
+	r := newBodyReader(body, nil)
+	m.decode(&r)
+	return r.Err()
 }
 
-func (m *Suspect) decode(r *reader) error {
-	n, err := r.array("suspect", 4)
-	if err != nil {
-		return err
-	}
-	if err := r.string("suspect.name", &m.Name); err != nil {
-		return err
-	}
-	if m.Gen, err = r.uint("suspect.gen", math.MaxUint64); err != nil {
-		return err
-	}
-	if m.Incarnation, err = r.uint("suspect.incarnation", math.MaxUint64); err != nil {
-		return err
-	}
-	if err := r.string("suspect.from", &m.From); err != nil {
-		return err
-	}
-	return r.end("suspect", n, 4)
+func (m *Suspect) decode(r *Reader) {
+	n := r.message(TypeSuspect, 4)
+	r.string(&m.Name)
+	m.Gen = r.Uint()
+	m.Incarnation = r.Uint()
+	r.string(&m.From)
+	r.end(n, 4)
 }
 
 // AppendBody appends [name, gen, incarnation, from, left].
@@ -89,30 +69,19 @@ func (m *Dead) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *Dead) DecodeBody(body []byte) error {
-	return m.decode(&reader{b: body})
+	r := newBodyReader(body, nil)
+	m.decode(&r)
+	return r.Err()
 }
 
-func (m *Dead) decode(r *reader) error {
-	n, err := r.array("dead", 5)
-	if err != nil {
-		return err
-	}
-	if err := r.string("dead.name", &m.Name); err != nil {
-		return err
-	}
-	if m.Gen, err = r.uint("dead.gen", math.MaxUint64); err != nil {
-		return err
-	}
-	if m.Incarnation, err = r.uint("dead.incarnation", math.MaxUint64); err != nil {
-		return err
-	}
-	if err := r.string("dead.from", &m.From); err != nil {
-		return err
-	}
-	if m.Left, err = r.bool("dead.left"); err != nil {
-		return err
-	}
-	return r.end("dead", n, 5)
+func (m *Dead) decode(r *Reader) {
+	n := r.message(TypeDead, 5)
+	r.string(&m.Name)
+	m.Gen = r.Uint()
+	m.Incarnation = r.Uint()
+	r.string(&m.From)
+	m.Left = r.Bool()
+	r.end(n, 5)
 }
 
 // AppendBody appends [kind, payload].
@@ -125,21 +94,14 @@ func (m *Data) AppendBody(dst []byte) []byte {
 // DecodeBody decodes the body AppendBody writes. Payload is copied into the
 // message's existing capacity.
 func (m *Data) DecodeBody(body []byte) error {
-	return m.decode(&reader{b: body})
+	r := newBodyReader(body, nil)
+	m.decode(&r)
+	return r.Err()
 }
 
-func (m *Data) decode(r *reader) error {
-	n, err := r.array("data", 2)
-	if err != nil {
-		return err
-	}
-	k, err := r.uint("data.kind", math.MaxUint8)
-	if err != nil {
-		return err
-	}
-	m.Kind = uint8(k)
-	if err := r.bytes("data.payload", &m.Payload); err != nil {
-		return err
-	}
-	return r.end("data", n, 2)
+func (m *Data) decode(r *Reader) {
+	n := r.message(TypeData, 2)
+	m.Kind = uint8(r.UintMax(math.MaxUint8))
+	r.copyBin(&m.Payload)
+	r.end(n, 2)
 }

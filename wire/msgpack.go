@@ -2,7 +2,6 @@ package wire
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math"
 	"net/netip"
 )
@@ -14,9 +13,10 @@ import (
 // forms) and check every length against the bytes that remain before use.
 //
 // The Append functions are exported for the packages that encode records of
-// their own (store, radix), together with Reader (reader.go). wire's own
-// message decoders use the unexported reader below, whose explicit errors
-// tell ErrTruncated from ErrMalformed.
+// their own (store, radix), together with Reader (reader.go), which decodes
+// everything. The unexported reads at the end of this file are those of
+// wire's message bodies: message arrays that may carry later fields,
+// interned strings, copied bins and addresses.
 
 // AppendArrayHeader appends the header of an array of n elements: fixarray,
 // array16 or array32.
@@ -121,228 +121,55 @@ func appendAddrPort(dst []byte, ap netip.AddrPort) []byte {
 	}
 }
 
-// reader decodes msgpack values from b. It never allocates on success.
-type reader struct {
-	b   []byte
-	off int
-	in  *interner // nil: no interning
+// message reads the array header of a body of message type t, which must
+// have at least want elements, and names t in later errors. The decoder
+// finishes with end(n, want). A fixarray takes a short path.
+func (r *Reader) message(t Type, want int) (n int) {
+	r.what = t
+	return r.array(want)
 }
 
-func (r *reader) truncated(what string, need int) error {
-	return errf(ErrTruncated, fmt.Sprintf("%s: need %d bytes, have %d", what, need, len(r.b)-r.off))
-}
-
-func (r *reader) malformed(what string, code byte) error {
-	return errf(ErrMalformed, fmt.Sprintf("%s: unexpected msgpack code 0x%02x", what, code))
-}
-
-func (r *reader) remaining() int { return len(r.b) - r.off }
-
-func (r *reader) byte1(what string) (byte, error) {
-	if r.off >= len(r.b) {
-		return 0, r.truncated(what, 1)
-	}
-	c := r.b[r.off]
-	r.off++
-	return c, nil
-}
-
-// bigEndian reads an n-byte (1, 2, 4 or 8) big-endian unsigned number.
-func (r *reader) bigEndian(what string, n int) (uint64, error) {
-	if r.remaining() < n {
-		return 0, r.truncated(what, n)
-	}
-	var v uint64
-	for _, c := range r.b[r.off : r.off+n] {
-		v = v<<8 | uint64(c)
-	}
-	r.off += n
-	return v, nil
-}
-
-// take returns the next n bytes, aliasing the input.
-func (r *reader) take(what string, n uint64) ([]byte, error) {
-	if uint64(r.remaining()) < n {
-		return nil, r.truncated(what, int(min(n, math.MaxInt32)))
-	}
-	b := r.b[r.off : r.off+int(n)]
-	r.off += int(n)
-	return b, nil
-}
-
-// array reads an array header and checks it has at least want elements.
-// The fast path (fixarray) avoids the call to arraySlow.
-func (r *reader) array(what string, want int) (int, error) {
+// array reads an array header of at least want elements, each taking at
+// least one of the bytes that remain. A fixarray takes a short path.
+func (r *Reader) array(want int) int {
 	if r.off < len(r.b) {
 		if c := r.b[r.off]; c&0xf0 == 0x90 && int(c&0x0f) >= want && int(c&0x0f) < len(r.b)-r.off {
 			r.off++
-			return int(c & 0x0f), nil
+			return int(c & 0x0f)
 		}
 	}
-	return r.arraySlow(what, want)
-}
-
-func (r *reader) arraySlow(what string, want int) (int, error) {
-	c, err := r.byte1(what)
-	if err != nil {
-		return 0, err
-	}
-	var n uint64
+	n := r.arrayHeader()
 	switch {
-	case c&0xf0 == 0x90:
-		n = uint64(c & 0x0f)
-	case c == 0xdc:
-		n, err = r.bigEndian(what, 2)
-	case c == 0xdd:
-		n, err = r.bigEndian(what, 4)
-	default:
-		return 0, r.malformed(what, c)
+	case r.err != nil:
+		return 0
+	case n < uint64(want):
+		r.Fail("array of %d elements, want at least %d", n, want)
+		return 0
+	case n > uint64(r.Remaining()):
+		r.failShort("array of %d cannot fit in %d bytes", n, r.Remaining())
+		return 0
 	}
-	if err != nil {
-		return 0, err
-	}
-	if n < uint64(want) {
-		return 0, errf(ErrMalformed, fmt.Sprintf("%s: array of %d elements, want at least %d", what, n, want))
-	}
-	// Each element takes at least one byte.
-	if n > uint64(r.remaining()) {
-		return 0, r.truncated(what, int(min(n, math.MaxInt32)))
-	}
-	return int(n), nil
+	return int(n)
 }
 
-// uint reads a non-negative integer no greater than max (at least 255 for
-// every field). The fast path (positive fixint) avoids the call to uintSlow.
-func (r *reader) uint(what string, max uint64) (uint64, error) {
-	if r.off < len(r.b) {
-		if c := r.b[r.off]; c < 0x80 {
-			r.off++
-			return uint64(c), nil
-		}
-	}
-	return r.uintSlow(what, max)
-}
-
-func (r *reader) uintSlow(what string, max uint64) (uint64, error) {
-	c, err := r.byte1(what)
-	if err != nil {
-		return 0, err
-	}
-	var v uint64
-	switch {
-	case c < 0x80:
-		v = uint64(c)
-	case c >= 0xcc && c <= 0xcf:
-		v, err = r.bigEndian(what, 1<<(c-0xcc))
-	case c >= 0xd0 && c <= 0xd3:
-		v, err = r.bigEndian(what, 1<<(c-0xd0))
-		if err == nil {
-			bits := 8 << (c - 0xd0)
-			if bits < 64 && v>>(bits-1) != 0 || bits == 64 && v>>63 != 0 {
-				return 0, errf(ErrMalformed, what+": negative integer")
-			}
-		}
-	default:
-		return 0, r.malformed(what, c)
-	}
-	if err != nil {
-		return 0, err
-	}
-	if v > max {
-		return 0, errf(ErrMalformed, fmt.Sprintf("%s: %d out of range (max %d)", what, v, max))
-	}
-	return v, nil
-}
-
-func (r *reader) bool(what string) (bool, error) {
-	c, err := r.byte1(what)
-	if err != nil {
-		return false, err
-	}
-	switch c {
-	case 0xc2:
-		return false, nil
-	case 0xc3:
-		return true, nil
-	}
-	return false, r.malformed(what, c)
-}
-
-// str reads a msgpack str and returns its bytes, aliasing the input. The
-// fast path (fixstr) avoids the call to strSlow.
-func (r *reader) str(what string) ([]byte, error) {
-	if r.off < len(r.b) {
-		if c := r.b[r.off]; c&0xe0 == 0xa0 {
-			if end := r.off + 1 + int(c&0x1f); end <= len(r.b) {
-				b := r.b[r.off+1 : end]
-				r.off = end
-				return b, nil
-			}
-		}
-	}
-	return r.strSlow(what)
-}
-
-func (r *reader) strSlow(what string) ([]byte, error) {
-	c, err := r.byte1(what)
-	if err != nil {
-		return nil, err
-	}
-	var n uint64
-	switch {
-	case c&0xe0 == 0xa0:
-		n = uint64(c & 0x1f)
-	case c >= 0xd9 && c <= 0xdb:
-		n, err = r.bigEndian(what, 1<<(c-0xd9))
-	default:
-		return nil, r.malformed(what, c)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return r.take(what, n)
-}
-
-// bin reads a msgpack bin (or nil, as empty) and returns its bytes, aliasing
-// the input. The fast path (bin8) avoids the call to binSlow.
-func (r *reader) bin(what string) ([]byte, error) {
-	if r.off+1 < len(r.b) && r.b[r.off] == 0xc4 {
-		if end := r.off + 2 + int(r.b[r.off+1]); end <= len(r.b) {
-			b := r.b[r.off+2 : end]
+// binOrNil reads a bin, or a nil as an empty one, and returns its bytes,
+// aliasing the input. A bin8 takes a short path.
+func (r *Reader) binOrNil() []byte {
+	if off := r.off; off+1 < len(r.b) && r.b[off] == 0xc4 {
+		if end := off + 2 + int(r.b[off+1]); end <= len(r.b) {
 			r.off = end
-			return b, nil
+			return r.b[off+2 : end : end]
 		}
 	}
-	return r.binSlow(what)
-}
-
-func (r *reader) binSlow(what string) ([]byte, error) {
-	c, err := r.byte1(what)
-	if err != nil {
-		return nil, err
-	}
-	var n uint64
-	switch {
-	case c == 0xc0:
-		return nil, nil
-	case c >= 0xc4 && c <= 0xc6:
-		n, err = r.bigEndian(what, 1<<(c-0xc4))
-	default:
-		return nil, r.malformed(what, c)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return r.take(what, n)
+	p, _ := r.bytes(math.MaxInt, acceptBin|acceptNil)
+	return p
 }
 
 // string reads a str into *dst, keeping the existing string when the bytes
-// are equal so that decoding into a reused message does not allocate.
-func (r *reader) string(what string, dst *string) error {
-	b, err := r.str(what)
-	if err != nil {
-		return err
-	}
+// are equal so that decoding into a reused message does not allocate, and
+// taking it from the interner otherwise, if there is one.
+func (r *Reader) string(dst *string) {
+	b := r.Str(math.MaxInt)
 	switch {
 	case *dst == string(b):
 	case r.in != nil:
@@ -350,50 +177,42 @@ func (r *reader) string(what string, dst *string) error {
 	default:
 		*dst = string(b)
 	}
-	return nil
 }
 
-// bytes reads a bin into *dst, reusing its capacity. The result never aliases
-// the input.
-func (r *reader) bytes(what string, dst *[]byte) error {
-	b, err := r.bin(what)
-	if err != nil {
-		return err
-	}
-	*dst = append((*dst)[:0], b...)
-	return nil
+// copyBin reads a bin (or nil) into *dst, reusing its capacity. The result
+// never aliases the input.
+func (r *Reader) copyBin(dst *[]byte) {
+	*dst = append((*dst)[:0], r.binOrNil()...)
 }
 
-func (r *reader) addrPort(what string) (netip.AddrPort, error) {
-	b, err := r.bin(what)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
+// addrPort reads an address written by appendAddrPort.
+func (r *Reader) addrPort() netip.AddrPort {
+	b := r.binOrNil()
 	switch len(b) {
 	case 0:
-		return netip.AddrPort{}, nil
+		return netip.AddrPort{}
 	case 6:
 		a := netip.AddrFrom4([4]byte(b[:4]))
-		return netip.AddrPortFrom(a, uint16(b[4])<<8|uint16(b[5])), nil
+		return netip.AddrPortFrom(a, uint16(b[4])<<8|uint16(b[5]))
 	case 18:
 		a := netip.AddrFrom16([16]byte(b[:16]))
-		return netip.AddrPortFrom(a, uint16(b[16])<<8|uint16(b[17])), nil
+		return netip.AddrPortFrom(a, uint16(b[16])<<8|uint16(b[17]))
 	}
-	return netip.AddrPort{}, errf(ErrMalformed, fmt.Sprintf("%s: address of %d bytes, want 0, 6 or 18", what, len(b)))
+	r.Fail("address of %d bytes, want 0, 6 or 18", len(b))
+	return netip.AddrPort{}
 }
 
 // skip skips n msgpack values of any type: the extra trailing fields a later
 // revision may append to a message array.
-func (r *reader) skip(what string, n int) error {
-	pending := uint64(n)
-	for pending > 0 {
+func (r *Reader) skip(n int) {
+	pending := uint64(max(n, 0))
+	for pending > 0 && r.err == nil {
 		pending--
-		c, err := r.byte1(what)
-		if err != nil {
-			return err
-		}
+		c := r.byte1()
 		var size, count uint64 // payload bytes to skip, nested values to add
 		switch {
+		case r.err != nil:
+			return
 		case c < 0x80 || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
 		case c&0xf0 == 0x80:
 			count = 2 * uint64(c&0x0f)
@@ -402,10 +221,9 @@ func (r *reader) skip(what string, n int) error {
 		case c&0xe0 == 0xa0:
 			size = uint64(c & 0x1f)
 		case c >= 0xc4 && c <= 0xc6: // bin
-			size, err = r.bigEndian(what, 1<<(c-0xc4))
+			size = r.bigEndian(1 << (c - 0xc4))
 		case c >= 0xc7 && c <= 0xc9: // ext: length, then a type byte
-			size, err = r.bigEndian(what, 1<<(c-0xc7))
-			size++
+			size = r.bigEndian(1<<(c-0xc7)) + 1
 		case c == 0xca:
 			size = 4
 		case c == 0xcb:
@@ -417,38 +235,39 @@ func (r *reader) skip(what string, n int) error {
 		case c >= 0xd4 && c <= 0xd8: // fixext: type byte + 1..16
 			size = 1 + 1<<(c-0xd4)
 		case c >= 0xd9 && c <= 0xdb:
-			size, err = r.bigEndian(what, 1<<(c-0xd9))
+			size = r.bigEndian(1 << (c - 0xd9))
 		case c == 0xdc || c == 0xdd:
-			count, err = r.bigEndian(what, 2<<(c-0xdc))
+			count = r.bigEndian(2 << (c - 0xdc))
 		case c == 0xde || c == 0xdf:
-			count, err = r.bigEndian(what, 2<<(c-0xde))
-			count *= 2
+			count = 2 * r.bigEndian(2<<(c-0xde))
 		default: // 0xc1 is never used
-			return r.malformed(what, c)
+			r.Fail("want a msgpack value, got 0x%02x", c)
+			return
 		}
-		if err != nil {
-			return err
+		if size > uint64(r.Remaining()) {
+			r.failShort("need %d bytes, have %d", min(size, math.MaxInt32), r.Remaining())
+			return
 		}
-		if _, err := r.take(what, size); err != nil {
-			return err
-		}
+		r.off += int(size)
 		pending += count
 		// Every pending value takes at least one byte.
-		if pending > uint64(r.remaining()) {
-			return r.truncated(what, int(min(pending, math.MaxInt32)))
+		if pending > uint64(r.Remaining()) {
+			r.failShort("%d values cannot fit in %d bytes", min(pending, math.MaxInt32), r.Remaining())
 		}
 	}
-	return nil
 }
 
 // end finishes a message array of n elements of which the decoder read
-// known: it skips the extra elements and rejects trailing bytes.
-func (r *reader) end(what string, n, known int) error {
-	if err := r.skip(what, n-known); err != nil {
-		return err
+// known: it skips the extra elements and rejects trailing bytes. It is
+// small enough to inline into the decoders; the usual end, nothing extra and
+// nothing left, costs no call.
+func (r *Reader) end(n, known int) {
+	if n > known || r.off != len(r.b) {
+		r.endSlow(n - known)
 	}
-	if r.off != len(r.b) {
-		return errf(ErrMalformed, fmt.Sprintf("%s: %d trailing bytes", what, len(r.b)-r.off))
-	}
-	return nil
+}
+
+func (r *Reader) endSlow(extra int) {
+	r.skip(extra)
+	r.End()
 }

@@ -16,29 +16,18 @@ func (m *Ping) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *Ping) DecodeBody(body []byte) error {
-	return m.decode(&reader{b: body})
+	r := newBodyReader(body, nil)
+	m.decode(&r)
+	return r.Err()
 }
 
-func (m *Ping) decode(r *reader) error {
-	n, err := r.array("ping", 4)
-	if err != nil {
-		return err
-	}
-	seq, err := r.uint("ping.seq", math.MaxUint32)
-	if err != nil {
-		return err
-	}
-	m.Seq = uint32(seq)
-	if err := r.string("ping.target", &m.Target); err != nil {
-		return err
-	}
-	if err := r.string("ping.source_name", &m.SourceName); err != nil {
-		return err
-	}
-	if m.SourceAddr, err = r.addrPort("ping.source_addr"); err != nil {
-		return err
-	}
-	return r.end("ping", n, 4)
+func (m *Ping) decode(r *Reader) {
+	n := r.message(TypePing, 4)
+	m.Seq = uint32(r.UintMax(math.MaxUint32))
+	r.string(&m.Target)
+	r.string(&m.SourceName)
+	m.SourceAddr = r.addrPort()
+	r.end(n, 4)
 }
 
 // AppendBody appends [seq, target, target_addr, want_nack, source_name, source_addr].
@@ -54,35 +43,20 @@ func (m *IndirectPing) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *IndirectPing) DecodeBody(body []byte) error {
-	return m.decode(&reader{b: body})
+	r := newBodyReader(body, nil)
+	m.decode(&r)
+	return r.Err()
 }
 
-func (m *IndirectPing) decode(r *reader) error {
-	n, err := r.array("indirect-ping", 6)
-	if err != nil {
-		return err
-	}
-	seq, err := r.uint("indirect-ping.seq", math.MaxUint32)
-	if err != nil {
-		return err
-	}
-	m.Seq = uint32(seq)
-	if err := r.string("indirect-ping.target", &m.Target); err != nil {
-		return err
-	}
-	if m.TargetAddr, err = r.addrPort("indirect-ping.target_addr"); err != nil {
-		return err
-	}
-	if m.WantNack, err = r.bool("indirect-ping.want_nack"); err != nil {
-		return err
-	}
-	if err := r.string("indirect-ping.source_name", &m.SourceName); err != nil {
-		return err
-	}
-	if m.SourceAddr, err = r.addrPort("indirect-ping.source_addr"); err != nil {
-		return err
-	}
-	return r.end("indirect-ping", n, 6)
+func (m *IndirectPing) decode(r *Reader) {
+	n := r.message(TypeIndirectPing, 6)
+	m.Seq = uint32(r.UintMax(math.MaxUint32))
+	r.string(&m.Target)
+	m.TargetAddr = r.addrPort()
+	m.WantNack = r.Bool()
+	r.string(&m.SourceName)
+	m.SourceAddr = r.addrPort()
+	r.end(n, 6)
 }
 
 // AppendBody appends [seq, payload].
@@ -95,23 +69,16 @@ func (m *Ack) AppendBody(dst []byte) []byte {
 // DecodeBody decodes the body AppendBody writes. Payload is copied into the
 // message's existing capacity.
 func (m *Ack) DecodeBody(body []byte) error {
-	return m.decode(&reader{b: body})
+	r := newBodyReader(body, nil)
+	m.decode(&r)
+	return r.Err()
 }
 
-func (m *Ack) decode(r *reader) error {
-	n, err := r.array("ack", 2)
-	if err != nil {
-		return err
-	}
-	seq, err := r.uint("ack.seq", math.MaxUint32)
-	if err != nil {
-		return err
-	}
-	m.Seq = uint32(seq)
-	if err := r.bytes("ack.payload", &m.Payload); err != nil {
-		return err
-	}
-	return r.end("ack", n, 2)
+func (m *Ack) decode(r *Reader) {
+	n := r.message(TypeAck, 2)
+	m.Seq = uint32(r.UintMax(math.MaxUint32))
+	r.copyBin(&m.Payload)
+	r.end(n, 2)
 }
 
 // AppendBody appends [seq].
@@ -121,18 +88,13 @@ func (m *Nack) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *Nack) DecodeBody(body []byte) error {
-	return m.decode(&reader{b: body})
+	r := newBodyReader(body, nil)
+	m.decode(&r)
+	return r.Err()
 }
 
-func (m *Nack) decode(r *reader) error {
-	n, err := r.array("nack", 1)
-	if err != nil {
-		return err
-	}
-	seq, err := r.uint("nack.seq", math.MaxUint32)
-	if err != nil {
-		return err
-	}
-	m.Seq = uint32(seq)
-	return r.end("nack", n, 1)
+func (m *Nack) decode(r *Reader) {
+	n := r.message(TypeNack, 1)
+	m.Seq = uint32(r.UintMax(math.MaxUint32))
+	r.end(n, 1)
 }

@@ -1,9 +1,6 @@
 package wire
 
-import (
-	"fmt"
-	"math"
-)
+import "math"
 
 // This file holds the body encodings of the push-pull exchange: its
 // header, the digest and the member records.
@@ -18,27 +15,17 @@ func (m *PushPull) AppendBody(dst []byte) []byte {
 
 // DecodeBody decodes the body AppendBody writes.
 func (m *PushPull) DecodeBody(body []byte) error {
-	return m.decode(&reader{b: body})
+	r := newBodyReader(body, nil)
+	m.decode(&r)
+	return r.Err()
 }
 
-func (m *PushPull) decode(r *reader) error {
-	n, err := r.array("push-pull", 3)
-	if err != nil {
-		return err
-	}
-	if m.Join, err = r.bool("push-pull.join"); err != nil {
-		return err
-	}
-	v, err := r.uint("push-pull.members", math.MaxUint32)
-	if err != nil {
-		return err
-	}
-	m.Members = uint32(v)
-	if v, err = r.uint("push-pull.state_bytes", math.MaxUint32); err != nil {
-		return err
-	}
-	m.StateBytes = uint32(v)
-	return r.end("push-pull", n, 3)
+func (m *PushPull) decode(r *Reader) {
+	n := r.message(TypePushPull, 3)
+	m.Join = r.Bool()
+	m.Members = uint32(r.UintMax(math.MaxUint32))
+	m.StateBytes = uint32(r.UintMax(math.MaxUint32))
+	r.end(n, 3)
 }
 
 // AppendBody appends [entries], each entry [name, gen, incarnation, state].
@@ -58,47 +45,27 @@ func (m *Digest) AppendBody(dst []byte) []byte {
 // DecodeBody decodes the body AppendBody writes. It rejects more than
 // MaxRecords entries with ErrTooLarge.
 func (m *Digest) DecodeBody(body []byte) error {
-	return m.decode(&reader{b: body})
+	r := newBodyReader(body, nil)
+	m.decode(&r)
+	return r.Err()
 }
 
-func (m *Digest) decode(r *reader) error {
-	n, err := r.array("digest", 1)
-	if err != nil {
-		return err
-	}
-	count, err := r.array("digest.entries", 0)
-	if err != nil {
-		return err
-	}
-	if count > MaxRecords {
-		return errf(ErrTooLarge, fmt.Sprintf("digest: %d entries, max %d", count, MaxRecords))
-	}
-	m.Entries = resize(m.Entries, count)
+func (m *Digest) decode(r *Reader) {
+	n := r.message(TypeDigest, 1)
+	m.Entries = resize(m.Entries, r.records("entries"))
 	for i := range m.Entries {
+		if r.Err() != nil {
+			return
+		}
 		e := &m.Entries[i]
-		k, err := r.array("digest.entry", 4)
-		if err != nil {
-			return err
-		}
-		if err := r.string("digest.entry.name", &e.Name); err != nil {
-			return err
-		}
-		if e.Gen, err = r.uint("digest.entry.gen", math.MaxUint64); err != nil {
-			return err
-		}
-		if e.Incarnation, err = r.uint("digest.entry.incarnation", math.MaxUint64); err != nil {
-			return err
-		}
-		s, err := r.uint("digest.entry.state", math.MaxUint8)
-		if err != nil {
-			return err
-		}
-		e.State = MemberState(s)
-		if err := r.skip("digest.entry", k-4); err != nil {
-			return err
-		}
+		k := r.array(4)
+		r.string(&e.Name)
+		e.Gen = r.Uint()
+		e.Incarnation = r.Uint()
+		e.State = MemberState(r.UintMax(math.MaxUint8))
+		r.skip(k - 4)
 	}
-	return r.end("digest", n, 1)
+	r.end(n, 1)
 }
 
 // AppendBody appends [records], each record [name, gen, incarnation, state,
@@ -121,53 +88,40 @@ func (m *Members) AppendBody(dst []byte) []byte {
 // DecodeBody decodes the body AppendBody writes. It rejects more than
 // MaxRecords records with ErrTooLarge.
 func (m *Members) DecodeBody(body []byte) error {
-	return m.decode(&reader{b: body})
+	r := newBodyReader(body, nil)
+	m.decode(&r)
+	return r.Err()
 }
 
-func (m *Members) decode(r *reader) error {
-	n, err := r.array("members", 1)
-	if err != nil {
-		return err
-	}
-	count, err := r.array("members.records", 0)
-	if err != nil {
-		return err
-	}
-	if count > MaxRecords {
-		return errf(ErrTooLarge, fmt.Sprintf("members: %d records, max %d", count, MaxRecords))
-	}
-	m.Records = resize(m.Records, count)
+func (m *Members) decode(r *Reader) {
+	n := r.message(TypeMembers, 1)
+	m.Records = resize(m.Records, r.records("records"))
 	for i := range m.Records {
+		if r.Err() != nil {
+			return
+		}
 		rec := &m.Records[i]
-		k, err := r.array("members.record", 6)
-		if err != nil {
-			return err
-		}
-		if err := r.string("members.record.name", &rec.Name); err != nil {
-			return err
-		}
-		if rec.Gen, err = r.uint("members.record.gen", math.MaxUint64); err != nil {
-			return err
-		}
-		if rec.Incarnation, err = r.uint("members.record.incarnation", math.MaxUint64); err != nil {
-			return err
-		}
-		s, err := r.uint("members.record.state", math.MaxUint8)
-		if err != nil {
-			return err
-		}
-		rec.State = MemberState(s)
-		if rec.Addr, err = r.addrPort("members.record.addr"); err != nil {
-			return err
-		}
-		if err := r.bytes("members.record.meta", &rec.Meta); err != nil {
-			return err
-		}
-		if err := r.skip("members.record", k-6); err != nil {
-			return err
-		}
+		k := r.array(6)
+		r.string(&rec.Name)
+		rec.Gen = r.Uint()
+		rec.Incarnation = r.Uint()
+		rec.State = MemberState(r.UintMax(math.MaxUint8))
+		rec.Addr = r.addrPort()
+		r.copyBin(&rec.Meta)
+		r.skip(k - 6)
 	}
-	return r.end("members", n, 1)
+	r.end(n, 1)
+}
+
+// records reads the array header of a body's list of records, which holds at
+// most MaxRecords (ErrTooLarge), and returns its count.
+func (r *Reader) records(what string) int {
+	count := r.array(0)
+	if count > MaxRecords {
+		r.fail(ErrTooLarge, "%d %s, max %d", count, what, MaxRecords)
+		return 0
+	}
+	return count
 }
 
 // resize returns s with length n, reusing its capacity (and the strings and

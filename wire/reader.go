@@ -3,14 +3,18 @@ package wire
 import "fmt"
 
 // Reader decodes the msgpack subset of the Append functions from a byte
-// slice, for packages that encode records of their own (store, radix).
+// slice. It is the one msgpack reader of meshnode: wire's message decoders
+// use it, and so do the packages that encode records of their own (store,
+// radix).
 //
 // The first error sticks: from then on every read returns a zero value (nil,
 // 0, false) and moves nothing, so a decoder may read a whole record and check
 // Err once. Zero values are chosen so that a caller using a failed read as an
 // index, a length or a limit stays in bounds. Every error wraps the sentinel
 // given to NewReader, so that callers keep their own (errors.Is(err,
-// store.ErrMalformed)), and says at which byte decoding stopped.
+// store.ErrMalformed)), and says at which byte decoding stopped. (wire's own
+// message decoders tell input that ends too soon, ErrTruncated, from input
+// that is wrong, ErrMalformed.)
 //
 // Reads accept every standard form of the family asked for: an unsigned
 // integer as positive fixint, uint8/16/32/64 or a non-negative int8/16/32/64;
@@ -19,7 +23,8 @@ import "fmt"
 // caller's limit and against the bytes that remain before it is used, so a
 // hostile length can neither slice past the input nor make the caller
 // allocate. Byte results alias the input. A Reader allocates only to build
-// its error.
+// its error (and, in wire's message decoders, the strings of a message that
+// neither the message nor the codec's interner holds yet).
 //
 // The zero Reader reads nothing and fails on the first read.
 type Reader struct {
@@ -27,6 +32,10 @@ type Reader struct {
 	off      int
 	err      error
 	sentinel error
+	// The fields below serve wire's message decoders (newBodyReader).
+	short error     // wrapped when the input ends too soon; nil: sentinel
+	in    *interner // where strings come from; nil: no interning
+	what  Type      // the message being decoded, named in errors; 0: none
 }
 
 // NewReader returns a Reader over b whose errors wrap sentinel (wire's
@@ -37,6 +46,13 @@ func NewReader(b []byte, sentinel error) Reader {
 		sentinel = ErrMalformed
 	}
 	return Reader{b: b, sentinel: sentinel}
+}
+
+// newBodyReader returns a Reader over a message body: input that ends too
+// soon is ErrTruncated, any other error ErrMalformed (or ErrTooLarge where a
+// decoder says so), and strings come from in when it is not nil.
+func newBodyReader(b []byte, in *interner) Reader {
+	return Reader{b: b, sentinel: ErrMalformed, short: ErrTruncated, in: in}
 }
 
 // Err returns the first error, or nil.
@@ -50,12 +66,30 @@ func (r *Reader) Remaining() int { return len(r.b) - r.off }
 // byte offset. Decoders call it for their own checks (an empty name, a
 // reference out of range) so that those fail like a bad encoding.
 func (r *Reader) Fail(format string, args ...any) {
+	r.fail(r.sentinel, format, args...)
+}
+
+// failShort is Fail for input that ends before what it declares.
+func (r *Reader) failShort(format string, args ...any) {
+	kind := r.short
+	if kind == nil {
+		kind = r.sentinel
+	}
+	r.fail(kind, format, args...)
+}
+
+// fail records an *Error of the given kind, unless one is already recorded,
+// naming the message being decoded if there is one, and stops the Reader.
+func (r *Reader) fail(kind error, format string, args ...any) {
 	if r.err == nil {
-		sentinel := r.sentinel
-		if sentinel == nil {
-			sentinel = ErrMalformed
+		if kind == nil {
+			kind = ErrMalformed
 		}
-		r.err = fmt.Errorf("%w: %s at byte %d", sentinel, fmt.Sprintf(format, args...), r.off)
+		detail := fmt.Sprintf(format, args...)
+		if r.what != 0 {
+			detail = r.what.String() + ": " + detail
+		}
+		r.err = &Error{Kind: kind, Detail: fmt.Sprintf("%s at byte %d", detail, r.off)}
 	}
 	// With nothing left to read, every later read fails its bounds check
 	// and returns a zero value.
@@ -66,7 +100,7 @@ func (r *Reader) Fail(format string, args ...any) {
 func (r *Reader) next(n int) []byte {
 	if n < 0 || n > len(r.b)-r.off {
 		if r.err == nil {
-			r.Fail("need %d bytes, have %d", n, len(r.b)-r.off)
+			r.failShort("need %d bytes, have %d", n, len(r.b)-r.off)
 		}
 		return nil
 	}
@@ -112,21 +146,7 @@ func (r *Reader) ArrayLen(max, minElem int) int {
 }
 
 func (r *Reader) arrayLenSlow(max, minElem int) int {
-	c := r.byte1()
-	var n uint64
-	switch {
-	case r.err != nil:
-		return 0
-	case c&0xf0 == 0x90:
-		n = uint64(c & 0x0f)
-	case c == 0xdc:
-		n = r.bigEndian(2)
-	case c == 0xdd:
-		n = r.bigEndian(4)
-	default:
-		r.Fail("want array, got 0x%02x", c)
-		return 0
-	}
+	n := r.arrayHeader()
 	switch {
 	case r.err != nil:
 		return 0
@@ -134,10 +154,27 @@ func (r *Reader) arrayLenSlow(max, minElem int) int {
 		r.Fail("array of %d exceeds limit %d", n, max)
 		return 0
 	case n > uint64(r.Remaining()/minElemOf(minElem)):
-		r.Fail("array of %d cannot fit in %d bytes", n, r.Remaining())
+		r.failShort("array of %d cannot fit in %d bytes", n, r.Remaining())
 		return 0
 	}
 	return int(n)
+}
+
+// arrayHeader reads an array header and returns its count, unchecked.
+func (r *Reader) arrayHeader() uint64 {
+	c := r.byte1()
+	switch {
+	case r.err != nil:
+		return 0
+	case c&0xf0 == 0x90:
+		return uint64(c & 0x0f)
+	case c == 0xdc:
+		return r.bigEndian(2)
+	case c == 0xdd:
+		return r.bigEndian(4)
+	}
+	r.Fail("want array, got 0x%02x", c)
+	return 0
 }
 
 func minElemOf(minElem int) int { return max(minElem, 1) }
@@ -180,9 +217,16 @@ func (r *Reader) uintSlow() uint64 {
 	return 0
 }
 
-// UintMax reads an unsigned integer no greater than max.
+// UintMax reads an unsigned integer no greater than max. A positive fixint
+// takes a short path, as in Uint.
 func (r *Reader) UintMax(max uint64) uint64 {
-	v := r.Uint()
+	var v uint64
+	if off := r.off; off < len(r.b) && r.b[off] < 0x80 {
+		r.off = off + 1
+		v = uint64(r.b[off])
+	} else {
+		v = r.uintSlow()
+	}
 	if v > max {
 		r.Fail("integer %d exceeds %d", v, max)
 		return 0
@@ -203,7 +247,8 @@ func (r *Reader) Bool() bool {
 	return false
 }
 
-// Families of byte strings that bytes accepts.
+// Families of byte strings that bytes accepts (wire's bodies read a nil bin
+// as empty: binOrNil).
 const (
 	acceptStr = 1 << iota
 	acceptBin
@@ -284,6 +329,8 @@ func familyName(accept int) string {
 		return "bin"
 	case acceptStr | acceptBin:
 		return "str or bin"
+	case acceptBin | acceptNil:
+		return "bin or nil"
 	}
 	return "str, bin or nil"
 }
