@@ -223,6 +223,13 @@ func (n *Node) streamRejected(from netip.AddrPort, side string, err error) {
 		return
 	}
 	n.met.streamRejected.WithLabelValues(reason).Inc()
+	if reason != reasonBadCert && reason != reasonTLS {
+		// A frame that does not open is gossip input that does not open,
+		// whether it came by UDP or over a stream: a joiner with another
+		// key or label only ever sends frames (its join is a stream), and
+		// this is the counter operators alert on for exactly that.
+		n.met.packetsBad.WithLabelValues(reason).Inc()
+	}
 	if ok, held := n.rejects.allow("tcp/" + side + "/" + reason); ok {
 		n.log.Warn("stream rejected", "reason", reason, "side", side, "remote", from.String(), "hint", reasonHint(reason), "err", err.Error(), "suppressed", held)
 	}

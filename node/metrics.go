@@ -73,7 +73,7 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	m.deltaErrors = counter("sync_delta_errors_total", "Received delta batches that did not apply.")
 	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed because too many pushes were in flight; anti-entropy repairs them.")
 	m.streamErrors = counter("stream_errors_total", "TCP streams that failed (dial, TLS, protocol, deadline).")
-	m.packetsBad = counterVec("swim_packets_bad_total", "UDP packets that could not be opened or parsed, by reason (unknown_key, auth_failed, plaintext_refused, encrypted_refused, version, malformed).", "reason")
+	m.packetsBad = counterVec("swim_packets_bad_total", "Gossip input that could not be opened or parsed, by reason (unknown_key, auth_failed, plaintext_refused, encrypted_refused, version, malformed): UDP packets, and the frames of TCP streams (also counted in stream_rejected_total).", "reason")
 	m.streamRejected = counterVec("stream_rejected_total", "TCP streams refused because of what the peer sent or presented, by reason (the packet reasons, bad_certificate, tls_handshake); a failed TLS handshake counts on both sides.", "reason")
 	for _, r := range packetReasons() {
 		m.packetsBad.WithLabelValues(r)
