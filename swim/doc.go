@@ -26,7 +26,8 @@
 // open, the events (join, update, suspect, alive, dead, leave), the Data
 // payloads and push-pull states received for the layer above, and the time
 // of the next Tick. The runner (goroutines, sockets, timers, DNS, the bounded
-// event channel) lives outside this package's core.
+// event channel) lives in package swimnet; this package has no I/O, which
+// internal/layering enforces.
 //
 // Ownership: messages passed in are borrowed for the call (the core copies
 // what it keeps, so the runner may decode into reused messages); everything

@@ -1,4 +1,4 @@
-package swim
+package swimnet
 
 import (
 	"context"
@@ -21,7 +21,7 @@ type Resolver interface {
 
 // ErrSeed reports a seed that is not a valid host:port, IP or host name, or
 // whose name resolved to no address.
-var ErrSeed = errors.New("swim: bad seed")
+var ErrSeed = errors.New("swimnet: bad seed")
 
 // maxSeedAddrs bounds the addresses taken from one seed name, so that a
 // name with many records does not open a stream to each of them.
@@ -94,9 +94,9 @@ func ResolveSeeds(ctx context.Context, r Resolver, seeds []string, port uint16) 
 // re-dialled while the member is alone. Every attempt
 // resolves the seeds again, push-pulls with all of them at once and waits for
 // the exchanges to end; between attempts it backs off exponentially from
-// Config.JoinRetryMin to JoinRetryMax, with jitter. It returns the number of
+// [swim.Config].JoinRetryMin to JoinRetryMax, with jitter. It returns the number of
 // seed addresses that answered in the first attempt where one did (an
-// unresponsive seed delays it by up to Config.StreamTimeout), or an error
+// unresponsive seed delays it by up to [swim.Config].StreamTimeout), or an error
 // matching ErrJoin after RunnerOptions.JoinAttempts failed attempts or when
 // ctx ends.
 //
@@ -229,7 +229,7 @@ func (r *Runner) joinOnce(ctx context.Context, addrs []netip.AddrPort) (int, see
 }
 
 // reseedLoop re-resolves the seeds of the last successful Join every
-// Config.ReconnectInterval and hands their addresses to the core, so that its
+// [swim.Config].ReconnectInterval and hands their addresses to the core, so that its
 // reconnect loop (which re-dials seeds while this member is alone or
 // isolated) reaches seeds whose names now point elsewhere. Lookups run here,
 // never on the protocol loop, so a slow resolver cannot stall the protocol.
