@@ -100,9 +100,10 @@ func ResolveSeeds(ctx context.Context, r Resolver, seeds []string, port uint16) 
 // matching ErrJoin after RunnerOptions.JoinAttempts failed attempts or when
 // ctx ends.
 //
-// While a join is pending the core also retries on its own schedule, with
-// the addresses of the latest attempt; ending ctx stops the Runner's
-// attempts, not the core's.
+// These attempts are the only join retries: the core makes one attempt per
+// call. Until a join succeeds, the core's reconnect loop also push-pulls
+// with one seed of the latest attempt every [swim.Config].ReconnectInterval
+// while this member is alone, as it does for a member that is isolated.
 func (r *Runner) Join(ctx context.Context, seeds ...string) (int, error) {
 	if len(seeds) == 0 {
 		return 0, fmt.Errorf("%w: no seeds", ErrJoin)

@@ -361,6 +361,42 @@ func TestRunnerJoinAttemptsBounded(t *testing.T) {
 	})
 }
 
+// TestRunnerJoinIsTheOnlyRetry checks that the Runner's attempts are the
+// only join retries: the core dials the seed once per attempt and keeps no
+// backoff of its own running between them.
+func TestRunnerJoinIsTheOnlyRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := swim.LocalConfig()
+		cfg.ReconnectInterval = time.Hour // keeps the reconnect loop's dials out of the count
+		c := newMemCluster(t, 2, cfg, func(i int, o *swimnet.RunnerOptions) { o.JoinAttempts = 4 })
+		defer c.shutdown()
+		seed := c.rs[0].Addr()
+		var (
+			mu    sync.Mutex
+			dials int
+		)
+		c.net.SetDrop(func(from, to netip.AddrPort, stream bool) bool {
+			if to != seed {
+				return false
+			}
+			if stream {
+				mu.Lock()
+				dials++
+				mu.Unlock()
+			}
+			return true
+		})
+		if _, err := c.rs[1].Join(context.Background(), seed.String()); !errors.Is(err, swimnet.ErrJoin) {
+			t.Fatalf("join = %v, want ErrJoin", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if dials != 4 {
+			t.Errorf("%d dials to the seed in 4 join attempts, want 4: one per attempt", dials)
+		}
+	})
+}
+
 func TestRunnerJoinContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newMemCluster(t, 1, swim.LocalConfig(), nil)
