@@ -19,7 +19,8 @@
 //   - StreamDone(now, id, resp, err): the outcome of a stream the core asked
 //     for;
 //   - Tick(now): timers; call it at Ready().Next;
-//   - Join, SetSeeds, Leave, SetMeta, Broadcast: the embedder's requests.
+//   - Join, SetSeeds, Leave, SetMeta, Broadcast: the embedder's requests
+//     (Join makes one attempt; retrying with backoff is the runner's job).
 //
 // Output: Ready() drains the packets to send (each within the packet
 // budget: a primary message plus piggybacked broadcasts), the streams to
@@ -99,5 +100,5 @@
 // merge within seconds of a heal; tombstones are reaped after
 // Config.ReapTimeout.
 //
-// swim imports wire only.
+// swim imports wire only; package swimnet runs it over the network.
 package swim
