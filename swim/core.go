@@ -239,9 +239,8 @@ func (c *Core) Join(now time.Time, seeds []netip.AddrPort) {
 	}
 }
 
-// SetSeeds replaces the seed addresses used by join retries and by the
-// reconnect loop, without starting an attempt; the runner calls it after
-// re-resolving seed names.
+// SetSeeds replaces the seed addresses used by the reconnect loop, without
+// starting an attempt; the runner calls it after re-resolving seed names.
 func (c *Core) SetSeeds(seeds []netip.AddrPort) { c.seeds = slices.Clone(seeds) }
 
 // Leave announces a graceful departure: this member is marked left, a
