@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -106,7 +106,7 @@ func rejectReason(err error) string {
 	case errors.Is(err, wire.ErrTooLarge), errors.Is(err, wire.ErrBadChecksum),
 		errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrUnknownType), errors.Is(err, wire.ErrDecrypt),
 		errors.Is(err, ErrStream):
-		// swim.ErrStream is not here: it wraps I/O errors too.
+		// swimnet.ErrStream is not here: it wraps I/O errors too.
 		return reasonMalformed
 	}
 	return ""
@@ -194,7 +194,7 @@ func (l *rateLog) allow(key string) (ok bool, suppressed int) {
 
 // badInput is the swim Runner's OnBadInput: it counts and logs a packet, a
 // swim stream or a swim reply that could not be read.
-func (n *Node) badInput(in swim.BadInput) {
+func (n *Node) badInput(in swimnet.BadInput) {
 	from, err := in.From, in.Err
 	if in.Stream {
 		side := "server"
@@ -260,11 +260,11 @@ func joinHint(err error) (cause, hint string) {
 			return "tls", "the seed's TLS certificate is not signed by this node's CA (--tls-ca-file)"
 		}
 		return "tls", "the TLS handshake with the seed failed: it may not use TLS, or it refused this node's certificate"
-	case errors.Is(err, swim.ErrNoReply):
+	case errors.Is(err, swimnet.ErrNoReply):
 		return "noreply", "the seed closed the connection without answering: it may use another gossip key, cluster label or plaintext setting, or TLS (it logs the reason), or it is overloaded or leaving"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "refused", "nothing listens at the seed's address"
-	case errors.Is(err, swim.ErrStream):
+	case errors.Is(err, swimnet.ErrStream):
 		return "stream", "the seed's answer could not be read: it may use another gossip key, cluster label or plaintext setting"
 	case isTimeout(err) || errors.Is(err, os.ErrDeadlineExceeded):
 		return "timeout", "the seed did not answer in time: it is down or unreachable, or a firewall drops the traffic"

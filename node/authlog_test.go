@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/meshnode/meshnode/internal/testcert"
-	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -420,9 +420,9 @@ func TestRejectReason(t *testing.T) {
 		{"no client certificate", hs(errors.New("tls: client didn't provide a certificate")), reasonBadCert},
 		{"not TLS", hs(tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), reasonTLS},
 		{"peer refused our certificate", hs(&net.OpError{Op: "remote error", Err: errors.New("tls: bad certificate")}), reasonTLS},
-		{"peer refused our certificate after the handshake", fmt.Errorf("%w: read frame: %w", swim.ErrStream, &net.OpError{Op: "remote error", Err: errors.New("tls: unknown certificate authority")}), reasonTLS},
-		{"swim stream I/O error", fmt.Errorf("%w: read frame: %w", swim.ErrStream, net.ErrClosed), ""},
-		{"too many swim messages", fmt.Errorf("%w: more than 16 messages", swim.ErrStream), ""},
+		{"peer refused our certificate after the handshake", fmt.Errorf("%w: read frame: %w", swimnet.ErrStream, &net.OpError{Op: "remote error", Err: errors.New("tls: unknown certificate authority")}), reasonTLS},
+		{"swim stream I/O error", fmt.Errorf("%w: read frame: %w", swimnet.ErrStream, net.ErrClosed), ""},
+		{"too many swim messages", fmt.Errorf("%w: more than 16 messages", swimnet.ErrStream), ""},
 		{"handshake never started", hs(io.EOF), ""},
 		{"handshake timed out", hs(os.ErrDeadlineExceeded), ""},
 	}

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 	"github.com/meshnode/meshnode/wire"
 	"golang.org/x/sync/semaphore"
 )
@@ -169,7 +169,7 @@ func (p *pendingConns) len() int {
 // gives the reader's budget back once they are read, and runs done once on
 // Close.
 type replayConn struct {
-	swim.Conn
+	swimnet.Conn
 	replay  [][]byte // the first frame's header and body, as received
 	release func()   // gives the first frame's bytes back
 	done    func()

@@ -17,7 +17,7 @@
 //
 // One port carries UDP (swim probes and gossip, eager deltas) and TCP. Every
 // TCP connection starts with a channel byte: 'S' streams go to the
-// swim.Runner (push-pull, TCP pings), 'A' streams are anti-entropy, 'D'
+// swimnet.Runner (push-pull, TCP pings), 'A' streams are anti-entropy, 'D'
 // streams carry deltas too large for a packet. TLS, when configured, wraps
 // the connection before the channel byte.
 //

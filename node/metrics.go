@@ -3,7 +3,7 @@ package node
 import (
 	"runtime"
 
-	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -168,28 +168,28 @@ func (m *metrics) unregister() {
 type swimCollector struct {
 	n     *Node
 	descs []*prometheus.Desc
-	get   []func(swim.RunnerStats) uint64
+	get   []func(swimnet.RunnerStats) uint64
 }
 
 func newSwimCollector(n *Node) *swimCollector {
 	c := &swimCollector{n: n}
-	add := func(name, help string, f func(swim.RunnerStats) uint64) {
+	add := func(name, help string, f func(swimnet.RunnerStats) uint64) {
 		c.descs = append(c.descs, prometheus.NewDesc("meshnode_swim_"+name, help, nil, nil))
 		c.get = append(c.get, f)
 	}
-	add("probes_total", "Direct failure-detection probes started.", func(s swim.RunnerStats) uint64 { return s.Core.ProbesSent })
-	add("probe_failures_total", "Probes that ended in a suspicion.", func(s swim.RunnerStats) uint64 { return s.Core.ProbesFailed })
-	add("tcp_only_probes_total", "Probes answered over TCP only.", func(s swim.RunnerStats) uint64 { return s.Core.TCPOnlyProbes })
-	add("suspicions_total", "Suspicions this node raised from its own probes.", func(s swim.RunnerStats) uint64 { return s.Core.SuspicionsRaised })
-	add("death_verdicts_total", "Death verdicts this node issued.", func(s swim.RunnerStats) uint64 { return s.Core.DeathVerdicts })
-	add("verdicts_withheld_total", "Verdicts deferred by the self-isolation guard.", func(s swim.RunnerStats) uint64 { return s.Core.VerdictsWithheld })
-	add("refutations_total", "Alive messages sent to refute accusations.", func(s swim.RunnerStats) uint64 { return s.Core.Refutations })
-	add("refutations_withheld_total", "Accusations of this node left unrefuted because it distrusted itself.", func(s swim.RunnerStats) uint64 { return s.Core.RefutesWithheld })
-	add("isolation_changes_total", "Times this node started or stopped distrusting itself (self-isolation guard).", func(s swim.RunnerStats) uint64 { return s.Core.IsolationChanges })
-	add("broadcasts_dropped_total", "Broadcasts dropped because the queue was full.", func(s swim.RunnerStats) uint64 { return s.Core.BroadcastsDropped })
-	add("events_dropped_total", "Membership events dropped because the node read them too slowly.", func(s swim.RunnerStats) uint64 { return s.EventsDropped })
-	add("deliveries_dropped_total", "Data payloads dropped because the node applied them too slowly.", func(s swim.RunnerStats) uint64 { return s.DeliveriesDropped })
-	add("stream_errors_total", "Swim stream exchanges that failed.", func(s swim.RunnerStats) uint64 { return s.StreamErrors })
+	add("probes_total", "Direct failure-detection probes started.", func(s swimnet.RunnerStats) uint64 { return s.Core.ProbesSent })
+	add("probe_failures_total", "Probes that ended in a suspicion.", func(s swimnet.RunnerStats) uint64 { return s.Core.ProbesFailed })
+	add("tcp_only_probes_total", "Probes answered over TCP only.", func(s swimnet.RunnerStats) uint64 { return s.Core.TCPOnlyProbes })
+	add("suspicions_total", "Suspicions this node raised from its own probes.", func(s swimnet.RunnerStats) uint64 { return s.Core.SuspicionsRaised })
+	add("death_verdicts_total", "Death verdicts this node issued.", func(s swimnet.RunnerStats) uint64 { return s.Core.DeathVerdicts })
+	add("verdicts_withheld_total", "Verdicts deferred by the self-isolation guard.", func(s swimnet.RunnerStats) uint64 { return s.Core.VerdictsWithheld })
+	add("refutations_total", "Alive messages sent to refute accusations.", func(s swimnet.RunnerStats) uint64 { return s.Core.Refutations })
+	add("refutations_withheld_total", "Accusations of this node left unrefuted because it distrusted itself.", func(s swimnet.RunnerStats) uint64 { return s.Core.RefutesWithheld })
+	add("isolation_changes_total", "Times this node started or stopped distrusting itself (self-isolation guard).", func(s swimnet.RunnerStats) uint64 { return s.Core.IsolationChanges })
+	add("broadcasts_dropped_total", "Broadcasts dropped because the queue was full.", func(s swimnet.RunnerStats) uint64 { return s.Core.BroadcastsDropped })
+	add("events_dropped_total", "Membership events dropped because the node read them too slowly.", func(s swimnet.RunnerStats) uint64 { return s.EventsDropped })
+	add("deliveries_dropped_total", "Data payloads dropped because the node applied them too slowly.", func(s swimnet.RunnerStats) uint64 { return s.DeliveriesDropped })
+	add("stream_errors_total", "Swim stream exchanges that failed.", func(s swimnet.RunnerStats) uint64 { return s.StreamErrors })
 	return c
 }
 
@@ -202,7 +202,7 @@ func (c *swimCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *swimCollector) Collect(ch chan<- prometheus.Metric) {
-	var s swim.RunnerStats
+	var s swimnet.RunnerStats
 	if c.n.mem != nil {
 		s = c.n.mem.r.Stats()
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/meshnode/meshnode/replica"
 	"github.com/meshnode/meshnode/store"
 	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 	"github.com/meshnode/meshnode/wire"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
@@ -209,10 +210,10 @@ func (n *Node) Start() error {
 	}
 	n.tr = &transport{udp: udp, tcp: tcp, addr: adv, tlsServer: n.tlsSrv, tlsClient: n.tlsCli,
 		codecCfg: wire.Config{Label: n.cfg.Label, Keyring: n.keyring}, streamBudget: n.streamBuf,
-		packets: make(chan swim.Inbound, 1024), streams: make(chan swim.Incoming, 16),
+		packets: make(chan swimnet.Inbound, 1024), streams: make(chan swimnet.Incoming, 16),
 		onTLSFail: func(to netip.AddrPort, err error) { n.streamRejected(to, "client", err) }}
 	mem, err := newMembership(n.ctx, &n.g, n.tr, n.swimConfig(), swim.Identity{Name: n.name, Gen: n.gen, Addr: adv},
-		swim.RunnerOptions{Delegate: n, OnBadInput: n.badInput, OnJoinFailed: n.joinFailed}, n.onEvent)
+		swimnet.RunnerOptions{Delegate: n, OnBadInput: n.badInput, OnJoinFailed: n.joinFailed}, n.onEvent)
 	if err != nil {
 		n.tr.close()
 		return fmt.Errorf("node: swim: %w", err)
@@ -500,9 +501,9 @@ func (n *Node) serveConn(raw net.Conn, ticket uint64) (handedOff bool) {
 	c.SetDeadline(time.Now().Add(n.cfg.StreamTimeout.D()))
 	if ch == chanSwim {
 		hdr, body := sio.sr.Raw()
-		rc := &replayConn{Conn: c.(swim.Conn), replay: [][]byte{hdr, body}, release: sio.close, done: func() { n.served.Release(1) }}
+		rc := &replayConn{Conn: c.(swimnet.Conn), replay: [][]byte{hdr, body}, release: sio.close, done: func() { n.served.Release(1) }}
 		select {
-		case n.tr.streams <- swim.Incoming{From: from, Conn: rc}:
+		case n.tr.streams <- swimnet.Incoming{From: from, Conn: rc}:
 			return true
 		default:
 			n.tr.streamsDropped.Add(1)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 	"github.com/meshnode/meshnode/wire"
 	"golang.org/x/sync/errgroup"
 )
@@ -22,12 +23,12 @@ var ErrTooLarge = errors.New("node: too large for a packet")
 // ErrClosed reports a call on a node that is shut down.
 var ErrClosed = errors.New("node: closed")
 
-// membership drives swim.Runner over the node's transport: it is what the
+// membership drives swimnet.Runner over the node's transport: it is what the
 // node needs of the membership layer. Gossiped and directly sent Data reach
 // the node through the Runner's Delegate. Its goroutines (event delivery,
 // the join loop) run in the node's group and end with the node's context.
 type membership struct {
-	r      *swim.Runner
+	r      *swimnet.Runner
 	t      *transport
 	ctx    context.Context // ends at Shutdown
 	g      *errgroup.Group // the node's goroutines
@@ -51,7 +52,7 @@ type joinLoop struct {
 
 // newMembership starts a swim Runner over t with opts (its Wire
 // configuration is t's); its goroutines run in g until ctx ends.
-func newMembership(ctx context.Context, g *errgroup.Group, t *transport, cfg swim.Config, id swim.Identity, opts swim.RunnerOptions, onEvent func(swim.Event)) (*membership, error) {
+func newMembership(ctx context.Context, g *errgroup.Group, t *transport, cfg swim.Config, id swim.Identity, opts swimnet.RunnerOptions, onEvent func(swim.Event)) (*membership, error) {
 	codec, err := wire.NewCodec(t.codecCfg)
 	if err != nil {
 		return nil, err
@@ -59,7 +60,7 @@ func newMembership(ctx context.Context, g *errgroup.Group, t *transport, cfg swi
 	cfg.MaxPacketBytes = codec.BudgetBytes()
 	opts.Wire = t.codecCfg
 	opts.StreamBudget = t.streamBudget
-	r, err := swim.NewRunner(cfg, id, t, opts)
+	r, err := swimnet.NewRunner(cfg, id, t, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -178,16 +179,16 @@ func (m *membership) shutdown() error { return m.r.Shutdown() }
 // The transport is swim's Transport: the Runner gets the UDP packets and
 // the TCP streams that start with chanSwim; the replication streams
 // (anti-entropy, delta pushes) never reach it.
-var _ swim.Transport = (*transport)(nil)
+var _ swimnet.Transport = (*transport)(nil)
 
-// WriteTo sends one UDP packet; it implements swim.Transport.
+// WriteTo sends one UDP packet; it implements swimnet.Transport.
 func (t *transport) WriteTo(b []byte, to netip.AddrPort) error { return t.writeUDP(b, to) }
 
-// Packets returns the received datagrams; it implements swim.Transport.
-func (t *transport) Packets() <-chan swim.Inbound { return t.packets }
+// Packets returns the received datagrams; it implements swimnet.Transport.
+func (t *transport) Packets() <-chan swimnet.Inbound { return t.packets }
 
-// DialStream opens a swim stream; it implements swim.Transport.
-func (t *transport) DialStream(ctx context.Context, to netip.AddrPort) (swim.Conn, error) {
+// DialStream opens a swim stream; it implements swimnet.Transport.
+func (t *transport) DialStream(ctx context.Context, to netip.AddrPort) (swimnet.Conn, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(DefaultStreamTimeout)
@@ -196,16 +197,16 @@ func (t *transport) DialStream(ctx context.Context, to netip.AddrPort) (swim.Con
 	if err != nil {
 		return nil, err
 	}
-	return c.(swim.Conn), nil
+	return c.(swimnet.Conn), nil
 }
 
-// Streams returns the accepted swim streams; it implements swim.Transport.
-func (t *transport) Streams() <-chan swim.Incoming { return t.streams }
+// Streams returns the accepted swim streams; it implements swimnet.Transport.
+func (t *transport) Streams() <-chan swimnet.Incoming { return t.streams }
 
-// Addr returns the advertised address; it implements swim.Transport.
+// Addr returns the advertised address; it implements swimnet.Transport.
 func (t *transport) Addr() netip.AddrPort { return t.addr }
 
-// Shutdown closes the sockets; it implements swim.Transport.
+// Shutdown closes the sockets; it implements swimnet.Transport.
 func (t *transport) Shutdown() error { return t.close() }
 
 // readLoop hands received datagrams to the Runner, dropping (and counting)
@@ -225,7 +226,7 @@ func (t *transport) readLoop() error {
 		}
 		t.udpRecv.Add(uint64(n))
 		select {
-		case t.packets <- swim.Inbound{From: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), Buf: append([]byte(nil), buf[:n]...)}:
+		case t.packets <- swimnet.Inbound{From: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), Buf: append([]byte(nil), buf[:n]...)}:
 		default:
 			t.dropped.Add(1)
 		}

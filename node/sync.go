@@ -34,13 +34,13 @@ const (
 )
 
 // NotifyData applies a delta received over UDP (direct or gossiped); it
-// implements swim.Delegate and runs on the Runner's delivery goroutine. The
+// implements swimnet.Delegate and runs on the Runner's delivery goroutine. The
 // replication core decides whether to gossip it on.
 func (n *Node) NotifyData(r swim.Received) {
 	n.receive(r.Data.Kind, r.Data.Payload, replica.ViaPacket)
 }
 
-// NotifyState implements swim.Delegate. The node sends no push-pull state:
+// NotifyState implements swimnet.Delegate. The node sends no push-pull state:
 // anti-entropy runs on its own streams.
 func (n *Node) NotifyState(swim.RemoteState) {}
 

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -55,8 +55,8 @@ type transport struct {
 	udpSent, udpRecv, tcpSent, tcpRecv atomic.Uint64
 	dropped, streamsDropped            atomic.Uint64
 	// packets and streams feed the swim Runner.
-	packets   chan swim.Inbound
-	streams   chan swim.Incoming
+	packets   chan swimnet.Inbound
+	streams   chan swimnet.Incoming
 	closeOnce sync.Once
 	// onTLSFail, if not nil, hears of every failed client handshake.
 	onTLSFail func(to netip.AddrPort, err error)

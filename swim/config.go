@@ -50,7 +50,8 @@ type Config struct {
 	// StreamTimeout is the deadline of a push-pull exchange.
 	StreamTimeout time.Duration
 	// JoinRetryMin and JoinRetryMax bound the exponential backoff between
-	// join attempts.
+	// join attempts. The runner retries (swimnet's Runner.Join); the core
+	// makes one attempt per Join call.
 	JoinRetryMin, JoinRetryMax time.Duration
 	// ReconnectInterval is the time between two attempts to re-dial a dead
 	// member (or a seed, while isolated), so that split halves merge again.

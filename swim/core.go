@@ -76,7 +76,6 @@ type Core struct {
 
 	seeds      []netip.AddrPort
 	joining    bool
-	joinWait   time.Duration
 	joinFlight int
 
 	leaving   bool
@@ -92,7 +91,6 @@ type Core struct {
 	nextPushPull  time.Time
 	nextReconnect time.Time
 	nextRedial    time.Time
-	nextJoin      time.Time
 	nextReap      time.Time
 
 	out   Ready
@@ -218,9 +216,13 @@ func (c *Core) Broadcast(d wire.Data) error {
 	return nil
 }
 
-// Join starts joining the cluster through seeds (resolved addresses; the
-// runner resolves names). It push-pulls with every seed at once and retries
-// with exponential backoff until one exchange succeeds.
+// Join makes one join attempt through seeds (resolved addresses; the
+// runner resolves names): it push-pulls with every seed at once, unless the
+// exchanges of an attempt are still in flight. The core keeps no retry
+// schedule of its own: the runner retries (swimnet's Runner.Join backs off
+// and resolves the names again), and until a join succeeds the reconnect
+// loop's push-pulls with a seed (every ReconnectInterval while this member
+// is alone) count as join attempts.
 func (c *Core) Join(now time.Time, seeds []netip.AddrPort) {
 	c.observe(now)
 	c.seeds = slices.DeleteFunc(slices.Clone(seeds), func(s netip.AddrPort) bool { return s == c.self.Addr })
@@ -228,16 +230,6 @@ func (c *Core) Join(now time.Time, seeds []netip.AddrPort) {
 		return // the first member: nothing to join
 	}
 	c.joining = true
-	c.joinWait = c.cfg.JoinRetryMin
-	c.joinAttempt(now)
-}
-
-// SetSeeds replaces the seed addresses used by join retries and by the
-// reconnect loop, without starting an attempt; the runner calls it after
-// re-resolving seed names.
-func (c *Core) SetSeeds(seeds []netip.AddrPort) { c.seeds = slices.Clone(seeds) }
-
-func (c *Core) joinAttempt(now time.Time) {
 	if c.joinFlight == 0 {
 		for _, s := range c.seeds {
 			if c.startPushPull(now, s, true) {
@@ -245,9 +237,11 @@ func (c *Core) joinAttempt(now time.Time) {
 			}
 		}
 	}
-	c.nextJoin = now.Add(c.joinWait)
-	c.joinWait = min(2*c.joinWait, c.cfg.JoinRetryMax)
 }
+
+// SetSeeds replaces the seed addresses used by the reconnect loop, without
+// starting an attempt; the runner calls it after re-resolving seed names.
+func (c *Core) SetSeeds(seeds []netip.AddrPort) { c.seeds = slices.Clone(seeds) }
 
 // Leave announces a graceful departure: this member is marked left, a
 // broadcast says so, and probing stops. The runner keeps calling Tick and
@@ -268,7 +262,7 @@ func (c *Core) Leave(now time.Time) {
 }
 
 // Tick runs the timers that are due at now: probes, gossip, push-pull,
-// reconnect, join retries, suspicion timeouts and reaping.
+// reconnect, suspicion timeouts and reaping.
 func (c *Core) Tick(now time.Time) {
 	c.observe(now)
 	c.expirePending(now)
@@ -283,9 +277,6 @@ func (c *Core) Tick(now time.Time) {
 	}
 	if c.leaving {
 		return
-	}
-	if c.joining && !now.Before(c.nextJoin) {
-		c.joinAttempt(now)
 	}
 	if !now.Before(c.nextPushPull) {
 		c.nextPushPull = now.Add(c.cfg.pushPullInterval(c.live + 1))
@@ -320,7 +311,9 @@ const (
 // reconnect re-dials the seeds while isolated or alone.
 func (c *Core) reconnect(now time.Time) {
 	if len(c.seeds) > 0 && (c.live == 0 || c.isolated()) {
-		c.startPushPull(now, c.seeds[c.rng.IntN(len(c.seeds))], false)
+		if c.startPushPull(now, c.seeds[c.rng.IntN(len(c.seeds))], c.joining) && c.joining {
+			c.joinFlight++
+		}
 	}
 }
 
@@ -391,9 +384,6 @@ func (c *Core) next() time.Time {
 		earliest(c.nextReconnect)
 		earliest(c.nextRedial)
 		earliest(c.nextReap)
-		if c.joining {
-			earliest(c.nextJoin)
-		}
 	}
 	return t
 }

@@ -272,11 +272,16 @@ func TestTCPOnlyMemberIsFlaggedNotSuspected(t *testing.T) {
 	}
 }
 
-func TestJoinRetriesWithBackoff(t *testing.T) {
+// TestJoinMakesOneAttempt checks that the core keeps no join backoff of its
+// own (the runner retries): a Join push-pulls with every seed once, and
+// while the member is alone only the reconnect loop dials a seed again,
+// every ReconnectInterval, as a join.
+func TestJoinMakesOneAttempt(t *testing.T) {
 	c := newCore(t, "a", 1)
+	reconnect := swim.LANConfig().ReconnectInterval
 	c.Join(t0, []netip.AddrPort{addr(2), addr(3)})
 	var attempts []time.Duration
-	for now := t0; now.Before(t0.Add(20 * time.Second)); now = now.Add(10 * time.Millisecond) {
+	for now := t0; now.Before(t0.Add(3*reconnect + time.Second)); now = now.Add(10 * time.Millisecond) {
 		c.Tick(now)
 		r := c.Ready()
 		for _, s := range r.Streams {
@@ -286,10 +291,15 @@ func TestJoinRetriesWithBackoff(t *testing.T) {
 			c.StreamDone(now, s.ID, nil, errors.New("connection refused"))
 		}
 	}
-	// Join opens a stream to each seed at once; retries follow at 1, 3, 7
-	// and 15 s.
-	want := []time.Duration{0, 0, time.Second, time.Second, 3 * time.Second, 3 * time.Second, 7 * time.Second, 7 * time.Second, 15 * time.Second, 15 * time.Second}
-	if diff := cmp.Diff(want, attempts); diff != "" {
+	// Join opens a stream to each seed at once; then one seed per
+	// reconnect interval (the reconnect timer started with the core, a
+	// little before t0 + reconnect).
+	if len(attempts) != 5 {
+		t.Fatalf("join attempts at %v, want 2 at once then 3 a reconnect interval apart", attempts)
+	}
+	first := attempts[2]
+	want := []time.Duration{0, 0, first, first + reconnect, first + 2*reconnect}
+	if diff := cmp.Diff(want, attempts); diff != "" || first <= 0 || first > reconnect {
 		t.Errorf("join attempts (-want +got):\n%s", diff)
 	}
 	if c.Joined() {

@@ -19,14 +19,16 @@
 //   - StreamDone(now, id, resp, err): the outcome of a stream the core asked
 //     for;
 //   - Tick(now): timers; call it at Ready().Next;
-//   - Join, SetSeeds, Leave, SetMeta, Broadcast: the embedder's requests.
+//   - Join, SetSeeds, Leave, SetMeta, Broadcast: the embedder's requests
+//     (Join makes one attempt; retrying with backoff is the runner's job).
 //
 // Output: Ready() drains the packets to send (each within the packet
 // budget: a primary message plus piggybacked broadcasts), the streams to
 // open, the events (join, update, suspect, alive, dead, leave), the Data
 // payloads and push-pull states received for the layer above, and the time
 // of the next Tick. The runner (goroutines, sockets, timers, DNS, the bounded
-// event channel) lives outside this package's core.
+// event channel) lives in package swimnet; this package has no I/O, which
+// internal/layering enforces.
 //
 // Ownership: messages passed in are borrowed for the call (the core copies
 // what it keeps, so the runner may decode into reused messages); everything
@@ -98,5 +100,5 @@
 // merge within seconds of a heal; tombstones are reaped after
 // Config.ReapTimeout.
 //
-// swim imports wire only.
+// swim imports wire only; package swimnet runs it over the network.
 package swim

@@ -15,7 +15,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/goleak"
 
-	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 )
 
 func TestHoles(t *testing.T) {
@@ -217,7 +217,7 @@ func TestPushPullScaled(t *testing.T) {
 // goroutine.
 func TestCountedTransport(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	mem := swim.NewMemNetwork(8)
+	mem := swimnet.NewMemNetwork(8)
 	ta, err := mem.Listen(netip.MustParseAddrPort("10.0.0.1:7946"))
 	if err != nil {
 		t.Fatal(err)

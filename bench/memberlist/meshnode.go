@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 )
 
 // userKind tags the harness's broadcasts for the layer above the swim core.
@@ -37,8 +38,8 @@ func meshnodeConfig(s Settings) swim.Config {
 // meshnodeCluster is N swim Runners over swim NetTransports wrapped to
 // count bytes.
 type meshnodeCluster struct {
-	runners []*swim.Runner
-	nets    []*swim.NetTransport
+	runners []*swimnet.Runner
+	nets    []*swimnet.NetTransport
 	names   map[string]int
 	seed    string
 	count   *counter
@@ -58,7 +59,7 @@ func newMeshnodeCluster(n int, s Settings, got *receipts) (*meshnodeCluster, err
 	for i := range n {
 		cfg := meshnodeConfig(s)
 		cfg.State = meshnodeState{node: i, got: got}
-		nt, err := swim.NewNetTransport(swim.NetConfig{BindAddr: netip.MustParseAddrPort("127.0.0.1:0")})
+		nt, err := swimnet.NewNetTransport(swimnet.NetConfig{BindAddr: netip.MustParseAddrPort("127.0.0.1:0")})
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("meshnode node %d: %w", i, err)
@@ -67,7 +68,7 @@ func newMeshnodeCluster(n int, s Settings, got *receipts) (*meshnodeCluster, err
 		tr := newCountedTransport(nt, c.count)
 		name := strconv.Itoa(i)
 		d := &meshnodeDelegate{node: i, got: got}
-		r, err := swim.NewRunner(cfg, swim.Identity{Name: name, Gen: 1}, tr, swim.RunnerOptions{
+		r, err := swimnet.NewRunner(cfg, swim.Identity{Name: name, Gen: 1}, tr, swimnet.RunnerOptions{
 			Delegate: d,
 			// Nobody reads the events (the harness polls Members): they are
 			// dropped and counted, never waited for.
@@ -145,10 +146,10 @@ func (c *meshnodeCluster) Close() error {
 type meshnodeDelegate struct {
 	node   int
 	got    *receipts
-	runner *swim.Runner
+	runner *swimnet.Runner
 }
 
-// NotifyData implements swim.Delegate.
+// NotifyData implements swimnet.Delegate.
 func (d *meshnodeDelegate) NotifyData(r swim.Received) {
 	if r.Data.Kind == userKind && d.got.add(d.node, r.Data.Payload, time.Now()) {
 		// A relay the queue refuses shows up as a broadcast that did not
@@ -157,7 +158,7 @@ func (d *meshnodeDelegate) NotifyData(r swim.Received) {
 	}
 }
 
-// NotifyState implements swim.Delegate: the broadcasts a peer holds.
+// NotifyState implements swimnet.Delegate: the broadcasts a peer holds.
 func (d *meshnodeDelegate) NotifyState(rs swim.RemoteState) {
 	d.got.merge(d.node, rs.State, time.Now())
 }
@@ -173,9 +174,9 @@ func (s meshnodeState) LocalState(bool) []byte { return s.got.state(s.node) }
 
 // countedTransport counts the bytes a swim Transport sends.
 type countedTransport struct {
-	swim.Transport
+	swimnet.Transport
 	c       *counter
-	streams chan swim.Incoming
+	streams chan swimnet.Incoming
 	done    chan struct{}
 	wg      sync.WaitGroup
 	once    sync.Once
@@ -183,8 +184,8 @@ type countedTransport struct {
 
 // newCountedTransport wraps t; one goroutine wraps the streams peers open,
 // until Shutdown.
-func newCountedTransport(t swim.Transport, c *counter) *countedTransport {
-	ct := &countedTransport{Transport: t, c: c, streams: make(chan swim.Incoming), done: make(chan struct{})}
+func newCountedTransport(t swimnet.Transport, c *counter) *countedTransport {
+	ct := &countedTransport{Transport: t, c: c, streams: make(chan swimnet.Incoming), done: make(chan struct{})}
 	ct.wg.Add(1)
 	go ct.forward()
 	return ct
@@ -208,7 +209,7 @@ func (ct *countedTransport) forward() {
 	}
 }
 
-// WriteTo implements swim.Transport.
+// WriteTo implements swimnet.Transport.
 func (ct *countedTransport) WriteTo(b []byte, to netip.AddrPort) error {
 	err := ct.Transport.WriteTo(b, to)
 	if err == nil {
@@ -217,8 +218,8 @@ func (ct *countedTransport) WriteTo(b []byte, to netip.AddrPort) error {
 	return err
 }
 
-// DialStream implements swim.Transport.
-func (ct *countedTransport) DialStream(ctx context.Context, to netip.AddrPort) (swim.Conn, error) {
+// DialStream implements swimnet.Transport.
+func (ct *countedTransport) DialStream(ctx context.Context, to netip.AddrPort) (swimnet.Conn, error) {
 	conn, err := ct.Transport.DialStream(ctx, to)
 	if err != nil {
 		return nil, err
@@ -226,10 +227,10 @@ func (ct *countedTransport) DialStream(ctx context.Context, to netip.AddrPort) (
 	return countedStream{Conn: conn, c: ct.c}, nil
 }
 
-// Streams implements swim.Transport.
-func (ct *countedTransport) Streams() <-chan swim.Incoming { return ct.streams }
+// Streams implements swimnet.Transport.
+func (ct *countedTransport) Streams() <-chan swimnet.Incoming { return ct.streams }
 
-// Shutdown implements swim.Transport.
+// Shutdown implements swimnet.Transport.
 func (ct *countedTransport) Shutdown() error {
 	err := ct.Transport.Shutdown()
 	ct.once.Do(func() { close(ct.done) })
@@ -239,11 +240,11 @@ func (ct *countedTransport) Shutdown() error {
 
 // countedStream counts the bytes written on a swim stream.
 type countedStream struct {
-	swim.Conn
+	swimnet.Conn
 	c *counter
 }
 
-// Write implements swim.Conn.
+// Write implements swimnet.Conn.
 func (cs countedStream) Write(p []byte) (int, error) {
 	n, err := cs.Conn.Write(p)
 	cs.c.tcp.Add(uint64(n))

@@ -15,10 +15,13 @@ const module = "github.com/meshnode/meshnode"
 // depend on (directly or transitively). See DESIGN.md, "Layout and
 // dependency direction".
 var forbidden = map[string][]string{
-	"wire":  {"swim", "store", "radix", "node", "internal/simnet"},
-	"swim":  {"store", "radix", "node"},
-	"store": {"swim", "radix", "node", "internal/simnet"},
-	"radix": {"swim", "store", "node", "internal/simnet"},
+	"wire": {"swim", "store", "radix", "node", "internal/simnet"},
+	// The swim core never depends on its runner.
+	"swim": {"swim/swimnet", "store", "radix", "replica", "node"},
+	// swim's runner: sockets, timers and goroutines around the core.
+	"swim/swimnet": {"store", "radix", "replica", "node"},
+	"store":        {"swim", "radix", "node", "internal/simnet"},
+	"radix":        {"swim", "store", "node", "internal/simnet"},
 	// The replication core.
 	"replica": {"swim", "node"},
 }

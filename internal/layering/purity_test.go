@@ -1,21 +1,38 @@
 package layering
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
 
-// pure lists the deterministic cores (DESIGN.md, principle 1) whose
-// non-test sources this test reads, relative to the module root.
-var pure = []string{"store", "replica"}
+// cores lists the deterministic cores (DESIGN.md, principle 1) whose
+// non-test sources TestCoresArePure reads, relative to the module root:
+// wire, the swim state machine, store, radix and the replication core.
+var cores = []string{"wire", "swim", "store", "radix", "replica"}
 
-// impureImports may not be imported by a core: I/O belongs to runners.
-var impureImports = map[string]bool{"net": true, "os": true, "syscall": true, "os/exec": true, "os/signal": true}
+// runners lists the packages under a core's directory that are not part of
+// the core: they drive it over sockets, timers and goroutines.
+var runners = []string{"swim/swimnet"}
+
+// impureImports may not be imported by a core: I/O belongs to runners. Their
+// subpackages (net/http, os/exec, ...) are refused too, except the ones in
+// pureImports.
+var impureImports = []string{"net", "os", "syscall"}
+
+// pureImports are subpackages of impureImports a core may use. net/netip is
+// a value type (an address, a port) that opens no socket and looks up no
+// name; the cores use it to name members. (crypto/rand is not refused
+// either: wire takes its AES-GCM nonce source as an input and only defaults
+// to crypto/rand.Reader; nonces decide nothing a core does.)
+var pureImports = map[string]bool{"net/netip": true}
 
 // impureTime are the time functions that read the clock or start timers.
 var impureTime = map[string]bool{
@@ -23,39 +40,103 @@ var impureTime = map[string]bool{
 	"AfterFunc": true, "NewTimer": true, "NewTicker": true, "Tick": true,
 }
 
+// seededRand are the names of math/rand and math/rand/v2 that do not use
+// the global source: types, and constructors (New...) that take a seed or a
+// source.
+var seededRand = map[string]bool{
+	"Rand": true, "Source": true, "Source64": true, "PCG": true, "ChaCha8": true, "Zipf": true,
+}
+
 // TestCoresArePure checks that a core package takes time, randomness and
 // I/O as inputs: no net, os or syscall imports, no reading of the clock or
-// timers, no global math/rand, no goroutines.
+// timers, no global math/rand, no goroutines, in every non-test source.
 func TestCoresArePure(t *testing.T) {
-	for _, pkg := range pure {
+	for _, pkg := range cores {
 		files, err := filepath.Glob(filepath.Join("..", "..", pkg, "*.go"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(files) == 0 {
-			t.Fatalf("%s: no sources", pkg)
-		}
+		n := 0
 		for _, f := range files {
 			if strings.HasSuffix(f, "_test.go") {
 				continue
 			}
-			checkPure(t, pkg, f)
+			n++
+			for _, msg := range impurities(t, f) {
+				t.Errorf("%s: %s", pkg, msg)
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no sources", pkg)
 		}
 	}
 }
 
-func checkPure(t *testing.T, pkg, file string) {
+// TestCoresListed checks that every package under a core's directory is
+// either checked as a core or named as a runner, so that a new subpackage
+// cannot escape the purity rules unnoticed.
+func TestCoresListed(t *testing.T) {
+	for _, core := range cores {
+		out, err := exec.Command("go", "list", module+"/"+core+"/...").Output()
+		if err != nil {
+			t.Fatalf("go list %s/...: %v", core, err)
+		}
+		for _, p := range strings.Fields(string(out)) {
+			rel := strings.TrimPrefix(p, module+"/")
+			if !slices.Contains(cores, rel) && !slices.Contains(runners, rel) {
+				t.Errorf("%s is under core %s but is neither a core nor a runner: add it to cores (it must be pure) or runners", rel, core)
+			}
+		}
+	}
+}
+
+// TestProductionImportsNoTestMachinery checks that no package outside
+// internal/ depends, in its non-test build, on a package of internal/: that
+// directory holds shared test machinery only (simnet, history, testcert,
+// layering), which the daemon and the library must not ship.
+func TestProductionImportsNoTestMachinery(t *testing.T) {
+	out, err := exec.Command("go", "list", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	internal := module + "/internal/"
+	checked := 0
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasPrefix(pkg, internal) {
+			continue
+		}
+		checked++
+		for _, d := range deps(t, pkg, false) {
+			if strings.HasPrefix(d, internal) {
+				t.Errorf("%s depends on test machinery %s in its non-test build", pkg, d)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no production package found")
+	}
+}
+
+// impurities returns what in file breaks the purity rules, one message per
+// finding, with its position.
+func impurities(t *testing.T, file string) []string {
 	t.Helper()
 	fset := token.NewFileSet()
 	af, err := parser.ParseFile(fset, file, nil, parser.SkipObjectResolution)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var bad []string
+	report := func(pos token.Pos, format string, args ...any) {
+		bad = append(bad, fset.Position(pos).String()+": "+fmt.Sprintf(format, args...))
+	}
 	names := map[string]string{} // local name -> import path
 	for _, im := range af.Imports {
 		path, _ := strconv.Unquote(im.Path.Value)
-		if impureImports[path] || strings.HasPrefix(path, "net/") {
-			t.Errorf("%s imports %s", fset.Position(im.Pos()), path)
+		for _, p := range impureImports {
+			if (path == p || strings.HasPrefix(path, p+"/")) && !pureImports[path] {
+				report(im.Pos(), "imports %s", path)
+			}
 		}
 		name := path[strings.LastIndexByte(path, '/')+1:]
 		if path == "math/rand/v2" {
@@ -64,12 +145,15 @@ func checkPure(t *testing.T, pkg, file string) {
 		if im.Name != nil {
 			name = im.Name.Name
 		}
+		if name == "." && (path == "time" || path == "math/rand" || path == "math/rand/v2") {
+			report(im.Pos(), "dot-imports %s, which hides its calls from this test", path)
+		}
 		names[name] = path
 	}
 	ast.Inspect(af, func(n ast.Node) bool {
 		switch n := n.(type) {
 		case *ast.GoStmt:
-			t.Errorf("%s: %s starts a goroutine", fset.Position(n.Pos()), pkg)
+			report(n.Pos(), "starts a goroutine")
 		case *ast.SelectorExpr:
 			id, ok := n.X.(*ast.Ident)
 			if !ok {
@@ -78,16 +162,15 @@ func checkPure(t *testing.T, pkg, file string) {
 			switch names[id.Name] {
 			case "time":
 				if impureTime[n.Sel.Name] {
-					t.Errorf("%s: %s calls time.%s", fset.Position(n.Pos()), pkg, n.Sel.Name)
+					report(n.Pos(), "uses time.%s", n.Sel.Name)
 				}
 			case "math/rand", "math/rand/v2":
-				// Types and constructors take a seed; everything else
-				// is the global source.
-				if !strings.HasPrefix(n.Sel.Name, "New") && n.Sel.Name != "Rand" && n.Sel.Name != "Source" && n.Sel.Name != "PCG" {
-					t.Errorf("%s: %s uses the global rand.%s", fset.Position(n.Pos()), pkg, n.Sel.Name)
+				if !strings.HasPrefix(n.Sel.Name, "New") && !seededRand[n.Sel.Name] {
+					report(n.Pos(), "uses the global rand.%s", n.Sel.Name)
 				}
 			}
 		}
 		return true
 	})
+	return bad
 }

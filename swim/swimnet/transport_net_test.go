@@ -1,4 +1,4 @@
-package swim_test
+package swimnet_test
 
 import (
 	"context"
@@ -11,12 +11,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 )
 
-func newNet(t *testing.T, cfg swim.NetConfig) *swim.NetTransport {
+func newNet(t *testing.T, cfg swimnet.NetConfig) *swimnet.NetTransport {
 	t.Helper()
-	tr, err := swim.NewNetTransport(cfg)
+	tr, err := swimnet.NewNetTransport(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,21 +42,21 @@ func sendUDP(t *testing.T, to netip.AddrPort, bs ...[]byte) {
 }
 
 // recvPacket waits for the next packet of tr.
-func recvPacket(t *testing.T, tr swim.Transport) swim.Inbound {
+func recvPacket(t *testing.T, tr swimnet.Transport) swimnet.Inbound {
 	t.Helper()
 	select {
 	case p := <-tr.Packets():
 		return p
 	case <-time.After(e2eTimeout):
 		t.Fatalf("no packet within %v", e2eTimeout)
-		return swim.Inbound{}
+		return swimnet.Inbound{}
 	}
 }
 
 func TestNetTransportOnePort(t *testing.T) {
 	noLeaks(t)
-	a := newNet(t, swim.NetConfig{BindAddr: loopback()})
-	b := newNet(t, swim.NetConfig{BindAddr: loopback()})
+	a := newNet(t, swimnet.NetConfig{BindAddr: loopback()})
+	b := newNet(t, swimnet.NetConfig{BindAddr: loopback()})
 	if a.Addr() != a.LocalAddr() || a.Addr().Port() == 0 {
 		t.Fatalf("Addr %v, LocalAddr %v: want the same bound address", a.Addr(), a.LocalAddr())
 	}
@@ -65,7 +65,7 @@ func TestNetTransportOnePort(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := recvPacket(t, b)
-	if diff := cmp.Diff(swim.Inbound{From: a.Addr(), Buf: []byte("ping")}, p, cmp.Comparer(func(x, y netip.AddrPort) bool { return x == y })); diff != "" {
+	if diff := cmp.Diff(swimnet.Inbound{From: a.Addr(), Buf: []byte("ping")}, p, cmp.Comparer(func(x, y netip.AddrPort) bool { return x == y })); diff != "" {
 		t.Errorf("packet (-want +got):\n%s", diff)
 	}
 	// TCP on the same port, with half-close.
@@ -82,7 +82,7 @@ func TestNetTransportOnePort(t *testing.T) {
 	if err := c.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	var in swim.Incoming
+	var in swimnet.Incoming
 	select {
 	case in = <-b.Streams():
 	case <-time.After(e2eTimeout):
@@ -110,23 +110,23 @@ func TestNetTransportOnePort(t *testing.T) {
 func TestNetTransportAddresses(t *testing.T) {
 	tests := []struct {
 		name    string
-		cfg     swim.NetConfig
+		cfg     swimnet.NetConfig
 		want    func(bound netip.AddrPort) netip.AddrPort
 		wantErr bool
 	}{
-		{"advertise bound", swim.NetConfig{BindAddr: loopback()}, func(b netip.AddrPort) netip.AddrPort { return b }, false},
-		{"advertise other host, bound port", swim.NetConfig{BindAddr: loopback(), AdvertiseAddr: netip.MustParseAddrPort("192.0.2.7:0")},
+		{"advertise bound", swimnet.NetConfig{BindAddr: loopback()}, func(b netip.AddrPort) netip.AddrPort { return b }, false},
+		{"advertise other host, bound port", swimnet.NetConfig{BindAddr: loopback(), AdvertiseAddr: netip.MustParseAddrPort("192.0.2.7:0")},
 			func(b netip.AddrPort) netip.AddrPort {
 				return netip.AddrPortFrom(netip.MustParseAddr("192.0.2.7"), b.Port())
 			}, false},
-		{"advertise other host and port", swim.NetConfig{BindAddr: loopback(), AdvertiseAddr: netip.MustParseAddrPort("192.0.2.7:9999")},
+		{"advertise other host and port", swimnet.NetConfig{BindAddr: loopback(), AdvertiseAddr: netip.MustParseAddrPort("192.0.2.7:9999")},
 			func(netip.AddrPort) netip.AddrPort { return netip.MustParseAddrPort("192.0.2.7:9999") }, false},
-		{"unspecified bind needs an advertise address", swim.NetConfig{BindAddr: netip.MustParseAddrPort("0.0.0.0:0")}, nil, true},
-		{"invalid bind", swim.NetConfig{}, nil, true},
+		{"unspecified bind needs an advertise address", swimnet.NetConfig{BindAddr: netip.MustParseAddrPort("0.0.0.0:0")}, nil, true},
+		{"invalid bind", swimnet.NetConfig{}, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr, err := swim.NewNetTransport(tt.cfg)
+			tr, err := swimnet.NewNetTransport(tt.cfg)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
@@ -148,14 +148,14 @@ func TestNetTransportPortTaken(t *testing.T) {
 	}
 	defer u.Close()
 	taken := u.LocalAddr().(*net.UDPAddr).AddrPort()
-	if tr, err := swim.NewNetTransport(swim.NetConfig{BindAddr: taken}); err == nil {
+	if tr, err := swimnet.NewNetTransport(swimnet.NetConfig{BindAddr: taken}); err == nil {
 		tr.Shutdown()
 		t.Fatalf("bound %v although its UDP port is taken", taken)
 	}
 }
 
 func TestNetTransportOversizedAndDropped(t *testing.T) {
-	tr := newNet(t, swim.NetConfig{BindAddr: loopback(), MaxPacketBytes: 100, PacketQueue: 2})
+	tr := newNet(t, swimnet.NetConfig{BindAddr: loopback(), MaxPacketBytes: 100, PacketQueue: 2})
 	sendUDP(t, tr.Addr(), make([]byte, 101), make([]byte, 100), make([]byte, 1), make([]byte, 2), make([]byte, 3))
 	eventually(t, e2eTimeout, "all counted", func() error {
 		s := tr.Stats()
@@ -164,7 +164,7 @@ func TestNetTransportOversizedAndDropped(t *testing.T) {
 		}
 		return nil
 	})
-	want := swim.NetStats{PacketsReceived: 2, PacketsDropped: 2, PacketsOversized: 1}
+	want := swimnet.NetStats{PacketsReceived: 2, PacketsDropped: 2, PacketsOversized: 1}
 	if diff := cmp.Diff(want, tr.Stats()); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
@@ -177,7 +177,7 @@ func TestNetTransportOversizedAndDropped(t *testing.T) {
 }
 
 func TestNetTransportStreamBound(t *testing.T) {
-	tr := newNet(t, swim.NetConfig{BindAddr: loopback(), MaxStreams: 1})
+	tr := newNet(t, swimnet.NetConfig{BindAddr: loopback(), MaxStreams: 1})
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", tr.Addr().String())
 		if err != nil {
@@ -187,7 +187,7 @@ func TestNetTransportStreamBound(t *testing.T) {
 		return c
 	}
 	dial()
-	var first swim.Incoming
+	var first swimnet.Incoming
 	select {
 	case first = <-tr.Streams():
 	case <-time.After(e2eTimeout):

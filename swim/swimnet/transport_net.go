@@ -1,4 +1,4 @@
-package swim
+package swimnet
 
 import (
 	"context"
@@ -90,7 +90,7 @@ func NewNetTransport(cfg NetConfig) (*NetTransport, error) {
 		cfg.StreamTimeout = 10 * time.Second
 	}
 	if !cfg.BindAddr.IsValid() {
-		return nil, fmt.Errorf("swim: bind address %v is not valid", cfg.BindAddr)
+		return nil, fmt.Errorf("swimnet: bind address %v is not valid", cfg.BindAddr)
 	}
 	tcp, udp, err := bindBoth(cfg.BindAddr)
 	if err != nil {
@@ -106,7 +106,7 @@ func NewNetTransport(cfg NetConfig) (*NetTransport, error) {
 	if adv.Addr().IsUnspecified() {
 		tcp.Close()
 		udp.Close()
-		return nil, fmt.Errorf("swim: cannot advertise unspecified address %v: set AdvertiseAddr", adv)
+		return nil, fmt.Errorf("swimnet: cannot advertise unspecified address %v: set AdvertiseAddr", adv)
 	}
 	t := &NetTransport{
 		cfg:     cfg,
@@ -131,7 +131,7 @@ func bindBoth(bind netip.AddrPort) (*net.TCPListener, *net.UDPConn, error) {
 	for range bindAttempts {
 		tcp, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(bind))
 		if err != nil {
-			return nil, nil, fmt.Errorf("swim: listen tcp %v: %w", bind, err)
+			return nil, nil, fmt.Errorf("swimnet: listen tcp %v: %w", bind, err)
 		}
 		port := uint16(tcp.Addr().(*net.TCPAddr).Port)
 		udp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(bind.Addr(), port)))
@@ -144,7 +144,7 @@ func bindBoth(bind netip.AddrPort) (*net.TCPListener, *net.UDPConn, error) {
 			break
 		}
 	}
-	return nil, nil, fmt.Errorf("swim: listen udp %v: %w", bind, lastErr)
+	return nil, nil, fmt.Errorf("swimnet: listen udp %v: %w", bind, lastErr)
 }
 
 // Addr implements Transport.
@@ -175,7 +175,7 @@ func (t *NetTransport) Stats() NetStats {
 // WriteTo implements Transport.
 func (t *NetTransport) WriteTo(b []byte, to netip.AddrPort) error {
 	if _, err := t.udp.WriteToUDPAddrPort(b, to); err != nil {
-		return fmt.Errorf("swim: send to %v: %w", to, err)
+		return fmt.Errorf("swimnet: send to %v: %w", to, err)
 	}
 	return nil
 }
@@ -185,7 +185,7 @@ func (t *NetTransport) DialStream(ctx context.Context, to netip.AddrPort) (Conn,
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", to.String())
 	if err != nil {
-		return nil, fmt.Errorf("swim: dial %v: %w", to, err)
+		return nil, fmt.Errorf("swimnet: dial %v: %w", to, err)
 	}
 	return c.(*net.TCPConn), nil
 }

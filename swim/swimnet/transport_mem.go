@@ -1,4 +1,4 @@
-package swim
+package swimnet
 
 import (
 	"context"
@@ -29,7 +29,7 @@ type MemNetwork struct {
 
 // ErrUnreachable reports a packet or stream to an address where no
 // MemTransport listens, or that a loss rule drops.
-var ErrUnreachable = errors.New("swim: unreachable")
+var ErrUnreachable = errors.New("swimnet: unreachable")
 
 // NewMemNetwork returns an empty network. queue is the receive bound of each
 // transport, in packets and in streams (at least 1; 0 means 1024).
@@ -72,7 +72,7 @@ func (n *MemNetwork) Listen(addr netip.AddrPort) (*MemTransport, error) {
 		}
 	}
 	if n.nodes[addr] != nil {
-		return nil, fmt.Errorf("swim: listen %v: address in use", addr)
+		return nil, fmt.Errorf("swimnet: listen %v: address in use", addr)
 	}
 	t := &MemTransport{
 		net:     n,

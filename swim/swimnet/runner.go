@@ -1,4 +1,4 @@
-package swim
+package swimnet
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/wire"
 	"golang.org/x/sync/semaphore"
 )
@@ -20,12 +21,12 @@ import (
 var (
 	// ErrNotRunning reports a call that needs the protocol loop (Join,
 	// Leave) before Start or after Shutdown.
-	ErrNotRunning = errors.New("swim: runner not running")
+	ErrNotRunning = errors.New("swimnet: runner not running")
 	// ErrJoin reports a join whose attempts all failed.
-	ErrJoin = errors.New("swim: join failed")
+	ErrJoin = errors.New("swimnet: join failed")
 	// ErrLeaveTimeout reports a Leave whose announcement was still queued
 	// when its timeout passed.
-	ErrLeaveTimeout = errors.New("swim: leave timed out")
+	ErrLeaveTimeout = errors.New("swimnet: leave timed out")
 )
 
 // Delegate receives what the cluster sends to the layer above. Its methods
@@ -36,21 +37,21 @@ var (
 // the delegate's to keep.
 //
 // The layer above's push-pull state goes the other way through
-// Config.State, which the core calls synchronously on the protocol loop: it
+// [swim.Config].State, which the core calls synchronously on the protocol loop: it
 // must return quickly and must not call the Runner.
 type Delegate interface {
 	// NotifyData is called with each Data payload gossiped to this member.
-	NotifyData(Received)
+	NotifyData(swim.Received)
 	// NotifyState is called with the layer above's state a peer sent in a
 	// push-pull exchange.
-	NotifyState(RemoteState)
+	NotifyState(swim.RemoteState)
 }
 
-// RunnerOptions are the Runner's settings beyond the protocol's Config.
+// RunnerOptions are the Runner's settings beyond the protocol's [swim.Config].
 // Zero fields take the defaults in brackets.
 type RunnerOptions struct {
 	// Wire configures the packet and frame codec: cluster label, keyring,
-	// limits. A zero BudgetBytes is set to Config.MaxPacketBytes.
+	// limits. A zero BudgetBytes is set to [swim.Config].MaxPacketBytes.
 	Wire wire.Config
 	// Delegate, if not nil, receives Data payloads and remote states.
 	Delegate Delegate
@@ -114,7 +115,7 @@ type BadInput struct {
 // RunnerStats counts what a Runner did and dropped, on top of the core's
 // counters.
 type RunnerStats struct {
-	Core              Stats
+	Core              swim.Stats
 	EventsDropped     uint64 // events not delivered because the Events buffer was full
 	DeliveriesDropped uint64 // payloads and states not delivered because the Delegate lagged
 	PacketsBad        uint64 // packets that could not be opened or parsed
@@ -125,7 +126,7 @@ type RunnerStats struct {
 	SeedLookups       uint64 // seed resolutions: one per join attempt and per reseed round
 }
 
-// Runner drives a Core over a Transport. One goroutine, the protocol loop,
+// Runner drives a [swim.Core] over a Transport. One goroutine, the protocol loop,
 // owns the core: it waits for packets, streams, stream results, API calls
 // and the core's next deadline, and hands the core's output to the transport
 // (packets encoded with the Runner's wire.Codec), to stream workers (bounded,
@@ -137,10 +138,10 @@ type RunnerStats struct {
 // departure; Shutdown stops every goroutine and shuts the transport down.
 // A Runner's methods are safe for concurrent use.
 type Runner struct {
-	cfg  Config
+	cfg  swim.Config
 	opts RunnerOptions
 	tr   Transport
-	core *Core
+	core *swim.Core
 
 	ctx    context.Context // ends at Shutdown
 	cancel context.CancelFunc
@@ -155,7 +156,7 @@ type Runner struct {
 	calls      chan call
 	results    chan streamResult
 	serves     chan serveReq
-	events     chan Event
+	events     chan swim.Event
 	deliveries chan any
 	inSlots    *semaphore.Weighted // streams served at once
 	inWaiting  *semaphore.Weighted // streams waiting briefly for a slot
@@ -202,7 +203,7 @@ type joinResult struct {
 // self.Addr is not valid, the transport's address is used. Once NewRunner
 // succeeds the Runner owns t (Shutdown shuts it down); if it fails, t is
 // still the caller's.
-func NewRunner(cfg Config, self Identity, t Transport, opts RunnerOptions) (*Runner, error) {
+func NewRunner(cfg swim.Config, self swim.Identity, t Transport, opts RunnerOptions) (*Runner, error) {
 	if !self.Addr.IsValid() {
 		self.Addr = t.Addr()
 	}
@@ -229,9 +230,9 @@ func NewRunner(cfg Config, self Identity, t Transport, opts RunnerOptions) (*Run
 	}
 	codec, err := wire.NewCodec(opts.Wire)
 	if err != nil {
-		return nil, fmt.Errorf("swim: runner codec: %w", err)
+		return nil, fmt.Errorf("swimnet: runner codec: %w", err)
 	}
-	core, err := NewCore(cfg, self, opts.Rand, time.Now())
+	core, err := swim.NewCore(cfg, self, opts.Rand, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +248,7 @@ func NewRunner(cfg Config, self Identity, t Transport, opts RunnerOptions) (*Run
 		calls:       make(chan call),
 		results:     make(chan streamResult),
 		serves:      make(chan serveReq),
-		events:      make(chan Event, opts.EventBuffer),
+		events:      make(chan swim.Event, opts.EventBuffer),
 		deliveries:  make(chan any, opts.DeliveryBuffer),
 		inSlots:     semaphore.NewWeighted(int64(opts.MaxIncomingStreams)),
 		inWaiting:   semaphore.NewWeighted(int64(waitingPerSlot * opts.MaxIncomingStreams)),
@@ -305,7 +306,7 @@ func (r *Runner) Shutdown() error {
 // (RunnerOptions.EventBuffer); when the reader falls behind, events are
 // dropped and counted in RunnerStats.EventsDropped rather than stall the
 // protocol. It is closed by Shutdown.
-func (r *Runner) Events() <-chan Event { return r.events }
+func (r *Runner) Events() <-chan swim.Event { return r.events }
 
 // Addr returns the address this member advertises.
 func (r *Runner) Addr() netip.AddrPort { return r.tr.Addr() }
@@ -351,21 +352,21 @@ func (r *Runner) onLoop(fn func()) bool {
 
 // Members returns a snapshot of every member known, self included, dead and
 // left tombstones included, sorted by name.
-func (r *Runner) Members() []Member {
-	var ms []Member
+func (r *Runner) Members() []swim.Member {
+	var ms []swim.Member
 	r.do(func() { ms = r.core.Members() })
 	return ms
 }
 
 // Member returns the record of the named member.
-func (r *Runner) Member(name string) (m Member, ok bool) {
+func (r *Runner) Member(name string) (m swim.Member, ok bool) {
 	r.do(func() { m, ok = r.core.Member(name) })
 	return m, ok
 }
 
 // Self returns this member's own record.
-func (r *Runner) Self() Member {
-	var m Member
+func (r *Runner) Self() swim.Member {
+	var m swim.Member
 	r.do(func() { m = r.core.Self() })
 	return m
 }
@@ -377,7 +378,7 @@ func (r *Runner) NumAlive() int {
 	return n
 }
 
-// SetMeta replaces the local metadata (at most Config.MaxMetaBytes) and
+// SetMeta replaces the local metadata (at most [swim.Config].MaxMetaBytes) and
 // broadcasts it. b is copied.
 func (r *Runner) SetMeta(b []byte) error {
 	var err error
@@ -575,7 +576,7 @@ func (r *Runner) handlePacket(p Inbound) {
 			r.msgs[t] = m
 		}
 		if err := r.codec.Decode(m, b); err != nil {
-			r.badPacket(p.From, fmt.Errorf("swim: %v part: %w", t, err))
+			r.badPacket(p.From, fmt.Errorf("swimnet: %v part: %w", t, err))
 			return
 		}
 		r.core.HandlePacket(now, p.From, m)
@@ -600,9 +601,9 @@ func (r *Runner) deliverLoop() {
 			return
 		case v := <-r.deliveries:
 			switch v := v.(type) {
-			case Received:
+			case swim.Received:
 				r.opts.Delegate.NotifyData(v)
-			case RemoteState:
+			case swim.RemoteState:
 				r.opts.Delegate.NotifyState(v)
 			}
 		}

@@ -1,4 +1,4 @@
-package swim_test
+package swimnet_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 )
 
 // mapResolver answers names from a map; a missing name is an error.
@@ -69,14 +69,14 @@ func TestResolveSeeds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := swim.ResolveSeeds(context.Background(), r, tt.seeds, 7946)
+			got, err := swimnet.ResolveSeeds(context.Background(), r, tt.seeds, 7946)
 			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
 				t.Errorf("addresses (-want +got):\n%s", diff)
 			}
 			if (err != nil) != tt.wantErr {
 				t.Errorf("err = %v, want error %v", err, tt.wantErr)
 			}
-			if err != nil && !errors.Is(err, swim.ErrSeed) {
+			if err != nil && !errors.Is(err, swimnet.ErrSeed) {
 				t.Errorf("err = %v, want it to match ErrSeed", err)
 			}
 		})
@@ -87,7 +87,7 @@ func TestResolveSeedsCallsResolverEachTime(t *testing.T) {
 	res := &fakeResolver{answers: [][]netip.Addr{{netip.MustParseAddr("10.0.0.1")}, {netip.MustParseAddr("10.0.0.2")}}}
 	var got []netip.AddrPort
 	for range 2 {
-		a, err := swim.ResolveSeeds(context.Background(), res, []string{"seed.test:1"}, 7946)
+		a, err := swimnet.ResolveSeeds(context.Background(), res, []string{"seed.test:1"}, 7946)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package swim_test
+package swimnet_test
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -29,23 +30,23 @@ import (
 // memCluster is a set of runners on one MemNetwork.
 type memCluster struct {
 	t   *testing.T
-	net *swim.MemNetwork
-	rs  []*swim.Runner
+	net *swimnet.MemNetwork
+	rs  []*swimnet.Runner
 }
 
-func newMemCluster(t *testing.T, n int, cfg swim.Config, opts func(i int, o *swim.RunnerOptions)) *memCluster {
+func newMemCluster(t *testing.T, n int, cfg swim.Config, opts func(i int, o *swimnet.RunnerOptions)) *memCluster {
 	t.Helper()
-	c := &memCluster{t: t, net: swim.NewMemNetwork(0)}
+	c := &memCluster{t: t, net: swimnet.NewMemNetwork(0)}
 	for i := range n {
 		tr, err := c.net.Listen(netip.AddrPort{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := swim.RunnerOptions{Rand: rand.New(rand.NewPCG(1, uint64(i)))}
+		o := swimnet.RunnerOptions{Rand: rand.New(rand.NewPCG(1, uint64(i)))}
 		if opts != nil {
 			opts(i, &o)
 		}
-		r, err := swim.NewRunner(cfg, swim.Identity{Name: fmt.Sprintf("m%d", i), Gen: 1}, tr, o)
+		r, err := swimnet.NewRunner(cfg, swim.Identity{Name: fmt.Sprintf("m%d", i), Gen: 1}, tr, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +109,7 @@ func within(t *testing.T, d time.Duration, what string, cond func() error) {
 func advance(d time.Duration) { <-time.After(d) }
 
 // drain returns the events left in r's channel after Shutdown closed it.
-func drain(r *swim.Runner) []swim.Event {
+func drain(r *swimnet.Runner) []swim.Event {
 	var evs []swim.Event
 	for ev := range r.Events() {
 		evs = append(evs, ev)
@@ -170,7 +171,7 @@ func TestRunnerLifecycle(t *testing.T) {
 
 func TestRunnerEventsOverflowCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newMemCluster(t, 4, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) {
+		c := newMemCluster(t, 4, swim.LocalConfig(), func(i int, o *swimnet.RunnerOptions) {
 			if i == 0 {
 				o.EventBuffer = 1
 			}
@@ -224,7 +225,7 @@ func (f *fakeResolver) count() int {
 func TestRunnerJoinReresolves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		res := &fakeResolver{}
-		c := newMemCluster(t, 2, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) { o.Resolver = res })
+		c := newMemCluster(t, 2, swim.LocalConfig(), func(i int, o *swimnet.RunnerOptions) { o.Resolver = res })
 		defer c.shutdown()
 		seed := c.rs[0].Addr()
 		// The name first fails to resolve, then points where nobody
@@ -252,7 +253,7 @@ func TestRunnerJoinReresolves(t *testing.T) {
 func TestRunnerJoinOnlySelfBootstraps(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		res := &fakeResolver{}
-		c := newMemCluster(t, 2, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) { o.Resolver = res })
+		c := newMemCluster(t, 2, swim.LocalConfig(), func(i int, o *swimnet.RunnerOptions) { o.Resolver = res })
 		defer c.shutdown()
 		self, other := c.rs[1].Addr().Addr(), c.rs[0].Addr().Addr()
 		res.answers = [][]netip.Addr{{self}, {self, other}}
@@ -311,7 +312,7 @@ func TestRunnerJoinCountsSeeds(t *testing.T) {
 func TestRunnerReseedsAfterJoin(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		res := &fakeResolver{}
-		c := newMemCluster(t, 2, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) { o.Resolver = res })
+		c := newMemCluster(t, 2, swim.LocalConfig(), func(i int, o *swimnet.RunnerOptions) { o.Resolver = res })
 		defer c.shutdown()
 		res.answers = [][]netip.Addr{{c.rs[0].Addr().Addr()}}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -338,14 +339,14 @@ func TestRunnerReseedsAfterJoin(t *testing.T) {
 func TestRunnerJoinAttemptsBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		res := &fakeResolver{answers: [][]netip.Addr{{netip.MustParseAddr("10.99.0.1")}}}
-		c := newMemCluster(t, 1, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) {
+		c := newMemCluster(t, 1, swim.LocalConfig(), func(i int, o *swimnet.RunnerOptions) {
 			o.Resolver = res
 			o.JoinAttempts = 4
 		})
 		defer c.shutdown()
 		start := time.Now()
 		n, err := c.rs[0].Join(context.Background(), "nowhere.mesh.test:7946", "also-nowhere.mesh.test")
-		if !errors.Is(err, swim.ErrJoin) || n != 0 {
+		if !errors.Is(err, swimnet.ErrJoin) || n != 0 {
 			t.Fatalf("join = %d, %v; want 0, ErrJoin", n, err)
 		}
 		if got := res.count(); got != 8 {
@@ -360,6 +361,42 @@ func TestRunnerJoinAttemptsBounded(t *testing.T) {
 	})
 }
 
+// TestRunnerJoinIsTheOnlyRetry checks that the Runner's attempts are the
+// only join retries: the core dials the seed once per attempt and keeps no
+// backoff of its own running between them.
+func TestRunnerJoinIsTheOnlyRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := swim.LocalConfig()
+		cfg.ReconnectInterval = time.Hour // keeps the reconnect loop's dials out of the count
+		c := newMemCluster(t, 2, cfg, func(i int, o *swimnet.RunnerOptions) { o.JoinAttempts = 4 })
+		defer c.shutdown()
+		seed := c.rs[0].Addr()
+		var (
+			mu    sync.Mutex
+			dials int
+		)
+		c.net.SetDrop(func(from, to netip.AddrPort, stream bool) bool {
+			if to != seed {
+				return false
+			}
+			if stream {
+				mu.Lock()
+				dials++
+				mu.Unlock()
+			}
+			return true
+		})
+		if _, err := c.rs[1].Join(context.Background(), seed.String()); !errors.Is(err, swimnet.ErrJoin) {
+			t.Fatalf("join = %v, want ErrJoin", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if dials != 4 {
+			t.Errorf("%d dials to the seed in 4 join attempts, want 4: one per attempt", dials)
+		}
+	})
+}
+
 func TestRunnerJoinContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newMemCluster(t, 1, swim.LocalConfig(), nil)
@@ -367,7 +404,7 @@ func TestRunnerJoinContext(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, err := c.rs[0].Join(ctx, "10.99.0.1:7946")
-		if !errors.Is(err, swim.ErrJoin) || !errors.Is(err, context.DeadlineExceeded) {
+		if !errors.Is(err, swimnet.ErrJoin) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("join = %v, want ErrJoin and DeadlineExceeded", err)
 		}
 	})
@@ -412,14 +449,14 @@ func TestRunnerDelegate(t *testing.T) {
 			cfgs[i] = swim.LocalConfig()
 			cfgs[i].State = stateOfName(fmt.Sprintf("state-of-m%d", i))
 		}
-		net := swim.NewMemNetwork(0)
+		net := swimnet.NewMemNetwork(0)
 		c := &memCluster{t: t, net: net}
 		for i := range recs {
 			tr, err := net.Listen(netip.AddrPort{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := swim.NewRunner(cfgs[i], swim.Identity{Name: fmt.Sprintf("m%d", i), Gen: 1}, tr, swim.RunnerOptions{Delegate: recs[i]})
+			r, err := swimnet.NewRunner(cfgs[i], swim.Identity{Name: fmt.Sprintf("m%d", i), Gen: 1}, tr, swimnet.RunnerOptions{Delegate: recs[i]})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -557,7 +594,7 @@ func TestRunnerTCPFallback(t *testing.T) {
 
 func TestRunnerIncomingStreamBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newMemCluster(t, 1, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) { o.MaxIncomingStreams = 1 })
+		c := newMemCluster(t, 1, swim.LocalConfig(), func(i int, o *swimnet.RunnerOptions) { o.MaxIncomingStreams = 1 })
 		defer c.shutdown()
 		peer, err := c.net.Listen(netip.AddrPort{})
 		if err != nil {
@@ -565,7 +602,7 @@ func TestRunnerIncomingStreamBound(t *testing.T) {
 		}
 		defer peer.Shutdown()
 		timeout := swim.LocalConfig().StreamTimeout
-		dial := func() swim.Conn {
+		dial := func() swimnet.Conn {
 			t.Helper()
 			conn, err := peer.DialStream(context.Background(), c.rs[0].Addr())
 			if err != nil {
@@ -581,7 +618,7 @@ func TestRunnerIncomingStreamBound(t *testing.T) {
 		opened := time.Now()
 		// Three more wait for the slot (one per slot times three); a fifth
 		// is closed at once.
-		var waiting []swim.Conn
+		var waiting []swimnet.Conn
 		for range 3 {
 			waiting = append(waiting, dial())
 		}
@@ -664,14 +701,14 @@ func TestRunnerShutdown(t *testing.T) {
 	// Outside a bubble, on purpose: goleak sees every goroutine of the
 	// process, and the network here runs in real time.
 	noLeaks(t)
-	net := swim.NewMemNetwork(0)
-	var rs []*swim.Runner
+	net := swimnet.NewMemNetwork(0)
+	var rs []*swimnet.Runner
 	for i := range 3 {
 		tr, err := net.Listen(netip.AddrPort{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := swim.NewRunner(swim.LocalConfig(), swim.Identity{Name: fmt.Sprintf("m%d", i), Gen: 1}, tr, swim.RunnerOptions{Delegate: &delegateLog{}})
+		r, err := swimnet.NewRunner(swim.LocalConfig(), swim.Identity{Name: fmt.Sprintf("m%d", i), Gen: 1}, tr, swimnet.RunnerOptions{Delegate: &delegateLog{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -694,13 +731,13 @@ func TestRunnerShutdown(t *testing.T) {
 		if err := r.Shutdown(); err != nil {
 			t.Errorf("second shutdown: %v", err)
 		}
-		if err := r.Start(); !errors.Is(err, swim.ErrNotRunning) {
+		if err := r.Start(); !errors.Is(err, swimnet.ErrNotRunning) {
 			t.Errorf("Start after Shutdown = %v, want ErrNotRunning", err)
 		}
-		if _, err := r.Join(ctx, rs[0].Addr().String()); !errors.Is(err, swim.ErrNotRunning) {
+		if _, err := r.Join(ctx, rs[0].Addr().String()); !errors.Is(err, swimnet.ErrNotRunning) {
 			t.Errorf("Join after Shutdown = %v, want ErrNotRunning", err)
 		}
-		if err := r.Leave(time.Second); !errors.Is(err, swim.ErrNotRunning) {
+		if err := r.Leave(time.Second); !errors.Is(err, swimnet.ErrNotRunning) {
 			t.Errorf("Leave after Shutdown = %v, want ErrNotRunning", err)
 		}
 		if got := len(r.Members()); got == 0 {
@@ -716,11 +753,11 @@ func TestRunnerShutdown(t *testing.T) {
 
 func TestRunnerShutdownBeforeStart(t *testing.T) {
 	noLeaks(t)
-	tr, err := swim.NewMemNetwork(0).Listen(netip.AddrPort{})
+	tr, err := swimnet.NewMemNetwork(0).Listen(netip.AddrPort{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := swim.NewRunner(swim.LocalConfig(), swim.Identity{Name: "alone", Gen: 1}, tr, swim.RunnerOptions{})
+	r, err := swimnet.NewRunner(swim.LocalConfig(), swim.Identity{Name: "alone", Gen: 1}, tr, swimnet.RunnerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -817,10 +854,10 @@ func TestRunnerCountsBadInput(t *testing.T) {
 func BenchmarkRunnerPingAck(b *testing.B) {
 	for _, kind := range []string{"mem", "udp"} {
 		b.Run("transport="+kind, func(b *testing.B) {
-			var tr, peer swim.Transport
+			var tr, peer swimnet.Transport
 			switch kind {
 			case "mem":
-				net := swim.NewMemNetwork(0)
+				net := swimnet.NewMemNetwork(0)
 				t1, err1 := net.Listen(netip.AddrPort{})
 				t2, err2 := net.Listen(netip.AddrPort{})
 				if err := errors.Join(err1, err2); err != nil {
@@ -828,15 +865,15 @@ func BenchmarkRunnerPingAck(b *testing.B) {
 				}
 				tr, peer = t1, t2
 			case "udp":
-				t1, err1 := swim.NewNetTransport(swim.NetConfig{BindAddr: loopback()})
-				t2, err2 := swim.NewNetTransport(swim.NetConfig{BindAddr: loopback()})
+				t1, err1 := swimnet.NewNetTransport(swimnet.NetConfig{BindAddr: loopback()})
+				t2, err2 := swimnet.NewNetTransport(swimnet.NetConfig{BindAddr: loopback()})
 				if err := errors.Join(err1, err2); err != nil {
 					b.Fatal(err)
 				}
 				tr, peer = t1, t2
 			}
 			defer peer.Shutdown()
-			r, err := swim.NewRunner(swim.LANConfig(), swim.Identity{Name: "target", Gen: 1}, tr, swim.RunnerOptions{})
+			r, err := swimnet.NewRunner(swim.LANConfig(), swim.Identity{Name: "target", Gen: 1}, tr, swimnet.RunnerOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -912,22 +949,22 @@ func TestRunnerLargeState(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				net := swim.NewMemNetwork(0)
+				net := swimnet.NewMemNetwork(0)
 				log := &delegateLog{}
-				var rs []*swim.Runner
+				var rs []*swimnet.Runner
 				for i := range 2 {
 					tr, err := net.Listen(netip.AddrPort{})
 					if err != nil {
 						t.Fatal(err)
 					}
 					cfg := swim.LocalConfig()
-					opts := swim.RunnerOptions{JoinAttempts: 1}
+					opts := swimnet.RunnerOptions{JoinAttempts: 1}
 					if i == 0 {
 						opts.Delegate, opts.MaxStreamBytes = log, tt.maxStream
 					} else {
 						cfg.State = bigState(state)
 					}
-					r, err := swim.NewRunner(cfg, swim.Identity{Name: fmt.Sprintf("m%d", i), Gen: 1}, tr, opts)
+					r, err := swimnet.NewRunner(cfg, swim.Identity{Name: fmt.Sprintf("m%d", i), Gen: 1}, tr, opts)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -972,7 +1009,7 @@ func TestRunnerEncrypted(t *testing.T) {
 		if err := ring.Install(1, make([]byte, wire.KeySize)); err != nil {
 			t.Fatal(err)
 		}
-		c := newMemCluster(t, 3, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) {
+		c := newMemCluster(t, 3, swim.LocalConfig(), func(i int, o *swimnet.RunnerOptions) {
 			o.Wire = wire.Config{Label: "cluster-a", Keyring: ring}
 		})
 		defer c.shutdown()
@@ -984,7 +1021,7 @@ func TestRunnerEncrypted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := swim.NewRunner(swim.LocalConfig(), swim.Identity{Name: "outsider", Gen: 1}, tr, swim.RunnerOptions{
+		out, err := swimnet.NewRunner(swim.LocalConfig(), swim.Identity{Name: "outsider", Gen: 1}, tr, swimnet.RunnerOptions{
 			Wire:         wire.Config{Label: "cluster-b", Keyring: ring},
 			JoinAttempts: 2,
 		})
@@ -995,7 +1032,7 @@ func TestRunnerEncrypted(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer out.Shutdown()
-		if _, err := out.Join(context.Background(), c.rs[0].Addr().String()); !errors.Is(err, swim.ErrJoin) {
+		if _, err := out.Join(context.Background(), c.rs[0].Addr().String()); !errors.Is(err, swimnet.ErrJoin) {
 			t.Fatalf("outsider join = %v, want ErrJoin", err)
 		}
 		if _, ok := c.rs[0].Member("outsider"); ok {
@@ -1066,7 +1103,7 @@ func TestRunnerShutdownInterruptsStreams(t *testing.T) {
 			_, err := c.rs[0].Join(ctx, mute.Addr().String())
 			joined <- err
 		}()
-		var in swim.Incoming
+		var in swimnet.Incoming
 		select {
 		case in = <-mute.Streams():
 		case <-time.After(time.Second):
@@ -1079,7 +1116,7 @@ func TestRunnerShutdownInterruptsStreams(t *testing.T) {
 		if took := time.Since(start); took != 0 {
 			t.Errorf("Shutdown took %v of virtual time, want it to cut the stream at once", took)
 		}
-		if err := <-joined; !errors.Is(err, swim.ErrNotRunning) {
+		if err := <-joined; !errors.Is(err, swimnet.ErrNotRunning) {
 			t.Errorf("pending Join = %v, want ErrNotRunning", err)
 		}
 		cancel()
@@ -1092,7 +1129,7 @@ func TestRunnerLeaveTimeout(t *testing.T) {
 		defer c.shutdown()
 		c.joinAll()
 		// No time to gossip: the leave is announced but not yet spread.
-		if err := c.rs[2].Leave(0); !errors.Is(err, swim.ErrLeaveTimeout) {
+		if err := c.rs[2].Leave(0); !errors.Is(err, swimnet.ErrLeaveTimeout) {
 			t.Fatalf("Leave(0) = %v, want ErrLeaveTimeout", err)
 		}
 		// The runner keeps gossiping until Shutdown: the others hear it.
@@ -1136,9 +1173,9 @@ func TestRunnerReportsWhyInputIsBad(t *testing.T) {
 					mu  sync.Mutex
 					got []report
 				)
-				c := newMemCluster(t, 1, swim.LocalConfig(), func(i int, o *swim.RunnerOptions) {
+				c := newMemCluster(t, 1, swim.LocalConfig(), func(i int, o *swimnet.RunnerOptions) {
 					o.Wire = wire.Config{Label: "cluster-a", Keyring: ring(1)}
-					o.OnBadInput = func(in swim.BadInput) {
+					o.OnBadInput = func(in swimnet.BadInput) {
 						if in.Reply {
 							t.Errorf("the seed reports a reply: %+v", in)
 						}
@@ -1153,7 +1190,7 @@ func TestRunnerReportsWhyInputIsBad(t *testing.T) {
 					t.Fatal(err)
 				}
 				var attempts []error
-				out, err := swim.NewRunner(swim.LocalConfig(), swim.Identity{Name: "outsider", Gen: 1}, tr, swim.RunnerOptions{
+				out, err := swimnet.NewRunner(swim.LocalConfig(), swim.Identity{Name: "outsider", Gen: 1}, tr, swimnet.RunnerOptions{
 					Wire:         tt.outsider,
 					JoinAttempts: 2,
 					OnJoinFailed: func(attempt int, err error) { attempts = append(attempts, err) },
@@ -1166,14 +1203,14 @@ func TestRunnerReportsWhyInputIsBad(t *testing.T) {
 				}
 				defer out.Shutdown()
 				seed := c.rs[0].Addr()
-				if _, err := out.Join(context.Background(), seed.String()); !errors.Is(err, swim.ErrJoin) || !errors.Is(err, swim.ErrNoReply) {
+				if _, err := out.Join(context.Background(), seed.String()); !errors.Is(err, swimnet.ErrJoin) || !errors.Is(err, swimnet.ErrNoReply) {
 					t.Fatalf("outsider join = %v, want ErrJoin and ErrNoReply", err)
 				}
 				if len(attempts) != 2 {
 					t.Fatalf("OnJoinFailed called %d times, want 2", len(attempts))
 				}
 				for _, err := range attempts {
-					if !errors.Is(err, swim.ErrNoReply) || !strings.Contains(err.Error(), seed.String()) {
+					if !errors.Is(err, swimnet.ErrNoReply) || !strings.Contains(err.Error(), seed.String()) {
 						t.Errorf("attempt error %q: want ErrNoReply naming the seed %v", err, seed)
 					}
 				}

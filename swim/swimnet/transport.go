@@ -1,4 +1,4 @@
-package swim
+package swimnet
 
 import (
 	"bufio"
@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/wire"
 )
 
@@ -93,7 +94,7 @@ const (
 var (
 	// ErrStream reports a stream exchange that broke the framing rules:
 	// too many messages, a truncated frame, an undecodable message.
-	ErrStream = errors.New("swim: bad stream")
+	ErrStream = errors.New("swimnet: bad stream")
 	// ErrNoReply reports a stream exchange whose peer closed the stream
 	// without answering: it was overloaded, leaving, or refused the request
 	// (a peer that cannot open this member's frames, because it holds
@@ -104,7 +105,7 @@ var (
 
 type noReply struct{}
 
-func (noReply) Error() string   { return "swim: no reply" }
+func (noReply) Error() string   { return "swimnet: no reply" }
 func (noReply) Is(t error) bool { return t == ErrStream }
 
 // writeMsgs writes msgs to w as frames, one per message, and flushes.
@@ -113,11 +114,11 @@ func writeMsgs(codec *wire.Codec, w *bufio.Writer, msgs []wire.Message, buf []by
 	for i, m := range msgs {
 		buf = m.AppendBody(buf[:0])
 		if err := codec.WriteFrames(w, m.Type(), buf, uint32(i)); err != nil {
-			return buf, fmt.Errorf("swim: write %v frame: %w", m.Type(), err)
+			return buf, fmt.Errorf("swimnet: write %v frame: %w", m.Type(), err)
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return buf, fmt.Errorf("swim: write stream: %w", err)
+		return buf, fmt.Errorf("swimnet: write stream: %w", err)
 	}
 	return buf, nil
 }
@@ -161,7 +162,7 @@ func readMsgs(codec *wire.Codec, r io.Reader, maxBytes int, budget wire.Budget) 
 }
 
 // The Runner's stream workers: one goroutine per exchange, bounded (the core
-// caps the exchanges it opens at Config.MaxStreams, the Runner those it
+// caps the exchanges it opens at [swim.Config].MaxStreams, the Runner those it
 // serves at RunnerOptions.MaxIncomingStreams), each under a deadline, each
 // handing its outcome back to the protocol loop.
 
@@ -173,14 +174,14 @@ func (r *Runner) getCodec() *wire.Codec {
 	}
 	c, err := wire.NewCodec(r.opts.Wire)
 	if err != nil {
-		panic("swim: codec config validated in NewRunner: " + err.Error())
+		panic("swimnet: codec config validated in NewRunner: " + err.Error())
 	}
 	return c
 }
 
 // open makes a stream exchange the core asked for and feeds the outcome back
 // to the loop.
-func (r *Runner) open(s Stream) {
+func (r *Runner) open(s swim.Stream) {
 	defer r.wg.Done()
 	msgs, err := r.exchange(s)
 	if err != nil {
@@ -192,7 +193,7 @@ func (r *Runner) open(s Stream) {
 	}
 }
 
-func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
+func (r *Runner) exchange(s swim.Stream) ([]wire.Message, error) {
 	ctx, cancel := context.WithDeadline(r.ctx, s.Deadline)
 	defer cancel()
 	conn, err := r.tr.DialStream(ctx, s.To)
@@ -205,7 +206,7 @@ func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	if err := conn.SetDeadline(s.Deadline); err != nil {
-		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, err)
+		return nil, fmt.Errorf("swimnet: stream to %v: %w", s.To, err)
 	}
 	codec := r.getCodec()
 	defer r.codecs.Put(codec)
@@ -226,7 +227,7 @@ func (r *Runner) exchange(s Stream) ([]wire.Message, error) {
 	if len(msgs) == 0 && !s.OneWay {
 		// The peer refused (overloaded, wrong target, leaving): tell the
 		// core the exchange failed rather than that it said nothing.
-		return nil, fmt.Errorf("swim: stream to %v: %w", s.To, ErrNoReply)
+		return nil, fmt.Errorf("swimnet: stream to %v: %w", s.To, ErrNoReply)
 	}
 	return msgs, nil
 }
@@ -243,7 +244,7 @@ func streamFailed(ctx context.Context, to netip.AddrPort, err error) error {
 		errors.Is(err, io.ErrClosedPipe):
 		err = fmt.Errorf("%w: the peer closed the stream (%w)", ErrNoReply, err)
 	}
-	return fmt.Errorf("swim: stream to %v: %w", to, err)
+	return fmt.Errorf("swimnet: stream to %v: %w", to, err)
 }
 
 // waitingPerSlot is how many streams may wait for each serving slot.

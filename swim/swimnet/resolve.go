@@ -1,4 +1,4 @@
-package swim
+package swimnet
 
 import (
 	"context"
@@ -21,7 +21,7 @@ type Resolver interface {
 
 // ErrSeed reports a seed that is not a valid host:port, IP or host name, or
 // whose name resolved to no address.
-var ErrSeed = errors.New("swim: bad seed")
+var ErrSeed = errors.New("swimnet: bad seed")
 
 // maxSeedAddrs bounds the addresses taken from one seed name, so that a
 // name with many records does not open a stream to each of them.
@@ -94,15 +94,16 @@ func ResolveSeeds(ctx context.Context, r Resolver, seeds []string, port uint16) 
 // re-dialled while the member is alone. Every attempt
 // resolves the seeds again, push-pulls with all of them at once and waits for
 // the exchanges to end; between attempts it backs off exponentially from
-// Config.JoinRetryMin to JoinRetryMax, with jitter. It returns the number of
+// [swim.Config].JoinRetryMin to JoinRetryMax, with jitter. It returns the number of
 // seed addresses that answered in the first attempt where one did (an
-// unresponsive seed delays it by up to Config.StreamTimeout), or an error
+// unresponsive seed delays it by up to [swim.Config].StreamTimeout), or an error
 // matching ErrJoin after RunnerOptions.JoinAttempts failed attempts or when
 // ctx ends.
 //
-// While a join is pending the core also retries on its own schedule, with
-// the addresses of the latest attempt; ending ctx stops the Runner's
-// attempts, not the core's.
+// These attempts are the only join retries: the core makes one attempt per
+// call. Until a join succeeds, the core's reconnect loop also push-pulls
+// with one seed of the latest attempt every [swim.Config].ReconnectInterval
+// while this member is alone, as it does for a member that is isolated.
 func (r *Runner) Join(ctx context.Context, seeds ...string) (int, error) {
 	if len(seeds) == 0 {
 		return 0, fmt.Errorf("%w: no seeds", ErrJoin)
@@ -229,7 +230,7 @@ func (r *Runner) joinOnce(ctx context.Context, addrs []netip.AddrPort) (int, see
 }
 
 // reseedLoop re-resolves the seeds of the last successful Join every
-// Config.ReconnectInterval and hands their addresses to the core, so that its
+// [swim.Config].ReconnectInterval and hands their addresses to the core, so that its
 // reconnect loop (which re-dials seeds while this member is alone or
 // isolated) reaches seeds whose names now point elsewhere. Lookups run here,
 // never on the protocol loop, so a slow resolver cannot stall the protocol.

@@ -1,4 +1,4 @@
-package swim_test
+package swimnet_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/meshnode/meshnode/swim"
+	"github.com/meshnode/meshnode/swim/swimnet"
 )
 
 // e2eTimeout bounds every wait of the real-socket tests. It is generous on
@@ -49,13 +50,13 @@ func noLeaks(t *testing.T) {
 }
 
 // stateOf returns how r sees member name.
-func stateOf(r *swim.Runner, name string) (swim.State, bool) {
+func stateOf(r *swimnet.Runner, name string) (swim.State, bool) {
 	m, ok := r.Member(name)
 	return m.State, ok
 }
 
 // wantState returns a condition that every runner in rs sees name in state.
-func wantState(rs []*swim.Runner, name string, want swim.State) func() error {
+func wantState(rs []*swimnet.Runner, name string, want swim.State) func() error {
 	return func() error {
 		for _, r := range rs {
 			got, ok := stateOf(r, name)
@@ -71,13 +72,13 @@ func wantState(rs []*swim.Runner, name string, want swim.State) func() error {
 }
 
 // netRunner starts a runner on real sockets at bind.
-func netRunner(t testing.TB, name string, bind netip.AddrPort, cfg swim.Config) *swim.Runner {
+func netRunner(t testing.TB, name string, bind netip.AddrPort, cfg swim.Config) *swimnet.Runner {
 	t.Helper()
-	tr, err := swim.NewNetTransport(swim.NetConfig{BindAddr: bind})
+	tr, err := swimnet.NewNetTransport(swimnet.NetConfig{BindAddr: bind})
 	if err != nil {
 		t.Fatalf("transport %s: %v", name, err)
 	}
-	r, err := swim.NewRunner(cfg, swim.Identity{Name: name, Gen: 1}, tr, swim.RunnerOptions{})
+	r, err := swimnet.NewRunner(cfg, swim.Identity{Name: name, Gen: 1}, tr, swimnet.RunnerOptions{})
 	if err != nil {
 		tr.Shutdown()
 		t.Fatalf("runner %s: %v", name, err)
@@ -104,7 +105,7 @@ func TestE2E(t *testing.T) {
 	noLeaks(t)
 	cfg := e2eConfig()
 	const n = 5
-	rs := make([]*swim.Runner, n)
+	rs := make([]*swimnet.Runner, n)
 	for i := range rs {
 		rs[i] = netRunner(t, fmt.Sprintf("node%d", i), netip.MustParseAddrPort("127.0.0.1:0"), cfg)
 	}
@@ -176,7 +177,7 @@ func TestE2EIPv6(t *testing.T) {
 	if n, err := b.Join(ctx, a.Addr().String()); err != nil || n != 1 {
 		t.Fatalf("join = %d, %v; want 1, nil", n, err)
 	}
-	rs := []*swim.Runner{a, b}
+	rs := []*swimnet.Runner{a, b}
 	eventually(t, e2eTimeout, "both alive", func() error {
 		if err := wantState(rs, "a", swim.StateAlive)(); err != nil {
 			return err
@@ -195,7 +196,7 @@ func BenchmarkE2EDetect(b *testing.B) {
 	var detect, left time.Duration
 	for b.Loop() {
 		const n = 5
-		rs := make([]*swim.Runner, n)
+		rs := make([]*swimnet.Runner, n)
 		for i := range rs {
 			rs[i] = netRunner(b, fmt.Sprintf("node%d", i), netip.MustParseAddrPort("127.0.0.1:0"), cfg)
 		}
