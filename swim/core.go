@@ -64,6 +64,13 @@ type Core struct {
 	// silenceHeard is when the first packet or stream from another member
 	// arrived during that run (zero if none yet).
 	silenceHeard time.Time
+	// silenceTotal records whether nothing at all arrived during that run
+	// until it had made this node distrust itself.
+	silenceTotal bool
+	// silenceOpen is set while that run lasts: from a probe that got no
+	// answer at all to the next answer. A pause, which resets the count of
+	// failed probes, does not end it.
+	silenceOpen bool
 	// vindicated is when another member last confirmed a suspicion this
 	// node raised: evidence that this node judges its peers correctly.
 	vindicated time.Time

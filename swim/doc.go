@@ -76,7 +76,14 @@
 // to send them (alive, not suspect). Health charged for relays that did not
 // nack is given back when those relays turn out to have failed, and the
 // health a total silence cost is given back when answers return (if nothing
-// at all arrived meanwhile). A node trusts itself again once its last probe
+// at all arrived until the silence made the node distrust itself, and the
+// answer comes within IsolationProbes probe intervals of the first packet
+// heard: after a heal, the first datagrams a node sends are often lost
+// while its peers' TCP re-dials already reach it; a pause of the process
+// during the silence does not end it). Each packet or stream
+// heard after such a silence makes the probe in progress ping its target
+// again, at most once per ProbeTimeout, rather than wait out its slowed
+// timeout. A node trusts itself again once its last probe
 // was answered and either its health is back to 0 or another member has
 // confirmed one of its suspicions since it began to distrust itself; it
 // then refutes the accusations it withheld at once. Each change

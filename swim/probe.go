@@ -58,7 +58,9 @@ type probe struct {
 	relays    [maxRelays]relay
 	tcpAcked  bool
 	tcpFailed bool
-	repinged  bool // pinged again on hearing from a member after a silence
+	// repingedAt is when the target was last pinged again on hearing
+	// from a member after a silence.
+	repingedAt time.Time
 }
 
 func (c *Core) nextSeq() uint32 {
@@ -233,8 +235,9 @@ func (c *Core) probeEnd(now time.Time) {
 		// the target is the likelier failure, and if its own silence as a
 		// relay was charged to us, that is given back.
 		c.absolve(m.Name)
-	} else if c.consecFail == 0 {
-		c.silentHealth, c.silentTrusted, c.silenceHeard = c.health, !c.unhealthy, time.Time{}
+	} else if !c.silenceOpen {
+		c.silenceOpen = true
+		c.silentHealth, c.silentTrusted, c.silenceHeard, c.silenceTotal = c.health, !c.unhealthy, time.Time{}, false
 	}
 	if !c.vindicatedRecently() {
 		// While other members confirm our suspicions, several members
@@ -277,28 +280,47 @@ func (c *Core) probeOK(m *member, tcpOnly bool) {
 // heal.
 //
 // Only a silence that began while the node trusted itself, and during which
-// nothing at all arrived until just before the answer, counts: a node on a
-// lossy link has long silences too, but hears from others now and then
-// during them; giving it back its health would let it defend itself again
-// and flap.
+// nothing at all arrived until it had isolated the node (see wasCut),
+// counts: a node on a lossy link has long silences too, but hears from
+// others now and then during them; giving it back its health would let it
+// defend itself again and flap.
 func (c *Core) answered() {
-	cut := c.silenceHeard.IsZero() || c.lastInput.Sub(c.silenceHeard) <= 2*c.cfg.ProbeInterval
-	if c.consecFail >= c.cfg.IsolationProbes && c.silentTrusted && cut && c.health > c.silentHealth {
+	if c.silenceOpen && c.silentTrusted && c.health > c.silentHealth && c.wasCut() {
 		c.stats.HealthAbsolved += uint64(c.health - c.silentHealth)
 		c.health = c.silentHealth
 	}
 	c.consecFail = 0
+	c.silenceOpen = false
+}
+
+// wasCut reports whether the run of unanswered probes that an answer ends
+// looks like a link that was down and is back: nothing at all arrived
+// until the silence had made this node distrust itself, and the answer
+// came within IsolationProbes probe intervals of the first packet or
+// stream heard since (the first datagrams after a heal are often lost: a
+// neighbour entry that failed during the cut drops them until it is
+// resolved again); or the silence lasted IsolationProbes probes and the
+// answer came just after the first thing heard.
+func (c *Core) wasCut() bool {
+	heardFor := c.lastInput.Sub(c.silenceHeard)
+	if c.silenceTotal {
+		return heardFor <= time.Duration(c.cfg.IsolationProbes)*c.cfg.ProbeInterval
+	}
+	return c.consecFail >= c.cfg.IsolationProbes && (c.silenceHeard.IsZero() || heardFor <= 2*c.cfg.ProbeInterval)
 }
 
 // heard notes a packet or stream from another member while this node
 // hears no answers to its probes: the link may be back, so the probe in
-// progress pings its target once more instead of waiting out its slowed
-// deadline (or a new probe starts now).
+// progress pings its target again instead of waiting out its slowed
+// deadline (or a new probe starts now). It pings again on every packet
+// heard, at most once per ProbeTimeout: the first pings after a heal are
+// often lost, and one lost ping must not leave the node waiting.
 func (c *Core) heard(now time.Time) {
-	if c.consecFail > 0 && c.silenceHeard.IsZero() {
+	if c.silenceOpen && c.silenceHeard.IsZero() {
 		c.silenceHeard = now
+		c.silenceTotal = c.consecFail >= c.cfg.IsolationProbes || c.unhealthy
 	}
-	if c.consecFail < c.cfg.IsolationProbes || c.leaving {
+	if c.consecFail < c.cfg.IsolationProbes && !(c.silenceOpen && c.silenceTotal) || c.leaving {
 		return
 	}
 	p := &c.probe
@@ -308,10 +330,10 @@ func (c *Core) heard(now time.Time) {
 		}
 		return
 	}
-	if p.repinged {
+	if !p.repingedAt.IsZero() && now.Sub(p.repingedAt) < c.cfg.ProbeTimeout {
 		return
 	}
-	p.repinged = true
+	p.repingedAt = now
 	if m := c.members[p.target]; m != nil && m.Gen == p.gen {
 		c.sendPing(m, p.seq)
 	}

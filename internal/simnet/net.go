@@ -88,7 +88,8 @@ type Net struct {
 	def    Link
 	links  map[[2]int]Link
 	cuts   map[[2]int]bool
-	busy   bool // inside a node call: flush afterwards
+	drops  map[[2]int]int64 // datagrams dropped until then (ns since start)
+	busy   bool             // inside a node call: flush afterwards
 }
 
 // Start is the virtual time at which every Net starts.
@@ -104,6 +105,7 @@ func New(seed uint64, def Link) *Net {
 		def:    def,
 		links:  make(map[[2]int]Link),
 		cuts:   make(map[[2]int]bool),
+		drops:  make(map[[2]int]int64),
 	}
 }
 
@@ -189,6 +191,16 @@ func (n *Net) Heal() {
 
 // Cut drops everything from one node to another (one way).
 func (n *Net) Cut(from, to int) { n.cuts[[2]int{from, to}] = true }
+
+// DropDatagrams drops every UDP packet from one node to another until t;
+// streams between them are not affected. It models a link that is back
+// but whose first datagrams are lost: after a cut, the sender's neighbour
+// entry (ARP) for the peer has failed, and datagrams it sends are dropped
+// until resolution is retried, while a TCP connection the peer opens
+// resolves both directions at once.
+func (n *Net) DropDatagrams(from, to int, t time.Time) {
+	n.drops[[2]int{from, to}] = int64(t.Sub(n.start))
+}
 
 // CutInbound drops everything addressed to node id (one way: it can still
 // send); CutOutbound everything it sends.
@@ -277,6 +289,12 @@ func (h *Host) Send(to netip.AddrPort, payload any, size int) {
 	dst, ok := n.byAddr[to]
 	if !ok || !n.reachable(h.id, dst) {
 		return
+	}
+	if until, ok := n.drops[[2]int{h.id, dst}]; ok {
+		if n.now < until {
+			return
+		}
+		delete(n.drops, [2]int{h.id, dst})
 	}
 	l := n.link(h.id, dst)
 	if n.lost(l, h.id, dst) {

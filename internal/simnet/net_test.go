@@ -141,6 +141,25 @@ func TestPartitions(t *testing.T) {
 	}
 }
 
+func TestDropDatagrams(t *testing.T) {
+	net, a, b := pair(t, simnet.Link{})
+	send := func(msg string) {
+		net.Host(a.id).Send(addr(2), msg, 1)
+		net.Host(b.id).Send(addr(1), msg, 1)
+		net.RunFor(time.Second)
+	}
+	net.DropDatagrams(a.id, b.id, net.Now().Add(1500*time.Millisecond))
+	send("lost")
+	send("lost-too")
+	send("through")
+	if diff := cmp.Diff([]string{"2s through"}, b.got); diff != "" {
+		t.Errorf("b got (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"0s lost", "1s lost-too", "2s through"}, a.got); diff != "" {
+		t.Errorf("a got (-want +got):\n%s", diff)
+	}
+}
+
 func TestPauseKeepsBacklog(t *testing.T) {
 	net, a, b := pair(t, simnet.Link{Delay: time.Millisecond})
 	b.period = 100 * time.Millisecond

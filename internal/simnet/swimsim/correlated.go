@@ -90,10 +90,36 @@ type CutOffResult struct {
 // d, then restores its links and runs until the membership is whole again
 // (at most limit).
 func (s *Scenario) CutOff(i int, d, limit time.Duration) CutOffResult {
+	return s.CutOffWith(i, d, limit, CutOffOpts{})
+}
+
+// CutOffOpts makes a cut more like one on real hosts.
+type CutOffOpts struct {
+	// Lossy: once the links are back, the datagrams node i sends are lost
+	// for this long (streams get through). A real node's neighbour entries
+	// (ARP) for its peers fail during a cut and drop what it sends until
+	// they are resolved again, while a peer's TCP connection to it
+	// resolves both directions at once.
+	Lossy time.Duration
+	// Pause: node i stalls this long halfway through the cut (a process
+	// starved of CPU on a busy host).
+	Pause time.Duration
+}
+
+// CutOffWith is CutOff with opts.
+func (s *Scenario) CutOffWith(i int, d, limit time.Duration, opts CutOffOpts) CutOffResult {
 	at := s.Net.Now()
 	s.Net.CutInbound(i, true)
 	s.Net.CutOutbound(i, true)
-	s.Net.RunFor(d)
+	if opts.Pause > 0 {
+		s.Net.RunFor(d / 2)
+		s.Net.Pause(i)
+		s.Net.RunFor(opts.Pause)
+		s.Net.Resume(i)
+		s.Net.RunFor(d - d/2 - opts.Pause)
+	} else {
+		s.Net.RunFor(d)
+	}
 	var res CutOffResult
 	for _, e := range s.Rec.Filter("", swim.EventDead, at) {
 		if e.Obs == i {
@@ -107,6 +133,11 @@ func (s *Scenario) CutOff(i int, d, limit time.Duration) CutOffResult {
 		}
 	}
 	s.Net.Heal()
+	if opts.Lossy > 0 {
+		for _, o := range s.others(i) {
+			s.Net.DropDatagrams(i, o, s.Net.Now().Add(opts.Lossy))
+		}
+	}
 	all := s.All()
 	res.Back, res.BackInTime = s.RunUntil(limit, func() bool { return s.Whole(all) })
 	return res
