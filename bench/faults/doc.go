@@ -22,7 +22,11 @@
 // measured figure is logged on a line that starts with FIGURE.
 //
 // The tests assert the targets of issue 10, so a scenario fails while
-// the product misses its target; a failure message names the item.
+// the product misses its target; a failure message names the item. Full
+// mode holds timing figures (detection, heal) to the targets themselves;
+// short mode, which CI runs once per scenario on a machine that may be
+// busy, logs a figure over its target and fails only past twice the
+// target, still far below what the bugs cost (30 s to never, 20-40 s).
 //
 // # Faults
 //

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // mode is how much of the suite runs.
@@ -104,4 +105,27 @@ func need(t *testing.T, m mode) string {
 		t.Fatal(suite.err)
 	}
 	return suite.bin
+}
+
+// shortSlack is how far past a timing target a short-mode run may go
+// before it fails.
+const shortSlack = 2
+
+// overTarget reports whether took misses target, and logs a figure that
+// says so when it does. Full mode, run by hand on a quiet machine, holds
+// the product to the target itself. Short mode runs in CI on
+// whatever else the machine is doing, once per scenario: there a figure
+// over the target is logged, and the test fails only past shortSlack
+// times the target, which is still far below what the bugs these targets
+// pin cost (30 s to never for three crashes of five, 20-40 s for a heal).
+func overTarget(t *testing.T, took, target time.Duration, what string) bool {
+	t.Helper()
+	if took <= target {
+		return false
+	}
+	if suite.mode == modeShort {
+		figure(t, "%s: %.2f s, over the target of %v (short mode fails past %d times it)", what, took.Seconds(), target, shortSlack)
+		return took > shortSlack*target
+	}
+	return true
 }
