@@ -145,4 +145,8 @@ type Stats struct {
 	// IsolationChanges counts the times this node started or stopped
 	// distrusting itself (see Core.Isolated).
 	IsolationChanges uint64
+	// LinkChecks counts the link checks a node that distrusted itself
+	// started on hearing from another member; LinkChecksPassed those that
+	// every member pinged answered (the node then trusts itself again).
+	LinkChecks, LinkChecksPassed uint64
 }

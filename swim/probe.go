@@ -25,6 +25,7 @@ const (
 	pendDirect   pendKind = iota + 1 // our direct ping; kept past the probe for RTT samples
 	pendIndirect                     // acks relayed for our indirect pings
 	pendRelay                        // a ping we sent on behalf of another member
+	pendCheck                        // a ping of the link check (see startCheck)
 )
 
 // pend is one outstanding sequence number.
@@ -59,6 +60,9 @@ type probe struct {
 	tcpAcked  bool
 	tcpFailed bool
 	repinged  bool // pinged again on hearing from a member after a silence
+	// repingAt is when a slowed probe pings its target again (see
+	// tickProbe).
+	repingAt time.Time
 }
 
 func (c *Core) nextSeq() uint32 {
@@ -87,6 +91,18 @@ func (c *Core) tickProbe(now time.Time) {
 	if p.active {
 		if !p.indirect && !now.Before(p.timeoutAt) {
 			c.probeIndirect(now)
+		}
+		if p.indirect && !now.Before(p.repingAt) && now.Before(p.endAt) {
+			// A probe slowed by poor health waits several intervals for
+			// its answer. While other members confirm our suspicions
+			// (members failed together, or a partition), the links may
+			// come back meanwhile: ping the target again every interval,
+			// so that a probe begun during a cut does not accuse a member
+			// that answers once it is over.
+			p.repingAt = now.Add(c.cfg.ProbeInterval)
+			if m := c.members[p.target]; m != nil && m.Gen == p.gen && c.vindicatedRecently() {
+				c.sendPing(m, p.seq)
+			}
 		}
 		if !now.Before(p.endAt) || c.probeHopeless() {
 			c.probeEnd(now)
@@ -174,6 +190,7 @@ func (c *Core) probeHopeless() bool {
 func (c *Core) probeIndirect(now time.Time) {
 	p := &c.probe
 	p.indirect = true
+	p.repingAt = now.Add(c.cfg.ProbeInterval)
 	m := c.members[p.target]
 	if m == nil || m.Gen != p.gen {
 		return
@@ -203,7 +220,14 @@ func (c *Core) pickRelays(target *member) []*member {
 	k := c.cfg.IndirectChecks
 	var buf [4 * maxRelays]*member
 	cand := c.randomMembers(buf[:0], min(4*k, len(buf)), target.Name, func(r *member) bool { return r.State == StateAlive })
-	slices.SortStableFunc(cand, func(a, b *member) int { return b.lastHeard.Compare(a.lastHeard) })
+	slices.SortStableFunc(cand, func(a, b *member) int {
+		// Relays that failed to answer for an earlier probe last: they
+		// may be among the members that failed.
+		if d := c.blamed[a.Name] - c.blamed[b.Name]; d != 0 {
+			return d
+		}
+		return b.lastHeard.Compare(a.lastHeard)
+	})
 	return cand[:min(k, len(cand))]
 }
 
@@ -253,6 +277,17 @@ func (c *Core) probeEnd(now time.Time) {
 	// An accusation of a member already suspect is an independent
 	// confirmation that shortens its timer.
 	c.applySuspect(now, wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name})
+	if p.expected >= 2 && p.nacks >= p.expected && m.susp != nil {
+		// Every relay answered that it cannot reach the target either:
+		// independent witnesses, as good as confirmations (a healthy
+		// target behind ordinary loss rarely misses all of them). When
+		// many members fail at once, waiting for other members' own
+		// probes to confirm each suspicion is what made the survivors
+		// declare them dead one at a time.
+		for _, r := range p.relays[:p.expected] {
+			m.susp.confirm(r.name)
+		}
+	}
 }
 
 // probeOK records a successful probe of m. An answer over TCP only proves
@@ -298,6 +333,7 @@ func (c *Core) heard(now time.Time) {
 	if c.consecFail > 0 && c.silenceHeard.IsZero() {
 		c.silenceHeard = now
 	}
+	c.startCheck(now)
 	if c.consecFail < c.cfg.IsolationProbes || c.leaving {
 		return
 	}
@@ -326,10 +362,17 @@ func (c *Core) handlePing(now time.Time, from netip.AddrPort, p *wire.Ping) {
 	if !to.IsValid() {
 		to = from
 	}
+	var extra wire.Message
 	if m := c.members[p.SourceName]; m != nil && m != c.self {
 		m.lastHeard = now
+		if m.State == StateSuspect {
+			// A member we suspect pings us: tell it, so that it can
+			// refute at once (its accusation may have been gossiped to
+			// its end long ago, while it could not hear it).
+			extra = &wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
+		}
 	}
-	c.send(to, &wire.Ack{Seq: p.Seq}, nil)
+	c.send(to, &wire.Ack{Seq: p.Seq}, extra)
 }
 
 func (c *Core) handleIndirect(now time.Time, from netip.AddrPort, ip *wire.IndirectPing) {
@@ -339,6 +382,9 @@ func (c *Core) handleIndirect(now time.Time, from netip.AddrPort, ip *wire.Indir
 	}
 	if !ip.TargetAddr.IsValid() || len(c.pending) >= 256 {
 		return
+	}
+	if m := c.members[ip.SourceName]; m != nil && m != c.self {
+		m.lastHeard = now
 	}
 	seq := c.nextSeq()
 	timeout := c.cfg.ProbeTimeout
@@ -375,6 +421,12 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 	switch pd.kind {
 	case pendRelay:
 		c.send(pd.src, &wire.Ack{Seq: pd.origSeq}, nil)
+		return
+	case pendCheck:
+		if m := c.members[pd.target]; m != nil {
+			m.lastHeard = now
+		}
+		c.checkAcked()
 		return
 	case pendDirect:
 		rtt := now.Sub(pd.sent)
@@ -417,6 +469,9 @@ func (c *Core) handleNack(from netip.AddrPort, n *wire.Nack) {
 	}
 	p.nacks++
 	c.answered()
+	// The relay cannot reach the target either: another member sees the
+	// failure we see.
+	c.vindicated = c.lastInput
 	for i := range p.relays[:p.expected] {
 		if r := &p.relays[i]; !r.nacked && r.addr == from {
 			r.nacked = true
@@ -477,6 +532,9 @@ func (c *Core) expirePending(now time.Time) {
 		}
 		if p.kind == pendRelay && p.wantNack {
 			c.send(p.src, &wire.Nack{Seq: p.origSeq}, nil)
+		}
+		if p.kind == pendCheck {
+			c.checkExpired()
 		}
 	}
 	clear(c.pending[j:])
