@@ -149,4 +149,7 @@ type Stats struct {
 	// started on hearing from another member; LinkChecksPassed those that
 	// every member pinged answered (the node then trusts itself again).
 	LinkChecks, LinkChecksPassed uint64
+	// FastProbes counts the probes started at the faster rate while many
+	// members failed at once.
+	FastProbes uint64
 }

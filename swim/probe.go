@@ -154,10 +154,26 @@ func (c *Core) probeStart(now time.Time) {
 	}
 	c.stats.ProbesSent++
 	t := c.scale(c.peerTimeout(m))
+	period := max(c.scale(c.cfg.ProbeInterval), 2*t)
+	switch {
+	case c.vindicatedRecently() && !c.massFailure():
+		// Others confirm what we see: our health comes from failures
+		// elsewhere, not from our own slowness, and slowing down would
+		// only delay finding them.
+		period = max(c.cfg.ProbeInterval, 2*t)
+	case c.massFailure():
+		// Many members failed at once and others see it too: the
+		// survivors must find every victim, one probe at a time, and
+		// their health says nothing about them. Probe at twice the
+		// rate, with unscaled timeouts.
+		c.stats.FastProbes++
+		t = c.peerTimeout(m)
+		period = max(c.cfg.ProbeInterval/fastProbeDiv, 2*t)
+	}
 	seq := c.nextSeq()
 	c.probe = probe{
 		active: true, target: m.Name, gen: m.Gen, seq: seq, start: now,
-		timeoutAt: now.Add(t), endAt: now.Add(max(c.scale(c.cfg.ProbeInterval), 2*t)),
+		timeoutAt: now.Add(t), endAt: now.Add(period),
 	}
 	c.nextProbe = c.probe.endAt
 	c.pending = append(c.pending, pend{seq: seq, kind: pendDirect, target: m.Name, sent: now, expires: now.Add(2 * c.cfg.ProbeInterval * time.Duration(1+c.cfg.HealthMax))})
@@ -175,6 +191,21 @@ func (c *Core) sendPing(m *member, seq uint32) {
 		return
 	}
 	c.send(m.Addr, ping, nil)
+}
+
+// fastProbeDiv divides the probe interval while many members fail at once
+// (see massFailure).
+const fastProbeDiv = 2
+
+// massFailure reports whether many members have failed at once, as others
+// see too: at least two suspects, at least an eighth of the members alive
+// or suspect, and another member confirmed one of our suspicions (or a relay
+// could not reach our target either) recently. A single bad member, or
+// loss, does not qualify; the survivors of correlated crashes, and the
+// sides of a partition, do.
+func (c *Core) massFailure() bool {
+	n := len(c.suspects)
+	return n >= 2 && 8*n >= c.live && c.vindicatedRecently()
 }
 
 // probeHopeless reports whether the probe in progress can no longer
@@ -277,7 +308,7 @@ func (c *Core) probeEnd(now time.Time) {
 	// An accusation of a member already suspect is an independent
 	// confirmation that shortens its timer.
 	c.applySuspect(now, wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name})
-	if p.expected >= 2 && p.nacks >= p.expected && m.susp != nil {
+	if p.nacks >= p.expected && (p.expected >= 2 || p.expected == 1 && c.massFailure()) && m.susp != nil {
 		// Every relay answered that it cannot reach the target either:
 		// independent witnesses, as good as confirmations (a healthy
 		// target behind ordinary loss rarely misses all of them). When
