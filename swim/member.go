@@ -65,7 +65,7 @@ type member struct {
 	susp     *suspicion
 	rtt      rttEstimator
 	// lastHeard is when an ack, nack, ping or indirect-ping request from
-	// the member, or an accusation it raised, last arrived.
+	// the member last arrived.
 	lastHeard time.Time
 }
 

@@ -190,11 +190,6 @@ func (c *Core) applySuspect(now time.Time, s wire.Suspect) {
 	other := s.From != "" && s.From != c.self.Name
 	if other {
 		c.absolve(s.Name)
-		if a := c.members[s.From]; a != nil && a.State == StateAlive && a.lastHeard.Before(now) {
-			// Fresh news from the accuser: a likely relay when many
-			// members fail at once (see pickRelays).
-			a.lastHeard = now
-		}
 	}
 	if m.State == StateSuspect {
 		if s.Incarnation > m.Incarnation {
