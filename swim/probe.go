@@ -154,22 +154,15 @@ func (c *Core) probeStart(now time.Time) {
 	}
 	c.stats.ProbesSent++
 	t := c.scale(c.peerTimeout(m))
-	period := max(c.scale(c.cfg.ProbeInterval), 2*t)
-	switch {
-	case c.vindicatedRecently() && !c.massFailure():
-		// Others confirm what we see: our health comes from failures
-		// elsewhere, not from our own slowness, and slowing down would
-		// only delay finding them.
-		period = max(c.cfg.ProbeInterval, 2*t)
-	case c.massFailure():
+	if c.massFailure() {
 		// Many members failed at once and others see it too: the
 		// survivors must find every victim, one probe at a time, and
 		// their health says nothing about them. Probe at twice the
-		// rate, with unscaled timeouts.
+		// rate (see probeInterval), with unscaled timeouts.
 		c.stats.FastProbes++
 		t = c.peerTimeout(m)
-		period = max(c.cfg.ProbeInterval/fastProbeDiv, 2*t)
 	}
+	period := max(c.probeInterval(), 2*t)
 	seq := c.nextSeq()
 	c.probe = probe{
 		active: true, target: m.Name, gen: m.Gen, seq: seq, start: now,
@@ -191,6 +184,22 @@ func (c *Core) sendPing(m *member, seq uint32) {
 		return
 	}
 	c.send(m.Addr, ping, nil)
+}
+
+// probeInterval returns the time from the start of one probe to the start
+// of the next: ProbeInterval scaled by the local health, but not while
+// other members confirm our suspicions (our health then comes from failures
+// elsewhere, not from our own slowness, and slowing down would only delay
+// finding them), and divided by fastProbeDiv while many members fail at
+// once.
+func (c *Core) probeInterval() time.Duration {
+	switch {
+	case c.massFailure():
+		return c.cfg.ProbeInterval / fastProbeDiv
+	case c.vindicatedRecently():
+		return c.cfg.ProbeInterval
+	}
+	return c.scale(c.cfg.ProbeInterval)
 }
 
 // fastProbeDiv divides the probe interval while many members fail at once
@@ -483,7 +492,7 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 			}
 		}
 		c.probe = probe{}
-		c.nextProbe = p.start.Add(c.scale(c.cfg.ProbeInterval))
+		c.nextProbe = p.start.Add(c.probeInterval())
 
 		if c.nextProbe.Before(now) {
 			c.nextProbe = now
