@@ -50,6 +50,7 @@ type Core struct {
 	seq     uint32
 	pending []pend
 	probe   probe
+	check   linkCheck
 	// probeFirst names a suspect to probe next, before a verdict.
 	probeFirst string
 	// blamed counts, per relay, the missing nacks that raised our health
@@ -379,6 +380,8 @@ func (c *Core) next() time.Time {
 		if c.probe.active {
 			if !c.probe.indirect {
 				earliest(c.probe.timeoutAt)
+			} else if c.probe.repingAt.Before(c.probe.endAt) {
+				earliest(c.probe.repingAt)
 			}
 			earliest(c.probe.endAt)
 		} else {
@@ -479,7 +482,7 @@ func (c *Core) sendFill(to netip.AddrPort, msg, extra wire.Message, fill bool) {
 
 // gossip sends queued broadcasts to a few random live members.
 func (c *Core) gossip() {
-	if c.queue.len() == 0 || c.live == 0 {
+	if c.live == 0 {
 		return
 	}
 	// GossipNodes alive members, and one suspect on top: when many members
@@ -487,12 +490,20 @@ func (c *Core) gossip() {
 	// counts against the news's retransmit limit), so the suspects must not
 	// crowd out the survivors; but a suspect on a lossy link needs every
 	// chance to hear its accusation before the verdict, to refute it in time.
-	var buf [9]*member
-	k := min(c.cfg.GossipNodes, len(buf)-1)
-	ts := c.randomMembers(buf[:0], k, "", func(m *member) bool { return m.State == StateAlive })
-	if len(c.suspects) > 0 {
-		ts = append(ts, c.suspects[c.rng.IntN(len(c.suspects))])
+	// The suspect is told of its own accusation in every round, whether or
+	// not the news is still queued: the copies gossiped when it was raised
+	// may all have gone to members that could not pass them on (the other
+	// side of a partition, or members that failed together).
+	if len(c.suspects) > 0 && !c.leaving {
+		m := c.suspects[c.rng.IntN(len(c.suspects))]
+		c.sendFill(m.Addr, &wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}, nil, true)
 	}
+	if c.queue.len() == 0 {
+		return
+	}
+	var buf [8]*member
+	k := min(c.cfg.GossipNodes, len(buf))
+	ts := c.randomMembers(buf[:0], k, "", func(m *member) bool { return m.State == StateAlive })
 	limit := c.cfg.retransmitLimit(c.live + 1)
 	for _, m := range ts {
 		if c.queue.len() == 0 {

@@ -72,21 +72,34 @@
 // a suspicion another member confirmed is not counted as the node's own;
 // while other members confirm its suspicions, neither the share rule nor
 // the health rule applies (nor are silent relays charged to its health).
-// A suspicion expects only as many confirmations as there are members left
-// to send them (alive, not suspect). Health charged for relays that did not
-// nack is given back when those relays turn out to have failed, and the
-// health a total silence cost is given back when answers return (if nothing
-// at all arrived until the silence made the node distrust itself, and the
-// answer comes within IsolationProbes probe intervals of the first packet
-// heard: after a heal, the first datagrams a node sends are often lost
-// while its peers' TCP re-dials already reach it; a pause of the process
-// during the silence does not end it). Each packet or stream
-// heard after such a silence makes the probe in progress ping its target
-// again, at most once per ProbeTimeout, rather than wait out its slowed
-// timeout. A node trusts itself again once its last probe
-// was answered and either its health is back to 0 or another member has
-// confirmed one of its suspicions since it began to distrust itself; it
-// then refutes the accusations it withheld at once. Each change
+// A relay's nack counts as evidence from another member, and when every
+// relay nacked, they confirm the suspicion. A suspicion expects only as
+// many confirmations as there are members left to send them (alive, not
+// suspect). Health charged for relays that did not nack is given back when
+// those relays turn out to have failed, and the health a total silence
+// cost is given back when answers return (if nothing at all arrived until
+// the silence made the node distrust itself, and the answer comes within
+// IsolationProbes probe intervals of the first packet heard: after a heal,
+// the first datagrams a node sends are often lost while its peers' TCP
+// re-dials already reach it; a pause of the process during the silence
+// does not end it). Each packet or stream heard after such a silence makes
+// the probe in progress ping its target again, at most once per
+// ProbeTimeout, rather than wait out its slowed timeout. While other
+// members confirm its suspicions, a node's probes are not slowed by its
+// health; when, besides, at least two members and an eighth of the
+// cluster are suspect (many members failed at once), it probes at twice
+// the rate, and a lone relay's nack confirms. A slowed probe re-pings its
+// target every interval while others confirm. A node that distrusts itself
+// and hears from another member runs a link check (at most once per probe
+// interval): it pings four random members at once, and if every one
+// answers directly, its links work (a partition healed): its health is
+// given back, its suspicions restart with their accusations gossiped
+// afresh, and it trusts itself again. A node on a lossy link practically
+// never passes (at 80% loss, about 3 in a million). A node also trusts
+// itself again once its last probe was answered and either its health is
+// back to 0 or another member has confirmed one of its suspicions since it
+// began to distrust itself; it then refutes the accusations it withheld at
+// once. Each change
 // is reported as an EventIsolated (with a Reason) or EventRecovered, the
 // first withheld refutation of each period as an EventRefuteWithheld, and
 // Stats counts them. A gap between inputs above Config.PauseThreshold means
@@ -95,7 +108,10 @@
 //
 // Dissemination piggybacks broadcasts on every packet (but pings to
 // suspects, which carry their accusation only) and gossips to a few random
-// alive members and one suspect; each broadcast is sent max(6, 4*ceil(log10(N+1))) times
+// alive members and one suspect, which is told its own accusation in every
+// round (an ack to a suspect's ping carries it too: the copies gossiped
+// when the suspicion was raised may all have gone to the far side of a
+// partition); each broadcast is sent max(6, 4*ceil(log10(N+1))) times
 // (a node's refutations three times as many: a node that is accused is often
 // one whose packets get lost, and a refutation that escapes only after the
 // death verdict revives the node to be removed again),

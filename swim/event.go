@@ -145,4 +145,11 @@ type Stats struct {
 	// IsolationChanges counts the times this node started or stopped
 	// distrusting itself (see Core.Isolated).
 	IsolationChanges uint64
+	// LinkChecks counts the link checks a node that distrusted itself
+	// started on hearing from another member; LinkChecksPassed those that
+	// every member pinged answered (the node then trusts itself again).
+	LinkChecks, LinkChecksPassed uint64
+	// FastProbes counts the probes started at the faster rate while many
+	// members failed at once.
+	FastProbes uint64
 }

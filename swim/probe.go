@@ -25,6 +25,7 @@ const (
 	pendDirect   pendKind = iota + 1 // our direct ping; kept past the probe for RTT samples
 	pendIndirect                     // acks relayed for our indirect pings
 	pendRelay                        // a ping we sent on behalf of another member
+	pendCheck                        // a ping of the link check (see startCheck)
 )
 
 // pend is one outstanding sequence number.
@@ -61,6 +62,9 @@ type probe struct {
 	// repingedAt is when the target was last pinged again on hearing
 	// from a member after a silence.
 	repingedAt time.Time
+	// repingAt is when a slowed probe pings its target again (see
+	// tickProbe).
+	repingAt time.Time
 }
 
 func (c *Core) nextSeq() uint32 {
@@ -89,6 +93,18 @@ func (c *Core) tickProbe(now time.Time) {
 	if p.active {
 		if !p.indirect && !now.Before(p.timeoutAt) {
 			c.probeIndirect(now)
+		}
+		if p.indirect && !now.Before(p.repingAt) && now.Before(p.endAt) {
+			// A probe slowed by poor health waits several intervals for
+			// its answer. While other members confirm our suspicions
+			// (members failed together, or a partition), the links may
+			// come back meanwhile: ping the target again every interval,
+			// so that a probe begun during a cut does not accuse a member
+			// that answers once it is over.
+			p.repingAt = now.Add(c.cfg.ProbeInterval)
+			if m := c.members[p.target]; m != nil && m.Gen == p.gen && c.vindicatedRecently() {
+				c.sendPing(m, p.seq)
+			}
 		}
 		if !now.Before(p.endAt) || c.probeHopeless() {
 			c.probeEnd(now)
@@ -140,10 +156,19 @@ func (c *Core) probeStart(now time.Time) {
 	}
 	c.stats.ProbesSent++
 	t := c.scale(c.peerTimeout(m))
+	if c.massFailure() {
+		// Many members failed at once and others see it too: the
+		// survivors must find every victim, one probe at a time, and
+		// their health says nothing about them. Probe at twice the
+		// rate (see probeInterval), with unscaled timeouts.
+		c.stats.FastProbes++
+		t = c.peerTimeout(m)
+	}
+	period := max(c.probeInterval(), 2*t)
 	seq := c.nextSeq()
 	c.probe = probe{
 		active: true, target: m.Name, gen: m.Gen, seq: seq, start: now,
-		timeoutAt: now.Add(t), endAt: now.Add(max(c.scale(c.cfg.ProbeInterval), 2*t)),
+		timeoutAt: now.Add(t), endAt: now.Add(period),
 	}
 	c.nextProbe = c.probe.endAt
 	c.pending = append(c.pending, pend{seq: seq, kind: pendDirect, target: m.Name, sent: now, expires: now.Add(2 * c.cfg.ProbeInterval * time.Duration(1+c.cfg.HealthMax))})
@@ -163,6 +188,37 @@ func (c *Core) sendPing(m *member, seq uint32) {
 	c.send(m.Addr, ping, nil)
 }
 
+// probeInterval returns the time from the start of one probe to the start
+// of the next: ProbeInterval scaled by the local health, but not while
+// other members confirm our suspicions (our health then comes from failures
+// elsewhere, not from our own slowness, and slowing down would only delay
+// finding them), and divided by fastProbeDiv while many members fail at
+// once.
+func (c *Core) probeInterval() time.Duration {
+	switch {
+	case c.massFailure():
+		return c.cfg.ProbeInterval / fastProbeDiv
+	case c.vindicatedRecently():
+		return c.cfg.ProbeInterval
+	}
+	return c.scale(c.cfg.ProbeInterval)
+}
+
+// fastProbeDiv divides the probe interval while many members fail at once
+// (see massFailure).
+const fastProbeDiv = 2
+
+// massFailure reports whether many members have failed at once, as others
+// see too: at least two suspects, at least an eighth of the members alive
+// or suspect, and another member confirmed one of our suspicions (or a relay
+// could not reach our target either) recently. A single bad member, or
+// loss, does not qualify; the survivors of correlated crashes, and the
+// sides of a partition, do.
+func (c *Core) massFailure() bool {
+	n := len(c.suspects)
+	return n >= 2 && 8*n >= c.live && c.vindicatedRecently()
+}
+
 // probeHopeless reports whether the probe in progress can no longer
 // succeed before its deadline but through a late direct ack: every relay
 // nacked and the TCP ping failed.
@@ -176,6 +232,7 @@ func (c *Core) probeHopeless() bool {
 func (c *Core) probeIndirect(now time.Time) {
 	p := &c.probe
 	p.indirect = true
+	p.repingAt = now.Add(c.cfg.ProbeInterval)
 	m := c.members[p.target]
 	if m == nil || m.Gen != p.gen {
 		return
@@ -205,7 +262,14 @@ func (c *Core) pickRelays(target *member) []*member {
 	k := c.cfg.IndirectChecks
 	var buf [4 * maxRelays]*member
 	cand := c.randomMembers(buf[:0], min(4*k, len(buf)), target.Name, func(r *member) bool { return r.State == StateAlive })
-	slices.SortStableFunc(cand, func(a, b *member) int { return b.lastHeard.Compare(a.lastHeard) })
+	slices.SortStableFunc(cand, func(a, b *member) int {
+		// Relays that failed to answer for an earlier probe last: they
+		// may be among the members that failed.
+		if d := c.blamed[a.Name] - c.blamed[b.Name]; d != 0 {
+			return d
+		}
+		return b.lastHeard.Compare(a.lastHeard)
+	})
 	return cand[:min(k, len(cand))]
 }
 
@@ -256,6 +320,17 @@ func (c *Core) probeEnd(now time.Time) {
 	// An accusation of a member already suspect is an independent
 	// confirmation that shortens its timer.
 	c.applySuspect(now, wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name})
+	if p.nacks >= p.expected && (p.expected >= 2 || p.expected == 1 && c.massFailure()) && m.susp != nil {
+		// Every relay answered that it cannot reach the target either:
+		// independent witnesses, as good as confirmations (a healthy
+		// target behind ordinary loss rarely misses all of them). When
+		// many members fail at once, waiting for other members' own
+		// probes to confirm each suspicion is what made the survivors
+		// declare them dead one at a time.
+		for _, r := range p.relays[:p.expected] {
+			m.susp.confirm(r.name)
+		}
+	}
 }
 
 // probeOK records a successful probe of m. An answer over TCP only proves
@@ -320,6 +395,7 @@ func (c *Core) heard(now time.Time) {
 		c.silenceHeard = now
 		c.silenceTotal = c.consecFail >= c.cfg.IsolationProbes || c.unhealthy
 	}
+	c.startCheck(now)
 	if c.consecFail < c.cfg.IsolationProbes && !(c.silenceOpen && c.silenceTotal) || c.leaving {
 		return
 	}
@@ -348,10 +424,17 @@ func (c *Core) handlePing(now time.Time, from netip.AddrPort, p *wire.Ping) {
 	if !to.IsValid() {
 		to = from
 	}
+	var extra wire.Message
 	if m := c.members[p.SourceName]; m != nil && m != c.self {
 		m.lastHeard = now
+		if m.State == StateSuspect {
+			// A member we suspect pings us: tell it, so that it can
+			// refute at once (its accusation may have been gossiped to
+			// its end long ago, while it could not hear it).
+			extra = &wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
+		}
 	}
-	c.send(to, &wire.Ack{Seq: p.Seq}, nil)
+	c.send(to, &wire.Ack{Seq: p.Seq}, extra)
 }
 
 func (c *Core) handleIndirect(now time.Time, from netip.AddrPort, ip *wire.IndirectPing) {
@@ -361,6 +444,9 @@ func (c *Core) handleIndirect(now time.Time, from netip.AddrPort, ip *wire.Indir
 	}
 	if !ip.TargetAddr.IsValid() || len(c.pending) >= 256 {
 		return
+	}
+	if m := c.members[ip.SourceName]; m != nil && m != c.self {
+		m.lastHeard = now
 	}
 	seq := c.nextSeq()
 	timeout := c.cfg.ProbeTimeout
@@ -398,6 +484,12 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 	case pendRelay:
 		c.send(pd.src, &wire.Ack{Seq: pd.origSeq}, nil)
 		return
+	case pendCheck:
+		if m := c.members[pd.target]; m != nil {
+			m.lastHeard = now
+		}
+		c.checkAcked()
+		return
 	case pendDirect:
 		rtt := now.Sub(pd.sent)
 		c.rtt.add(rtt)
@@ -422,7 +514,7 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 			}
 		}
 		c.probe = probe{}
-		c.nextProbe = p.start.Add(c.scale(c.cfg.ProbeInterval))
+		c.nextProbe = p.start.Add(c.probeInterval())
 
 		if c.nextProbe.Before(now) {
 			c.nextProbe = now
@@ -439,6 +531,9 @@ func (c *Core) handleNack(from netip.AddrPort, n *wire.Nack) {
 	}
 	p.nacks++
 	c.answered()
+	// The relay cannot reach the target either: another member sees the
+	// failure we see.
+	c.vindicated = c.lastInput
 	for i := range p.relays[:p.expected] {
 		if r := &p.relays[i]; !r.nacked && r.addr == from {
 			r.nacked = true
@@ -499,6 +594,9 @@ func (c *Core) expirePending(now time.Time) {
 		}
 		if p.kind == pendRelay && p.wantNack {
 			c.send(p.src, &wire.Nack{Seq: p.origSeq}, nil)
+		}
+		if p.kind == pendCheck {
+			c.checkExpired()
 		}
 	}
 	clear(c.pending[j:])

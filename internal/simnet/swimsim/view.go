@@ -99,6 +99,9 @@ func (c *Cluster) SumStats(ids []int) swim.Stats {
 		s.Reaped += t.Reaped
 		s.HealthAbsolved += t.HealthAbsolved
 		s.IsolationChanges += t.IsolationChanges
+		s.LinkChecks += t.LinkChecks
+		s.LinkChecksPassed += t.LinkChecksPassed
+		s.FastProbes += t.FastProbes
 	}
 	return s
 }

@@ -1,0 +1,68 @@
+package swim_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/meshnode/meshnode/internal/simnet/swimsim"
+)
+
+// Property 13 (issue 10, item 6): a small minority of a 20-node cluster
+// (2 of 20; three sides of 3, 4 and 13) is whole with the rest within 3 s
+// of the heal, every time, after cuts of 10 s and 40 s. The minority nodes
+// see most of the cluster fail at once and distrust themselves before any
+// partner confirms their suspicions; they used to wait for health 0 under
+// slowed probes (35-38 s).
+func TestPropHealWholeMinority(t *testing.T) {
+	ns := size(10, 30)
+	shapes := []struct {
+		name   string
+		groups [][]int
+	}{
+		{"2+18", [][]int{{0, 1}}},
+		{"3+4+13", [][]int{{5, 6, 7}, {8, 9, 10, 11}}},
+	}
+	for _, sh := range shapes {
+		for _, split := range []time.Duration{10 * time.Second, 40 * time.Second} {
+			var worst time.Duration
+			for seed := range uint64(ns) {
+				s := booted(t, seed+1, 20)
+				s.Net.RunFor(time.Duration(seed%7) * time.Second)
+				res := s.SplitHeal(sh.groups, split, 30*time.Second)
+				if !res.OK || res.Whole > 3*time.Second {
+					t.Errorf("%s for %v, seed %d: whole %v after the heal (ok %v), want <= 3s; lagging (observer, member): %v", sh.name, split, seed+1, res.Whole, res.OK, res.Lagging)
+				}
+				worst = max(worst, res.Whole)
+			}
+			t.Logf("%s for %v: whole within %v of the heal over %d seeds", sh.name, split, worst, ns)
+		}
+	}
+}
+
+// Property 14 (issue 10, item 5): when all but two of 20 members crash at
+// once, the two survivors declare every victim dead within 40 s (median
+// over the seeds; it took 87-98 s when a survivor probed one member per
+// interval, slowed by the health that the dead relays of its first probes
+// cost). The issue's target, twice the single-crash time (about 14 s), is
+// not met: bench/RESULTS.md gives the figures.
+func TestPropCorrelatedCrashAllButTwo(t *testing.T) {
+	const n, k = 20, 18
+	var all []time.Duration
+	for _, seed := range seeds {
+		s := booted(t, seed, n)
+		s.Settle()
+		var victims []int
+		for v := range k {
+			victims = append(victims, n-1-v)
+		}
+		res := s.CrashTogether(victims, 3*time.Minute)
+		t.Logf("seed %d: all dead everywhere %v (%d verdicts withheld)", seed, res.DeadEverywhere, res.Withheld)
+		if len(res.FalseDeaths) > 0 {
+			t.Errorf("seed %d: survivor %s declared dead", seed, res.FalseDeaths[0].Name)
+		}
+		all = append(all, res.DeadEverywhere)
+	}
+	if m := swimsim.Median(all); m > 40*time.Second {
+		t.Errorf("all dead everywhere after %v (median; all %v), want <= 40s", m, all)
+	}
+}
