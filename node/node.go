@@ -75,6 +75,9 @@ type Node struct {
 	// wait for it before writing).
 	subscribed atomic.Int64
 	closeOnce  sync.Once
+	// memNet, when a test sets it before Start, carries the gossip port
+	// instead of sockets (memnet.go).
+	memNet *swimnet.MemNetwork
 	// rejects rate-limits the log lines of refused packets and streams and
 	// of failed join attempts; joinErr is the last failed attempt's error.
 	rejects *rateLog
@@ -241,18 +244,30 @@ func (n *Node) Start() error {
 // openTransport binds the gossip port (UDP and TCP on one port) and builds
 // the node's transport on it; serveTransport starts receiving.
 func (n *Node) openTransport() error {
-	udp, tcp, err := listen(n.cfg.BindAddr)
-	if err != nil {
-		return err
+	var udp packetConn
+	var tcp net.Listener
+	var dialRaw func(context.Context, netip.AddrPort) (net.Conn, error)
+	var adv netip.AddrPort
+	if n.memNet != nil {
+		var err error
+		if udp, tcp, dialRaw, adv, err = listenMem(n.memNet, n.cfg.BindAddr); err != nil {
+			return err
+		}
+	} else {
+		u, l, err := listen(n.cfg.BindAddr)
+		if err != nil {
+			return err
+		}
+		bound, _ := netip.ParseAddrPort(u.LocalAddr().String())
+		adv, err = advertise(n.cfg.AdvertiseAddr, netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port()))
+		if err != nil {
+			u.Close()
+			l.Close()
+			return err
+		}
+		udp, tcp = u, l
 	}
-	bound, _ := netip.ParseAddrPort(udp.LocalAddr().String())
-	adv, err := advertise(n.cfg.AdvertiseAddr, netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port()))
-	if err != nil {
-		udp.Close()
-		tcp.Close()
-		return err
-	}
-	n.tr = &transport{udp: udp, tcp: tcp, addr: adv, tlsServer: n.tlsSrv, tlsClient: n.tlsCli,
+	n.tr = &transport{udp: udp, tcp: tcp, dialRaw: dialRaw, addr: adv, tlsServer: n.tlsSrv, tlsClient: n.tlsCli,
 		codecCfg: wire.Config{Label: n.cfg.Label, Keyring: n.keyring}, streamBudget: n.streamBuf,
 		packets: make(chan swimnet.Inbound, 1024), streams: make(chan swimnet.Incoming, 16),
 		onTLSFail: func(to netip.AddrPort, err error) { n.streamRejected(to, "client", err) }}
