@@ -75,6 +75,9 @@ type Node struct {
 	// wait for it before writing).
 	subscribed atomic.Int64
 	closeOnce  sync.Once
+	// memNet, when a test sets it before Start, carries the gossip port
+	// instead of sockets (memnet.go).
+	memNet *swimnet.MemNetwork
 	// rejects rate-limits the log lines of refused packets and streams and
 	// of failed join attempts; joinErr is the last failed attempt's error.
 	rejects *rateLog
@@ -197,21 +200,10 @@ func (n *Node) Start() error {
 	if !n.started.CompareAndSwap(false, true) {
 		return errors.New("node: already started")
 	}
-	udp, tcp, err := listen(n.cfg.BindAddr)
-	if err != nil {
+	if err := n.openTransport(); err != nil {
 		return err
 	}
-	bound, _ := netip.ParseAddrPort(udp.LocalAddr().String())
-	adv, err := advertise(n.cfg.AdvertiseAddr, netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port()))
-	if err != nil {
-		udp.Close()
-		tcp.Close()
-		return err
-	}
-	n.tr = &transport{udp: udp, tcp: tcp, addr: adv, tlsServer: n.tlsSrv, tlsClient: n.tlsCli,
-		codecCfg: wire.Config{Label: n.cfg.Label, Keyring: n.keyring}, streamBudget: n.streamBuf,
-		packets: make(chan swimnet.Inbound, 1024), streams: make(chan swimnet.Incoming, 16),
-		onTLSFail: func(to netip.AddrPort, err error) { n.streamRejected(to, "client", err) }}
+	adv := n.tr.addr
 	mem, err := newMembership(n.ctx, &n.g, n.tr, n.swimConfig(), swim.Identity{Name: n.name, Gen: n.gen, Addr: adv},
 		swimnet.RunnerOptions{Delegate: n, OnBadInput: n.badInput, OnJoinFailed: n.joinFailed}, n.onEvent)
 	if err != nil {
@@ -241,13 +233,53 @@ func (n *Node) Start() error {
 	// The loops return nil: an error in one is logged and counted where it
 	// happens, and only Shutdown (ending n.ctx and closing the sockets)
 	// stops them.
-	n.g.Go(n.tr.readLoop)
-	n.g.Go(func() error { n.acceptLoop(); return nil })
+	n.serveTransport()
 	n.g.Go(func() error { n.flushLoop(); return nil })
 	n.g.Go(func() error { n.antiEntropyLoop(); return nil })
 	n.g.Go(func() error { n.maintainLoop(); return nil })
 	n.log.Info("node started", "name", n.name, "generation", n.gen, "addr", adv.String(), "api", n.APIAddr())
 	return nil
+}
+
+// openTransport binds the gossip port (UDP and TCP on one port) and builds
+// the node's transport on it; serveTransport starts receiving.
+func (n *Node) openTransport() error {
+	var udp packetConn
+	var tcp net.Listener
+	var dialRaw func(context.Context, netip.AddrPort) (net.Conn, error)
+	var adv netip.AddrPort
+	if n.memNet != nil {
+		var err error
+		if udp, tcp, dialRaw, adv, err = listenMem(n.memNet, n.cfg.BindAddr); err != nil {
+			return err
+		}
+	} else {
+		u, l, err := listen(n.cfg.BindAddr)
+		if err != nil {
+			return err
+		}
+		bound, _ := netip.ParseAddrPort(u.LocalAddr().String())
+		adv, err = advertise(n.cfg.AdvertiseAddr, netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port()))
+		if err != nil {
+			u.Close()
+			l.Close()
+			return err
+		}
+		udp, tcp = u, l
+	}
+	n.tr = &transport{udp: udp, tcp: tcp, dialRaw: dialRaw, addr: adv, tlsServer: n.tlsSrv, tlsClient: n.tlsCli,
+		codecCfg: wire.Config{Label: n.cfg.Label, Keyring: n.keyring}, streamBudget: n.streamBuf,
+		packets: make(chan swimnet.Inbound, 1024), streams: make(chan swimnet.Incoming, 16),
+		onTLSFail: func(to netip.AddrPort, err error) { n.streamRejected(to, "client", err) }}
+	return nil
+}
+
+// serveTransport starts the gossip port's loops: the UDP reader and the TCP
+// accept loop with its admission (see conns.go). They run in the node's
+// group and end when the sockets are closed.
+func (n *Node) serveTransport() {
+	n.g.Go(n.tr.readLoop)
+	n.g.Go(func() error { n.acceptLoop(); return nil })
 }
 
 // Join joins the cluster through seeds (host:port; names are resolved again

@@ -40,8 +40,11 @@ var ErrStream = errors.New("node: stream protocol")
 // transport owns the shared port: the UDP socket and the TCP listener, and
 // dials other members, with TLS when configured.
 type transport struct {
-	udp       *net.UDPConn
-	tcp       net.Listener
+	udp packetConn // a *net.UDPConn but in tests (memnet.go)
+	tcp net.Listener
+	// dialRaw opens a connection before TLS and the channel byte; nil
+	// means TCP.
+	dialRaw   func(ctx context.Context, to netip.AddrPort) (net.Conn, error)
 	addr      netip.AddrPort // advertised
 	tlsServer *tls.Config
 	tlsClient *tls.Config
@@ -161,8 +164,14 @@ func (t *transport) dial(ctx context.Context, to netip.AddrPort, ch byte, deadli
 	if t.cut.Load() {
 		return nil, errPartitioned
 	}
-	d := net.Dialer{Deadline: deadline}
-	raw, err := d.DialContext(ctx, "tcp", to.String())
+	var raw net.Conn
+	var err error
+	if t.dialRaw != nil {
+		raw, err = t.dialRaw(ctx, to)
+	} else {
+		d := net.Dialer{Deadline: deadline}
+		raw, err = d.DialContext(ctx, "tcp", to.String())
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshnode/meshnode/node"
 	"github.com/meshnode/meshnode/swim"
 	"github.com/meshnode/meshnode/swim/swimnet"
 )
@@ -35,11 +36,12 @@ func meshnodeConfig(s Settings) swim.Config {
 	return cfg
 }
 
-// meshnodeCluster is N swim Runners over swim NetTransports wrapped to
-// count bytes.
+// meshnodeCluster is N swim Runners over the transport the daemon ships
+// (node.SwimTransport: UDP and TCP on one port, a channel byte per
+// connection, first-frame admission), wrapped to count bytes.
 type meshnodeCluster struct {
 	runners []*swimnet.Runner
-	nets    []*swimnet.NetTransport
+	nets    []*node.SwimTransport
 	names   map[string]int
 	seed    string
 	count   *counter
@@ -59,7 +61,7 @@ func newMeshnodeCluster(n int, s Settings, got *receipts) (*meshnodeCluster, err
 	for i := range n {
 		cfg := meshnodeConfig(s)
 		cfg.State = meshnodeState{node: i, got: got}
-		nt, err := swimnet.NewNetTransport(swimnet.NetConfig{BindAddr: netip.MustParseAddrPort("127.0.0.1:0")})
+		nt, err := node.ListenSwimTransport(node.Config{Name: strconv.Itoa(i), BindAddr: "127.0.0.1:0", APIAddr: "off"})
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("meshnode node %d: %w", i, err)
