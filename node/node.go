@@ -269,10 +269,18 @@ func (n *Node) openTransport() error {
 	}
 	n.tr = &transport{udp: udp, tcp: tcp, dialRaw: dialRaw, addr: adv, tlsServer: n.tlsSrv, tlsClient: n.tlsCli,
 		codecCfg: wire.Config{Label: n.cfg.Label, Keyring: n.keyring}, streamBudget: n.streamBuf,
-		packets: make(chan swimnet.Inbound, 1024), streams: make(chan swimnet.Incoming, 16),
+		packets: make(chan swimnet.Inbound, 1024), streams: make(chan swimnet.Incoming, maxQueuedSwimStreams),
 		onTLSFail: func(to netip.AddrPort, err error) { n.streamRejected(to, "client", err) }}
 	return nil
 }
+
+// maxQueuedSwimStreams bounds the proven swim streams waiting for the
+// Runner. A seed takes a burst of joins, one stream each, when a fleet
+// starts: with 16, 49 joiners at once lost up to 10 streams to this queue
+// and waited out a join backoff (the memberlist comparison's N = 50
+// bootstrap doubled). Each waiting stream already holds a served slot
+// and its first frame, charged to the stream budget.
+const maxQueuedSwimStreams = 64
 
 // serveTransport starts the gossip port's loops: the UDP reader and the TCP
 // accept loop with its admission (see conns.go). They run in the node's
