@@ -68,6 +68,12 @@ func partition(t *testing.T, bin string, v variant, after time.Duration) {
 	for i := range pre {
 		must(h.put(c.agents[i%v.n], ns, fmt.Sprintf("pre-%d", i), "before"))
 	}
+	// Every node must hold them before the cut, or a side's delete of one
+	// it never saw answers 404 (nothing to delete there): with the cut at
+	// the moment of forming, 20 nodes may not have them all yet.
+	if _, err := poll(30*time.Second, func() error { return converged(c.agents, h, ns) }); err != nil {
+		t.Fatalf("the keys written before the cut did not reach every node: %v", err)
+	}
 	hold(time.Until(formed.Add(after)))
 	if err := c.net.cut(); err != nil {
 		t.Fatal(err)
