@@ -45,11 +45,12 @@ func TestJoinOneLoop(t *testing.T) {
 		c.nodes = make([]*Node, 1)
 		c.start(0)
 		nd := c.nodes[0]
-		// Nothing listens at the discard port of loopback on the in-memory
-		// network: every attempt fails and the loop backs off until it is
-		// replaced or stopped. localhost comes from the hosts file, a
-		// lookup that needs no network.
-		const nowhere, nowhereByName = "127.0.0.1:9", "localhost:9"
+		// Nothing listens at these addresses on the in-memory network:
+		// every attempt fails and the loop backs off until it is replaced
+		// or stopped. The seeds are addresses, not names: a name lookup
+		// would use the process's resolver, which must not start inside a
+		// synctest bubble (it is shared with code outside).
+		const nowhere, nowhereElse = "127.0.0.1:9", "127.0.0.2:9"
 		api := func(body string) {
 			t.Helper()
 			rec := httptest.NewRecorder()
@@ -65,8 +66,8 @@ func TestJoinOneLoop(t *testing.T) {
 			{"method", func() { must(t, nd.Join(nowhere)) }},
 			{"same seeds again", func() { must(t, nd.Join(nowhere)) }},
 			{"same seeds through the API", func() { api(`{"seeds":["` + nowhere + `"]}`) }},
-			{"other seeds through the API", func() { api(`{"seeds":["` + nowhere + `","` + nowhereByName + `"]}`) }},
-			{"other seeds again", func() { must(t, nd.Join(nowhereByName)) }},
+			{"other seeds through the API", func() { api(`{"seeds":["` + nowhere + `","` + nowhereElse + `"]}`) }},
+			{"other seeds again", func() { must(t, nd.Join(nowhereElse)) }},
 			{"first seeds again", func() { must(t, nd.Join(nowhere)) }},
 		}
 		for _, s := range steps {
