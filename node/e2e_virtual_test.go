@@ -20,8 +20,9 @@ import (
 // The end-to-end tests below run whole nodes (swim, replication, the HTTP
 // handlers) over a swimnet.MemNetwork in a synctest bubble: time is virtual,
 // so the waits for membership and replication take no wall time and depend
-// on no scheduling luck. e2e_test.go keeps the same scenarios on real
-// sockets.
+// on no scheduling luck. e2e_test.go keeps one end-to-end run and the
+// hostile streams on real sockets (node/doc.go lists the real-socket tests
+// and why).
 
 // newVirtualCluster starts n nodes on an in-memory network; call it inside
 // a synctest bubble.
