@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -24,79 +24,86 @@ func testKey(b byte) string {
 // encryption and then to a new key through the API, checking after every
 // step that writes still replicate both ways.
 func TestKeyRotationWithoutDowntime(t *testing.T) {
-	c := newCluster(t, 2, false)
-	step := 0
-	replicates := func(what string) {
-		t.Helper()
-		for from := range 2 {
-			step++
-			key := fmt.Sprintf("k%d", step)
-			c.must(from, "PUT", "/v1/kv/ns/"+key, `{"value":"`+what+`"}`)
-			c.everywhere(what+": write from node "+fmt.Sprint(from), c.hasKey("ns", key, what))
+	synctest.Test(t, func(t *testing.T) {
+		c := newVirtualCluster(t, 2, false)
+		step := 0
+		replicates := func(what string) {
+			t.Helper()
+			for from := range 2 {
+				step++
+				key := fmt.Sprintf("k%d", step)
+				c.must(from, "PUT", "/v1/kv/ns/"+key, `{"value":"`+what+`"}`)
+				c.everywhere(what+": write from node "+fmt.Sprint(from), c.hasKey("ns", key, what))
+			}
 		}
-	}
-	all := func(method, path, body string) []map[string]any {
-		t.Helper()
-		var out []map[string]any
-		for i := range 2 {
-			out = append(out, c.must(i, method, path, body))
+		all := func(method, path, body string) []map[string]any {
+			t.Helper()
+			var out []map[string]any
+			for i := range 2 {
+				out = append(out, c.must(i, method, path, body))
+			}
+			return out
 		}
-		return out
-	}
-	replicates("plaintext")
+		replicates("plaintext")
 
-	res := all("POST", "/v1/keyring", `{"key":"`+testKey(1)+`"}`)
-	id1 := res[0]["id"]
-	if id1 != res[1]["id"] {
-		t.Fatalf("the same key got IDs %v and %v", id1, res[1]["id"])
-	}
-	kr := res[0]["keyring"].(map[string]any)
-	if kr["accept_plaintext"] != true || kr["send_plaintext"] != true {
-		t.Fatalf("first key installed without the plaintext switches on: %v", kr)
-	}
-	replicates("installed")
-	all("PUT", "/v1/keyring/plaintext", `{"send":false}`)
-	replicates("encrypting")
-	all("PUT", "/v1/keyring/plaintext", `{"accept":false}`)
-	replicates("encrypted")
-
-	res = all("POST", "/v1/keyring", `{"key":"`+testKey(100)+`","id":7}`)
-	if res[0]["id"] != float64(7) {
-		t.Fatalf("explicit id ignored: %v", res[0])
-	}
-	replicates("two keys")
-	all("PUT", "/v1/keyring/7/primary", "")
-	replicates("new primary")
-	all("DELETE", fmt.Sprintf("/v1/keyring/%v", id1), "")
-	replicates("rotated")
-	got := c.must(0, "GET", "/v1/keyring", "")
-	keys := got["keys"].([]any)
-	if len(keys) != 1 || keys[0].(map[string]any)["id"] != float64(7) || keys[0].(map[string]any)["primary"] != true {
-		t.Fatalf("keyring after rotation: %v", got)
-	}
-	if got["accept_plaintext"] != false || got["send_plaintext"] != false {
-		t.Fatalf("plaintext switches after rotation: %v", got)
-	}
-	// Removing the primary key would leave the node unable to talk.
-	if code, m := c.api(0, "DELETE", "/v1/keyring/7", ""); code != 409 {
-		t.Fatalf("remove primary: %d %v, want 409", code, m)
-	}
-	// The cluster's traffic is encrypted: a plaintext newcomer cannot join.
-	plain, err := New(localConfig("plain", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := plain.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = plain.Shutdown(t.Context()) })
-	_ = plain.Join(c.nodes[0].Addr().String())
-	replicates("after a plaintext join attempt")
-	for _, m := range c.nodes[0].members() {
-		if m.Name == "plain" {
-			t.Fatal("a plaintext node joined the encrypted cluster")
+		res := all("POST", "/v1/keyring", `{"key":"`+testKey(1)+`"}`)
+		id1 := res[0]["id"]
+		if id1 != res[1]["id"] {
+			t.Fatalf("the same key got IDs %v and %v", id1, res[1]["id"])
 		}
-	}
+		kr := res[0]["keyring"].(map[string]any)
+		if kr["accept_plaintext"] != true || kr["send_plaintext"] != true {
+			t.Fatalf("first key installed without the plaintext switches on: %v", kr)
+		}
+		replicates("installed")
+		all("PUT", "/v1/keyring/plaintext", `{"send":false}`)
+		replicates("encrypting")
+		all("PUT", "/v1/keyring/plaintext", `{"accept":false}`)
+		replicates("encrypted")
+
+		res = all("POST", "/v1/keyring", `{"key":"`+testKey(100)+`","id":7}`)
+		if res[0]["id"] != float64(7) {
+			t.Fatalf("explicit id ignored: %v", res[0])
+		}
+		replicates("two keys")
+		all("PUT", "/v1/keyring/7/primary", "")
+		replicates("new primary")
+		all("DELETE", fmt.Sprintf("/v1/keyring/%v", id1), "")
+		replicates("rotated")
+		got := c.must(0, "GET", "/v1/keyring", "")
+		keys := got["keys"].([]any)
+		if len(keys) != 1 || keys[0].(map[string]any)["id"] != float64(7) || keys[0].(map[string]any)["primary"] != true {
+			t.Fatalf("keyring after rotation: %v", got)
+		}
+		if got["accept_plaintext"] != false || got["send_plaintext"] != false {
+			t.Fatalf("plaintext switches after rotation: %v", got)
+		}
+		// Removing the primary key would leave the node unable to talk.
+		if code, m := c.api(0, "DELETE", "/v1/keyring/7", ""); code != 409 {
+			t.Fatalf("remove primary: %d %v, want 409", code, m)
+		}
+		// The cluster's traffic is encrypted: a plaintext newcomer cannot join.
+		plainCfg := localConfig("plain", "")
+		plainCfg.APIAddr = "off"
+		plain, err := New(plainCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain.memNet = c.mem
+		if err := plain.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = plain.Shutdown(t.Context()) })
+		_ = plain.Join(c.nodes[0].Addr().String())
+		replicates("after a plaintext join attempt")
+		// A minute of virtual time: the join loop tries many times.
+		time.Sleep(time.Minute)
+		for _, m := range c.nodes[0].members() {
+			if m.Name == "plain" {
+				t.Fatal("a plaintext node joined the encrypted cluster")
+			}
+		}
+	})
 }
 
 func TestKeyringAPIErrors(t *testing.T) {
@@ -137,25 +144,25 @@ func TestKeyringAPIErrors(t *testing.T) {
 // configuration, as the README tells operators to: the restarted node must
 // speak the key ID the others use for that key, and rejoin.
 func TestRestartAfterRotation(t *testing.T) {
-	c := newCluster(t, 2, false, func(cfg *Config) { cfg.EncryptKey = testKey(1) })
-	newID := rotate(t, c, testKey(50))
+	synctest.Test(t, func(t *testing.T) {
+		c := newVirtualCluster(t, 2, false, func(cfg *Config) { cfg.EncryptKey = testKey(1) })
+		newID := rotate(t, c, testKey(50))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.nodes[1].Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c.nodes[1] = nil
-	c.cfgs[1].EncryptKey = testKey(50)
-	c.start(1)
-	got := c.must(1, "GET", "/v1/keyring", "")["keys"].([]any)
-	if len(got) != 1 || got[0].(map[string]any)["id"] != newID {
-		t.Fatalf("restarted node's keyring %v, want only key %v", got, newID)
-	}
-	c.join(1)
-	c.converged()
-	c.must(1, "PUT", "/v1/kv/ns/after-restart", `{"value":"v"}`)
-	c.everywhere("a write from the restarted node", c.hasKey("ns", "after-restart", "v"))
+		if err := c.nodes[1].Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		c.nodes[1] = nil
+		c.cfgs[1].EncryptKey = testKey(50)
+		c.start(1)
+		got := c.must(1, "GET", "/v1/keyring", "")["keys"].([]any)
+		if len(got) != 1 || got[0].(map[string]any)["id"] != newID {
+			t.Fatalf("restarted node's keyring %v, want only key %v", got, newID)
+		}
+		c.join(1)
+		c.converged()
+		c.must(1, "PUT", "/v1/kv/ns/after-restart", `{"value":"v"}`)
+		c.everywhere("a write from the restarted node", c.hasKey("ns", "after-restart", "v"))
+	})
 }
 
 // rotate moves every node of c from its primary key to key: install, use,
@@ -186,36 +193,36 @@ func rotate(t *testing.T, c *testCluster, key string) float64 {
 // naming the old key): the saved keyring wins, plaintext switches included,
 // and the node rejoins.
 func TestKeyringSurvivesRestart(t *testing.T) {
-	c := newCluster(t, 2, true, func(cfg *Config) { cfg.EncryptKey = testKey(1) })
-	newID := rotate(t, c, testKey(50))
-	c.must(1, "PUT", "/v1/keyring/plaintext", `{"accept":true}`)
-	fi, err := os.Stat(filepath.Join(c.cfgs[1].DataDir, fileKeyring))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("keyring file mode %v, want 0600", fi.Mode().Perm())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c := newVirtualCluster(t, 2, true, func(cfg *Config) { cfg.EncryptKey = testKey(1) })
+		newID := rotate(t, c, testKey(50))
+		c.must(1, "PUT", "/v1/keyring/plaintext", `{"accept":true}`)
+		fi, err := os.Stat(filepath.Join(c.cfgs[1].DataDir, fileKeyring))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("keyring file mode %v, want 0600", fi.Mode().Perm())
+		}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.nodes[1].Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c.nodes[1] = nil
-	c.start(1)
-	got := c.must(1, "GET", "/v1/keyring", "")
-	keys := got["keys"].([]any)
-	if len(keys) != 1 || keys[0].(map[string]any)["id"] != newID || keys[0].(map[string]any)["primary"] != true {
-		t.Fatalf("restarted node's keyring %v, want only key %v, primary", got, newID)
-	}
-	if got["accept_plaintext"] != true || got["send_plaintext"] != false {
-		t.Fatalf("restarted node's plaintext switches %v, want accept on, send off", got)
-	}
-	c.join(1)
-	c.converged()
-	c.must(1, "PUT", "/v1/kv/ns/after-restart", `{"value":"v"}`)
-	c.everywhere("a write from the restarted node", c.hasKey("ns", "after-restart", "v"))
+		if err := c.nodes[1].Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		c.nodes[1] = nil
+		c.start(1)
+		got := c.must(1, "GET", "/v1/keyring", "")
+		keys := got["keys"].([]any)
+		if len(keys) != 1 || keys[0].(map[string]any)["id"] != newID || keys[0].(map[string]any)["primary"] != true {
+			t.Fatalf("restarted node's keyring %v, want only key %v, primary", got, newID)
+		}
+		if got["accept_plaintext"] != true || got["send_plaintext"] != false {
+			t.Fatalf("restarted node's plaintext switches %v, want accept on, send off", got)
+		}
+		c.join(1)
+		c.converged()
+		c.must(1, "PUT", "/v1/kv/ns/after-restart", `{"value":"v"}`)
+		c.everywhere("a write from the restarted node", c.hasKey("ns", "after-restart", "v"))
+	})
 }
 
 // TestKeyringFileThatDoesNotLoad checks that a damaged keyring file is set
@@ -252,16 +259,18 @@ func TestKeyringFileThatDoesNotLoad(t *testing.T) {
 // TestKeyringNotSaved checks that a change the data directory cannot keep is
 // answered with an error that says the change is in force but not saved.
 func TestKeyringNotSaved(t *testing.T) {
-	c := newCluster(t, 1, true)
-	// A non-empty directory where the file goes: the rename fails.
-	if err := os.MkdirAll(filepath.Join(c.cfgs[0].DataDir, fileKeyring, "x"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	code, m := c.api(0, "POST", "/v1/keyring", `{"key":"`+testKey(1)+`"}`)
-	if code != 500 || !strings.Contains(fmt.Sprint(m["error"]), "not saved") {
-		t.Fatalf("install with an unwritable keyring file: %d %v, want 500 saying it was not saved", code, m)
-	}
-	if ids := c.nodes[0].keyring.List(); len(ids) != 1 {
-		t.Fatalf("keyring %v: the change should be in force", ids)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c := newVirtualCluster(t, 1, true)
+		// A non-empty directory where the file goes: the rename fails.
+		if err := os.MkdirAll(filepath.Join(c.cfgs[0].DataDir, fileKeyring, "x"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		code, m := c.api(0, "POST", "/v1/keyring", `{"key":"`+testKey(1)+`"}`)
+		if code != 500 || !strings.Contains(fmt.Sprint(m["error"]), "not saved") {
+			t.Fatalf("install with an unwritable keyring file: %d %v, want 500 saying it was not saved", code, m)
+		}
+		if ids := c.nodes[0].keyring.List(); len(ids) != 1 {
+			t.Fatalf("keyring %v: the change should be in force", ids)
+		}
+	})
 }

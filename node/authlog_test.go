@@ -149,7 +149,9 @@ func gossipKey(t *testing.T, b byte) (string, *wire.Keyring) {
 // and checks that the seed counts and logs the joiner's refused streams by
 // reason, that the joiner's join error says what probably went wrong, and
 // that a burst of refused packets is counted in full but logged once per
-// window, with the sender's address.
+// window, with the sender's address. It stays on real sockets on purpose:
+// the burst comes from a raw UDP socket, and the logged address is the
+// kernel's.
 func TestWrongKeyOrLabelIsNotSilent(t *testing.T) {
 	keyA, ringA := gossipKey(t, 0xa)
 	keyB, ringB := gossipKey(t, 0xb)
@@ -286,7 +288,8 @@ func TestWrongKeyOrLabelIsNotSilent(t *testing.T) {
 // TestWrongCAIsNotSilent: members whose certificates another CA signed
 // refuse each other's streams; the side that refuses a certificate counts
 // and logs bad_certificate, as server and as client, and the joiner's join
-// error points at TLS.
+// error points at TLS. It stays on real sockets on purpose: real TLS
+// handshakes fail here.
 func TestWrongCAIsNotSilent(t *testing.T) {
 	caA, certA, keyA := testcert.Write(t, t.TempDir())
 	caB, certB, keyB := testcert.Write(t, t.TempDir())
@@ -348,7 +351,9 @@ func TestWrongCAIsNotSilent(t *testing.T) {
 // reached every member) reads the joiner's request but answers under the
 // new key; the joiner, which cannot read the answer, counts and logs it as
 // the client side of the stream, and its join error says the answer could
-// not be read.
+// not be read. It stays on real sockets, with the other wrong-key tests of
+// this file, on purpose: one real check that refused bytes on loopback are
+// counted and logged as on a network.
 func TestRotationOutOfOrderIsNotSilent(t *testing.T) {
 	keyA, _ := gossipKey(t, 0xa)
 	logs := []*logCapture{newLogCapture(), newLogCapture()}

@@ -13,6 +13,11 @@ import (
 	"github.com/meshnode/meshnode/wire"
 )
 
+// The admission tests here stay on real sockets on purpose: what they
+// measure (kernel TCP connections that a stranger opens and leaves idle,
+// reads that block on a real socket, the heap a connection costs) has no
+// counterpart on the in-memory network.
+
 // hugeHeader is what a stranger sends to make a reader allocate: channel
 // ch, a frame header claiming 16 MiB - 1, two body bytes.
 func hugeHeader(ch byte) []byte {

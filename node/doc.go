@@ -104,4 +104,24 @@
 // since the last snapshot that no peer received. Keyring changes made
 // through the API are saved there too (keyring.json) and restored at start,
 // where they win over the configured gossip key.
+//
+// # Tests
+//
+// The tests of cluster behaviour (replication, partition and heal,
+// readiness and majority, join, leave, crash, restart from a data
+// directory, key rotation) run whole nodes in virtual time: each runs in a
+// testing/synctest bubble, the nodes' gossip ports on a
+// swimnet.MemNetwork (memnet.go; a test sets Node.memNet before Start),
+// and the test calls the API handlers directly. Partitions are the
+// network's loss rule. They take no wall time and depend on no scheduling
+// luck (e2e_virtual_test.go, ready_test.go, join_test.go,
+// api_keyring_test.go).
+//
+// A few tests stay on real loopback sockets on purpose, each saying why:
+// TestClusterEndToEnd (the one end-to-end run over real UDP, TCP and HTTP),
+// TestHostileStreams and the admission tests of conns_test.go (raw TCP
+// clients, kernel resets, the heap of idle connections), TestSecureCluster
+// and TestWrongCAIsNotSilent (TLS handshakes), the wrong-key tests of
+// authlog_test.go (raw UDP bursts, logged kernel addresses) and the swim
+// Runner's tests on the shipped transport (swimnet_e2e_test.go).
 package node

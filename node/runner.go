@@ -221,9 +221,6 @@ func (t *transport) readLoop() error {
 			}
 			continue
 		}
-		if t.cut.Load() {
-			continue
-		}
 		t.udpRecv.Add(uint64(n))
 		select {
 		case t.packets <- swimnet.Inbound{From: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), Buf: append([]byte(nil), buf[:n]...)}:

@@ -17,7 +17,8 @@ import (
 
 // TestSecureCluster runs two nodes with an encrypted gossip key and mutual
 // TLS on streams and the API, and checks that a node without the key cannot
-// read the cluster.
+// read the cluster. It stays on real sockets on purpose: TLS handshakes on
+// the gossip port and the API's TLS listener are what it checks.
 func TestSecureCluster(t *testing.T) {
 	dir := t.TempDir()
 	ca, cert, key := testcert.Write(t, dir)

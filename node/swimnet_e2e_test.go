@@ -61,7 +61,9 @@ func swimRunner(t testing.TB, name string, bind netip.AddrPort, cfg swim.Config)
 
 // TestSwimE2E runs five runners on real UDP and TCP sockets on 127.0.0.1: they
 // form a cluster; one stops without leaving and the rest mark it dead; one
-// leaves and the rest mark it left.
+// leaves and the rest mark it left. It stays on real sockets on purpose: it
+// checks the shipped transport under the swim Runner; the node-level
+// scenarios run in virtual time (e2e_virtual_test.go).
 func TestSwimE2E(t *testing.T) {
 	cfg := swimE2EConfig()
 	const n = 5

@@ -31,9 +31,6 @@ const (
 	maxTransferBytes = 64 << 20
 )
 
-// errPartitioned is returned while a test cuts the node off.
-var errPartitioned = errors.New("node: partitioned (test)")
-
 // ErrStream reports a stream that broke the protocol.
 var ErrStream = errors.New("node: stream protocol")
 
@@ -51,8 +48,6 @@ type transport struct {
 	codecCfg  wire.Config
 	// streamBudget bounds the bytes the swim Runner's stream readers hold.
 	streamBudget wire.Budget
-	// cut simulates a partition (tests): nothing is sent or received.
-	cut atomic.Bool
 	// Bytes sent and received, for bandwidth figures; datagrams and swim
 	// streams dropped because the Runner was behind.
 	udpSent, udpRecv, tcpSent, tcpRecv atomic.Uint64
@@ -100,11 +95,8 @@ func (c countingConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// writeUDP sends one packet unless the node is cut off.
+// writeUDP sends one packet.
 func (t *transport) writeUDP(b []byte, to netip.AddrPort) error {
-	if t.cut.Load() {
-		return errPartitioned
-	}
 	n, err := t.udp.WriteToUDPAddrPort(b, to)
 	t.udpSent.Add(uint64(n))
 	return err
@@ -161,9 +153,6 @@ func advertise(cfg string, bound netip.AddrPort) (netip.AddrPort, error) {
 
 // dial opens a stream of kind ch to a member before deadline.
 func (t *transport) dial(ctx context.Context, to netip.AddrPort, ch byte, deadline time.Time) (net.Conn, error) {
-	if t.cut.Load() {
-		return nil, errPartitioned
-	}
 	var raw net.Conn
 	var err error
 	if t.dialRaw != nil {
@@ -200,9 +189,6 @@ func (t *transport) dial(ctx context.Context, to netip.AddrPort, ch byte, deadli
 // accept wraps an accepted connection in TLS when configured and reads the
 // channel byte.
 func (t *transport) accept(c net.Conn, deadline time.Time) (net.Conn, byte, error) {
-	if t.cut.Load() {
-		return nil, 0, errPartitioned
-	}
 	c = countingConn{c, &t.tcpSent, &t.tcpRecv}
 	c.SetDeadline(deadline)
 	if t.tlsServer != nil {
