@@ -26,6 +26,7 @@ const (
 	pendIndirect                     // acks relayed for our indirect pings
 	pendRelay                        // a ping we sent on behalf of another member
 	pendCheck                        // a ping of the link check (see startCheck)
+	pendSide                         // a side ping beside a probe (see sidePings)
 )
 
 // pend is one outstanding sequence number.
@@ -35,6 +36,8 @@ type pend struct {
 	target  string
 	sent    time.Time
 	expires time.Time
+	// side pings only: the target's generation when pinged
+	gen uint64
 	// relays only
 	origSeq  uint32
 	src      netip.AddrPort
@@ -173,6 +176,146 @@ func (c *Core) probeStart(now time.Time) {
 	c.nextProbe = c.probe.endAt
 	c.pending = append(c.pending, pend{seq: seq, kind: pendDirect, target: m.Name, sent: now, expires: now.Add(2 * c.cfg.ProbeInterval * time.Duration(1+c.cfg.HealthMax))})
 	c.sendPing(m, seq)
+	c.sidePings(now, m, period)
+}
+
+// maxSidePings bounds the side pings sent beside one probe.
+const maxSidePings = 8
+
+// manySuspects reports whether at least two members are suspect and
+// either they are an eighth of the members alive or suspect, or one of
+// them is our own accusation: many members may have failed at once (or a
+// partition cut the cluster), and other members' accusations are worth
+// checking ourselves. Unlike massFailure, it needs no evidence that others
+// see the failures too.
+func (c *Core) manySuspects() bool {
+	n := len(c.suspects)
+	if n < 2 {
+		return false
+	}
+	return 8*n >= c.live || slices.ContainsFunc(c.suspects, func(m *member) bool { return m.susp.from[0] == c.self.Name })
+}
+
+// sideCheck pings a member that another member just accused, at once,
+// while many members are suspect (see manySuspects): if it does not answer
+// either, our confirmation shortens its timer and tells its accuser that
+// it is not alone, which is what lets the survivors of correlated crashes
+// trust themselves and probe fast before their health is spent on probes
+// whose relays are dead too.
+func (c *Core) sideCheck(now time.Time, m *member) {
+	if !c.manySuspects() || c.consecFail >= c.cfg.IsolationProbes || c.leaving ||
+		c.sidePinged(m.Name) || c.sideOutstanding() >= 2*maxSidePings {
+		return
+	}
+	c.sidePing(now, m, max(c.cfg.ProbeInterval/fastProbeDiv, 2*c.peerTimeout(m)))
+}
+
+// sidePing sends one side ping to m, judged after period.
+func (c *Core) sidePing(now time.Time, m *member, period time.Duration) {
+	seq := c.nextSeq()
+	c.stats.SidePings++
+	c.pending = append(c.pending, pend{seq: seq, kind: pendSide, target: m.Name, gen: m.Gen, sent: now, expires: now.Add(period)})
+	c.sendPing(m, seq)
+}
+
+// sideOutstanding returns the number of side pings awaiting an answer.
+func (c *Core) sideOutstanding() int {
+	n := 0
+	for _, p := range c.pending {
+		if p.kind == pendSide {
+			n++
+		}
+	}
+	return n
+}
+
+// sidePings pings, beside the probe of target, further members directly
+// while many members are suspect at once: first the suspects other members
+// accused and we have not, then (only while others confirm our suspicions,
+// see massFailure) the next members in probe order; one per four suspects,
+// at least one, at most maxSidePings. The survivors of correlated crashes
+// must each accuse every victim for the suspicions to reach their shortest
+// timeout, and one probe at a time, 98 victims took two survivors minutes;
+// confirming each other's first accusations is also what lets them trust
+// themselves (and probe fast) before their health is spent on dead relays.
+// A node that hears no answers at all sends none.
+func (c *Core) sidePings(now time.Time, target *member, period time.Duration) {
+	if !c.manySuspects() || c.consecFail >= c.cfg.IsolationProbes || c.leaving {
+		return
+	}
+	n := min(maxSidePings, max(1, len(c.suspects)/4))
+	ping := func(m *member) {
+		c.sidePing(now, m, period)
+		n--
+	}
+	for _, m := range c.suspects {
+		if n == 0 {
+			return
+		}
+		if m != target && !c.accusedBy(m) && !c.sidePinged(m.Name) {
+			ping(m)
+		}
+	}
+	if !c.massFailure() {
+		return
+	}
+	for range len(c.order) {
+		if n == 0 {
+			return
+		}
+		m := c.nextTarget()
+		if m == nil || m == target {
+			return
+		}
+		if !c.accusedBy(m) && !c.sidePinged(m.Name) {
+			ping(m)
+		}
+	}
+}
+
+// accusedBy reports whether this node has accused suspect m itself.
+func (c *Core) accusedBy(m *member) bool {
+	return m.susp != nil && slices.Contains(m.susp.from, c.self.Name)
+}
+
+// sidePinged reports whether a side ping to name is outstanding.
+func (c *Core) sidePinged(name string) bool {
+	return slices.ContainsFunc(c.pending, func(p pend) bool { return p.kind == pendSide && p.target == name })
+}
+
+// sideExpired judges a side ping that got no ack, unless its target was
+// heard from since: a suspect another member accused gets our
+// confirmation (an independent observer that cannot reach it either),
+// while many members are suspect; an alive member becomes suspect, as
+// after a failed probe but without indirect probes and at no cost to our
+// health, only while others confirm our suspicions (massFailure).
+// Lifeguard's guarantees hold: these are suspicions and confirmations, not
+// verdicts; the suspect is told (by the buddy system and gossip) and can
+// refute, and its timer shortens only with independent confirmations.
+func (c *Core) sideExpired(now time.Time, p pend) {
+	m := c.members[p.target]
+	if m == nil || m.Gen != p.gen || m.lastHeard.After(p.sent) || c.leaving {
+		return
+	}
+	switch {
+	case m.State == StateSuspect && !c.accusedBy(m) && c.manySuspects():
+	case m.State == StateAlive && c.massFailure():
+		c.stats.SuspicionsRaised++
+	default:
+		return
+	}
+	c.stats.SideSuspicions++
+	accuser := ""
+	if m.susp != nil {
+		accuser = m.susp.from[0]
+	}
+	s := wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
+	c.applySuspect(now, s)
+	if a := c.members[accuser]; a != nil && a != c.self && a.State == StateAlive {
+		// Tell the accuser at once: gossip goes to random members, and
+		// when most have failed it rarely reaches the few still up.
+		c.send(a.Addr, &s, nil)
+	}
 }
 
 func (c *Core) sendPing(m *member, seq uint32) {
@@ -186,6 +329,41 @@ func (c *Core) sendPing(m *member, seq uint32) {
 		return
 	}
 	c.send(m.Addr, ping, nil)
+}
+
+// vindicate notes that another member confirmed one of our suspicions at
+// now. If that ends a time without such confirmations, the probe in
+// progress, slowed by a health that came from failures others see too,
+// is brought back to the unslowed schedule (see probeInterval): the
+// survivors of correlated crashes otherwise waited out several seconds of
+// a probe begun before they knew.
+func (c *Core) vindicate(now time.Time) {
+	was := c.vindicatedRecently()
+	c.vindicated = now
+	p := &c.probe
+	if was || !p.active {
+		return
+	}
+	m := c.members[p.target]
+	if m == nil || m.Gen != p.gen {
+		return
+	}
+	t := c.peerTimeout(m)
+	if !p.indirect && p.timeoutAt.After(p.start.Add(t)) {
+		p.timeoutAt = later(p.start.Add(t), now)
+	}
+	if end := p.start.Add(max(c.probeInterval(), 2*t)); end.Before(p.endAt) {
+		p.endAt = later(end, now.Add(t))
+		c.nextProbe = p.endAt
+	}
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // probeInterval returns the time from the start of one probe to the start
@@ -490,6 +668,14 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 		}
 		c.checkAcked()
 		return
+	case pendSide:
+		rtt := now.Sub(pd.sent)
+		c.rtt.add(rtt)
+		if m := c.members[pd.target]; m != nil {
+			m.rtt.add(rtt)
+			m.lastHeard = now
+		}
+		return
 	case pendDirect:
 		rtt := now.Sub(pd.sent)
 		c.rtt.add(rtt)
@@ -533,7 +719,7 @@ func (c *Core) handleNack(from netip.AddrPort, n *wire.Nack) {
 	c.answered()
 	// The relay cannot reach the target either: another member sees the
 	// failure we see.
-	c.vindicated = c.lastInput
+	c.vindicate(c.lastInput)
 	for i := range p.relays[:p.expected] {
 		if r := &p.relays[i]; !r.nacked && r.addr == from {
 			r.nacked = true
@@ -597,6 +783,9 @@ func (c *Core) expirePending(now time.Time) {
 		}
 		if p.kind == pendCheck {
 			c.checkExpired()
+		}
+		if p.kind == pendSide {
+			c.sideExpired(now, p)
 		}
 	}
 	clear(c.pending[j:])

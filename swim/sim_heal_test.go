@@ -40,11 +40,12 @@ func TestPropHealWholeMinority(t *testing.T) {
 }
 
 // Property 14 (issue 10, item 5): when all but two of 20 members crash at
-// once, the two survivors declare every victim dead within 40 s (median
+// once, the two survivors declare every victim dead within 20 s (median
 // over the seeds; it took 87-98 s when a survivor probed one member per
 // interval, slowed by the health that the dead relays of its first probes
-// cost). The issue's target, twice the single-crash time (about 14 s), is
-// not met: bench/RESULTS.md gives the figures.
+// cost, and about 28 s with one probe at a time at twice the rate). The
+// issue's target, twice the single-crash time (about 13 s), is met on
+// some seeds only: bench/RESULTS.md gives the figures.
 func TestPropCorrelatedCrashAllButTwo(t *testing.T) {
 	const n, k = 20, 18
 	var all []time.Duration
@@ -62,7 +63,7 @@ func TestPropCorrelatedCrashAllButTwo(t *testing.T) {
 		}
 		all = append(all, res.DeadEverywhere)
 	}
-	if m := swimsim.Median(all); m > 40*time.Second {
-		t.Errorf("all dead everywhere after %v (median; all %v), want <= 40s", m, all)
+	if m := swimsim.Median(all); m > 20*time.Second {
+		t.Errorf("all dead everywhere after %v (median; all %v), want <= 20s", m, all)
 	}
 }
