@@ -240,23 +240,30 @@ func (c *Core) sideOutstanding() int {
 // themselves (and probe fast) before their health is spent on dead relays.
 // A node that hears no answers at all sends none.
 func (c *Core) sidePings(now time.Time, target *member, period time.Duration) {
-	if !c.manySuspects() || c.consecFail >= c.cfg.IsolationProbes || c.leaving {
+	discover := c.discover
+	c.discover = false
+	if c.leaving {
 		return
 	}
 	n := min(maxSidePings, max(1, len(c.suspects)/4))
+	if discover {
+		n = maxSidePings
+	}
 	ping := func(m *member) {
 		c.sidePing(now, m, period)
 		n--
 	}
-	for _, m := range c.suspects {
-		if n == 0 {
-			return
-		}
-		if m != target && !c.accusedBy(m) && !c.sidePinged(m.Name) {
-			ping(m)
+	if c.manySuspects() && c.consecFail < c.cfg.IsolationProbes {
+		for _, m := range c.suspects {
+			if n == 0 {
+				return
+			}
+			if m != target && !c.accusedBy(m) && !c.sidePinged(m.Name) {
+				ping(m)
+			}
 		}
 	}
-	if !c.massFailure() {
+	if !c.massFailure() && !discover {
 		return
 	}
 	for range len(c.order) {
@@ -491,6 +498,12 @@ func (c *Core) probeEnd(now time.Time) {
 		// Not even a nack came back: nothing shows that our own packets
 		// get through.
 		c.consecFail++
+		// If it had relays, they are silent too: either this node is cut
+		// off or many members failed at once. The next probe pings more
+		// members beside its target (see sidePings): an answer finds the
+		// members still up, which are then picked as relays first, and
+		// their nacks tell this node it is not alone.
+		c.discover = p.expected > 0
 	}
 	if m.State == StateAlive {
 		c.stats.SuspicionsRaised++
