@@ -75,6 +75,9 @@ type Core struct {
 	// discover makes the next probe send side pings to find the members
 	// still up: the last probe's relays were all silent.
 	discover bool
+	// vindicator is the member that last confirmed one of our suspicions
+	// (see vindicate).
+	vindicator string
 	// vindicated is when another member last confirmed a suspicion this
 	// node raised: evidence that this node judges its peers correctly.
 	vindicated time.Time

@@ -238,7 +238,10 @@ func (c *Core) sideOutstanding() int {
 // timeout, and one probe at a time, 98 victims took two survivors minutes;
 // confirming each other's first accusations is also what lets them trust
 // themselves (and probe fast) before their health is spent on dead relays.
-// A node that hears no answers at all sends none.
+// After a probe whose relays were all silent (see probeEnd), it pings
+// maxSidePings further members in probe order at once, to find those still
+// up; these accuse no one unless others already confirm our suspicions
+// when they expire (see sideExpired).
 func (c *Core) sidePings(now time.Time, target *member, period time.Duration) {
 	discover := c.discover
 	c.discover = false
@@ -322,6 +325,31 @@ func (c *Core) sideExpired(now time.Time, p pend) {
 		// Tell the accuser at once: gossip goes to random members, and
 		// when most have failed it rarely reaches the few still up.
 		c.send(a.Addr, &s, nil)
+	} else if v := c.members[c.vindicator]; v != nil && v != c.self && v.State == StateAlive {
+		// A new suspicion: tell the member that confirmed our last one,
+		// which is up and sees the failures we see, so that it checks.
+		c.send(v.Addr, &s, nil)
+	}
+}
+
+// shareAccusations sends m, a member that answered a side ping while our
+// probes find no one else, the suspicions we raised that no one confirmed
+// yet, with the news queued for gossip: m checks them (see sideCheck), and
+// its confirmations tell us that we are not alone.
+func (c *Core) shareAccusations(m *member) {
+	var msgs [2]wire.Message
+	n := 0
+	for _, s := range c.suspects {
+		if n == len(msgs) {
+			break
+		}
+		if s.susp.from[0] == c.self.Name && s.susp.confirmations() == 0 {
+			msgs[n] = &wire.Suspect{Name: s.Name, Gen: s.Gen, Incarnation: s.Incarnation, From: c.self.Name}
+			n++
+		}
+	}
+	if n > 0 {
+		c.send(m.Addr, msgs[0], msgs[1])
 	}
 }
 
@@ -344,9 +372,10 @@ func (c *Core) sendPing(m *member, seq uint32) {
 // is brought back to the unslowed schedule (see probeInterval): the
 // survivors of correlated crashes otherwise waited out several seconds of
 // a probe begun before they knew.
-func (c *Core) vindicate(now time.Time) {
+func (c *Core) vindicate(now time.Time, by string) {
 	was := c.vindicatedRecently()
 	c.vindicated = now
+	c.vindicator = by
 	p := &c.probe
 	if was || !p.active {
 		return
@@ -504,6 +533,9 @@ func (c *Core) probeEnd(now time.Time) {
 		// members still up, which are then picked as relays first, and
 		// their nacks tell this node it is not alone.
 		c.discover = p.expected > 0
+		if c.discover {
+			c.sidePings(now, m, c.cfg.ProbeInterval/fastProbeDiv)
+		}
 	}
 	if m.State == StateAlive {
 		c.stats.SuspicionsRaised++
@@ -687,6 +719,7 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 		if m := c.members[pd.target]; m != nil {
 			m.rtt.add(rtt)
 			m.lastHeard = now
+			c.shareAccusations(m)
 		}
 		return
 	case pendDirect:
@@ -732,16 +765,18 @@ func (c *Core) handleNack(from netip.AddrPort, n *wire.Nack) {
 	c.answered()
 	// The relay cannot reach the target either: another member sees the
 	// failure we see.
-	c.vindicate(c.lastInput)
+	by := ""
 	for i := range p.relays[:p.expected] {
 		if r := &p.relays[i]; !r.nacked && r.addr == from {
 			r.nacked = true
+			by = r.name
 			if m := c.members[r.name]; m != nil {
 				m.lastHeard = c.lastInput
 			}
 			break
 		}
 	}
+	c.vindicate(c.lastInput, by)
 }
 
 // blameRelays notes the relays of a failed probe that did not nack (up to

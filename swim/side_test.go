@@ -53,3 +53,27 @@ func TestSideCheckConfirmsAccusations(t *testing.T) {
 		}
 	}
 }
+
+// A probe whose relays were all silent makes the node ping more members at
+// once: after many members failed together, the survivors otherwise picked
+// dead relays for seconds before finding each other.
+func TestSilentRelaysMakeNodePingMore(t *testing.T) {
+	c := newCore(t, "a", 0)
+	names := []string{"b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m"}
+	know(c, t0, names...)
+	pinged := map[string]bool{}
+	for now := t0; now.Before(t0.Add(2500 * time.Millisecond)); now = now.Add(10 * time.Millisecond) {
+		c.Tick(now)
+		for _, p := range c.Ready().Packets {
+			if ping, ok := p.Msgs[0].(*wire.Ping); ok {
+				pinged[ping.Target] = true // no one answers
+			}
+		}
+	}
+	if len(pinged) < 6 {
+		t.Errorf("pinged %d members in 2.5 s while no one answered, want at least 6 (the first probe's target and side pings)", len(pinged))
+	}
+	if s := c.Stats(); s.SidePings == 0 || s.SideSuspicions != 0 {
+		t.Errorf("side pings %d, side suspicions %d: want some pings and no suspicion (no one confirms)", s.SidePings, s.SideSuspicions)
+	}
+}
