@@ -86,9 +86,10 @@
 // the probe in progress ping its target again, at most once per
 // ProbeTimeout, rather than wait out its slowed timeout. While other
 // members confirm its suspicions, a node's probes are not slowed by its
-// health; when, besides, at least two members and an eighth of the
-// cluster are suspect (many members failed at once), it probes at twice
-// the rate, and a lone relay's nack confirms. Side pings (at most eight
+// health; when, besides, at least two members are suspect and the
+// suspects together with the relays that failed to answer its probes are
+// an eighth of the cluster (many members failed at once), it probes at
+// twice the rate, and a lone relay's nack confirms. Side pings (at most eight
 // per probe, without indirect probes, at no cost to health): while at least
 // two members are suspect and either an eighth of the cluster is or one is
 // the node's own accusation, it pings each member another accuses as soon

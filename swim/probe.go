@@ -423,14 +423,17 @@ func (c *Core) probeInterval() time.Duration {
 const fastProbeDiv = 2
 
 // massFailure reports whether many members have failed at once, as others
-// see too: at least two suspects, at least an eighth of the members alive
-// or suspect, and another member confirmed one of our suspicions (or a relay
-// could not reach our target either) recently. A single bad member, or
-// loss, does not qualify; the survivors of correlated crashes, and the
-// sides of a partition, do.
+// see too: at least two suspects, the suspects and the relays that failed to
+// answer our probes (blamed) together at least an eighth of the members
+// alive or suspect, and another member confirmed one of our suspicions (or a
+// relay could not reach our target either) recently. A single bad member,
+// or loss, does not qualify; the survivors of correlated crashes, and the
+// sides of a partition, do. The silent relays count because at N = 100 with
+// 98 crashed, the survivors vindicate each other with a handful of suspects
+// each, long before they suspect an eighth of the cluster.
 func (c *Core) massFailure() bool {
 	n := len(c.suspects)
-	return n >= 2 && 8*n >= c.live && c.vindicatedRecently()
+	return n >= 2 && 8*(n+len(c.blamed)) >= c.live && c.vindicatedRecently()
 }
 
 // probeHopeless reports whether the probe in progress can no longer
