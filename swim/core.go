@@ -72,6 +72,12 @@ type Core struct {
 	// answer at all to the next answer. A pause, which resets the count of
 	// failed probes, does not end it.
 	silenceOpen bool
+	// discover makes the next probe send side pings to find the members
+	// still up: the last probe's relays were all silent.
+	discover bool
+	// vindicator is the member that last confirmed one of our suspicions
+	// (see vindicate).
+	vindicator string
 	// vindicated is when another member last confirmed a suspicion this
 	// node raised: evidence that this node judges its peers correctly.
 	vindicated time.Time

@@ -86,9 +86,25 @@
 // the probe in progress ping its target again, at most once per
 // ProbeTimeout, rather than wait out its slowed timeout. While other
 // members confirm its suspicions, a node's probes are not slowed by its
-// health; when, besides, at least two members and an eighth of the
-// cluster are suspect (many members failed at once), it probes at twice
-// the rate, and a lone relay's nack confirms. A slowed probe re-pings its
+// health; when, besides, at least two members are suspect and the
+// suspects together with the relays that failed to answer its probes are
+// an eighth of the cluster (many members failed at once), it probes at
+// twice the rate, and a lone relay's nack confirms. Side pings (at most eight
+// per probe, without indirect probes, at no cost to health): while at least
+// two members are suspect and either an eighth of the cluster is or one is
+// the node's own accusation, it pings each member another accuses as soon
+// as it hears the accusation, and if no ack comes confirms and tells the
+// accuser directly (gossip to random members rarely reaches the few
+// survivors of a mass failure); at the fast rate, each probe also pings
+// further members in probe order (one per four suspects) and suspects
+// those that do not answer, sending each new suspicion to the member that
+// last confirmed one. A probe whose relays were all silent makes the node
+// ping eight more members at once, to find those still up (these pings
+// accuse no one unless others already confirm its suspicions); a member
+// that answers is sent its unconfirmed accusations. The first
+// confirmation after a time without any brings a probe slowed by health
+// back to the unslowed schedule. Stats counts SidePings and
+// SideSuspicions. A slowed probe re-pings its
 // target every interval while others confirm. A node that distrusts itself
 // and hears from another member runs a link check (at most once per probe
 // interval): it pings four random members at once, and if every one

@@ -152,4 +152,8 @@ type Stats struct {
 	// FastProbes counts the probes started at the faster rate while many
 	// members failed at once.
 	FastProbes uint64
+	// SidePings counts the extra direct pings sent beside a probe while
+	// many members failed at once; SideSuspicions the suspicions raised
+	// because one went unanswered.
+	SidePings, SideSuspicions uint64
 }

@@ -26,6 +26,7 @@ const (
 	pendIndirect                     // acks relayed for our indirect pings
 	pendRelay                        // a ping we sent on behalf of another member
 	pendCheck                        // a ping of the link check (see startCheck)
+	pendSide                         // a side ping beside a probe (see sidePings)
 )
 
 // pend is one outstanding sequence number.
@@ -35,6 +36,8 @@ type pend struct {
 	target  string
 	sent    time.Time
 	expires time.Time
+	// side pings only: the target's generation when pinged
+	gen uint64
 	// relays only
 	origSeq  uint32
 	src      netip.AddrPort
@@ -173,6 +176,181 @@ func (c *Core) probeStart(now time.Time) {
 	c.nextProbe = c.probe.endAt
 	c.pending = append(c.pending, pend{seq: seq, kind: pendDirect, target: m.Name, sent: now, expires: now.Add(2 * c.cfg.ProbeInterval * time.Duration(1+c.cfg.HealthMax))})
 	c.sendPing(m, seq)
+	c.sidePings(now, m, period)
+}
+
+// maxSidePings bounds the side pings sent beside one probe.
+const maxSidePings = 8
+
+// manySuspects reports whether at least two members are suspect and
+// either they are an eighth of the members alive or suspect, or one of
+// them is our own accusation: many members may have failed at once (or a
+// partition cut the cluster), and other members' accusations are worth
+// checking ourselves. Unlike massFailure, it needs no evidence that others
+// see the failures too.
+func (c *Core) manySuspects() bool {
+	n := len(c.suspects)
+	if n < 2 {
+		return false
+	}
+	return 8*n >= c.live || slices.ContainsFunc(c.suspects, func(m *member) bool { return m.susp.from[0] == c.self.Name })
+}
+
+// sideCheck pings a member that another member just accused, at once,
+// while many members are suspect (see manySuspects): if it does not answer
+// either, our confirmation shortens its timer and tells its accuser that
+// it is not alone, which is what lets the survivors of correlated crashes
+// trust themselves and probe fast before their health is spent on probes
+// whose relays are dead too.
+func (c *Core) sideCheck(now time.Time, m *member) {
+	if !c.manySuspects() || c.consecFail >= c.cfg.IsolationProbes || c.leaving ||
+		c.sidePinged(m.Name) || c.sideOutstanding() >= 2*maxSidePings {
+		return
+	}
+	c.sidePing(now, m, max(c.cfg.ProbeInterval/fastProbeDiv, 2*c.peerTimeout(m)))
+}
+
+// sidePing sends one side ping to m, judged after period.
+func (c *Core) sidePing(now time.Time, m *member, period time.Duration) {
+	seq := c.nextSeq()
+	c.stats.SidePings++
+	c.pending = append(c.pending, pend{seq: seq, kind: pendSide, target: m.Name, gen: m.Gen, sent: now, expires: now.Add(period)})
+	c.sendPing(m, seq)
+}
+
+// sideOutstanding returns the number of side pings awaiting an answer.
+func (c *Core) sideOutstanding() int {
+	n := 0
+	for _, p := range c.pending {
+		if p.kind == pendSide {
+			n++
+		}
+	}
+	return n
+}
+
+// sidePings pings, beside the probe of target, further members directly
+// while many members are suspect at once: first the suspects other members
+// accused and we have not, then (only while others confirm our suspicions,
+// see massFailure) the next members in probe order; one per four suspects,
+// at least one, at most maxSidePings. The survivors of correlated crashes
+// must each accuse every victim for the suspicions to reach their shortest
+// timeout, and one probe at a time, 98 victims took two survivors minutes;
+// confirming each other's first accusations is also what lets them trust
+// themselves (and probe fast) before their health is spent on dead relays.
+// After a probe whose relays were all silent (see probeEnd), it pings
+// maxSidePings further members in probe order at once, to find those still
+// up; these accuse no one unless others already confirm our suspicions
+// when they expire (see sideExpired).
+func (c *Core) sidePings(now time.Time, target *member, period time.Duration) {
+	discover := c.discover
+	c.discover = false
+	if c.leaving {
+		return
+	}
+	n := min(maxSidePings, max(1, len(c.suspects)/4))
+	if discover {
+		n = maxSidePings
+	}
+	ping := func(m *member) {
+		c.sidePing(now, m, period)
+		n--
+	}
+	if c.manySuspects() && c.consecFail < c.cfg.IsolationProbes {
+		for _, m := range c.suspects {
+			if n == 0 {
+				return
+			}
+			if m != target && !c.accusedBy(m) && !c.sidePinged(m.Name) {
+				ping(m)
+			}
+		}
+	}
+	if !c.massFailure() && !discover {
+		return
+	}
+	for range len(c.order) {
+		if n == 0 {
+			return
+		}
+		m := c.nextTarget()
+		if m == nil || m == target {
+			return
+		}
+		if !c.accusedBy(m) && !c.sidePinged(m.Name) {
+			ping(m)
+		}
+	}
+}
+
+// accusedBy reports whether this node has accused suspect m itself.
+func (c *Core) accusedBy(m *member) bool {
+	return m.susp != nil && slices.Contains(m.susp.from, c.self.Name)
+}
+
+// sidePinged reports whether a side ping to name is outstanding.
+func (c *Core) sidePinged(name string) bool {
+	return slices.ContainsFunc(c.pending, func(p pend) bool { return p.kind == pendSide && p.target == name })
+}
+
+// sideExpired judges a side ping that got no ack, unless its target was
+// heard from since: a suspect another member accused gets our
+// confirmation (an independent observer that cannot reach it either),
+// while many members are suspect; an alive member becomes suspect, as
+// after a failed probe but without indirect probes and at no cost to our
+// health, only while others confirm our suspicions (massFailure).
+// Lifeguard's guarantees hold: these are suspicions and confirmations, not
+// verdicts; the suspect is told (by the buddy system and gossip) and can
+// refute, and its timer shortens only with independent confirmations.
+func (c *Core) sideExpired(now time.Time, p pend) {
+	m := c.members[p.target]
+	if m == nil || m.Gen != p.gen || m.lastHeard.After(p.sent) || c.leaving {
+		return
+	}
+	switch {
+	case m.State == StateSuspect && !c.accusedBy(m) && c.manySuspects():
+	case m.State == StateAlive && c.massFailure():
+		c.stats.SuspicionsRaised++
+	default:
+		return
+	}
+	c.stats.SideSuspicions++
+	accuser := ""
+	if m.susp != nil {
+		accuser = m.susp.from[0]
+	}
+	s := wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}
+	c.applySuspect(now, s)
+	if a := c.members[accuser]; a != nil && a != c.self && a.State == StateAlive {
+		// Tell the accuser at once: gossip goes to random members, and
+		// when most have failed it rarely reaches the few still up.
+		c.send(a.Addr, &s, nil)
+	} else if v := c.members[c.vindicator]; v != nil && v != c.self && v.State == StateAlive {
+		// A new suspicion: tell the member that confirmed our last one,
+		// which is up and sees the failures we see, so that it checks.
+		c.send(v.Addr, &s, nil)
+	}
+}
+
+// shareAccusations sends m, a member that answered a side ping while our
+// probes find no one else, the suspicions we raised that no one confirmed
+// yet, with the news queued for gossip: m checks them (see sideCheck), and
+// its confirmations tell us that we are not alone.
+func (c *Core) shareAccusations(m *member) {
+	var msgs [2]wire.Message
+	n := 0
+	for _, s := range c.suspects {
+		if n == len(msgs) {
+			break
+		}
+		if s.susp.from[0] == c.self.Name && s.susp.confirmations() == 0 {
+			msgs[n] = &wire.Suspect{Name: s.Name, Gen: s.Gen, Incarnation: s.Incarnation, From: c.self.Name}
+			n++
+		}
+	}
+	if n > 0 {
+		c.send(m.Addr, msgs[0], msgs[1])
+	}
 }
 
 func (c *Core) sendPing(m *member, seq uint32) {
@@ -186,6 +364,42 @@ func (c *Core) sendPing(m *member, seq uint32) {
 		return
 	}
 	c.send(m.Addr, ping, nil)
+}
+
+// vindicate notes that another member confirmed one of our suspicions at
+// now. If that ends a time without such confirmations, the probe in
+// progress, slowed by a health that came from failures others see too,
+// is brought back to the unslowed schedule (see probeInterval): the
+// survivors of correlated crashes otherwise waited out several seconds of
+// a probe begun before they knew.
+func (c *Core) vindicate(now time.Time, by string) {
+	was := c.vindicatedRecently()
+	c.vindicated = now
+	c.vindicator = by
+	p := &c.probe
+	if was || !p.active {
+		return
+	}
+	m := c.members[p.target]
+	if m == nil || m.Gen != p.gen {
+		return
+	}
+	t := c.peerTimeout(m)
+	if !p.indirect && p.timeoutAt.After(p.start.Add(t)) {
+		p.timeoutAt = later(p.start.Add(t), now)
+	}
+	if end := p.start.Add(max(c.probeInterval(), 2*t)); end.Before(p.endAt) {
+		p.endAt = later(end, now.Add(t))
+		c.nextProbe = p.endAt
+	}
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // probeInterval returns the time from the start of one probe to the start
@@ -209,14 +423,17 @@ func (c *Core) probeInterval() time.Duration {
 const fastProbeDiv = 2
 
 // massFailure reports whether many members have failed at once, as others
-// see too: at least two suspects, at least an eighth of the members alive
-// or suspect, and another member confirmed one of our suspicions (or a relay
-// could not reach our target either) recently. A single bad member, or
-// loss, does not qualify; the survivors of correlated crashes, and the
-// sides of a partition, do.
+// see too: at least two suspects, the suspects and the relays that failed to
+// answer our probes (blamed) together at least an eighth of the members
+// alive or suspect, and another member confirmed one of our suspicions (or a
+// relay could not reach our target either) recently. A single bad member,
+// or loss, does not qualify; the survivors of correlated crashes, and the
+// sides of a partition, do. The silent relays count because at N = 100 with
+// 98 crashed, the survivors vindicate each other with a handful of suspects
+// each, long before they suspect an eighth of the cluster.
 func (c *Core) massFailure() bool {
 	n := len(c.suspects)
-	return n >= 2 && 8*n >= c.live && c.vindicatedRecently()
+	return n >= 2 && 8*(n+len(c.blamed)) >= c.live && c.vindicatedRecently()
 }
 
 // probeHopeless reports whether the probe in progress can no longer
@@ -313,6 +530,15 @@ func (c *Core) probeEnd(now time.Time) {
 		// Not even a nack came back: nothing shows that our own packets
 		// get through.
 		c.consecFail++
+		// If it had relays, they are silent too: either this node is cut
+		// off or many members failed at once. The next probe pings more
+		// members beside its target (see sidePings): an answer finds the
+		// members still up, which are then picked as relays first, and
+		// their nacks tell this node it is not alone.
+		c.discover = p.expected > 0
+		if c.discover {
+			c.sidePings(now, m, c.cfg.ProbeInterval/fastProbeDiv)
+		}
 	}
 	if m.State == StateAlive {
 		c.stats.SuspicionsRaised++
@@ -490,6 +716,15 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 		}
 		c.checkAcked()
 		return
+	case pendSide:
+		rtt := now.Sub(pd.sent)
+		c.rtt.add(rtt)
+		if m := c.members[pd.target]; m != nil {
+			m.rtt.add(rtt)
+			m.lastHeard = now
+			c.shareAccusations(m)
+		}
+		return
 	case pendDirect:
 		rtt := now.Sub(pd.sent)
 		c.rtt.add(rtt)
@@ -533,16 +768,18 @@ func (c *Core) handleNack(from netip.AddrPort, n *wire.Nack) {
 	c.answered()
 	// The relay cannot reach the target either: another member sees the
 	// failure we see.
-	c.vindicated = c.lastInput
+	by := ""
 	for i := range p.relays[:p.expected] {
 		if r := &p.relays[i]; !r.nacked && r.addr == from {
 			r.nacked = true
+			by = r.name
 			if m := c.members[r.name]; m != nil {
 				m.lastHeard = c.lastInput
 			}
 			break
 		}
 	}
+	c.vindicate(c.lastInput, by)
 }
 
 // blameRelays notes the relays of a failed probe that did not nack (up to
@@ -597,6 +834,9 @@ func (c *Core) expirePending(now time.Time) {
 		}
 		if p.kind == pendCheck {
 			c.checkExpired()
+		}
+		if p.kind == pendSide {
+			c.sideExpired(now, p)
 		}
 	}
 	clear(c.pending[j:])

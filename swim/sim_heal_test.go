@@ -39,30 +39,36 @@ func TestPropHealWholeMinority(t *testing.T) {
 	}
 }
 
-// Property 14 (issue 10, item 5): when all but two of 20 members crash at
-// once, the two survivors declare every victim dead within 40 s (median
-// over the seeds; it took 87-98 s when a survivor probed one member per
-// interval, slowed by the health that the dead relays of its first probes
-// cost). The issue's target, twice the single-crash time (about 14 s), is
-// not met: bench/RESULTS.md gives the figures.
+// Property 14 (issue 10, item 5): when all but two of N members crash at
+// once, the two survivors declare every victim dead within about twice the
+// single-crash time (median over the seeds): 14 s at N = 20 (6.6 s for one
+// crash), 21 s at N = 100 (10.2 s). It took 87-98 s at N = 20 when a
+// survivor probed one member per interval, slowed by the health that the
+// dead relays of its first probes cost, and about 28 s with one probe at a
+// time at twice the rate; at N = 100, 139 s. bench/RESULTS.md gives the
+// figures.
 func TestPropCorrelatedCrashAllButTwo(t *testing.T) {
-	const n, k = 20, 18
-	var all []time.Duration
-	for _, seed := range seeds {
-		s := booted(t, seed, n)
-		s.Settle()
-		var victims []int
-		for v := range k {
-			victims = append(victims, n-1-v)
+	for _, c := range []struct {
+		n    int
+		want time.Duration
+	}{{20, 14 * time.Second}, {100, 21 * time.Second}} {
+		var all []time.Duration
+		for _, seed := range seeds {
+			s := booted(t, seed, c.n)
+			s.Settle()
+			var victims []int
+			for v := range c.n - 2 {
+				victims = append(victims, c.n-1-v)
+			}
+			res := s.CrashTogether(victims, 3*time.Minute)
+			t.Logf("n=%d seed %d: all dead everywhere %v (%d verdicts withheld)", c.n, seed, res.DeadEverywhere, res.Withheld)
+			if len(res.FalseDeaths) > 0 {
+				t.Errorf("n=%d seed %d: survivor %s declared dead", c.n, seed, res.FalseDeaths[0].Name)
+			}
+			all = append(all, res.DeadEverywhere)
 		}
-		res := s.CrashTogether(victims, 3*time.Minute)
-		t.Logf("seed %d: all dead everywhere %v (%d verdicts withheld)", seed, res.DeadEverywhere, res.Withheld)
-		if len(res.FalseDeaths) > 0 {
-			t.Errorf("seed %d: survivor %s declared dead", seed, res.FalseDeaths[0].Name)
+		if m := swimsim.Median(all); m > c.want {
+			t.Errorf("n=%d: all dead everywhere after %v (median; all %v), want <= %v", c.n, m, all, c.want)
 		}
-		all = append(all, res.DeadEverywhere)
-	}
-	if m := swimsim.Median(all); m > 40*time.Second {
-		t.Errorf("all dead everywhere after %v (median; all %v), want <= 40s", m, all)
 	}
 }

@@ -197,7 +197,7 @@ func (c *Core) applySuspect(now time.Time, s wire.Suspect) {
 		}
 		if m.susp.confirm(s.From) {
 			if other && m.susp.from[0] == c.self.Name {
-				c.vindicated = now
+				c.vindicate(now, s.From)
 			}
 			// Pass independent confirmations on: they shorten everyone's timer.
 			c.enqueue(s.Name, &s, prioSuspect)
@@ -212,6 +212,9 @@ func (c *Core) applySuspect(now time.Time, s wire.Suspect) {
 	c.rescaleSuspicions()
 	c.emit(EventSuspect, now, m, false)
 	c.enqueue(s.Name, &s, prioSuspect)
+	if other {
+		c.sideCheck(now, m)
+	}
 }
 
 // applyDead merges a death or leave. With asSuspect, a death reported in a
@@ -242,7 +245,7 @@ func (c *Core) applyDead(now time.Time, d wire.Dead, asSuspect bool) {
 	if d.From != "" && d.From != c.self.Name && !d.Left {
 		c.absolve(d.Name)
 		if m.susp != nil && m.susp.from[0] == c.self.Name && d.Gen == m.Gen {
-			c.vindicated = now
+			c.vindicate(now, d.From)
 		}
 	}
 	m.Gen, m.Incarnation = d.Gen, d.Incarnation

@@ -102,6 +102,8 @@ func (c *Cluster) SumStats(ids []int) swim.Stats {
 		s.LinkChecks += t.LinkChecks
 		s.LinkChecksPassed += t.LinkChecksPassed
 		s.FastProbes += t.FastProbes
+		s.SidePings += t.SidePings
+		s.SideSuspicions += t.SideSuspicions
 	}
 	return s
 }
