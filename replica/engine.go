@@ -77,35 +77,24 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.CollectInterval <= 0 {
-		c.CollectInterval = DefaultCollectInterval
-	}
-	if c.Horizon <= 0 {
-		c.Horizon = DefaultHorizon
-	}
-	if c.PageBytes <= 0 {
-		c.PageBytes = DefaultPageBytes
-	}
-	if c.MaxPages <= 0 {
-		c.MaxPages = DefaultMaxPages
-	}
-	if c.ExchangeInterval <= 0 {
-		c.ExchangeInterval = DefaultExchangeInterval
-	}
-	if c.RetryInterval <= 0 {
-		c.RetryInterval = DefaultRetryInterval
-	}
-	if c.EagerMembers <= 0 {
-		c.EagerMembers = DefaultEagerMembers
-	}
-	if c.PushFanout <= 0 {
-		c.PushFanout = DefaultPushFanout
-	}
-	if c.SeenDeltas <= 0 {
-		c.SeenDeltas = DefaultSeenDeltas
-	}
+	orDefault(&c.CollectInterval, DefaultCollectInterval)
+	orDefault(&c.Horizon, DefaultHorizon)
+	orDefault(&c.PageBytes, DefaultPageBytes)
+	orDefault(&c.MaxPages, DefaultMaxPages)
+	orDefault(&c.ExchangeInterval, DefaultExchangeInterval)
+	orDefault(&c.RetryInterval, DefaultRetryInterval)
+	orDefault(&c.EagerMembers, DefaultEagerMembers)
+	orDefault(&c.PushFanout, DefaultPushFanout)
+	orDefault(&c.SeenDeltas, DefaultSeenDeltas)
 	if c.Rand == nil {
 		c.Rand = rand.New(rand.NewPCG(0, 0))
+	}
+}
+
+// orDefault sets *p to d when it is zero or negative.
+func orDefault[T int | time.Duration](p *T, d T) {
+	if *p <= 0 {
+		*p = d
 	}
 }
 
