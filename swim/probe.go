@@ -716,21 +716,21 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 		}
 		c.checkAcked()
 		return
-	case pendSide:
+	case pendSide, pendDirect:
 		rtt := now.Sub(pd.sent)
 		c.rtt.add(rtt)
-		if m := c.members[pd.target]; m != nil {
+		m := c.members[pd.target]
+		if m != nil {
 			m.rtt.add(rtt)
 			m.lastHeard = now
-			c.shareAccusations(m)
 		}
-		return
-	case pendDirect:
-		rtt := now.Sub(pd.sent)
-		c.rtt.add(rtt)
-		if m := c.members[pd.target]; m != nil {
-			m.rtt.add(rtt)
-			m.lastHeard = now
+		if pd.kind == pendSide {
+			// A side ping is no part of the probe: it only finds a
+			// member that answers and tells it what this node accuses.
+			if m != nil {
+				c.shareAccusations(m)
+			}
+			return
 		}
 	}
 	p := c.probe
