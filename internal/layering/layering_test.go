@@ -24,6 +24,9 @@ var forbidden = map[string][]string{
 	"radix":        {"swim", "store", "node", "internal/simnet"},
 	// The replication core.
 	"replica": {"swim", "node"},
+	// The engine model (a deterministic core) never depends on its server,
+	// on the event stream's sockets (kvevents) or on the mesh.
+	"engine": {"engine/server", "kvevents", "wire", "swim", "store", "radix", "replica", "node", "internal/simnet"},
 }
 
 // testsMay lists, for each layer, what its tests (not its code) may depend
