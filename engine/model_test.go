@@ -328,3 +328,14 @@ func TestModelEstimateTTFT(t *testing.T) {
 		t.Errorf("idle, cached: %v, want 1ms", got)
 	}
 }
+
+func TestTokenizer(t *testing.T) {
+	chat := AppendChatText(AppendChatText(nil, "system", "Be brief."), "user", "héllo")
+	if got, want := string(chat), "system: Be brief.\nuser: héllo\n"; got != want {
+		t.Errorf("chat text %q, want %q", got, want)
+	}
+	got := AppendTokens([]uint32{7}, "aé")
+	if diff := cmp.Diff([]uint32{7, 'a', 0xc3, 0xa9}, got); diff != "" {
+		t.Errorf("tokens (-want +got):\n%s", diff)
+	}
+}

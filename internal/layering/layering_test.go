@@ -27,6 +27,8 @@ var forbidden = map[string][]string{
 	// The engine model (a deterministic core) never depends on its server,
 	// on the event stream's sockets (kvevents) or on the mesh.
 	"engine": {"engine/server", "kvevents", "wire", "swim", "store", "radix", "replica", "node", "internal/simnet"},
+	// The engine emulator: the model behind HTTP and ZMQ sockets.
+	"engine/server": {"swim", "store", "radix", "replica", "node", "internal/simnet"},
 }
 
 // testsMay lists, for each layer, what its tests (not its code) may depend
