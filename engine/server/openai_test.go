@@ -301,7 +301,9 @@ func TestStreamClientGoesAway(t *testing.T) {
 		s := newServer(t, testConfig())
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan *timedWriter)
-		go func() { done <- do(ctx, s, "POST", "/v1/completions", `{"prompt":"abc","max_tokens":100,"stream":true}`) }()
+		go func() {
+			done <- do(ctx, s, "POST", "/v1/completions", `{"prompt":"abc","max_tokens":100,"stream":true}`)
+		}()
 		time.Sleep(50 * ms) // virtual: 3 ms of prefill, then decoding
 		if st := s.Stats(); st.Running != 1 {
 			t.Fatalf("running %d, want 1", st.Running)
