@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshnode/meshnode/engine"
+	"github.com/meshnode/meshnode/engine/server"
 )
 
 func TestEngineUsageErrors(t *testing.T) {
@@ -96,5 +101,45 @@ func TestEngineCommand(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the engine did not stop on a signal")
+	}
+}
+
+// TestReadmeEngineCurlExamples sends the README's curl examples of
+// `meshnode engine` (localhost:8000) to an engine's handler: each must
+// succeed, so that the README cannot drift from the emulator.
+func TestReadmeEngineCurlExamples(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`^curl -s(?: -N)? '?localhost:8000(/[^' ]*)'?(?: -d '([^']*)')?$`)
+	s, err := server.New(server.Config{Models: []string{"llama-8b"}, Engine: engine.Config{PrefillTPS: 1e9, DecodeTPS: 1e9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	count := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if !strings.HasPrefix(line, "curl ") || !strings.Contains(line, "localhost:8000") {
+			continue
+		}
+		m := re.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("README curl example not understood: %s", line)
+			continue
+		}
+		method := "GET"
+		if m[2] != "" {
+			method = "POST"
+		}
+		count++
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest(method, m[1], strings.NewReader(m[2])))
+		if rec.Code != 200 {
+			t.Errorf("%s: %d %s", line, rec.Code, rec.Body.String())
+		}
+	}
+	if count == 0 {
+		t.Error("README has no curl example of meshnode engine")
 	}
 }
