@@ -159,34 +159,12 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, chat bo
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "reading the body: "+err.Error())
 		return
 	}
-	var req completionRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "body: "+err.Error())
+	p, aerr := s.parse(body, chat)
+	if aerr != nil {
+		writeError(w, aerr.code, aerr.typ, aerr.msg)
 		return
 	}
-	model := req.Model
-	if model == "" {
-		model = s.cfg.Models[0]
-	} else if !slices.Contains(s.cfg.Models, model) {
-		writeError(w, http.StatusNotFound, "model_not_found", fmt.Sprintf("the model %q does not exist", model))
-		return
-	}
-	toks, err := req.tokens(chat, s.cfg.MaxPromptTokens)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
-		return
-	}
-	out := s.cfg.DefaultMaxTokens
-	if req.MaxCompletionTokens != nil {
-		out = *req.MaxCompletionTokens
-	} else if req.MaxTokens != nil {
-		out = *req.MaxTokens
-	}
-	if out < 1 || out > s.cfg.MaxTokens {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("max_tokens %d outside [1, %d]", out, s.cfg.MaxTokens))
-		return
-	}
-	id, results, err := s.submit(engine.Request{Tokens: toks, OutputTokens: out})
+	id, results, err := s.submit(engine.Request{Tokens: p.tokens, OutputTokens: p.output})
 	switch {
 	case errors.Is(err, engine.ErrQueueFull):
 		w.Header().Set("Retry-After", "1")
@@ -209,9 +187,9 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, chat bo
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the engine is shutting down")
 		return
 	}
-	g := s.newGeneration(chat, model, toks, res)
-	if req.Stream {
-		s.stream(w, r, g, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+	g := s.newGeneration(chat, p.model, p.tokens, res)
+	if p.stream {
+		s.stream(w, r, g, p.usage)
 		return
 	}
 	if !s.waitUntil(r, res.Done) {
@@ -220,6 +198,49 @@ func (s *Server) serveCompletion(w http.ResponseWriter, r *http.Request, chat bo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(g.full())
+}
+
+// parsed is what the emulator takes from a request.
+type parsed struct {
+	model         string
+	tokens        []uint32
+	output        int
+	stream, usage bool
+}
+
+// apiError is an answer other than 200.
+type apiError struct {
+	code     int
+	typ, msg string
+}
+
+// parse reads a completion (or, if chat, chat completion) request body.
+func (s *Server) parse(body []byte, chat bool) (parsed, *apiError) {
+	var req completionRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return parsed{}, &apiError{http.StatusBadRequest, "invalid_request_error", "body: " + err.Error()}
+	}
+	p := parsed{model: req.Model, stream: req.Stream, usage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
+	if p.model == "" {
+		p.model = s.cfg.Models[0]
+	} else if !slices.Contains(s.cfg.Models, p.model) {
+		return parsed{}, &apiError{http.StatusNotFound, "model_not_found", fmt.Sprintf("the model %q does not exist", p.model)}
+	}
+	toks, err := req.tokens(chat, s.cfg.MaxPromptTokens)
+	if err != nil {
+		return parsed{}, &apiError{http.StatusBadRequest, "invalid_request_error", err.Error()}
+	}
+	p.tokens = toks
+	p.output = s.cfg.DefaultMaxTokens
+	if req.MaxCompletionTokens != nil {
+		p.output = *req.MaxCompletionTokens
+	} else if req.MaxTokens != nil {
+		p.output = *req.MaxTokens
+	}
+	if p.output < 1 || p.output > s.cfg.MaxTokens {
+		return parsed{}, &apiError{http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("max_tokens %d outside [1, %d]", p.output, s.cfg.MaxTokens)}
+	}
+	return p, nil
 }
 
 // readBody reads at most limit bytes of the body.
