@@ -2,6 +2,7 @@ package kvevents
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -726,16 +727,27 @@ func (x *decoder) hashes(e *Event) error {
 		return limitErr("event of %d block hashes, limit %d", n, x.lim.MaxHashesPerEvent)
 	}
 	e.BlockHashes = slices.Grow(e.BlockHashes[:0], n)
+	p, i := x.p[len(x.p)-x.r.Len():], 0
 	for range n {
-		h, ok, err := x.hash("block hash")
-		if err != nil {
-			return err
+		v, _, w := intAt(p, i)
+		if w <= 0 {
+			// Not an integer: a byte string, or an error. The slow path
+			// reads it (and reports what is wrong).
+			x.skipTo(i)
+			h, ok, err := x.hash("block hash")
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return malformed("block hash is nil")
+			}
+			v, p, i = h, x.p[len(x.p)-x.r.Len():], 0
+		} else {
+			i += w
 		}
-		if !ok {
-			return malformed("block hash is nil")
-		}
-		e.BlockHashes = append(e.BlockHashes, h)
+		e.BlockHashes = append(e.BlockHashes, v)
 	}
+	x.skipTo(i)
 	return nil
 }
 
@@ -750,15 +762,83 @@ func (x *decoder) tokenIDs(e *Event) error {
 	}
 	x.tokens += n
 	e.TokenIDs = slices.Grow(e.TokenIDs[:0], n)
+	p, i := x.p[len(x.p)-x.r.Len():], 0
 	for range n {
-		v, err := x.int64("token id")
-		if err != nil {
-			return err
+		v, neg, w := intAt(p, i)
+		switch {
+		case w == 0:
+			return malformed("token id: code %#x, want an integer", p[i])
+		case w < 0:
+			return malformed("token id: truncated")
+		case neg || v > math.MaxUint32:
+			return malformed("token id %d out of range", int64(v))
 		}
-		if v < 0 || v > math.MaxUint32 {
-			return malformed("token id %d out of range", v)
-		}
+		i += w
 		e.TokenIDs = append(e.TokenIDs, uint32(v))
 	}
+	x.skipTo(i)
 	return nil
+}
+
+// skipTo moves the reader i bytes on, past what was read in place from the
+// payload at the reader's position.
+func (x *decoder) skipTo(i int) {
+	_, _ = x.r.Seek(int64(i), io.SeekCurrent)
+}
+
+// intAt reads the integer (any msgpack width) at p[i]: its value as a
+// two's-complement uint64, whether it is negative, and its width in bytes.
+// The width is 0 when p[i] holds no integer and -1 when p ends before the
+// integer does (or at i). The integer arrays (hashes, token ids) are most
+// of a batch, so they are read here, in place, rather than through the
+// msgpack Decoder's io.ByteScanner, which costs several times more per
+// integer; the tests hold this reader to the library's encodings.
+func intAt(p []byte, i int) (v uint64, neg bool, width int) {
+	if i >= len(p) {
+		return 0, false, -1
+	}
+	c := p[i]
+	switch {
+	case c <= msgpcode.PosFixedNumHigh:
+		return uint64(c), false, 1
+	case c >= msgpcode.NegFixedNumLow:
+		return uint64(int64(int8(c))), true, 1
+	}
+	var size int
+	switch c {
+	case msgpcode.Uint8, msgpcode.Int8:
+		size = 1
+	case msgpcode.Uint16, msgpcode.Int16:
+		size = 2
+	case msgpcode.Uint32, msgpcode.Int32:
+		size = 4
+	case msgpcode.Uint64, msgpcode.Int64:
+		size = 8
+	default:
+		return 0, false, 0
+	}
+	if len(p)-i-1 < size {
+		return 0, false, -1
+	}
+	b := p[i+1 : i+1+size]
+	switch c {
+	case msgpcode.Uint8:
+		v = uint64(b[0])
+	case msgpcode.Uint16:
+		v = uint64(binary.BigEndian.Uint16(b))
+	case msgpcode.Uint32:
+		v = uint64(binary.BigEndian.Uint32(b))
+	case msgpcode.Uint64:
+		v = binary.BigEndian.Uint64(b)
+	case msgpcode.Int8:
+		v = uint64(int64(int8(b[0])))
+	case msgpcode.Int16:
+		v = uint64(int64(int16(binary.BigEndian.Uint16(b))))
+	case msgpcode.Int32:
+		v = uint64(int64(int32(binary.BigEndian.Uint32(b))))
+	case msgpcode.Int64:
+		v = binary.BigEndian.Uint64(b)
+	}
+	neg = c >= msgpcode.Int8 && int64(v) < 0
+	return v, neg, 1 + size
 }
