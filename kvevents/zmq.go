@@ -266,5 +266,3 @@ func (p *Publisher) Close() error {
 // logs connection failures to stderr by default, and this package reports
 // them as errors instead.
 func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
-
-
