@@ -24,6 +24,9 @@ var forbidden = map[string][]string{
 	"radix":        {"swim", "store", "node", "internal/simnet"},
 	// The replication core.
 	"replica": {"swim", "node"},
+	// The engine KV-event codec and its ZeroMQ client: of ours, it may
+	// import wire only.
+	"kvevents": {"swim", "store", "radix", "replica", "node", "internal/simnet"},
 }
 
 // testsMay lists, for each layer, what its tests (not its code) may depend
