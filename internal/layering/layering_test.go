@@ -29,6 +29,9 @@ var forbidden = map[string][]string{
 	"engine": {"engine/server", "kvevents", "wire", "swim", "store", "radix", "replica", "node", "internal/simnet"},
 	// The engine emulator: the model behind HTTP and ZMQ sockets.
 	"engine/server": {"swim", "store", "radix", "replica", "node", "internal/simnet"},
+	// The engine KV-event codec and its ZeroMQ client: of ours, it may
+	// import wire only.
+	"kvevents": {"swim", "store", "radix", "replica", "node", "internal/simnet"},
 }
 
 // testsMay lists, for each layer, what its tests (not its code) may depend

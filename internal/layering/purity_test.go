@@ -73,6 +73,25 @@ func TestCoresArePure(t *testing.T) {
 	}
 }
 
+// pureFiles lists packages that are not cores as a whole (they hold
+// sockets too) but whose named files must follow the purity rules: the
+// kvevents codec is pure, its ZeroMQ client (zmq.go) is not.
+var pureFiles = map[string][]string{
+	"kvevents": {"event.go", "decode.go", "encode.go", "seq.go"},
+}
+
+// TestPureFiles checks the files of pureFiles as TestCoresArePure checks
+// whole cores.
+func TestPureFiles(t *testing.T) {
+	for pkg, files := range pureFiles {
+		for _, f := range files {
+			for _, msg := range impurities(t, filepath.Join("..", "..", pkg, f)) {
+				t.Errorf("%s: %s", pkg, msg)
+			}
+		}
+	}
+}
+
 // TestCoresListed checks that every package under a core's directory is
 // either checked as a core or named as a runner, so that a new subpackage
 // cannot escape the purity rules unnoticed.
