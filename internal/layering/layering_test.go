@@ -32,6 +32,9 @@ var forbidden = map[string][]string{
 	// The engine KV-event codec and its ZeroMQ client: of ours, it may
 	// import wire only.
 	"kvevents": {"swim", "store", "radix", "replica", "node", "internal/simnet"},
+	// The trace replay simulates gateways with the index and the engine
+	// core; it stays off the daemon (node) and membership (swim).
+	"replay": {"swim", "node"},
 }
 
 // testsMay lists, for each layer, what its tests (not its code) may depend
