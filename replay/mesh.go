@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -20,8 +21,11 @@ import (
 //     ceil(log10(G+1))) packets, and a gateway that learns a delta gossips
 //     it on, as swim disseminates replica's deltas.
 //
-// Delays come from simnet's link model. Nothing is lost (the links have no
-// loss), so anti-entropy, which repairs losses, is not modelled.
+// Each delta travels encoded (radix.AppendBatch) and is decoded
+// (radix.DecodeBatch, radix.DefaultLimits) and applied (radix.Index.ApplyBatch)
+// at each receiver, as node does; simnet counts the encoded bytes. Delays
+// come from simnet's link model. Nothing is lost (the links have no loss),
+// so anti-entropy, which repairs losses, is not modelled.
 type gateway struct {
 	s    *sim
 	g    int
@@ -30,6 +34,7 @@ type gateway struct {
 		Send(netip.AddrPort, any, int)
 	}
 	ix    *radix.Index
+	batch radix.Batch // decoding scratch
 	seen  map[uint64]struct{}
 	queue []gossipItem
 	phase time.Duration
@@ -41,25 +46,28 @@ type gateway struct {
 // gossipItem is one delta on its way between gateways.
 type gossipItem struct {
 	id   uint64
-	d    radix.Delta
-	left int // packets still to carry it from this gateway
+	data []byte // the delta as a radix batch, encoded
+	left int    // packets still to carry it from this gateway
 }
-
-// deltaBytes estimates a delta's size on the wire, for simnet's stats.
-func deltaBytes(d *radix.Delta) int { return 24 + len(d.Worker) + 8*len(d.Pages) }
 
 // replicate sends gateway g's local delta d to the other gateways.
 func (s *sim) replicate(g int, d radix.Delta) {
 	if len(s.gws) == 1 {
 		return
 	}
+	s.scratch.Reset()
+	s.scratch.Add(d)
+	data, err := radix.AppendBatch(nil, &s.scratch)
+	if err != nil {
+		panic(fmt.Sprintf("replay: encode a delta: %v", err)) // our own delta
+	}
 	s.nextDelta++
-	it := gossipItem{id: s.nextDelta, d: d}
+	it := gossipItem{id: s.nextDelta, data: data}
 	gw := s.gws[g]
 	if len(s.gws) <= s.cfg.Net.EagerGateways {
 		for o := range s.gws {
 			if o != g {
-				gw.host.Send(s.net.Addr(s.gwBase+o), []gossipItem{it}, deltaBytes(&d))
+				gw.host.Send(s.net.Addr(s.gwBase+o), []gossipItem{it}, len(data))
 			}
 		}
 		return
@@ -102,9 +110,11 @@ func (gw *gateway) Receive(now time.Time, _ netip.AddrPort, p any) {
 				}
 			}
 			if gw.ix != nil {
-				// Errors are counted by the index (pending anchors); a
-				// replica drops what it cannot apply, as node does.
-				_ = gw.ix.Apply(it.d)
+				// A replica drops what it cannot decode or apply, as node
+				// does (the index keeps deltas whose anchor it lacks).
+				if err := radix.DecodeBatch(&gw.batch, it.data, radix.DefaultLimits()); err == nil {
+					_ = gw.ix.ApplyBatch(&gw.batch)
+				}
 			}
 			if gossip {
 				gw.enqueue(it)
@@ -148,7 +158,7 @@ func (gw *gateway) Tick(now time.Time) {
 	}
 	size := 0
 	for i := range gw.queue {
-		size += deltaBytes(&gw.queue[i].d)
+		size += len(gw.queue[i].data)
 	}
 	for _, o := range picked[:min(f, len(picked))] {
 		pkt := append([]gossipItem(nil), gw.queue...)

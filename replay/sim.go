@@ -39,6 +39,7 @@ type sim struct {
 	// Gossip bookkeeping.
 	nextDelta uint64
 	limit     int
+	scratch   radix.Batch
 
 	decisions int
 	routeWall time.Duration
