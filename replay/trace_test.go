@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -103,4 +104,35 @@ func TestInfiniteCacheHitRatio(t *testing.T) {
 	if got != want {
 		t.Errorf("hit ratio %v, want %v", got, want)
 	}
+}
+
+// FuzzParseTrace: any bytes either fail with ErrTrace (or a read error)
+// or give requests that keep the parser's promises: block counts match
+// the input lengths, arrival times never go back, limits hold.
+func FuzzParseTrace(f *testing.F) {
+	f.Add([]byte(`{"timestamp": 0, "input_length": 8, "output_length": 2, "hash_ids": [1, 2]}` + "\n" +
+		`{"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [1, 3]}`))
+	f.Add([]byte(`{"timestamp": 3, "input_length": 1, "output_length": 0, "hash_ids": [18446744073709551615]}`))
+	f.Add([]byte("{}\n"))
+	lim := Limits{BlockTokens: 4, MaxLineBytes: 512, MaxBlocks: 16, MaxRequests: 32, MaxTokens: 64}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		reqs, err := ParseTrace(bytes.NewReader(b), lim)
+		if err != nil {
+			if !errors.Is(err, ErrTrace) {
+				t.Fatalf("error %v does not wrap ErrTrace", err)
+			}
+			return
+		}
+		if len(reqs) == 0 || len(reqs) > lim.MaxRequests {
+			t.Fatalf("%d requests", len(reqs))
+		}
+		for i, r := range reqs {
+			if len(r.Blocks) != (r.InputTokens+3)/4 || len(r.Blocks) > lim.MaxBlocks || r.InputTokens > lim.MaxTokens {
+				t.Fatalf("request %d: %d blocks for %d tokens", i, len(r.Blocks), r.InputTokens)
+			}
+			if i > 0 && r.At < reqs[i-1].At {
+				t.Fatalf("request %d arrives at %v, before %v", i, r.At, reqs[i-1].At)
+			}
+		}
+	})
 }
