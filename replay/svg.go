@@ -24,7 +24,7 @@ func AppendSVG(dst []byte, rep *Report) []byte {
 	)
 	var gs []int
 	var names []string
-	maxTTFT := 0.0
+	maxTTFT, minTTFT := 0.0, math.Inf(1)
 	for _, r := range rep.Results {
 		if !slices.Contains(gs, r.Gateways) {
 			gs = append(gs, r.Gateways)
@@ -33,12 +33,18 @@ func AppendSVG(dst []byte, rep *Report) []byte {
 			names = append(names, r.Strategy)
 		}
 		maxTTFT = max(maxTTFT, r.TTFTP99Seconds)
+		if r.TTFTP99Seconds > 0 {
+			minTTFT = min(minTTFT, r.TTFTP99Seconds)
+		}
 	}
 	slices.Sort(gs)
-	if maxTTFT <= 0 {
-		maxTTFT = 1
+	// p99 TTFT spans decades between strategies: a log scale, whole
+	// decades.
+	lo := math.Floor(math.Log10(min(minTTFT, maxTTFT, 1)))
+	hi := math.Ceil(math.Log10(max(maxTTFT, 1e-9)))
+	if hi <= lo {
+		hi = lo + 1
 	}
-	maxTTFT = niceCeil(maxTTFT)
 	width := left + 2*panelW + gap + legendW
 	height := top + panelH + 60
 	dst = fmt.Appendf(dst, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
@@ -50,28 +56,44 @@ func AppendSVG(dst []byte, rep *Report) []byte {
 		lo, hi := math.Log2(float64(gs[0])), math.Log2(float64(gs[len(gs)-1]))
 		return 20 + (math.Log2(float64(g))-lo)/(hi-lo)*(panelW-40)
 	}
+	// Each panel maps its values to [0, 1] (scale) and has ticks.
+	type tick struct {
+		v     float64
+		label string
+	}
+	var hitTicks, ttftTicks []tick
+	for k := 0; k <= 5; k++ {
+		v := float64(k) / 5
+		hitTicks = append(hitTicks, tick{v, strconv.FormatFloat(v, 'f', 1, 64)})
+	}
+	for e := lo; e <= hi; e++ {
+		ttftTicks = append(ttftTicks, tick{math.Pow(10, e), strconv.FormatFloat(math.Pow(10, e), 'g', 3, 64)})
+	}
 	panels := []struct {
 		title string
-		ymax  float64
+		scale func(float64) float64
+		ticks []tick
 		val   func(Result) float64
 		bound float64
-		fmtY  func(float64) string
 	}{
-		{"cache hit ratio (input tokens)", 1, func(r Result) float64 { return r.HitRatio }, rep.Trace.InfiniteCacheHitRatio,
-			func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }},
-		{"p99 time to first token (s)", maxTTFT, func(r Result) float64 { return r.TTFTP99Seconds }, -1,
-			func(v float64) string { return strconv.FormatFloat(v, 'g', 3, 64) }},
+		{"cache hit ratio (input tokens)", func(v float64) float64 { return v }, hitTicks,
+			func(r Result) float64 { return r.HitRatio }, rep.Trace.InfiniteCacheHitRatio},
+		{"p99 time to first token (s, log scale)", func(v float64) float64 {
+			if v <= 0 {
+				return 0
+			}
+			return (math.Log10(v) - lo) / (hi - lo)
+		}, ttftTicks, func(r Result) float64 { return r.TTFTP99Seconds }, -1},
 	}
 	for pi, p := range panels {
 		ox := left + float64(pi)*(panelW+gap)
-		y := func(v float64) float64 { return top + panelH - v/p.ymax*panelH }
+		y := func(v float64) float64 { return top + panelH - p.scale(v)*panelH }
 		dst = fmt.Appendf(dst, `<g transform="translate(%.1f,0)">`+"\n", ox)
 		dst = fmt.Appendf(dst, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="14">%s</text>`+"\n", panelW/2, top-14, html.EscapeString(p.title))
 		dst = fmt.Appendf(dst, `<rect x="0" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="#444"/>`+"\n", top, panelW, panelH)
-		for k := 0; k <= 5; k++ {
-			v := p.ymax * float64(k) / 5
-			dst = fmt.Appendf(dst, `<line x1="0" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", panelW, y(v), y(v))
-			dst = fmt.Appendf(dst, `<text x="-6" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`+"\n", y(v), p.fmtY(v))
+		for _, tk := range p.ticks {
+			dst = fmt.Appendf(dst, `<line x1="0" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", panelW, y(tk.v), y(tk.v))
+			dst = fmt.Appendf(dst, `<text x="-6" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`+"\n", y(tk.v), tk.label)
 		}
 		for _, g := range gs {
 			dst = fmt.Appendf(dst, `<text x="%.1f" y="%.1f" text-anchor="middle">%d</text>`+"\n", x(g), top+panelH+16, g)
@@ -112,15 +134,4 @@ func strategyColor(name string, i int) string {
 		return svgColors[k%len(svgColors)]
 	}
 	return svgColors[i%len(svgColors)]
-}
-
-// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
-func niceCeil(v float64) float64 {
-	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if m*p >= v {
-			return m * p
-		}
-	}
-	return 10 * p
 }
