@@ -23,8 +23,13 @@ func appendBlockTokens(dst []uint32, id uint64, n int) []uint32 {
 	return dst
 }
 
-// appendTokens appends the synthetic token ids of r's prompt
-// (r.InputTokens of them) to dst.
+// AppendTokens appends the synthetic token ids of r's prompt
+// (r.InputTokens of them, from blocks of blockTokens) to dst: what the
+// replay sends engines and gateways as the prompt.
+func AppendTokens(dst []uint32, r *Request, blockTokens int) []uint32 {
+	return appendTokens(dst, r, blockTokens)
+}
+
 func appendTokens(dst []uint32, r *Request, blockTokens int) []uint32 {
 	left := r.InputTokens
 	for _, id := range r.Blocks {

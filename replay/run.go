@@ -97,14 +97,7 @@ func Run(reqs []Request, cfg Config, opt Options) (*Report, error) {
 			return nil, fmt.Errorf("%w: request %d has no blocks", ErrTrace, i)
 		}
 	}
-	rep := &Report{Config: cfg}
-	rep.Trace.Requests = len(reqs)
-	for i := range reqs {
-		rep.Trace.InputTokens += int64(reqs[i].InputTokens)
-	}
-	rep.Trace.DurationSeconds = reqs[len(reqs)-1].At.Seconds() / cfg.Speedup
-	rep.Trace.InfiniteCacheHitRatio = InfiniteCacheHitRatio(reqs, cfg.BlockTokens)
-
+	rep := NewReport(reqs, cfg)
 	hashes := engineHashes(reqs, cfg.BlockTokens)
 	pages := make([][]uint64, len(reqs))
 	var buf []uint32
@@ -123,9 +116,67 @@ func Run(reqs []Request, cfg Config, opt Options) (*Report, error) {
 			}
 			rep.Results = append(rep.Results, res)
 		}
-		oracleRatios(rep.Results[first:])
+		OracleRatios(rep.Results[first:])
 	}
 	return rep, nil
+}
+
+// NewReport returns a report of reqs under cfg (defaults filled in) with
+// the trace's summary and no results yet.
+func NewReport(reqs []Request, cfg Config) *Report {
+	cfg = cfg.Defaults()
+	rep := &Report{Config: cfg}
+	rep.Trace.Requests = len(reqs)
+	for i := range reqs {
+		rep.Trace.InputTokens += int64(reqs[i].InputTokens)
+	}
+	if len(reqs) > 0 {
+		rep.Trace.DurationSeconds = reqs[len(reqs)-1].At.Seconds() / cfg.Speedup
+	}
+	rep.Trace.InfiniteCacheHitRatio = InfiniteCacheHitRatio(reqs, cfg.BlockTokens)
+	return rep
+}
+
+// Sample is one request's outcome.
+type Sample struct {
+	InputTokens, CachedTokens int
+	TTFT, QueueWait           time.Duration
+}
+
+// Summarise computes a strategy's Result at G gateways from its requests'
+// samples and each engine's busy (prefill) time over a run of span.
+// DecisionsPerSecond and the oracle ratios are left to the caller.
+func Summarise(strategy string, gateways int, samples []Sample, busy []time.Duration, span time.Duration) Result {
+	r := Result{Strategy: strategy, Gateways: gateways}
+	var in int64
+	ttft := make([]time.Duration, len(samples))
+	wait := make([]time.Duration, len(samples))
+	for i, f := range samples {
+		in += int64(f.InputTokens)
+		r.CachedTokens += int64(f.CachedTokens)
+		ttft[i], wait[i] = f.TTFT, f.QueueWait
+	}
+	if in > 0 {
+		r.HitRatio = float64(r.CachedTokens) / float64(in)
+	}
+	slices.Sort(ttft)
+	slices.Sort(wait)
+	r.TTFTP50Seconds = percentile(ttft, 50).Seconds()
+	r.TTFTP90Seconds = percentile(ttft, 90).Seconds()
+	r.TTFTP99Seconds = percentile(ttft, 99).Seconds()
+	r.QueueWaitP99Seconds = percentile(wait, 99).Seconds()
+	var sum, top time.Duration
+	for _, b := range busy {
+		sum += b
+		top = max(top, b)
+	}
+	if sum > 0 {
+		r.Imbalance = float64(top) / (float64(sum) / float64(len(busy)))
+	}
+	if span > 0 && len(busy) > 0 {
+		r.Utilisation = float64(sum) / (float64(len(busy)) * float64(span))
+	}
+	return r
 }
 
 // runOne replays the trace through one strategy at one fleet size.
@@ -138,36 +189,17 @@ func runOne(cfg Config, reqs []Request, pages, hashes [][]uint64, st Strategy, w
 	if err := s.run(); err != nil {
 		return Result{}, err
 	}
-	r := Result{Strategy: st.Name(), Gateways: cfg.Gateways}
-	var in int64
-	ttft := make([]time.Duration, len(reqs))
-	wait := make([]time.Duration, len(reqs))
+	samples := make([]Sample, len(reqs))
 	var span time.Duration
 	for i, f := range s.first {
-		in += int64(reqs[i].InputTokens)
-		r.CachedTokens += int64(f.CachedTokens)
-		ttft[i], wait[i] = f.TTFT(), f.QueueWait()
+		samples[i] = Sample{InputTokens: reqs[i].InputTokens, CachedTokens: f.CachedTokens, TTFT: f.TTFT(), QueueWait: f.QueueWait()}
 		span = max(span, f.FirstToken)
 	}
-	r.HitRatio = float64(r.CachedTokens) / float64(in)
-	slices.Sort(ttft)
-	slices.Sort(wait)
-	r.TTFTP50Seconds = percentile(ttft, 50).Seconds()
-	r.TTFTP90Seconds = percentile(ttft, 90).Seconds()
-	r.TTFTP99Seconds = percentile(ttft, 99).Seconds()
-	r.QueueWaitP99Seconds = percentile(wait, 99).Seconds()
-	var sum, top time.Duration
-	for _, e := range s.engines {
-		b := e.m.Stats().PrefillBusy
-		sum += b
-		top = max(top, b)
+	busy := make([]time.Duration, len(s.engines))
+	for w, e := range s.engines {
+		busy[w] = e.m.Stats().PrefillBusy
 	}
-	if sum > 0 {
-		r.Imbalance = float64(top) / (float64(sum) / float64(len(s.engines)))
-	}
-	if span > 0 {
-		r.Utilisation = float64(sum) / (float64(len(s.engines)) * float64(span))
-	}
+	r := Summarise(st.Name(), cfg.Gateways, samples, busy, span)
 	if s.routeWall > 0 {
 		r.DecisionsPerSecond = float64(s.decisions) / s.routeWall.Seconds()
 	}
@@ -183,8 +215,9 @@ func percentile(xs []time.Duration, p int) time.Duration {
 	return xs[max(k, 1)-1]
 }
 
-// oracleRatios fills each result's ratios to the oracle among rs.
-func oracleRatios(rs []Result) {
+// OracleRatios fills each result's ratios to the oracle's result among rs
+// (none without one).
+func OracleRatios(rs []Result) {
 	i := slices.IndexFunc(rs, func(r Result) bool { return r.Strategy == StrategyOracle })
 	if i < 0 {
 		return

@@ -41,6 +41,15 @@ type sim struct {
 	limit     int
 	scratch   radix.Batch
 
+	// queued is, per engine, the prompt tokens routed to it whose first
+	// token has not come, less the tokens each route expected cached:
+	// the prefill work a gateway's proxy sees queued (the load of the cost
+	// rule). est holds each request's share; expected is what the last
+	// route expected cached.
+	queued   []int
+	est      []int
+	expected int
+
 	decisions int
 	routeWall time.Duration
 	wallNow   func() time.Time // wall clock for decisions per second; nil: not measured
@@ -74,6 +83,8 @@ func newSim(cfg Config, reqs []Request, pages, hashes [][]uint64, strat Strategy
 		strat:  strat,
 		first:  make([]engine.Result, len(reqs)),
 		seen:   make([]bool, len(reqs)),
+		queued: make([]int, cfg.Workers),
+		est:    make([]int, len(reqs)),
 	}
 	_, s.withTokens = strat.(eventSink)
 	s.limit = max(6, cfg.Net.RetransmitMult*int(math.Ceil(math.Log10(float64(cfg.Gateways+1)))))
@@ -137,11 +148,14 @@ func (s *sim) arrive(now time.Duration, i int) {
 	if s.wallNow != nil {
 		t0 = s.wallNow()
 	}
+	s.expected = 0
 	w := s.strat.route(s, g, i, now)
 	if s.wallNow != nil {
 		s.routeWall += s.wallNow().Sub(t0)
 	}
 	s.decisions++
+	s.est[i] = max(s.reqs[i].InputTokens-s.expected, 1)
+	s.queued[w] += s.est[i]
 	s.strat.routed(s, g, i, w, now)
 	e := s.engines[w]
 	s.submit(e, now, i)
@@ -211,6 +225,7 @@ func (e *engineNode) advance(now time.Duration) {
 		if !s.seen[i] {
 			s.seen[i] = true
 			s.done++
+			s.queued[e.w] -= s.est[i]
 		}
 		s.first[i] = r
 	}

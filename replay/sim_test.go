@@ -292,3 +292,17 @@ func TestTableAndSVG(t *testing.T) {
 		}
 	}
 }
+
+func TestSummarise(t *testing.T) {
+	var samples []Sample
+	for i := 1; i <= 100; i++ {
+		samples = append(samples, Sample{InputTokens: 10, CachedTokens: i % 2 * 10, TTFT: time.Duration(i) * time.Millisecond, QueueWait: time.Duration(i) * time.Microsecond})
+	}
+	got := Summarise("x", 4, samples, []time.Duration{3 * time.Second, time.Second}, 4*time.Second)
+	want := Result{Strategy: "x", Gateways: 4, HitRatio: 0.5, CachedTokens: 500,
+		TTFTP50Seconds: 0.05, TTFTP90Seconds: 0.09, TTFTP99Seconds: 0.099, QueueWaitP99Seconds: 0.000099,
+		Imbalance: 1.5, Utilisation: 0.5}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
