@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,7 +30,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	seed := fs.Uint64("seed", 1, "seed of every random choice: the same seed gives the same figures")
 	strategies := fs.String("strategies", strings.Join(replay.Strategies(), ","), "comma-separated strategies to compare")
 	svg := fs.String("svg", "", "write hit ratio and p99 TTFT against G per strategy to this SVG file")
-	live := fs.Bool("live", false, "replay on real agents and `meshnode engine` processes on loopback (not implemented yet)")
+	live := fs.Bool("live", false, "replay on real agents and emulated engines on loopback in this process, in real time divided by --speedup")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of tables")
 	pending := fs.Duration("pending-timeout", 5*time.Second, "how long routed pages count as pending in the events strategy")
 	pos, err := parseInterleaved(fs, args)
@@ -49,10 +50,6 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		return usageError(stderr, "replay", err)
-	}
-	if *live {
-		fmt.Fprintln(stderr, "meshnode replay: --live is not implemented yet; the simulation (without --live) replays with the real index code")
-		return 1
 	}
 	f, err := os.Open(pos[0])
 	if err != nil {
@@ -79,7 +76,12 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		Seed:                   *seed,
 		PendingTimeout:         *pending,
 	}
-	rep, err := replay.Run(reqs, cfg, replay.Options{Gateways: gs, Strategies: names, Wall: time.Now})
+	var rep *replay.Report
+	if *live {
+		rep, err = runLive(context.Background(), reqs, cfg, gs, names, stderr)
+	} else {
+		rep, err = replay.Run(reqs, cfg, replay.Options{Gateways: gs, Strategies: names, Wall: time.Now})
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "meshnode replay: %s\n", oneLine(err))
 		return 1
