@@ -13,6 +13,9 @@ func WriteTable(w io.Writer, rep *Report) error {
 		rep.Trace.Requests, rep.Trace.DurationSeconds, c.Speedup, rep.Trace.InputTokens, rep.Trace.InfiniteCacheHitRatio)
 	fmt.Fprintf(w, "engines: W = %d, cache %d tokens (%d blocks of %d), prefill %g tokens/s, decode %g tokens/s, batch %d; index pages of %d tokens\n",
 		c.Workers, c.CacheTokens, c.CacheTokens/c.BlockTokens, c.BlockTokens, c.PrefillTokensPerSecond, c.DecodeTokensPerSecond, c.MaxBatch, c.PageTokens)
+	p := c.Policy
+	fmt.Fprintf(w, "policy of the index strategies: best match wins from a match ratio of %g; least loaded when max - min load > %d and max > %g x min\n",
+		p.CacheThreshold, p.BalanceAbsThreshold, p.BalanceRelThreshold)
 	g := -1
 	var tw *tabwriter.Writer
 	flush := func() error {

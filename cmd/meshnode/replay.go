@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/radix"
 	"github.com/meshnode/meshnode/replay"
 )
 
@@ -32,6 +33,10 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	svg := fs.String("svg", "", "write hit ratio and p99 TTFT against G per strategy to this SVG file")
 	live := fs.Bool("live", false, "replay on real agents and emulated engines on loopback in this process, in real time divided by --speedup")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of tables")
+	def := radix.DefaultPolicy()
+	cacheThreshold := fs.Float64("cache-threshold", def.CacheThreshold, "routing policy: match ratio from which the best-matching engine wins")
+	balanceAbs := fs.Int("balance-abs", def.BalanceAbsThreshold, "routing policy: loads are imbalanced when max - min exceeds this")
+	balanceRel := fs.Float64("balance-rel", def.BalanceRelThreshold, "routing policy: ... and max exceeds this times min")
 	pending := fs.Duration("pending-timeout", 5*time.Second, "how long routed pages count as pending in the events strategy")
 	pos, err := parseInterleaved(fs, args)
 	if err == nil && len(pos) != 1 {
@@ -75,6 +80,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		Speedup:                *speedup,
 		Seed:                   *seed,
 		PendingTimeout:         *pending,
+		Policy:                 radix.Policy{CacheThreshold: *cacheThreshold, BalanceAbsThreshold: *balanceAbs, BalanceRelThreshold: *balanceRel},
 	}
 	var rep *replay.Report
 	if *live {
