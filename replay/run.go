@@ -49,6 +49,19 @@ type Report struct {
 	Trace   TraceInfo `json:"trace"`
 	Config  Config    `json:"config"`
 	Results []Result  `json:"results"`
+	// Targets are issue 13's targets checked for the meshnode strategies
+	// in Results (CheckTargets).
+	Targets []Target `json:"targets,omitempty"`
+}
+
+// Check sets rep.Targets for each meshnode strategy in rep.Results.
+func (rep *Report) Check() {
+	rep.Targets = nil
+	for _, name := range []string{StrategyEvents, StrategyRecorded} {
+		if slices.ContainsFunc(rep.Results, func(r Result) bool { return r.Strategy == name }) {
+			rep.Targets = append(rep.Targets, CheckTargets(rep, name)...)
+		}
+	}
 }
 
 // Options are the parts of a run that are not the fleet's configuration.
@@ -118,6 +131,7 @@ func Run(reqs []Request, cfg Config, opt Options) (*Report, error) {
 		}
 		OracleRatios(rep.Results[first:])
 	}
+	rep.Check()
 	return rep, nil
 }
 

@@ -306,3 +306,26 @@ func TestSummarise(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+func TestCheckTargets(t *testing.T) {
+	rep := &Report{Results: []Result{
+		{Strategy: StrategyOracle, Gateways: 1, HitRatio: 0.30},
+		{Strategy: StrategyRecorded, Gateways: 1, HitRatio: 0.28, WaitP99VsOracle: 1.4, TTFTP99VsOracle: 1.1},
+		{Strategy: StrategyHash, Gateways: 1, HitRatio: 0.25},
+		{Strategy: StrategyOracle, Gateways: 4, HitRatio: 0.30},
+		{Strategy: StrategyRecorded, Gateways: 4, HitRatio: 0.26, WaitP99VsOracle: 1.6, TTFTP99VsOracle: 1.2},
+	}}
+	got := CheckTargets(rep, StrategyRecorded)
+	want := []Target{
+		{Name: "meshnode-recorded hit ratio within 3 points of the best at every G", Met: false,
+			Detail: "G=1: 0.280 vs 0.300 (oracle); G=4: 0.260 vs 0.300 (oracle)"},
+		{Name: "meshnode-recorded p99 queue wait at most 1.5x the oracle's", Met: false, Detail: "G=1: 1.40x; G=4: 1.60x"},
+		{Name: "meshnode-recorded p99 TTFT at most 1.2x the oracle's", Met: true, Detail: "G=1: 1.10x; G=4: 1.20x"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if got := CheckTargets(rep, StrategyEvents); got[0].Met || !strings.Contains(got[0].Detail, "G=1: not run") {
+		t.Errorf("a strategy not run: %+v", got)
+	}
+}

@@ -42,7 +42,20 @@ func WriteTable(w io.Writer, rep *Report) error {
 			r.Strategy, r.HitRatio, ratio(r.HitVsOracle), r.TTFTP50Seconds, r.TTFTP90Seconds, r.TTFTP99Seconds,
 			ratio(r.TTFTP99VsOracle), r.QueueWaitP99Seconds, ratio(r.WaitP99VsOracle), r.Imbalance, r.Utilisation, dps)
 	}
-	return flush()
+	if err := flush(); err != nil {
+		return err
+	}
+	if len(rep.Targets) > 0 {
+		fmt.Fprintf(w, "\ntargets (issue 13):\n")
+	}
+	for _, t := range rep.Targets {
+		met := "NOT MET"
+		if t.Met {
+			met = "met"
+		}
+		fmt.Fprintf(w, "  %-7s %s: %s\n", met, t.Name, t.Detail)
+	}
+	return nil
 }
 
 func ratio(x float64) string {

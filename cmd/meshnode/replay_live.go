@@ -88,6 +88,7 @@ func runLive(ctx context.Context, reqs []replay.Request, cfg replay.Config, gs [
 		}
 		f.close()
 	}
+	rep.Check()
 	return rep, nil
 }
 
