@@ -97,7 +97,10 @@ func runLive(ctx context.Context, reqs []replay.Request, cfg replay.Config, gs [
 func liveModel(name string) string { return "replay-" + name }
 
 func startFleet(ctx context.Context, cfg replay.Config, g int, reqs []replay.Request, names []string) (*liveFleet, error) {
-	f := &liveFleet{cfg: cfg, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: liveInFlight}}}
+	// No keep-alive: a POST on a kept connection the server has just
+	// closed fails and is not retried; one connection per request avoids
+	// the race at a cost loopback does not notice.
+	f := &liveFleet{cfg: cfg, client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
 	maxIn, maxOut := 1, 1
 	for _, r := range reqs {
 		maxIn, maxOut = max(maxIn, r.InputTokens), max(maxOut, r.OutputTokens)
