@@ -112,6 +112,10 @@ func Replay(ctx context.Context, endpoint string, startSeq int64, fn func(Messag
 // [topic, seq, payload] with seq 0, 1, 2, ..., and a ROUTER socket serving
 // replay of the last keep payloads. It is for the engine emulator and for
 // tests. Its methods are safe for concurrent use.
+//
+// zmq4 v0.17.0 never stops the writer loop of a PUB socket: each
+// Publisher leaves one idle goroutine behind after Close (tests that check
+// for leaks ignore ZMQ4LeakedFunction). Subscriber and Replay leave none.
 type Publisher struct {
 	pub, router zmq4.Socket
 	topic       []byte
@@ -122,6 +126,10 @@ type Publisher struct {
 	seq  int64    // the next sequence number
 	kept [][]byte // ring of the last payloads; kept[seq%len] holds seq's
 }
+
+// ZMQ4LeakedFunction is the function of the goroutine zmq4 leaves behind
+// for each closed PUB socket, for goleak.IgnoreAnyFunction.
+const ZMQ4LeakedFunction = "github.com/go-zeromq/zmq4.(*pubMWriter).run"
 
 // pubHWM bounds the messages the PUB socket queues (vLLM's default); past
 // it, new messages are dropped, as a slow subscriber's are in ZeroMQ.
