@@ -764,6 +764,20 @@ func (x *decoder) tokenIDs(e *Event) error {
 	e.TokenIDs = slices.Grow(e.TokenIDs[:0], n)
 	p, i := x.p[len(x.p)-x.r.Len():], 0
 	for range n {
+		// Token ids of a large vocabulary are mostly uint16 and uint32:
+		// read those inline, the rest through intAt.
+		if i+4 < len(p) {
+			switch p[i] {
+			case msgpcode.Uint32:
+				e.TokenIDs = append(e.TokenIDs, binary.BigEndian.Uint32(p[i+1:i+5]))
+				i += 5
+				continue
+			case msgpcode.Uint16:
+				e.TokenIDs = append(e.TokenIDs, uint32(binary.BigEndian.Uint16(p[i+1:i+3])))
+				i += 3
+				continue
+			}
+		}
 		v, neg, w := intAt(p, i)
 		switch {
 		case w == 0:
