@@ -147,6 +147,21 @@ var fixtures = []struct {
 	`,
 	want: Batch{TS: 1.5, Skipped: 1, Events: []Event{{Kind: KindAllBlocksCleared}}},
 }, {
+	// nil where an array is required reads as empty.
+	name: "nil arrays",
+	hex: `
+	92 00 c0                         # [0, nil]: no events
+	`,
+	want: Batch{},
+}, {
+	name: "nil hashes and tokens",
+	hex: `
+	92 00 91                         # [0, [
+	95 ab 426c6f636b53746f726564     #   ["BlockStored",
+	c0 c0 c0 10                      #    nil, nil, nil, 16]]]
+	`,
+	want: Batch{Events: []Event{{Kind: KindBlockStored, BlockSize: 16}}},
+}, {
 	name: "sglang map form with attn_dp_rank",
 	hex: `
 	83
