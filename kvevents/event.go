@@ -107,7 +107,8 @@ type Batch struct {
 // Limits bound what DecodeBatch accepts from one payload. A zero field
 // takes its default.
 type Limits struct {
-	// MaxPayloadBytes caps the encoded batch [4 MiB].
+	// MaxPayloadBytes caps the encoded batch [4 MiB]. (The sockets of this
+	// package refuse frames over MaxFrameBytes before this check.)
 	MaxPayloadBytes int
 	// MaxEvents caps the events of one batch, skipped ones included [65536].
 	MaxEvents int

@@ -25,12 +25,16 @@ type Subscriber struct {
 // times (about 2.5 s) before Subscribe fails; the caller owns any longer
 // retry. The socket lives until Close or until ctx is done.
 func Subscribe(ctx context.Context, endpoint, topic string) (*Subscriber, error) {
+	ep, err := guarded(endpoint)
+	if err != nil {
+		return nil, err
+	}
 	sock := zmq4.NewSub(ctx, zmq4.WithLogger(discardLogger()))
 	if err := sock.SetOption(zmq4.OptionSubscribe, topic); err != nil {
 		_ = sock.Close()
 		return nil, fmt.Errorf("kvevents: subscribe %q: %w", topic, err)
 	}
-	if err := sock.Dial(guarded(endpoint)); err != nil {
+	if err := sock.Dial(ep); err != nil {
 		_ = sock.Close()
 		return nil, fmt.Errorf("kvevents: subscribe to %s: %w", endpoint, err)
 	}
@@ -68,11 +72,15 @@ func (s *Subscriber) Close() error { return s.sock.Close() }
 // engine keeps a bounded history: the first Seq fn sees may be above
 // startSeq (the batches in between are lost), or fn may see nothing.
 func Replay(ctx context.Context, endpoint string, startSeq int64, fn func(Message) error) error {
+	ep, err := guarded(endpoint)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sock := zmq4.NewDealer(ctx, zmq4.WithLogger(discardLogger()))
 	defer sock.Close()
-	if err := sock.Dial(guarded(endpoint)); err != nil {
+	if err := sock.Dial(ep); err != nil {
 		return fmt.Errorf("kvevents: replay from %s: %w", endpoint, err)
 	}
 	// A DEALER sends the empty delimiter a REQ socket would add itself:
@@ -140,6 +148,16 @@ const pubHWM = 100_000
 // port: see Addr and ReplayAddr), keeping the last keep payloads (at least
 // one) for replay.
 func NewPublisher(ctx context.Context, endpoint, replayEndpoint, topic string, keep int) (*Publisher, error) {
+	ep, err := guarded(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	rep := ""
+	if replayEndpoint != "" {
+		if rep, err = guarded(replayEndpoint); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	p := &Publisher{topic: []byte(topic), cancel: cancel, kept: make([][]byte, max(keep, 1))}
 	p.pub = zmq4.NewPub(ctx, zmq4.WithLogger(discardLogger()))
@@ -147,13 +165,13 @@ func NewPublisher(ctx context.Context, endpoint, replayEndpoint, topic string, k
 		p.Close()
 		return nil, fmt.Errorf("kvevents: publisher: %w", err)
 	}
-	if err := p.pub.Listen(guarded(endpoint)); err != nil {
+	if err := p.pub.Listen(ep); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("kvevents: publisher: %w", err)
 	}
-	if replayEndpoint != "" {
+	if rep != "" {
 		p.router = zmq4.NewRouter(ctx, zmq4.WithLogger(discardLogger()))
-		if err := p.router.Listen(guarded(replayEndpoint)); err != nil {
+		if err := p.router.Listen(rep); err != nil {
 			p.Close()
 			return nil, fmt.Errorf("kvevents: publisher replay: %w", err)
 		}

@@ -212,3 +212,22 @@ func TestGuardConnScan(t *testing.T) {
 		})
 	}
 }
+
+func TestEndpointsTCPOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, ep := range []string{"ipc:///x", "inproc://x", "udp://127.0.0.1:1", "tcp://", "127.0.0.1:5557", ""} {
+		if _, err := Subscribe(ctx, ep, ""); !errors.Is(err, ErrEndpoint) {
+			t.Errorf("Subscribe(%q) = %v, want ErrEndpoint", ep, err)
+		}
+		if err := Replay(ctx, ep, 0, func(Message) error { return nil }); !errors.Is(err, ErrEndpoint) {
+			t.Errorf("Replay(%q) = %v, want ErrEndpoint", ep, err)
+		}
+		if _, err := NewPublisher(ctx, ep, "", "", 1); !errors.Is(err, ErrEndpoint) {
+			t.Errorf("NewPublisher(%q) = %v, want ErrEndpoint", ep, err)
+		}
+	}
+	if _, err := NewPublisher(ctx, "tcp://127.0.0.1:0", "ipc:///x", "", 1); !errors.Is(err, ErrEndpoint) {
+		t.Errorf("NewPublisher with an ipc replay endpoint = %v, want ErrEndpoint", err)
+	}
+}
