@@ -121,7 +121,8 @@ func DecodeBatch(b *Batch, payload []byte, lim Limits) error {
 	b.TS, b.DPRank, b.HasDPRank, b.Skipped = 0, 0, false, 0
 	b.Events = b.Events[:0]
 	if len(payload) > lim.MaxPayloadBytes {
-		return limitErr("payload of %d bytes, limit %d", len(payload), lim.MaxPayloadBytes)
+		return fmt.Errorf("kvevents: decode batch: %w",
+			limitErr("payload of %d bytes, limit %d", len(payload), lim.MaxPayloadBytes))
 	}
 	r := bytes.NewReader(payload)
 	d := msgpack.GetDecoder()
@@ -134,7 +135,7 @@ func DecodeBatch(b *Batch, payload []byte, lim Limits) error {
 	}
 	if err != nil {
 		b.Events = b.Events[:0]
-		return err
+		return fmt.Errorf("kvevents: decode batch: %w", err)
 	}
 	return nil
 }
@@ -150,12 +151,15 @@ type decoder struct {
 	tokens int // token ids decoded so far in this batch
 }
 
+// malformed returns an error wrapping ErrDecode. Its text has no package
+// prefix: the exported functions add it, with where the error was found.
 func malformed(format string, args ...any) error {
-	return fmt.Errorf("kvevents: "+format+": %w", append(args, ErrDecode)...)
+	return fmt.Errorf(format+": %w", append(args, ErrDecode)...)
 }
 
+// limitErr returns an error wrapping ErrLimit and ErrDecode.
 func limitErr(format string, args ...any) error {
-	return fmt.Errorf("kvevents: "+format+": %w (%w)", append(args, ErrLimit, ErrDecode)...)
+	return fmt.Errorf(format+": %w (%w)", append(args, ErrLimit, ErrDecode)...)
 }
 
 // short reports an error of the msgpack decoder: the input ended early or

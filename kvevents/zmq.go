@@ -53,7 +53,8 @@ func (s *Subscriber) Recv() (Message, error) {
 		return Message{}, fmt.Errorf("kvevents: receive: %w", err)
 	}
 	if len(msg.Frames) != 3 {
-		return Message{}, malformed("message of %d frames, want 3 (topic, seq, payload)", len(msg.Frames))
+		return Message{}, fmt.Errorf("kvevents: receive: %w",
+			malformed("message of %d frames, want 3 (topic, seq, payload)", len(msg.Frames)))
 	}
 	seq, err := DecodeSeq(msg.Frames[1])
 	if err != nil {
@@ -101,7 +102,8 @@ func Replay(ctx context.Context, endpoint string, startSeq int64, fn func(Messag
 			frames = frames[1:] // an extra empty delimiter (a REQ-style router)
 		}
 		if len(frames) != 3 || len(frames[0]) != 0 {
-			return malformed("replay reply of %d frames, want 3 (\"\", seq, payload)", len(msg.Frames))
+			return fmt.Errorf("kvevents: replay from %s: %w", endpoint,
+				malformed("reply of %d frames, want 3 (\"\", seq, payload)", len(msg.Frames)))
 		}
 		seq, err := DecodeSeq(frames[1])
 		if err != nil {
