@@ -369,6 +369,11 @@ func (s *Server) rearmLocked() {
 	if !ok {
 		return
 	}
+	select {
+	case <-s.closed:
+		return
+	default:
+	}
 	d := max(next-s.now(), 0)
 	if s.timer == nil {
 		s.timer = time.AfterFunc(d, s.tick)
