@@ -63,8 +63,9 @@ func (s *Subscriber) Recv() (Message, error) {
 	return Message{Topic: string(msg.Frames[0]), Seq: seq, Payload: msg.Frames[2]}, nil
 }
 
-// Close closes the socket; a Recv in progress returns an error.
-func (s *Subscriber) Close() error { return s.sock.Close() }
+// Close closes the socket; a Recv in progress returns an error. A
+// connection the engine closed first is not an error.
+func (s *Subscriber) Close() error { return ignoreClosed(s.sock.Close()) }
 
 // Replay asks the engine's replay endpoint (its ROUTER socket) for the
 // batches it keeps from startSeq on and calls fn with each, in order, until

@@ -271,6 +271,9 @@ func TestRecvFailsWhenPublisherGoes(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Recv still waiting 20 s after the publisher closed")
 	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close after the publisher went away: %v", err)
+	}
 }
 
 // TestReplayHonoursContext: a replay endpoint that never answers holds
