@@ -114,7 +114,8 @@ func kindOfTag(t []byte) Kind {
 // b's slices (Events and the BlockHashes and TokenIDs of its events) are
 // reused: their contents are overwritten, so a caller that keeps them past
 // the next DecodeBatch into the same b must copy them. b keeps no reference
-// to payload. On error, b holds no events and every error wraps ErrDecode
+// to payload. On error, b holds no events (and Skipped is 0); every error
+// wraps ErrDecode
 // (and ErrLimit when a limit was exceeded).
 func DecodeBatch(b *Batch, payload []byte, lim Limits) error {
 	lim = lim.withDefaults()
@@ -134,7 +135,7 @@ func DecodeBatch(b *Batch, payload []byte, lim Limits) error {
 		err = malformed("%d bytes after the batch", r.Len())
 	}
 	if err != nil {
-		b.Events = b.Events[:0]
+		b.Events, b.Skipped = b.Events[:0], 0
 		return fmt.Errorf("kvevents: decode batch: %w", err)
 	}
 	return nil

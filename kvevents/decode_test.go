@@ -240,7 +240,7 @@ func TestDecodeErrors(t *testing.T) {
 		{name: "skipped value nested too deep", hex: `92 00 91 92 a1 58` + strings.Repeat("91", 40) + `00`},
 		{name: "skipped code c1", hex: `92 00 91 92 a1 58 c1`},
 		{name: "skipped ext past the end", hex: `92 00 91 92 a1 58 c7 ff 01`},
-		{name: "payload over limit", hex: `92 00 90` + strings.Repeat("", 0), lim: Limits{MaxPayloadBytes: 2}, limit: true},
+		{name: "payload over limit", hex: `92 00 90`, lim: Limits{MaxPayloadBytes: 2}, limit: true},
 		{name: "events over limit", hex: `92 00 93 91 a1 58 91 a1 58 91 a1 58`, lim: small, limit: true},
 		{name: "hashes over limit", hex: `92 00 91 92 ac 426c6f636b52656d6f766564 93 01 02 03`, lim: small, limit: true},
 		{name: "tokens over limit", hex: `92 00 92
