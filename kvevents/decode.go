@@ -115,8 +115,7 @@ func kindOfTag(t []byte) Kind {
 // reused: their contents are overwritten, so a caller that keeps them past
 // the next DecodeBatch into the same b must copy them. b keeps no reference
 // to payload. On error, b holds no events (and Skipped is 0); every error
-// wraps ErrDecode
-// (and ErrLimit when a limit was exceeded).
+// wraps ErrDecode (and ErrLimit when a limit was exceeded).
 func DecodeBatch(b *Batch, payload []byte, lim Limits) error {
 	lim = lim.withDefaults()
 	b.TS, b.DPRank, b.HasDPRank, b.Skipped = 0, 0, false, 0
