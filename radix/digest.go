@@ -240,25 +240,20 @@ func (x *core) holdings(b *Batch, worker string, from, maxBytes int) int {
 	// Then the tombstones (sorted by page) and the engine map entries (in
 	// table order), 16 bytes each.
 	k := i - len(cs)
-	fs := make([]uint64, 0, ev.tombs.len())
-	for f := range ev.tombs.byF {
-		fs = append(fs, f)
-	}
-	slices.Sort(fs)
-	for ; k < len(fs); k++ {
+	ts := ev.tombs.all()
+	for ; k < len(ts); k++ {
 		if n > 0 && n+32 > maxBytes {
 			return len(cs) + k
 		}
 		n += 32
-		t := ev.tombs.byF[fs[k]]
 		b.Deltas = append(b.Deltas, Delta{Op: OpRemoveEvents, Worker: worker, Epoch: wk.epoch, Gen: ev.gen,
-			Ver: t.ver - 1, Hashes: []uint64{t.e}, Pages: []uint64{fs[k]}})
+			Ver: ts[k].ver - 1, Hashes: []uint64{0}, Pages: []uint64{ts[k].f}})
 	}
-	k -= len(fs)
+	k -= len(ts)
 	var d *Delta
 	seen := 0
 	done := true
-	ev.engine.each(func(e, l uint64) {
+	ev.engine.each(func(l, e uint64) {
 		if !done {
 			return
 		}
@@ -278,7 +273,7 @@ func (x *core) holdings(b *Batch, worker string, from, maxBytes int) int {
 		d.Pages = append(d.Pages, l)
 	})
 	if !done {
-		return len(cs) + len(fs) + seen - 1
+		return len(cs) + len(ts) + seen - 1
 	}
 	return -1
 }
