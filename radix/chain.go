@@ -83,6 +83,7 @@ type core struct {
 	record   bool
 	evScr    []evCand
 	chainScr []uint32
+	kidScr   []uint32
 	pend     pending
 }
 

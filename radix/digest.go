@@ -22,8 +22,10 @@ type WorkerSummary struct {
 	// and verMix(0) = 0. It does not depend on how pages are laid out in
 	// chains.
 	Sum uint64
-	// Gen is the worker's event generation, Events a sum over its engine
-	// map entries and tombstones (both 0 for a worker without events).
+	// Gen is the worker's event generation, Events Σ entryMix(engine
+	// hash, page) over its engine map (both 0 for a worker without
+	// events). Tombstones are not covered: they are a bounded window, not
+	// state replicas must agree on.
 	Gen    uint32
 	Events uint64
 }
@@ -62,7 +64,7 @@ func (ix *Index) Digest() Digest {
 		}
 		if ev := wk.ev; ev != nil {
 			s.Gen = ev.gen
-			s.Events = ev.engine.sum + ev.tombs.sum
+			s.Events = ev.engine.sum
 		}
 		d = append(d, s)
 	}

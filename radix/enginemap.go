@@ -66,7 +66,7 @@ func (m *engineMap) get(l uint64) (uint64, bool) {
 // the greater, so replicas agree whatever the order. It returns the hash
 // e replaced, if any, and whether e is stored.
 func (m *engineMap) set(l, e uint64) (old uint64, replaced, stored bool) {
-	if (m.n+1)*8 > len(m.slots)*7 {
+	if (m.n+1)*5 > len(m.slots)*4 {
 		m.grow()
 	}
 	for i := m.home(l); ; {

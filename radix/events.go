@@ -40,8 +40,47 @@ type eventState struct {
 	// rev is engine hash -> page, the reverse of engine, built when this
 	// node first resolves an engine hash (it subscribes to the worker's
 	// engine) and kept up to date from then on; nil elsewhere.
-	rev map[uint64]uint64
+	rev *revIndex
 }
+
+// revIndex maps engine hashes to pages: an engineMap keyed by engine hash,
+// whose key 0 lives apart.
+type revIndex struct {
+	m       engineMap
+	zero    uint64
+	hasZero bool
+}
+
+func (r *revIndex) get(e uint64) (uint64, bool) {
+	if e == 0 {
+		return r.zero, r.hasZero
+	}
+	return r.m.get(e)
+}
+
+func (r *revIndex) set(e, l uint64) {
+	if e == 0 {
+		if !r.hasZero || l > r.zero {
+			r.zero, r.hasZero = l, true
+		}
+		return
+	}
+	r.m.set(e, l)
+}
+
+// del forgets e if it names page l.
+func (r *revIndex) del(e, l uint64) {
+	if cur, ok := r.get(e); !ok || cur != l {
+		return
+	}
+	if e == 0 {
+		r.hasZero = false
+		return
+	}
+	r.m.del(e)
+}
+
+func (r *revIndex) bytes() int { return r.m.bytes() }
 
 // setEntry records the block e ending with page l.
 func (ev *eventState) setEntry(l, e uint64) {
@@ -49,19 +88,19 @@ func (ev *eventState) setEntry(l, e uint64) {
 	if ev.rev == nil {
 		return
 	}
-	if replaced && ev.rev[old] == l {
-		delete(ev.rev, old)
+	if replaced {
+		ev.rev.del(old, l)
 	}
 	if stored {
-		ev.rev[e] = l
+		ev.rev.set(e, l)
 	}
 }
 
 // dropEntry forgets the block ending with page l, if any.
 func (ev *eventState) dropEntry(l uint64) {
 	e, ok := ev.engine.del(l)
-	if ok && ev.rev != nil && ev.rev[e] == l {
-		delete(ev.rev, e)
+	if ok && ev.rev != nil {
+		ev.rev.del(e, l)
 	}
 }
 
@@ -69,15 +108,10 @@ func (ev *eventState) dropEntry(l uint64) {
 // write lock if ev.rev may be nil.
 func (ev *eventState) lookup(e uint64) (uint64, bool) {
 	if ev.rev == nil {
-		ev.rev = make(map[uint64]uint64, ev.engine.len())
-		ev.engine.each(func(l, e uint64) {
-			if cur, ok := ev.rev[e]; !ok || l > cur {
-				ev.rev[e] = l
-			}
-		})
+		ev.rev = new(revIndex)
+		ev.engine.each(func(l, e uint64) { ev.rev.set(e, l) })
 	}
-	l, ok := ev.rev[e]
-	return l, ok
+	return ev.rev.get(e)
 }
 
 // maxPagesPerBlock bounds PagesPerBlock: an engine block of more than 4096
@@ -150,7 +184,7 @@ func (ix *Index) EngineLineage(worker string, engineHash uint64) (uint64, bool) 
 		return 0, false
 	}
 	if ev := ix.x.workers[w].ev; ev.rev != nil {
-		l, ok := ev.rev[engineHash]
+		l, ok := ev.rev.get(engineHash)
 		ix.mu.RUnlock()
 		return l, ok
 	}
@@ -384,14 +418,58 @@ func (x *core) dropBelow(w uint32, f uint64, v uint64) {
 		return
 	}
 	if off > 0 {
+		if len(x.chains[ci].holders) == 1 {
+			// Only w holds the chain and what is below it: cut the chain
+			// in place rather than split it off and delete it. This is
+			// the common case, an engine evicting the tail of a prompt.
+			x.dropBelowChain(ci, w)
+			x.truncate(ci, w, int(off))
+			return
+		}
 		ci = x.split(ci, int(off))
 	}
 	x.dropSubtree(ci, w)
 }
 
+// dropBelowChain removes w from every chain below ci.
+func (x *core) dropBelowChain(ci, w uint32) {
+	for len(x.chains[ci].children) > 0 {
+		n := len(x.chains[ci].children)
+		x.dropSubtree(x.chains[ci].children[n-1], w)
+		if len(x.chains[ci].children) == n {
+			panic("radix: a child chain outlived its only holder")
+		}
+	}
+}
+
+// truncate drops the pages of chain ci from off on; w is its only holder
+// and it has no children.
+func (x *core) truncate(ci, w uint32, off int) {
+	c := &x.chains[ci]
+	tail := c.hashes[off:]
+	if ev := x.workers[w].ev; ev != nil && ev.engine.n > 0 {
+		for _, h := range tail {
+			ev.dropEntry(h)
+		}
+	}
+	x.sink += x.table.touch(tail)
+	for _, h := range tail {
+		x.table.del(h)
+	}
+	n := int64(len(tail))
+	c.sum -= sumHashes(tail)
+	c.hashes = c.hashes[:off]
+	x.pages -= n
+	x.holderPages -= n
+	x.workers[w].pages -= n
+	x.workers[w].minValid = false
+}
+
 // dropChildren applies dropBelow's rule to the chains below ci.
 func (x *core) dropChildren(ci, w uint32, v uint64) {
-	kids := append([]uint32(nil), x.chains[ci].children...)
+	kids := append(x.kidScr[:0], x.chains[ci].children...)
+	x.kidScr = nil // recursion below needs its own
+	defer func() { x.kidScr = kids[:0] }()
 	for _, k := range kids {
 		i, ok := findHolder(x.chains[k].holders, w)
 		if !ok {
@@ -408,8 +486,13 @@ func (x *core) dropChildren(ci, w uint32, v uint64) {
 // dropSubtree removes w from chain ci and every chain below it, deleting
 // the chains left without holders.
 func (x *core) dropSubtree(ci, w uint32) {
-	kids := append([]uint32(nil), x.chains[ci].children...)
-	for _, k := range kids {
+	// Children are removed from the end of the list (deleteChain swaps the
+	// last child into a removed one's place), so walk it backwards.
+	for i := len(x.chains[ci].children) - 1; i >= 0; i-- {
+		if i >= len(x.chains[ci].children) {
+			continue
+		}
+		k := x.chains[ci].children[i]
 		if _, ok := findHolder(x.chains[k].holders, w); ok {
 			x.dropSubtree(k, w)
 		}

@@ -311,7 +311,10 @@ func (ix *Index) Stats() Stats {
 			st.EngineEntries += int64(ev.engine.len())
 			st.Tombstones += int64(ev.tombs.len())
 			st.TombstonesDropped += ev.tombs.dropped
-			st.EventBytes += int64(ev.engine.bytes()+ev.tombs.bytes()+40*len(ev.rev)) + int64(unsafe.Sizeof(eventState{}))
+			st.EventBytes += int64(ev.engine.bytes()+ev.tombs.bytes()) + int64(unsafe.Sizeof(eventState{}))
+			if ev.rev != nil {
+				st.EventBytes += int64(ev.rev.bytes())
+			}
 		}
 	}
 	st.HolderPages -= st.PendingPages
