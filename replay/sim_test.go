@@ -329,3 +329,37 @@ func TestCheckTargets(t *testing.T) {
 		t.Errorf("a strategy not run: %+v", got)
 	}
 }
+
+// TestEventsMirrorEngineCaches: with the engines' KV events, once pending
+// pages have expired, every gateway's index holds for each engine exactly
+// what its cache holds: the matched depth of every prompt is the engine's
+// cache hit, on every gateway (eager and gossip fleets).
+func TestEventsMirrorEngineCaches(t *testing.T) {
+	reqs := synthTrace(8, 300, 10, 6, 3, 16, 30*time.Millisecond)
+	for _, tc := range []struct{ g, pageTokens int }{{3, 16}, {20, 16}, {3, 8}} {
+		g := tc.g
+		cfg := testConfig(3, 60)
+		cfg.Gateways = g
+		cfg.PageTokens = tc.pageTokens
+		ppb := cfg.BlockTokens / cfg.PageTokens
+		s := simulate(t, cfg, reqs, StrategyEvents)
+		s.net.RunFor(cfg.PendingTimeout + 5*time.Second)
+		for _, gw := range s.gws {
+			for i := range reqs {
+				got := map[string]int{}
+				for _, h := range gw.ix.MatchPages(nil, s.pages[i]) {
+					got[h.Worker] = h.Pages
+				}
+				want := map[string]int{}
+				for w, e := range s.engines {
+					if n := e.m.Cache().Match(s.hashes[i]); n > 0 {
+						want[s.workers[w]] = n * ppb
+					}
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Fatalf("G = %d, pages of %d, gateway %d, request %d: matched pages (-engines +index):\n%s", g, tc.pageTokens, gw.g, i, diff)
+				}
+			}
+		}
+	}
+}

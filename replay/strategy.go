@@ -37,7 +37,7 @@ const (
 // Strategies returns the names of every strategy, in report order.
 func Strategies() []string {
 	return []string{StrategyRandom, StrategyRoundRobin, StrategyLeastLoad, StrategyHash,
-		StrategyLocal, StrategyRecorded, StrategyOracle}
+		StrategyLocal, StrategyRecorded, StrategyEvents, StrategyOracle}
 }
 
 // newStrategy returns a fresh strategy by name.
@@ -56,7 +56,7 @@ func newStrategy(name string) (Strategy, error) {
 	case StrategyRecorded:
 		return &indexed{name: StrategyRecorded, shared: true}, nil
 	case StrategyEvents:
-		return nil, errNoEvents
+		return newEventsStrategy(), nil
 	case StrategyOracle:
 		return &oracle{}, nil
 	}
