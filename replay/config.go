@@ -41,7 +41,11 @@ type Config struct {
 	// give the same figures (routing decisions per second aside).
 	Seed uint64
 	// Policy is the cache-aware policy of the index strategies
-	// [radix.DefaultPolicy].
+	// [radix.CostPolicy(PageTokens): the cost rule with weight 3, which
+	// the traces support]. Under the cost rule the candidates' loads are
+	// the prefill tokens queued on each engine as the gateways count them
+	// (prompt tokens routed and not yet prefilled, less what each route
+	// expected cached); under the threshold rules, requests in flight.
 	Policy radix.Policy
 	// Net is how gateways replicate the index.
 	Net Network
@@ -96,7 +100,10 @@ func (c Config) Defaults() Config {
 	def(&c.MaxBatch, 64)
 	deff(&c.Speedup, 1)
 	if c.Policy == (radix.Policy{}) {
-		c.Policy = radix.DefaultPolicy()
+		c.Policy = radix.CostPolicy(c.PageTokens)
+	}
+	if c.Policy.CostWeight > 0 && c.Policy.PageTokens == 0 {
+		c.Policy.PageTokens = c.PageTokens
 	}
 	if c.PendingTimeout == 0 {
 		c.PendingTimeout = 5 * time.Second
@@ -144,6 +151,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.Speedup > 0) || c.Speedup > 1e6 {
 		bad("speedup %g out of range (0, 1e6]", c.Speedup)
+	}
+	if c.Policy.CostWeight < 0 || c.Policy.CacheThreshold < 0 || c.Policy.BalanceRelThreshold < 0 {
+		bad("policy: negative weight or threshold")
 	}
 	if c.PendingTimeout < 0 {
 		bad("pending timeout %v is negative", c.PendingTimeout)

@@ -162,10 +162,16 @@ func (s *sim) arrive(now time.Duration, i int) {
 	s.net.Wake(e.id)
 }
 
-// candidates appends the engines with their in-flight requests as radix candidates.
+// candidates appends the engines as radix candidates with their loads:
+// queued prefill tokens under the cost rule, requests in flight otherwise.
 func (s *sim) candidates(dst []radix.Candidate) []radix.Candidate {
+	cost := s.cfg.Policy.CostWeight > 0
 	for w, e := range s.engines {
-		dst = append(dst, radix.Candidate{Worker: s.workers[w], Load: e.inFlight()})
+		l := e.inFlight()
+		if cost {
+			l = s.queued[w]
+		}
+		dst = append(dst, radix.Candidate{Worker: s.workers[w], Load: l})
 	}
 	return dst
 }

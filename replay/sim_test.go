@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/meshnode/meshnode/internal/simnet"
+	"github.com/meshnode/meshnode/radix"
 )
 
 // synthTrace returns n requests, one every gap: each starts with one of k
@@ -75,6 +76,12 @@ func simulate(t *testing.T, cfg Config, reqs []Request, name string) *sim {
 	if err := s.run(); err != nil {
 		t.Fatal(err)
 	}
+	// Every request had its first token: nothing is queued any more.
+	for w, q := range s.queued {
+		if q != 0 {
+			t.Fatalf("engine %d: %d tokens still counted as queued", w, q)
+		}
+	}
 	return s
 }
 
@@ -115,36 +122,42 @@ func TestEngineModel(t *testing.T) {
 // per-gateway ones, and the oracle beats random.
 func TestStrategiesOnSharedPrefixes(t *testing.T) {
 	reqs := synthTrace(1, 600, 24, 12, 2, 16, 40*time.Millisecond)
-	cfg := testConfig(4, 80)
-	rep, err := Run(reqs, cfg, Options{Gateways: []int{1, 4}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hit := map[string]float64{}
-	for _, r := range rep.Results {
-		if r.Gateways == 4 {
-			hit[r.Strategy] = r.HitRatio
-		}
-		if r.Utilisation <= 0 || r.Utilisation > 1 || r.Imbalance < 1 {
-			t.Errorf("%s at G = %d: utilisation %v, imbalance %v", r.Strategy, r.Gateways, r.Utilisation, r.Imbalance)
-		}
-	}
-	for _, c := range [][2]string{
-		{StrategyOracle, StrategyRandom},
-		{StrategyRecorded, StrategyRandom},
-		{StrategyRecorded, StrategyLocal},
-		{StrategyRecorded, StrategyRoundRobin},
-		{StrategyEvents, StrategyRandom},
-	} {
-		if _, ok := hit[c[0]]; !ok {
-			continue // not in this build's strategies
-		}
-		if !(hit[c[0]] > hit[c[1]]) {
-			t.Errorf("hit ratio of %s %.3f not above %s's %.3f", c[0], hit[c[0]], c[1], hit[c[1]])
-		}
-	}
-	if ub := rep.Trace.InfiniteCacheHitRatio; ub < hit[StrategyOracle] || ub < hit[StrategyRecorded] {
-		t.Errorf("upper bound %.3f below a strategy: %v", ub, hit)
+	for _, pc := range []struct {
+		name   string
+		policy radix.Policy
+	}{{"cost rule", radix.Policy{}}, {"thresholds", radix.DefaultPolicy()}} {
+		t.Run(pc.name, func(t *testing.T) {
+			cfg := testConfig(4, 80)
+			cfg.Policy = pc.policy
+			rep, err := Run(reqs, cfg, Options{Gateways: []int{1, 4}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hit := map[string]float64{}
+			for _, r := range rep.Results {
+				if r.Gateways == 4 {
+					hit[r.Strategy] = r.HitRatio
+				}
+				if r.Utilisation <= 0 || r.Utilisation > 1 || r.Imbalance < 1 {
+					t.Errorf("%s at G = %d: utilisation %v, imbalance %v", r.Strategy, r.Gateways, r.Utilisation, r.Imbalance)
+				}
+			}
+			for _, c := range [][2]string{
+				{StrategyOracle, StrategyRandom},
+				{StrategyRecorded, StrategyRandom},
+				{StrategyRecorded, StrategyLocal},
+				{StrategyRecorded, StrategyRoundRobin},
+				{StrategyEvents, StrategyRandom},
+				{StrategyEvents, StrategyLocal},
+			} {
+				if !(hit[c[0]] > hit[c[1]]) {
+					t.Errorf("hit ratio of %s %.3f not above %s's %.3f", c[0], hit[c[0]], c[1], hit[c[1]])
+				}
+			}
+			if ub := rep.Trace.InfiniteCacheHitRatio; ub < hit[StrategyOracle] || ub < hit[StrategyRecorded] {
+				t.Errorf("upper bound %.3f below a strategy: %v", ub, hit)
+			}
+		})
 	}
 }
 

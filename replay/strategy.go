@@ -170,6 +170,7 @@ func (x *indexed) route(s *sim, g, i int, _ time.Duration) int {
 	if err != nil {
 		panic(err) // candidates are never empty
 	}
+	s.expected = d.MatchedPages * s.cfg.PageTokens
 	return s.workerIndex(d.Worker)
 }
 

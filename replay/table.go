@@ -14,8 +14,12 @@ func WriteTable(w io.Writer, rep *Report) error {
 	fmt.Fprintf(w, "engines: W = %d, cache %d tokens (%d blocks of %d), prefill %g tokens/s, decode %g tokens/s, batch %d; index pages of %d tokens\n",
 		c.Workers, c.CacheTokens, c.CacheTokens/c.BlockTokens, c.BlockTokens, c.PrefillTokensPerSecond, c.DecodeTokensPerSecond, c.MaxBatch, c.PageTokens)
 	p := c.Policy
-	fmt.Fprintf(w, "policy of the index strategies: best match wins from a match ratio of %g; least loaded when max - min load > %d and max > %g x min\n",
-		p.CacheThreshold, p.BalanceAbsThreshold, p.BalanceRelThreshold)
+	if p.CostWeight > 0 {
+		fmt.Fprintf(w, "policy of the index strategies: cost rule, least queued prefill tokens + %g x unmatched prompt tokens\n", p.CostWeight)
+	} else {
+		fmt.Fprintf(w, "policy of the index strategies: thresholds, best match from a match ratio of %g; least loaded (requests in flight) when max - min > %d and max > %g x min\n",
+			p.CacheThreshold, p.BalanceAbsThreshold, p.BalanceRelThreshold)
+	}
 	g := -1
 	var tw *tabwriter.Writer
 	flush := func() error {

@@ -37,6 +37,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	cacheThreshold := fs.Float64("cache-threshold", def.CacheThreshold, "routing policy: match ratio from which the best-matching engine wins")
 	balanceAbs := fs.Int("balance-abs", def.BalanceAbsThreshold, "routing policy: loads are imbalanced when max - min exceeds this")
 	balanceRel := fs.Float64("balance-rel", def.BalanceRelThreshold, "routing policy: ... and max exceeds this times min")
+	costWeight := fs.Float64("cost-weight", radix.DefaultCostWeight, "routing policy: the cost rule's weight of an unmatched prompt token against a queued one (0: the threshold rules)")
 	pending := fs.Duration("pending-timeout", 5*time.Second, "how long routed pages count as pending in the events strategy")
 	pos, err := parseInterleaved(fs, args)
 	if err == nil && len(pos) != 1 {
@@ -80,7 +81,8 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		Speedup:                *speedup,
 		Seed:                   *seed,
 		PendingTimeout:         *pending,
-		Policy:                 radix.Policy{CacheThreshold: *cacheThreshold, BalanceAbsThreshold: *balanceAbs, BalanceRelThreshold: *balanceRel},
+		Policy: radix.Policy{CacheThreshold: *cacheThreshold, BalanceAbsThreshold: *balanceAbs, BalanceRelThreshold: *balanceRel,
+			CostWeight: *costWeight},
 	}
 	var rep *replay.Report
 	if *live {
