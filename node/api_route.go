@@ -158,7 +158,7 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("no healthy worker for model %q", req.Model))
 		return
 	}
-	d, err := n.st.ix.RoutePages(pages, cands, radix.DefaultPolicy())
+	d, err := n.st.ix.RoutePages(pages, cands, n.routePolicy(req.Model))
 	if err != nil {
 		writeErr(w, err)
 		return
