@@ -134,7 +134,10 @@ func startFleet(ctx context.Context, cfg replay.Config, g int, reqs []replay.Req
 	}
 	for i := range g {
 		dn := &demoNode{name: fmt.Sprintf("gateway-%d", i+1)}
-		nd, err := node.New(node.Config{Name: dn.name, BindAddr: "127.0.0.1:0", APIAddr: "off", Profile: "local", Version: version})
+		pol := cfg.Policy
+		nd, err := node.New(node.Config{Name: dn.name, BindAddr: "127.0.0.1:0", APIAddr: "off", Profile: "local", Version: version,
+			RouteCacheThreshold: pol.CacheThreshold, RouteBalanceAbs: pol.BalanceAbsThreshold, RouteBalanceRel: pol.BalanceRelThreshold,
+			RouteCostWeight: pol.CostWeight})
 		if err == nil {
 			err = nd.Start()
 		}
@@ -227,7 +230,15 @@ func (f *liveFleet) replay(ctx context.Context, reqs []replay.Request, name stri
 		before[w] = s.Stats().PrefillBusy
 	}
 	samples := make([]replay.Sample, len(reqs))
+	// inflight counts each engine's requests until they end; queued its
+	// prefill tokens until their first token, less what the route
+	// expected cached: the load of the cost rule.
 	inflight := make([]atomic.Int64, len(f.engines))
+	queued := make([]atomic.Int64, len(f.engines))
+	loads := inflight
+	if cfg.Policy.CostWeight > 0 {
+		loads = queued
+	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x11fe))
 	var rngMu sync.Mutex
 	rr := make([]int, len(f.nodes))
@@ -242,7 +253,7 @@ func (f *liveFleet) replay(ctx context.Context, reqs []replay.Request, name stri
 	start := time.Now()
 	stopLoads := make(chan struct{})
 	if name == replay.StrategyRecorded {
-		eg.Go(func() error { return f.publishLoads(ctx, name, inflight, stopLoads) })
+		eg.Go(func() error { return f.publishLoads(ctx, name, loads, stopLoads) })
 	}
 	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * cfg.Speedup) }
 	var drive errgroup.Group
@@ -268,7 +279,7 @@ func (f *liveFleet) replay(ctx context.Context, reqs []replay.Request, name stri
 				g := i % len(f.nodes)
 				toks := replay.AppendTokens(make([]uint32, 0, r.InputTokens), r, cfg.BlockTokens)
 				t0 := time.Now()
-				var w int
+				var w, expected int
 				switch name {
 				case replay.StrategyRandom:
 					rngMu.Lock()
@@ -294,12 +305,15 @@ func (f *liveFleet) replay(ctx context.Context, reqs []replay.Request, name stri
 					if _, err := fmt.Sscanf(strings.TrimPrefix(res.Worker, name+"-"), "w%d", &w); err != nil || w < 0 || w >= len(f.engines) {
 						return fmt.Errorf("route: unknown worker %q", res.Worker)
 					}
+					expected = res.MatchedPages * cfg.PageTokens
 				}
 				deciding.Add(int64(time.Since(t0)))
 				decisions.Add(1)
 				inflight[w].Add(1)
 				defer inflight[w].Add(-1)
-				ttft, cached, err := f.complete(ctx, w, liveModel(name), toks, max(r.OutputTokens, 1))
+				est := int64(max(r.InputTokens-expected, 1))
+				queued[w].Add(est)
+				ttft, cached, err := f.complete(ctx, w, liveModel(name), toks, max(r.OutputTokens, 1), func() { queued[w].Add(-est) })
 				if err != nil {
 					return err
 				}
@@ -330,8 +344,9 @@ func (f *liveFleet) replay(ctx context.Context, reqs []replay.Request, name stri
 	return res, nil
 }
 
-// publishLoads sets each worker's load to its engine's requests in flight
-// (as a proxy would count them), through the first agent, until stop.
+// publishLoads sets each worker's load to its engine's count in loads
+// (requests in flight, or queued prefill tokens for the cost rule, as a
+// proxy would count them), through the first agent, until stop.
 func (f *liveFleet) publishLoads(ctx context.Context, name string, inflight []atomic.Int64, stop <-chan struct{}) error {
 	last := make([]int64, len(inflight))
 	t := time.NewTicker(liveLoadEvery)
@@ -358,8 +373,11 @@ func (f *liveFleet) publishLoads(ctx context.Context, name string, inflight []at
 }
 
 // complete sends one streaming completion to engine w and returns the
-// time to its first token and the prompt tokens the engine had cached.
-func (f *liveFleet) complete(ctx context.Context, w int, model string, toks []uint32, out int) (time.Duration, int, error) {
+// time to its first token and the prompt tokens the engine had cached;
+// first runs when the first token comes (or the request fails).
+func (f *liveFleet) complete(ctx context.Context, w int, model string, toks []uint32, out int, first func()) (time.Duration, int, error) {
+	var once sync.Once
+	defer once.Do(first)
 	body, err := json.Marshal(map[string]any{"model": model, "prompt": toks, "max_tokens": out, "stream": true,
 		"stream_options": map[string]any{"include_usage": true}})
 	if err != nil {
@@ -394,6 +412,7 @@ func (f *liveFleet) complete(ctx context.Context, w int, model string, toks []ui
 		}
 		if ttft == 0 {
 			ttft = time.Since(t0)
+			once.Do(first)
 		}
 		var chunk struct {
 			Usage *struct {
