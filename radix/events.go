@@ -32,9 +32,9 @@ type EngineBlocks struct {
 
 // eventState is a worker's event-sourced state besides its holdings.
 type eventState struct {
-	gen    uint32
-	ver    uint64 // 1 + the greatest Ver applied in gen; 0: none
-	ppb    int    // pages per block of the last store
+	gen uint32
+	ver uint64 // 1 + the greatest Ver applied in gen; 0: none
+	ppb int    // pages per block of the last store
 	// The engine map itself lives in the worker's holders (holder.engine);
 	// entries and sum count it.
 	entries int64
