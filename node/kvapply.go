@@ -48,9 +48,12 @@ const (
 	// KVDecodeError: the payload did not decode (KVResult.Err): nothing
 	// applied. The next batch shows the hole as a gap.
 	KVDecodeError
+	// KVCleared: Begin (without replay) or Clear dropped the worker's
+	// event-sourced pages; no batch was involved.
+	KVCleared
 )
 
-var kvStatusNames = [...]string{"applied", "duplicate", "gap", "resync", "restart", "decode_error"}
+var kvStatusNames = [...]string{"applied", "duplicate", "gap", "resync", "restart", "decode_error", "cleared"}
 
 // String returns the status as logs and status pages show it.
 func (s KVStatus) String() string {
@@ -206,7 +209,7 @@ func (a *KVApplier) Begin(now time.Time, canReplay bool) (from int64, replay boo
 	if !ok {
 		return 0, false, KVResult{}
 	}
-	res.Status = KVResync
+	res.Status = KVCleared
 	a.clear(&res, now)
 	return 0, false, res
 }
@@ -215,7 +218,7 @@ func (a *KVApplier) Begin(now time.Time, canReplay bool) (from int64, replay boo
 // engine stayed unreachable past the grace period. The next batch is
 // accepted whatever its sequence number.
 func (a *KVApplier) Clear(now time.Time) KVResult {
-	res := KVResult{Status: KVResync}
+	res := KVResult{Status: KVCleared}
 	a.clear(&res, now)
 	return res
 }

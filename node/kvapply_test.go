@@ -224,7 +224,7 @@ func TestKVApplier(t *testing.T) {
 		name:   "grace clear",
 		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0, b: batch(root)}, {op: "clear"}, {op: "live", seq: 9, b: batch(root)}},
 		want:   []string{"store gen=0 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=1", "store gen=1 ver=9:0 parent=false pages=4 blocks=[11 12] ppb=2"},
-		status: []string{"begin from 0 replay=false", "applied", "resync", "applied"},
+		status: []string{"begin from 0 replay=false", "applied", "cleared", "applied"},
 		counts: KVCounts{Stored: 2, StoredBlocks: 4},
 	}}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -1,6 +1,11 @@
 package node
 
-import "errors"
+import (
+	"context"
+	"errors"
+
+	"github.com/meshnode/meshnode/radix"
+)
 
 // Until the event codec (package kvevents) and the index's event-sourced
 // holdings (radix) land, these mirror their announced API, so that the
@@ -65,3 +70,24 @@ func decodeKVBatch(b *kvBatch, payload []byte) error {
 
 // errNoKVCodec: the event codec is not built in yet.
 var errNoKVCodec = errors.New("node: no KV event codec")
+
+// dialKVEvents subscribes with ZMQ (kvevents.Subscribe).
+func dialKVEvents(ctx context.Context, endpoint, topic string) (EventStream, error) {
+	return nil, errNoKVCodec
+}
+
+// replayKVEvents replays with ZMQ (kvevents.Replay).
+func replayKVEvents(ctx context.Context, endpoint string, startSeq int64, fn func(kvMessage) error) error {
+	return errNoKVCodec
+}
+
+// pendingIndex is the index's pending side (radix.Index's InsertPending
+// and ExpirePending).
+type pendingIndex interface {
+	InsertPending(worker string, epoch uint64, stamp uint32, pages []uint64) (radix.Delta, error)
+	ExpirePending(olderThan uint32) int
+}
+
+// decisionSources names the sources a decision matched
+// (radix.Decision.Sources.Names()).
+func decisionSources(d radix.Decision) []string { return nil }

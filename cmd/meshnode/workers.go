@@ -72,6 +72,9 @@ func setupWorkers(sub string, fs *flag.FlagSet) func(*client, []string) error {
 		load := fs.Int("load", 0, "current load (e.g. requests in flight)")
 		lbl := labelsFlag{}
 		fs.Var(lbl, "label", "a label key=value (repeatable)")
+		kvEndpoint := fs.String("kv-events", "", "the engine's KV event `endpoint` (ZMQ PUB), tcp://host:port or ipc://path: a node subscribes and routes on what the engine caches")
+		kvReplay := fs.String("kv-replay", "", "the engine's KV event replay `endpoint` (ZMQ ROUTER), with --kv-events")
+		kvTopic := fs.String("kv-topic", "", "the `topic` of the engine's KV events, with --kv-events (default: every message)")
 		return func(c *client, args []string) error {
 			if err := wantArgs(args, 1, "a worker id"); err != nil {
 				return err
@@ -79,6 +82,12 @@ func setupWorkers(sub string, fs *flag.FlagSet) func(*client, []string) error {
 			body := map[string]any{"url": *u, "model": *model, "health": *health, "load": *load}
 			if len(lbl) > 0 {
 				body["labels"] = map[string]string(lbl)
+			}
+			switch {
+			case *kvEndpoint != "":
+				body["kv_events"] = node.KVEvents{Endpoint: *kvEndpoint, ReplayEndpoint: *kvReplay, Topic: *kvTopic}
+			case *kvReplay != "" || *kvTopic != "":
+				return badUsage("--kv-replay and --kv-topic go with --kv-events")
 			}
 			var w node.Worker
 			if err := c.call(http.MethodPut, "/v1/workers/"+url.PathEscape(args[0]), nil, body, &w); err != nil {
@@ -132,8 +141,18 @@ func (c *client) printWorker(w node.Worker) error {
 	if c.json {
 		return c.printJSON(w)
 	}
+	kv := "-"
+	if k := w.KVEvents; k != nil {
+		kv = k.Endpoint
+		if k.ReplayEndpoint != "" {
+			kv += " replay " + k.ReplayEndpoint
+		}
+		if k.Topic != "" {
+			kv += " topic " + k.Topic
+		}
+	}
 	return c.pairs("id", w.ID, "url", w.URL, "model", w.Model, "health", w.Health,
-		"load", strconv.Itoa(w.Load), "labels", labels(w.Labels), "epoch", strconv.FormatUint(w.Epoch, 10))
+		"load", strconv.Itoa(w.Load), "labels", labels(w.Labels), "epoch", strconv.FormatUint(w.Epoch, 10), "kv events", kv)
 }
 
 // labels formats labels sorted, k=v,k=v.
