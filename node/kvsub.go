@@ -83,8 +83,8 @@ type kvSub struct {
 
 // kvSubs is the node's set of subscriptions and the owners it computed.
 type kvSubs struct {
-	mu     sync.Mutex
-	subs   map[string]*kvSub   // by worker ID
+	mu   sync.Mutex
+	subs map[string]*kvSub // by worker ID
 	// owners holds every event-streaming worker's owners and endpoints,
 	// by worker ID.
 	owners map[string]KVSubscription
