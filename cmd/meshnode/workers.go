@@ -172,12 +172,16 @@ func setupRoute(_ string, fs *flag.FlagSet) func(*client, []string) error {
 	model := fs.String("model", "", "the model (required)")
 	text := fs.String("text", "", "the prompt as text (or give --tokens)")
 	tokens := fs.String("tokens", "", "the prompt as comma-separated token ids")
-	record := fs.Bool("record", false, "record that the chosen worker now holds the prompt's prefix")
+	record := fs.Bool("record", false, "record that the chosen worker now holds the prompt's prefix (pending until its KV events confirm it, for a worker that streams them)")
+	lora := fs.String("lora", "", "the LoRA `adapter` the prompt runs with, as the engine names it in its KV events (with --tokens)")
 	return func(c *client, args []string) error {
 		if err := wantArgs(args, 0, "flags only (--model, --text or --tokens)"); err != nil {
 			return err
 		}
 		body := map[string]any{"model": *model, "record": *record}
+		if *lora != "" {
+			body["lora"] = *lora
+		}
 		switch {
 		case *tokens != "" && *text != "":
 			return badUsage("give --text or --tokens, not both")
@@ -203,8 +207,24 @@ func setupRoute(_ string, fs *flag.FlagSet) func(*client, []string) error {
 		}
 		return c.pairs("worker", r.Worker, "url", r.URL, "rule", r.Rule,
 			"matched pages", strconv.Itoa(r.MatchedPages), "match ratio", strconv.FormatFloat(r.MatchRatio, 'f', 2, 64),
-			"recorded", yesNo(r.Recorded))
+			"recorded", recorded(r), "sources", sources(r.Sources))
 	}
+}
+
+// recorded says whether and how a route was recorded.
+func recorded(r node.RouteResult) string {
+	if r.Pending {
+		return "yes, pending until the engine's events confirm it"
+	}
+	return yesNo(r.Recorded)
+}
+
+// sources lists what a route's matched pages came from.
+func sources(s []string) string {
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, ", ")
 }
 
 // limitInfo is the body of GET /v1/limits/{name}.
