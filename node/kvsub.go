@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshnode/meshnode/kvevents"
 	"github.com/meshnode/meshnode/radix"
 )
 
@@ -267,6 +268,12 @@ func (n *Node) runKVSub(ctx context.Context, sub *kvSub) {
 		n.setKVState(sub, kvStateStreaming, nil)
 		for {
 			m, err := s.Recv()
+			if errors.Is(err, kvevents.ErrDecode) {
+				// One message of another shape: the stream goes on, and
+				// the hole shows as a gap.
+				n.met.kvDecodeErrors.Inc()
+				continue
+			}
 			if err != nil {
 				if ctx.Err() == nil {
 					n.setKVState(sub, kvStateBackoff, err)

@@ -2,59 +2,29 @@ package node
 
 import (
 	"context"
-	"errors"
 
+	"github.com/meshnode/meshnode/kvevents"
 	"github.com/meshnode/meshnode/radix"
 )
 
-// Until the event codec (package kvevents) and the index's event-sourced
-// holdings (radix) land, these mirror their announced API, so that the
-// applier and the runner compile and are tested now. Each becomes an alias
-// when they land; the code using them does not change.
-
-// kvKind is an engine event's type (kvevents.Kind).
-type kvKind uint8
-
-// Event kinds (kvevents.Kind*).
-const (
-	kvStored  kvKind = 1
-	kvRemoved kvKind = 2
-	kvCleared kvKind = 3
+// The engine KV event types as the node uses them (package kvevents).
+type (
+	kvKind    = kvevents.Kind
+	kvEvent   = kvevents.Event
+	kvBatch   = kvevents.Batch
+	kvMessage = kvevents.Message
 )
 
-// kvEvent is one engine KV event (kvevents.Event).
-type kvEvent struct {
-	Kind        kvKind
-	BlockHashes []uint64
-	ParentHash  uint64
-	HasParent   bool
-	TokenIDs    []uint32
-	BlockSize   int
-	LoRAID      int64
-	HasLoRA     bool
-	LoRAName    string
-	Medium      string
-	GroupIdx    int
-}
+// Event kinds.
+const (
+	kvStored  = kvevents.KindBlockStored
+	kvRemoved = kvevents.KindBlockRemoved
+	kvCleared = kvevents.KindAllBlocksCleared
+)
 
-// kvBatch is one decoded event batch (kvevents.Batch).
-type kvBatch struct {
-	TS        float64
-	Events    []kvEvent
-	DPRank    int
-	HasDPRank bool
-	Skipped   int
-}
-
-// kvMessage is one ZMQ message of an engine's stream (kvevents.Message):
-// Seq -1 ends a replay.
-type kvMessage struct {
-	Topic   string
-	Seq     int64
-	Payload []byte
-}
-
-// engineBlocks is what StoreEvents takes (radix.EngineBlocks).
+// Until the index's event-sourced holdings (radix) land, engineBlocks
+// mirrors their announced API, so that the applier compiles and is tested
+// now; it becomes an alias of radix.EngineBlocks when they land.
 type engineBlocks struct {
 	Anchor        uint64
 	Pages         []uint64
@@ -62,23 +32,23 @@ type engineBlocks struct {
 	PagesPerBlock int
 }
 
-// decodeKVBatch decodes a payload (kvevents.DecodeBatch with its default
-// limits).
+// decodeKVBatch decodes a payload with the codec's default limits.
 func decodeKVBatch(b *kvBatch, payload []byte) error {
-	return errNoKVCodec
+	return kvevents.DecodeBatch(b, payload, kvevents.DefaultLimits())
 }
 
-// errNoKVCodec: the event codec is not built in yet.
-var errNoKVCodec = errors.New("node: no KV event codec")
-
-// dialKVEvents subscribes with ZMQ (kvevents.Subscribe).
+// dialKVEvents subscribes with a ZMQ SUB socket.
 func dialKVEvents(ctx context.Context, endpoint, topic string) (EventStream, error) {
-	return nil, errNoKVCodec
+	s, err := kvevents.Subscribe(ctx, endpoint, topic)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// replayKVEvents replays with ZMQ (kvevents.Replay).
+// replayKVEvents replays from the engine's ZMQ ROUTER socket.
 func replayKVEvents(ctx context.Context, endpoint string, startSeq int64, fn func(kvMessage) error) error {
-	return errNoKVCodec
+	return kvevents.Replay(ctx, endpoint, startSeq, fn)
 }
 
 // pendingIndex is the index's pending side (radix.Index's InsertPending
