@@ -83,7 +83,8 @@ func checkCommand(args []string) error {
 		_, _, err := loadConfig(rest, noEnv, func() (string, error) { return "host", nil }, io.Discard)
 		return err
 	case "engine":
-		return checkEngineArgs(rest)
+		_, err := engineConfig(rest, io.Discard)
+		return err
 	}
 	h, ok := clientCommands[cmd]
 	if !ok {
@@ -145,6 +146,7 @@ func TestCheckCommandRefusesBadFlags(t *testing.T) {
 		{"workers", "put", "w1", "--kv-event", "tcp://127.0.0.1:1"},
 		{"route", "--lora"},
 		{"agent", "--kv-subscribers", "3"},
+		{"engine", "--kv-replay", "tcp://127.0.0.1:5558"},
 		{"nosuch"},
 	} {
 		if err := checkCommand(args); err == nil {

@@ -172,6 +172,7 @@ func setupRoute(_ string, fs *flag.FlagSet) func(*client, []string) error {
 	model := fs.String("model", "", "the model (required)")
 	text := fs.String("text", "", "the prompt as text (or give --tokens)")
 	tokens := fs.String("tokens", "", "the prompt as comma-separated token ids")
+	byteTokens := fs.String("byte-tokens", "", "the prompt as `text` tokenized one token per byte, as meshnode engine does")
 	record := fs.Bool("record", false, "record that the chosen worker now holds the prompt's prefix (pending until its KV events confirm it, for a worker that streams them)")
 	lora := fs.String("lora", "", "the LoRA `adapter` the prompt runs with, as the engine names it in its KV events (with --tokens)")
 	return func(c *client, args []string) error {
@@ -183,6 +184,14 @@ func setupRoute(_ string, fs *flag.FlagSet) func(*client, []string) error {
 			body["lora"] = *lora
 		}
 		switch {
+		case *byteTokens != "" && (*tokens != "" || *text != ""):
+			return badUsage("give one of --text, --tokens and --byte-tokens")
+		case *byteTokens != "":
+			ts := make([]uint32, len(*byteTokens))
+			for i := range len(*byteTokens) {
+				ts[i] = uint32((*byteTokens)[i])
+			}
+			body["tokens"] = ts
 		case *tokens != "" && *text != "":
 			return badUsage("give --text or --tokens, not both")
 		case *tokens != "":
