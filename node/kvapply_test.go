@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 // (the engine-hash lineage map, the event state) to answer it, as the
 // index does.
 type fakeEventIndex struct {
+	mu         sync.Mutex // the runner's goroutine and the test's
 	pageTokens int
 	log        []string
 	lineage    map[uint64]uint64
@@ -35,6 +37,8 @@ func (f *fakeEventIndex) PageTokens(string) int { return f.pageTokens }
 func seqVer(ver uint64) string { return fmt.Sprintf("%d:%d", ver>>16, ver&0xffff) }
 
 func (f *fakeEventIndex) StoreEvents(worker string, epoch uint64, stamp uint32, gen uint32, ver uint64, b engineBlocks) (radix.Delta, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.log = append(f.log, fmt.Sprintf("store gen=%d ver=%s parent=%v pages=%d blocks=%v ppb=%d", gen, seqVer(ver), b.Anchor != 0, len(b.Pages), b.Hashes, b.PagesPerBlock))
 	b.Pages = slices.Clone(b.Pages)
 	f.stored = append(f.stored, b)
@@ -46,6 +50,8 @@ func (f *fakeEventIndex) StoreEvents(worker string, epoch uint64, stamp uint32, 
 }
 
 func (f *fakeEventIndex) RemoveEvents(worker string, epoch uint64, stamp uint32, gen uint32, ver uint64, hs []uint64) (radix.Delta, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.log = append(f.log, fmt.Sprintf("remove gen=%d ver=%s blocks=%v", gen, seqVer(ver), hs))
 	for _, h := range hs {
 		delete(f.lineage, h)
@@ -55,6 +61,8 @@ func (f *fakeEventIndex) RemoveEvents(worker string, epoch uint64, stamp uint32,
 }
 
 func (f *fakeEventIndex) ClearEvents(worker string, epoch uint64, stamp uint32, gen uint32) (radix.Delta, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.log = append(f.log, fmt.Sprintf("clear gen=%d", gen))
 	clear(f.lineage)
 	f.gen, f.ver, f.ok = gen, 0, true
@@ -62,11 +70,26 @@ func (f *fakeEventIndex) ClearEvents(worker string, epoch uint64, stamp uint32, 
 }
 
 func (f *fakeEventIndex) EngineLineage(_ string, h uint64) (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	l, ok := f.lineage[h]
 	return l, ok
 }
 
-func (f *fakeEventIndex) EventState(string) (uint32, uint64, bool) { return f.gen, f.ver, f.ok }
+func (f *fakeEventIndex) EventState(string) (uint32, uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gen, f.ver, f.ok
+}
+
+// takeLog returns the calls logged since the last take.
+func (f *fakeEventIndex) takeLog() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.log
+	f.log = nil
+	return l
+}
 
 // kvScript feeds an applier messages whose payloads name batches of a
 // table, so that the applier's logic is tested apart from the codec.
