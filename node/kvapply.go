@@ -172,7 +172,9 @@ type KVApplier struct {
 // at index epoch epoch) into ix. It starts with nothing applied: call
 // Begin before the first message.
 func NewKVApplier(ix EventIndex, worker, model string, epoch uint64) *KVApplier {
-	return &KVApplier{ix: ix, decode: decodeKVBatch, worker: worker, model: model, epoch: epoch,
+	// Generations start at 1: the first event-sourced op drops what
+	// gateways recorded for the worker.
+	return &KVApplier{ix: ix, decode: decodeKVBatch, worker: worker, model: model, epoch: epoch, gen: 1,
 		seed: radix.TokenSeed(model), pageT: ix.PageTokens(model), floor: -1, loraSeeds: map[string]uint64{}}
 }
 
@@ -190,10 +192,8 @@ func (a *KVApplier) Gen() uint32 { return a.gen }
 // returns the clear's delta in res.
 func (a *KVApplier) Begin(now time.Time, canReplay bool) (from int64, replay bool, res KVResult) {
 	gen, ver, ok := a.ix.EventState(a.worker)
-	if ok {
-		a.gen = max(a.gen, gen)
-	}
-	if ok && ver != 0 && (!a.synced || int64(ver>>16) > a.applied) {
+	a.gen = max(a.gen, gen)
+	if ok && (!a.synced || int64(ver>>16) > a.applied) {
 		a.applied, a.synced = int64(ver>>16), true
 	}
 	a.haveLive = false

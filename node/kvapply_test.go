@@ -65,7 +65,7 @@ func (f *fakeEventIndex) ClearEvents(worker string, epoch uint64, stamp uint32, 
 	defer f.mu.Unlock()
 	f.log = append(f.log, fmt.Sprintf("clear gen=%d", gen))
 	clear(f.lineage)
-	f.gen, f.ver, f.ok = gen, 0, true
+	f.gen, f.ver, f.ok = gen, 0, false // as the index: no op of the generation yet
 	return radix.Delta{Op: radix.OpRemove, Worker: worker, Epoch: epoch, Stamp: stamp}, nil
 }
 
@@ -163,67 +163,67 @@ func TestKVApplier(t *testing.T) {
 	}{{
 		name:   "stored then child then removed",
 		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0, b: batch(root, child)}, {op: "live", seq: 1, b: batch(removed)}},
-		want:   []string{"store gen=0 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "store gen=0 ver=0:1 parent=true pages=2 blocks=[13] ppb=2", "remove gen=0 ver=1:0 blocks=[13]"},
+		want:   []string{"store gen=1 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "store gen=1 ver=0:1 parent=true pages=2 blocks=[13] ppb=2", "remove gen=1 ver=1:0 blocks=[13]"},
 		status: []string{"begin from 0 replay=false", "applied", "applied"},
 		counts: KVCounts{Stored: 2, StoredBlocks: 3, Removed: 1},
 	}, {
 		name:   "cleared starts a generation",
 		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 5, b: batch(root, cleared, root)}},
-		want:   []string{"store gen=0 ver=5:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=1", "store gen=1 ver=5:2 parent=false pages=4 blocks=[11 12] ppb=2"},
+		want:   []string{"store gen=1 ver=5:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=2", "store gen=2 ver=5:2 parent=false pages=4 blocks=[11 12] ppb=2"},
 		status: []string{"begin from 0 replay=false", "applied"},
 		counts: KVCounts{Stored: 2, StoredBlocks: 4, Cleared: 1},
 	}, {
 		name:   "duplicate skipped",
 		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 3, b: batch(root)}, {op: "replayed", seq: 3, b: batch(root)}},
-		want:   []string{"store gen=0 ver=3:0 parent=false pages=4 blocks=[11 12] ppb=2"},
+		want:   []string{"store gen=1 ver=3:0 parent=false pages=4 blocks=[11 12] ppb=2"},
 		status: []string{"begin from 0 replay=false", "applied", "duplicate"},
 		counts: KVCounts{Stored: 1, StoredBlocks: 2},
 	}, {
 		name: "gap replayed",
 		steps: []kvStep{{op: "begin", canReplay: true}, {op: "live", seq: 0, b: batch(root)}, {op: "live", seq: 3, canReplay: true, b: batch(removed)},
 			{op: "replayed", seq: 1, b: batch(child)}, {op: "replayed", seq: 2, b: batch()}, {op: "replayed", seq: 3, b: batch(removed)}, {op: "live", seq: 4, b: batch(child)}},
-		want: []string{"store gen=0 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "store gen=0 ver=1:0 parent=true pages=2 blocks=[13] ppb=2",
-			"remove gen=0 ver=3:0 blocks=[13]", "store gen=0 ver=4:0 parent=true pages=2 blocks=[13] ppb=2"},
+		want: []string{"store gen=1 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "store gen=1 ver=1:0 parent=true pages=2 blocks=[13] ppb=2",
+			"remove gen=1 ver=3:0 blocks=[13]", "store gen=1 ver=4:0 parent=true pages=2 blocks=[13] ppb=2"},
 		status: []string{"begin from 0 replay=true", "applied", "gap from 1", "applied", "applied", "applied", "applied"},
 		counts: KVCounts{Stored: 3, StoredBlocks: 4, Removed: 1},
 	}, {
 		name:   "gap without replay clears and rebuilds",
 		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0, b: batch(root)}, {op: "live", seq: 2, b: batch(child)}},
-		want:   []string{"store gen=0 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=1"},
+		want:   []string{"store gen=1 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=2"},
 		status: []string{"begin from 0 replay=false", "applied", "resync"},
 		counts: KVCounts{Stored: 1, StoredBlocks: 2, Orphans: 1},
 	}, {
 		name: "replay that does not reach back clears",
 		steps: []kvStep{{op: "begin"}, {op: "live", seq: 0, b: batch(root)}, {op: "live", seq: 5, canReplay: true, b: batch(root)},
 			{op: "replayed", seq: 4, b: batch(root)}, {op: "replayed", seq: 5, b: batch(root)}},
-		want: []string{"store gen=0 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=1",
-			"store gen=1 ver=4:0 parent=false pages=4 blocks=[11 12] ppb=2", "store gen=1 ver=5:0 parent=false pages=4 blocks=[11 12] ppb=2"},
+		want: []string{"store gen=1 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=2",
+			"store gen=2 ver=4:0 parent=false pages=4 blocks=[11 12] ppb=2", "store gen=2 ver=5:0 parent=false pages=4 blocks=[11 12] ppb=2"},
 		status: []string{"begin from 0 replay=false", "applied", "gap from 1", "resync", "applied"},
 		counts: KVCounts{Stored: 3, StoredBlocks: 6},
 	}, {
 		name:   "restart",
 		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 7, b: batch(root)}, {op: "live", seq: 0, b: batch(root)}},
-		want:   []string{"store gen=0 ver=7:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=1", "store gen=1 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2"},
+		want:   []string{"store gen=1 ver=7:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=2", "store gen=2 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2"},
 		status: []string{"begin from 0 replay=false", "applied", "restart"},
 		counts: KVCounts{Stored: 2, StoredBlocks: 4},
 	}, {
 		name: "restart replays from the start",
 		steps: []kvStep{{op: "begin", canReplay: true}, {op: "live", seq: 7, b: batch(root)}, {op: "live", seq: 1, canReplay: true, b: batch(removed)},
 			{op: "replayed", seq: 0, b: batch(root, child)}, {op: "replayed", seq: 1, b: batch(removed)}},
-		want: []string{"store gen=0 ver=7:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=1",
-			"store gen=1 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "store gen=1 ver=0:1 parent=true pages=2 blocks=[13] ppb=2", "remove gen=1 ver=1:0 blocks=[13]"},
+		want: []string{"store gen=1 ver=7:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=2",
+			"store gen=2 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "store gen=2 ver=0:1 parent=true pages=2 blocks=[13] ppb=2", "remove gen=2 ver=1:0 blocks=[13]"},
 		status: []string{"begin from 0 replay=true", "applied", "restart from 0", "applied", "applied"},
 		counts: KVCounts{Stored: 3, StoredBlocks: 5, Removed: 1},
 	}, {
 		name:   "block size not a multiple of the page size",
 		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0, b: batch(odd, root)}},
-		want:   []string{"store gen=0 ver=0:1 parent=false pages=4 blocks=[11 12] ppb=2"},
+		want:   []string{"store gen=1 ver=0:1 parent=false pages=4 blocks=[11 12] ppb=2"},
 		status: []string{"begin from 0 replay=false", "applied: " + ErrKVBlockSize.Error()},
 		counts: KVCounts{Stored: 1, StoredBlocks: 2, BlockSize: 1},
 	}, {
 		name:   "other media counted, not routed",
 		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0, b: batch(cpu, gpu, cpuRemoved)}},
-		want:   []string{"store gen=0 ver=0:1 parent=false pages=4 blocks=[11 12] ppb=2"},
+		want:   []string{"store gen=1 ver=0:1 parent=false pages=4 blocks=[11 12] ppb=2"},
 		status: []string{"begin from 0 replay=false", "applied"},
 		counts: KVCounts{Stored: 1, StoredBlocks: 2, OtherMedium: 2},
 	}, {
@@ -234,19 +234,19 @@ func TestKVApplier(t *testing.T) {
 	}, {
 		name:   "decode error applies nothing",
 		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0}, {op: "live", seq: 1, b: batch(root)}},
-		want:   []string{"store gen=0 ver=1:0 parent=false pages=4 blocks=[11 12] ppb=2"},
+		want:   []string{"store gen=1 ver=1:0 parent=false pages=4 blocks=[11 12] ppb=2"},
 		status: []string{"begin from 0 replay=false", "decode_error: node: worker \"w\": seq 0: test: bad payload", "applied"},
 		counts: KVCounts{Stored: 1, StoredBlocks: 2},
 	}, {
 		name:   "lora blocks kept apart",
 		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0, b: batch(lora)}},
-		want:   []string{"store gen=0 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2"},
+		want:   []string{"store gen=1 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2"},
 		status: []string{"begin from 0 replay=false", "applied"},
 		counts: KVCounts{Stored: 1, StoredBlocks: 2},
 	}, {
 		name:   "grace clear",
 		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0, b: batch(root)}, {op: "clear"}, {op: "live", seq: 9, b: batch(root)}},
-		want:   []string{"store gen=0 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=1", "store gen=1 ver=9:0 parent=false pages=4 blocks=[11 12] ppb=2"},
+		want:   []string{"store gen=1 ver=0:0 parent=false pages=4 blocks=[11 12] ppb=2", "clear gen=2", "store gen=2 ver=9:0 parent=false pages=4 blocks=[11 12] ppb=2"},
 		status: []string{"begin from 0 replay=false", "applied", "cleared", "applied"},
 		counts: KVCounts{Stored: 2, StoredBlocks: 4},
 	}}
@@ -367,7 +367,8 @@ func TestKVApplierBegin(t *testing.T) {
 		{"fresh, no replay", 0, 0, false, false, "from 0 replay=false log="},
 		{"known, replay", 3, 41<<16 | 2, true, true, "from 42 replay=true log="},
 		{"known, no replay", 3, 41<<16 | 2, true, false, "from 0 replay=false log=clear gen=4"},
-		{"cleared, replay", 3, 0, true, true, "from 0 replay=true log="},
+		{"cleared, replay", 3, 0, false, true, "from 0 replay=true log="},
+		{"cleared, no replay", 3, 0, false, false, "from 0 replay=false log="},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ix := newFakeEventIndex(16)

@@ -297,12 +297,12 @@ func TestKVSubscriptionRunner(t *testing.T) {
 				t.Fatalf("%s: index calls (-want +got):\n%s", what, diff)
 			}
 		}
-		step("catch up by replay", "store gen=0 ver=0:0 parent=false pages=2 blocks=["+hashes(prompt(1, 32), 16)+"] ppb=1")
+		step("catch up by replay", "store gen=1 ver=0:0 parent=false pages=2 blocks=["+hashes(prompt(1, 32), 16)+"] ppb=1")
 		if got := e.subscribers(); !slices.Equal(got, []string{"n0"}) {
 			t.Fatalf("subscribers %v", got)
 		}
 		e.prefill(prompt(1, 48))
-		step("live", "store gen=0 ver=1:0 parent=true pages=1 blocks=["+hashes(prompt(1, 48), 16)[len(hashes(prompt(1, 32), 16))+1:]+"] ppb=1")
+		step("live", "store gen=1 ver=1:0 parent=true pages=1 blocks=["+hashes(prompt(1, 48), 16)[len(hashes(prompt(1, 32), 16))+1:]+"] ppb=1")
 
 		e.mu.Lock()
 		e.dropNext = true
@@ -310,20 +310,20 @@ func TestKVSubscriptionRunner(t *testing.T) {
 		e.prefill(prompt(2, 16))
 		e.prefill(prompt(3, 16))
 		step("a gap filled by replay",
-			"store gen=0 ver=2:0 parent=false pages=1 blocks=["+hashes(prompt(2, 16), 16)+"] ppb=1",
-			"store gen=0 ver=3:0 parent=false pages=1 blocks=["+hashes(prompt(3, 16), 16)+"] ppb=1")
+			"store gen=1 ver=2:0 parent=false pages=1 blocks=["+hashes(prompt(2, 16), 16)+"] ppb=1",
+			"store gen=1 ver=3:0 parent=false pages=1 blocks=["+hashes(prompt(3, 16), 16)+"] ppb=1")
 
 		e.restart()
 		e.prefill(prompt(4, 16))
 		step("an engine restart clears, then replays from the start",
-			"clear gen=1",
-			"store gen=1 ver=0:0 parent=false pages=1 blocks=["+hashes(prompt(4, 16), 16)+"] ppb=1")
+			"clear gen=2",
+			"store gen=2 ver=0:0 parent=false pages=1 blocks=["+hashes(prompt(4, 16), 16)+"] ppb=1")
 
 		e.setDown(true)
 		time.Sleep(5 * time.Second)
 		step("unreachable within the grace period")
 		time.Sleep(10 * time.Second)
-		step("unreachable past the grace period", "clear gen=2")
+		step("unreachable past the grace period", "clear gen=3")
 		st := n.KVSubscriptions()
 		if len(st) != 1 || st[0].State != kvStateDropped || st[0].Error == "" {
 			t.Fatalf("status: %+v", st)
@@ -332,9 +332,9 @@ func TestKVSubscriptionRunner(t *testing.T) {
 		e.prefill(prompt(5, 16))
 		time.Sleep(kvBackoffMax + time.Second)
 		step("back: the dropped pages are rebuilt by a replay from the start",
-			"store gen=2 ver=0:0 parent=false pages=1 blocks=["+hashes(prompt(4, 16), 16)+"] ppb=1",
-			"store gen=2 ver=1:0 parent=false pages=1 blocks=["+hashes(prompt(5, 16), 16)+"] ppb=1")
-		if st := n.KVSubscriptions(); st[0].State != kvStateStreaming || st[0].LastSeq != 1 || st[0].Gen != 2 {
+			"store gen=3 ver=0:0 parent=false pages=1 blocks=["+hashes(prompt(4, 16), 16)+"] ppb=1",
+			"store gen=3 ver=1:0 parent=false pages=1 blocks=["+hashes(prompt(5, 16), 16)+"] ppb=1")
+		if st := n.KVSubscriptions(); st[0].State != kvStateStreaming || st[0].LastSeq != 1 || st[0].Gen != 3 {
 			t.Fatalf("status: %+v", st[0])
 		}
 
