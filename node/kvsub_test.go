@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -336,6 +338,26 @@ func TestKVSubscriptionRunner(t *testing.T) {
 			"store gen=3 ver=1:0 parent=false pages=1 blocks=["+hashes(prompt(5, 16), 16)+"] ppb=1")
 		if st := n.KVSubscriptions(); st[0].State != kvStateStreaming || st[0].LastSeq != 1 || st[0].Gen != 3 {
 			t.Fatalf("status: %+v", st[0])
+		}
+
+		for _, m := range []struct {
+			name string
+			c    prometheus.Metric
+			want float64
+		}{
+			{"gaps", n.met.kvGaps, 1},
+			{"restarts", n.met.kvRestarts, 1},
+			{"replays ok", n.met.kvReplays.WithLabelValues("ok"), 4}, // catch-up, gap, restart, return
+			{"stored", n.met.kvEvents.WithLabelValues("stored"), 7},
+			{"batches", n.met.kvBatches, 13}, // duplicates of replays included
+		} {
+			var v dto.Metric
+			if err := m.c.Write(&v); err != nil {
+				t.Fatal(err)
+			}
+			if got := v.GetCounter().GetValue(); got != m.want {
+				t.Errorf("%s: %v, want %v", m.name, got, m.want)
+			}
 		}
 
 		if err := n.st.removeWorker("e1", time.Now()); err != nil {
