@@ -253,13 +253,23 @@ func (p *Publisher) Close() error {
 	p.cancel()
 	var errs []error
 	if p.pub != nil {
-		errs = append(errs, p.pub.Close())
+		errs = append(errs, ignoreClosed(p.pub.Close()))
 	}
 	if p.router != nil {
-		errs = append(errs, p.router.Close())
+		errs = append(errs, ignoreClosed(p.router.Close()))
 	}
 	_ = p.g.Wait()
 	return errors.Join(errs...)
+}
+
+// ignoreClosed drops net.ErrClosed: zmq4 closes every peer connection on
+// Close and reports a connection the peer (a subscriber that went away)
+// closed first, which is not a failure of the publisher.
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // discardLogger returns a logger for zmq4 that drops its messages: zmq4

@@ -53,9 +53,10 @@ func TestEngineCommand(t *testing.T) {
 	sig := make(chan os.Signal, 1)
 	done := make(chan int, 1)
 	go func() {
-		done <- runEngine([]string{"--addr", "127.0.0.1:0", "--model", "tiny", "--prefill-tps", "1e6", "--decode-tps", "1e5", "--block-size", "4"}, &out, errOut, sig)
+		done <- runEngine([]string{"--addr", "127.0.0.1:0", "--model", "tiny", "--prefill-tps", "1e6", "--decode-tps", "1e5", "--block-size", "4",
+			"--kv-events", "tcp://127.0.0.1:0", "--kv-replay", "tcp://127.0.0.1:0"}, &out, errOut, sig)
 	}()
-	re := regexp.MustCompile(`serving http://(127\.0\.0\.1:\d+) \(18750 blocks of 4 tokens`)
+	re := regexp.MustCompile(`serving http://(127\.0\.0\.1:\d+) \(18750 blocks of 4 tokens.*, kv events tcp://127\.0\.0\.1:\d+, replay tcp://127\.0\.0\.1:\d+\n`)
 	var addr string
 	for deadline := time.Now().Add(20 * time.Second); addr == ""; {
 		if m := re.FindStringSubmatch(out.String()); m != nil {

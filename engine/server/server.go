@@ -136,6 +136,8 @@ type Server struct {
 	ln        net.Listener
 	kv        *kvState
 	group     *errgroup.Group
+	kvClose   sync.Once
+	kvErr     error
 }
 
 // New returns a server that is not listening yet.
@@ -223,30 +225,40 @@ func (s *Server) KVEventsAddr() string {
 	if s.kv == nil {
 		return ""
 	}
-	return s.kv.pub.Addr()
+	return s.kv.addr()
 }
 
 // KVReplayAddr is the replay endpoint with its port resolved, once
 // started; empty without one.
 func (s *Server) KVReplayAddr() string {
-	if s.kv == nil || s.cfg.KVReplay == "" {
+	if s.kv == nil {
 		return ""
 	}
-	return s.kv.pub.ReplayAddr()
+	return s.kv.replayAddr()
+}
+
+// KVSubscribed reports whether a subscription to the server's topic has
+// reached its PUB socket: a test waits for it before it expects live
+// events (ZeroMQ drops what a PUB socket sends before that; replay
+// recovers it).
+func (s *Server) KVSubscribed() bool {
+	return s.kv != nil && s.kv.pub.Subscribed(s.cfg.KVTopic)
 }
 
 // Close stops serving (in-flight requests end at once), publishes what
 // the model produced so far, closes the KV sockets and waits for the
-// server's goroutines.
+// server's goroutines. Calling it again does nothing.
 func (s *Server) Close() error {
 	s.shutdown()
 	if s.group != nil {
 		_ = s.group.Wait()
 	}
-	if s.kv != nil {
-		return s.kv.pub.Close()
-	}
-	return nil
+	s.kvClose.Do(func() {
+		if s.kv != nil {
+			s.kvErr = s.kv.pub.Close()
+		}
+	})
+	return s.kvErr
 }
 
 func (s *Server) shutdown() {
@@ -356,6 +368,11 @@ func (s *Server) rearmLocked() {
 	next, ok := s.model.Next()
 	if !ok {
 		return
+	}
+	select {
+	case <-s.closed:
+		return
+	default:
 	}
 	d := max(next-s.now(), 0)
 	if s.timer == nil {
