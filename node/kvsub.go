@@ -151,6 +151,10 @@ func (n *Node) reconcileKV() {
 		names[i] = m.Name
 	}
 	ws := n.st.kvWorkers()
+	// A node joining (or not yet synced after its join) sees too few
+	// members and would own too much; a leaving node hands its streams
+	// over. Neither subscribes.
+	active := !n.leaving.Load() && n.synced.Load() && (n.mem == nil || !n.joinWant.Load() || n.mem.Joined())
 	k := n.kv
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -163,7 +167,7 @@ func (n *Node) reconcileKV() {
 		}
 		k.owners[w.ID] = KVSubscription{Worker: w.ID, Endpoint: w.KVEvents.Endpoint, ReplayEndpoint: w.KVEvents.ReplayEndpoint,
 			Owners: owners, LastSeq: -1}
-		mine := slices.Contains(owners, n.name)
+		mine := active && slices.Contains(owners, n.name)
 		sub := k.subs[w.ID]
 		if sub != nil && (!mine || !sameStream(sub.w, w)) {
 			n.stopKVSubLocked(w.ID, sub)

@@ -285,6 +285,7 @@ func TestKVSubscriptionRunner(t *testing.T) {
 		defer n.Shutdown(t.Context())
 		ix := newFakeEventIndex(16)
 		n.evIx = ix
+		n.synced.Store(true) // as after Start: the node may own streams
 		e.prefill(prompt(1, 32)) // before the subscription: replayed
 		if _, err := n.st.putWorker(Worker{ID: "e1", URL: "http://127.0.0.1:8001", Model: "m", Health: "healthy",
 			KVEvents: &KVEvents{Endpoint: "tcp://127.0.0.1:5557", ReplayEndpoint: "tcp://127.0.0.1:5558"}}, time.Now()); err != nil {
@@ -358,6 +359,20 @@ func TestKVSubscriptionRunner(t *testing.T) {
 			if got := v.GetCounter().GetValue(); got != m.want {
 				t.Errorf("%s: %v, want %v", m.name, got, m.want)
 			}
+		}
+
+		// A node leaving hands its streams over.
+		n.leaving.Store(true)
+		n.reconcileKV()
+		synctest.Wait()
+		if got := e.subscribers(); len(got) != 0 {
+			t.Fatalf("subscribers while leaving: %v", got)
+		}
+		n.leaving.Store(false)
+		n.reconcileKV()
+		synctest.Wait()
+		if got := e.subscribers(); !slices.Equal(got, []string{"n0"}) {
+			t.Fatalf("subscribers back: %v", got)
 		}
 
 		if err := n.st.removeWorker("e1", time.Now()); err != nil {

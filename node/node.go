@@ -337,6 +337,7 @@ func (n *Node) Leave(timeout time.Duration) error {
 		timeout = n.cfg.LeaveTimeout.D()
 	}
 	n.leaving.Store(true)
+	n.kv.kick() // hand the engine event streams over
 	// Send what is pending first so that writes made just before leaving
 	// are not left to anti-entropy that will never run.
 	n.flushDeltas()
