@@ -285,7 +285,7 @@ func TestKVSubscriptionRunner(t *testing.T) {
 		defer n.Shutdown(t.Context())
 		ix := newFakeEventIndex(16)
 		n.evIx = ix
-		n.synced.Store(true) // as after Start: the node may own streams
+		n.synced.Store(true)     // as after Start: the node may own streams
 		e.prefill(prompt(1, 32)) // before the subscription: replayed
 		if _, err := n.st.putWorker(Worker{ID: "e1", URL: "http://127.0.0.1:8001", Model: "m", Health: "healthy",
 			KVEvents: &KVEvents{Endpoint: "tcp://127.0.0.1:5557", ReplayEndpoint: "tcp://127.0.0.1:5558"}}, time.Now()); err != nil {
