@@ -241,7 +241,12 @@ func (a *KVApplier) keep(res *KVResult, d radix.Delta, err error) {
 	if d.Op == 0 {
 		return // nothing changed
 	}
+	// The delta's slices alias the applier's buffers and the decoded
+	// batch, both reused.
 	d.Pages = append([]uint64(nil), d.Pages...)
+	if d.Hashes != nil {
+		d.Hashes = append([]uint64(nil), d.Hashes...)
+	}
 	res.Deltas = append(res.Deltas, d)
 }
 

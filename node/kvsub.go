@@ -173,7 +173,7 @@ func (n *Node) reconcileKV() {
 			n.stopKVSubLocked(w.ID, sub)
 			sub = nil
 		}
-		if sub == nil && mine && n.evIx != nil {
+		if sub == nil && mine {
 			n.startKVSubLocked(w)
 		}
 		if sub := k.subs[w.ID]; sub != nil {
@@ -431,7 +431,5 @@ func jitter(d time.Duration) time.Duration {
 // prefill has not been confirmed by the engine's events in time. Every
 // replica expires by the same stamps.
 func (n *Node) expirePending(now time.Time) {
-	if n.pendIx != nil {
-		n.pendIx.ExpirePending(indexStamp(now.Add(-n.cfg.PendingTimeout.D())))
-	}
+	n.st.ix.ExpirePending(indexStamp(now.Add(-n.cfg.PendingTimeout.D())))
 }

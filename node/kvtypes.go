@@ -22,15 +22,8 @@ const (
 	kvCleared = kvevents.KindAllBlocksCleared
 )
 
-// Until the index's event-sourced holdings (radix) land, engineBlocks
-// mirrors their announced API, so that the applier compiles and is tested
-// now; it becomes an alias of radix.EngineBlocks when they land.
-type engineBlocks struct {
-	Anchor        uint64
-	Pages         []uint64
-	Hashes        []uint64
-	PagesPerBlock int
-}
+// engineBlocks is one stored-blocks event turned into pages.
+type engineBlocks = radix.EngineBlocks
 
 // decodeKVBatch decodes a payload with the codec's default limits.
 func decodeKVBatch(b *kvBatch, payload []byte) error {
@@ -51,13 +44,17 @@ func replayKVEvents(ctx context.Context, endpoint string, startSeq int64, fn fun
 	return kvevents.Replay(ctx, endpoint, startSeq, fn)
 }
 
-// pendingIndex is the index's pending side (radix.Index's InsertPending
-// and ExpirePending).
-type pendingIndex interface {
-	InsertPending(worker string, epoch uint64, stamp uint32, pages []uint64) (radix.Delta, error)
-	ExpirePending(olderThan uint32) int
-}
+// sourceNames holds each set of route sources' names, computed once, so
+// that answering a route allocates none ([] in JSON for none).
+var sourceNames = func() (t [8][]string) {
+	for i := range t {
+		t[i] = radix.Source(i).Names()
+		if t[i] == nil {
+			t[i] = []string{}
+		}
+	}
+	return t
+}()
 
-// decisionSources names the sources a decision matched
-// (radix.Decision.Sources.Names()).
-func decisionSources(d radix.Decision) []string { return nil }
+// decisionSources names the sources a decision matched.
+func decisionSources(d radix.Decision) []string { return sourceNames[d.Sources&7] }
