@@ -93,7 +93,7 @@ type kvSubs struct {
 	// and not yet started again: its successor waits for it, so that two
 	// appliers of one worker never run at once on this node.
 	stopping map[string]chan struct{}
-	wake   chan struct{}
+	wake     chan struct{}
 }
 
 func newKVSubs() *kvSubs {
