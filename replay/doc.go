@@ -46,10 +46,12 @@
 //     in fleets of up to Network.EagerGateways (16), by gossip above
 //     (fanout 3 every 200 ms, swim's retransmit limit), as replica sends
 //     deltas; nothing is lost, so anti-entropy is not modelled;
-//   - meshnode-events: the engines' KV events travel to the gateway that
-//     subscribes to each engine and become event-sourced index deltas,
-//     replicated like recorded ones, plus pending pages for routes in
-//     flight;
+//   - meshnode-events: each engine's KV events of one instant become one
+//     vLLM-format batch (kvevents) that travels to the gateway subscribing
+//     to the engine, where node's KV-event applier (node.KVApplier) turns
+//     it into event-sourced index deltas, replicated like recorded ones;
+//     routing gateways add the prompt's pages as pending on the chosen
+//     engine until events confirm them or Config.PendingTimeout passes;
 //   - oracle: one global router with the engines' exact caches and queues
 //     and no delay, choosing the lowest estimated TTFT
 //     (engine.Model.EstimateTTFT).

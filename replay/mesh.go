@@ -122,7 +122,7 @@ func (gw *gateway) Receive(now time.Time, _ netip.AddrPort, p any) {
 		}
 	case engineEvents:
 		if es, ok := s.strat.(eventSink); ok {
-			es.events(s, gw.g, p.w, p.events, since(now))
+			es.events(s, gw.g, p.w, p.m, since(now))
 		}
 	}
 }

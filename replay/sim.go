@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshnode/meshnode/engine"
 	"github.com/meshnode/meshnode/internal/simnet"
+	"github.com/meshnode/meshnode/kvevents"
 	"github.com/meshnode/meshnode/radix"
 )
 
@@ -239,25 +240,26 @@ func (e *engineNode) advance(now time.Duration) {
 		return
 	}
 	if es, ok := s.strat.(eventSink); ok {
-		// The events' slices stay valid (the core never overwrites them);
-		// only the slice of events is reused by the next Advance.
-		evs := append([]engine.Event(nil), out.Events...)
 		g := es.subscriber(s, e.w)
-		s.net.Host(e.id).Send(s.net.Addr(s.gwBase+g), engineEvents{w: e.w, events: evs}, 64*len(evs))
+		m, size := es.publish(s, e.w, out.Events, now)
+		s.net.Host(e.id).Send(s.net.Addr(s.gwBase+g), engineEvents{w: e.w, m: m}, size)
 	}
 }
 
 // engineEvents is a batch of an engine's KV events on its way to the
 // gateway that subscribes to them.
 type engineEvents struct {
-	w      int
-	events []engine.Event
+	w int
+	m kvevents.Message
 }
 
 // eventSink is a strategy that consumes engine KV events.
 type eventSink interface {
 	// subscriber returns the gateway that subscribes to engine w's events.
 	subscriber(s *sim, w int) int
-	// events hands gateway g a batch of engine w's events.
-	events(s *sim, g, w int, evs []engine.Event, now time.Duration)
+	// publish turns engine w's events of one instant into the message
+	// its engine publishes, and its size.
+	publish(s *sim, w int, evs []engine.Event, now time.Duration) (kvevents.Message, int)
+	// events hands gateway g a message of engine w's event stream.
+	events(s *sim, g, w int, m kvevents.Message, now time.Duration)
 }

@@ -357,6 +357,9 @@ func TestEventsMirrorEngineCaches(t *testing.T) {
 		ppb := cfg.BlockTokens / cfg.PageTokens
 		s := simulate(t, cfg, reqs, StrategyEvents)
 		s.net.RunFor(cfg.PendingTimeout + 5*time.Second)
+		if n := s.strat.(*eventsStrategy).errs; n != 0 {
+			t.Fatalf("G = %d: node's applier refused or could not place %d batches", g, n)
+		}
 		for _, gw := range s.gws {
 			for i := range reqs {
 				got := map[string]int{}
