@@ -29,8 +29,11 @@
 // batches of MaxBatch, and an LRU prefix cache of CacheTokens tokens in
 // blocks of BlockTokens that stores a prompt's blocks when its prefill
 // ends and publishes vLLM-style KV events. TTFT = queue wait + uncached
-// input tokens / prefill rate. Loads (requests queued or running) are what
-// a gateway's proxy counts; every strategy sees them exactly, at once.
+// input tokens / prefill rate. Loads are what a gateway's proxy can count,
+// seen exactly and at once by every strategy: requests queued or running,
+// or, for the cost rule (Config.Policy), the prefill tokens queued (prompt
+// tokens routed and not yet prefilled, less what each route expected
+// cached).
 //
 // # Strategies
 //
