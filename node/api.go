@@ -436,6 +436,13 @@ type IndexStats struct {
 	Pending        int   `json:"pending"`
 	PendingDropped int64 `json:"pending_dropped"`
 	Evicted        int64 `json:"evicted"`
+
+	EventWorkers      int   `json:"event_workers"`
+	EngineEntries     int64 `json:"engine_entries"`
+	Tombstones        int64 `json:"tombstones"`
+	TombstonesDropped int64 `json:"tombstones_dropped"`
+	EventBytes        int64 `json:"event_bytes"`
+	PendingPages      int64 `json:"pending_pages"`
 }
 
 // Status returns what /v1/status reports.

@@ -58,7 +58,7 @@ func checkInvariants(x *core) error {
 			}
 			for _, h := range c.holders {
 				i, ok := findHolder(p.holders, h.w)
-				if !ok || p.holders[i].stamp < h.stamp {
+				if !ok || p.holders[i].stamp < h.stamp || p.holders[i].ver < h.ver {
 					return fmt.Errorf("chain %d holder %v not nested in parent", ci, h)
 				}
 			}
