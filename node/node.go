@@ -82,6 +82,11 @@ type Node struct {
 	// of failed join attempts; joinErr is the last failed attempt's error.
 	rejects *rateLog
 	joinErr atomic.Pointer[error]
+	// kv holds the engine KV event subscriptions this node runs
+	// (kvsub.go); evIx is the index's event-sourced side they feed.
+	kv     *kvSubs
+	evIx   EventIndex
+	pendIx pendingIndex
 }
 
 // New builds a node from cfg: it validates cfg, loads keys and certificates,
@@ -126,6 +131,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.st = newState(st, ix, newHistory(cfg.WatchHistory, cfg.WatchHistoryBytes, uint64(time.Now().UnixMicro())))
 	n.eng = newEngine(st, ix, cfg)
+	n.kv = newKVSubs()
+	n.st.onWorkers = n.kv.kick
+	n.evIx, _ = any(ix).(EventIndex)
+	n.pendIx, _ = any(ix).(pendingIndex)
 	n.met = newMetrics(n, cfg.Registerer, cfg.Version)
 	n.handler = n.routes()
 	return n, nil
@@ -237,6 +246,7 @@ func (n *Node) Start() error {
 	n.g.Go(func() error { n.flushLoop(); return nil })
 	n.g.Go(func() error { n.antiEntropyLoop(); return nil })
 	n.g.Go(func() error { n.maintainLoop(); return nil })
+	n.g.Go(func() error { n.kvLoop(); return nil })
 	n.log.Info("node started", "name", n.name, "generation", n.gen, "addr", adv.String(), "api", n.APIAddr())
 	return nil
 }
