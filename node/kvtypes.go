@@ -22,15 +22,8 @@ const (
 	kvCleared = kvevents.KindAllBlocksCleared
 )
 
-// Until the index's event-sourced holdings (radix) land, engineBlocks
-// mirrors their announced API, so that the applier compiles and is tested
-// now; it becomes an alias of radix.EngineBlocks when they land.
-type engineBlocks struct {
-	Anchor        uint64
-	Pages         []uint64
-	Hashes        []uint64
-	PagesPerBlock int
-}
+// engineBlocks is one BlockStored event turned into pages.
+type engineBlocks = radix.EngineBlocks
 
 // decodeKVBatch decodes a payload with the codec's default limits.
 func decodeKVBatch(b *kvBatch, payload []byte) error {
@@ -60,4 +53,10 @@ type pendingIndex interface {
 
 // decisionSources names the sources a decision matched
 // (radix.Decision.Sources.Names()).
-func decisionSources(d radix.Decision) []string { return nil }
+func decisionSources(d radix.Decision) []string { return d.Sources.Names() }
+
+// The index implements what the applier and the pending routes need.
+var (
+	_ EventIndex   = (*radix.Index)(nil)
+	_ pendingIndex = (*radix.Index)(nil)
+)
