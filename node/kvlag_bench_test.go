@@ -1,0 +1,335 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshnode/meshnode/internal/kvwork"
+	"github.com/meshnode/meshnode/kvevents"
+	"github.com/meshnode/meshnode/radix"
+)
+
+// The KV-event lag benchmarks (issue 12, item 9): 16 engines publish
+// 100k blocks/s in total, one node subscribes to each, and each stored
+// event's pages must become routable for its worker on every one of 8
+// nodes. The lag of an event is the time from its publication to the
+// moment the last node's index matches all its pages for the worker.
+//
+// The driver below is shared by the simulation (kvlag_sim_bench_test.go:
+// virtual time, in-memory network and streams) and the loopback run
+// (kvlag_loopback_bench_test.go: real clock, UDP/TCP and ZMQ on
+// 127.0.0.1). It publishes each engine's steps on schedule, cuts every
+// stored request into the index's pages, and polls every node's index for
+// the events not yet routable everywhere.
+
+const (
+	lagModel = "llama"
+	// lagStep is an engine's step: it publishes one batch per step, as
+	// vLLM does (a step of a busy engine takes 10-50 ms).
+	lagStep = 10 * time.Millisecond
+)
+
+// lagConfig is one lag run.
+type lagConfig struct {
+	Engines int
+	// BlocksPerSecond is the rate of stored blocks of all engines.
+	BlocksPerSecond float64
+	// Run is how long the engines publish; Drain how long the driver then
+	// waits for the last events to become routable.
+	Run, Drain time.Duration
+	// Poll is how often the driver looks at the indexes: the lags it
+	// reports are late by up to this much.
+	Poll     time.Duration
+	Workload kvwork.Config
+}
+
+// lagEvent is a published stored event not yet routable everywhere.
+type lagEvent struct {
+	at     time.Time
+	worker int
+	pages  []uint64
+	last   uint64 // the engine hash of its last block
+	seen   []bool // by node
+	left   int    // nodes that do not route it yet
+}
+
+// lagResult is what a run measured.
+type lagResult struct {
+	Lags []time.Duration // one per event routable everywhere, sorted
+	// Events and Blocks are the stored events and blocks published,
+	// Batches the batches.
+	Events, Blocks, Batches int
+	// Evicted: events whose blocks the engine evicted before every node
+	// routed them (no lag measured: they are gone by design).
+	Evicted int
+	// Unresolved: events still not routable everywhere after the drain.
+	Unresolved int
+	// Publishing is how long publishing took; MaxBehind how late the
+	// driver published a step at worst (a driver that cannot keep up).
+	Publishing, MaxBehind time.Duration
+}
+
+// Rate is the achieved rate of stored blocks.
+func (r lagResult) Rate() float64 { return float64(r.Blocks) / r.Publishing.Seconds() }
+
+// Quantile returns the lag at quantile q (0..1).
+func (r lagResult) Quantile(q float64) time.Duration {
+	if len(r.Lags) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(r.Lags)))) - 1
+	return r.Lags[min(max(i, 0), len(r.Lags)-1)]
+}
+
+// report records r on b.
+func (r lagResult) report(b *testing.B) {
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	b.ReportMetric(ms(r.Quantile(0.5)), "p50-ms")
+	b.ReportMetric(ms(r.Quantile(0.99)), "p99-ms")
+	b.ReportMetric(ms(r.Quantile(1)), "max-ms")
+	b.ReportMetric(r.Rate(), "blocks/s")
+	b.ReportMetric(float64(len(r.Lags)), "events")
+	b.ReportMetric(float64(r.Evicted), "evicted")
+	b.ReportMetric(float64(r.Unresolved), "unresolved")
+	b.ReportMetric(ms(r.MaxBehind), "behind-ms")
+	b.ReportMetric(0, "ns/op") // one op is one whole run
+}
+
+func (r lagResult) String() string {
+	return fmt.Sprintf("%d events (%d blocks, %d batches) at %.0f blocks/s: lag p50 %v p99 %v max %v; %d evicted first, %d unresolved; publishing %v behind at worst",
+		len(r.Lags), r.Blocks, r.Batches, r.Rate(), r.Quantile(0.5), r.Quantile(0.99), r.Quantile(1), r.Evicted, r.Unresolved, r.MaxBehind)
+}
+
+// lagWorker is engine i's worker ID.
+func lagWorker(i int) string { return fmt.Sprintf("gpu-%02d", i) }
+
+// registerLagWorkers registers one worker per endpoint on node 0 and
+// waits until every node holds every record.
+func registerLagWorkers(c *testCluster, endpoints []string) {
+	c.t.Helper()
+	for i, ep := range endpoints {
+		c.must(0, "PUT", "/v1/workers/"+lagWorker(i), fmt.Sprintf(
+			`{"url":"http://127.0.0.1:%d","model":%q,"kv_events":{"endpoint":%q}}`, 9000+i, lagModel, ep))
+	}
+	c.everywhere("the workers replicate", func(i int) error {
+		if n := len(c.nodes[i].st.kvWorkers()); n != len(endpoints) {
+			return fmt.Errorf("%d of %d workers", n, len(endpoints))
+		}
+		return nil
+	})
+}
+
+// waitSubscribed waits until every worker's stream is followed by exactly
+// one node, in the streaming state, and extra(i) holds for each engine i
+// (the engine's side of the subscription).
+func waitSubscribed(c *testCluster, engines int, extra func(i int) error) {
+	c.t.Helper()
+	eventually(c.t, "one node streams each engine", func() error {
+		subs := map[string]int{}
+		for _, nd := range c.nodes {
+			for _, s := range nd.KVSubscriptions() {
+				if s.Subscribed && s.State == kvStateStreaming {
+					subs[s.Worker]++
+				}
+			}
+		}
+		for i := range engines {
+			if n := subs[lagWorker(i)]; n != 1 {
+				return fmt.Errorf("%s: %d streaming subscriptions", lagWorker(i), n)
+			}
+			if err := extra(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// runLag drives a lag run on the started cluster c, whose workers
+// lagWorker(i) stream engine i's events through publish, and returns
+// what it measured. Time is time.Now's: virtual in a synctest bubble,
+// real otherwise.
+func runLag(tb testing.TB, c *testCluster, cfg lagConfig, publish func(engine int, payload []byte) error) lagResult {
+	tb.Helper()
+	engines := make([]*kvwork.Engine, cfg.Engines)
+	for i := range engines {
+		e, err := kvwork.NewEngine(cfg.Workload, uint64(i+1))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		engines[i] = e
+	}
+	perStep := cfg.BlocksPerSecond / float64(cfg.Engines) * lagStep.Seconds()
+	seed := radix.TokenSeed(lagModel)
+	pageT := c.nodes[0].st.ix.PageTokens(lagModel)
+	ixs := make([]*radix.Index, len(c.nodes))
+	for i, nd := range c.nodes {
+		ixs[i] = nd.st.ix
+	}
+
+	var res lagResult
+	var open []*lagEvent
+	var hits []radix.Hit
+	var batch kvevents.Batch
+	var stored []kvwork.Stored
+	check := func(now time.Time) {
+		kept := open[:0]
+		for _, ev := range open {
+			for n, ix := range ixs {
+				if ev.seen[n] {
+					continue
+				}
+				hits = ix.MatchPages(hits[:0], ev.pages)
+				for _, h := range hits {
+					if h.Worker == lagWorker(ev.worker) && h.Pages == len(ev.pages) {
+						ev.seen[n] = true
+						ev.left--
+						break
+					}
+				}
+			}
+			switch {
+			case ev.left == 0:
+				res.Lags = append(res.Lags, now.Sub(ev.at))
+			case !engines[ev.worker].Contains(ev.last):
+				res.Evicted++
+			default:
+				kept = append(kept, ev)
+			}
+		}
+		clear(open[len(kept):])
+		open = kept
+	}
+
+	start := time.Now()
+	next := make([]time.Time, cfg.Engines)
+	for i := range next {
+		next[i] = start.Add(lagStep * time.Duration(i) / time.Duration(cfg.Engines))
+	}
+	end := start.Add(cfg.Run)
+	tick := time.NewTicker(cfg.Poll)
+	defer tick.Stop()
+	for now := time.Now(); now.Before(end); now = <-tick.C {
+		for i, e := range engines {
+			for !next[i].After(now) && next[i].Before(end) {
+				res.MaxBehind = max(res.MaxBehind, now.Sub(next[i]))
+				next[i] = next[i].Add(lagStep)
+				batch.Events, stored = batch.Events[:0], stored[:0]
+				stored = e.Step(&batch, perStep, stored)
+				if len(batch.Events) == 0 {
+					continue
+				}
+				at := time.Now()
+				batch.TS = float64(at.UnixNano()) / 1e9
+				payload, err := kvevents.AppendBatch(nil, &batch)
+				if err != nil {
+					tb.Fatal(err)
+				}
+				if err := publish(i, payload); err != nil {
+					tb.Fatalf("engine %d: %v", i, err)
+				}
+				res.Batches++
+				for _, s := range stored {
+					res.Events++
+					res.Blocks += s.Blocks
+					open = append(open, &lagEvent{at: at, worker: i, last: s.LastHash,
+						pages: radix.AppendTokenPages(nil, seed, pageT, s.Tokens),
+						seen:  make([]bool, len(ixs)), left: len(ixs)})
+				}
+			}
+		}
+		check(time.Now())
+	}
+	res.Publishing = time.Since(start)
+	for deadline := time.Now().Add(cfg.Drain); len(open) > 0 && time.Now().Before(deadline); {
+		<-tick.C
+		check(time.Now())
+	}
+	res.Unresolved = len(open)
+	slices.Sort(res.Lags)
+	return res
+}
+
+// lagStreams routes endpoints to in-memory engine streams: the
+// KVEventsDial seam of the simulation. A stream holds up to
+// lagStreamQueue messages; past it a message is dropped and counted, as
+// ZeroMQ drops for a slow subscriber past its high-water mark.
+type lagStreams struct {
+	mu      sync.Mutex
+	subs    map[string][]*lagStream // by endpoint
+	seq     map[string]int64
+	dropped atomic.Int64
+}
+
+const lagStreamQueue = 4096
+
+type lagStream struct {
+	ch   chan kvMessage
+	done chan struct{}
+	once sync.Once
+	l    *lagStreams
+	ep   string
+}
+
+func newLagStreams() *lagStreams {
+	return &lagStreams{subs: map[string][]*lagStream{}, seq: map[string]int64{}}
+}
+
+var errLagStreamClosed = errors.New("test: stream closed")
+
+func (l *lagStreams) dial(_ context.Context, endpoint, _ string) (EventStream, error) {
+	s := &lagStream{ch: make(chan kvMessage, lagStreamQueue), done: make(chan struct{}), l: l, ep: endpoint}
+	l.mu.Lock()
+	l.subs[endpoint] = append(l.subs[endpoint], s)
+	l.mu.Unlock()
+	return s, nil
+}
+
+// subscribers returns how many streams endpoint has.
+func (l *lagStreams) subscribers(endpoint string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.subs[endpoint])
+}
+
+// publish sends payload to endpoint's streams with the next sequence
+// number.
+func (l *lagStreams) publish(endpoint string, payload []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := kvMessage{Topic: "kv", Seq: l.seq[endpoint], Payload: payload}
+	l.seq[endpoint]++
+	for _, s := range l.subs[endpoint] {
+		select {
+		case s.ch <- m:
+		default:
+			l.dropped.Add(1)
+		}
+	}
+}
+
+func (s *lagStream) Recv() (kvMessage, error) {
+	select {
+	case m := <-s.ch:
+		return m, nil
+	case <-s.done:
+		return kvMessage{}, errLagStreamClosed
+	}
+}
+
+func (s *lagStream) Close() error {
+	s.once.Do(func() {
+		close(s.done)
+		s.l.mu.Lock()
+		s.l.subs[s.ep] = slices.DeleteFunc(s.l.subs[s.ep], func(x *lagStream) bool { return x == s })
+		s.l.mu.Unlock()
+	})
+	return nil
+}
