@@ -122,6 +122,8 @@
 // TestHostileStreams and the admission tests of conns_test.go (raw TCP
 // clients, kernel resets, the heap of idle connections), TestSecureCluster
 // and TestWrongCAIsNotSilent (TLS handshakes), the wrong-key tests of
-// authlog_test.go (raw UDP bursts, logged kernel addresses) and the swim
-// Runner's tests on the shipped transport (swimnet_e2e_test.go).
+// authlog_test.go (raw UDP bursts, logged kernel addresses), the swim
+// Runner's tests on the shipped transport (swimnet_e2e_test.go) and
+// TestKVLagLoopback (engines on real ZMQ sockets: a small run of the
+// loopback KV-event lag benchmark, kvlag_loopback_bench_test.go).
 package node

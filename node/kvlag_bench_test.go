@@ -50,14 +50,77 @@ type lagConfig struct {
 	Workload kvwork.Config
 }
 
-// lagEvent is a published stored event not yet routable everywhere.
+// lagEvent is one stored event of the workload.
 type lagEvent struct {
-	at     time.Time
-	worker int
-	pages  []uint64
-	last   uint64 // the engine hash of its last block
-	seen   []bool // by node
-	left   int    // nodes that do not route it yet
+	pages []uint64 // the prompt's pages up to the event's last block
+	// evictedAt is the engine's step at which the event's last block is
+	// evicted (-1: never in the run): from then on its prefix is not
+	// whole in the engine, nor, rightly, in the index.
+	evictedAt int
+	at        time.Time // when it was published
+	seen      []bool    // by node
+	left      int       // nodes that do not route it yet
+	done      bool
+}
+
+// lagStep is one engine step of the workload: a batch and the stored
+// events in it.
+type lagStepBatch struct {
+	payload []byte
+	blocks  int
+	events  []*lagEvent
+}
+
+// lagWorkload generates the engines' steps of cfg up front, so that the
+// run spends no time on them: what engine i publishes at its step k is
+// steps[i][k].
+func lagWorkload(tb testing.TB, cfg lagConfig, seed uint64, pageT int, nodes int) [][]lagStepBatch {
+	tb.Helper()
+	steps := int(cfg.Run / lagStep)
+	perStep := cfg.BlocksPerSecond / float64(cfg.Engines) * lagStep.Seconds()
+	out := make([][]lagStepBatch, cfg.Engines)
+	var batch kvevents.Batch
+	var stored []kvwork.Stored
+	for i := range out {
+		e, err := kvwork.NewEngine(cfg.Workload, uint64(i+1))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		byLast := map[uint64][]*lagEvent{} // cached last blocks' events
+		out[i] = make([]lagStepBatch, steps)
+		for k := range steps {
+			batch.Events, stored = batch.Events[:0], stored[:0]
+			stored = e.Step(&batch, perStep, stored)
+			for _, ev := range batch.Events {
+				if ev.Kind != kvevents.KindBlockRemoved {
+					continue
+				}
+				for _, h := range ev.BlockHashes {
+					for _, le := range byLast[h] {
+						le.evictedAt = k
+					}
+					delete(byLast, h)
+				}
+			}
+			if len(batch.Events) == 0 {
+				continue
+			}
+			payload, err := kvevents.AppendBatch(nil, &batch)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			st := lagStepBatch{payload: payload}
+			for _, s := range stored {
+				le := &lagEvent{pages: radix.AppendTokenPages(nil, seed, pageT, s.Tokens), evictedAt: -1,
+					seen: make([]bool, nodes), left: nodes}
+				byLast[s.LastHash] = append(byLast[s.LastHash], le)
+				st.events = append(st.events, le)
+				st.blocks += s.Blocks
+			}
+			out[i][k] = st
+		}
+	}
+	return out
 }
 
 // lagResult is what a run measured.
@@ -156,103 +219,106 @@ func waitSubscribed(c *testCluster, engines int, extra func(i int) error) {
 // lagWorker(i) stream engine i's events through publish, and returns
 // what it measured. Time is time.Now's: virtual in a synctest bubble,
 // real otherwise.
+//
+// At every poll it publishes the steps that are due and then looks, for
+// each worker and node, at the worker's oldest events the node does not
+// route yet, in publication order, stopping at the first it does not
+// route: a node applies one worker's deltas in order, and looking no
+// further keeps the polls cheap when lags grow. An event seen out of
+// order is therefore seen late: the lags are never under-reported.
 func runLag(tb testing.TB, c *testCluster, cfg lagConfig, publish func(engine int, payload []byte) error) lagResult {
 	tb.Helper()
-	engines := make([]*kvwork.Engine, cfg.Engines)
-	for i := range engines {
-		e, err := kvwork.NewEngine(cfg.Workload, uint64(i+1))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		engines[i] = e
-	}
-	perStep := cfg.BlocksPerSecond / float64(cfg.Engines) * lagStep.Seconds()
-	seed := radix.TokenSeed(lagModel)
-	pageT := c.nodes[0].st.ix.PageTokens(lagModel)
 	ixs := make([]*radix.Index, len(c.nodes))
 	for i, nd := range c.nodes {
 		ixs[i] = nd.st.ix
 	}
+	steps := lagWorkload(tb, cfg, radix.TokenSeed(lagModel), ixs[0].PageTokens(lagModel), len(ixs))
 
 	var res lagResult
-	var open []*lagEvent
+	open := make([][]*lagEvent, cfg.Engines) // by worker, in publication order
+	stepOf := make([]int, cfg.Engines)       // each engine's next step
 	var hits []radix.Hit
-	var batch kvevents.Batch
-	var stored []kvwork.Stored
+	routes := func(ix *radix.Index, w string, pages []uint64) bool {
+		hits = ix.MatchPages(hits[:0], pages)
+		for _, h := range hits {
+			if h.Worker == w {
+				return h.Pages == len(pages)
+			}
+		}
+		return false
+	}
 	check := func(now time.Time) {
-		kept := open[:0]
-		for _, ev := range open {
-			for n, ix := range ixs {
-				if ev.seen[n] {
-					continue
+		for w, evs := range open {
+			name := lagWorker(w)
+			for _, ev := range evs {
+				if ev.evictedAt >= 0 && stepOf[w] > ev.evictedAt {
+					ev.done = true
+					res.Evicted++
 				}
-				hits = ix.MatchPages(hits[:0], ev.pages)
-				for _, h := range hits {
-					if h.Worker == lagWorker(ev.worker) && h.Pages == len(ev.pages) {
-						ev.seen[n] = true
-						ev.left--
+			}
+			for n, ix := range ixs {
+				for _, ev := range evs {
+					if ev.done || ev.seen[n] {
+						continue
+					}
+					if !routes(ix, name, ev.pages) {
 						break
+					}
+					ev.seen[n] = true
+					if ev.left--; ev.left == 0 {
+						ev.done = true
+						res.Lags = append(res.Lags, now.Sub(ev.at))
 					}
 				}
 			}
-			switch {
-			case ev.left == 0:
-				res.Lags = append(res.Lags, now.Sub(ev.at))
-			case !engines[ev.worker].Contains(ev.last):
-				res.Evicted++
-			default:
-				kept = append(kept, ev)
-			}
+			open[w] = slices.DeleteFunc(evs, func(ev *lagEvent) bool { return ev.done })
 		}
-		clear(open[len(kept):])
-		open = kept
 	}
 
 	start := time.Now()
-	next := make([]time.Time, cfg.Engines)
-	for i := range next {
-		next[i] = start.Add(lagStep * time.Duration(i) / time.Duration(cfg.Engines))
-	}
-	end := start.Add(cfg.Run)
 	tick := time.NewTicker(cfg.Poll)
 	defer tick.Stop()
-	for now := time.Now(); now.Before(end); now = <-tick.C {
-		for i, e := range engines {
-			for !next[i].After(now) && next[i].Before(end) {
-				res.MaxBehind = max(res.MaxBehind, now.Sub(next[i]))
-				next[i] = next[i].Add(lagStep)
-				batch.Events, stored = batch.Events[:0], stored[:0]
-				stored = e.Step(&batch, perStep, stored)
-				if len(batch.Events) == 0 {
+	for now := start; ; now = <-tick.C {
+		more := false
+		for i := range steps {
+			for ; stepOf[i] < len(steps[i]); stepOf[i]++ {
+				due := start.Add(lagStep*time.Duration(stepOf[i]) + lagStep*time.Duration(i)/time.Duration(cfg.Engines))
+				if due.After(now) {
+					break
+				}
+				res.MaxBehind = max(res.MaxBehind, now.Sub(due))
+				st := &steps[i][stepOf[i]]
+				if st.payload == nil {
 					continue
 				}
 				at := time.Now()
-				batch.TS = float64(at.UnixNano()) / 1e9
-				payload, err := kvevents.AppendBatch(nil, &batch)
-				if err != nil {
-					tb.Fatal(err)
-				}
-				if err := publish(i, payload); err != nil {
+				if err := publish(i, st.payload); err != nil {
 					tb.Fatalf("engine %d: %v", i, err)
 				}
 				res.Batches++
-				for _, s := range stored {
-					res.Events++
-					res.Blocks += s.Blocks
-					open = append(open, &lagEvent{at: at, worker: i, last: s.LastHash,
-						pages: radix.AppendTokenPages(nil, seed, pageT, s.Tokens),
-						seen:  make([]bool, len(ixs)), left: len(ixs)})
+				res.Blocks += st.blocks
+				res.Events += len(st.events)
+				for _, ev := range st.events {
+					ev.at = at
 				}
+				open[i] = append(open[i], st.events...)
 			}
+			more = more || stepOf[i] < len(steps[i])
 		}
 		check(time.Now())
+		if !more {
+			break
+		}
 	}
 	res.Publishing = time.Since(start)
-	for deadline := time.Now().Add(cfg.Drain); len(open) > 0 && time.Now().Before(deadline); {
+	deadline := time.Now().Add(cfg.Drain)
+	for slices.ContainsFunc(open, func(evs []*lagEvent) bool { return len(evs) > 0 }) && time.Now().Before(deadline) {
 		<-tick.C
 		check(time.Now())
 	}
-	res.Unresolved = len(open)
+	for _, evs := range open {
+		res.Unresolved += len(evs)
+	}
 	slices.Sort(res.Lags)
 	return res
 }
