@@ -83,6 +83,7 @@ type core struct {
 	record   bool
 	evScr    []evCand
 	chainScr []uint32
+	kidScr   []uint32
 	pend     pending
 }
 
@@ -181,6 +182,12 @@ func (x *core) removeHolder(ci, w uint32) {
 	}
 	c.holders = slices.Delete(c.holders, i, i+1)
 	x.workers[w].minValid = false
+	if ev := x.workers[w].ev; ev != nil && ev.engine.n > 0 {
+		// Engine map entries go with their pages.
+		for _, h := range c.hashes {
+			ev.dropEntry(h)
+		}
+	}
 	n := int64(len(c.hashes))
 	x.workers[w].pages -= n
 	x.holderPages -= n

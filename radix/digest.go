@@ -22,8 +22,10 @@ type WorkerSummary struct {
 	// and verMix(0) = 0. It does not depend on how pages are laid out in
 	// chains.
 	Sum uint64
-	// Gen is the worker's event generation, Events a sum over its engine
-	// map entries and tombstones (both 0 for a worker without events).
+	// Gen is the worker's event generation, Events Σ entryMix(engine
+	// hash, page) over its engine map (both 0 for a worker without
+	// events). Tombstones are not covered: they are a bounded window, not
+	// state replicas must agree on.
 	Gen    uint32
 	Events uint64
 }
@@ -62,7 +64,7 @@ func (ix *Index) Digest() Digest {
 		}
 		if ev := wk.ev; ev != nil {
 			s.Gen = ev.gen
-			s.Events = ev.engine.sum + ev.tombs.sum
+			s.Events = ev.engine.sum
 		}
 		d = append(d, s)
 	}
@@ -240,25 +242,20 @@ func (x *core) holdings(b *Batch, worker string, from, maxBytes int) int {
 	// Then the tombstones (sorted by page) and the engine map entries (in
 	// table order), 16 bytes each.
 	k := i - len(cs)
-	fs := make([]uint64, 0, ev.tombs.len())
-	for f := range ev.tombs.byF {
-		fs = append(fs, f)
-	}
-	slices.Sort(fs)
-	for ; k < len(fs); k++ {
+	ts := ev.tombs.all()
+	for ; k < len(ts); k++ {
 		if n > 0 && n+32 > maxBytes {
 			return len(cs) + k
 		}
 		n += 32
-		t := ev.tombs.byF[fs[k]]
 		b.Deltas = append(b.Deltas, Delta{Op: OpRemoveEvents, Worker: worker, Epoch: wk.epoch, Gen: ev.gen,
-			Ver: t.ver - 1, Hashes: []uint64{t.e}, Pages: []uint64{fs[k]}})
+			Ver: ts[k].ver - 1, Hashes: []uint64{0}, Pages: []uint64{ts[k].f}})
 	}
-	k -= len(fs)
+	k -= len(ts)
 	var d *Delta
 	seen := 0
 	done := true
-	ev.engine.each(func(e, l uint64) {
+	ev.engine.each(func(l, e uint64) {
 		if !done {
 			return
 		}
@@ -278,7 +275,7 @@ func (x *core) holdings(b *Batch, worker string, from, maxBytes int) int {
 		d.Pages = append(d.Pages, l)
 	})
 	if !done {
-		return len(cs) + len(fs) + seen - 1
+		return len(cs) + len(ts) + seen - 1
 	}
 	return -1
 }

@@ -2,23 +2,27 @@ package radix
 
 import "math/bits"
 
-// engineMap maps an engine's block hash to the lineage hash of the block's
-// last page, for one worker. It is an open-addressing table with linear
-// probing and 16-byte slots {key, value}: a Go map[uint64]uint64 takes
-// about 40 bytes an entry, this one 16 / load. Deletion shifts the following
-// entries back (no tombstones), so the table never needs a rebuild but to
-// grow. The home slot comes from the key's high bits scaled to the table
-// size, so the size need not be a power of two: the table grows by 5/4 at
-// 7/8 full and stays between 7/10 and 7/8 full (18-23 bytes an entry).
+// engineMap maps the lineage hash of the last page of each engine block a
+// worker holds to the engine's hash of that block, for one worker. It is
+// keyed by page, not by engine hash, so that an entry goes with its page:
+// whatever drops the page from the worker (its block's removal, a removal
+// above it, eviction, a clear) drops the entry, and the map holds exactly
+// the blocks whose pages the worker holds. The subscribing node, which
+// needs engine hash -> page, builds the reverse index on demand
+// (eventState.rev).
 //
-// Key 0 marks an empty slot; the entry of block hash 0, if any, lives
-// apart (zero, hasZero).
+// It is an open-addressing table with linear probing and 16-byte slots
+// {page, engine hash}: a Go map[uint64]uint64 takes about 40 bytes an
+// entry, this one 16 / load. Deletion shifts the following entries back (no
+// tombstones), so the table never needs a rebuild but to grow. The home
+// slot comes from the page's high bits scaled to the table size, so the
+// size need not be a power of two: the table grows by 5/4 at 7/8 full and
+// stays between 7/10 and 7/8 full (18-23 bytes an entry). Page 0 never
+// occurs (it names the root), so it marks an empty slot.
 type engineMap struct {
-	slots   []engineSlot
-	n       int
-	zero    uint64
-	hasZero bool
-	sum     uint64 // Σ entryMix(key, value), for digests
+	slots []engineSlot
+	n     int
+	sum   uint64 // Σ entryMix(engine hash, page), for digests
 }
 
 type engineSlot struct{ key, val uint64 }
@@ -27,32 +31,25 @@ const minEngineSlots = 16
 
 func entryMix(e, l uint64) uint64 { return pageMix(e+prime3) * (pageMix(l) | 1) }
 
-func (m *engineMap) len() int {
-	if m.hasZero {
-		return m.n + 1
-	}
-	return m.n
-}
+func (m *engineMap) len() int { return m.n }
 
 func (m *engineMap) bytes() int { return 16 * len(m.slots) }
 
 func (m *engineMap) reset() { *m = engineMap{} }
 
-func (m *engineMap) home(e uint64) int {
-	hi, _ := bits.Mul64(pageMix(e), uint64(len(m.slots)))
+func (m *engineMap) home(l uint64) int {
+	hi, _ := bits.Mul64(l, uint64(len(m.slots)))
 	return int(hi)
 }
 
-func (m *engineMap) get(e uint64) (uint64, bool) {
-	if e == 0 {
-		return m.zero, m.hasZero
-	}
+// get returns the engine hash of the block ending with page l.
+func (m *engineMap) get(l uint64) (uint64, bool) {
 	if len(m.slots) == 0 {
 		return 0, false
 	}
-	for i := m.home(e); ; {
+	for i := m.home(l); ; {
 		s := &m.slots[i]
-		if s.key == e {
+		if s.key == l {
 			return s.val, true
 		}
 		if s.key == 0 {
@@ -64,31 +61,30 @@ func (m *engineMap) get(e uint64) (uint64, bool) {
 	}
 }
 
-// set records e -> l, replacing an earlier value.
-func (m *engineMap) set(e, l uint64) {
-	if e == 0 {
-		if m.hasZero {
-			m.sum -= entryMix(0, m.zero)
-		}
-		m.zero, m.hasZero = l, true
-		m.sum += entryMix(0, l)
-		return
-	}
-	if (m.n+1)*8 > len(m.slots)*7 {
+// set records that the block ending with page l (not 0) is e. Two engine
+// hashes for one page (the same tokens under different extra keys) keep
+// the greater, so replicas agree whatever the order. It returns the hash
+// e replaced, if any, and whether e is stored.
+func (m *engineMap) set(l, e uint64) (old uint64, replaced, stored bool) {
+	if (m.n+1)*5 > len(m.slots)*4 {
 		m.grow()
 	}
-	for i := m.home(e); ; {
+	for i := m.home(l); ; {
 		s := &m.slots[i]
-		if s.key == e {
-			m.sum += entryMix(e, l) - entryMix(e, s.val)
-			s.val = l
-			return
+		if s.key == l {
+			if s.val >= e {
+				return 0, false, s.val == e
+			}
+			old = s.val
+			m.sum += entryMix(e, l) - entryMix(old, l)
+			s.val = e
+			return old, true, true
 		}
 		if s.key == 0 {
-			*s = engineSlot{e, l}
+			*s = engineSlot{l, e}
 			m.n++
 			m.sum += entryMix(e, l)
-			return
+			return 0, false, true
 		}
 		if i++; i == len(m.slots) {
 			i = 0
@@ -96,32 +92,26 @@ func (m *engineMap) set(e, l uint64) {
 	}
 }
 
-// del removes e, shifting back the entries that probed past it.
-func (m *engineMap) del(e uint64) {
-	if e == 0 {
-		if m.hasZero {
-			m.sum -= entryMix(0, m.zero)
-			m.zero, m.hasZero = 0, false
-		}
-		return
-	}
-	if len(m.slots) == 0 {
-		return
-	}
+// del removes the entry of page l and returns its engine hash.
+func (m *engineMap) del(l uint64) (uint64, bool) {
 	n := len(m.slots)
-	i := m.home(e)
+	if m.n == 0 {
+		return 0, false
+	}
+	i := m.home(l)
 	for {
-		if m.slots[i].key == e {
+		if m.slots[i].key == l {
 			break
 		}
 		if m.slots[i].key == 0 {
-			return
+			return 0, false
 		}
 		if i++; i == n {
 			i = 0
 		}
 	}
-	m.sum -= entryMix(e, m.slots[i].val)
+	e := m.slots[i].val
+	m.sum -= entryMix(e, l)
 	m.n--
 	// Backward shift: move up every following entry whose home is not in
 	// the cyclic range (i, j].
@@ -140,6 +130,7 @@ func (m *engineMap) del(e uint64) {
 		}
 	}
 	m.slots[i] = engineSlot{}
+	return e, true
 }
 
 func (m *engineMap) grow() {
@@ -161,10 +152,7 @@ func (m *engineMap) grow() {
 }
 
 // each calls fn for every entry.
-func (m *engineMap) each(fn func(e, l uint64)) {
-	if m.hasZero {
-		fn(0, m.zero)
-	}
+func (m *engineMap) each(fn func(l, e uint64)) {
 	for _, s := range m.slots {
 		if s.key != 0 {
 			fn(s.key, s.val)

@@ -37,6 +37,81 @@ type eventState struct {
 	ppb    int    // pages per block of the last store
 	engine engineMap
 	tombs  tombstones
+	// rev is engine hash -> page, the reverse of engine, built when this
+	// node first resolves an engine hash (it subscribes to the worker's
+	// engine) and kept up to date from then on; nil elsewhere.
+	rev *revIndex
+}
+
+// revIndex maps engine hashes to pages: an engineMap keyed by engine hash,
+// whose key 0 lives apart.
+type revIndex struct {
+	m       engineMap
+	zero    uint64
+	hasZero bool
+}
+
+func (r *revIndex) get(e uint64) (uint64, bool) {
+	if e == 0 {
+		return r.zero, r.hasZero
+	}
+	return r.m.get(e)
+}
+
+func (r *revIndex) set(e, l uint64) {
+	if e == 0 {
+		if !r.hasZero || l > r.zero {
+			r.zero, r.hasZero = l, true
+		}
+		return
+	}
+	r.m.set(e, l)
+}
+
+// del forgets e if it names page l.
+func (r *revIndex) del(e, l uint64) {
+	if cur, ok := r.get(e); !ok || cur != l {
+		return
+	}
+	if e == 0 {
+		r.hasZero = false
+		return
+	}
+	r.m.del(e)
+}
+
+func (r *revIndex) bytes() int { return r.m.bytes() }
+
+// setEntry records the block e ending with page l.
+func (ev *eventState) setEntry(l, e uint64) {
+	old, replaced, stored := ev.engine.set(l, e)
+	if ev.rev == nil {
+		return
+	}
+	if replaced {
+		ev.rev.del(old, l)
+	}
+	if stored {
+		ev.rev.set(e, l)
+	}
+}
+
+// dropEntry forgets the block ending with page l, if any.
+func (ev *eventState) dropEntry(l uint64) {
+	e, ok := ev.engine.del(l)
+	if ok && ev.rev != nil {
+		ev.rev.del(e, l)
+	}
+}
+
+// lookup returns the last page of engine block e; the caller holds the
+// write lock if ev.rev may be nil.
+func (ev *eventState) lookup(e uint64) (uint64, bool) {
+	if ev.rev == nil {
+		ev.rev = new(revIndex)
+		ev.engine.each(func(l, e uint64) { ev.rev.set(e, l) })
+	}
+	return ev.rev.get(e)
 }
 
 // maxPagesPerBlock bounds PagesPerBlock: an engine block of more than 4096
@@ -80,7 +155,7 @@ func (ix *Index) RemoveEvents(worker string, epoch uint64, stamp uint32, gen uin
 	if w, ok := ix.x.byName[worker]; ok {
 		if ev := ix.x.workers[w].ev; ev != nil {
 			for i, e := range engineHashes {
-				if l, ok := ev.engine.get(e); ok {
+				if l, ok := ev.lookup(e); ok {
 					d.Pages[i] = ix.x.blockFirst(l, ev.ppb)
 				}
 			}
@@ -99,19 +174,28 @@ func (ix *Index) ClearEvents(worker string, epoch uint64, stamp uint32, gen uint
 }
 
 // EngineLineage returns the lineage hash of the last page of the block
-// worker's engine calls engineHash, if the engine map knows it.
+// worker's engine calls engineHash, if worker holds that block. The first
+// call for a worker builds the engine hash index (the subscriber's).
 func (ix *Index) EngineLineage(worker string, engineHash uint64) (uint64, bool) {
 	ix.mu.RLock()
-	defer ix.mu.RUnlock()
 	w, ok := ix.x.byName[worker]
-	if !ok {
+	if !ok || ix.x.workers[w].ev == nil {
+		ix.mu.RUnlock()
 		return 0, false
 	}
-	ev := ix.x.workers[w].ev
-	if ev == nil {
+	if ev := ix.x.workers[w].ev; ev.rev != nil {
+		l, ok := ev.rev.get(engineHash)
+		ix.mu.RUnlock()
+		return l, ok
+	}
+	ix.mu.RUnlock()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	w, ok = ix.x.byName[worker]
+	if !ok || ix.x.workers[w].ev == nil {
 		return 0, false
 	}
-	return ev.engine.get(engineHash)
+	return ix.x.workers[w].ev.lookup(engineHash)
 }
 
 // EventState returns worker's event generation and the greatest event
@@ -170,10 +254,11 @@ func (x *core) events(w uint32, gen uint32) *eventState {
 	case gen < ev.gen:
 		return nil
 	case gen > ev.gen:
-		x.dropHoldings(w)
 		ev.engine.reset()
+		ev.rev = nil
 		ev.tombs.reset()
 		ev.gen, ev.ver = gen, 0
+		x.dropHoldings(w)
 	}
 	return ev
 }
@@ -205,15 +290,12 @@ func (x *core) applyEvents(w uint32, d Delta) error {
 	case OpRemoveEvents:
 		x.removeEvents(w, ev, d)
 	case OpEngineMap:
-		v := d.Ver + 1
-		if d.Ver == 0 {
-			v = 0
-		}
+		// Entries go with pages: one whose page this replica's worker does
+		// not hold (it was removed here) stays out.
 		for i, e := range d.Hashes {
-			if t, ok := ev.tombs.byEngine(e); ok && t.ver > v {
-				continue
+			if _, held := x.heldVer(w, d.Pages[i]); held {
+				ev.setEntry(d.Pages[i], e)
 			}
-			ev.engine.set(e, d.Pages[i])
 		}
 	}
 	return nil
@@ -242,7 +324,7 @@ func (x *core) storeEvents(w uint32, ev *eventState, d Delta) error {
 					end = int(off)
 				}
 				for i := end; i >= 0; i-- {
-					if t, ok := ev.tombs.byPage(ch.hashes[i]); ok && t.ver > v {
+					if tv, ok := ev.tombs.get(ch.hashes[i]); ok && tv > v {
 						cutAbove, cutCi = i, c
 					}
 				}
@@ -253,7 +335,7 @@ func (x *core) storeEvents(w uint32, ev *eventState, d Delta) error {
 			pages = nil
 		} else {
 			for i, p := range pages {
-				if t, ok := ev.tombs.byPage(p); ok && t.ver > v {
+				if tv, ok := ev.tombs.get(p); ok && tv > v {
 					pages = pages[:i]
 					break
 				}
@@ -281,11 +363,13 @@ func (x *core) storeEvents(w uint32, ev *eventState, d Delta) error {
 	if d.PagesPerBlock > 0 {
 		ev.ppb = d.PagesPerBlock
 	}
+	// The engine map names the blocks the worker now holds whole.
 	for i, e := range d.Hashes {
-		if t, ok := ev.tombs.byEngine(e); ok && t.ver > v {
-			continue
+		last := (i+1)*d.PagesPerBlock - 1
+		if last >= len(pages) {
+			break
 		}
-		ev.engine.set(e, d.Pages[(i+1)*d.PagesPerBlock-1])
+		ev.setEntry(pages[last], e)
 	}
 	x.enforce(w)
 	return nil
@@ -295,17 +379,12 @@ func (x *core) storeEvents(w uint32, ev *eventState, d Delta) error {
 func (x *core) removeEvents(w uint32, ev *eventState, d Delta) {
 	v := d.Ver + 1
 	ev.ver = max(ev.ver, v)
-	for i, e := range d.Hashes {
-		f := d.Pages[i]
-		if f != 0 {
-			ev.tombs.add(f, e, v, x.cfg.MaxEventTombstones)
-			x.dropBelow(w, f, v)
+	for _, f := range d.Pages {
+		if f == 0 {
+			continue // the remover's worker did not hold the block
 		}
-		if l, ok := ev.engine.get(e); ok {
-			if hv, held := x.heldVer(w, l); !held || hv < v {
-				ev.engine.del(e)
-			}
-		}
+		ev.tombs.add(f, v, x.cfg.MaxEventTombstones)
+		x.dropBelow(w, f, v)
 	}
 }
 
@@ -339,14 +418,58 @@ func (x *core) dropBelow(w uint32, f uint64, v uint64) {
 		return
 	}
 	if off > 0 {
+		if len(x.chains[ci].holders) == 1 {
+			// Only w holds the chain and what is below it: cut the chain
+			// in place rather than split it off and delete it. This is
+			// the common case, an engine evicting the tail of a prompt.
+			x.dropBelowChain(ci, w)
+			x.truncate(ci, w, int(off))
+			return
+		}
 		ci = x.split(ci, int(off))
 	}
 	x.dropSubtree(ci, w)
 }
 
+// dropBelowChain removes w from every chain below ci.
+func (x *core) dropBelowChain(ci, w uint32) {
+	for len(x.chains[ci].children) > 0 {
+		n := len(x.chains[ci].children)
+		x.dropSubtree(x.chains[ci].children[n-1], w)
+		if len(x.chains[ci].children) == n {
+			panic("radix: a child chain outlived its only holder")
+		}
+	}
+}
+
+// truncate drops the pages of chain ci from off on; w is its only holder
+// and it has no children.
+func (x *core) truncate(ci, w uint32, off int) {
+	c := &x.chains[ci]
+	tail := c.hashes[off:]
+	if ev := x.workers[w].ev; ev != nil && ev.engine.n > 0 {
+		for _, h := range tail {
+			ev.dropEntry(h)
+		}
+	}
+	x.sink += x.table.touch(tail)
+	for _, h := range tail {
+		x.table.del(h)
+	}
+	n := int64(len(tail))
+	c.sum -= sumHashes(tail)
+	c.hashes = c.hashes[:off]
+	x.pages -= n
+	x.holderPages -= n
+	x.workers[w].pages -= n
+	x.workers[w].minValid = false
+}
+
 // dropChildren applies dropBelow's rule to the chains below ci.
 func (x *core) dropChildren(ci, w uint32, v uint64) {
-	kids := append([]uint32(nil), x.chains[ci].children...)
+	kids := append(x.kidScr[:0], x.chains[ci].children...)
+	x.kidScr = nil // recursion below needs its own
+	defer func() { x.kidScr = kids[:0] }()
 	for _, k := range kids {
 		i, ok := findHolder(x.chains[k].holders, w)
 		if !ok {
@@ -363,8 +486,13 @@ func (x *core) dropChildren(ci, w uint32, v uint64) {
 // dropSubtree removes w from chain ci and every chain below it, deleting
 // the chains left without holders.
 func (x *core) dropSubtree(ci, w uint32) {
-	kids := append([]uint32(nil), x.chains[ci].children...)
-	for _, k := range kids {
+	// Children are removed from the end of the list (deleteChain swaps the
+	// last child into a removed one's place), so walk it backwards.
+	for i := len(x.chains[ci].children) - 1; i >= 0; i-- {
+		if i >= len(x.chains[ci].children) {
+			continue
+		}
+		k := x.chains[ci].children[i]
 		if _, ok := findHolder(x.chains[k].holders, w); ok {
 			x.dropSubtree(k, w)
 		}

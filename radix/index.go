@@ -45,7 +45,10 @@ type Config struct {
 	ExpectedPages int
 	// MaxEventTombstones bounds the tombstones of removed engine blocks
 	// kept per event-sourced worker [DefaultEventTombstones]; past it the
-	// oldest go, counted in Stats.TombstonesDropped.
+	// oldest go, counted in Stats.TombstonesDropped. A tombstone matters
+	// while a store older than its removal may still arrive (reordering,
+	// a second subscriber, anti-entropy from a replica that missed the
+	// removal).
 	MaxEventTombstones int
 }
 
@@ -309,6 +312,9 @@ func (ix *Index) Stats() Stats {
 			st.Tombstones += int64(ev.tombs.len())
 			st.TombstonesDropped += ev.tombs.dropped
 			st.EventBytes += int64(ev.engine.bytes()+ev.tombs.bytes()) + int64(unsafe.Sizeof(eventState{}))
+			if ev.rev != nil {
+				st.EventBytes += int64(ev.rev.bytes())
+			}
 		}
 	}
 	st.HolderPages -= st.PendingPages
@@ -349,11 +355,11 @@ func (x *core) workerIndex(name string) (uint32, error) {
 // dropWorker drops everything w holds: its holdings, its pending pages and
 // its event-sourced state.
 func (x *core) dropWorker(w uint32) {
+	x.workers[w].ev = nil
 	x.dropHoldings(w)
 	if s := x.workers[w].shadow; s != 0 {
 		x.dropHoldings(s - 1)
 	}
-	x.workers[w].ev = nil
 }
 
 // shadowIndex returns the index of the worker holding w's pending pages,
