@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/meshnode/meshnode/internal/kvwork"
 	"github.com/meshnode/meshnode/kvevents"
 	"github.com/meshnode/meshnode/radix"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The KV-event lag benchmarks (issue 12, item 9): 16 engines publish
@@ -398,4 +400,42 @@ func (s *lagStream) Close() error {
 		s.l.mu.Unlock()
 	})
 	return nil
+}
+
+// lagCounters sums, over c's nodes, the counters that say which path
+// carried (or lost) the index's deltas, and the index's deltas waiting
+// for, or dropped for want of, their anchor: what to look at when the lag
+// misses.
+func lagCounters(c *testCluster) map[string]float64 {
+	names := []string{
+		"meshnode_sync_deltas_sent_total", "meshnode_sync_delta_sent_bytes_total",
+		"meshnode_sync_deltas_received_total", "meshnode_sync_delta_errors_total",
+		"meshnode_sync_pushes_dropped_total", "meshnode_sync_received_bytes_total",
+		"meshnode_sync_refused_total", "meshnode_udp_dropped_total",
+		"meshnode_deliveries_dropped_total", "meshnode_broadcasts_dropped_total",
+		"meshnode_kvevents_gaps_total", "meshnode_udp_sent_bytes_total", "meshnode_tcp_sent_bytes_total",
+	}
+	out := map[string]float64{}
+	for i, nd := range c.nodes {
+		st := nd.st.ix.Stats()
+		out["index_pending"] += float64(st.Pending)
+		out["index_pending_dropped"] += float64(st.PendingDropped)
+		g, ok := c.cfgs[i].Registerer.(prometheus.Gatherer)
+		if !ok {
+			continue
+		}
+		mfs, err := g.Gather()
+		if err != nil {
+			continue
+		}
+		for _, mf := range mfs {
+			if !slices.Contains(names, mf.GetName()) {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				out[strings.TrimPrefix(mf.GetName(), "meshnode_")] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
 }

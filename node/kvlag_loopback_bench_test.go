@@ -21,7 +21,7 @@ import (
 // one the machine sustains. Run it with -benchtime 1x. Target (issue 12):
 // p99 <= 100 ms at 100k blocks/s.
 func BenchmarkKVLagLoopback(b *testing.B) {
-	for _, rate := range []int{100_000, 50_000, 25_000} {
+	for _, rate := range []int{100_000, 50_000, 25_000, 10_000} {
 		b.Run(fmt.Sprintf("blocks-per-s=%d", rate), func(b *testing.B) {
 			cfg := lagConfig{Engines: 16, BlocksPerSecond: float64(rate), Run: 10 * time.Second, Drain: 10 * time.Second, Poll: time.Millisecond}
 			var res lagResult
@@ -82,6 +82,7 @@ func loopbackLag(tb testing.TB, cfg lagConfig) (lagResult, int) {
 		_, err := pubs[i].PublishRaw(payload)
 		return err
 	})
+	tb.Logf("counters over the 8 nodes: %v", lagCounters(c))
 	clears := 0
 	for _, nd := range c.nodes {
 		for _, s := range nd.KVSubscriptions() {
