@@ -128,9 +128,6 @@ func (n *Node) pages(w http.ResponseWriter, model string, req *promptRequest, ds
 	return nil, false
 }
 
-// noSources is an answer's empty source list ([] in JSON, not null).
-var noSources = []string{}
-
 // RouteResult is the answer of POST /v1/route.
 type RouteResult struct {
 	Worker       string  `json:"worker"`
@@ -196,16 +193,13 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 	}
 	res := RouteResult{Worker: d.Worker, URL: chosen.URL, Rule: d.Rule.String(), MatchedPages: d.MatchedPages, MatchRatio: d.MatchRatio,
 		Sources: decisionSources(d)}
-	if res.Sources == nil {
-		res.Sources = noSources
-	}
 	if req.Record && len(pages) > 0 {
 		var delta radix.Delta
 		var err error
-		if chosen.KVEvents != nil && n.pendIx != nil {
+		if chosen.KVEvents != nil {
 			// The engine's events will say what it cached; until then
 			// the prompt's pages count as pending there.
-			delta, err = n.pendIx.InsertPending(d.Worker, chosen.Epoch, indexStamp(time.Now()), pages)
+			delta, err = n.st.ix.InsertPending(d.Worker, chosen.Epoch, indexStamp(time.Now()), pages)
 			res.Pending = true
 		} else {
 			delta, err = n.st.ix.Insert(d.Worker, chosen.Epoch, indexStamp(time.Now()), pages)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -283,6 +285,7 @@ func TestKVSubscriptionRunner(t *testing.T) {
 		defer n.Shutdown(t.Context())
 		ix := newFakeEventIndex(16)
 		n.evIx = ix
+		n.synced.Store(true)     // as after Start: the node may own streams
 		e.prefill(prompt(1, 32)) // before the subscription: replayed
 		if _, err := n.st.putWorker(Worker{ID: "e1", URL: "http://127.0.0.1:8001", Model: "m", Health: "healthy",
 			KVEvents: &KVEvents{Endpoint: "tcp://127.0.0.1:5557", ReplayEndpoint: "tcp://127.0.0.1:5558"}}, time.Now()); err != nil {
@@ -336,6 +339,58 @@ func TestKVSubscriptionRunner(t *testing.T) {
 			"store gen=3 ver=1:0 parent=false pages=1 blocks=["+hashes(prompt(5, 16), 16)+"] ppb=1")
 		if st := n.KVSubscriptions(); st[0].State != kvStateStreaming || st[0].LastSeq != 1 || st[0].Gen != 3 {
 			t.Fatalf("status: %+v", st[0])
+		}
+
+		for _, m := range []struct {
+			name string
+			c    prometheus.Metric
+			want float64
+		}{
+			{"gaps", n.met.kvGaps, 1},
+			{"restarts", n.met.kvRestarts, 1},
+			{"replays ok", n.met.kvReplays.WithLabelValues("ok"), 4}, // catch-up, gap, restart, return
+			{"stored", n.met.kvEvents.WithLabelValues("stored"), 7},
+			{"batches", n.met.kvBatches, 13}, // duplicates of replays included
+		} {
+			var v dto.Metric
+			if err := m.c.Write(&v); err != nil {
+				t.Fatal(err)
+			}
+			if got := v.GetCounter().GetValue(); got != m.want {
+				t.Errorf("%s: %v, want %v", m.name, got, m.want)
+			}
+		}
+
+		// A changed record restarts the subscription, once the old one
+		// has ended.
+		if _, err := n.st.putWorker(Worker{ID: "e1", URL: "http://127.0.0.1:8001", Model: "m", Health: "healthy",
+			KVEvents: &KVEvents{Endpoint: "tcp://127.0.0.1:5557", ReplayEndpoint: "tcp://127.0.0.1:5558", Topic: "kv"}}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		n.reconcileKV()
+		synctest.Wait()
+		if got := e.subscribers(); !slices.Equal(got, []string{"n0"}) {
+			t.Fatalf("subscribers after a record change: %v", got)
+		}
+		if st := n.KVSubscriptions(); len(st) != 1 || st[0].State != kvStateStreaming {
+			t.Fatalf("status after a record change: %+v", st)
+		}
+		e.prefill(prompt(6, 16))
+		step("the restarted subscription resumes after the last batch applied",
+			"store gen=3 ver=2:0 parent=false pages=1 blocks=["+hashes(prompt(6, 16), 16)+"] ppb=1")
+
+		// A node leaving hands its streams over.
+		n.leaving.Store(true)
+		n.reconcileKV()
+		synctest.Wait()
+		if got := e.subscribers(); len(got) != 0 {
+			t.Fatalf("subscribers while leaving: %v", got)
+		}
+		n.leaving.Store(false)
+		n.reconcileKV()
+		synctest.Wait()
+		if got := e.subscribers(); !slices.Equal(got, []string{"n0"}) {
+			t.Fatalf("subscribers back: %v", got)
 		}
 
 		if err := n.st.removeWorker("e1", time.Now()); err != nil {

@@ -22,7 +22,7 @@ const (
 	kvCleared = kvevents.KindAllBlocksCleared
 )
 
-// engineBlocks is one BlockStored event turned into pages.
+// engineBlocks is one stored-blocks event turned into pages.
 type engineBlocks = radix.EngineBlocks
 
 // decodeKVBatch decodes a payload with the codec's default limits.
@@ -44,19 +44,20 @@ func replayKVEvents(ctx context.Context, endpoint string, startSeq int64, fn fun
 	return kvevents.Replay(ctx, endpoint, startSeq, fn)
 }
 
-// pendingIndex is the index's pending side (radix.Index's InsertPending
-// and ExpirePending).
-type pendingIndex interface {
-	InsertPending(worker string, epoch uint64, stamp uint32, pages []uint64) (radix.Delta, error)
-	ExpirePending(olderThan uint32) int
-}
+// sourceNames holds each set of route sources' names, computed once, so
+// that answering a route allocates none ([] in JSON for none).
+var sourceNames = func() (t [8][]string) {
+	for i := range t {
+		t[i] = radix.Source(i).Names()
+		if t[i] == nil {
+			t[i] = []string{}
+		}
+	}
+	return t
+}()
 
-// decisionSources names the sources a decision matched
-// (radix.Decision.Sources.Names()).
-func decisionSources(d radix.Decision) []string { return d.Sources.Names() }
+// decisionSources names the sources a decision matched.
+func decisionSources(d radix.Decision) []string { return sourceNames[d.Sources&7] }
 
-// The index implements what the applier and the pending routes need.
-var (
-	_ EventIndex   = (*radix.Index)(nil)
-	_ pendingIndex = (*radix.Index)(nil)
-)
+// The index is what an applier feeds.
+var _ EventIndex = (*radix.Index)(nil)

@@ -84,9 +84,8 @@ type Node struct {
 	joinErr atomic.Pointer[error]
 	// kv holds the engine KV event subscriptions this node runs
 	// (kvsub.go); evIx is the index's event-sourced side they feed.
-	kv     *kvSubs
-	evIx   EventIndex
-	pendIx pendingIndex
+	kv   *kvSubs
+	evIx EventIndex
 }
 
 // New builds a node from cfg: it validates cfg, loads keys and certificates,
@@ -133,8 +132,7 @@ func New(cfg Config) (*Node, error) {
 	n.eng = newEngine(st, ix, cfg)
 	n.kv = newKVSubs()
 	n.st.onWorkers = n.kv.kick
-	n.evIx, _ = any(ix).(EventIndex)
-	n.pendIx, _ = any(ix).(pendingIndex)
+	n.evIx = ix
 	n.met = newMetrics(n, cfg.Registerer, cfg.Version)
 	n.handler = n.routes()
 	return n, nil
@@ -337,6 +335,7 @@ func (n *Node) Leave(timeout time.Duration) error {
 		timeout = n.cfg.LeaveTimeout.D()
 	}
 	n.leaving.Store(true)
+	n.kv.kick() // hand the engine event streams over
 	// Send what is pending first so that writes made just before leaving
 	// are not left to anti-entropy that will never run.
 	n.flushDeltas()
