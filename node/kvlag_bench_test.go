@@ -139,6 +139,8 @@ type lagResult struct {
 	// Publishing is how long publishing took; MaxBehind how late the
 	// driver published a step at worst (a driver that cannot keep up).
 	Publishing, MaxBehind time.Duration
+	// Counters are lagCounters after the run.
+	Counters map[string]float64
 }
 
 // Rate is the achieved rate of stored blocks.
@@ -168,8 +170,8 @@ func (r lagResult) report(b *testing.B) {
 }
 
 func (r lagResult) String() string {
-	return fmt.Sprintf("%d events (%d blocks, %d batches) at %.0f blocks/s: lag p50 %v p99 %v max %v; %d evicted first, %d unresolved; publishing %v behind at worst",
-		len(r.Lags), r.Blocks, r.Batches, r.Rate(), r.Quantile(0.5), r.Quantile(0.99), r.Quantile(1), r.Evicted, r.Unresolved, r.MaxBehind)
+	return fmt.Sprintf("%d events (%d blocks, %d batches) at %.0f blocks/s: lag p50 %v p99 %v max %v; %d evicted first, %d unresolved; publishing %v behind at worst; counters over the nodes: %v",
+		len(r.Lags), r.Blocks, r.Batches, r.Rate(), r.Quantile(0.5), r.Quantile(0.99), r.Quantile(1), r.Evicted, r.Unresolved, r.MaxBehind, r.Counters)
 }
 
 // lagWorker is engine i's worker ID.
@@ -321,6 +323,7 @@ func runLag(tb testing.TB, c *testCluster, cfg lagConfig, publish func(engine in
 	for _, evs := range open {
 		res.Unresolved += len(evs)
 	}
+	res.Counters = lagCounters(c)
 	slices.Sort(res.Lags)
 	return res
 }

@@ -82,7 +82,6 @@ func loopbackLag(tb testing.TB, cfg lagConfig) (lagResult, int) {
 		_, err := pubs[i].PublishRaw(payload)
 		return err
 	})
-	tb.Logf("counters over the 8 nodes: %v", lagCounters(c))
 	clears := 0
 	for _, nd := range c.nodes {
 		for _, s := range nd.KVSubscriptions() {

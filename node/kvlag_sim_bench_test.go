@@ -95,7 +95,6 @@ func kvLagSim(t *testing.T, cfg lagConfig) lagResult {
 		streams.publish(eps[i], payload)
 		return nil
 	})
-	t.Logf("counters over the 8 nodes: %v", lagCounters(c))
 	if d := streams.dropped.Load(); d > 0 {
 		t.Errorf("%d messages dropped by full streams: the subscribers did not keep up", d)
 	}
