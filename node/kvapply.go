@@ -150,6 +150,21 @@ func LoRASeed(model, name string) uint64 {
 // (KVResync); a live sequence that goes back is an engine restart, which
 // clears too (KVRestart). A clear starts a new generation, so replicas drop
 // every page of the older one whatever order deltas reach them in.
+//
+// Use (the node's runner, kvsub.go, does this; a simulation may too):
+//
+//	a := NewKVApplier(ix, worker, model, epoch)
+//	from, replay, res := a.Begin(now, canReplay) // disseminate res.Deltas
+//	// if replay: feed the engine's kept batches from `from` to a.ApplyReplayed
+//	for each live message m {
+//		res := a.Apply(m, now, canReplay) // disseminate res.Deltas, in order
+//		if res.Replay {
+//			// feed the kept batches from res.ReplayFrom to a.ApplyReplayed,
+//			// then m itself: a.ApplyReplayed(m, now)
+//		}
+//	}
+//
+// A simulation whose batches are decoded and in order calls ApplyBatch.
 type KVApplier struct {
 	ix     EventIndex
 	decode func(*kvevents.Batch, []byte) error
