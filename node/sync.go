@@ -75,6 +75,7 @@ func (n *Node) applyStore(b []byte) error {
 // onEvent follows membership changes.
 func (n *Node) onEvent(ev swim.Event) {
 	n.met.memberEvents.WithLabelValues(ev.Kind.String()).Inc()
+	n.kv.kick() // the owners of engine event streams may have changed
 	n.log.Info("member "+ev.Kind.String(), "member", ev.Member.Name, "generation", ev.Member.Gen, "addr", ev.Member.Addr.String())
 }
 
