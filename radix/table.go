@@ -12,9 +12,11 @@ import "math/bits"
 // grow by 3/2 and stays between 7/15 and 4/5 full: 10 to 17 bytes per
 // distinct page (a map[uint64]uint64 takes about 25-40).
 //
-// Deletion leaves a tombstone, so it never reads other keys back; growing
-// (or rebuilding at the same size when tombstones pile up) rebuilds the table
-// from the chains, which also drops the tombstones.
+// Deletion leaves a tombstone, so it never reads other keys back (unless
+// the next slot is empty: then the slot and the tombstones just before it
+// become empty); growing (or rebuilding at the same size when tombstones
+// pile up) rebuilds the table from the chains, which also drops the
+// tombstones.
 type pageTable struct {
 	slots []uint64 // 0 is empty, tombstone is deleted
 	n     int      // live entries
@@ -138,12 +140,32 @@ func (t *pageTable) del(h uint64) {
 			return
 		}
 		if s != tombstone && slotTag(s) == tag && t.key(s) == h {
-			t.slots[i] = tombstone
 			t.n--
-			t.dead++
+			if t.slots[t.next(i)] != 0 {
+				t.slots[i] = tombstone
+				t.dead++
+				return
+			}
+			// No probe sequence passes this slot to reach a later one, so
+			// it can be empty, and so can the tombstones just before it:
+			// under churn this keeps most deletions from piling up
+			// tombstones (and rebuilds).
+			t.slots[i] = 0
+			for j := t.prev(i); t.slots[j] == tombstone; j = t.prev(j) {
+				t.slots[j] = 0
+				t.dead--
+			}
 			return
 		}
 	}
+}
+
+// prev returns the slot before i, wrapping around.
+func (t *pageTable) prev(i uint64) uint64 {
+	if i == 0 {
+		return uint64(len(t.slots)) - 1
+	}
+	return i - 1
 }
 
 func (t *pageTable) rebuild(size int) {
