@@ -342,7 +342,7 @@ type lagStreams struct {
 const lagStreamQueue = 4096
 
 type lagStream struct {
-	ch   chan kvMessage
+	ch   chan kvevents.Message
 	done chan struct{}
 	once sync.Once
 	l    *lagStreams
@@ -356,7 +356,7 @@ func newLagStreams() *lagStreams {
 var errLagStreamClosed = errors.New("test: stream closed")
 
 func (l *lagStreams) dial(_ context.Context, endpoint, _ string) (EventStream, error) {
-	s := &lagStream{ch: make(chan kvMessage, lagStreamQueue), done: make(chan struct{}), l: l, ep: endpoint}
+	s := &lagStream{ch: make(chan kvevents.Message, lagStreamQueue), done: make(chan struct{}), l: l, ep: endpoint}
 	l.mu.Lock()
 	l.subs[endpoint] = append(l.subs[endpoint], s)
 	l.mu.Unlock()
@@ -375,7 +375,7 @@ func (l *lagStreams) subscribers(endpoint string) int {
 func (l *lagStreams) publish(endpoint string, payload []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	m := kvMessage{Topic: "kv", Seq: l.seq[endpoint], Payload: payload}
+	m := kvevents.Message{Topic: "kv", Seq: l.seq[endpoint], Payload: payload}
 	l.seq[endpoint]++
 	for _, s := range l.subs[endpoint] {
 		select {
@@ -386,12 +386,12 @@ func (l *lagStreams) publish(endpoint string, payload []byte) {
 	}
 }
 
-func (s *lagStream) Recv() (kvMessage, error) {
+func (s *lagStream) Recv() (kvevents.Message, error) {
 	select {
 	case m := <-s.ch:
 		return m, nil
 	case <-s.done:
-		return kvMessage{}, errLagStreamClosed
+		return kvevents.Message{}, errLagStreamClosed
 	}
 }
 
