@@ -32,8 +32,9 @@ var forbidden = map[string][]string{
 	// The engine KV-event codec and its ZeroMQ client: of ours, it may
 	// import wire only.
 	"kvevents": {"swim", "store", "radix", "replica", "node", "internal/simnet"},
-	// The trace replay simulates gateways with the index, the engine core
-	// and node's KV-event applier; only the binary imports it.
+	// The KV-event workload of the benchmarks: engines' caches and their
+	// events, nothing of the mesh.
+	"internal/kvwork": {"swim", "store", "radix", "replica", "node", "internal/simnet"},
 }
 
 // testsMay lists, for each layer, what its tests (not its code) may depend
