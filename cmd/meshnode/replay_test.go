@@ -44,7 +44,15 @@ func TestReplayCommand(t *testing.T) {
 	out.Reset()
 	code = run([]string{"replay", "--gateways", "2", "--workers", "2", "--block-tokens", "16", "--cache-tokens", "320", "--strategies", "random,oracle", smallTrace},
 		envOf(nil), strings.NewReader(""), &out, &errb)
-	if code != 0 || !strings.Contains(out.String(), "G = 2 gateways") || !strings.Contains(out.String(), "oracle") {
+	if code != 0 || !strings.Contains(out.String(), "G = 2 gateways") || !strings.Contains(out.String(), "oracle") ||
+		!strings.Contains(out.String(), "policy of the index strategies: cost rule") {
+		t.Errorf("exit %d, table:\n%s", code, out.String())
+	}
+
+	out.Reset()
+	code = run([]string{"replay", "--gateways", "1", "--workers", "2", "--block-tokens", "16", "--cache-tokens", "320", "--strategies", "meshnode-recorded",
+		"--cost-weight", "0", "--balance-abs", "2", smallTrace}, envOf(nil), strings.NewReader(""), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "thresholds, best match from a match ratio of 0.5; least loaded (requests in flight) when max - min > 2") {
 		t.Errorf("exit %d, table:\n%s", code, out.String())
 	}
 }
