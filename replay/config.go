@@ -49,6 +49,11 @@ type Config struct {
 	Policy radix.Policy
 	// Net is how gateways replicate the index.
 	Net Network
+	// LoadInterval, when positive, makes the loads the strategies see a
+	// snapshot taken at most every LoadInterval (at the first arrival
+	// after each boundary), as loads replicated periodically are; 0: every
+	// strategy sees the engines' loads exactly, at once [0].
+	LoadInterval time.Duration
 	// PendingTimeout is how long a routed prompt's pages count as pending
 	// on its engine in the events strategy [5 s, about the trace's p99
 	// prefill time].
@@ -154,6 +159,9 @@ func (c Config) Validate() error {
 	}
 	if c.Policy.CostWeight < 0 || c.Policy.CacheThreshold < 0 || c.Policy.BalanceRelThreshold < 0 {
 		bad("policy: negative weight or threshold")
+	}
+	if c.LoadInterval < 0 {
+		bad("load interval %v is negative", c.LoadInterval)
 	}
 	if c.PendingTimeout < 0 {
 		bad("pending timeout %v is negative", c.PendingTimeout)

@@ -50,6 +50,10 @@ type sim struct {
 	queued   []int
 	est      []int
 	expected int
+	// seenQueued and seenInFlight are the loads as the strategies see
+	// them: a snapshot (Config.LoadInterval), taken again at loadAt.
+	seenQueued, seenInFlight []int
+	loadAt                   time.Duration
 
 	decisions int
 	routeWall time.Duration
@@ -149,6 +153,14 @@ func (s *sim) arrive(now time.Duration, i int) {
 	if s.wallNow != nil {
 		t0 = s.wallNow()
 	}
+	if iv := s.cfg.LoadInterval; iv > 0 && now >= s.loadAt {
+		s.seenQueued = append(s.seenQueued[:0], s.queued...)
+		s.seenInFlight = s.seenInFlight[:0]
+		for _, e := range s.engines {
+			s.seenInFlight = append(s.seenInFlight, e.inFlight())
+		}
+		s.loadAt = (now/iv + 1) * iv
+	}
 	s.expected = 0
 	w := s.strat.route(s, g, i, now)
 	if s.wallNow != nil {
@@ -166,15 +178,33 @@ func (s *sim) arrive(now time.Duration, i int) {
 // candidates appends the engines as radix candidates with their loads:
 // queued prefill tokens under the cost rule, requests in flight otherwise.
 func (s *sim) candidates(dst []radix.Candidate) []radix.Candidate {
-	cost := s.cfg.Policy.CostWeight > 0
-	for w, e := range s.engines {
-		l := e.inFlight()
-		if cost {
-			l = s.queued[w]
-		}
-		dst = append(dst, radix.Candidate{Worker: s.workers[w], Load: l})
+	for w := range s.engines {
+		dst = append(dst, radix.Candidate{Worker: s.workers[w], Load: s.load(w)})
 	}
 	return dst
+}
+
+// load is engine w's load as the strategies see it: queued prefill tokens
+// under the cost rule, requests in flight otherwise, exact or a snapshot.
+func (s *sim) load(w int) int {
+	snap := s.cfg.LoadInterval > 0
+	switch {
+	case s.cfg.Policy.CostWeight > 0 && snap:
+		return s.seenQueued[w]
+	case s.cfg.Policy.CostWeight > 0:
+		return s.queued[w]
+	case snap:
+		return s.seenInFlight[w]
+	}
+	return s.engines[w].inFlight()
+}
+
+// inFlight is engine w's requests in flight as the strategies see them.
+func (s *sim) inFlight(w int) int {
+	if s.cfg.LoadInterval > 0 {
+		return s.seenInFlight[w]
+	}
+	return s.engines[w].inFlight()
 }
 
 // driver feeds the trace's requests in at their arrival times.

@@ -379,3 +379,22 @@ func TestEventsMirrorEngineCaches(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadInterval: with loads seen as a snapshot that is never renewed
+// (taken at the first arrival, all engines idle), least loaded sees only
+// ties and draws like random; with fresh snapshots it does not.
+func TestLoadInterval(t *testing.T) {
+	reqs := synthTrace(9, 200, 6, 4, 2, 16, 20*time.Millisecond)
+	cfg := testConfig(4, 40)
+	random := simulate(t, cfg, reqs, StrategyRandom)
+	cfg.LoadInterval = time.Hour
+	stale := simulate(t, cfg, reqs, StrategyLeastLoad)
+	if diff := cmp.Diff(random.first, stale.first); diff != "" {
+		t.Errorf("least loaded on a never renewed snapshot differs from random (-random +stale):\n%s", diff)
+	}
+	cfg.LoadInterval = time.Millisecond
+	fresh := simulate(t, cfg, reqs, StrategyLeastLoad)
+	if cmp.Equal(random.first, fresh.first) {
+		t.Error("least loaded on fresh snapshots routes like random")
+	}
+}

@@ -108,8 +108,8 @@ func (*leastLoaded) init(*sim)    {}
 func (l *leastLoaded) route(s *sim, _, _ int, _ time.Duration) int {
 	l.ties = l.ties[:0]
 	best := -1
-	for w, e := range s.engines {
-		n := e.inFlight()
+	for w := range s.engines {
+		n := s.inFlight(w)
 		switch {
 		case best < 0 || n < best:
 			best = n

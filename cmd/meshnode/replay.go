@@ -38,6 +38,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	balanceAbs := fs.Int("balance-abs", def.BalanceAbsThreshold, "routing policy: loads are imbalanced when max - min exceeds this")
 	balanceRel := fs.Float64("balance-rel", def.BalanceRelThreshold, "routing policy: ... and max exceeds this times min")
 	costWeight := fs.Float64("cost-weight", radix.DefaultCostWeight, "routing policy: the cost rule's weight of an unmatched prompt token against a queued one (0: the threshold rules)")
+	loadInterval := fs.Duration("load-interval", 0, "gateways see the engines' loads as a snapshot taken this often (0: exactly, at once)")
 	pending := fs.Duration("pending-timeout", 5*time.Second, "how long routed pages count as pending in the events strategy")
 	pos, err := parseInterleaved(fs, args)
 	if err == nil && len(pos) != 1 {
@@ -81,6 +82,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		Speedup:                *speedup,
 		Seed:                   *seed,
 		PendingTimeout:         *pending,
+		LoadInterval:           *loadInterval,
 		Policy: radix.Policy{CacheThreshold: *cacheThreshold, BalanceAbsThreshold: *balanceAbs, BalanceRelThreshold: *balanceRel,
 			CostWeight: *costWeight},
 	}
