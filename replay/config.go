@@ -54,6 +54,10 @@ type Config struct {
 	// after each boundary), as loads replicated periodically are; 0: every
 	// strategy sees the engines' loads exactly, at once [0].
 	LoadInterval time.Duration
+	// LoadOwnRoutes, with LoadInterval, adds to the snapshot each
+	// gateway's own routes since it was taken, as a proxy that counts what
+	// it sends would [false].
+	LoadOwnRoutes bool
 	// PendingTimeout is how long a routed prompt's pages count as pending
 	// on its engine in the events strategy [5 s, about the trace's p99
 	// prefill time].

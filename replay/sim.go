@@ -54,6 +54,10 @@ type sim struct {
 	// them: a snapshot (Config.LoadInterval), taken again at loadAt.
 	seenQueued, seenInFlight []int
 	loadAt                   time.Duration
+	// own[g] and ownTokens[g] are gateway g's routes since the snapshot,
+	// per engine, in requests and in queued tokens (LoadOwnRoutes).
+	own, ownTokens [][]int
+	curG           int // the gateway routing now
 
 	decisions int
 	routeWall time.Duration
@@ -105,6 +109,14 @@ func newSim(cfg Config, reqs []Request, pages, hashes [][]uint64, strat Strategy
 		s.engines = append(s.engines, e)
 	}
 	s.gwBase = 1 + cfg.Workers
+	if cfg.LoadInterval > 0 && cfg.LoadOwnRoutes {
+		s.own = make([][]int, cfg.Gateways)
+		s.ownTokens = make([][]int, cfg.Gateways)
+		for g := range s.own {
+			s.own[g] = make([]int, cfg.Workers)
+			s.ownTokens[g] = make([]int, cfg.Workers)
+		}
+	}
 	for g := range cfg.Gateways {
 		gw := &gateway{s: s, g: g, phase: time.Duration(s.rng.Int64N(int64(cfg.Net.GossipInterval)))}
 		gw.id = s.net.Add(addrOf(s.gwBase+g), gw)
@@ -160,8 +172,13 @@ func (s *sim) arrive(now time.Duration, i int) {
 			s.seenInFlight = append(s.seenInFlight, e.inFlight())
 		}
 		s.loadAt = (now/iv + 1) * iv
+		for g := range s.own {
+			clear(s.own[g])
+			clear(s.ownTokens[g])
+		}
 	}
 	s.expected = 0
+	s.curG = g
 	w := s.strat.route(s, g, i, now)
 	if s.wallNow != nil {
 		s.routeWall += s.wallNow().Sub(t0)
@@ -169,6 +186,10 @@ func (s *sim) arrive(now time.Duration, i int) {
 	s.decisions++
 	s.est[i] = max(s.reqs[i].InputTokens-s.expected, 1)
 	s.queued[w] += s.est[i]
+	if s.own != nil {
+		s.own[g][w]++
+		s.ownTokens[g][w] += s.est[i]
+	}
 	s.strat.routed(s, g, i, w, now)
 	e := s.engines[w]
 	s.submit(e, now, i)
@@ -188,13 +209,17 @@ func (s *sim) candidates(dst []radix.Candidate) []radix.Candidate {
 // under the cost rule, requests in flight otherwise, exact or a snapshot.
 func (s *sim) load(w int) int {
 	snap := s.cfg.LoadInterval > 0
+	var own, ownTokens int
+	if s.own != nil {
+		own, ownTokens = s.own[s.curG][w], s.ownTokens[s.curG][w]
+	}
 	switch {
 	case s.cfg.Policy.CostWeight > 0 && snap:
-		return s.seenQueued[w]
+		return s.seenQueued[w] + ownTokens
 	case s.cfg.Policy.CostWeight > 0:
 		return s.queued[w]
 	case snap:
-		return s.seenInFlight[w]
+		return s.seenInFlight[w] + own
 	}
 	return s.engines[w].inFlight()
 }
@@ -202,7 +227,11 @@ func (s *sim) load(w int) int {
 // inFlight is engine w's requests in flight as the strategies see them.
 func (s *sim) inFlight(w int) int {
 	if s.cfg.LoadInterval > 0 {
-		return s.seenInFlight[w]
+		n := s.seenInFlight[w]
+		if s.own != nil {
+			n += s.own[s.curG][w]
+		}
+		return n
 	}
 	return s.engines[w].inFlight()
 }

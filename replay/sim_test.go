@@ -397,4 +397,11 @@ func TestLoadInterval(t *testing.T) {
 	if cmp.Equal(random.first, fresh.first) {
 		t.Error("least loaded on fresh snapshots routes like random")
 	}
+	// One gateway that adds its own routes to a never renewed snapshot
+	// knows every route: it spreads them, unlike random.
+	cfg.LoadInterval, cfg.LoadOwnRoutes = time.Hour, true
+	own := simulate(t, cfg, reqs, StrategyLeastLoad)
+	if cmp.Equal(random.first, own.first) {
+		t.Error("least loaded with its own routes routes like random")
+	}
 }

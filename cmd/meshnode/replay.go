@@ -39,6 +39,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	balanceRel := fs.Float64("balance-rel", def.BalanceRelThreshold, "routing policy: ... and max exceeds this times min")
 	costWeight := fs.Float64("cost-weight", radix.DefaultCostWeight, "routing policy: the cost rule's weight of an unmatched prompt token against a queued one (0: the threshold rules)")
 	loadInterval := fs.Duration("load-interval", 0, "gateways see the engines' loads as a snapshot taken this often (0: exactly, at once)")
+	loadOwn := fs.Bool("load-own-routes", false, "with --load-interval, each gateway adds its own routes since the snapshot to it")
 	pending := fs.Duration("pending-timeout", 5*time.Second, "how long routed pages count as pending in the events strategy")
 	pos, err := parseInterleaved(fs, args)
 	if err == nil && len(pos) != 1 {
@@ -83,6 +84,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		Seed:                   *seed,
 		PendingTimeout:         *pending,
 		LoadInterval:           *loadInterval,
+		LoadOwnRoutes:          *loadOwn,
 		Policy: radix.Policy{CacheThreshold: *cacheThreshold, BalanceAbsThreshold: *balanceAbs, BalanceRelThreshold: *balanceRel,
 			CostWeight: *costWeight},
 	}
