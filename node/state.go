@@ -155,6 +155,8 @@ var (
 	ErrReserved = errors.New("node: namespace reserved")
 	// ErrBadRequest: the arguments are invalid.
 	ErrBadRequest = errors.New("node: bad request")
+	// ErrNoWorker: no healthy worker serves the model.
+	ErrNoWorker = errors.New("node: no healthy worker")
 )
 
 func reserved(ns string) bool { return ns == nsWorkers || ns == nsConfig }
