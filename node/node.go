@@ -82,6 +82,12 @@ type Node struct {
 	// of failed join attempts; joinErr is the last failed attempt's error.
 	rejects *rateLog
 	joinErr atomic.Pointer[error]
+	// proxy is the routing proxy (nil without Config.ProxyAddr); remote
+	// caches the loads other members' proxies published, rebuilt when
+	// nsLoad or memberVersion (bumped by every membership event) changes.
+	proxy         *proxy
+	remote        remoteLoads
+	memberVersion atomic.Uint64
 }
 
 // New builds a node from cfg: it validates cfg, loads keys and certificates,
@@ -126,6 +132,13 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.st = newState(st, ix, newHistory(cfg.WatchHistory, cfg.WatchHistoryBytes, uint64(time.Now().UnixMicro())))
 	n.eng = newEngine(st, ix, cfg)
+	if cfg.ProxyAddr != "" {
+		tok, err := readSecret(cfg.ProxyToken, cfg.ProxyTokenFile, "proxy token")
+		if err != nil {
+			return nil, err
+		}
+		n.proxy = newProxy(n, tok)
+	}
 	n.met = newMetrics(n, cfg.Registerer, cfg.Version)
 	n.handler = n.routes()
 	return n, nil
@@ -229,6 +242,15 @@ func (n *Node) Start() error {
 			return nil
 		})
 	}
+	if n.proxy != nil {
+		if err := n.proxy.start(); err != nil {
+			if n.apiLn != nil {
+				n.apiLn.Close()
+			}
+			_ = mem.shutdown()
+			return err
+		}
+	}
 	n.synced.Store(true) // nothing to sync with until a Join
 	// The loops return nil: an error in one is logged and counted where it
 	// happens, and only Shutdown (ending n.ctx and closing the sockets)
@@ -327,6 +349,9 @@ func (n *Node) Leave(timeout time.Duration) error {
 		timeout = n.cfg.LeaveTimeout.D()
 	}
 	n.leaving.Store(true)
+	// Others stop counting this node's proxied requests now, not when
+	// swim tells them it left.
+	n.withdrawLoad(time.Now())
 	// Send what is pending first so that writes made just before leaving
 	// are not left to anti-entropy that will never run.
 	n.flushDeltas()
@@ -352,6 +377,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 				n.apiSrv.Close()
 			}
 			cancel()
+		}
+		if n.proxy != nil {
+			n.proxy.stop(ctx)
 		}
 		if n.mem != nil {
 			if e := n.mem.shutdown(); e != nil {

@@ -74,6 +74,7 @@ func (n *Node) applyStore(b []byte) error {
 
 // onEvent follows membership changes.
 func (n *Node) onEvent(ev swim.Event) {
+	n.memberVersion.Add(1) // the proxies' load sums count live members only
 	n.met.memberEvents.WithLabelValues(ev.Kind.String()).Inc()
 	n.log.Info("member "+ev.Kind.String(), "member", ev.Member.Name, "generation", ev.Member.Gen, "addr", ev.Member.Addr.String())
 }
