@@ -155,7 +155,9 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 }
 
 // route picks a worker of model for a prompt cut into pages, with the
-// cache-aware policy and each worker's load. /v1/route and the proxy
+// cache-aware policy and each worker's load: what it reports plus what
+// the proxies of the live members have in flight on it (proxy_load.go).
+// /v1/route and the proxy
 // both route through it, so that they stay one policy. skip, when not nil,
 // leaves workers out (the proxy's retries and passive health). With
 // record, the pages are inserted for the chosen worker. sc lends the
@@ -165,7 +167,7 @@ func (n *Node) route(sc *promptScratch, model string, pages []uint64, record boo
 	cands := sc.cands[:0]
 	for _, wk := range ws {
 		if wk.Health == "healthy" && (skip == nil || !skip(wk.ID)) {
-			cands = append(cands, radix.Candidate{Worker: wk.ID, Load: wk.Load})
+			cands = append(cands, radix.Candidate{Worker: wk.ID, Load: wk.Load + n.proxyLoad(wk.ID)})
 		}
 	}
 	sc.cands = cands[:0]

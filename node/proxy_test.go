@@ -558,3 +558,164 @@ func TestProxyTimeouts(t *testing.T) {
 		return nil
 	})
 }
+
+// TestHealthBook: consecutive failures take a worker out for a backoff that
+// doubles at each failure after it came back, up to the cap; a success
+// clears the slate; a failed active check takes it out at once.
+func TestHealthBook(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	type step struct {
+		op   string // fail, ok, trip, out?
+		at   time.Duration
+		want bool // fail/trip: took it out; out?: is out
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"below the threshold stays in", []step{{"fail", 0, false}, {"fail", 0, false}, {"out?", 0, false}}},
+		{"a success resets the count", []step{{"fail", 0, false}, {"fail", 0, false}, {"ok", 0, false}, {"fail", 0, false}, {"out?", 0, false}}},
+		{"the threshold takes it out for the base", []step{{"fail", 0, false}, {"fail", 0, false}, {"fail", 0, true},
+			{"out?", 999 * time.Millisecond, true}, {"out?", time.Second, false}}},
+		{"failures while out do not extend", []step{{"fail", 0, false}, {"fail", 0, false}, {"fail", 0, true}, {"fail", 500 * time.Millisecond, false},
+			{"out?", time.Second, false}}},
+		{"back on probation: one failure, twice as long", []step{{"fail", 0, false}, {"fail", 0, false}, {"fail", 0, true},
+			{"fail", time.Second, true}, {"out?", 2999 * time.Millisecond, true}, {"out?", 3 * time.Second, false},
+			{"fail", 3 * time.Second, true}, {"out?", 6999 * time.Millisecond, true}, {"out?", 7 * time.Second, false}}},
+		{"the backoff is capped", []step{{"trip", 0, true}, {"trip", time.Second, true}, {"trip", 3 * time.Second, true},
+			{"trip", 7 * time.Second, true}, {"out?", 11 * time.Second, false}}},
+		{"a success after the backoff starts over", []step{{"trip", 0, true}, {"ok", time.Second, false}, {"fail", time.Second, false}, {"out?", time.Second, false}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHealthBook(3, time.Second, 4*time.Second)
+			for i, s := range tc.steps {
+				var got bool
+				switch s.op {
+				case "fail":
+					got = h.fail("w", at(s.at))
+				case "trip":
+					got = h.trip("w", at(s.at))
+				case "ok":
+					h.ok("w")
+				case "out?":
+					got = h.out("w", at(s.at))
+				}
+				if got != s.want {
+					t.Fatalf("step %d %s at %v: got %v, want %v", i, s.op, s.at, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+// TestProxyPassiveAndActiveHealth: a worker that keeps failing leaves the
+// proxy's routing (no more tries on it) until its backoff ends; a failed
+// active check takes a worker out, a passed one brings it back.
+func TestProxyPassiveAndActiveHealth(t *testing.T) {
+	n, srv := newProxyNode(t, func(c *Config) {
+		c.ProxyFailures = 2
+		c.ProxyBackoff, c.ProxyMaxBackoff = Duration(time.Minute), Duration(time.Hour)
+	})
+	now := time.Unix(5000, 0)
+	n.proxy.now = func() time.Time { return now }
+	bad, good := newFakeEngine(t, "bad"), newFakeEngine(t, "good")
+	bad.status.Store(502)
+	register(t, n, "a", bad.srv.URL, "m")
+	register(t, n, "b", good.srv.URL, "m")
+	for range 4 {
+		if code, _, _ := proxyPost(t, srv, "/v1/completions", `{"model":"m","prompt":"x"}`); code != 200 {
+			t.Fatalf("code %d", code)
+		}
+	}
+	if got := bad.requests.Load(); got != 2 {
+		t.Fatalf("the failing worker got %d requests, want 2 (then out)", got)
+	}
+	now = now.Add(time.Minute)
+	proxyPost(t, srv, "/v1/completions", `{"model":"m","prompt":"x"}`)
+	if got := bad.requests.Load(); got != 3 {
+		t.Fatalf("after the backoff: %d requests, want 3", got)
+	}
+
+	// Active checks.
+	n.proxy.health.ok("a")
+	bad.status.Store(0)
+	good.health.Store(500)
+	n.proxy.checkHealth(t.Context(), 5*time.Second)
+	if !n.proxy.health.out("b", now) || n.proxy.health.out("a", now) {
+		t.Fatal("the failed check did not take b out, or a passed check did not keep a in")
+	}
+	before := good.requests.Load()
+	for range 3 {
+		if code, _, body := proxyPost(t, srv, "/v1/completions", `{"model":"m","prompt":"x"}`); code != 200 || workerOf(t, body) != "bad" {
+			t.Fatalf("%d %q", code, body)
+		}
+	}
+	if good.requests.Load() != before {
+		t.Fatal("a worker out of routing got requests")
+	}
+	good.health.Store(0)
+	n.proxy.checkHealth(t.Context(), 5*time.Second)
+	if n.proxy.health.out("b", now) {
+		t.Fatal("a passed check did not bring b back")
+	}
+}
+
+// TestProxyAllOutStillTries: when the health book has taken out every
+// worker, the proxy tries them anyway rather than refuse.
+func TestProxyAllOutStillTries(t *testing.T) {
+	n, srv := newProxyNode(t, nil)
+	e := newFakeEngine(t, "e")
+	register(t, n, "e", e.srv.URL, "m")
+	n.proxy.health.trip("e", time.Now())
+	if code, _, body := proxyPost(t, srv, "/v1/completions", `{"model":"m","prompt":"x"}`); code != 200 {
+		t.Fatalf("%d %q", code, body)
+	}
+}
+
+func TestParseCompletion(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		chat   bool
+		body   string
+		tokens []uint32
+		text   string
+		err    string
+	}{
+		{"text prompt", false, `{"model":"m","prompt":"hello"}`, nil, "hello", ""},
+		{"token prompt", false, `{"model":"m","prompt":[1, 2,3]}`, []uint32{1, 2, 3}, "", ""},
+		{"empty tokens", false, `{"model":"m","prompt":[]}`, []uint32{}, "", ""},
+		{"batch of text", false, `{"model":"m","prompt":["a","b"]}`, nil, "a", ""},
+		{"batch of tokens", false, `{"model":"m","prompt":[[7,8],[9]]}`, []uint32{7, 8}, "", ""},
+		{"nested too deep", false, `{"model":"m","prompt":[[[1]]]}`, nil, "", "want a string, tokens"},
+		{"negative token", false, `{"model":"m","prompt":[-1]}`, nil, "", "prompt"},
+		{"missing prompt", false, `{"model":"m"}`, nil, "", "prompt: missing"},
+		{"object prompt", false, `{"model":"m","prompt":{"a":1}}`, nil, "", "want a string"},
+		{"no model", false, `{"prompt":"x"}`, nil, "", "model"},
+		{"chat text", true, `{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]}`, nil, "system\nbe brief\x1euser\nhi\x1e", ""},
+		{"chat parts", true, `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"b"}]}]}`, nil, "user\nab\x1e", ""},
+		{"chat null content", true, `{"model":"m","messages":[{"role":"assistant","content":null}]}`, nil, "assistant\n\x1e", ""},
+		{"chat bad content", true, `{"model":"m","messages":[{"role":"user","content":5}]}`, nil, "", "content"},
+		{"chat without messages", true, `{"model":"m","messages":[]}`, nil, "", "messages"},
+		{"unknown fields pass", false, `{"model":"m","prompt":"x","max_tokens":5,"extra":{"k":[1]}}`, nil, "x", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, in, err := parseCompletion([]byte(tc.body), tc.chat)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.tokens, in.tokens); diff != "" {
+				t.Fatalf("tokens (-want +got):\n%s", diff)
+			}
+			if string(in.text) != tc.text {
+				t.Fatalf("text %q, want %q", in.text, tc.text)
+			}
+		})
+	}
+}

@@ -97,7 +97,7 @@ type agentProc struct {
 	done      chan error
 }
 
-var readyRE = regexp.MustCompile(`^meshnode agent ready node=(\S+) generation=\d+ gossip=(\S+) api=(\S+) version=\S+ encrypted=(true|false) tls=(true|false)$`)
+var readyRE = regexp.MustCompile(`^meshnode agent ready node=(\S+) generation=\d+ gossip=(\S+) api=(\S+) version=\S+ encrypted=(true|false) tls=(true|false)( proxy=\S+)?$`)
 
 // startAgent starts an agent and waits for its ready line.
 func startAgent(t *testing.T, bin string, env []string, args ...string) *agentProc {
