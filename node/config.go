@@ -79,8 +79,10 @@ const (
 	// connection that takes longer than this is to a host that is down.
 	DefaultProxyConnectTimeout = 2 * time.Second
 	// DefaultProxyFirstByteTimeout bounds the wait for an engine's
-	// answer to start: queueing plus the prefill of a long prompt.
-	DefaultProxyFirstByteTimeout = 60 * time.Second
+	// answer to start: queueing plus the prefill of a long prompt, and for
+	// a non-streamed answer, which starts when it is complete, the whole
+	// generation.
+	DefaultProxyFirstByteTimeout = 2 * time.Minute
 	// DefaultProxyIdleTimeout bounds the silence between two chunks of a
 	// streamed answer: decoding emits tokens many times a second.
 	DefaultProxyIdleTimeout = 60 * time.Second

@@ -520,6 +520,16 @@ func (p *proxy) stop(ctx context.Context) {
 	p.tr.CloseIdleConnections()
 }
 
+// ProxyHandler returns the routing proxy's handler (also served on
+// Config.ProxyAddr), or nil without a proxy. Serve it after Start, or on a
+// node that is never started.
+func (n *Node) ProxyHandler() http.Handler {
+	if n.proxy == nil {
+		return nil
+	}
+	return n.proxy.handler
+}
+
 // ProxyAddr returns the proxy listener's address (valid after Start), or
 // "" without a proxy.
 func (n *Node) ProxyAddr() string {
