@@ -503,9 +503,9 @@ func isLoopbackHost(host string) bool {
 // validateProxy checks the proxy's settings; bad records a problem.
 func (c Config) validateProxy(bad func(key, format string, a ...any)) {
 	if c.ProxyAddr != "" {
-		if _, _, err := net.SplitHostPort(c.ProxyAddr); err != nil {
+		if _, port, err := net.SplitHostPort(c.ProxyAddr); err != nil {
 			bad("proxy_addr", "%q: %v", c.ProxyAddr, err)
-		} else if c.ProxyAddr == c.APIAddr {
+		} else if c.ProxyAddr == c.APIAddr && port != "0" {
 			bad("proxy_addr", "%q: the API listens there", c.ProxyAddr)
 		}
 	}
