@@ -99,10 +99,13 @@ func newProxy(n *Node, token string) *proxy {
 }
 
 // copyBuffers recycles the ReverseProxy's copy buffers: one per request
-// would be 32 KiB of garbage at thousands of requests a second.
+// would be garbage at thousands of requests a second. A stream holds its
+// buffer while it lasts, so they are small: 8 KiB (the ReverseProxy's own
+// are 32 KiB) holds many server-sent events, and a large answer only
+// takes more reads.
 type copyBuffers struct{}
 
-var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
 
 func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
 func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }

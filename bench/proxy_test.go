@@ -1,0 +1,248 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshnode/meshnode/node"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The routing proxy's costs (issue 14 item 7): the latency it adds to a
+// request against calling the engine directly, at fixed request rates, and
+// the memory one in-flight stream holds. The engine is a trivial loopback
+// upstream, so that what is measured is the proxy (plus one more loopback
+// hop), not an engine.
+
+// benchPrompt is a chat prompt of about 1 KB, routed by its text.
+var benchPrompt = strings.Repeat("You are a helpful assistant; answer briefly. ", 22)
+
+func benchBody(stream bool) string {
+	return fmt.Sprintf(`{"model":"m","stream":%t,"max_tokens":4,"messages":[{"role":"user","content":%q}]}`, stream, benchPrompt)
+}
+
+// fastUpstream answers a completion at once: a small JSON object, or four
+// server-sent events and [DONE]. With hold, a stream waits after its first
+// event until hold is closed.
+func fastUpstream(hold <-chan struct{}) *httptest.Server {
+	answer := []byte(`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"a b c d"},"finish_reason":"length"}]}`)
+	event := []byte("data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a \"}}]}\n\n")
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(body), `"stream":true`) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(answer)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fl := w.(http.Flusher)
+		for i := range 4 {
+			w.Write(event)
+			fl.Flush()
+			if i == 0 && hold != nil {
+				select {
+				case <-hold:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		io.WriteString(w, "data: [DONE]\n\n")
+	}))
+}
+
+// proxyFor returns a node (not started: its proxy works on local state)
+// whose proxy, served on loopback, routes model m to upstream.
+func proxyFor(tb testing.TB, upstream string) *httptest.Server {
+	tb.Helper()
+	n, err := node.New(node.Config{Name: "bench", BindAddr: "127.0.0.1:0", APIAddr: "off", ProxyAddr: "127.0.0.1:0", Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	n.Handler().ServeHTTP(rec, httptest.NewRequest("PUT", "/v1/workers/w", strings.NewReader(`{"url":"`+upstream+`","model":"m"}`)))
+	if rec.Code != 200 {
+		tb.Fatalf("register: %d %s", rec.Code, rec.Body)
+	}
+	srv := httptest.NewServer(n.ProxyHandler())
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// roundTrip sends one request and reads the whole answer.
+func roundTrip(client *http.Client, url, body string) (time.Duration, error) {
+	start := time.Now()
+	resp, err := client.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return time.Since(start), err
+}
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
+}
+
+// BenchmarkProxyAddedLatency sends requests at a fixed rate through the
+// proxy and, interleaved at the same rate, directly to the engine, and
+// reports the p50 and p99 of both and the difference (the added latency).
+// Each iteration is one pair; run it with -benchtime Nx, N pairs taking
+// N/rate seconds.
+func BenchmarkProxyAddedLatency(b *testing.B) {
+	for _, rate := range []int{1000, 5000} {
+		for _, stream := range []bool{false, true} {
+			b.Run(fmt.Sprintf("rate=%d/stream=%t", rate, stream), func(b *testing.B) {
+				up := fastUpstream(nil)
+				defer up.Close()
+				px := proxyFor(b, up.URL)
+				tr := &http.Transport{MaxIdleConnsPerHost: 1024}
+				defer tr.CloseIdleConnections()
+				client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+				body := benchBody(stream)
+				urls := [2]string{up.URL + "/v1/chat/completions", px.URL + "/v1/chat/completions"}
+				for _, u := range urls { // warm the connections
+					if _, err := roundTrip(client, u, body); err != nil {
+						b.Fatal(err)
+					}
+				}
+				var mu sync.Mutex
+				var lat [2][]time.Duration
+				var errs int
+				var wg sync.WaitGroup
+				// Open loop: a request every 1/(2 rate), alternating direct
+				// and proxied, each on its own goroutine, however long the
+				// previous ones take.
+				tick := time.NewTicker(time.Second / time.Duration(2*rate))
+				defer tick.Stop()
+				i := 0
+				for b.Loop() {
+					for k := range 2 {
+						<-tick.C
+						wg.Go(func() {
+							d, err := roundTrip(client, urls[k], body)
+							mu.Lock()
+							if err != nil {
+								errs++
+							} else {
+								lat[k] = append(lat[k], d)
+							}
+							mu.Unlock()
+						})
+					}
+					i++
+				}
+				wg.Wait()
+				if errs > 0 {
+					b.Fatalf("%d requests failed", errs)
+				}
+				d50, d99 := quantile(lat[0], 0.5), quantile(lat[0], 0.99)
+				p50, p99 := quantile(lat[1], 0.5), quantile(lat[1], 0.99)
+				b.ReportMetric(float64(d50.Microseconds()), "direct-p50-µs")
+				b.ReportMetric(float64(d99.Microseconds()), "direct-p99-µs")
+				b.ReportMetric(float64(p50.Microseconds()), "proxy-p50-µs")
+				b.ReportMetric(float64(p99.Microseconds()), "proxy-p99-µs")
+				b.ReportMetric(float64((p50 - d50).Microseconds()), "added-p50-µs")
+				b.ReportMetric(float64((p99 - d99).Microseconds()), "added-p99-µs")
+			})
+		}
+	}
+}
+
+// BenchmarkProxyRoundTrip is one client sending requests back to back,
+// directly and through the proxy: the difference of the two ns/op is the
+// proxy's cost per request with no queueing (routing, parsing, the second
+// loopback hop, both processes' work on one machine).
+func BenchmarkProxyRoundTrip(b *testing.B) {
+	for _, stream := range []bool{false, true} {
+		up := fastUpstream(nil)
+		px := proxyFor(b, up.URL)
+		tr := &http.Transport{MaxIdleConnsPerHost: 16}
+		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		body := benchBody(stream)
+		for _, tc := range []struct{ name, url string }{{"direct", up.URL}, {"proxy", px.URL}} {
+			b.Run(fmt.Sprintf("stream=%t/%s", stream, tc.name), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := roundTrip(client, tc.url+"/v1/chat/completions", body); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+		tr.CloseIdleConnections()
+		up.Close()
+	}
+}
+
+// BenchmarkProxyStreamMemory holds streams open (each after its first
+// event) directly and through the proxy, and reports the memory (heap and
+// goroutine stacks, after a GC) each proxied stream adds: the proxy's
+// connections, goroutines, buffers and lease.
+func BenchmarkProxyStreamMemory(b *testing.B) {
+	const streams = 500
+	inUse := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse + ms.StackInuse
+	}
+	// hold opens streams to url and returns once each has delivered its
+	// first event; release ends them.
+	hold := func(b *testing.B, client *http.Client, url string) (release func()) {
+		var bodies []io.ReadCloser
+		for range streams {
+			resp, err := client.Post(url, "application/json", strings.NewReader(benchBody(true)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+				b.Fatal(err)
+			}
+			bodies = append(bodies, resp.Body)
+		}
+		return func() {
+			for _, body := range bodies {
+				body.Close()
+			}
+		}
+	}
+	var perStream float64
+	for b.Loop() {
+		gate := make(chan struct{})
+		up := fastUpstream(gate)
+		px := proxyFor(b, up.URL)
+		tr := &http.Transport{MaxIdleConnsPerHost: 2 * streams}
+		client := &http.Client{Transport: tr}
+		base := inUse()
+		rel := hold(b, client, up.URL+"/v1/chat/completions")
+		direct := inUse() - base
+		rel2 := hold(b, client, px.URL+"/v1/chat/completions")
+		proxied := inUse() - base - direct
+		perStream = (float64(proxied) - float64(direct)) / streams
+		rel()
+		rel2()
+		close(gate)
+		tr.CloseIdleConnections()
+		px.Close()
+		up.Close()
+	}
+	b.ReportMetric(perStream, "proxy-bytes/stream")
+}
