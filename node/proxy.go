@@ -150,6 +150,9 @@ type proxyCall struct {
 
 type callKey struct{}
 
+// workerHeader names, in each answer, the worker that gave it.
+const workerHeader = "X-Meshnode-Worker"
+
 func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat bool) {
 	call := &proxyCall{start: time.Now(), model: "-", rule: "none"}
 	sw := &statusWriter{ResponseWriter: w}
@@ -269,6 +272,7 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := p.tr.RoundTrip(out.WithContext(actx))
 		if err == nil && resp.StatusCode < 500 {
 			p.health.ok(wk.ID)
+			resp.Header.Set(workerHeader, wk.ID)
 			resp.Body = &upstreamBody{rc: resp.Body, call: call, lease: l, cancel: cancel, timer: timer, idle: cfg.ProxyIdleTimeout.D(), ctx: actx}
 			return resp, nil
 		}
@@ -303,6 +307,7 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if resp != nil {
 			// No one left to try: the client gets the engine's own answer.
+			resp.Header.Set(workerHeader, wk.ID)
 			resp.Body = &upstreamBody{rc: resp.Body, call: call, lease: l, cancel: cancel, timer: timer, idle: cfg.ProxyIdleTimeout.D(), ctx: actx}
 			return resp, nil
 		}

@@ -221,6 +221,9 @@ func TestProxyStreamsWithoutBuffering(t *testing.T) {
 	if code != 200 || workerOf(t, got) != w {
 		t.Fatalf("second turn: %d %q, want worker %s", code, got, w)
 	}
+	if h := resp.Header.Get("X-Meshnode-Worker"); h != w {
+		t.Fatalf("X-Meshnode-Worker %q, want %s", h, w)
+	}
 	// The handler counts after the client has read the answer.
 	eventually(t, "the second turn is counted a cache hit", func() error {
 		if c := proxyCount(n, "m", "ok", "cache-hit"); c != 1 {

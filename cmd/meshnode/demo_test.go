@@ -41,6 +41,26 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// TestProxyDemo runs the routing-tier show briefly: turns stream through
+// the nodes' proxies to the engines, later turns find their prefix cached,
+// and nothing is left running.
+func TestProxyDemo(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var out, errb bytes.Buffer
+	if code := runDemo([]string{"--proxy", "--nodes", "2", "--duration", "3s"}, &out, &errb, nil); code != 0 {
+		t.Fatalf("demo exited %d; stderr:\n%s\nstdout:\n%s", code, errb.String(), out.String())
+	}
+	got := out.String()
+	for _, want := range []string{"2 nodes with proxies", "turn 2 via node-", "TTFT", "summary", "prompt tokens cached: ", "turns by engine: engine-"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "0 streamed") || !strings.Contains(got, " 0 failed") {
+		t.Errorf("turns failed:\n%s", got)
+	}
+}
+
 func TestDemoUsage(t *testing.T) {
 	for _, args := range [][]string{{"--nodes", "1"}, {"--nodes", "99"}, {"--duration", "10ms"}, {"extra"}, {"--bogus"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
