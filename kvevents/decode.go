@@ -114,14 +114,15 @@ func kindOfTag(t []byte) Kind {
 // b's slices (Events and the BlockHashes and TokenIDs of its events) are
 // reused: their contents are overwritten, so a caller that keeps them past
 // the next DecodeBatch into the same b must copy them. b keeps no reference
-// to payload. On error, b holds no events and every error wraps ErrDecode
-// (and ErrLimit when a limit was exceeded).
+// to payload. On error, b holds no events (and Skipped is 0); every error
+// wraps ErrDecode (and ErrLimit when a limit was exceeded).
 func DecodeBatch(b *Batch, payload []byte, lim Limits) error {
 	lim = lim.withDefaults()
 	b.TS, b.DPRank, b.HasDPRank, b.Skipped = 0, 0, false, 0
 	b.Events = b.Events[:0]
 	if len(payload) > lim.MaxPayloadBytes {
-		return limitErr("payload of %d bytes, limit %d", len(payload), lim.MaxPayloadBytes)
+		return fmt.Errorf("kvevents: decode batch: %w",
+			limitErr("payload of %d bytes, limit %d", len(payload), lim.MaxPayloadBytes))
 	}
 	r := bytes.NewReader(payload)
 	d := msgpack.GetDecoder()
@@ -133,8 +134,8 @@ func DecodeBatch(b *Batch, payload []byte, lim Limits) error {
 		err = malformed("%d bytes after the batch", r.Len())
 	}
 	if err != nil {
-		b.Events = b.Events[:0]
-		return err
+		b.Events, b.Skipped = b.Events[:0], 0
+		return fmt.Errorf("kvevents: decode batch: %w", err)
 	}
 	return nil
 }
@@ -150,12 +151,15 @@ type decoder struct {
 	tokens int // token ids decoded so far in this batch
 }
 
+// malformed returns an error wrapping ErrDecode. Its text has no package
+// prefix: the exported functions add it, with where the error was found.
 func malformed(format string, args ...any) error {
-	return fmt.Errorf("kvevents: "+format+": %w", append(args, ErrDecode)...)
+	return fmt.Errorf(format+": %w", append(args, ErrDecode)...)
 }
 
+// limitErr returns an error wrapping ErrLimit and ErrDecode.
 func limitErr(format string, args ...any) error {
-	return fmt.Errorf("kvevents: "+format+": %w (%w)", append(args, ErrLimit, ErrDecode)...)
+	return fmt.Errorf(format+": %w (%w)", append(args, ErrLimit, ErrDecode)...)
 }
 
 // short reports an error of the msgpack decoder: the input ended early or
@@ -764,6 +768,20 @@ func (x *decoder) tokenIDs(e *Event) error {
 	e.TokenIDs = slices.Grow(e.TokenIDs[:0], n)
 	p, i := x.p[len(x.p)-x.r.Len():], 0
 	for range n {
+		// Token ids of a large vocabulary are mostly uint16 and uint32:
+		// read those inline, the rest through intAt.
+		if i+4 < len(p) {
+			switch p[i] {
+			case msgpcode.Uint32:
+				e.TokenIDs = append(e.TokenIDs, binary.BigEndian.Uint32(p[i+1:i+5]))
+				i += 5
+				continue
+			case msgpcode.Uint16:
+				e.TokenIDs = append(e.TokenIDs, uint32(binary.BigEndian.Uint16(p[i+1:i+3])))
+				i += 3
+				continue
+			}
+		}
 		v, neg, w := intAt(p, i)
 		switch {
 		case w == 0:

@@ -107,7 +107,8 @@ type Batch struct {
 // Limits bound what DecodeBatch accepts from one payload. A zero field
 // takes its default.
 type Limits struct {
-	// MaxPayloadBytes caps the encoded batch [4 MiB].
+	// MaxPayloadBytes caps the encoded batch [4 MiB]. (The sockets of this
+	// package refuse frames over MaxFrameBytes before this check.)
 	MaxPayloadBytes int
 	// MaxEvents caps the events of one batch, skipped ones included [65536].
 	MaxEvents int
@@ -120,8 +121,11 @@ type Limits struct {
 
 // DefaultLimits returns the default limits: a vLLM step of 8192 scheduled
 // tokens at block size 16 stores 512 blocks, about 30 KiB of payload, so the
-// defaults leave two orders of magnitude of room while capping what one
-// batch can make a subscriber allocate at about 40 MiB.
+// defaults leave two orders of magnitude of room. What a batch decodes into
+// is bounded by its bytes: at most 8 bytes of hashes or 4 of token ids per
+// payload byte, and 136 bytes per event (twice that while the slice grows),
+// so a batch at the default limits decodes into at most about 50 MiB, which
+// the next DecodeBatch into the same Batch reuses.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxPayloadBytes:   4 << 20,

@@ -35,20 +35,27 @@ var errFrameTooLarge = errors.New("kvevents: ZMTP frame or message over the size
 
 var registerOnce sync.Once
 
+// ErrEndpoint is wrapped by the errors for an endpoint this package does
+// not speak: only tcp://HOST:PORT, the only transport on which it can cap
+// what a peer makes it allocate.
+var ErrEndpoint = errors.New("kvevents: unsupported endpoint")
+
 // guarded rewrites a tcp:// endpoint to the guarded transport, registering
 // it with zmq4 the first time (zmq4 keeps transports in a process-wide
-// table). Other schemes (ipc, inproc) are returned unchanged.
-func guarded(endpoint string) string {
+// table). Other schemes (ipc, inproc, udp) are refused: zmq4 would read
+// them unguarded.
+func guarded(endpoint string) (string, error) {
+	rest, ok := strings.CutPrefix(endpoint, "tcp://")
+	if !ok || rest == "" {
+		return "", fmt.Errorf("kvevents: endpoint %q, want tcp://HOST:PORT: %w", endpoint, ErrEndpoint)
+	}
 	registerOnce.Do(func() {
 		// The name is ours alone; registration fails only if it was taken.
 		if err := zmq4.RegisterTransport(guardedScheme, guardTransport{tcp: transport.New("tcp")}); err != nil {
 			panic(fmt.Sprintf("kvevents: registering the guarded transport: %v", err))
 		}
 	})
-	if rest, ok := strings.CutPrefix(endpoint, "tcp://"); ok {
-		return guardedScheme + "://" + rest
-	}
-	return endpoint
+	return guardedScheme + "://" + rest, nil
 }
 
 // guardTransport is TCP whose connections check the frames they read.

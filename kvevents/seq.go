@@ -2,6 +2,7 @@ package kvevents
 
 import (
 	"encoding/binary"
+	"fmt"
 )
 
 // Message is one message of an engine's stream: on the PUB socket the
@@ -22,7 +23,7 @@ const SeqEnd int64 = -1
 // wrapping ErrDecode.
 func DecodeSeq(b []byte) (int64, error) {
 	if len(b) != 8 {
-		return 0, malformed("sequence frame of %d bytes, want 8", len(b))
+		return 0, fmt.Errorf("kvevents: %w", malformed("sequence frame of %d bytes, want 8", len(b)))
 	}
 	return int64(binary.BigEndian.Uint64(b)), nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -196,8 +197,13 @@ func TestGuardConnScan(t *testing.T) {
 		{"too many frames", cat(zmtpGreeting(false), bytes.Repeat(frame(flagMore, 0), maxFramesPerMessage+1)), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// Feed the stream in every chunking from 1 byte to all at once.
-			for _, chunk := range []int{1, 3, 64, len(tc.stream)} {
+			// Feed the stream in chunks from 1 byte to all at once (large
+			// streams, whose bodies the guard skips, in fewer chunks).
+			chunks := []int{1, 3, 64, len(tc.stream)}
+			if len(tc.stream) > 1<<16 {
+				chunks = []int{4096, len(tc.stream)}
+			}
+			for _, chunk := range chunks {
 				c := guardConn{greeting: zmtpGreetingBytes}
 				var err error
 				for rest := tc.stream; len(rest) > 0 && err == nil; {
@@ -210,5 +216,87 @@ func TestGuardConnScan(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestEndpointsTCPOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, ep := range []string{"ipc:///x", "inproc://x", "udp://127.0.0.1:1", "tcp://", "127.0.0.1:5557", ""} {
+		if _, err := Subscribe(ctx, ep, ""); !errors.Is(err, ErrEndpoint) {
+			t.Errorf("Subscribe(%q) = %v, want ErrEndpoint", ep, err)
+		}
+		if err := Replay(ctx, ep, 0, func(Message) error { return nil }); !errors.Is(err, ErrEndpoint) {
+			t.Errorf("Replay(%q) = %v, want ErrEndpoint", ep, err)
+		}
+		if _, err := NewPublisher(ctx, ep, "", "", 1); !errors.Is(err, ErrEndpoint) {
+			t.Errorf("NewPublisher(%q) = %v, want ErrEndpoint", ep, err)
+		}
+	}
+	if _, err := NewPublisher(ctx, "tcp://127.0.0.1:0", "ipc:///x", "", 1); !errors.Is(err, ErrEndpoint) {
+		t.Errorf("NewPublisher with an ipc replay endpoint = %v, want ErrEndpoint", err)
+	}
+}
+
+// TestRecvFailsWhenPublisherGoes: when the engine goes away, Recv returns
+// an error instead of waiting forever, so that the caller re-subscribes
+// and replays.
+func TestRecvFailsWhenPublisherGoes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := NewPublisher(ctx, "tcp://127.0.0.1:0", "", "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Subscribe(ctx, "tcp://"+p.Addr().String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waitFor(t, "the subscription", func() bool { return p.Subscribed("") })
+	if _, err := p.Publish(testBatch(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	got := make(chan error, 1)
+	go func() { _, err := s.Recv(); got <- err }()
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Fatal("Recv after the publisher closed returned no error")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Recv still waiting 20 s after the publisher closed")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close after the publisher went away: %v", err)
+	}
+}
+
+// TestReplayHonoursContext: a replay endpoint that never answers holds
+// Replay only until ctx ends.
+func TestReplayHonoursContext(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = c.Write(append(zmtpGreeting(true), zmtpReady("ROUTER")...))
+		_, _ = io.Copy(io.Discard, c) // read the request, never answer
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err = Replay(ctx, "tcp://"+l.Addr().String(), 0, func(Message) error { return nil })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Replay = %v, want the context's deadline", err)
 	}
 }

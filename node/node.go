@@ -88,6 +88,10 @@ type Node struct {
 	proxy         *proxy
 	remote        remoteLoads
 	memberVersion atomic.Uint64
+	// kv holds the engine KV event subscriptions this node runs
+	// (kvsub.go); evIx is the index's event-sourced side they feed.
+	kv   *kvSubs
+	evIx EventIndex
 }
 
 // New builds a node from cfg: it validates cfg, loads keys and certificates,
@@ -139,6 +143,9 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.proxy = newProxy(n, tok)
 	}
+	n.kv = newKVSubs()
+	n.st.onWorkers = n.kv.kick
+	n.evIx = ix
 	n.met = newMetrics(n, cfg.Registerer, cfg.Version)
 	n.handler = n.routes()
 	return n, nil
@@ -259,6 +266,7 @@ func (n *Node) Start() error {
 	n.g.Go(func() error { n.flushLoop(); return nil })
 	n.g.Go(func() error { n.antiEntropyLoop(); return nil })
 	n.g.Go(func() error { n.maintainLoop(); return nil })
+	n.g.Go(func() error { n.kvLoop(); return nil })
 	n.log.Info("node started", "name", n.name, "generation", n.gen, "addr", adv.String(), "api", n.APIAddr())
 	return nil
 }
@@ -352,6 +360,7 @@ func (n *Node) Leave(timeout time.Duration) error {
 	// Others stop counting this node's proxied requests now, not when
 	// swim tells them it left.
 	n.withdrawLoad(time.Now())
+	n.kv.kick() // hand the engine event streams over
 	// Send what is pending first so that writes made just before leaving
 	// are not left to anti-entropy that will never run.
 	n.flushDeltas()

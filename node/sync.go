@@ -76,6 +76,7 @@ func (n *Node) applyStore(b []byte) error {
 func (n *Node) onEvent(ev swim.Event) {
 	n.memberVersion.Add(1) // the proxies' load sums count live members only
 	n.met.memberEvents.WithLabelValues(ev.Kind.String()).Inc()
+	n.kv.kick() // the owners of engine event streams may have changed
 	n.log.Info("member "+ev.Kind.String(), "member", ev.Member.Name, "generation", ev.Member.Gen, "addr", ev.Member.Addr.String())
 }
 
