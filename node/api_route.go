@@ -184,10 +184,11 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 // recorded otherwise. sc lends the candidates' buffer.
 func (n *Node) route(sc *promptScratch, model string, pages []uint64, record bool, skip func(id string) bool) (RouteResult, Worker, error) {
 	ws := n.st.modelWorkers(model)
+	remote := n.remoteLoads()
 	cands := sc.cands[:0]
 	for _, wk := range ws {
 		if wk.Health == "healthy" && (skip == nil || !skip(wk.ID)) {
-			cands = append(cands, radix.Candidate{Worker: wk.ID, Load: wk.Load + n.proxyLoad(wk.ID)})
+			cands = append(cands, radix.Candidate{Worker: wk.ID, Load: wk.Load + n.proxyLoadWith(remote, wk.ID)})
 		}
 	}
 	sc.cands = cands[:0]

@@ -149,19 +149,25 @@ type remoteLoads struct {
 // proxyLoad returns the load units the proxies of the live members have
 // on worker: this node's own counts plus what the others published.
 func (n *Node) proxyLoad(worker string) int {
+	return n.proxyLoadWith(n.remoteLoads(), worker)
+}
+
+// proxyLoadWith is proxyLoad with the others' counts already read (once
+// per routing decision).
+func (n *Node) proxyLoadWith(remote map[string]workerLoad, worker string) int {
 	var l workerLoad
 	if n.proxy != nil {
 		l = n.proxy.load.get(worker)
 	}
-	r := n.remoteLoad(worker)
+	r := remote[worker]
 	l.Requests += r.Requests
 	l.Tokens += r.Tokens
 	return l.units()
 }
 
-// remoteLoad returns the counts the other live members published for
-// worker.
-func (n *Node) remoteLoad(worker string) workerLoad {
+// remoteLoads returns the counts the other live members published, per
+// worker. The map is shared: read it, never write it.
+func (n *Node) remoteLoads() map[string]workerLoad {
 	rl := &n.remote
 	idx := n.st.index(nsLoad)
 	mv := n.memberVersion.Load()
@@ -171,7 +177,7 @@ func (n *Node) remoteLoad(worker string) workerLoad {
 		rl.perWorker = n.sumRemoteLoads()
 		rl.nsIndex, rl.members, rl.valid = idx, mv, true
 	}
-	return rl.perWorker[worker]
+	return rl.perWorker
 }
 
 // sumRemoteLoads reads the namespace and sums the counts of the live

@@ -46,7 +46,12 @@ func TestProxyLoadIsClusterWide(t *testing.T) {
 		if err := c.nodes[0].Leave(5 * time.Second); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "a departed node's count vanishes", func() error { return loadIs(0)(2) })
+		eventually(t, "a departed node's count vanishes, its key deleted", func() error {
+			if _, ok := c.nodes[2].st.get(nsLoad, "n0"); ok {
+				return fmt.Errorf("n0's counts still published")
+			}
+			return loadIs(0)(2)
+		})
 		if d := time.Since(start); d > 10*time.Second {
 			t.Fatalf("took %v", d)
 		}
