@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshnode/meshnode/engine"
 	"github.com/meshnode/meshnode/node"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -245,4 +247,44 @@ func BenchmarkProxyStreamMemory(b *testing.B) {
 		up.Close()
 	}
 	b.ReportMetric(perStream, "proxy-bytes/stream")
+}
+
+// TestProxyBytesTokensMatchEngine: with --proxy-tokenizer bytes, the pages
+// the proxy records for a chat are those of the token ids meshnode engine
+// gives the same chat (engine.AppendChatText, engine.AppendTokens), the
+// pages its KV events report: /v1/route with those tokens matches every
+// page the proxy recorded.
+func TestProxyBytesTokensMatchEngine(t *testing.T) {
+	up := fastUpstream(nil)
+	defer up.Close()
+	n, err := node.New(node.Config{Name: "bench", BindAddr: "127.0.0.1:0", APIAddr: "off", ProxyAddr: "127.0.0.1:0", ProxyTokenizer: "bytes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := func(method, path, body string) (int, string) {
+		rec := httptest.NewRecorder()
+		n.Handler().ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := api("PUT", "/v1/workers/w", `{"url":"`+up.URL+`","model":"m"}`); code != 200 {
+		t.Fatal(code, body)
+	}
+	rec := httptest.NewRecorder()
+	n.ProxyHandler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(benchBody(false))))
+	if rec.Code != 200 {
+		t.Fatalf("proxy: %d %s", rec.Code, rec.Body)
+	}
+	var text []byte
+	text = engine.AppendChatText(text, "user", benchPrompt)
+	tokens := engine.AppendTokens(nil, string(text))
+	b, _ := json.Marshal(map[string]any{"model": "m", "tokens": tokens})
+	code, body := api("POST", "/v1/route", string(b))
+	var res node.RouteResult
+	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
+		t.Fatalf("route: %d %s", code, body)
+	}
+	pages := len(tokens) / 16
+	if res.Worker != "w" || res.MatchedPages != pages || pages == 0 {
+		t.Fatalf("route %+v: want all %d pages of the engine's tokens matched on w", res, pages)
+	}
 }

@@ -275,6 +275,12 @@ type Config struct {
 	// API key; with a limit named "api-key" defined, each key is limited
 	// on its own [none].
 	ProxyKeyHeader string `json:"proxy_key_header,omitempty"`
+	// ProxyTokenizer says how the proxy routes a text prompt: "text" by
+	// pages of its bytes, "bytes" by token ids as meshnode engine
+	// tokenizes it (one per byte; a chat as "role: content\n" per
+	// message), which match the pages of that engine's KV events ["text"].
+	// A prompt given as token ids routes by them either way.
+	ProxyTokenizer string `json:"proxy_tokenizer,omitempty"`
 	// KVSubscribers is how many live nodes subscribe to each worker's
 	// engine KV events, chosen by rendezvous hashing of the worker ID over
 	// the live members: 1 or 2 [DefaultKVSubscribers].
@@ -595,6 +601,11 @@ func (c Config) validateProxy(bad func(key, format string, a ...any)) {
 	}
 	if c.ProxyHealthInterval != 0 && c.ProxyHealthInterval < Duration(100*time.Millisecond) {
 		bad("proxy_health_interval", "%v: 0 (off) or at least 100ms", c.ProxyHealthInterval.D())
+	}
+	switch c.ProxyTokenizer {
+	case "", "text", "bytes":
+	default:
+		bad("proxy_tokenizer", "%q: want text or bytes", c.ProxyTokenizer)
 	}
 	if c.ProxyKeyHeader != "" {
 		if err := ValidName("header", c.ProxyKeyHeader, 128); err != nil || strings.ContainsAny(c.ProxyKeyHeader, " :") {

@@ -178,7 +178,7 @@ func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat boo
 		openAIError(sw, http.StatusBadRequest, "invalid_request_error", "reading the request: "+err.Error())
 		return
 	}
-	req, in, err := parseCompletion(body, chat)
+	req, in, err := parseCompletion(body, chat, p.n.cfg.ProxyTokenizer == "bytes")
 	if err != nil {
 		call.outcome = "rejected"
 		openAIError(sw, http.StatusBadRequest, "invalid_request_error", strings.TrimPrefix(err.Error(), errPrompt.Error()+": "))

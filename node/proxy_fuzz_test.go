@@ -22,11 +22,12 @@ func FuzzParseCompletion(f *testing.F) {
 		`{"model":"m","prompt":[01]}`,
 		`{"model":"m"`,
 	} {
-		f.Add([]byte(s), false)
-		f.Add([]byte(s), true)
+		f.Add([]byte(s), false, false)
+		f.Add([]byte(s), true, false)
+		f.Add([]byte(s), true, true)
 	}
-	f.Fuzz(func(t *testing.T, b []byte, chat bool) {
-		req, in, err := parseCompletion(b, chat)
+	f.Fuzz(func(t *testing.T, b []byte, chat, bytesTokens bool) {
+		req, in, err := parseCompletion(b, chat, bytesTokens)
 		if err != nil {
 			return
 		}
@@ -39,7 +40,7 @@ func FuzzParseCompletion(f *testing.F) {
 		if in.estTokens() < 0 {
 			t.Fatalf("negative token estimate")
 		}
-		if chat || in.tokens == nil {
+		if chat || in.tokens == nil || bytesTokens {
 			return
 		}
 		var flat []uint32

@@ -53,7 +53,12 @@ var errPrompt = errors.New("node: proxy: prompt")
 // (an array of either): a batch routes by its first prompt. A chat's
 // messages route by their roles and text, in order, so that a
 // conversation's next turn extends the previous turn's pages.
-func parseCompletion(body []byte, chat bool) (completionRequest, routingInput, error) {
+//
+// With bytesTokens, a text prompt becomes token ids as meshnode engine
+// tokenizes it: one token per byte, a chat being "role: content\n" per
+// message; routing then matches the pages the engine's KV events report.
+// Only the first maxPromptTokens tokens route.
+func parseCompletion(body []byte, chat, bytesTokens bool) (completionRequest, routingInput, error) {
 	var req completionRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return req, routingInput{}, fmt.Errorf("%w: malformed request: %v", errPrompt, err)
@@ -67,12 +72,20 @@ func parseCompletion(body []byte, chat bool) (completionRequest, routingInput, e
 		if len(req.Messages) == 0 {
 			return req, in, fmt.Errorf("%w: messages: want at least one", errPrompt)
 		}
-		in.text, err = chatText(req.Messages)
+		in.text, err = chatText(req.Messages, bytesTokens)
 	} else {
 		in, err = promptInput(req.Prompt)
 	}
 	if err != nil {
 		return req, in, fmt.Errorf("%w: %v", errPrompt, err)
+	}
+	if bytesTokens && in.tokens == nil {
+		text := in.text[:min(len(in.text), maxPromptTokens)]
+		in.tokens = make([]uint32, len(text))
+		for i, c := range text {
+			in.tokens[i] = uint32(c)
+		}
+		in.text = nil
 	}
 	return req, in, nil
 }
@@ -123,12 +136,17 @@ func promptInput(raw json.RawMessage) (routingInput, error) {
 // chatText renders messages as routing text: each message's role, a
 // newline, its text, and a record separator (0x1e), which no text part
 // ends with, so that two conversations share pages only as far as they
-// share messages.
-func chatText(msgs []chatMessage) ([]byte, error) {
+// share messages. With engineTemplate, it is meshnode engine's chat
+// template instead: "role: content\n" per message.
+func chatText(msgs []chatMessage, engineTemplate bool) ([]byte, error) {
 	var b []byte
+	sep, end := []byte{'\n'}, byte(0x1e)
+	if engineTemplate {
+		sep, end = []byte(": "), '\n'
+	}
 	for i, m := range msgs {
 		b = append(b, m.Role...)
-		b = append(b, '\n')
+		b = append(b, sep...)
 		c := bytes.TrimSpace(m.Content)
 		switch {
 		case len(c) == 0 || string(c) == "null":
@@ -151,7 +169,7 @@ func chatText(msgs []chatMessage) ([]byte, error) {
 		default:
 			return nil, fmt.Errorf("messages[%d].content: want a string or an array of parts", i)
 		}
-		b = append(b, 0x1e)
+		b = append(b, end)
 	}
 	return b, nil
 }

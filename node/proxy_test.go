@@ -676,6 +676,41 @@ func TestProxyAllOutStillTries(t *testing.T) {
 	}
 }
 
+// TestParseCompletionBytesTokens: with the bytes tokenizer, text prompts
+// route as the token ids meshnode engine gives them (one per byte; a chat
+// as "role: content\n" per message), so that they match the pages of its
+// KV events; token prompts stay as they are.
+func TestParseCompletionBytesTokens(t *testing.T) {
+	toks := func(s string) []uint32 {
+		var out []uint32
+		for i := 0; i < len(s); i++ {
+			out = append(out, uint32(s[i]))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		chat bool
+		body string
+		want []uint32
+	}{
+		{"text", false, `{"model":"m","prompt":"héllo"}`, toks("héllo")},
+		{"tokens", false, `{"model":"m","prompt":[300,1]}`, []uint32{300, 1}},
+		{"chat", true, `{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hi"}]}]}`,
+			toks("system: be brief\nuser: hi\n")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, in, err := parseCompletion([]byte(tc.body), tc.chat, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, in.tokens); diff != "" || in.text != nil {
+				t.Fatalf("tokens (-want +got):\n%s\ntext %q", diff, in.text)
+			}
+		})
+	}
+}
+
 func TestParseCompletion(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -703,7 +738,7 @@ func TestParseCompletion(t *testing.T) {
 		{"unknown fields pass", false, `{"model":"m","prompt":"x","max_tokens":5,"extra":{"k":[1]}}`, nil, "x", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, in, err := parseCompletion([]byte(tc.body), tc.chat)
+			_, in, err := parseCompletion([]byte(tc.body), tc.chat, false)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)

@@ -80,6 +80,7 @@ type agentConfig struct {
 	ProxyMaxBackoff       node.Duration `json:"proxy_max_backoff"`
 	ProxyHealthInterval   node.Duration `json:"proxy_health_interval"`
 	ProxyKeyHeader        string        `json:"proxy_key_header"`
+	ProxyTokenizer        string        `json:"proxy_tokenizer"`
 
 	// Secrets come from the environment only (or from the files above):
 	// never from a flag, which any user can read in the process list, nor
@@ -270,6 +271,7 @@ var options = []option{
 	durOpt("proxy-backoff", "how long (`duration`) a failing worker first stays out; doubled at each failure after it came back", func(c *agentConfig) *node.Duration { return &c.ProxyBackoff }),
 	durOpt("proxy-max-backoff", "cap (`duration`) of a failing worker's backoff", func(c *agentConfig) *node.Duration { return &c.ProxyMaxBackoff }),
 	durOpt("proxy-health-interval", "`period` of active checks of each worker's GET /health (0: off)", func(c *agentConfig) *node.Duration { return &c.ProxyHealthInterval }),
+	strOpt("proxy-tokenizer", "how the proxy routes text prompts: `text` (pages of bytes) or bytes (token ids as meshnode engine tokenizes, matching its KV events)", func(c *agentConfig) *string { return &c.ProxyTokenizer }),
 	strOpt("proxy-key-header", "request `header` carrying a client's API key, limited on its own by the limit named api-key", func(c *agentConfig) *string { return &c.ProxyKeyHeader }),
 }
 
@@ -624,6 +626,7 @@ func (c agentConfig) nodeConfig() node.Config {
 		ProxyMaxBackoff:       c.ProxyMaxBackoff,
 		ProxyHealthInterval:   c.ProxyHealthInterval,
 		ProxyKeyHeader:        c.ProxyKeyHeader,
+		ProxyTokenizer:        c.ProxyTokenizer,
 	}
 	// Out of range values stay out of range, for Validate to refuse.
 	cfg.WatchHistory = int(min(max(c.WatchHistory, -1), 1<<30))
