@@ -153,23 +153,26 @@ type callKey struct{}
 // workerHeader names, in each answer, the worker that gave it.
 const workerHeader = "X-Meshnode-Worker"
 
+// serveCompletion answers a completion (chat when chat is set): it reads
+// and checks the body, applies the limits, cuts the prompt into pages and
+// hands the request to the ReverseProxy, whose RoundTrip routes it.
 func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat bool) {
 	call := &proxyCall{start: time.Now(), model: "-", rule: "none"}
 	sw := &statusWriter{ResponseWriter: w}
 	defer p.finish(call, sw, r) // also when the ReverseProxy aborts a broken stream
-	max := p.n.cfg.ProxyMaxBodyBytes
-	if r.ContentLength > max {
+	maxBytes := p.n.cfg.ProxyMaxBodyBytes
+	if r.ContentLength > maxBytes {
 		w.Header().Set("Connection", "close")
 		call.outcome = "rejected"
-		openAIError(sw, http.StatusRequestEntityTooLarge, "invalid_request_error", fmt.Sprintf("request body over %d bytes", max))
+		openAIError(sw, http.StatusRequestEntityTooLarge, "invalid_request_error", fmt.Sprintf("request body over %d bytes", maxBytes))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(sw, r.Body, max))
+	body, err := io.ReadAll(http.MaxBytesReader(sw, r.Body, maxBytes))
 	if err != nil {
 		call.outcome = "rejected"
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			openAIError(sw, http.StatusRequestEntityTooLarge, "invalid_request_error", fmt.Sprintf("request body over %d bytes", max))
+			openAIError(sw, http.StatusRequestEntityTooLarge, "invalid_request_error", fmt.Sprintf("request body over %d bytes", maxBytes))
 			return
 		}
 		if r.Context().Err() != nil {
