@@ -28,6 +28,10 @@ import (
 // cached and its time to first token. A turn that lands on the engine
 // holding its conversation's previous turns is a cache hit whatever node
 // it entered: the nodes share the index and each other's in-flight load.
+// The engines publish their KV events, one node subscribes to each, and
+// the proxies route text as the engines tokenize it (ProxyTokenizer
+// "bytes"), so routing follows what the engines really cache, and the
+// prompts routed but not yet prefilled (pending).
 
 const (
 	proxyDemoEngines       = 3
@@ -62,7 +66,8 @@ func runProxyDemo(ctx context.Context, nNodes int, dur time.Duration, stdout io.
 	}()
 	for i := range proxyDemoEngines {
 		e, err := server.New(server.Config{Addr: "127.0.0.1:0", Models: []string{proxyDemoModel}, DefaultMaxTokens: 8,
-			Engine: engine.Config{PrefillTPS: 20000, DecodeTPS: 400}, Seed: uint64(i)})
+			Engine: engine.Config{PrefillTPS: 20000, DecodeTPS: 400}, Seed: uint64(i),
+			KVEvents: "tcp://127.0.0.1:0", KVReplay: "tcp://127.0.0.1:0"})
 		if err != nil {
 			return err
 		}
@@ -81,7 +86,7 @@ func runProxyDemo(ctx context.Context, nNodes int, dur time.Duration, stdout io.
 	}()
 	for i := range nNodes {
 		n, err := node.New(node.Config{Name: fmt.Sprintf("node-%d", i+1), BindAddr: "127.0.0.1:0", APIAddr: "off", Profile: "local",
-			ProxyAddr: "127.0.0.1:0", AntiEntropyInterval: node.Duration(500 * time.Millisecond), Version: version})
+			ProxyAddr: "127.0.0.1:0", ProxyTokenizer: "bytes", AntiEntropyInterval: node.Duration(500 * time.Millisecond), Version: version})
 		if err != nil {
 			return err
 		}
@@ -97,15 +102,21 @@ func runProxyDemo(ctx context.Context, nNodes int, dur time.Duration, stdout io.
 	}
 	first := &demoNode{name: "node-1", n: nodes[0]}
 	for i, e := range engines {
-		body := map[string]any{"url": "http://" + e.Addr(), "model": proxyDemoModel}
+		body := map[string]any{"url": "http://" + e.Addr(), "model": proxyDemoModel,
+			"kv_events": map[string]string{"endpoint": e.KVEventsAddr(), "replay_endpoint": e.KVReplayAddr()}}
 		if _, err := first.call(http.MethodPut, fmt.Sprintf("/v1/workers/engine-%d", i+1), body, nil); err != nil {
 			return fmt.Errorf("register engine: %w", err)
 		}
 	}
-	say("%d nodes with proxies, %d emulated engines for %s registered on node-1", nNodes, proxyDemoEngines, proxyDemoModel)
+	say("%d nodes with proxies, %d emulated engines for %s registered on node-1; each engine's KV events feed the index through one node", nNodes, proxyDemoEngines, proxyDemoModel)
 	d := &demo{}
 	deadline := time.Now().Add(demoSetupTimeout)
-	if err := d.waitFor(deadline, sig, "the engines to reach every node", func() error {
+	if err := d.waitFor(deadline, sig, "the engines to reach every node and their KV events a subscriber", func() error {
+		for _, e := range engines {
+			if !e.KVSubscribed() {
+				return fmt.Errorf("%s: no subscriber yet", e.Addr())
+			}
+		}
 		for _, n := range nodes {
 			code, _ := (&demoNode{n: n}).call(http.MethodGet, "/v1/workers/engine-"+fmt.Sprint(proxyDemoEngines), nil, nil)
 			if code != 200 {
