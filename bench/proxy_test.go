@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/engine"
+	"github.com/meshnode/meshnode/engine/server"
 	"github.com/meshnode/meshnode/node"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -286,5 +288,140 @@ func TestProxyBytesTokensMatchEngine(t *testing.T) {
 	pages := len(tokens) / 16
 	if res.Worker != "w" || res.MatchedPages != pages || pages == 0 {
 		t.Fatalf("route %+v: want all %d pages of the engine's tokens matched on w", res, pages)
+	}
+}
+
+// TestProxyPreciseRoutingEndToEnd: two nodes with proxies in front of two
+// emulated engines that publish their KV events (real sockets, loopback).
+// A chat turn through one node's proxy is prefilled by an engine; its
+// events reach the index, so /v1/route on the other node finds that engine
+// by events, and the next turn, through the other node's proxy, goes to
+// the same engine and finds its prefix cached.
+func TestProxyPreciseRoutingEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real sockets; -short skips it")
+	}
+	var engines []*server.Server
+	for i := range 2 {
+		e, err := server.New(server.Config{Addr: "127.0.0.1:0", Models: []string{"m"}, DefaultMaxTokens: 4, Seed: uint64(i),
+			KVEvents: "tcp://127.0.0.1:0", KVReplay: "tcp://127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		engines = append(engines, e)
+	}
+	var nodes []*node.Node
+	for i := range 2 {
+		n, err := node.New(node.Config{Name: fmt.Sprintf("n%d", i), BindAddr: "127.0.0.1:0", APIAddr: "off", Profile: "local",
+			ProxyAddr: "127.0.0.1:0", ProxyTokenizer: "bytes", Registerer: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Shutdown(context.Background()) })
+		if i > 0 {
+			if err := n.Join(nodes[0].Addr().String()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nodes = append(nodes, n)
+	}
+	api := func(n *node.Node, method, path, body string) (int, string) {
+		rec := httptest.NewRecorder()
+		n.Handler().ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+		return rec.Code, rec.Body.String()
+	}
+	for i, e := range engines {
+		body := fmt.Sprintf(`{"url":"http://%s","model":"m","kv_events":{"endpoint":%q,"replay_endpoint":%q}}`, e.Addr(), e.KVEventsAddr(), e.KVReplayAddr())
+		if code, b := api(nodes[0], "PUT", fmt.Sprintf("/v1/workers/e%d", i), body); code != 200 {
+			t.Fatal(code, b)
+		}
+	}
+	poll(t, "both engines known everywhere and subscribed", func() error {
+		for _, e := range engines {
+			if !e.KVSubscribed() {
+				return fmt.Errorf("%s not subscribed", e.Addr())
+			}
+		}
+		for _, n := range nodes {
+			if code, _ := api(n, "GET", "/v1/workers/e1", ""); code != 200 {
+				return fmt.Errorf("%s: no e1", n.Name())
+			}
+		}
+		return nil
+	})
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+	turn := func(n *node.Node, msgs ...string) (worker string, cached int) {
+		t.Helper()
+		var parts []string
+		for i, m := range msgs {
+			role := "user"
+			if i%2 == 1 {
+				role = "assistant"
+			}
+			parts = append(parts, fmt.Sprintf(`{"role":%q,"content":%q}`, role, m))
+		}
+		resp, err := client.Post("http://"+n.ProxyAddr()+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"m","messages":[`+strings.Join(parts, ",")+`]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Usage struct {
+				Details struct {
+					Cached int `json:"cached_tokens"`
+				} `json:"prompt_tokens_details"`
+			} `json:"usage"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("turn: %d %v", resp.StatusCode, err)
+		}
+		return resp.Header.Get("X-Meshnode-Worker"), out.Usage.Details.Cached
+	}
+	first := strings.Repeat("Tell me about the sea and the ships that sail on it. ", 8)
+	w, _ := turn(nodes[1], first)
+	if w == "" {
+		t.Fatal("no X-Meshnode-Worker")
+	}
+	// The engine's events (not only the recorded pending pages) reach the
+	// other node's index.
+	text := engine.AppendChatText(nil, "user", first)
+	b, _ := json.Marshal(map[string]any{"model": "m", "tokens": engine.AppendTokens(nil, string(text))})
+	poll(t, "the other node routes by the engine's events", func() error {
+		code, body := api(nodes[0], "POST", "/v1/route", string(b))
+		var res node.RouteResult
+		_ = json.Unmarshal([]byte(body), &res)
+		if code != 200 || res.Worker != w || !slices.Contains(res.Sources, "events") {
+			return fmt.Errorf("route %d %s", code, body)
+		}
+		return nil
+	})
+	w2, cached := turn(nodes[0], first, "The sea is wide.", "And the ships?")
+	if w2 != w || cached < len(text)/16*16-16 {
+		t.Fatalf("next turn through the other node: worker %s (want %s), %d tokens cached (the first turn had %d)", w2, w, cached, len(text))
+	}
+}
+
+// poll checks cond until it holds, failing after 60 s (real sockets).
+func poll(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond) // a poll interval, not a wait for the event
 	}
 }
