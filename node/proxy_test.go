@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // The proxy's tests run engines and the proxy on loopback (httptest): the
@@ -225,9 +226,15 @@ func TestProxyStreamsWithoutBuffering(t *testing.T) {
 		t.Fatalf("X-Meshnode-Worker %q, want %s", h, w)
 	}
 	// The handler counts after the client has read the answer.
-	eventually(t, "the second turn is counted a cache hit", func() error {
+	eventually(t, "the second turn is counted a cache hit, both timed", func() error {
 		if c := proxyCount(n, "m", "ok", "cache-hit"); c != 1 {
 			return fmt.Errorf("cache-hit ok requests: %v", c)
+		}
+		for name, h := range map[string]*prometheus.HistogramVec{"ttfb": n.met.proxyTTFB, "duration": n.met.proxyDuration} {
+			var m dto.Metric
+			if err := h.WithLabelValues("m").(prometheus.Histogram).Write(&m); err != nil || m.GetHistogram().GetSampleCount() != 2 {
+				return fmt.Errorf("%s: %d samples, %v", name, m.GetHistogram().GetSampleCount(), err)
+			}
 		}
 		return nil
 	})
