@@ -52,7 +52,10 @@ type loadBook struct {
 	inFlight           atomic.Int64
 }
 
-func newLoadBook() *loadBook { return &loadBook{local: map[string]workerLoad{}} }
+// newLoadBook returns an empty book whose first snapshot is due: a node
+// that restarts under the same name publishes its zero counts at once,
+// replacing what its previous process left in the store.
+func newLoadBook() *loadBook { return &loadBook{local: map[string]workerLoad{}, version: 1} }
 
 // lease is one request's claim on a worker, released exactly once.
 type lease struct {

@@ -431,6 +431,9 @@ func TestProxyReleasesLoad(t *testing.T) {
 func TestProxyQueuedTokens(t *testing.T) {
 	n, _ := newProxyNode(t, nil)
 	b := n.proxy.load
+	if v, _, changed := b.snapshot(); !changed || string(v) != "{}" {
+		t.Fatalf("a new book publishes its zero counts first: %q %v", v, changed)
+	}
 	l := b.acquire("w", 4096)
 	if got, want := b.get("w"), (workerLoad{Requests: 1, Tokens: 4096}); got != want {
 		t.Fatalf("acquired: %+v, want %+v", got, want)
