@@ -21,6 +21,7 @@ type metrics struct {
 	deltasReceived prometheus.Counter
 	deltaErrors    prometheus.Counter
 	pushesDropped  prometheus.Counter
+	indexDeferred  prometheus.Counter
 	streamErrors   prometheus.Counter
 	packetsBad     *prometheus.CounterVec
 	streamRejected *prometheus.CounterVec
@@ -83,6 +84,7 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	m.deltaBytes = counter("sync_delta_sent_bytes_total", "Bytes of delta batches disseminated (once per batch, before fan-out).")
 	m.deltasReceived = counter("sync_deltas_received_total", "Delta batches received from peers.")
 	m.deltaErrors = counter("sync_delta_errors_total", "Received delta batches that did not apply.")
+	m.indexDeferred = counter("sync_index_deferred_total", "Busy index workers left out of an anti-entropy answer because the puller nearly had them (their deltas are in flight); shipped within 30 s or once quiet.")
 	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed (too many peers with a push stream, a full peer queue, or a failed stream); anti-entropy repairs them.")
 	m.streamErrors = counter("stream_errors_total", "TCP streams that failed (dial, TLS, protocol, deadline).")
 	m.packetsBad = counterVec("swim_packets_bad_total", "Gossip input that could not be opened or parsed, by reason (unknown_key, auth_failed, plaintext_refused, encrypted_refused, version, malformed): UDP packets, and the frames of TCP streams (also counted in stream_rejected_total).", "reason")
