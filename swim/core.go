@@ -381,6 +381,7 @@ func (c *Core) next() time.Time {
 	}
 	for _, p := range c.pending {
 		earliest(p.expires)
+		earliest(p.nackAt)
 	}
 	if !c.leaving {
 		if c.probe.active {

@@ -42,6 +42,10 @@ type pend struct {
 	origSeq  uint32
 	src      netip.AddrPort
 	wantNack bool
+	// nackAt is when a relay sends its nack if the target has not
+	// answered by then (zero once sent); the pending entry stays until
+	// expires, to pass on an ack that comes later.
+	nackAt time.Time
 }
 
 // probe is the state of the probe in progress.
@@ -679,10 +683,14 @@ func (c *Core) handleIndirect(now time.Time, from netip.AddrPort, ip *wire.Indir
 	if m := c.members[ip.Target]; m != nil {
 		timeout = c.peerTimeout(m)
 	}
-	c.pending = append(c.pending, pend{
+	pd := pend{
 		seq: seq, kind: pendRelay, target: ip.Target, sent: now,
 		expires: now.Add(c.scale(timeout)), origSeq: ip.Seq, src: src, wantNack: ip.WantNack,
-	})
+	}
+	if ip.WantNack {
+		pd.nackAt = now.Add(relayNackAfter(timeout))
+	}
+	c.pending = append(c.pending, pd)
 	c.send(ip.TargetAddr, &wire.Ping{Seq: seq, Target: ip.Target, SourceName: c.self.Name, SourceAddr: c.self.Addr}, nil)
 }
 
@@ -819,18 +827,31 @@ func (c *Core) absolve(name string) {
 // blamed after many probes is alive and simply did not answer.
 func (c *Core) expireBlame() { clear(c.blamed) }
 
+// relayNackAfter returns how long a relay waits for the target's ack
+// before it sends its nack, given its unscaled timeout for the target:
+// four fifths of it, as Lifeguard has it. The requester waits for nacks
+// at least its own timeout after it asked (a probe's period is at least
+// twice its direct timeout), so the nack arrives in time. A relay that
+// waited its own timeout scaled by its health sent nacks that came after
+// the requester's probe had ended: counted as silence, they raised the
+// requester's health and hid that another member saw the same failure,
+// which is what slowed the survivors of correlated crashes on real
+// processes (the relay keeps passing on an ack that comes later).
+func relayNackAfter(timeout time.Duration) time.Duration { return timeout * 4 / 5 }
+
 // expirePending drops outstanding sequence numbers past their time; a relay
-// that timed out sends its nack.
+// whose target did not answer in time sends its nack.
 func (c *Core) expirePending(now time.Time) {
 	j := 0
 	for _, p := range c.pending {
+		if p.kind == pendRelay && p.wantNack && !p.nackAt.IsZero() && (!now.Before(p.nackAt) || !now.Before(p.expires)) {
+			c.send(p.src, &wire.Nack{Seq: p.origSeq}, nil)
+			p.nackAt = time.Time{}
+		}
 		if now.Before(p.expires) {
 			c.pending[j] = p
 			j++
 			continue
-		}
-		if p.kind == pendRelay && p.wantNack {
-			c.send(p.src, &wire.Nack{Seq: p.origSeq}, nil)
 		}
 		if p.kind == pendCheck {
 			c.checkExpired()
