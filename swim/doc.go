@@ -119,11 +119,12 @@
 // SideSuspicions. A slowed probe re-pings its
 // target every interval while others confirm. A node that distrusts itself
 // and hears from another member runs a link check (at most once per probe
-// interval): it pings four random members at once, and if every one
+// interval): it pings six random members at once (four in the smallest
+// clusters), and if every one
 // answers directly, its links work (a partition healed): its health is
 // given back, its suspicions restart with their accusations gossiped
 // afresh, and it trusts itself again. A node on a lossy link practically
-// never passes (at 80% loss, about 3 in a million). A node also trusts
+// never passes (at 80% loss, six at once about 4 in a billion). A node also trusts
 // itself again once its last probe was answered and either its health is
 // back to 0 or another member has confirmed one of its suspicions since it
 // began to distrust itself; it then refutes the accusations it withheld at
