@@ -409,6 +409,9 @@ type Status struct {
 	Reason      string     `json:"reason"`
 	Store       StoreStats `json:"store"`
 	Index       IndexStats `json:"index"`
+	// KVEvents lists the workers that stream engine KV events: which
+	// nodes subscribe, and how the streams this node follows go.
+	KVEvents []KVSubscription `json:"kv_events"`
 }
 
 // StoreStats is store.Stats with the API's JSON names.
@@ -436,6 +439,13 @@ type IndexStats struct {
 	Pending        int   `json:"pending"`
 	PendingDropped int64 `json:"pending_dropped"`
 	Evicted        int64 `json:"evicted"`
+
+	EventWorkers      int   `json:"event_workers"`
+	EngineEntries     int64 `json:"engine_entries"`
+	Tombstones        int64 `json:"tombstones"`
+	TombstonesDropped int64 `json:"tombstones_dropped"`
+	EventBytes        int64 `json:"event_bytes"`
+	PendingPages      int64 `json:"pending_pages"`
 }
 
 // Status returns what /v1/status reports.
@@ -443,7 +453,7 @@ func (n *Node) Status() Status {
 	live, known, maj := n.quorum()
 	ok, why := n.Ready()
 	return Status{Name: n.name, Generation: n.gen, ClusterSize: live, KnownSize: known, Majority: maj,
-		Ready: ok, Reason: why, Store: StoreStats(n.storeStats()), Index: IndexStats(n.st.ix.Stats())}
+		Ready: ok, Reason: why, Store: StoreStats(n.storeStats()), Index: IndexStats(n.st.ix.Stats()), KVEvents: n.KVSubscriptions()}
 }
 
 func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {

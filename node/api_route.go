@@ -18,6 +18,11 @@ type promptRequest struct {
 	Tokens tokenList `json:"tokens"`
 	Text   *string   `json:"text"`
 	Record bool      `json:"record"`
+	// LoRA names the LoRA adapter the prompt runs with, as the engine
+	// names it in its KV events (lora_name, or "id:<lora_id>" when it
+	// gives no name): an adapter's cached blocks are not the base
+	// model's, so its prompts hash apart (LoRASeed). Token prompts only.
+	LoRA string `json:"lora"`
 }
 
 // tokenList is a JSON array of token IDs, parsed without reflection: a
@@ -109,6 +114,12 @@ func (n *Node) pages(w http.ResponseWriter, model string, req *promptRequest, ds
 		writeError(w, http.StatusBadRequest, `missing prompt: "tokens" or "text"`)
 	case len(req.Tokens) > maxPromptTokens:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("tokens: %d, at most %d", len(req.Tokens), maxPromptTokens))
+	case req.LoRA != "" && req.Tokens == nil:
+		writeError(w, http.StatusBadRequest, `"lora" goes with "tokens": engines report adapters' blocks by token`)
+	case req.LoRA != "" && len(req.LoRA) > radix.MaxNameBytes:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("lora: at most %d bytes", radix.MaxNameBytes))
+	case req.LoRA != "":
+		return radix.AppendTokenPages(dst, LoRASeed(model, req.LoRA), n.st.ix.PageTokens(model), req.Tokens), true
 	case req.Tokens != nil:
 		return n.st.ix.AppendPages(dst, model, req.Tokens), true
 	default:
@@ -125,6 +136,15 @@ type RouteResult struct {
 	MatchedPages int     `json:"matched_pages"`
 	MatchRatio   float64 `json:"match_ratio"`
 	Recorded     bool    `json:"recorded"`
+	// Sources names what the matched pages came from: "events" (the
+	// engine's KV events), "pending" (routed here, prefill not yet
+	// confirmed by events), "recorded" (routes recorded by gateways).
+	// Empty when nothing matched.
+	Sources []string `json:"sources"`
+	// Pending: the prompt's pages were recorded as pending on the chosen
+	// worker (record on a worker that streams KV events), to count until
+	// its events confirm them or Config.PendingTimeout passes.
+	Pending bool `json:"pending,omitempty"`
 }
 
 func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
@@ -171,9 +191,19 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	res := RouteResult{Worker: d.Worker, URL: chosen.URL, Rule: d.Rule.String(), MatchedPages: d.MatchedPages, MatchRatio: d.MatchRatio}
+	res := RouteResult{Worker: d.Worker, URL: chosen.URL, Rule: d.Rule.String(), MatchedPages: d.MatchedPages, MatchRatio: d.MatchRatio,
+		Sources: decisionSources(d)}
 	if req.Record && len(pages) > 0 {
-		delta, err := n.st.ix.Insert(d.Worker, chosen.Epoch, indexStamp(time.Now()), pages)
+		var delta radix.Delta
+		var err error
+		if chosen.KVEvents != nil {
+			// The engine's events will say what it cached; until then
+			// the prompt's pages count as pending there.
+			delta, err = n.st.ix.InsertPending(d.Worker, chosen.Epoch, indexStamp(time.Now()), pages)
+			res.Pending = true
+		} else {
+			delta, err = n.st.ix.Insert(d.Worker, chosen.Epoch, indexStamp(time.Now()), pages)
+		}
 		if err != nil {
 			writeErr(w, err)
 			return

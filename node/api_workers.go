@@ -32,6 +32,9 @@ type workerRequest struct {
 	Health string            `json:"health"`
 	Load   int               `json:"load"`
 	Labels map[string]string `json:"labels"`
+	// KVEvents is the engine's KV event stream; absent when the worker
+	// publishes none.
+	KVEvents *KVEvents `json:"kv_events"`
 }
 
 func (req workerRequest) validate() string {
@@ -63,6 +66,11 @@ func (req workerRequest) validate() string {
 			return strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": ")
 		}
 	}
+	if req.KVEvents != nil {
+		if err := req.KVEvents.Validate(); err != nil {
+			return strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": ")
+		}
+	}
 	return ""
 }
 
@@ -82,7 +90,7 @@ func (n *Node) handlePutWorker(w http.ResponseWriter, r *http.Request) {
 	if req.Health == "" {
 		req.Health = "healthy"
 	}
-	wk, err := n.st.putWorker(Worker{ID: id, URL: req.URL, Model: req.Model, Health: req.Health, Load: req.Load, Labels: req.Labels}, time.Now())
+	wk, err := n.st.putWorker(Worker{ID: id, URL: req.URL, Model: req.Model, Health: req.Health, Load: req.Load, Labels: req.Labels, KVEvents: req.KVEvents}, time.Now())
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/kvevents"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -66,6 +68,24 @@ const (
 	// round trip of connecting (two more with TLS); a few seconds leaves
 	// room for a loaded host without letting idle connections wait long.
 	DefaultFirstFrameTimeout = 3 * time.Second
+	// DefaultKVSubscribers: one node follows each engine's KV events; a
+	// second doubles the engine's subscribers and the index's event work
+	// for a failover without the seconds of failure detection.
+	DefaultKVSubscribers = 1
+	// DefaultKVGrace: an engine unreachable this long has its event-sourced
+	// pages dropped. Long enough to ride out an engine or network restart
+	// (the subscriber replays what it missed), short enough that routing
+	// stops sending prompts to a cache that is gone.
+	DefaultKVGrace = 30 * time.Second
+	// DefaultPendingTimeout: a routed prompt's pages count as pending on
+	// the chosen worker this long unless the engine's events confirm them.
+	// About the p99 time to first token of a long prompt on a busy engine
+	// (queueing plus a prefill of tens of thousands of tokens at several
+	// thousand tokens a second): shorter loses follow-up turns that arrive
+	// while the prefill runs, longer keeps guesses about requests that
+	// failed or were evicted. Index stamps have a resolution of a second,
+	// so pages go between this and a second later.
+	DefaultPendingTimeout = 5 * time.Second
 )
 
 // minStreamBufferBytes is the smallest stream buffer budget: the
@@ -192,6 +212,26 @@ type Config struct {
 	// (e.g. behind a local proxy).
 	APIPlaintext bool `json:"api_plaintext,omitempty"`
 
+	// KVSubscribers is how many live nodes subscribe to each worker's
+	// engine KV events, chosen by rendezvous hashing of the worker ID over
+	// the live members: 1 or 2 [DefaultKVSubscribers].
+	KVSubscribers int `json:"kv_subscribers,omitempty"`
+	// KVGrace is how long an engine may stay unreachable before its
+	// event-sourced pages are dropped [DefaultKVGrace].
+	KVGrace Duration `json:"kv_grace,omitempty"`
+	// PendingTimeout is how long a routed prompt's pages count as pending
+	// on an event-streaming worker before its events confirm them
+	// [DefaultPendingTimeout].
+	PendingTimeout Duration `json:"pending_timeout,omitempty"`
+	// KVEventsDial subscribes to an engine's KV event stream [a ZMQ SUB
+	// socket, package kvevents]. Simulations set it to feed events
+	// without sockets.
+	KVEventsDial func(ctx context.Context, endpoint, topic string) (EventStream, error) `json:"-"`
+	// KVEventsReplay asks an engine's replay endpoint for the batches from
+	// startSeq on, calling fn for each and returning after the end marker
+	// (not passed to fn) [ZMQ, package kvevents].
+	KVEventsReplay func(ctx context.Context, endpoint string, startSeq int64, fn func(kvevents.Message) error) error `json:"-"`
+
 	// Logger receives the node's logs; nil means off.
 	Logger *slog.Logger `json:"-"`
 	// Registerer receives the node's metrics; nil means off. If it is also
@@ -279,6 +319,17 @@ func (c Config) withDefaults() Config {
 	def(&c.ReapTimeout, DefaultReapTimeout)
 	if c.StoreMaxBytes == 0 {
 		c.StoreMaxBytes = DefaultStoreMaxBytes
+	}
+	if c.KVSubscribers == 0 {
+		c.KVSubscribers = DefaultKVSubscribers
+	}
+	def(&c.KVGrace, DefaultKVGrace)
+	def(&c.PendingTimeout, DefaultPendingTimeout)
+	if c.KVEventsDial == nil {
+		c.KVEventsDial = dialKVEvents
+	}
+	if c.KVEventsReplay == nil {
+		c.KVEventsReplay = replayKVEvents
 	}
 	return c
 }
@@ -394,6 +445,15 @@ func (c Config) Validate() error {
 		if v.n < 0 {
 			bad(v.key, "%d: must not be negative", v.n)
 		}
+	}
+	if c.KVSubscribers < 1 || c.KVSubscribers > 2 {
+		bad("kv_subscribers", "%d: want 1 or 2", c.KVSubscribers)
+	}
+	if c.KVGrace < Duration(time.Second) {
+		bad("kv_grace", "%v: at least 1s", c.KVGrace.D())
+	}
+	if c.PendingTimeout < Duration(time.Second) || c.PendingTimeout > Duration(time.Hour) {
+		bad("pending_timeout", "%v: want 1s to 1h (index stamps count seconds)", c.PendingTimeout.D())
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		if c.TLSCertFile == "" {

@@ -87,6 +87,25 @@
 // a Join through other seeds stops it and starts one through them, and the
 // loop ends when an attempt succeeds or the node shuts down.
 //
+// # Engine KV events
+//
+// A worker whose record names its engine's KV event endpoints (KVEvents)
+// is followed by its owners: rendezvous hashing (Owners) of the worker ID
+// over the live members, Config.KVSubscribers of them. kvLoop recomputes
+// the owners every second and at once on a membership or worker change,
+// and starts or stops this node's subscriptions (kvsub.go); each runs in
+// the node's group. A subscription subscribes (Config.KVEventsDial), then
+// catches up: by replay from the sequence number after the last one the
+// index holds for the worker (radix EventState, replicated by the previous
+// owner's deltas), or, without a replay endpoint, by clearing the worker's
+// event-sourced pages. Messages go through a KVApplier (kvapply.go), the
+// deterministic core: it checks the sequence (gaps, duplicates, restarts),
+// turns events into index deltas, and the runner disseminates them like
+// any local index change. A broken stream reconnects with backoff; an
+// engine unreachable past Config.KVGrace has its event-sourced pages
+// dropped. Routes recorded on an event-streaming worker insert pending
+// pages, which every replica expires after Config.PendingTimeout.
+//
 // # Partitions
 //
 // A node sees a majority when the members it holds alive are more than half
@@ -122,6 +141,10 @@
 // TestHostileStreams and the admission tests of conns_test.go (raw TCP
 // clients, kernel resets, the heap of idle connections), TestSecureCluster
 // and TestWrongCAIsNotSilent (TLS handshakes), the wrong-key tests of
-// authlog_test.go (raw UDP bursts, logged kernel addresses) and the swim
-// Runner's tests on the shipped transport (swimnet_e2e_test.go).
+// authlog_test.go (raw UDP bursts, logged kernel addresses), the swim
+// Runner's tests on the shipped transport (swimnet_e2e_test.go),
+// TestKVEventsEndToEnd (the ZMQ client against emulated engines; the same
+// behaviour runs in virtual time, with in-memory engines, in
+// kvsub_virtual_test.go) and TestKVLagLoopback (a small run of the
+// loopback KV-event lag benchmark, kvlag_loopback_bench_test.go).
 package node

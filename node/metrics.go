@@ -35,6 +35,18 @@ type metrics struct {
 	snapshots      *prometheus.CounterVec
 	rateTakes      *prometheus.CounterVec
 	routes         *prometheus.CounterVec
+
+	kvBatches       prometheus.Counter
+	kvEvents        *prometheus.CounterVec
+	kvIgnored       *prometheus.CounterVec
+	kvGaps          prometheus.Counter
+	kvRestarts      prometheus.Counter
+	kvDecodeErrors  prometheus.Counter
+	kvBlockSize     prometheus.Counter
+	kvReplays       *prometheus.CounterVec
+	kvOwnerChanges  prometheus.Counter
+	kvConnectErrors prometheus.Counter
+	kvLag           prometheus.Histogram
 }
 
 func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
@@ -71,7 +83,7 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	m.deltaBytes = counter("sync_delta_sent_bytes_total", "Bytes of delta batches disseminated (once per batch, before fan-out).")
 	m.deltasReceived = counter("sync_deltas_received_total", "Delta batches received from peers.")
 	m.deltaErrors = counter("sync_delta_errors_total", "Received delta batches that did not apply.")
-	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed because too many pushes were in flight; anti-entropy repairs them.")
+	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed (too many peers with a push stream, a full peer queue, or a failed stream); anti-entropy repairs them.")
 	m.streamErrors = counter("stream_errors_total", "TCP streams that failed (dial, TLS, protocol, deadline).")
 	m.packetsBad = counterVec("swim_packets_bad_total", "Gossip input that could not be opened or parsed, by reason (unknown_key, auth_failed, plaintext_refused, encrypted_refused, version, malformed): UDP packets, and the frames of TCP streams (also counted in stream_rejected_total).", "reason")
 	m.streamRejected = counterVec("stream_rejected_total", "TCP streams refused because of what the peer sent or presented, by reason (the packet reasons, bad_certificate, tls_handshake); a failed TLS handshake counts on both sides.", "reason")
@@ -97,6 +109,33 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	m.snapshots = counterVec("snapshots_total", "Snapshots written, by result.", "result")
 	m.rateTakes = counterVec("ratelimit_takes_total", "Rate-limit takes, by outcome.", "outcome")
 	m.routes = counterVec("route_decisions_total", "Routing decisions, by rule.", "rule")
+
+	m.kvBatches = counter("kvevents_batches_total", "Engine KV event batches received by this node's subscriptions (live and replayed).")
+	m.kvEvents = counterVec("kvevents_events_total", "Engine KV events applied to the index, by type (stored, removed, cleared).", "type")
+	m.kvIgnored = counterVec("kvevents_events_ignored_total", "Engine KV events not applied, by reason: other_medium (CPU or disk blocks: counted, never routed on), other_group (KV-cache groups after the first, of hybrid models), orphan (parent block unknown), malformed (inconsistent or unknown events).", "reason")
+	for _, r := range []string{"stored", "removed", "cleared"} {
+		m.kvEvents.WithLabelValues(r)
+	}
+	for _, r := range []string{"other_medium", "other_group", "orphan", "malformed"} {
+		m.kvIgnored.WithLabelValues(r)
+	}
+	m.kvGaps = counter("kvevents_gaps_total", "Sequence gaps in engine KV event streams (filled by replay, or by clearing and rebuilding the worker's event-sourced pages).")
+	m.kvRestarts = counter("kvevents_restarts_total", "Engine restarts detected (a stream's sequence went back): the worker's event-sourced pages were cleared.")
+	m.kvDecodeErrors = counter("kvevents_decode_errors_total", "Engine KV event batches that did not decode.")
+	m.kvBlockSize = counter("kvevents_block_size_mismatches_total", "Stored-block events ignored because the engine's block size is not a multiple of the model's page size (a configuration error, logged).")
+	m.kvReplays = counterVec("kvevents_replays_total", "Replays asked of engines' replay endpoints, by result (ok, failed).", "result")
+	m.kvReplays.WithLabelValues("ok")
+	m.kvReplays.WithLabelValues("failed")
+	m.kvOwnerChanges = counter("kvevents_owner_changes_total", "Changes of an event-streaming worker's subscribing nodes, as this node computes them.")
+	m.kvConnectErrors = counter("kvevents_connect_errors_total", "Failed attempts to subscribe to an engine's KV events.")
+	m.kvLag = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "meshnode", Name: "kvevents_lag_seconds",
+		Help: "Time from an engine's batch timestamp to its application here (clocks of two hosts).", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)})
+	m.collectors = append(m.collectors, m.kvLag)
+	gauge("kvevents_subscriptions", "Engine KV event streams this node subscribes to.", func() float64 {
+		n.kv.mu.Lock()
+		defer n.kv.mu.Unlock()
+		return float64(len(n.kv.subs))
+	})
 
 	gauge("members", "Members alive or suspect, self included.", func() float64 { l, _, _ := n.quorum(); return float64(l) })
 	gauge("cluster_size_members", "Last known cluster size: members not known to have left.", func() float64 { _, k, _ := n.quorum(); return float64(k) })
@@ -215,4 +254,39 @@ func (c *swimCollector) Collect(ch chan<- prometheus.Metric) {
 	for i, d := range c.descs {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(c.get[i](s)))
 	}
+}
+
+// countKV counts what applying one engine message did.
+func (m *metrics) countKV(res KVResult) {
+	switch res.Status {
+	case KVCleared:
+		return
+	case KVDuplicate:
+		m.kvBatches.Inc()
+		return
+	case KVGap:
+		m.kvBatches.Inc()
+		m.kvGaps.Inc()
+		return // the batch comes again after the replay
+	case KVResync:
+		m.kvGaps.Inc()
+	case KVRestart:
+		m.kvRestarts.Inc()
+	case KVDecodeError:
+		m.kvDecodeErrors.Inc()
+	}
+	m.kvBatches.Inc()
+	add := func(c prometheus.Counter, v int) {
+		if v > 0 {
+			c.Add(float64(v))
+		}
+	}
+	add(m.kvEvents.WithLabelValues("stored"), res.Stored)
+	add(m.kvEvents.WithLabelValues("removed"), res.Removed)
+	add(m.kvEvents.WithLabelValues("cleared"), res.Cleared)
+	add(m.kvIgnored.WithLabelValues("other_medium"), res.OtherMedium)
+	add(m.kvIgnored.WithLabelValues("other_group"), res.OtherGroup)
+	add(m.kvIgnored.WithLabelValues("orphan"), res.Orphans)
+	add(m.kvIgnored.WithLabelValues("malformed"), res.Malformed)
+	add(m.kvBlockSize, res.BlockSize)
 }

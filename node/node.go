@@ -64,7 +64,8 @@ type Node struct {
 	joinWant       atomic.Bool
 	synced         atomic.Bool         // a first anti-entropy round succeeded (or none was needed)
 	antiEntropySem *semaphore.Weighted // anti-entropy streams served
-	pushes         *semaphore.Weighted // delta pushes in flight
+	pushes         *semaphore.Weighted // peers with a push stream (push.go)
+	pushQ          pushers
 	pending        *pendingConns       // accepted connections not yet proven
 	served         *semaphore.Weighted // proven connections being served
 	// streamBuf bounds the bytes all stream readers hold; strangerBuf,
@@ -82,6 +83,10 @@ type Node struct {
 	// of failed join attempts; joinErr is the last failed attempt's error.
 	rejects *rateLog
 	joinErr atomic.Pointer[error]
+	// kv holds the engine KV event subscriptions this node runs
+	// (kvsub.go); evIx is the index's event-sourced side they feed.
+	kv   *kvSubs
+	evIx EventIndex
 }
 
 // New builds a node from cfg: it validates cfg, loads keys and certificates,
@@ -126,6 +131,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.st = newState(st, ix, newHistory(cfg.WatchHistory, cfg.WatchHistoryBytes, uint64(time.Now().UnixMicro())))
 	n.eng = newEngine(st, ix, cfg)
+	n.kv = newKVSubs()
+	n.st.onWorkers = n.kv.kick
+	n.evIx = ix
 	n.met = newMetrics(n, cfg.Registerer, cfg.Version)
 	n.handler = n.routes()
 	return n, nil
@@ -237,6 +245,7 @@ func (n *Node) Start() error {
 	n.g.Go(func() error { n.flushLoop(); return nil })
 	n.g.Go(func() error { n.antiEntropyLoop(); return nil })
 	n.g.Go(func() error { n.maintainLoop(); return nil })
+	n.g.Go(func() error { n.kvLoop(); return nil })
 	n.log.Info("node started", "name", n.name, "generation", n.gen, "addr", adv.String(), "api", n.APIAddr())
 	return nil
 }
@@ -327,6 +336,7 @@ func (n *Node) Leave(timeout time.Duration) error {
 		timeout = n.cfg.LeaveTimeout.D()
 	}
 	n.leaving.Store(true)
+	n.kv.kick() // hand the engine event streams over
 	// Send what is pending first so that writes made just before leaving
 	// are not left to anti-entropy that will never run.
 	n.flushDeltas()

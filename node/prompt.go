@@ -106,7 +106,7 @@ func (p *promptParser) parse(req *promptRequest) error {
 		return p.errf("want a JSON object")
 	}
 	p.i++
-	var seen [5]bool
+	var seen [6]bool
 	first := true
 	for {
 		p.ws()
@@ -147,6 +147,9 @@ func (p *promptParser) parse(req *promptRequest) error {
 		case "record":
 			k = 4
 			err = p.boolean(&req.Record)
+		case "lora":
+			k = 5
+			err = p.optStr(&req.LoRA)
 		default:
 			return fmt.Errorf("json: unknown field %q", key)
 		}

@@ -46,6 +46,23 @@ type Worker struct {
 	// registered and kept by updates, so that a removed worker that comes
 	// back starts a new epoch.
 	Epoch uint64 `json:"epoch"`
+	// KVEvents names the worker's engine KV event stream, when it
+	// publishes one: one live node subscribes to it (kvsub.go) and the
+	// index follows what the engine really caches.
+	KVEvents *KVEvents `json:"kv_events,omitempty"`
+}
+
+// KVEvents is where a worker's engine publishes its KV cache events (vLLM's
+// and SGLang's --kv-events-config): ZMQ endpoints tcp://host:port or
+// ipc://path.
+type KVEvents struct {
+	// Endpoint is the engine's PUB socket.
+	Endpoint string `json:"endpoint"`
+	// ReplayEndpoint is the engine's replay (ROUTER) socket, if any: a new
+	// subscriber replays what it missed from there.
+	ReplayEndpoint string `json:"replay_endpoint,omitempty"`
+	// Topic filters the stream ("" takes every message).
+	Topic string `json:"topic,omitempty"`
 }
 
 // Limit is a rate-limit definition, replicated in the config namespace.
@@ -79,6 +96,9 @@ type state struct {
 	// dirty is signalled (without blocking) when local changes wait to be
 	// disseminated.
 	dirty chan struct{}
+	// onWorkers, if set, is called (under mu; it must not block) when the
+	// workers namespace changed.
+	onWorkers func()
 }
 
 func newState(st *store.Store, ix *radix.Index, hist *history) *state {
@@ -98,6 +118,9 @@ func (s *state) changedLocked() {
 			break
 		}
 		s.byModel = nil
+		if s.onWorkers != nil {
+			s.onWorkers()
+		}
 		if ev.Lagged {
 			s.rebuildEpochsLocked()
 			continue

@@ -9,10 +9,20 @@ import (
 const noChain = ^uint32(0)
 
 // holder says that worker w holds every page of a chain, touched last at
-// stamp. A chain's holders are sorted by w.
+// stamp. ver is 0 for pages from recorded routes and 1 + the greatest event
+// version that stored them for event-sourced pages (events.go); like stamps,
+// a page's ver is never below its children's. A chain's holders are sorted
+// by w.
 type holder struct {
 	w     uint32
 	stamp uint32
+	ver   uint64
+	// engine holds, for an event-sourced holder, the engine's hash of the
+	// block ending at each page of the chain (0: none, not a block's last
+	// page); it is nil for recorded holders and may be shorter than the
+	// chain. This is the worker's engine map (events.go): it lives with
+	// the pages, 8 bytes a page, and goes with them.
+	engine []uint64
 }
 
 // chain is a run of pages, each the only child of the one before it in this
@@ -48,6 +58,14 @@ type worker struct {
 	// global cap; any change to the worker's holders clears minValid.
 	minStamp uint32
 	minValid bool
+	// ev is the worker's event-sourced state; nil until its first event
+	// op of the current epoch.
+	ev *eventState
+	// shadow is the index+1 of the worker holding this worker's pending
+	// pages (0: none yet); owner is the index+1 of the worker a shadow
+	// belongs to (0: not a shadow). A shadow shares its owner's name and
+	// epoch and is invisible in digests, holdings, snapshots and stats.
+	shadow, owner uint32
 }
 
 var (
@@ -71,6 +89,7 @@ type core struct {
 	record   bool
 	evScr    []evCand
 	chainScr []uint32
+	kidScr   []uint32
 	pend     pending
 }
 
@@ -137,21 +156,23 @@ func findHolder(hs []holder, w uint32) (int, bool) {
 	})
 }
 
-// setHolder makes w hold chain ci with a stamp of at least stamp. It reports
-// false when w already did, in which case the ancestors do as well.
-func (x *core) setHolder(ci, w uint32, stamp uint32) bool {
+// setHolder makes w hold chain ci with a stamp of at least stamp and a ver
+// of at least ver. It reports false when w already did, in which case the
+// ancestors do as well.
+func (x *core) setHolder(ci, w uint32, stamp uint32, ver uint64) bool {
 	c := &x.chains[ci]
 	i, ok := findHolder(c.holders, w)
 	if ok {
-		if c.holders[i].stamp >= stamp {
+		h := &c.holders[i]
+		if h.stamp >= stamp && h.ver >= ver {
 			return false
 		}
-		c.holders[i].stamp = stamp
+		h.stamp, h.ver = max(h.stamp, stamp), max(h.ver, ver)
 		x.workers[w].minValid = false
 		return true
 	}
 	x.workers[w].minValid = false
-	c.holders = slices.Insert(c.holders, i, holder{w, stamp})
+	c.holders = slices.Insert(c.holders, i, holder{w: w, stamp: stamp, ver: ver})
 	n := int64(len(c.hashes))
 	x.workers[w].pages += n
 	x.holderPages += n
@@ -164,6 +185,10 @@ func (x *core) removeHolder(ci, w uint32) {
 	i, ok := findHolder(c.holders, w)
 	if !ok {
 		return
+	}
+	if ev := x.workers[w].ev; ev != nil {
+		// Engine map entries go with their pages.
+		ev.dropEntries(c.hashes, c.holders[i].engine)
 	}
 	c.holders = slices.Delete(c.holders, i, i+1)
 	x.workers[w].minValid = false
@@ -187,6 +212,14 @@ func (x *core) split(ci uint32, k int) uint32 {
 		depth:    c.depth + uint32(k),
 	}
 	n.sum = sumHashes(n.hashes)
+	for i := range c.holders {
+		if eng := c.holders[i].engine; len(eng) > k {
+			n.holders[i].engine = eng[k:]
+			c.holders[i].engine = eng[:k:k]
+		} else {
+			n.holders[i].engine = nil
+		}
+	}
 	for i, h := range n.hashes {
 		x.table.put(h, ni, uint32(i), true)
 	}
@@ -231,17 +264,17 @@ func (x *core) deleteChain(ci uint32) {
 }
 
 // markPath makes worker w hold pages [0, k) of chain ci and all their
-// ancestors with a stamp of at least stamp.
-func (x *core) markPath(w, stamp, ci uint32, k int) {
+// ancestors with a stamp of at least stamp and a ver of at least ver.
+func (x *core) markPath(w, stamp uint32, ver uint64, ci uint32, k int) {
 	c := &x.chains[ci]
 	if k < len(c.hashes) {
-		if i, ok := findHolder(c.holders, w); ok && c.holders[i].stamp >= stamp {
+		if i, ok := findHolder(c.holders, w); ok && c.holders[i].stamp >= stamp && c.holders[i].ver >= ver {
 			return
 		}
 		x.split(ci, k)
 	}
 	for ci != noChain {
-		if !x.setHolder(ci, w, stamp) {
+		if !x.setHolder(ci, w, stamp, ver) {
 			return
 		}
 		ci = x.chains[ci].parent
@@ -252,7 +285,7 @@ func (x *core) markPath(w, stamp, ci uint32, k int) {
 // below the page anchor, 0 for the root), stamping the path with stamp.
 // It returns errNoAnchor when the anchor is unknown and ErrConflict when a
 // page hash already exists elsewhere in the index.
-func (x *core) insertPath(w, stamp uint32, anchor uint64, pages []uint64) error {
+func (x *core) insertPath(w, stamp uint32, ver uint64, anchor uint64, pages []uint64) error {
 	ci, k := noChain, 0
 	if anchor != 0 {
 		c, off, ok := x.table.get(anchor)
@@ -285,7 +318,7 @@ func (x *core) insertPath(w, stamp uint32, anchor uint64, pages []uint64) error 
 			ci, k = nc, 0
 			continue
 		}
-		ni, err := x.grow(w, stamp, ci, rest)
+		ni, err := x.grow(w, stamp, ver, ci, rest)
 		if err != nil {
 			return err
 		}
@@ -295,7 +328,7 @@ func (x *core) insertPath(w, stamp uint32, anchor uint64, pages []uint64) error 
 	if ci == noChain {
 		return nil
 	}
-	x.markPath(w, stamp, ci, k)
+	x.markPath(w, stamp, ver, ci, k)
 	return nil
 }
 
@@ -303,7 +336,7 @@ func (x *core) insertPath(w, stamp uint32, anchor uint64, pages []uint64) error 
 // either by extending ci in place when only w holds it, or as new chains of
 // at most maxChainPages pages. It returns the chain holding the last page.
 // On a conflict, pages before the conflicting one may remain.
-func (x *core) grow(w, stamp, ci uint32, pages []uint64) (uint32, error) {
+func (x *core) grow(w, stamp uint32, ver uint64, ci uint32, pages []uint64) (uint32, error) {
 	for _, h := range pages {
 		if h == 0 {
 			return 0, ErrConflict
@@ -314,7 +347,7 @@ func (x *core) grow(w, stamp, ci uint32, pages []uint64) (uint32, error) {
 		// Only w holds ci and the insert stamps ci at least as new as the
 		// pages below it, so the new pages can share ci: markPath raises
 		// ci's stamp to stamp afterwards.
-		if len(c.children) == 0 && len(c.holders) == 1 && c.holders[0].w == w && c.holders[0].stamp <= stamp && len(c.hashes) < maxChainPages {
+		if len(c.children) == 0 && len(c.holders) == 1 && c.holders[0].w == w && c.holders[0].stamp <= stamp && c.holders[0].ver <= ver && len(c.hashes) < maxChainPages {
 			base := len(c.hashes)
 			add := pages[:min(len(pages), maxChainPages-base)]
 			x.table.reserve(len(add))
@@ -355,7 +388,7 @@ func (x *core) grow(w, stamp, ci uint32, pages []uint64) (uint32, error) {
 		}
 		ci, pages = ni, pages[len(add):]
 		if len(pages) > 0 {
-			x.markPath(w, stamp, ci, len(add))
+			x.markPath(w, stamp, ver, ci, len(add))
 		}
 	}
 	return ci, nil

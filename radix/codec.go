@@ -36,9 +36,14 @@ const batchVersion = 1
 // AppendBatch appends the encoding of b to dst (see docs/wire.md (section 12)):
 //
 //	[version, [[name, epoch]...], baseStamp, [delta...]]
-//	insert: [1, worker#, stamp-baseStamp, bin(anchor, pages... as LE64)]
-//	touch:  [2, worker#, stamp-baseStamp, page]
-//	remove: [3, worker#]
+//	insert:        [1, worker#, stamp-baseStamp, bin(anchor, pages... as LE64)]
+//	touch:         [2, worker#, stamp-baseStamp, page]
+//	remove:        [3, worker#]
+//	store events:  [4, worker#, stamp-baseStamp, gen, ver, pagesPerBlock, bin(anchor, pages...), bin(hashes...)]
+//	remove events: [5, worker#, gen, ver, bin((hash, first page)...)]
+//	clear events:  [6, worker#, gen]
+//	pending:       [7, worker#, stamp-baseStamp, bin(anchor, pages...)]
+//	engine map:    [8, worker#, gen, ver, bin((hash, last page)...)]
 //
 // Worker names and epochs are written once per batch and deltas refer to
 // them by position; stamps are written relative to the batch's smallest.
@@ -86,7 +91,7 @@ func AppendBatch(dst []byte, b *Batch) ([]byte, error) {
 		if d.Worker == "" || len(d.Worker) > MaxNameBytes {
 			return dst, fmt.Errorf("%w: worker name of %d bytes", ErrBadDelta, len(d.Worker))
 		}
-		if d.Op != OpRemove {
+		if d.Op.stamped() {
 			base = min(base, d.Stamp)
 		}
 		idx(d)
@@ -128,12 +133,117 @@ func AppendBatch(dst []byte, b *Batch) ([]byte, error) {
 			dst = wire.AppendArrayHeader(dst, 2)
 			dst = append(dst, byte(OpRemove))
 			dst = wire.AppendUint(dst, w)
+		case OpStoreEvents:
+			dst = wire.AppendArrayHeader(dst, 8)
+			dst = append(dst, byte(OpStoreEvents))
+			dst = wire.AppendUint(dst, w)
+			dst = wire.AppendUint(dst, uint64(d.Stamp-base))
+			dst = wire.AppendUint(dst, uint64(d.Gen))
+			dst = wire.AppendUint(dst, d.Ver)
+			dst = wire.AppendUint(dst, uint64(d.PagesPerBlock))
+			dst = appendU64s(dst, d.Anchor, true, d.Pages)
+			dst = appendU64s(dst, 0, false, d.Hashes)
+		case OpRemoveEvents, OpEngineMap:
+			if len(d.Pages) != len(d.Hashes) {
+				return dst, fmt.Errorf("%w: %d hashes with %d pages", ErrBadDelta, len(d.Hashes), len(d.Pages))
+			}
+			dst = wire.AppendArrayHeader(dst, 5)
+			dst = append(dst, byte(d.Op))
+			dst = wire.AppendUint(dst, w)
+			dst = wire.AppendUint(dst, uint64(d.Gen))
+			dst = wire.AppendUint(dst, d.Ver)
+			dst = wire.AppendBinHeader(dst, 16*len(d.Hashes))
+			for i, e := range d.Hashes {
+				dst = binary.LittleEndian.AppendUint64(dst, e)
+				dst = binary.LittleEndian.AppendUint64(dst, d.Pages[i])
+			}
+		case OpClearEvents:
+			dst = wire.AppendArrayHeader(dst, 3)
+			dst = append(dst, byte(OpClearEvents))
+			dst = wire.AppendUint(dst, w)
+			dst = wire.AppendUint(dst, uint64(d.Gen))
+		case OpPending:
+			dst = wire.AppendArrayHeader(dst, 4)
+			dst = append(dst, byte(OpPending))
+			dst = wire.AppendUint(dst, w)
+			dst = wire.AppendUint(dst, uint64(d.Stamp-base))
+			dst = appendU64s(dst, d.Anchor, true, d.Pages)
 		default:
 			return dst, fmt.Errorf("%w: op %d", ErrBadDelta, d.Op)
 		}
 	}
 	return dst, nil
 }
+
+// fields returns the number of fields of an encoded delta of op; 0 for an
+// unknown op.
+func (op Op) fields() int {
+	switch op {
+	case OpRemove:
+		return 2
+	case OpClearEvents:
+		return 3
+	case OpInsert, OpTouch, OpPending:
+		return 4
+	case OpRemoveEvents, OpEngineMap:
+		return 5
+	case OpStoreEvents:
+		return 8
+	}
+	return 0
+}
+
+// stamped reports whether deltas of op carry a stamp on the wire.
+func (op Op) stamped() bool {
+	switch op {
+	case OpInsert, OpTouch, OpStoreEvents, OpPending:
+		return true
+	}
+	return false
+}
+
+// appendU64s appends a bin of the hashes as LE64, after the anchor if
+// withAnchor.
+func appendU64s(dst []byte, anchor uint64, withAnchor bool, hs []uint64) []byte {
+	n := len(hs)
+	if withAnchor {
+		n++
+	}
+	dst = wire.AppendBinHeader(dst, 8*n)
+	if withAnchor {
+		dst = binary.LittleEndian.AppendUint64(dst, anchor)
+	}
+	for _, h := range hs {
+		dst = binary.LittleEndian.AppendUint64(dst, h)
+	}
+	return dst
+}
+
+// u64s decodes LE64 values out of bins into one shared slice, which grows
+// at most to the bytes of the message.
+type u64s struct{ buf []uint64 }
+
+// read appends the n values of raw (8n bytes) and returns them; zero says
+// whether a 0 is allowed (at odd positions only when pairs).
+func (u *u64s) read(r *wire.Reader, raw []byte, zeroOK func(i int) bool) []uint64 {
+	n := len(raw) / 8
+	if cap(u.buf)-len(u.buf) < n {
+		u.buf = make([]uint64, 0, max(n, r.Remaining()/8))
+	}
+	start := len(u.buf)
+	for i := range n {
+		v := binary.LittleEndian.Uint64(raw[8*i:])
+		if v == 0 && !zeroOK(i) {
+			r.Fail("page hash 0")
+			return nil
+		}
+		u.buf = append(u.buf, v)
+	}
+	return u.buf[start:len(u.buf):len(u.buf)]
+}
+
+func anyZero(int) bool { return true }
+func noZero(int) bool  { return false }
 
 // DecodeBatch decodes a batch into b, replacing its deltas, within lim.
 // Pages of the decoded deltas share one new slice; names are copied.
@@ -171,9 +281,9 @@ func DecodeBatch(b *Batch, data []byte, lim Limits) error {
 	if r.Err() == nil {
 		b.Deltas = make([]Delta, 0, nd)
 	}
-	var pages []uint64
+	var vals u64s
 	for range nd {
-		n := r.ArrayLen(4, 1)
+		n := r.ArrayLen(8, 1)
 		op := Op(r.UintMax(math.MaxUint8))
 		w := r.UintMax(uint64(max(len(refs)-1, 0)))
 		if r.Err() == nil && len(refs) == 0 {
@@ -183,50 +293,77 @@ func DecodeBatch(b *Batch, data []byte, lim Limits) error {
 			break
 		}
 		d := Delta{Op: op, Worker: refs[w].name, Epoch: refs[w].epoch}
+		want := op.fields()
+		if want == 0 {
+			r.Fail("unknown op %d", op)
+			break
+		}
+		if n != want {
+			r.Fail("op %d of %d fields, want %d", op, n, want)
+			break
+		}
+		if op.stamped() {
+			d.Stamp = base + uint32(r.UintMax(math.MaxUint32-uint64(base)))
+		}
 		switch op {
-		case OpInsert, OpTouch:
-			if n != 4 {
-				r.Fail("op %d of %d fields, want 4", op, n)
-				break
+		case OpTouch:
+			d.Anchor = r.Uint()
+			if r.Err() == nil && d.Anchor == 0 {
+				r.Fail("touch of page 0")
 			}
-			st := r.UintMax(math.MaxUint32 - uint64(base))
-			d.Stamp = base + uint32(st)
-			if op == OpTouch {
-				d.Anchor = r.Uint()
-				if r.Err() == nil && d.Anchor == 0 {
-					r.Fail("touch of page 0")
-				}
-				break
+		case OpInsert, OpPending, OpStoreEvents:
+			if op == OpStoreEvents {
+				d.Gen = uint32(r.UintMax(math.MaxUint32))
+				d.Ver = r.UintMax(math.MaxUint64 - 1)
+				d.PagesPerBlock = int(r.UintMax(maxPagesPerBlock))
 			}
 			raw := r.Bin(8 * (1 + lim.MaxPages))
 			if r.Err() == nil && (len(raw) < 8 || len(raw)%8 != 0) {
-				r.Fail("insert pages of %d bytes", len(raw))
+				r.Fail("pages of %d bytes", len(raw))
 			}
 			if r.Err() != nil {
 				break
 			}
 			d.Anchor = binary.LittleEndian.Uint64(raw)
-			np := len(raw)/8 - 1
-			if cap(pages)-len(pages) < np {
-				// Room for the rest of the message's pages at most.
-				pages = make([]uint64, 0, max(np, r.Remaining()/8))
-			}
-			start := len(pages)
-			for i := 1; i <= np; i++ {
-				p := binary.LittleEndian.Uint64(raw[8*i:])
-				if p == 0 {
-					r.Fail("page hash 0")
+			d.Pages = vals.read(&r, raw[8:], noZero)
+			if op == OpStoreEvents && r.Err() == nil {
+				raw := r.Bin(8 * lim.MaxPages)
+				if r.Err() == nil && len(raw)%8 != 0 {
+					r.Fail("hashes of %d bytes", len(raw))
+				}
+				if r.Err() != nil {
 					break
 				}
-				pages = append(pages, p)
+				d.Hashes = vals.read(&r, raw, anyZero)
+				if r.Err() == nil && (len(d.Hashes) > 0) != (d.PagesPerBlock > 0) ||
+					len(d.Pages) != len(d.Hashes)*max(d.PagesPerBlock, 1) && len(d.Hashes) > 0 {
+					r.Fail("store of %d pages in %d blocks of %d", len(d.Pages), len(d.Hashes), d.PagesPerBlock)
+				}
 			}
-			d.Pages = pages[start:len(pages):len(pages)]
-		case OpRemove:
-			if n != 2 {
-				r.Fail("remove of %d fields, want 2", n)
+		case OpRemoveEvents, OpEngineMap:
+			d.Gen = uint32(r.UintMax(math.MaxUint32))
+			d.Ver = r.UintMax(math.MaxUint64 - 1)
+			raw := r.Bin(16 * lim.MaxPages)
+			if r.Err() == nil && len(raw)%16 != 0 {
+				r.Fail("block pairs of %d bytes", len(raw))
 			}
-		default:
-			r.Fail("unknown op %d", op)
+			if r.Err() != nil {
+				break
+			}
+			np := len(raw) / 16
+			pairs := vals.read(&r, raw, func(i int) bool { return i%2 == 0 || op == OpRemoveEvents })
+			if r.Err() != nil {
+				break
+			}
+			// Split the pairs in place: hashes first, then pages.
+			tmp := make([]uint64, np)
+			for i := range np {
+				pairs[i], tmp[i] = pairs[2*i], pairs[2*i+1]
+			}
+			copy(pairs[np:], tmp)
+			d.Hashes, d.Pages = pairs[:np:np], pairs[np:]
+		case OpClearEvents:
+			d.Gen = uint32(r.UintMax(math.MaxUint32))
 		}
 		if r.Err() != nil {
 			break

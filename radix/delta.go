@@ -16,6 +16,32 @@ const (
 	// OpRemove: Worker's holdings at Epoch are dropped; later deltas of
 	// that epoch are ignored.
 	OpRemove Op = 3
+	// OpStoreEvents: the worker's engine stored blocks (events.go): Worker
+	// holds Pages below Anchor like an insert, at event version Ver of
+	// generation Gen, and Hashes[i] (the engine's block hash) names the
+	// block of pages [i*PagesPerBlock, (i+1)*PagesPerBlock). With no
+	// Hashes (and PagesPerBlock 0) it only stores pages: anti-entropy
+	// ships event-sourced chains so.
+	OpStoreEvents Op = 4
+	// OpRemoveEvents: the worker's engine evicted the blocks Hashes at Ver
+	// of Gen; Pages[i] is the first page of block i (0 when the sender
+	// could not resolve it). Each block's pages and the pages below them
+	// that the worker holds at a lower Ver are dropped, and a tombstone
+	// keeps a late, older store from bringing them back.
+	OpRemoveEvents Op = 5
+	// OpClearEvents: the worker's event generation becomes Gen; a greater
+	// Gen than a replica's drops the worker's holdings, engine map and
+	// tombstones. Ops of older generations are ignored from then on.
+	OpClearEvents Op = 6
+	// OpPending: Worker was chosen for the prompt Anchor+Pages (like an
+	// insert), so its pages count for routing until the engine confirms
+	// them or they expire (ExpirePending). Pending pages are kept apart
+	// from the worker's own holdings.
+	OpPending Op = 7
+	// OpEngineMap: engine map entries of the worker (anti-entropy):
+	// Hashes[i] names the block whose last page is Pages[i], stored at
+	// event version Ver or later (Ver 0: unknown).
+	OpEngineMap Op = 8
 )
 
 // Delta is one self-contained change to the index. It names the worker
@@ -30,6 +56,13 @@ type Delta struct {
 	Stamp  uint32
 	Anchor uint64
 	Pages  []uint64
+	// Event ops only (OpStoreEvents, OpRemoveEvents, OpClearEvents,
+	// OpEngineMap): the event generation and version, the engine's block
+	// hashes and, for a store, the pages per engine block.
+	Gen           uint32
+	Ver           uint64
+	Hashes        []uint64
+	PagesPerBlock int
 }
 
 // Batch collects deltas for one message and coalesces them as they are
@@ -64,7 +97,7 @@ func (b *Batch) Add(d Delta) {
 	case OpTouch:
 		for i := len(b.Deltas) - 1; i >= 0; i-- {
 			e := &b.Deltas[i]
-			if e.Worker != d.Worker || e.Epoch != d.Epoch || e.Op == OpRemove {
+			if e.Worker != d.Worker || e.Epoch != d.Epoch || (e.Op != OpInsert && e.Op != OpTouch) {
 				continue
 			}
 			if last := e.last(); last == d.Anchor {

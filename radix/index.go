@@ -43,6 +43,13 @@ type Config struct {
 	// ExpectedPages sizes the page table up front (distinct pages), so
 	// that it does not grow (and rebuild) while filling; 0 starts small.
 	ExpectedPages int
+	// MaxEventTombstones bounds the tombstones of removed engine blocks
+	// kept per event-sourced worker [DefaultEventTombstones]; past it the
+	// oldest go, counted in Stats.TombstonesDropped. A tombstone matters
+	// while a store older than its removal may still arrive (reordering,
+	// a second subscriber, anti-entropy from a replica that missed the
+	// removal).
+	MaxEventTombstones int
 }
 
 func (c Config) withDefaults() Config {
@@ -54,6 +61,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPendingPages <= 0 {
 		c.MaxPendingPages = 1 << 20
+	}
+	if c.MaxEventTombstones <= 0 {
+		c.MaxEventTombstones = DefaultEventTombstones
 	}
 	return c
 }
@@ -67,13 +77,21 @@ type Hit struct {
 // Stats is the index's memory accounting.
 type Stats struct {
 	Pages          int64 // distinct pages
-	HolderPages    int64 // (page, worker) pairs
+	HolderPages    int64 // (page, worker) pairs, pending pages apart
 	Chains         int
 	Workers        int
-	Bytes          int64 // estimate of the heap the index uses
-	Pending        int
+	Bytes          int64 // estimate of the heap the index uses, all included
+	Pending        int   // deltas waiting for their anchor page
 	PendingDropped int64
 	Evicted        int64 // holder-pages evicted by budgets and the cap
+
+	// Event-sourced workers and in-flight routes.
+	EventWorkers      int   // workers with event-sourced state
+	EngineEntries     int64 // engine map entries (block hash -> page)
+	Tombstones        int64 // tombstones of removed engine blocks
+	TombstonesDropped int64 // tombstones dropped past MaxEventTombstones
+	EventBytes        int64 // heap of engine maps and tombstones (in Bytes)
+	PendingPages      int64 // (page, worker) pairs of in-flight routes
 }
 
 // Index is the replicated prefix index. It is safe for concurrent use:
@@ -90,6 +108,7 @@ type scratch struct {
 	path   []step
 	depths []workerDepth
 	byW    []uint32
+	ranks  []uint64
 }
 
 // New returns an empty index.
@@ -99,7 +118,15 @@ func New(cfg Config) *Index {
 	return ix
 }
 
-func (ix *Index) getScratch() *scratch  { return ix.pool.Get().(*scratch) }
+func (ix *Index) getScratch() *scratch { return ix.pool.Get().(*scratch) }
+
+// seen returns s.byW with room for n workers, zeroed.
+func (s *scratch) seen(n int) []uint32 {
+	if cap(s.byW) < n {
+		s.byW = make([]uint32, n)
+	}
+	return s.byW[:n]
+}
 func (ix *Index) putScratch(s *scratch) { ix.pool.Put(s) }
 
 // PageTokens returns the page size in tokens of model.
@@ -153,9 +180,7 @@ func (ix *Index) MatchPages(dst []Hit, pages []uint64) []Hit {
 	ix.mu.RLock()
 	s.path = ix.x.walk(s.path[:0], pages)
 	s.depths = ix.x.appendDepths(s.depths[:0], s.path)
-	for _, d := range s.depths {
-		dst = append(dst, Hit{ix.x.workers[d.w].name, int(d.pages)})
-	}
+	dst = ix.x.appendHits(dst, s.depths, s.seen(len(ix.x.workers)))
 	ix.mu.RUnlock()
 	ix.putScratch(s)
 	return dst
@@ -224,9 +249,7 @@ func (ix *Index) matchInsert(dst []Hit, collect bool, worker string, epoch uint6
 	s.path = x.walk(s.path[:0], pages)
 	if collect {
 		s.depths = x.appendDepths(s.depths[:0], s.path)
-		for _, d := range s.depths {
-			dst = append(dst, Hit{x.workers[d.w].name, int(d.pages)})
-		}
+		dst = x.appendHits(dst, s.depths, s.seen(len(x.workers)))
 	}
 	held := 0
 	if w, ok := x.byName[worker]; ok && x.workers[w].epoch == epoch {
@@ -272,24 +295,49 @@ func (ix *Index) Stats() Stats {
 		Pages:          x.pages,
 		HolderPages:    x.holderPages,
 		Chains:         len(x.chains) - len(x.free),
-		Workers:        len(x.workers),
 		Pending:        x.pend.n,
 		PendingDropped: x.pend.dropped,
 		Evicted:        x.evicted,
 	}
+	for i := range x.workers {
+		wk := &x.workers[i]
+		if wk.owner != 0 {
+			st.PendingPages += wk.pages
+			continue
+		}
+		st.Workers++
+		if ev := wk.ev; ev != nil {
+			st.EventWorkers++
+			st.EngineEntries += ev.entries
+			st.Tombstones += int64(ev.tombs.len())
+			st.TombstonesDropped += ev.tombs.dropped
+			st.EventBytes += int64(ev.tombs.bytes()) + int64(unsafe.Sizeof(eventState{}))
+			if ev.rev != nil {
+				st.EventBytes += int64(ev.rev.bytes())
+			}
+		}
+	}
+	st.HolderPages -= st.PendingPages
 	b := int64(x.table.bytes()) + int64(cap(x.chains))*int64(chainSize) + int64(cap(x.free))*4
 	for i := range x.chains {
 		c := &x.chains[i]
-		b += int64(cap(c.hashes))*8 + int64(cap(c.holders))*8 + int64(cap(c.children))*4
+		b += int64(cap(c.hashes))*8 + int64(cap(c.holders))*int64(holderSize) + int64(cap(c.children))*4
+		for j := range c.holders {
+			// Engine arrays: the event-sourced workers' engine maps.
+			st.EventBytes += int64(cap(c.holders[j].engine)) * 8
+		}
 	}
 	for i := range x.workers {
 		b += int64(len(x.workers[i].chains))*8 + 64 + int64(len(x.workers[i].name))
 	}
-	st.Bytes = b
+	st.Bytes = b + st.EventBytes
 	return st
 }
 
-const chainSize = int(unsafe.Sizeof(chain{}))
+const (
+	chainSize  = int(unsafe.Sizeof(chain{}))
+	holderSize = int(unsafe.Sizeof(holder{}))
+)
 
 // workerIndex returns the index of worker, adding it if new.
 func (x *core) workerIndex(name string) (uint32, error) {
@@ -306,6 +354,31 @@ func (x *core) workerIndex(name string) (uint32, error) {
 	x.workers = append(x.workers, worker{name: name, chains: make(map[uint32]struct{})})
 	x.byName[name] = w
 	return w, nil
+}
+
+// dropWorker drops everything w holds: its holdings, its pending pages and
+// its event-sourced state.
+func (x *core) dropWorker(w uint32) {
+	x.workers[w].ev = nil
+	x.dropHoldings(w)
+	if s := x.workers[w].shadow; s != 0 {
+		x.dropHoldings(s - 1)
+	}
+}
+
+// shadowIndex returns the index of the worker holding w's pending pages,
+// adding it if new.
+func (x *core) shadowIndex(w uint32) (uint32, error) {
+	if s := x.workers[w].shadow; s != 0 {
+		return s - 1, nil
+	}
+	if len(x.workers) >= x.cfg.MaxWorkers {
+		return 0, ErrTooManyWorkers
+	}
+	s := uint32(len(x.workers))
+	x.workers = append(x.workers, worker{name: x.workers[w].name, chains: make(map[uint32]struct{}), owner: w + 1})
+	x.workers[w].shadow = s + 1
+	return s, nil
 }
 
 // apply applies d and then any waiting delta whose anchor d created.
@@ -333,7 +406,8 @@ func (x *core) apply(d Delta) error {
 
 func (x *core) apply1(d Delta) error {
 	switch d.Op {
-	case OpInsert, OpTouch, OpRemove:
+	case OpInsert, OpTouch, OpRemove, OpPending:
+	case OpStoreEvents, OpRemoveEvents, OpClearEvents, OpEngineMap:
 	default:
 		return fmt.Errorf("%w: op %d", ErrBadDelta, d.Op)
 	}
@@ -349,19 +423,28 @@ func (x *core) apply1(d Delta) error {
 	case d.Epoch < wk.epoch:
 		return nil
 	case d.Epoch > wk.epoch:
-		x.dropHoldings(w)
+		x.dropWorker(w)
 		wk = &x.workers[w]
 		wk.epoch, wk.removed = d.Epoch, false
 	}
 	if wk.removed {
 		return nil
 	}
-	if d.Op == OpRemove {
-		x.dropHoldings(w)
+	switch d.Op {
+	case OpRemove:
+		x.dropWorker(w)
 		x.workers[w].removed = true
 		return nil
+	case OpStoreEvents, OpRemoveEvents, OpClearEvents, OpEngineMap:
+		return x.applyEvents(w, d)
+	case OpPending:
+		s, err := x.shadowIndex(w)
+		if err != nil {
+			return err
+		}
+		w = s
 	}
-	err = x.insertPath(w, d.Stamp, d.Anchor, d.Pages)
+	err = x.insertPath(w, d.Stamp, 0, d.Anchor, d.Pages)
 	if err == errNoAnchor {
 		x.pend.add(d, x.cfg)
 		return nil

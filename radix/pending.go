@@ -20,11 +20,13 @@ func (p *pending) add(d Delta, cfg Config) {
 		return
 	}
 	for _, e := range p.byAnchor[d.Anchor] {
-		if e.Op == d.Op && e.Worker == d.Worker && e.Epoch == d.Epoch && e.Stamp == d.Stamp && slices.Equal(e.Pages, d.Pages) {
+		if e.Op == d.Op && e.Worker == d.Worker && e.Epoch == d.Epoch && e.Stamp == d.Stamp &&
+			e.Gen == d.Gen && e.Ver == d.Ver && slices.Equal(e.Pages, d.Pages) && slices.Equal(e.Hashes, d.Hashes) {
 			return // a duplicate
 		}
 	}
-	d.Pages = slices.Clone(d.Pages) // it may alias a receive buffer
+	// They may alias a receive buffer.
+	d.Pages, d.Hashes = slices.Clone(d.Pages), slices.Clone(d.Hashes)
 	p.byAnchor[d.Anchor] = append(p.byAnchor[d.Anchor], d)
 	p.n++
 	p.pages += len(d.Pages)

@@ -1,6 +1,10 @@
 package radix
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+	"unsafe"
+)
 
 // Rule says which branch of the routing policy chose a worker.
 type Rule uint8
@@ -52,12 +56,53 @@ func DefaultPolicy() Policy {
 	return Policy{CacheThreshold: 0.5, BalanceAbsThreshold: 32, BalanceRelThreshold: 1.1}
 }
 
+// Source names where a worker's matched pages came from. It is a bit set.
+type Source uint8
+
+// Sources of matched pages.
+const (
+	// SourceRecorded: pages recorded when gateways routed prompts.
+	SourceRecorded Source = 1 << iota
+	// SourceEvents: pages the worker's engine reported through KV events.
+	SourceEvents
+	// SourcePending: pages of prompts routed to the worker whose prefill
+	// the engine has not confirmed yet (InsertPending).
+	SourcePending
+)
+
+var sourceNames = [...]string{"recorded", "events", "pending"}
+
+// Names returns the names of the sources in s ("recorded", "events",
+// "pending"), in that order; nil for none.
+func (s Source) Names() []string {
+	var out []string
+	for i, n := range sourceNames {
+		if s&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// String returns the names of the sources joined with "+", or "none".
+func (s Source) String() string {
+	if s == 0 {
+		return "none"
+	}
+	return strings.Join(s.Names(), "+")
+}
+
 // Decision is the outcome of Route.
 type Decision struct {
 	Worker       string
 	Rule         Rule
 	MatchedPages int     // pages of the prompt the chosen worker holds
 	MatchRatio   float64 // MatchedPages / prompt pages (0 for an empty prompt)
+	// Sources says which sources gave the chosen worker's MatchedPages
+	// (0 when it matched nothing): its own holdings (recorded or events,
+	// by how the deepest matched page was stored) and its pending pages,
+	// each when it reaches that depth.
+	Sources Source
 }
 
 // Route picks a worker for a token prompt of model among candidates.
@@ -77,15 +122,42 @@ func (ix *Index) RoutePages(pages []uint64, cands []Candidate, p Policy) (Decisi
 	return d, err
 }
 
-// routePages applies the policy. Ties on load go to the earlier candidate,
-// so the caller's order breaks them deterministically.
+// rendezvous ranks candidate name for a prompt whose first page is first:
+// ties between equally good candidates go to the highest rank, so that a
+// given prefix goes to the same worker on every replica and equal workers
+// share distinct prefixes.
+func rendezvous(name string, first uint64) uint64 {
+	return XXH64(unsafe.Slice(unsafe.StringData(name), len(name)), first)
+}
+
+// routePages applies the policy. Ties (equal load for the least loaded,
+// equal depth and load for the best match) go to the candidate of highest
+// rendezvous rank for the prompt's first page (0 for an empty prompt).
 func (ix *Index) routePages(s *scratch, pages []uint64, cands []Candidate, p Policy) (Decision, error) {
 	if len(cands) == 0 {
 		return Decision{}, ErrNoCandidates
 	}
+	var first uint64
+	if len(pages) > 0 {
+		first = pages[0]
+	}
+	// rank computes rendezvous ranks lazily: most decisions have no tie.
+	ranks := s.ranks[:0]
+	rank := func(i int) uint64 {
+		if ranks == nil || len(ranks) == 0 {
+			if cap(s.ranks) < len(cands) {
+				s.ranks = make([]uint64, len(cands))
+			}
+			ranks = s.ranks[:len(cands)]
+			for j := range ranks {
+				ranks[j] = rendezvous(cands[j].Worker, first)
+			}
+		}
+		return ranks[i]
+	}
 	lo, hi := 0, 0
 	for i, c := range cands {
-		if c.Load < cands[lo].Load {
+		if c.Load < cands[lo].Load || (c.Load == cands[lo].Load && i != lo && rank(i) > rank(lo)) {
 			lo = i
 		}
 		if c.Load > cands[hi].Load {
@@ -95,29 +167,38 @@ func (ix *Index) routePages(s *scratch, pages []uint64, cands []Candidate, p Pol
 	minL, maxL := cands[lo].Load, cands[hi].Load
 	imbalanced := maxL-minL > p.BalanceAbsThreshold && float64(maxL) > p.BalanceRelThreshold*float64(minL)
 
-	// matched[i] is candidate i's matched depth.
+	// byW[w] is worker w's matched depth; a shadow's depth counts for its
+	// owner.
 	ix.mu.RLock()
 	x := ix.x
 	s.path = x.walk(s.path[:0], pages)
 	s.depths = x.appendDepths(s.depths[:0], s.path)
-	if cap(s.byW) < len(x.workers) {
-		s.byW = make([]uint32, len(x.workers))
-	}
-	byW := s.byW[:len(x.workers)]
+	byW := s.seen(len(x.workers))
 	for _, d := range s.depths {
 		byW[d.w] = d.pages
 	}
-	matched := func(i int) int {
-		if w, ok := x.byName[cands[i].Worker]; ok {
-			return int(byW[w])
+	own := func(i int) (int, int) {
+		w, ok := x.byName[cands[i].Worker]
+		if !ok {
+			return 0, 0
 		}
-		return 0
+		m := int(byW[w])
+		var pend int
+		if sh := x.workers[w].shadow; sh != 0 {
+			pend = int(byW[sh-1])
+		}
+		return m, pend
+	}
+	matched := func(i int) int {
+		m, pend := own(i)
+		return max(m, pend)
 	}
 	best := 0
 	bestM := matched(0)
 	for i := 1; i < len(cands); i++ {
 		m := matched(i)
-		if m > bestM || (m == bestM && cands[i].Load < cands[best].Load) {
+		if m > bestM || (m == bestM && (cands[i].Load < cands[best].Load ||
+			(cands[i].Load == cands[best].Load && rank(i) > rank(best)))) {
 			best, bestM = i, m
 		}
 	}
@@ -128,13 +209,24 @@ func (ix *Index) routePages(s *scratch, pages []uint64, cands []Candidate, p Pol
 		return float64(m) / float64(len(pages))
 	}
 	var d Decision
+	chosen := lo
 	switch {
 	case imbalanced:
 		d = Decision{Worker: cands[lo].Worker, Rule: RuleImbalance, MatchedPages: matched(lo)}
 	case bestM > 0 && ratio(bestM) >= p.CacheThreshold:
 		d = Decision{Worker: cands[best].Worker, Rule: RuleCacheHit, MatchedPages: bestM}
+		chosen = best
 	default:
 		d = Decision{Worker: cands[lo].Worker, Rule: RuleLeastLoaded, MatchedPages: matched(lo)}
+	}
+	if d.MatchedPages > 0 {
+		m, pend := own(chosen)
+		if pend == d.MatchedPages {
+			d.Sources |= SourcePending
+		}
+		if m == d.MatchedPages {
+			d.Sources |= x.ownSource(x.byName[d.Worker], s.path, m)
+		}
 	}
 	for _, dp := range s.depths {
 		byW[dp.w] = 0
@@ -142,4 +234,21 @@ func (ix *Index) routePages(s *scratch, pages []uint64, cands []Candidate, p Pol
 	ix.mu.RUnlock()
 	d.MatchRatio = ratio(d.MatchedPages)
 	return d, nil
+}
+
+// ownSource says whether w's page at depth m on path (its deepest matched)
+// came from events or recorded routes.
+func (x *core) ownSource(w uint32, path []step, m int) Source {
+	for j := len(path) - 1; j >= 0; j-- {
+		if int(path[j].end) < m {
+			break
+		}
+		if i, ok := findHolder(x.chains[path[j].ci].holders, w); ok {
+			if x.chains[path[j].ci].holders[i].ver > 0 {
+				return SourceEvents
+			}
+			return SourceRecorded
+		}
+	}
+	return SourceRecorded
 }

@@ -23,31 +23,31 @@ func TestRoute(t *testing.T) {
 		want   Decision
 	}{
 		{"cache hit", prompt, []Candidate{{"a", 5}, {"b", 5}, {"d", 5}}, p,
-			Decision{Worker: "a", Rule: RuleCacheHit, MatchedPages: 8, MatchRatio: 0.8}},
+			Decision{Worker: "a", Rule: RuleCacheHit, MatchedPages: 8, MatchRatio: 0.8, Sources: SourceRecorded}},
 		{"cache hit tie goes to lower load", prompt, []Candidate{{"a", 9}, {"c", 4}, {"b", 0}}, p,
-			Decision{Worker: "c", Rule: RuleCacheHit, MatchedPages: 8, MatchRatio: 0.8}},
-		{"cache hit tie on load goes to first", prompt, []Candidate{{"c", 4}, {"a", 4}}, p,
-			Decision{Worker: "c", Rule: RuleCacheHit, MatchedPages: 8, MatchRatio: 0.8}},
+			Decision{Worker: "c", Rule: RuleCacheHit, MatchedPages: 8, MatchRatio: 0.8, Sources: SourceRecorded}},
+		{"cache hit tie on load goes by rendezvous", prompt, []Candidate{{"c", 4}, {"a", 4}}, p,
+			Decision{Worker: higherRank("c", "a", prompt[0]), Rule: RuleCacheHit, MatchedPages: 8, MatchRatio: 0.8, Sources: SourceRecorded}},
 		{"below threshold: least loaded", prompt, []Candidate{{"b", 7}, {"d", 2}}, p,
 			Decision{Worker: "d", Rule: RuleLeastLoaded}},
 		{"ratio exactly at threshold hits", prompt[:6], []Candidate{{"b", 9}, {"d", 2}}, p,
-			Decision{Worker: "b", Rule: RuleCacheHit, MatchedPages: 3, MatchRatio: 0.5}},
+			Decision{Worker: "b", Rule: RuleCacheHit, MatchedPages: 3, MatchRatio: 0.5, Sources: SourceRecorded}},
 		{"imbalance beats the cache", prompt, []Candidate{{"a", 100}, {"d", 10}}, p,
 			Decision{Worker: "d", Rule: RuleImbalance}},
 		{"absolute gap too small: no imbalance", prompt, []Candidate{{"a", 40}, {"d", 10}}, p,
-			Decision{Worker: "a", Rule: RuleCacheHit, MatchedPages: 8, MatchRatio: 0.8}},
+			Decision{Worker: "a", Rule: RuleCacheHit, MatchedPages: 8, MatchRatio: 0.8, Sources: SourceRecorded}},
 		{"relative gap too small: no imbalance", prompt, []Candidate{{"a", 1000}, {"d", 950}}, p,
-			Decision{Worker: "a", Rule: RuleCacheHit, MatchedPages: 8, MatchRatio: 0.8}},
+			Decision{Worker: "a", Rule: RuleCacheHit, MatchedPages: 8, MatchRatio: 0.8, Sources: SourceRecorded}},
 		{"imbalance reports the chosen worker's match", prompt, []Candidate{{"d", 100}, {"b", 10}}, p,
-			Decision{Worker: "b", Rule: RuleImbalance, MatchedPages: 3, MatchRatio: 0.3}},
+			Decision{Worker: "b", Rule: RuleImbalance, MatchedPages: 3, MatchRatio: 0.3, Sources: SourceRecorded}},
 		{"unknown candidates", prompt, []Candidate{{"x", 3}, {"y", 1}}, p,
 			Decision{Worker: "y", Rule: RuleLeastLoaded}},
 		{"unmatched prompt", []uint64{77, 78}, []Candidate{{"a", 3}, {"b", 1}}, p,
 			Decision{Worker: "b", Rule: RuleLeastLoaded}},
 		{"empty prompt", nil, []Candidate{{"a", 3}, {"b", 1}}, p,
 			Decision{Worker: "b", Rule: RuleLeastLoaded}},
-		{"least-loaded tie goes to first", []uint64{77}, []Candidate{{"b", 1}, {"a", 1}}, p,
-			Decision{Worker: "b", Rule: RuleLeastLoaded}},
+		{"least-loaded tie goes by rendezvous", []uint64{77}, []Candidate{{"b", 1}, {"a", 1}}, p,
+			Decision{Worker: higherRank("b", "a", 77), Rule: RuleLeastLoaded}},
 		{"zero threshold still needs a match", []uint64{77}, []Candidate{{"a", 5}, {"b", 1}}, Policy{BalanceAbsThreshold: 32, BalanceRelThreshold: 1.1},
 			Decision{Worker: "b", Rule: RuleLeastLoaded}},
 	}
@@ -75,10 +75,19 @@ func TestRoute(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(Decision{Worker: "e", Rule: RuleCacheHit, MatchedPages: 4, MatchRatio: 1}, got); diff != "" {
+		if diff := cmp.Diff(Decision{Worker: "e", Rule: RuleCacheHit, MatchedPages: 4, MatchRatio: 1, Sources: SourceRecorded}, got); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
 		}
 	})
+}
+
+// higherRank returns which of a and b wins a tie for a prompt whose first
+// page is first.
+func higherRank(a, b string, first uint64) string {
+	if XXH64([]byte(b), first) > XXH64([]byte(a), first) {
+		return b
+	}
+	return a
 }
 
 func mustInsert(t testing.TB, ix *Index, w string, stamp uint32, pages []uint64) {

@@ -29,7 +29,9 @@ func (ix *Index) AppendSnapshot(dst []byte) ([]byte, error) {
 	ix.mu.RLock()
 	names := make([]string, 0, len(ix.x.workers))
 	for i := range ix.x.workers {
-		names = append(names, ix.x.workers[i].name)
+		if ix.x.workers[i].owner == 0 { // pending pages are not kept
+			names = append(names, ix.x.workers[i].name)
+		}
 	}
 	slices.Sort(names)
 	var b Batch

@@ -368,6 +368,15 @@ func TestAgentBinary(t *testing.T) {
 		contains(t, "second route", ca.ok("route", "--model", "m1", "--text", prompt), "w1", "cache-hit", "1.00")
 		ca.fails(1, "no healthy worker", "route", "--model", "m2", "--text", prompt)
 		contains(t, "workers del", ca.ok("workers", "del", "w2"), "removed worker w2")
+		// A worker whose engine streams KV events (none listens there: the
+		// subscriber retries in the background).
+		contains(t, "workers put --kv-events", ca.ok("workers", "put", "w3", "--url", "http://10.1.0.3:8000", "--model", "m3",
+			"--kv-events", "tcp://127.0.0.1:1", "--kv-replay", "tcp://127.0.0.1:2", "--kv-topic", "kv"),
+			"kv events", "tcp://127.0.0.1:1 replay tcp://127.0.0.1:2 topic kv")
+		contains(t, "status lists the stream", ca.ok("status"), "KV EVENTS WORKER", "w3", "tcp://127.0.0.1:1")
+		ca.fails(2, "go with --kv-events", "workers", "put", "w4", "--url", "http://10.1.0.4:8000", "--model", "m3", "--kv-topic", "kv")
+		ca.fails(1, "a wildcard is what the engine binds", "workers", "put", "w4", "--url", "http://10.1.0.4:8000", "--model", "m3", "--kv-events", "tcp://*:5557")
+		ca.ok("workers", "del", "w3")
 	})
 	t.Run("ratelimit", func(t *testing.T) {
 		// An hour's window: the takes below must fall in the same window.

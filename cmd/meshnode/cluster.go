@@ -64,7 +64,7 @@ func setupStatus(_ string, fs *flag.FlagSet) func(*client, []string) error {
 		if !st.Ready {
 			ready = "no: " + st.Reason
 		}
-		return c.pairs(
+		if err := c.pairs(
 			"node", fmt.Sprintf("%s (generation %d)", st.Name, st.Generation),
 			"address", me.Addr,
 			"version", me.Version,
@@ -73,7 +73,34 @@ func setupStatus(_ string, fs *flag.FlagSet) func(*client, []string) error {
 			"ready", ready,
 			"store", fmt.Sprintf("%d keys, %d tombstones, %d bytes", st.Store.Keys, st.Store.Tombstones, st.Store.Bytes),
 			"index", fmt.Sprintf("%d pages, %d holder-pages, %d workers, %d bytes", st.Index.Pages, st.Index.HolderPages, st.Index.Workers, st.Index.Bytes),
-		)
+		); err != nil {
+			return err
+		}
+		if len(st.KVEvents) == 0 {
+			return nil
+		}
+		fmt.Fprintln(c.out)
+		rows := make([][]string, len(st.KVEvents))
+		for i, k := range st.KVEvents {
+			state, seq, lag := "-", "-", "-"
+			if k.Subscribed {
+				state = k.State
+				if k.Error != "" {
+					state += ": " + k.Error
+				}
+				if k.LastSeq >= 0 {
+					seq = strconv.FormatInt(k.LastSeq, 10)
+					if k.SeqBehind > 0 {
+						seq += fmt.Sprintf(" (%d behind)", k.SeqBehind)
+					}
+				}
+				if k.LastBatch != nil {
+					lag = time.Duration(k.LagSeconds * float64(time.Second)).Round(time.Millisecond).String()
+				}
+			}
+			rows[i] = []string{k.Worker, strings.Join(k.Owners, ","), k.Endpoint, seq, lag, state}
+		}
+		return c.table("KV EVENTS WORKER\tSUBSCRIBERS\tENDPOINT\tLAST SEQ\tLAG\tSTATE (THIS NODE)", rows)
 	}
 }
 

@@ -51,6 +51,9 @@ type agentConfig struct {
 	StoreMaxBytes       int64         `json:"store_max_bytes"`
 	WorkerPages         int64         `json:"worker_pages"`
 	MaxHolderPages      int64         `json:"max_holder_pages"`
+	KVSubscribers       int64         `json:"kv_subscribers"`
+	KVGrace             node.Duration `json:"kv_grace"`
+	PendingTimeout      node.Duration `json:"pending_timeout"`
 	MinorityShare       bool          `json:"minority_share"`
 	HeapFloorBytes      int64         `json:"heap_floor_bytes"`
 	// WatchHistory and WatchHistoryBytes bound the changes kept for
@@ -106,6 +109,9 @@ func defaultConfig(hostname func() (string, error)) agentConfig {
 		FirstFrameTimeout:    node.Duration(node.DefaultFirstFrameTimeout),
 		WatchHistory:         node.DefaultWatchHistory,
 		WatchHistoryBytes:    node.DefaultWatchHistoryBytes,
+		KVSubscribers:        node.DefaultKVSubscribers,
+		KVGrace:              node.Duration(node.DefaultKVGrace),
+		PendingTimeout:       node.Duration(node.DefaultPendingTimeout),
 	}
 }
 
@@ -217,6 +223,9 @@ var options = []option{
 	intOpt("store-max-bytes", "bound of the replicated store in `bytes` (0: the default)", func(c *agentConfig) *int64 { return &c.StoreMaxBytes }),
 	intOpt("worker-pages", "each worker's budget of `pages` in the prefix index (0: unlimited)", func(c *agentConfig) *int64 { return &c.WorkerPages }),
 	intOpt("max-holder-pages", "cap of the prefix index in (page, worker) `pairs` (0: unlimited)", func(c *agentConfig) *int64 { return &c.MaxHolderPages }),
+	intOpt("kv-subscribers", "how many live `nodes` subscribe to each worker's engine KV events: 1 or 2", func(c *agentConfig) *int64 { return &c.KVSubscribers }),
+	durOpt("kv-grace", "how long (`duration`) an engine may stay unreachable before its event-sourced pages are dropped", func(c *agentConfig) *node.Duration { return &c.KVGrace }),
+	durOpt("pending-timeout", "how long (`duration`) a routed prompt's pages count as pending on a worker that streams KV events, until its events confirm them", func(c *agentConfig) *node.Duration { return &c.PendingTimeout }),
 	intOpt("heap-floor-bytes", "heap size in `bytes` below which the garbage collector does not run; fewer collections on a small heap keep the API's latency tail low (0: Go's default, GOGC alone)", func(c *agentConfig) *int64 { return &c.HeapFloorBytes }),
 	intOpt("watch-history", "`changes` of each namespace kept for watches to resume from by index (0: node default, 1024)", func(c *agentConfig) *int64 { return &c.WatchHistory }),
 	intOpt("watch-history-bytes", "bound in `bytes` of the keys and values the watch history of all namespaces keeps (0: node default, 64 MiB)", func(c *agentConfig) *int64 { return &c.WatchHistoryBytes }),
@@ -552,6 +561,8 @@ func (c agentConfig) nodeConfig() node.Config {
 		StoreMaxBytes:         c.StoreMaxBytes,
 		WorkerPages:           c.WorkerPages,
 		MaxHolderPages:        c.MaxHolderPages,
+		KVGrace:               c.KVGrace,
+		PendingTimeout:        c.PendingTimeout,
 		MinorityShare:         c.MinorityShare,
 		MaxStreamBufferBytes:  c.MaxStreamBufferBytes,
 		FirstFrameTimeout:     c.FirstFrameTimeout,
@@ -568,6 +579,7 @@ func (c agentConfig) nodeConfig() node.Config {
 	// Out of range values stay out of range, for Validate to refuse.
 	cfg.WatchHistory = int(min(max(c.WatchHistory, -1), 1<<30))
 	cfg.WatchHistoryBytes = c.WatchHistoryBytes
+	cfg.KVSubscribers = int(min(max(c.KVSubscribers, -1), 1<<30))
 	return cfg
 }
 

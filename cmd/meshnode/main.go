@@ -21,6 +21,7 @@ const usage = `usage: meshnode <command> [flags] [args]
 Daemon:
   agent       run a node (meshnode agent -h lists its flags)
   demo        start a local cluster in this process and show it working
+  engine      an emulated inference engine: OpenAI API, prefix cache, KV events
 
 Client (calls the agent's HTTP API; --api-addr or MESHNODE_API_ADDR):
   members     list the members and their state
@@ -46,6 +47,11 @@ func main() {
 		sig := make(chan os.Signal, 4)
 		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 		os.Exit(runAgent(os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr, sig))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "engine" {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+		os.Exit(runEngine(os.Args[2:], os.Stdout, os.Stderr, sig))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "demo" {
 		sig := make(chan os.Signal, 1)
@@ -80,7 +86,7 @@ func run(args []string, env lookupEnv, stdin io.Reader, stdout, stderr io.Writer
 
 // commandNames lists every command, for suggestions.
 func commandNames() []string {
-	names := []string{"agent", "demo", "help", "version", "keygen"}
+	names := []string{"agent", "demo", "engine", "help", "version", "keygen"}
 	for name := range clientCommands {
 		names = append(names, name)
 	}

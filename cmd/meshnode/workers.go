@@ -72,6 +72,9 @@ func setupWorkers(sub string, fs *flag.FlagSet) func(*client, []string) error {
 		load := fs.Int("load", 0, "current load (e.g. requests in flight)")
 		lbl := labelsFlag{}
 		fs.Var(lbl, "label", "a label key=value (repeatable)")
+		kvEndpoint := fs.String("kv-events", "", "the engine's KV event `endpoint` (ZMQ PUB), tcp://host:port or ipc://path: a node subscribes and routes on what the engine caches")
+		kvReplay := fs.String("kv-replay", "", "the engine's KV event replay `endpoint` (ZMQ ROUTER), with --kv-events")
+		kvTopic := fs.String("kv-topic", "", "the `topic` of the engine's KV events, with --kv-events (default: every message)")
 		return func(c *client, args []string) error {
 			if err := wantArgs(args, 1, "a worker id"); err != nil {
 				return err
@@ -79,6 +82,12 @@ func setupWorkers(sub string, fs *flag.FlagSet) func(*client, []string) error {
 			body := map[string]any{"url": *u, "model": *model, "health": *health, "load": *load}
 			if len(lbl) > 0 {
 				body["labels"] = map[string]string(lbl)
+			}
+			switch {
+			case *kvEndpoint != "":
+				body["kv_events"] = node.KVEvents{Endpoint: *kvEndpoint, ReplayEndpoint: *kvReplay, Topic: *kvTopic}
+			case *kvReplay != "" || *kvTopic != "":
+				return badUsage("--kv-replay and --kv-topic go with --kv-events")
 			}
 			var w node.Worker
 			if err := c.call(http.MethodPut, "/v1/workers/"+url.PathEscape(args[0]), nil, body, &w); err != nil {
@@ -132,8 +141,18 @@ func (c *client) printWorker(w node.Worker) error {
 	if c.json {
 		return c.printJSON(w)
 	}
+	kv := "-"
+	if k := w.KVEvents; k != nil {
+		kv = k.Endpoint
+		if k.ReplayEndpoint != "" {
+			kv += " replay " + k.ReplayEndpoint
+		}
+		if k.Topic != "" {
+			kv += " topic " + k.Topic
+		}
+	}
 	return c.pairs("id", w.ID, "url", w.URL, "model", w.Model, "health", w.Health,
-		"load", strconv.Itoa(w.Load), "labels", labels(w.Labels), "epoch", strconv.FormatUint(w.Epoch, 10))
+		"load", strconv.Itoa(w.Load), "labels", labels(w.Labels), "epoch", strconv.FormatUint(w.Epoch, 10), "kv events", kv)
 }
 
 // labels formats labels sorted, k=v,k=v.
@@ -153,13 +172,26 @@ func setupRoute(_ string, fs *flag.FlagSet) func(*client, []string) error {
 	model := fs.String("model", "", "the model (required)")
 	text := fs.String("text", "", "the prompt as text (or give --tokens)")
 	tokens := fs.String("tokens", "", "the prompt as comma-separated token ids")
-	record := fs.Bool("record", false, "record that the chosen worker now holds the prompt's prefix")
+	byteTokens := fs.String("byte-tokens", "", "the prompt as `text` tokenized one token per byte, as meshnode engine does")
+	record := fs.Bool("record", false, "record that the chosen worker now holds the prompt's prefix (pending until its KV events confirm it, for a worker that streams them)")
+	lora := fs.String("lora", "", "the LoRA `adapter` the prompt runs with, as the engine names it in its KV events (with --tokens)")
 	return func(c *client, args []string) error {
 		if err := wantArgs(args, 0, "flags only (--model, --text or --tokens)"); err != nil {
 			return err
 		}
 		body := map[string]any{"model": *model, "record": *record}
+		if *lora != "" {
+			body["lora"] = *lora
+		}
 		switch {
+		case *byteTokens != "" && (*tokens != "" || *text != ""):
+			return badUsage("give one of --text, --tokens and --byte-tokens")
+		case *byteTokens != "":
+			ts := make([]uint32, len(*byteTokens))
+			for i := range len(*byteTokens) {
+				ts[i] = uint32((*byteTokens)[i])
+			}
+			body["tokens"] = ts
 		case *tokens != "" && *text != "":
 			return badUsage("give --text or --tokens, not both")
 		case *tokens != "":
@@ -184,8 +216,24 @@ func setupRoute(_ string, fs *flag.FlagSet) func(*client, []string) error {
 		}
 		return c.pairs("worker", r.Worker, "url", r.URL, "rule", r.Rule,
 			"matched pages", strconv.Itoa(r.MatchedPages), "match ratio", strconv.FormatFloat(r.MatchRatio, 'f', 2, 64),
-			"recorded", yesNo(r.Recorded))
+			"recorded", recorded(r), "sources", sources(r.Sources))
 	}
+}
+
+// recorded says whether and how a route was recorded.
+func recorded(r node.RouteResult) string {
+	if r.Pending {
+		return "yes, pending until the engine's events confirm it"
+	}
+	return yesNo(r.Recorded)
+}
+
+// sources lists what a route's matched pages came from.
+func sources(s []string) string {
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, ", ")
 }
 
 // limitInfo is the body of GET /v1/limits/{name}.

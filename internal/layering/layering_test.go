@@ -24,6 +24,17 @@ var forbidden = map[string][]string{
 	"radix":        {"swim", "store", "node", "internal/simnet"},
 	// The replication core.
 	"replica": {"swim", "node"},
+	// The engine model (a deterministic core) never depends on its server,
+	// on the event stream's sockets (kvevents) or on the mesh.
+	"engine": {"engine/server", "kvevents", "wire", "swim", "store", "radix", "replica", "node", "internal/simnet"},
+	// The engine emulator: the model behind HTTP and ZMQ sockets.
+	"engine/server": {"swim", "store", "radix", "replica", "node", "internal/simnet"},
+	// The engine KV-event codec and its ZeroMQ client: of ours, it may
+	// import wire only.
+	"kvevents": {"swim", "store", "radix", "replica", "node", "internal/simnet"},
+	// The KV-event workload of the benchmarks: engines' caches and their
+	// events, nothing of the mesh.
+	"internal/kvwork": {"swim", "store", "radix", "replica", "node", "internal/simnet"},
 }
 
 // testsMay lists, for each layer, what its tests (not its code) may depend
