@@ -231,6 +231,7 @@ func newSwimCollector(n *Node) *swimCollector {
 	add("link_checks_passed_total", "Link checks every pinged member answered: the node trusted itself again (a partition healed).", func(s swimnet.RunnerStats) uint64 { return s.Core.LinkChecksPassed })
 	add("fast_probes_total", "Probes started at twice the rate because many members were suspect at once.", func(s swimnet.RunnerStats) uint64 { return s.Core.FastProbes })
 	add("side_pings_total", "Extra direct pings sent beside probes while many members were suspect at once, or after a probe whose relays were all silent.", func(s swimnet.RunnerStats) uint64 { return s.Core.SidePings })
+	add("sweeps_total", "Discovery sweeps (pings to every member, to find those still up) started after a probe whose relays were all silent.", func(s swimnet.RunnerStats) uint64 { return s.Core.Sweeps })
 	add("side_suspicions_total", "Suspicions raised or confirmed because a side ping went unanswered.", func(s swimnet.RunnerStats) uint64 { return s.Core.SideSuspicions })
 	add("broadcasts_dropped_total", "Broadcasts dropped because the queue was full.", func(s swimnet.RunnerStats) uint64 { return s.Core.BroadcastsDropped })
 	add("events_dropped_total", "Membership events dropped because the node read them too slowly.", func(s swimnet.RunnerStats) uint64 { return s.EventsDropped })

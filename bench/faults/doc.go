@@ -19,7 +19,10 @@
 // times each (default 3), and adds the partitions at the moment of forming
 // and 20 s after it, the headers on channels S and A, the 30 s stop, 20
 // rejected bodies and 10 s of garbage: about 15 minutes per run. Every
-// measured figure is logged on a line that starts with FIGURE.
+// measured figure is logged on a line that starts with FIGURE. With
+// MESHNODE_FAULTS_LOGS=dir, the agents log at debug level and each
+// agent's log is kept in dir, under the test's name, when its test ends
+// (a victim's log ends at its kill): to find out what a figure came from.
 //
 // The tests assert the targets of issue 10, so a scenario fails while
 // the product misses its target; a failure message names the item. Full
