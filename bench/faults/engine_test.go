@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -46,6 +47,9 @@ type engineProc struct {
 
 	cache   *engine.Cache
 	prompts [][]uint32 // every prompt sent, in order
+	// stored and evicted count the blocks the engine stored and evicted,
+	// by the replica; they may be read while another goroutine sends.
+	stored, evicted atomic.Int64
 }
 
 var engineRE = regexp.MustCompile(`^meshnode engine: serving http://(\S+) .*, kv events (\S+), replay (\S+)$`)
@@ -130,7 +134,14 @@ func (e *engineProc) complete(prompt []uint32) error {
 	}
 	hashes := e.cache.AppendHashes(nil, prompt)
 	e.cache.Touch(hashes)
-	e.cache.Store(nil, hashes, prompt)
+	for _, ev := range e.cache.Store(nil, hashes, prompt) {
+		switch ev.Kind {
+		case engine.KindBlockStored:
+			e.stored.Add(int64(len(ev.BlockHashes)))
+		case engine.KindBlockRemoved:
+			e.evicted.Add(int64(len(ev.BlockHashes)))
+		}
+	}
 	e.prompts = append(e.prompts, prompt)
 	return nil
 }

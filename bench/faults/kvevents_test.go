@@ -158,8 +158,9 @@ func kvLoad(e *engineProc, i, from, max int, every time.Duration, stop <-chan st
 // the done-when: no event the engine can replay is lost).
 func TestKVEventsKillSubscriber(t *testing.T) {
 	kvVariants(t, modeShort, func(t *testing.T, bin string, v variant) {
-		// 512 blocks: the load below evicts in the full mode's lan runs.
-		f := newKVFleet(t, bin, kvFleetOpts{agents: v.n, profile: v.profile, engines: 2, blocks: 512})
+		// 128 blocks: the load below evicts while no one subscribes, so the
+		// replay must carry removals as well as stores.
+		f := newKVFleet(t, bin, kvFleetOpts{agents: v.n, profile: v.profile, engines: 2, blocks: 128})
 		for i, e := range f.engines {
 			sendPrompts(t, e, i, 0, 6)
 		}
@@ -184,11 +185,13 @@ func TestKVEventsKillSubscriber(t *testing.T) {
 		// The engine publishes for a moment under the old subscriber first.
 		hold(500 * time.Millisecond)
 		killed := time.Now()
+		stored0, evicted0 := e0.stored.Load(), e0.evicted.Load()
 		victim.kill9()
 		pt := timesOf(v.profile)
 		bound := pt.suspicionMax(v.n) + 5*pt.probe + 2*time.Second
 		newSubs, _, err := f.waitSubscribed(rest, bound+20*time.Second)
 		handover := time.Since(killed)
+		stored, evicted := e0.stored.Load()-stored0, e0.evicted.Load()-evicted0
 		close(stop)
 		stopped = true
 		res := <-load
@@ -210,8 +213,11 @@ func TestKVEventsKillSubscriber(t *testing.T) {
 			t.Fatal(err)
 		}
 		replays := m[`meshnode_kvevents_replays_total{result="ok"}`]
-		figure(t, "kill -9 of the subscriber (%s, %d agents): %s streams the engine %.2f s after the kill, every survivor holds the engine's cache %.2f s after it; %d prompts published meanwhile, %d blocks checked, %g replays on the new subscriber",
-			v.profile, v.n, heir.name, handover.Seconds(), caughtUp.Seconds(), res.sent, checked, replays)
+		figure(t, "kill -9 of the subscriber (%s, %d agents): %s streams the engine %.2f s after the kill, every survivor holds the engine's cache %.2f s after it; between kill and handover the engine stored %d blocks and evicted %d (%d prompts in the scenario); %d blocks checked, %g replays on the new subscriber",
+			v.profile, v.n, heir.name, handover.Seconds(), caughtUp.Seconds(), stored, evicted, res.sent, checked, replays)
+		if stored == 0 {
+			t.Errorf("the engine stored nothing between the kill and the handover: the scenario tests no replay")
+		}
 		if replays < 1 {
 			t.Errorf("the new subscriber replayed nothing: what the engine published between the kill and the handover was not replayed")
 		}
