@@ -141,6 +141,9 @@
 // TestHostileStreams and the admission tests of conns_test.go (raw TCP
 // clients, kernel resets, the heap of idle connections), TestSecureCluster
 // and TestWrongCAIsNotSilent (TLS handshakes), the wrong-key tests of
-// authlog_test.go (raw UDP bursts, logged kernel addresses) and the swim
-// Runner's tests on the shipped transport (swimnet_e2e_test.go).
+// authlog_test.go (raw UDP bursts, logged kernel addresses), the swim
+// Runner's tests on the shipped transport (swimnet_e2e_test.go) and
+// TestKVEventsEndToEnd (the ZMQ client against emulated engines; the same
+// behaviour runs in virtual time, with in-memory engines, in
+// kvsub_virtual_test.go).
 package node

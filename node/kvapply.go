@@ -70,6 +70,11 @@ type KVCounts struct {
 	// OtherMedium: events of a medium other than GPU (CPU, disk offload):
 	// counted, never routed on.
 	OtherMedium int
+	// OtherGroup: events of a KV-cache group other than the first (vLLM's
+	// hybrid models: sliding-window groups keep and drop blocks on their
+	// own schedule): counted, never routed on; group 0 stands for the
+	// prefix.
+	OtherGroup int
 	// BlockSize: stored events whose block size is not a multiple of the
 	// model's page size: ignored (a configuration error, see
 	// ErrKVBlockSize).
@@ -89,6 +94,7 @@ func (c *KVCounts) add(o KVCounts) {
 	c.Cleared += o.Cleared
 	c.StoredBlocks += o.StoredBlocks
 	c.OtherMedium += o.OtherMedium
+	c.OtherGroup += o.OtherGroup
 	c.BlockSize += o.BlockSize
 	c.Orphans += o.Orphans
 	c.Malformed += o.Malformed
@@ -345,6 +351,10 @@ func (a *KVApplier) applyBatch(res *KVResult, seq int64, b *kvBatch, now time.Ti
 				res.OtherMedium++
 				continue
 			}
+			if ev.GroupIdx != 0 {
+				res.OtherGroup++
+				continue
+			}
 			if len(ev.BlockHashes) == 0 {
 				res.Malformed++
 				continue
@@ -369,8 +379,21 @@ func (a *KVApplier) store(res *KVResult, ev *kvEvent, stamp uint32, ver uint64) 
 		res.OtherMedium++
 		return
 	}
+	if ev.GroupIdx != 0 {
+		res.OtherGroup++
+		return
+	}
 	nb, bs := len(ev.BlockHashes), ev.BlockSize
-	if nb == 0 || bs <= 0 || len(ev.TokenIDs) != nb*bs {
+	hashes, tokens := ev.BlockHashes, ev.TokenIDs
+	if bs > 0 && nb > 0 && len(tokens) < nb*bs && len(tokens) > (nb-1)*bs {
+		// SGLang's last page may be partial: only full blocks make pages.
+		nb--
+		hashes, tokens = hashes[:nb], tokens[:nb*bs]
+		if nb == 0 {
+			return
+		}
+	}
+	if nb == 0 || bs <= 0 || len(tokens) != nb*bs {
 		res.Malformed++
 		return
 	}
@@ -394,9 +417,9 @@ func (a *KVApplier) store(res *KVResult, ev *kvEvent, stamp uint32, ver uint64) 
 		}
 		anchor, seed = l, l
 	}
-	a.pages = radix.AppendTokenPages(a.pages[:0], seed, a.pageT, ev.TokenIDs)
+	a.pages = radix.AppendTokenPages(a.pages[:0], seed, a.pageT, tokens)
 	d, err := a.ix.StoreEvents(a.worker, a.epoch, stamp, a.gen, ver,
-		engineBlocks{Anchor: anchor, Pages: a.pages, Hashes: ev.BlockHashes, PagesPerBlock: bs / a.pageT})
+		engineBlocks{Anchor: anchor, Pages: a.pages, Hashes: hashes, PagesPerBlock: bs / a.pageT})
 	a.keep(res, d, err)
 	if err == nil {
 		res.Stored++

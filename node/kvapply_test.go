@@ -153,6 +153,11 @@ func TestKVApplier(t *testing.T) {
 	lora := root
 	lora.HasLoRA, lora.LoRAName = true, "sql"
 	unknown := kvEvent{Kind: 99}
+	group1 := root
+	group1.GroupIdx = 1
+	group1Removed := removed
+	group1Removed.GroupIdx = 1
+	partial := stored([]uint64{51, 52, 53}, 0, toks(0, 2*bs+5), bs) // SGLang: a partial last page
 
 	tests := []struct {
 		name   string
@@ -226,6 +231,18 @@ func TestKVApplier(t *testing.T) {
 		want:   []string{"store gen=1 ver=0:1 parent=false pages=4 blocks=[11 12] ppb=2"},
 		status: []string{"begin from 0 replay=false", "applied"},
 		counts: KVCounts{Stored: 1, StoredBlocks: 2, OtherMedium: 2},
+	}, {
+		name:   "other groups counted, not routed",
+		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0, b: batch(group1, root, group1Removed)}},
+		want:   []string{"store gen=1 ver=0:1 parent=false pages=4 blocks=[11 12] ppb=2"},
+		status: []string{"begin from 0 replay=false", "applied"},
+		counts: KVCounts{Stored: 1, StoredBlocks: 2, OtherGroup: 2},
+	}, {
+		name:   "a partial last block is left out",
+		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0, b: batch(partial)}},
+		want:   []string{"store gen=1 ver=0:0 parent=false pages=4 blocks=[51 52] ppb=2"},
+		status: []string{"begin from 0 replay=false", "applied"},
+		counts: KVCounts{Stored: 1, StoredBlocks: 2},
 	}, {
 		name:   "orphans, malformed and unknown events ignored",
 		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0, b: &kvBatch{Events: []kvEvent{orphan, short, unknown}, Skipped: 2}}},

@@ -89,11 +89,16 @@ type kvSubs struct {
 	// owners holds every event-streaming worker's owners and endpoints,
 	// by worker ID.
 	owners map[string]KVSubscription
-	wake   chan struct{}
+	// stopping holds, by worker ID, the end of a subscription stopped
+	// and not yet started again: its successor waits for it, so that two
+	// appliers of one worker never run at once on this node.
+	stopping map[string]chan struct{}
+	wake     chan struct{}
 }
 
 func newKVSubs() *kvSubs {
-	return &kvSubs{subs: map[string]*kvSub{}, owners: map[string]KVSubscription{}, wake: make(chan struct{}, 1)}
+	return &kvSubs{subs: map[string]*kvSub{}, owners: map[string]KVSubscription{}, stopping: map[string]chan struct{}{},
+		wake: make(chan struct{}, 1)}
 }
 
 // kick asks the loop to recompute owners now.
@@ -190,6 +195,13 @@ func (n *Node) reconcileKV() {
 			delete(k.owners, id)
 		}
 	}
+	for id, done := range k.stopping {
+		select {
+		case <-done:
+			delete(k.stopping, id)
+		default:
+		}
+	}
 }
 
 func (n *Node) startKVSubLocked(w Worker) {
@@ -198,10 +210,19 @@ func (n *Node) startKVSubLocked(w Worker) {
 		status: KVSubscription{Worker: w.ID, Endpoint: w.KVEvents.Endpoint, ReplayEndpoint: w.KVEvents.ReplayEndpoint,
 			Subscribed: true, State: kvStateConnecting, LastSeq: -1}}
 	n.kv.subs[w.ID] = sub
+	prev := n.kv.stopping[w.ID]
+	delete(n.kv.stopping, w.ID)
 	n.log.Info("kv events: subscribing", "worker", w.ID, "endpoint", w.KVEvents.Endpoint)
 	n.g.Go(func() error {
 		defer close(sub.done)
 		defer cancel()
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-ctx.Done():
+				return nil
+			}
+		}
 		n.runKVSub(ctx, sub)
 		return nil
 	})
@@ -210,6 +231,7 @@ func (n *Node) startKVSubLocked(w Worker) {
 func (n *Node) stopKVSubLocked(id string, sub *kvSub) {
 	sub.cancel()
 	delete(n.kv.subs, id)
+	n.kv.stopping[id] = sub.done
 	n.log.Info("kv events: unsubscribing", "worker", id)
 }
 

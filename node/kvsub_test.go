@@ -361,6 +361,24 @@ func TestKVSubscriptionRunner(t *testing.T) {
 			}
 		}
 
+		// A changed record restarts the subscription, once the old one
+		// has ended.
+		if _, err := n.st.putWorker(Worker{ID: "e1", URL: "http://127.0.0.1:8001", Model: "m", Health: "healthy",
+			KVEvents: &KVEvents{Endpoint: "tcp://127.0.0.1:5557", ReplayEndpoint: "tcp://127.0.0.1:5558", Topic: "kv"}}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		n.reconcileKV()
+		synctest.Wait()
+		if got := e.subscribers(); !slices.Equal(got, []string{"n0"}) {
+			t.Fatalf("subscribers after a record change: %v", got)
+		}
+		if st := n.KVSubscriptions(); len(st) != 1 || st[0].State != kvStateStreaming {
+			t.Fatalf("status after a record change: %+v", st)
+		}
+		e.prefill(prompt(6, 16))
+		step("the restarted subscription resumes after the last batch applied",
+			"store gen=3 ver=2:0 parent=false pages=1 blocks=["+hashes(prompt(6, 16), 16)+"] ppb=1")
+
 		// A node leaving hands its streams over.
 		n.leaving.Store(true)
 		n.reconcileKV()

@@ -119,3 +119,28 @@ func tokensJSON(ts []uint32) string {
 	}
 	return string(b)
 }
+
+// TestVirtualKVEventsTwoSubscribers: with kv_subscribers 2 the worker's two
+// owners both follow its engine, and their identical deltas leave every
+// index as one subscriber would.
+func TestVirtualKVEventsTwoSubscribers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e1 := newMemEngine(32, 12)
+		es := memEngines{"tcp://127.0.0.1:5557": e1, "tcp://127.0.0.1:5558": e1}
+		c := newVirtualCluster(t, 3, false, es.config, func(cfg *Config) { cfg.KVSubscribers = 2 })
+		c.must(1, "PUT", "/v1/workers/e1", `{"url":"http://127.0.0.1:8001","model":"m","kv_events":{"endpoint":"tcp://127.0.0.1:5557","replay_endpoint":"tcp://127.0.0.1:5558"}}`)
+		want := Owners("e1", []string{"n0", "n1", "n2"}, 2)
+		slices.Sort(want)
+		eventually(t, "both owners subscribe", func() error {
+			if got := e1.subscribers(); !slices.Equal(got, want) {
+				return fmt.Errorf("subscribers %v, want %v", got, want)
+			}
+			return nil
+		})
+		ps := [][]uint32{prompt(1, 96), prompt(2, 128), prompt(3, 160)}
+		for _, p := range ps {
+			e1.prefill(p)
+		}
+		c.everywhere("every index follows the engine", c.holds("e1", e1, ps...))
+	})
+}

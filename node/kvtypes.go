@@ -58,3 +58,6 @@ var sourceNames = func() (t [8][]string) {
 
 // decisionSources names the sources a decision matched.
 func decisionSources(d radix.Decision) []string { return sourceNames[d.Sources&7] }
+
+// The index is what an applier feeds.
+var _ EventIndex = (*radix.Index)(nil)

@@ -112,11 +112,11 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 
 	m.kvBatches = counter("kvevents_batches_total", "Engine KV event batches received by this node's subscriptions (live and replayed).")
 	m.kvEvents = counterVec("kvevents_events_total", "Engine KV events applied to the index, by type (stored, removed, cleared).", "type")
-	m.kvIgnored = counterVec("kvevents_events_ignored_total", "Engine KV events not applied, by reason: other_medium (CPU or disk blocks: counted, never routed on), orphan (parent block unknown), malformed (inconsistent or unknown events).", "reason")
+	m.kvIgnored = counterVec("kvevents_events_ignored_total", "Engine KV events not applied, by reason: other_medium (CPU or disk blocks: counted, never routed on), other_group (KV-cache groups after the first, of hybrid models), orphan (parent block unknown), malformed (inconsistent or unknown events).", "reason")
 	for _, r := range []string{"stored", "removed", "cleared"} {
 		m.kvEvents.WithLabelValues(r)
 	}
-	for _, r := range []string{"other_medium", "orphan", "malformed"} {
+	for _, r := range []string{"other_medium", "other_group", "orphan", "malformed"} {
 		m.kvIgnored.WithLabelValues(r)
 	}
 	m.kvGaps = counter("kvevents_gaps_total", "Sequence gaps in engine KV event streams (filled by replay, or by clearing and rebuilding the worker's event-sourced pages).")
@@ -284,6 +284,7 @@ func (m *metrics) countKV(res KVResult) {
 	add(m.kvEvents.WithLabelValues("removed"), res.Removed)
 	add(m.kvEvents.WithLabelValues("cleared"), res.Cleared)
 	add(m.kvIgnored.WithLabelValues("other_medium"), res.OtherMedium)
+	add(m.kvIgnored.WithLabelValues("other_group"), res.OtherGroup)
 	add(m.kvIgnored.WithLabelValues("orphan"), res.Orphans)
 	add(m.kvIgnored.WithLabelValues("malformed"), res.Malformed)
 	add(m.kvBlockSize, res.BlockSize)

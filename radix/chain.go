@@ -17,6 +17,12 @@ type holder struct {
 	w     uint32
 	stamp uint32
 	ver   uint64
+	// engine holds, for an event-sourced holder, the engine's hash of the
+	// block ending at each page of the chain (0: none, not a block's last
+	// page); it is nil for recorded holders and may be shorter than the
+	// chain. This is the worker's engine map (events.go): it lives with
+	// the pages, 8 bytes a page, and goes with them.
+	engine []uint64
 }
 
 // chain is a run of pages, each the only child of the one before it in this
@@ -166,7 +172,7 @@ func (x *core) setHolder(ci, w uint32, stamp uint32, ver uint64) bool {
 		return true
 	}
 	x.workers[w].minValid = false
-	c.holders = slices.Insert(c.holders, i, holder{w, stamp, ver})
+	c.holders = slices.Insert(c.holders, i, holder{w: w, stamp: stamp, ver: ver})
 	n := int64(len(c.hashes))
 	x.workers[w].pages += n
 	x.holderPages += n
@@ -180,14 +186,12 @@ func (x *core) removeHolder(ci, w uint32) {
 	if !ok {
 		return
 	}
+	if ev := x.workers[w].ev; ev != nil {
+		// Engine map entries go with their pages.
+		ev.dropEntries(c.hashes, c.holders[i].engine)
+	}
 	c.holders = slices.Delete(c.holders, i, i+1)
 	x.workers[w].minValid = false
-	if ev := x.workers[w].ev; ev != nil && ev.engine.n > 0 {
-		// Engine map entries go with their pages.
-		for _, h := range c.hashes {
-			ev.dropEntry(h)
-		}
-	}
 	n := int64(len(c.hashes))
 	x.workers[w].pages -= n
 	x.holderPages -= n
@@ -208,6 +212,14 @@ func (x *core) split(ci uint32, k int) uint32 {
 		depth:    c.depth + uint32(k),
 	}
 	n.sum = sumHashes(n.hashes)
+	for i := range c.holders {
+		if eng := c.holders[i].engine; len(eng) > k {
+			n.holders[i].engine = eng[k:]
+			c.holders[i].engine = eng[:k:k]
+		} else {
+			n.holders[i].engine = nil
+		}
+	}
 	for i, h := range n.hashes {
 		x.table.put(h, ni, uint32(i), true)
 	}

@@ -64,7 +64,7 @@ func (ix *Index) Digest() Digest {
 		}
 		if ev := wk.ev; ev != nil {
 			s.Gen = ev.gen
-			s.Events = ev.engine.sum
+			s.Events = ev.sum
 		}
 		d = append(d, s)
 	}
@@ -255,7 +255,7 @@ func (x *core) holdings(b *Batch, worker string, from, maxBytes int) int {
 	var d *Delta
 	seen := 0
 	done := true
-	ev.engine.each(func(l, e uint64) {
+	x.eachEntry(w, cs, func(l, e uint64) {
 		if !done {
 			return
 		}

@@ -32,11 +32,14 @@ type EngineBlocks struct {
 
 // eventState is a worker's event-sourced state besides its holdings.
 type eventState struct {
-	gen    uint32
-	ver    uint64 // 1 + the greatest Ver applied in gen; 0: none
-	ppb    int    // pages per block of the last store
-	engine engineMap
-	tombs  tombstones
+	gen uint32
+	ver uint64 // 1 + the greatest Ver applied in gen; 0: none
+	ppb int    // pages per block of the last store
+	// The engine map itself lives in the worker's holders (holder.engine);
+	// entries and sum count it.
+	entries int64
+	sum     uint64 // Σ entryMix(engine hash, page), for digests
+	tombs   tombstones
 	// rev is engine hash -> page, the reverse of engine, built when this
 	// node first resolves an engine hash (it subscribes to the worker's
 	// engine) and kept up to date from then on; nil elsewhere.
@@ -82,34 +85,107 @@ func (r *revIndex) del(e, l uint64) {
 
 func (r *revIndex) bytes() int { return r.m.bytes() }
 
-// setEntry records the block e ending with page l.
-func (ev *eventState) setEntry(l, e uint64) {
-	old, replaced, stored := ev.engine.set(l, e)
-	if ev.rev == nil {
+// setEntry records that w's block e ends with page l, which w holds. Two
+// engine hashes for one page (the same tokens under different extra keys)
+// keep the greater, so replicas agree whatever the order. Engine hash 0
+// cannot be recorded (it marks "none").
+func (x *core) setEntry(w uint32, ev *eventState, l, e uint64) {
+	if e == 0 {
 		return
 	}
-	if replaced {
-		ev.rev.del(old, l)
+	ci, off, ok := x.table.get(l)
+	if !ok {
+		return
 	}
-	if stored {
+	c := &x.chains[ci]
+	i, ok := findHolder(c.holders, w)
+	if !ok {
+		return
+	}
+	h := &c.holders[i]
+	if len(h.engine) <= int(off) {
+		h.engine = growEngine(h.engine, len(c.hashes))
+	}
+	old := h.engine[off]
+	if old >= e {
+		return
+	}
+	h.engine[off] = e
+	if old == 0 {
+		ev.entries++
+	} else {
+		ev.sum -= entryMix(old, l)
+		if ev.rev != nil {
+			ev.rev.del(old, l)
+		}
+	}
+	ev.sum += entryMix(e, l)
+	if ev.rev != nil {
 		ev.rev.set(e, l)
 	}
 }
 
-// dropEntry forgets the block ending with page l, if any.
-func (ev *eventState) dropEntry(l uint64) {
-	e, ok := ev.engine.del(l)
-	if ok && ev.rev != nil {
-		ev.rev.del(e, l)
+// growEngine returns eng extended with zeros to n entries, allocating
+// exactly n when it must (chains are extended in place, and an engine
+// array follows its chain).
+func growEngine(eng []uint64, n int) []uint64 {
+	if n <= cap(eng) {
+		k := len(eng)
+		eng = eng[:n]
+		clear(eng[k:])
+		return eng
+	}
+	out := make([]uint64, n)
+	copy(out, eng)
+	return out
+}
+
+// dropEntries forgets the entries of pages, whose engine hashes are eng.
+func (ev *eventState) dropEntries(pages, eng []uint64) {
+	for off, e := range eng {
+		if e == 0 {
+			continue
+		}
+		ev.entries--
+		ev.sum -= entryMix(e, pages[off])
+		if ev.rev != nil {
+			ev.rev.del(e, pages[off])
+		}
 	}
 }
 
-// lookup returns the last page of engine block e; the caller holds the
+// eachEntry calls fn for every engine map entry of w, in the order of
+// chains cs (all of w's chains).
+func (x *core) eachEntry(w uint32, cs []uint32, fn func(l, e uint64)) {
+	for _, ci := range cs {
+		c := &x.chains[ci]
+		i, ok := findHolder(c.holders, w)
+		if !ok {
+			continue
+		}
+		for off, e := range c.holders[i].engine {
+			if e != 0 {
+				fn(c.hashes[off], e)
+			}
+		}
+	}
+}
+
+// workerChains returns w's chains, in no particular order.
+func (x *core) workerChains(w uint32) []uint32 {
+	cs := make([]uint32, 0, len(x.workers[w].chains))
+	for ci := range x.workers[w].chains {
+		cs = append(cs, ci)
+	}
+	return cs
+}
+
+// lookup returns the last page of w's engine block e; the caller holds the
 // write lock if ev.rev may be nil.
-func (ev *eventState) lookup(e uint64) (uint64, bool) {
+func (x *core) lookup(w uint32, ev *eventState, e uint64) (uint64, bool) {
 	if ev.rev == nil {
 		ev.rev = new(revIndex)
-		ev.engine.each(func(l, e uint64) { ev.rev.set(e, l) })
+		x.eachEntry(w, x.workerChains(w), func(l, e uint64) { ev.rev.set(e, l) })
 	}
 	return ev.rev.get(e)
 }
@@ -155,7 +231,7 @@ func (ix *Index) RemoveEvents(worker string, epoch uint64, stamp uint32, gen uin
 	if w, ok := ix.x.byName[worker]; ok {
 		if ev := ix.x.workers[w].ev; ev != nil {
 			for i, e := range engineHashes {
-				if l, ok := ev.lookup(e); ok {
+				if l, ok := ix.x.lookup(w, ev, e); ok {
 					d.Pages[i] = ix.x.blockFirst(l, ev.ppb)
 				}
 			}
@@ -195,7 +271,7 @@ func (ix *Index) EngineLineage(worker string, engineHash uint64) (uint64, bool) 
 	if !ok || ix.x.workers[w].ev == nil {
 		return 0, false
 	}
-	return ix.x.workers[w].ev.lookup(engineHash)
+	return ix.x.lookup(w, ix.x.workers[w].ev, engineHash)
 }
 
 // EventState returns worker's event generation and the greatest event
@@ -254,11 +330,10 @@ func (x *core) events(w uint32, gen uint32) *eventState {
 	case gen < ev.gen:
 		return nil
 	case gen > ev.gen:
-		ev.engine.reset()
+		x.dropHoldings(w)
 		ev.rev = nil
 		ev.tombs.reset()
-		ev.gen, ev.ver = gen, 0
-		x.dropHoldings(w)
+		ev.gen, ev.ver, ev.entries, ev.sum = gen, 0, 0, 0
 	}
 	return ev
 }
@@ -293,9 +368,7 @@ func (x *core) applyEvents(w uint32, d Delta) error {
 		// Entries go with pages: one whose page this replica's worker does
 		// not hold (it was removed here) stays out.
 		for i, e := range d.Hashes {
-			if _, held := x.heldVer(w, d.Pages[i]); held {
-				ev.setEntry(d.Pages[i], e)
-			}
+			x.setEntry(w, ev, d.Pages[i], e)
 		}
 	}
 	return nil
@@ -369,7 +442,7 @@ func (x *core) storeEvents(w uint32, ev *eventState, d Delta) error {
 		if last >= len(pages) {
 			break
 		}
-		ev.setEntry(pages[last], e)
+		x.setEntry(w, ev, pages[last], e)
 	}
 	x.enforce(w)
 	return nil
@@ -447,10 +520,11 @@ func (x *core) dropBelowChain(ci, w uint32) {
 func (x *core) truncate(ci, w uint32, off int) {
 	c := &x.chains[ci]
 	tail := c.hashes[off:]
-	if ev := x.workers[w].ev; ev != nil && ev.engine.n > 0 {
-		for _, h := range tail {
-			ev.dropEntry(h)
+	if eng := c.holders[0].engine; len(eng) > off {
+		if ev := x.workers[w].ev; ev != nil {
+			ev.dropEntries(tail, eng[off:])
 		}
+		c.holders[0].engine = eng[:off]
 	}
 	x.sink += x.table.touch(tail)
 	for _, h := range tail {

@@ -270,57 +270,59 @@ var eventMemCapFlag = flag.Int("radix.eventmemcap", 65536, "blocks cached per en
 // BenchmarkEventMemory reports the heap bytes per event-sourced
 // holder-page of a replica at steady state: 16 engines of eventmemcap
 // blocks each, after their caches filled and churned once more, engine
-// maps and tombstones included (runtime.ReadMemStats after GC). The
-// subscriber's engine hash index (built only where a node subscribes) is
-// reported apart, as rev-B/holder-page.
+// maps and tombstones included (runtime.ReadMemStats after GC), with the
+// default tombstone bound and a smaller one. The subscriber's engine hash
+// index (built only where a node subscribes) is reported apart, as
+// rev-B/holder-page.
 func BenchmarkEventMemory(b *testing.B) {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	ix := buildEventIndex(b, 16, *eventMemCapFlag)
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	st := ix.Stats()
-	for b.Loop() {
-		_ = ix.Stats()
+	for _, tombs := range []int{DefaultEventTombstones, 1024} {
+		b.Run(fmt.Sprintf("tombstones=%d", tombs), func(b *testing.B) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			ix := buildEventIndex(b, Config{MaxEventTombstones: tombs}, 16, *eventMemCapFlag)
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			st := ix.Stats()
+			for b.Loop() {
+				_ = ix.Stats()
+			}
+			hp := float64(st.HolderPages)
+			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/hp, "B/holder-page")
+			b.ReportMetric(float64(st.Bytes)/hp, "est-B/holder-page")
+			b.ReportMetric(float64(st.EventBytes)/hp, "event-B/holder-page")
+			b.ReportMetric(hp, "holder-pages")
+			b.ReportMetric(float64(st.Chains), "chains")
+			// Where the index's own bytes go.
+			var hashCap int
+			for ci := range ix.x.chains {
+				hashCap += cap(ix.x.chains[ci].hashes)
+			}
+			b.ReportMetric(float64(8*hashCap)/hp, "hashes-B/holder-page")
+			b.ReportMetric(float64(ix.x.table.bytes())/hp, "table-B/holder-page")
+			b.ReportMetric(float64(ix.x.table.n)/float64(len(ix.x.table.slots)), "table-load")
+			// What the subscriber adds for the workers it subscribes to.
+			ix.mu.Lock()
+			for w := range ix.x.workers {
+				if ev := ix.x.workers[w].ev; ev != nil {
+					ix.x.lookup(uint32(w), ev, 0)
+				}
+			}
+			ix.mu.Unlock()
+			runtime.GC()
+			var withRev runtime.MemStats
+			runtime.ReadMemStats(&withRev)
+			b.ReportMetric(float64(withRev.HeapAlloc-after.HeapAlloc)/hp, "rev-B/holder-page")
+			runtime.KeepAlive(ix)
+		})
 	}
-	hp := float64(st.HolderPages)
-	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/hp, "B/holder-page")
-	b.ReportMetric(float64(st.Bytes)/hp, "est-B/holder-page")
-	b.ReportMetric(float64(st.EventBytes)/hp, "event-B/holder-page")
-	b.ReportMetric(hp, "holder-pages")
-	b.ReportMetric(float64(st.Pages), "pages")
-	b.ReportMetric(float64(st.Chains), "chains")
-	b.ReportMetric(float64(st.Tombstones), "tombstones")
-	// Where the index's own bytes go.
-	var hashCap, holderCap int
-	for ci := range ix.x.chains {
-		hashCap += cap(ix.x.chains[ci].hashes)
-		holderCap += cap(ix.x.chains[ci].holders)
-	}
-	b.ReportMetric(float64(8*hashCap)/hp, "hashes-B/holder-page")
-	b.ReportMetric(float64(ix.x.table.bytes())/hp, "table-B/holder-page")
-	b.ReportMetric(float64(ix.x.table.n)/float64(len(ix.x.table.slots)), "table-load")
-	// What the subscriber adds for the workers it subscribes to.
-	ix.mu.Lock()
-	for w := range ix.x.workers {
-		if ev := ix.x.workers[w].ev; ev != nil {
-			ev.lookup(0)
-		}
-	}
-	ix.mu.Unlock()
-	runtime.GC()
-	var withRev runtime.MemStats
-	runtime.ReadMemStats(&withRev)
-	b.ReportMetric(float64(withRev.HeapAlloc-after.HeapAlloc)/hp, "rev-B/holder-page")
-	runtime.KeepAlive(ix)
 }
 
 // buildEventIndex returns a replica's index of n engines of capBlocks
 // blocks each at steady state; the generator is garbage when it returns.
-func buildEventIndex(tb testing.TB, n, capBlocks int) *Index {
+func buildEventIndex(tb testing.TB, cfg Config, n, capBlocks int) *Index {
 	fleet := newBenchFleet(n, capBlocks, 11)
-	sub, rep := New(Config{}), New(Config{})
+	sub, rep := New(cfg), New(cfg)
 	var ops []benchOp
 	var stamp uint32
 	stored := 0

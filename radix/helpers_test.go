@@ -11,6 +11,8 @@ import (
 func checkInvariants(x *core) error {
 	var pages, holderPages int64
 	wpages := make([]int64, len(x.workers))
+	entries := make([]int64, len(x.workers))
+	sums := make([]uint64, len(x.workers))
 	live := 0
 	for ci := range x.chains {
 		c := &x.chains[ci]
@@ -38,6 +40,15 @@ func checkInvariants(x *core) error {
 		}
 		pages += int64(len(c.hashes))
 		for _, h := range c.holders {
+			if len(h.engine) > len(c.hashes) {
+				return fmt.Errorf("chain %d holder %d: %d engine hashes for %d pages", ci, h.w, len(h.engine), len(c.hashes))
+			}
+			for off, e := range h.engine {
+				if e != 0 {
+					entries[h.w]++
+					sums[h.w] += entryMix(e, c.hashes[off])
+				}
+			}
 			holderPages += int64(len(c.hashes))
 			wpages[h.w] += int64(len(c.hashes))
 			if _, ok := x.workers[h.w].chains[uint32(ci)]; !ok {
@@ -73,6 +84,12 @@ func checkInvariants(x *core) error {
 		return fmt.Errorf("pages %d/%d, holder-pages %d/%d, table %d", pages, x.pages, holderPages, x.holderPages, x.table.n)
 	}
 	for w := range x.workers {
+		if ev := x.workers[w].ev; ev != nil && (ev.entries != entries[w] || ev.sum != sums[w]) {
+			return fmt.Errorf("worker %s: %d engine entries (sum %#x), counted %d (%#x)", x.workers[w].name, ev.entries, ev.sum, entries[w], sums[w])
+		}
+		if ev := x.workers[w].ev; ev == nil && entries[w] != 0 {
+			return fmt.Errorf("worker %s without events has %d engine entries", x.workers[w].name, entries[w])
+		}
 		if wpages[w] != x.workers[w].pages {
 			return fmt.Errorf("worker %s pages %d, counted %d", x.workers[w].name, x.workers[w].pages, wpages[w])
 		}

@@ -308,10 +308,10 @@ func (ix *Index) Stats() Stats {
 		st.Workers++
 		if ev := wk.ev; ev != nil {
 			st.EventWorkers++
-			st.EngineEntries += int64(ev.engine.len())
+			st.EngineEntries += ev.entries
 			st.Tombstones += int64(ev.tombs.len())
 			st.TombstonesDropped += ev.tombs.dropped
-			st.EventBytes += int64(ev.engine.bytes()+ev.tombs.bytes()) + int64(unsafe.Sizeof(eventState{}))
+			st.EventBytes += int64(ev.tombs.bytes()) + int64(unsafe.Sizeof(eventState{}))
 			if ev.rev != nil {
 				st.EventBytes += int64(ev.rev.bytes())
 			}
@@ -322,6 +322,10 @@ func (ix *Index) Stats() Stats {
 	for i := range x.chains {
 		c := &x.chains[i]
 		b += int64(cap(c.hashes))*8 + int64(cap(c.holders))*int64(holderSize) + int64(cap(c.children))*4
+		for j := range c.holders {
+			// Engine arrays: the event-sourced workers' engine maps.
+			st.EventBytes += int64(cap(c.holders[j].engine)) * 8
+		}
 	}
 	for i := range x.workers {
 		b += int64(len(x.workers[i].chains))*8 + 64 + int64(len(x.workers[i].name))

@@ -87,7 +87,7 @@ func (t *pageTable) reserve(k int) {
 	// which leaves room for new entries and tombstones before the next
 	// rebuild; tombstones alone cause a rebuild at the same size.
 	size := max(len(t.slots), minTableSlots)
-	for (t.n+k)*5 > size*3 {
+	for (t.n+k)*10 > size*7 {
 		size += size / 2
 	}
 	t.rebuild(size)

@@ -459,3 +459,37 @@ func TestAgentKeysAreNodeKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestKVEventsSettings: the engine KV event settings reach the node from
+// flags and the environment, and the node's refusals name them as given.
+func TestKVEventsSettings(t *testing.T) {
+	cfg, _, err := loadConfig([]string{"--kv-subscribers", "2", "--kv-grace", "45s"},
+		envOf(map[string]string{"MESHNODE_PENDING_TIMEOUT": "3s"}), fixedHost, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := cfg.nodeConfig()
+	if nc.KVSubscribers != 2 || nc.KVGrace.D() != 45*time.Second || nc.PendingTimeout.D() != 3*time.Second {
+		t.Errorf("the node got kv_subscribers %d, kv_grace %v, pending_timeout %v", nc.KVSubscribers, nc.KVGrace.D(), nc.PendingTimeout.D())
+	}
+	def, _, err := loadConfig(nil, envOf(nil), fixedHost, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc := def.nodeConfig(); nc.KVSubscribers != node.DefaultKVSubscribers || nc.KVGrace.D() != node.DefaultKVGrace || nc.PendingTimeout.D() != node.DefaultPendingTimeout {
+		t.Errorf("defaults: %d %v %v", nc.KVSubscribers, nc.KVGrace.D(), nc.PendingTimeout.D())
+	}
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"--kv-subscribers", "3"}, want: "--kv-subscribers 3: want 1 or 2"},
+		{env: map[string]string{"MESHNODE_KV_GRACE": "10ms"}, want: "MESHNODE_KV_GRACE"},
+		{args: []string{"--pending-timeout", "2h"}, want: "--pending-timeout"},
+	} {
+		if _, _, err := loadConfig(tt.args, envOf(tt.env), fixedHost, io.Discard); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v %v: %v, want an error with %q", tt.args, tt.env, err, tt.want)
+		}
+	}
+}
