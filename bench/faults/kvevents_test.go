@@ -377,3 +377,78 @@ func TestKVEventsHostileEndpoint(t *testing.T) {
 		}
 	})
 }
+
+// TestKVEventsSilentEndpoint: a KV event endpoint that accepts the
+// connection and never answers (a stopped engine, whose kernel completes
+// the TCP handshake) must not hold its subscriber forever: the attempt is
+// given up and retried, and counted, and the subscriber still shuts down
+// promptly on SIGTERM (issue 12, items 1 and 4).
+func TestKVEventsSilentEndpoint(t *testing.T) {
+	kvVariants(t, modeFull, func(t *testing.T, bin string, v variant) {
+		f := newKVFleet(t, bin, kvFleetOpts{agents: v.n, profile: v.profile, engines: 1, blocks: 256,
+			extra: []string{"--kv-grace", "2s"}})
+		h := startHostile(t, hostileSilent)
+		const id = "hostile-silent"
+		f.putWorker(id, "http://127.0.0.1:9", h.endpoint(), "")
+		if _, err := poll(30*time.Second, func() error {
+			if h.accepted() == 0 {
+				return fmt.Errorf("no connection to the silent endpoint")
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var sub *agent
+		ss, _, err := f.c.agents[0].kvStatus()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range ss {
+			if s.Worker == id && len(s.Owners) == 1 {
+				for _, a := range f.c.agents {
+					if a.name == s.Owners[0] {
+						sub = a
+					}
+				}
+			}
+		}
+		if sub == nil {
+			t.Fatalf("no single subscriber of %s in %+v", id, ss)
+		}
+		// A handshake that never completes is given up within the grace
+		// period plus the longest backoff, and the endpoint tried again.
+		const within = 2*time.Second + 5*time.Second + 10*time.Second
+		took, err := poll(within, func() error {
+			if n := h.accepted(); n < 2 {
+				return fmt.Errorf("the silent endpoint has had %d connection", n)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("items 1 and 4: a subscription attempt to an endpoint that never answers is never given up: %v", err)
+		} else {
+			figure(t, "silent KV event endpoint (%s, %d agents): tried again %.2f s after the first connection", v.profile, v.n, took.Seconds())
+		}
+		m, err := sub.metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ce := m["meshnode_kvevents_connect_errors_total"]; ce < 1 {
+			t.Errorf("%s: %g connect errors counted for an endpoint that never answered", sub.name, ce)
+		}
+		start := time.Now()
+		sub.signal(syscall.SIGTERM)
+		select {
+		case <-sub.done:
+			sub.exited = true
+			figure(t, "silent KV event endpoint (%s, %d agents): its subscriber exits %.2f s after SIGTERM", v.profile, v.n, time.Since(start).Seconds())
+		case <-time.After(60 * time.Second):
+			t.Errorf("%s: still running 60 s after SIGTERM while subscribed to a silent endpoint", sub.name)
+		}
+		// A leave takes a fraction of a second (TestLeave); the agent then
+		// waits up to 10 s for its goroutines.
+		if d := time.Since(start); d > 5*time.Second && sub.exited {
+			t.Errorf("%s: exited %.1f s after SIGTERM, want within 5 s: a subscription stuck on a silent endpoint holds up the shutdown", sub.name, d.Seconds())
+		}
+	})
+}

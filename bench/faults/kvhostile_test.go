@@ -24,10 +24,13 @@ const (
 	// hostileCapHeader completes the handshake, announces a frame just
 	// under the subscriber's cap (16 MiB - 1) and falls silent.
 	hostileCapHeader
+	// hostileSilent accepts the connection and sends nothing, as a
+	// stopped engine's kernel does (it completes the TCP handshake).
+	hostileSilent
 )
 
 func (k hostileKind) String() string {
-	return [...]string{"garbage", "huge-header", "cap-header-silent"}[k]
+	return [...]string{"garbage", "huge-header", "cap-header-silent", "silent"}[k]
 }
 
 // hostileEndpoint is a TCP server on 127.0.0.1 that plays a hostile
@@ -129,6 +132,7 @@ func (h *hostileEndpoint) play(c net.Conn) {
 		out = zmtpPubPreamble()
 		out = append(out, 0x02)
 		out = binary.BigEndian.AppendUint64(out, 16<<20-1)
+	case hostileSilent:
 	}
 	if _, err := c.Write(out); err != nil {
 		return
