@@ -439,7 +439,13 @@ func TestKVEventsSilentEndpoint(t *testing.T) {
 		if ce := m["meshnode_kvevents_connect_errors_total"]; ce < 1 {
 			t.Errorf("%s: %g connect errors counted for an endpoint that never answered", sub.name, ce)
 		}
+		// The control: an agent not stuck on the silent endpoint.
+		ctl := f.c.except(sub)[0]
 		start := time.Now()
+		ctl.signal(syscall.SIGTERM)
+		ctl.reap(60 * time.Second)
+		figure(t, "silent KV event endpoint (%s, %d agents): an agent not subscribed to it exits %.2f s after SIGTERM", v.profile, v.n, time.Since(start).Seconds())
+		start = time.Now()
 		sub.signal(syscall.SIGTERM)
 		select {
 		case <-sub.done:
@@ -448,8 +454,8 @@ func TestKVEventsSilentEndpoint(t *testing.T) {
 		case <-time.After(60 * time.Second):
 			t.Errorf("%s: still running 60 s after SIGTERM while subscribed to a silent endpoint", sub.name)
 		}
-		// A leave takes a fraction of a second (TestLeave); the agent then
-		// waits up to 10 s for its goroutines.
+		// A leave takes a fraction of a second (TestLeave, and the control
+		// above); the agent then waits up to 10 s for its goroutines.
 		if d := time.Since(start); d > 5*time.Second && sub.exited {
 			t.Errorf("%s: exited %.1f s after SIGTERM, want within 5 s: a subscription stuck on a silent endpoint holds up the shutdown", sub.name, d.Seconds())
 		}
