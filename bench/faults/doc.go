@@ -52,11 +52,13 @@
 //     `meshnode workers put ... --kv-events ... --kv-replay ...`; prompts
 //     sent to the engines, caches filled past capacity, POST
 //     /reset_prefix_cache, kill -9 of the agent subscribed to an engine
-//     while the engine publishes, SIGSTOP/SIGCONT of an engine past a short
-//     --kv-grace, and hostile event endpoints (garbage, a ZMTP frame header
-//     of 2^62 bytes, one of 16 MiB - 1 bytes and then silence). Short mode
+//     while the engine publishes, an engine cut off (a proxy of its
+//     endpoints closes and resets connections) and SIGSTOP/SIGCONT of an
+//     engine, both past a short --kv-grace, and hostile event endpoints
+//     (garbage, a ZMTP frame header of 2^62 bytes, one of 16 MiB - 1
+//     bytes and then silence, a listener that never answers). Short mode
 //     runs the routing, eviction and clear, and kill scenarios at N = 4
-//     with the local profile (seconds each); full mode runs all five at
+//     with the local profile (seconds each); full mode runs them all at
 //     N = 3 and 5 with the lan and local profiles;
 //
 // # Checkers

@@ -461,3 +461,46 @@ func TestKVEventsSilentEndpoint(t *testing.T) {
 		}
 	})
 }
+
+// TestKVEventsEngineCut: an engine unreachable past --kv-grace (its event
+// and replay endpoints cut: connections closed, new ones reset) has its
+// event-sourced pages dropped on every agent; once reachable again, with
+// its cache intact, its pages come back from replay (issue 12, item 4).
+func TestKVEventsEngineCut(t *testing.T) {
+	kvVariants(t, modeFull, func(t *testing.T, bin string, v variant) {
+		const grace = 2 * time.Second
+		f := newKVFleet(t, bin, kvFleetOpts{agents: v.n, profile: v.profile, engines: 2, blocks: 256, proxied: 1,
+			extra: []string{"--kv-grace", grace.String()}})
+		for i, e := range f.engines {
+			sendPrompts(t, e, i, 0, 6)
+		}
+		if _, _, err := f.waitView(f.c.agents, nil, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		e0 := f.engines[0]
+		for _, p := range f.proxies[0] {
+			p.setCut(true)
+		}
+		others := func(e *engineProc) bool { return e != e0 }
+		took, checked, err := f.waitView(f.c.agents, others, grace+30*time.Second)
+		if err != nil {
+			t.Fatalf("item 4: the unreachable engine's pages dropped everywhere past the grace period (%v): %v", grace, err)
+		}
+		figure(t, "engine unreachable (%s, %d agents, --kv-grace %v): its pages dropped on every agent %.2f s after the cut, %d blocks checked",
+			v.profile, v.n, grace, took.Seconds(), checked)
+		// The drop comes with the first failed dial past the grace period;
+		// dials are at most 5 s apart (the subscription's longest backoff).
+		if bound := grace + 5*time.Second; took > bound {
+			t.Errorf("item 4: pages dropped %.2f s after the cut, want within the grace period plus the longest backoff (%v)", took.Seconds(), bound)
+		}
+		for _, p := range f.proxies[0] {
+			p.setCut(false)
+		}
+		took, checked, err = f.waitView(f.c.agents, nil, 30*time.Second)
+		if err != nil {
+			t.Fatalf("item 4: the engine's pages back everywhere once it is reachable again: %v", err)
+		}
+		figure(t, "engine reachable again (%s, %d agents): its pages back on every agent %.2f s after the heal, %d blocks checked",
+			v.profile, v.n, took.Seconds(), checked)
+	})
+}

@@ -71,6 +71,9 @@ type kvFleet struct {
 	bin     string
 	c       *cluster
 	engines []*engineProc
+	// proxies are the cut-able proxies of the first engines' event and
+	// replay endpoints (kvFleetOpts.proxied), two per engine.
+	proxies [][2]*cutProxy
 }
 
 // kvFleetOpts describes a fleet.
@@ -80,6 +83,9 @@ type kvFleetOpts struct {
 	engines int
 	blocks  int      // each engine's cache, in blocks
 	extra   []string // more agent flags
+	// proxied engines (the first ones) are registered through proxies of
+	// their event and replay endpoints that the test can cut.
+	proxied int
 }
 
 // newKVFleet starts the engines and the agents, registers every engine
@@ -93,8 +99,15 @@ func newKVFleet(t *testing.T, bin string, o kvFleetOpts) *kvFleet {
 		f.engines = append(f.engines, startEngine(t, bin, fmt.Sprintf("e%d", i), o.blocks))
 	}
 	f.c = newCluster(t, bin, clusterOpts{n: o.agents, profile: o.profile, extra: o.extra})
-	for _, e := range f.engines {
-		f.putWorker(e.name, "http://"+e.http, e.events, e.replay)
+	for i, e := range f.engines {
+		events, replay := e.events, e.replay
+		if i < o.proxied {
+			pe := startCutProxy(t, strings.TrimPrefix(e.events, "tcp://"))
+			pr := startCutProxy(t, strings.TrimPrefix(e.replay, "tcp://"))
+			f.proxies = append(f.proxies, [2]*cutProxy{pe, pr})
+			events, replay = pe.endpoint(), pr.endpoint()
+		}
+		f.putWorker(e.name, "http://"+e.http, events, replay)
 	}
 	if _, _, err := f.waitSubscribed(f.c.agents, 30*time.Second); err != nil {
 		t.Fatal(err)
