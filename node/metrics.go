@@ -83,7 +83,7 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	m.deltaBytes = counter("sync_delta_sent_bytes_total", "Bytes of delta batches disseminated (once per batch, before fan-out).")
 	m.deltasReceived = counter("sync_deltas_received_total", "Delta batches received from peers.")
 	m.deltaErrors = counter("sync_delta_errors_total", "Received delta batches that did not apply.")
-	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed because too many pushes were in flight; anti-entropy repairs them.")
+	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed (too many peers with a push stream, a full peer queue, or a failed stream); anti-entropy repairs them.")
 	m.streamErrors = counter("stream_errors_total", "TCP streams that failed (dial, TLS, protocol, deadline).")
 	m.packetsBad = counterVec("swim_packets_bad_total", "Gossip input that could not be opened or parsed, by reason (unknown_key, auth_failed, plaintext_refused, encrypted_refused, version, malformed): UDP packets, and the frames of TCP streams (also counted in stream_rejected_total).", "reason")
 	m.streamRejected = counterVec("stream_rejected_total", "TCP streams refused because of what the peer sent or presented, by reason (the packet reasons, bad_certificate, tls_handshake); a failed TLS handshake counts on both sides.", "reason")
