@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/transport"
@@ -66,8 +67,21 @@ func (g guardTransport) Dial(ctx context.Context, d transport.Dialer, addr strin
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c, greeting: zmtpGreetingBytes}, nil
+	// zmq4 v0.17.0 has no deadline of its own for the ZMTP handshake and
+	// does not watch ctx while it reads the peer's greeting: an endpoint
+	// that accepts and never answers (a stopped engine, a black hole) would
+	// hold the dialer forever. The handshake gets HandshakeTimeout, and
+	// ctx's end closes the connection at any time.
+	_ = c.SetDeadline(time.Now().Add(HandshakeTimeout))
+	gc := &guardConn{Conn: c, greeting: zmtpGreetingBytes, handshake: true}
+	context.AfterFunc(ctx, func() { _ = c.Close() })
+	return gc, nil
 }
+
+// HandshakeTimeout bounds the ZMTP handshake of a dialled connection: the
+// greeting and the peer's first command (READY) must arrive within it.
+// It is a variable for tests.
+var HandshakeTimeout = 5 * time.Second
 
 func (g guardTransport) Listen(ctx context.Context, addr string) (net.Listener, error) {
 	l, err := g.tcp.Listen(ctx, addr)
@@ -114,6 +128,9 @@ type guardConn struct {
 	frames   int     // frames of the message so far
 	ended    bool    // the last frame ended a message
 	err      error
+	// handshake is set on a dialled connection until the peer's first
+	// command has been read, when the handshake deadline is lifted.
+	handshake bool
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
@@ -125,6 +142,11 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		c.err = gerr
 		_ = c.Conn.Close()
 		return 0, gerr
+	}
+	if c.handshake && c.greeting == 0 && c.frames > 0 && c.body == 0 && c.hn == 0 {
+		// The greeting and the peer's READY command have passed.
+		c.handshake = false
+		_ = c.Conn.SetDeadline(time.Time{})
 	}
 	return n, err
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/kvevents"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -299,7 +300,7 @@ type Config struct {
 	// KVEventsReplay asks an engine's replay endpoint for the batches from
 	// startSeq on, calling fn for each and returning after the end marker
 	// (not passed to fn) [ZMQ, package kvevents].
-	KVEventsReplay func(ctx context.Context, endpoint string, startSeq int64, fn func(kvMessage) error) error `json:"-"`
+	KVEventsReplay func(ctx context.Context, endpoint string, startSeq int64, fn func(kvevents.Message) error) error `json:"-"`
 
 	// Logger receives the node's logs; nil means off.
 	Logger *slog.Logger `json:"-"`

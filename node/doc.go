@@ -159,8 +159,9 @@
 // clients, kernel resets, the heap of idle connections), TestSecureCluster
 // and TestWrongCAIsNotSilent (TLS handshakes), the wrong-key tests of
 // authlog_test.go (raw UDP bursts, logged kernel addresses), the swim
-// Runner's tests on the shipped transport (swimnet_e2e_test.go) and
+// Runner's tests on the shipped transport (swimnet_e2e_test.go),
 // TestKVEventsEndToEnd (the ZMQ client against emulated engines; the same
 // behaviour runs in virtual time, with in-memory engines, in
-// kvsub_virtual_test.go).
+// kvsub_virtual_test.go) and TestKVLagLoopback (a small run of the
+// loopback KV-event lag benchmark, kvlag_loopback_bench_test.go).
 package node

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshnode/meshnode/kvevents"
 	"github.com/meshnode/meshnode/radix"
 )
 
@@ -15,7 +16,7 @@ import (
 // seq<<16 | the event's index in its batch. *radix.Index implements it.
 type EventIndex interface {
 	PageTokens(model string) int
-	StoreEvents(worker string, epoch uint64, stamp uint32, gen uint32, ver uint64, b engineBlocks) (radix.Delta, error)
+	StoreEvents(worker string, epoch uint64, stamp uint32, gen uint32, ver uint64, b radix.EngineBlocks) (radix.Delta, error)
 	RemoveEvents(worker string, epoch uint64, stamp uint32, gen uint32, ver uint64, engineHashes []uint64) (radix.Delta, error)
 	ClearEvents(worker string, epoch uint64, stamp uint32, gen uint32) (radix.Delta, error)
 	EngineLineage(worker string, engineHash uint64) (uint64, bool)
@@ -149,9 +150,24 @@ func LoRASeed(model, name string) uint64 {
 // (KVResync); a live sequence that goes back is an engine restart, which
 // clears too (KVRestart). A clear starts a new generation, so replicas drop
 // every page of the older one whatever order deltas reach them in.
+//
+// Use (the node's runner, kvsub.go, does this; a simulation may too):
+//
+//	a := NewKVApplier(ix, worker, model, epoch)
+//	from, replay, res := a.Begin(now, canReplay) // disseminate res.Deltas
+//	// if replay: feed the engine's kept batches from `from` to a.ApplyReplayed
+//	for each live message m {
+//		res := a.Apply(m, now, canReplay) // disseminate res.Deltas, in order
+//		if res.Replay {
+//			// feed the kept batches from res.ReplayFrom to a.ApplyReplayed,
+//			// then m itself: a.ApplyReplayed(m, now)
+//		}
+//	}
+//
+// A simulation whose batches are decoded and in order calls ApplyBatch.
 type KVApplier struct {
 	ix     EventIndex
-	decode func(*kvBatch, []byte) error
+	decode func(*kvevents.Batch, []byte) error
 	worker string
 	model  string
 	epoch  uint64
@@ -169,7 +185,7 @@ type KVApplier struct {
 	haveLive bool
 	live     int64 // last sequence number seen on the live stream
 
-	batch     kvBatch
+	batch     kvevents.Batch
 	pages     []uint64
 	loraSeeds map[string]uint64
 }
@@ -259,7 +275,7 @@ func (a *KVApplier) keep(res *KVResult, d radix.Delta, err error) {
 // Apply applies one message of the live stream at now. canReplay says
 // whether the caller can replay a gap now (the engine offers replay and
 // this is not the retry after one).
-func (a *KVApplier) Apply(m kvMessage, now time.Time, canReplay bool) KVResult {
+func (a *KVApplier) Apply(m kvevents.Message, now time.Time, canReplay bool) KVResult {
 	s := m.Seq
 	restart := a.haveLive && s <= a.live || a.synced && s <= a.floor
 	a.haveLive, a.live = true, s
@@ -299,7 +315,7 @@ func (a *KVApplier) Apply(m kvMessage, now time.Time, canReplay bool) KVResult {
 // marker), and after a replay the live message that asked for it. A replay that starts after the first sequence number missing
 // cannot fill the gap: the applier clears and rebuilds (KVResync); a
 // payload that does not decode is a hole no replay fills, handled alike.
-func (a *KVApplier) ApplyReplayed(m kvMessage, now time.Time) KVResult {
+func (a *KVApplier) ApplyReplayed(m kvevents.Message, now time.Time) KVResult {
 	s := m.Seq
 	if a.synced && s <= a.applied {
 		return KVResult{Status: KVDuplicate}
@@ -322,13 +338,13 @@ func (a *KVApplier) ApplyReplayed(m kvMessage, now time.Time) KVResult {
 // ApplyBatch applies a batch already decoded, with sequence number seq,
 // as the next one in sequence (a simulation's entry point; live streams
 // go through Apply, which checks the sequence).
-func (a *KVApplier) ApplyBatch(seq int64, b *kvBatch, now time.Time) KVResult {
+func (a *KVApplier) ApplyBatch(seq int64, b *kvevents.Batch, now time.Time) KVResult {
 	var res KVResult
 	a.applyBatch(&res, seq, b, now)
 	return res
 }
 
-func (a *KVApplier) applyBatch(res *KVResult, seq int64, b *kvBatch, now time.Time) {
+func (a *KVApplier) applyBatch(res *KVResult, seq int64, b *kvevents.Batch, now time.Time) {
 	a.applied, a.synced = seq, true
 	res.TS = b.TS
 	res.Malformed += b.Skipped
@@ -374,7 +390,7 @@ func (a *KVApplier) applyBatch(res *KVResult, seq int64, b *kvBatch, now time.Ti
 // no medium named (engines before media existed).
 func gpuMedium(m string) bool { return m == "" || strings.EqualFold(m, "gpu") }
 
-func (a *KVApplier) store(res *KVResult, ev *kvEvent, stamp uint32, ver uint64) {
+func (a *KVApplier) store(res *KVResult, ev *kvevents.Event, stamp uint32, ver uint64) {
 	if !gpuMedium(ev.Medium) {
 		res.OtherMedium++
 		return
@@ -419,7 +435,7 @@ func (a *KVApplier) store(res *KVResult, ev *kvEvent, stamp uint32, ver uint64) 
 	}
 	a.pages = radix.AppendTokenPages(a.pages[:0], seed, a.pageT, tokens)
 	d, err := a.ix.StoreEvents(a.worker, a.epoch, stamp, a.gen, ver,
-		engineBlocks{Anchor: anchor, Pages: a.pages, Hashes: hashes, PagesPerBlock: bs / a.pageT})
+		radix.EngineBlocks{Anchor: anchor, Pages: a.pages, Hashes: hashes, PagesPerBlock: bs / a.pageT})
 	a.keep(res, d, err)
 	if err == nil {
 		res.Stored++
@@ -429,7 +445,7 @@ func (a *KVApplier) store(res *KVResult, ev *kvEvent, stamp uint32, ver uint64) 
 
 // loraSeed returns the seed of ev's adapter: by name, or by ID when the
 // engine names none.
-func (a *KVApplier) loraSeed(ev *kvEvent) uint64 {
+func (a *KVApplier) loraSeed(ev *kvevents.Event) uint64 {
 	name := ev.LoRAName
 	if name == "" {
 		name = "id:" + strconv.FormatInt(ev.LoRAID, 10)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/meshnode/meshnode/kvevents"
 	"github.com/meshnode/meshnode/radix"
 )
 
@@ -25,7 +26,7 @@ type fakeEventIndex struct {
 	gen        uint32
 	ver        uint64
 	ok         bool
-	stored     []engineBlocks // every StoreEvents call's blocks
+	stored     []radix.EngineBlocks // every StoreEvents call's blocks
 }
 
 func newFakeEventIndex(pageTokens int) *fakeEventIndex {
@@ -36,7 +37,7 @@ func (f *fakeEventIndex) PageTokens(string) int { return f.pageTokens }
 
 func seqVer(ver uint64) string { return fmt.Sprintf("%d:%d", ver>>16, ver&0xffff) }
 
-func (f *fakeEventIndex) StoreEvents(worker string, epoch uint64, stamp uint32, gen uint32, ver uint64, b engineBlocks) (radix.Delta, error) {
+func (f *fakeEventIndex) StoreEvents(worker string, epoch uint64, stamp uint32, gen uint32, ver uint64, b radix.EngineBlocks) (radix.Delta, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.log = append(f.log, fmt.Sprintf("store gen=%d ver=%s parent=%v pages=%d blocks=%v ppb=%d", gen, seqVer(ver), b.Anchor != 0, len(b.Pages), b.Hashes, b.PagesPerBlock))
@@ -94,15 +95,15 @@ func (f *fakeEventIndex) takeLog() []string {
 // kvScript feeds an applier messages whose payloads name batches of a
 // table, so that the applier's logic is tested apart from the codec.
 type kvScript struct {
-	batches []*kvBatch
+	batches []*kvevents.Batch
 }
 
-func (s *kvScript) msg(seq int64, b *kvBatch) kvMessage {
+func (s *kvScript) msg(seq int64, b *kvevents.Batch) kvevents.Message {
 	s.batches = append(s.batches, b)
-	return kvMessage{Topic: "kv", Seq: seq, Payload: []byte(strconv.Itoa(len(s.batches) - 1))}
+	return kvevents.Message{Topic: "kv", Seq: seq, Payload: []byte(strconv.Itoa(len(s.batches) - 1))}
 }
 
-func (s *kvScript) decode(b *kvBatch, p []byte) error {
+func (s *kvScript) decode(b *kvevents.Batch, p []byte) error {
 	i, err := strconv.Atoi(string(p))
 	if err != nil || i < 0 || i >= len(s.batches) {
 		return errors.New("test: bad payload")
@@ -120,11 +121,11 @@ func toks(from, n int) []uint32 {
 	return t
 }
 
-func stored(hashes []uint64, parent uint64, tokens []uint32, blockSize int) kvEvent {
-	return kvEvent{Kind: kvStored, BlockHashes: hashes, ParentHash: parent, HasParent: parent != 0, TokenIDs: tokens, BlockSize: blockSize}
+func stored(hashes []uint64, parent uint64, tokens []uint32, blockSize int) kvevents.Event {
+	return kvevents.Event{Kind: kvStored, BlockHashes: hashes, ParentHash: parent, HasParent: parent != 0, TokenIDs: tokens, BlockSize: blockSize}
 }
 
-func batch(evs ...kvEvent) *kvBatch { return &kvBatch{TS: 1, Events: evs} }
+func batch(evs ...kvevents.Event) *kvevents.Batch { return &kvevents.Batch{TS: 1, Events: evs} }
 
 // kvStep is one input of an applier test: begin (with or without replay),
 // a live message, or a replayed one.
@@ -132,7 +133,7 @@ type kvStep struct {
 	op        string // "begin", "live", "replayed", "clear"
 	canReplay bool
 	seq       int64
-	b         *kvBatch
+	b         *kvevents.Batch
 }
 
 func TestKVApplier(t *testing.T) {
@@ -140,8 +141,8 @@ func TestKVApplier(t *testing.T) {
 	root := stored([]uint64{11, 12}, 0, toks(0, 2*bs), bs)
 	child := stored([]uint64{13}, 12, toks(100, bs), bs)
 	orphan := stored([]uint64{21}, 99, toks(200, bs), bs)
-	removed := kvEvent{Kind: kvRemoved, BlockHashes: []uint64{13}}
-	cleared := kvEvent{Kind: kvCleared}
+	removed := kvevents.Event{Kind: kvRemoved, BlockHashes: []uint64{13}}
+	cleared := kvevents.Event{Kind: kvCleared}
 	cpu := root
 	cpu.Medium = "CPU"
 	cpuRemoved := removed
@@ -152,7 +153,7 @@ func TestKVApplier(t *testing.T) {
 	short := stored([]uint64{41, 42}, 0, toks(0, bs), bs)
 	lora := root
 	lora.HasLoRA, lora.LoRAName = true, "sql"
-	unknown := kvEvent{Kind: 99}
+	unknown := kvevents.Event{Kind: 99}
 	group1 := root
 	group1.GroupIdx = 1
 	group1Removed := removed
@@ -245,7 +246,7 @@ func TestKVApplier(t *testing.T) {
 		counts: KVCounts{Stored: 1, StoredBlocks: 2},
 	}, {
 		name:   "orphans, malformed and unknown events ignored",
-		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0, b: &kvBatch{Events: []kvEvent{orphan, short, unknown}, Skipped: 2}}},
+		steps:  []kvStep{{op: "begin"}, {op: "live", seq: 0, b: &kvevents.Batch{Events: []kvevents.Event{orphan, short, unknown}, Skipped: 2}}},
 		status: []string{"begin from 0 replay=false", "applied"},
 		counts: KVCounts{Orphans: 1, Malformed: 4},
 	}, {
@@ -277,11 +278,11 @@ func TestKVApplier(t *testing.T) {
 			var status []string
 			var counts KVCounts
 			for _, st := range tt.steps {
-				var m kvMessage
+				var m kvevents.Message
 				if st.b != nil {
 					m = sc.msg(st.seq, st.b)
 				} else {
-					m = kvMessage{Seq: st.seq, Payload: []byte("garbage")}
+					m = kvevents.Message{Seq: st.seq, Payload: []byte("garbage")}
 				}
 				var res KVResult
 				switch st.op {

@@ -17,7 +17,7 @@ import (
 type EventStream interface {
 	// Recv blocks until the next message; it fails once the stream is
 	// broken or closed.
-	Recv() (kvMessage, error)
+	Recv() (kvevents.Message, error)
 	// Close ends the subscription and makes a blocked Recv return.
 	Close() error
 }
@@ -333,7 +333,7 @@ func (n *Node) replayKV(ctx context.Context, sub *kvSub, a *KVApplier, from int6
 	n.setKVState(sub, kvStateReplaying, nil)
 	rctx, cancel := context.WithTimeout(ctx, kvReplayTimeout)
 	defer cancel()
-	err := n.cfg.KVEventsReplay(rctx, sub.w.KVEvents.ReplayEndpoint, from, func(m kvMessage) error {
+	err := n.cfg.KVEventsReplay(rctx, sub.w.KVEvents.ReplayEndpoint, from, func(m kvevents.Message) error {
 		if m.Seq < 0 {
 			return nil // the end marker
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/meshnode/meshnode/kvevents"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/vmihailenco/msgpack/v5"
@@ -26,7 +27,7 @@ type memEngine struct {
 	blockSize int
 	capBlocks int
 	seq       int64
-	kept      []kvMessage
+	kept      []kvevents.Message
 	subs      map[*memStream]bool
 	down      bool
 	dropNext  bool            // the next batch reaches no subscriber (only the replay)
@@ -44,17 +45,17 @@ var errEngineDown = errors.New("test: engine unreachable")
 type memStream struct {
 	e    *memEngine
 	node string
-	ch   chan kvMessage
+	ch   chan kvevents.Message
 	done chan struct{}
 	once sync.Once
 }
 
-func (s *memStream) Recv() (kvMessage, error) {
+func (s *memStream) Recv() (kvevents.Message, error) {
 	select {
 	case m := <-s.ch:
 		return m, nil
 	case <-s.done:
-		return kvMessage{}, errStreamClosed
+		return kvevents.Message{}, errStreamClosed
 	}
 }
 
@@ -77,26 +78,26 @@ func (e *memEngine) dial(node string) (EventStream, error) {
 	if e.down {
 		return nil, errEngineDown
 	}
-	s := &memStream{e: e, node: node, ch: make(chan kvMessage, 1024), done: make(chan struct{})}
+	s := &memStream{e: e, node: node, ch: make(chan kvevents.Message, 1024), done: make(chan struct{})}
 	e.subs[s] = true
 	e.open[node]++
 	return s, nil
 }
 
-func (e *memEngine) replay(ctx context.Context, from int64, fn func(kvMessage) error) error {
+func (e *memEngine) replay(ctx context.Context, from int64, fn func(kvevents.Message) error) error {
 	e.mu.Lock()
 	if e.down {
 		e.mu.Unlock()
 		return errEngineDown
 	}
-	var ms []kvMessage
+	var ms []kvevents.Message
 	for _, m := range e.kept {
 		if m.Seq >= from {
 			ms = append(ms, m)
 		}
 	}
 	e.mu.Unlock()
-	for _, m := range append(ms, kvMessage{Seq: -1}) {
+	for _, m := range append(ms, kvevents.Message{Seq: -1}) {
 		if err := fn(m); err != nil {
 			return err
 		}
@@ -124,7 +125,7 @@ func (e *memEngine) publishLocked(evs []any) {
 	if err != nil {
 		panic(err)
 	}
-	m := kvMessage{Topic: "kv", Seq: e.seq, Payload: payload}
+	m := kvevents.Message{Topic: "kv", Seq: e.seq, Payload: payload}
 	e.seq++
 	e.kept = append(e.kept, m)
 	if e.dropNext {
@@ -256,7 +257,7 @@ func (es memEngines) config(cfg *Config) {
 		}
 		return e.dial(name)
 	}
-	cfg.KVEventsReplay = func(ctx context.Context, endpoint string, from int64, fn func(kvMessage) error) error {
+	cfg.KVEventsReplay = func(ctx context.Context, endpoint string, from int64, fn func(kvevents.Message) error) error {
 		e, ok := es[endpoint]
 		if !ok {
 			return fmt.Errorf("test: no engine replays at %s", endpoint)

@@ -7,14 +7,6 @@ import (
 	"github.com/meshnode/meshnode/radix"
 )
 
-// The engine KV event types as the node uses them (package kvevents).
-type (
-	kvKind    = kvevents.Kind
-	kvEvent   = kvevents.Event
-	kvBatch   = kvevents.Batch
-	kvMessage = kvevents.Message
-)
-
 // Event kinds.
 const (
 	kvStored  = kvevents.KindBlockStored
@@ -22,11 +14,8 @@ const (
 	kvCleared = kvevents.KindAllBlocksCleared
 )
 
-// engineBlocks is one stored-blocks event turned into pages.
-type engineBlocks = radix.EngineBlocks
-
 // decodeKVBatch decodes a payload with the codec's default limits.
-func decodeKVBatch(b *kvBatch, payload []byte) error {
+func decodeKVBatch(b *kvevents.Batch, payload []byte) error {
 	return kvevents.DecodeBatch(b, payload, kvevents.DefaultLimits())
 }
 
@@ -40,7 +29,7 @@ func dialKVEvents(ctx context.Context, endpoint, topic string) (EventStream, err
 }
 
 // replayKVEvents replays from the engine's ZMQ ROUTER socket.
-func replayKVEvents(ctx context.Context, endpoint string, startSeq int64, fn func(kvMessage) error) error {
+func replayKVEvents(ctx context.Context, endpoint string, startSeq int64, fn func(kvevents.Message) error) error {
 	return kvevents.Replay(ctx, endpoint, startSeq, fn)
 }
 

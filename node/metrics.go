@@ -21,6 +21,7 @@ type metrics struct {
 	deltasReceived prometheus.Counter
 	deltaErrors    prometheus.Counter
 	pushesDropped  prometheus.Counter
+	indexDeferred  prometheus.Counter
 	streamErrors   prometheus.Counter
 	packetsBad     *prometheus.CounterVec
 	streamRejected *prometheus.CounterVec
@@ -94,7 +95,8 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	m.deltaBytes = counter("sync_delta_sent_bytes_total", "Bytes of delta batches disseminated (once per batch, before fan-out).")
 	m.deltasReceived = counter("sync_deltas_received_total", "Delta batches received from peers.")
 	m.deltaErrors = counter("sync_delta_errors_total", "Received delta batches that did not apply.")
-	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed because too many pushes were in flight; anti-entropy repairs them.")
+	m.indexDeferred = counter("sync_index_deferred_total", "Busy index workers left out of an anti-entropy answer because the puller nearly had them (their deltas are in flight); shipped within 30 s or once quiet.")
+	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed (too many peers with a push stream, a full peer queue, or a failed stream); anti-entropy repairs them.")
 	m.streamErrors = counter("stream_errors_total", "TCP streams that failed (dial, TLS, protocol, deadline).")
 	m.packetsBad = counterVec("swim_packets_bad_total", "Gossip input that could not be opened or parsed, by reason (unknown_key, auth_failed, plaintext_refused, encrypted_refused, version, malformed): UDP packets, and the frames of TCP streams (also counted in stream_rejected_total).", "reason")
 	m.streamRejected = counterVec("stream_rejected_total", "TCP streams refused because of what the peer sent or presented, by reason (the packet reasons, bad_certificate, tls_handshake); a failed TLS handshake counts on both sides.", "reason")
@@ -257,6 +259,7 @@ func newSwimCollector(n *Node) *swimCollector {
 	add("link_checks_passed_total", "Link checks every pinged member answered: the node trusted itself again (a partition healed).", func(s swimnet.RunnerStats) uint64 { return s.Core.LinkChecksPassed })
 	add("fast_probes_total", "Probes started at twice the rate because many members were suspect at once.", func(s swimnet.RunnerStats) uint64 { return s.Core.FastProbes })
 	add("side_pings_total", "Extra direct pings sent beside probes while many members were suspect at once, or after a probe whose relays were all silent.", func(s swimnet.RunnerStats) uint64 { return s.Core.SidePings })
+	add("sweeps_total", "Discovery sweeps (pings to every member, to find those still up) started after a probe whose relays were all silent.", func(s swimnet.RunnerStats) uint64 { return s.Core.Sweeps })
 	add("side_suspicions_total", "Suspicions raised or confirmed because a side ping went unanswered.", func(s swimnet.RunnerStats) uint64 { return s.Core.SideSuspicions })
 	add("broadcasts_dropped_total", "Broadcasts dropped because the queue was full.", func(s swimnet.RunnerStats) uint64 { return s.Core.BroadcastsDropped })
 	add("events_dropped_total", "Membership events dropped because the node read them too slowly.", func(s swimnet.RunnerStats) uint64 { return s.EventsDropped })

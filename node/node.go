@@ -64,7 +64,8 @@ type Node struct {
 	joinWant       atomic.Bool
 	synced         atomic.Bool         // a first anti-entropy round succeeded (or none was needed)
 	antiEntropySem *semaphore.Weighted // anti-entropy streams served
-	pushes         *semaphore.Weighted // delta pushes in flight
+	pushes         *semaphore.Weighted // peers with a push stream (push.go)
+	pushQ          pushers
 	pending        *pendingConns       // accepted connections not yet proven
 	served         *semaphore.Weighted // proven connections being served
 	// streamBuf bounds the bytes all stream readers hold; strangerBuf,

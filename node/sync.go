@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -28,7 +27,7 @@ const (
 const (
 	syncPageBytes     = 1 << 20 // one store page
 	syncMaxPages      = 1 << 16 // store pages in one exchange
-	maxPushesInFlight = 8       // concurrent delta pushes over TCP
+	maxPushesInFlight = 64      // peers with a delta push stream at once
 	maxServedConns    = 128     // accepted TCP connections served at once, once proven
 	maxPendingConns   = 64      // accepted TCP connections waiting for their first frame
 )
@@ -77,7 +76,14 @@ func (n *Node) onEvent(ev swim.Event) {
 	n.memberVersion.Add(1) // the proxies' load sums count live members only
 	n.met.memberEvents.WithLabelValues(ev.Kind.String()).Inc()
 	n.kv.kick() // the owners of engine event streams may have changed
-	n.log.Info("member "+ev.Kind.String(), "member", ev.Member.Name, "generation", ev.Member.Gen, "addr", ev.Member.Addr.String())
+	attrs := []any{"member", ev.Member.Name, "generation", ev.Member.Gen, "incarnation", ev.Member.Incarnation, "addr", ev.Member.Addr.String()}
+	if ev.Verdict {
+		attrs = append(attrs, "verdict", true) // this node's own verdict, not news it heard
+	}
+	if ev.Reason != "" {
+		attrs = append(attrs, "reason", ev.Reason)
+	}
+	n.log.Info("member "+ev.Kind.String(), attrs...)
 }
 
 // flushLoop sends local changes as soon as they are made.
@@ -160,36 +166,6 @@ func (n *Node) send(rd replica.Ready) {
 	}
 }
 
-// push sends one delta over a TCP stream, in the background and bounded:
-// when too many pushes are in flight, it is dropped and left to
-// anti-entropy.
-func (n *Node) push(to netip.AddrPort, kind uint8, payload []byte) {
-	if !n.pushes.TryAcquire(1) {
-		n.met.pushesDropped.Inc()
-		return
-	}
-	n.g.Go(func() error {
-		defer n.pushes.Release(1)
-		ctx, cancel := context.WithCancel(n.ctx)
-		defer cancel()
-		c, err := n.tr.dial(ctx, to, chanDeltas, time.Now().Add(n.cfg.StreamTimeout.D()))
-		if err != nil {
-			n.met.streamErrors.Inc()
-			return nil
-		}
-		defer c.Close()
-		sio, err := newStreamIO(c, n.tr.codecCfg, n.streamBuf)
-		if err == nil {
-			err = sio.writeData(kind, payload)
-			sio.close()
-		}
-		if err != nil {
-			n.met.streamErrors.Inc()
-		}
-		return nil
-	})
-}
-
 // serveDeltas applies the deltas a peer pushes over a stream.
 func (n *Node) serveDeltas(sio *streamIO) error {
 	var d wire.Data
@@ -198,6 +174,9 @@ func (n *Node) serveDeltas(sio *streamIO) error {
 			return err
 		}
 		n.receive(d.Kind, d.Payload, replica.ViaStream)
+		// A push stream stays open while its peer has deltas to send:
+		// each delta renews the deadline.
+		sio.c.SetDeadline(time.Now().Add(n.cfg.StreamTimeout.D()))
 	}
 }
 

@@ -219,10 +219,13 @@ func (ix *Index) StoreEvents(worker string, epoch uint64, stamp uint32, gen uint
 }
 
 // RemoveEvents applies an engine's BlockRemoved at (gen, ver): each hash is
-// resolved through worker's engine map to its block's pages, which the
-// worker stops holding together with the pages below them it holds at a
-// lower version. Hashes the map does not know only leave a tombstone. It
-// returns the delta to replicate, which carries the resolved pages.
+// resolved through worker's engine map to its block's first page (blocks
+// of the last store's PagesPerBlock), which the worker stops holding
+// together with the pages below it it holds at a lower version; a
+// tombstone keeps a later-arriving older store out. A hash the map does not
+// know (the worker does not hold the block) changes nothing. It returns the
+// delta to replicate, which carries the resolved first pages (0 for the
+// unknown).
 func (ix *Index) RemoveEvents(worker string, epoch uint64, stamp uint32, gen uint32, ver uint64, engineHashes []uint64) (Delta, error) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()

@@ -191,9 +191,11 @@ var eventCapFlag = flag.Int("radix.eventcap", 16384, "blocks cached per engine i
 // steady state, their caches full, each request storing and evicting) and
 // reports blocks (stored + removed) per second of one core. subscriber
 // calls StoreEvents/RemoveEvents as the subscribing node does; replica
-// applies the deltas they return, as every other node does.
+// applies the deltas they return, as every other node does; replica-decode
+// also decodes them from batches of one request's deltas (DecodeBatch,
+// then ApplyBatch), as they arrive.
 func BenchmarkApplyEvents(b *testing.B) {
-	for _, mode := range []string{"subscriber", "replica"} {
+	for _, mode := range []string{"subscriber", "replica", "replica-decode"} {
 		b.Run(mode, func(b *testing.B) {
 			fleet := newBenchFleet(16, *eventCapFlag, 7)
 			sub := New(Config{})
@@ -213,6 +215,8 @@ func BenchmarkApplyEvents(b *testing.B) {
 			}
 			var blocks int64
 			var deltas []Delta
+			var encoded [][]byte
+			var batch Batch
 			var cpu time.Duration
 			cpu0 := cpuTime()
 			i := len(ops) // the warm-up's ops are applied
@@ -223,7 +227,7 @@ func BenchmarkApplyEvents(b *testing.B) {
 					b.StopTimer()
 					ops = fleet.requests(ops[:0], 64)
 					i = 0
-					if mode == "replica" {
+					if mode != "subscriber" {
 						deltas = deltas[:0]
 						for j := range ops {
 							stamp++
@@ -231,13 +235,35 @@ func BenchmarkApplyEvents(b *testing.B) {
 							d.Pages, d.Hashes = slices.Clone(d.Pages), slices.Clone(d.Hashes)
 							deltas = append(deltas, d)
 						}
+						if mode == "replica-decode" {
+							encoded = encoded[:0]
+							for j := range deltas {
+								var bt Batch
+								bt.Deltas = deltas[j : j+1]
+								buf, err := AppendBatch(nil, &bt)
+								if err != nil {
+									b.Fatal(err)
+								}
+								encoded = append(encoded, buf)
+							}
+						}
 					}
 					b.StartTimer()
 					cpu0 = cpuTime()
 				}
-				if mode == "replica" {
-					if err := rep.Apply(deltas[i]); err != nil {
+				if mode == "replica-decode" {
+					if err := DecodeBatch(&batch, encoded[i], DefaultLimits()); err != nil {
 						b.Fatal(err)
+					}
+					if err := rep.ApplyBatch(&batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if mode != "subscriber" {
+					if mode == "replica" {
+						if err := rep.Apply(deltas[i]); err != nil {
+							b.Fatal(err)
+						}
 					}
 					if deltas[i].Op == OpStoreEvents {
 						blocks += int64(len(deltas[i].Hashes))

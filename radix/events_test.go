@@ -381,3 +381,88 @@ func TestEventAntiEntropy(t *testing.T) {
 		t.Fatalf("restored stats %+v", st)
 	}
 }
+
+func TestTombstoneBound(t *testing.T) {
+	// With room for 2 tombstones, the third removal pushes out the first
+	// to arrive: a late store older than it comes back, older than the
+	// others it does not.
+	ix := New(Config{MaxEventTombstones: 2})
+	ok := mustDelta(t)
+	var stores []Delta
+	for i := range uint64(3) {
+		stores = append(stores, ok(ix.StoreEvents("w", 1, 1, 1, 10+i, engineStore(0, 1, 1+i))))
+	}
+	for i := range uint64(3) {
+		ok(ix.RemoveEvents("w", 1, 2, 1, 20+i, []uint64{1001 + i}))
+	}
+	st := ix.Stats()
+	if st.Tombstones != 2 || st.TombstonesDropped != 1 || st.HolderPages != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, d := range stores {
+		if err := ix.Apply(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(t, ix)
+	want := []Hit{{"w", 1}}
+	for i, d := range stores {
+		got := ix.MatchPages(nil, d.Pages)
+		if i > 0 {
+			if len(got) != 0 {
+				t.Errorf("store %d came back past its tombstone: %v", i, got)
+			}
+			continue
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("store 0, its tombstone gone (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestEngineMapSharedPage(t *testing.T) {
+	// Two engine hashes for one page (same tokens, different extra keys)
+	// keep the greater in any order.
+	b := engineStore(0, 1, 1)
+	for _, order := range [][]uint64{{5, 9}, {9, 5}} {
+		ix := New(Config{})
+		for i, e := range order {
+			bb := b
+			bb.Hashes = []uint64{e}
+			if _, err := ix.StoreEvents("w", 1, 1, 1, uint64(i), bb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if l, ok := ix.EngineLineage("w", 9); !ok || l != b.Pages[0] {
+			t.Errorf("order %v: EngineLineage(9) = %#x, %v", order, l, ok)
+		}
+		if _, ok := ix.EngineLineage("w", 5); ok {
+			t.Errorf("order %v: the smaller hash kept", order)
+		}
+		check(t, ix)
+	}
+}
+
+func TestPendingNotInSnapshot(t *testing.T) {
+	ix := New(Config{})
+	if _, err := ix.InsertPending("w", 1, 5, blockPages(0, 1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ix.Insert("v", 1, 5, blockPages(0, 2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := ix.AppendSnapshot(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Restore(Config{}, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.PendingPages != 0 || st.HolderPages != 3 {
+		t.Errorf("restored stats %+v", st)
+	}
+	if diff := cmp.Diff(ix.Digest(), r.Digest()); diff != "" {
+		t.Errorf("digest (-before +restored):\n%s", diff)
+	}
+}

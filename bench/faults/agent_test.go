@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -47,6 +49,22 @@ func (s *lockedBuffer) tail(n int) string {
 		str = "..." + str[len(str)-n:]
 	}
 	return str
+}
+
+// keepLog writes an agent's log to the directory named by envLogs, if
+// set, under the test's name.
+func keepLog(t *testing.T, file string, log *lockedBuffer) {
+	if suite.logs == "" {
+		return
+	}
+	dir := filepath.Join(suite.logs, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("keep logs: %v", err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(log.String()), 0o644); err != nil {
+		t.Logf("keep logs: %v", err)
+	}
 }
 
 // agent is one `meshnode agent` process, possibly in a network namespace.
@@ -107,6 +125,9 @@ func (a *agent) tryStart(joinTimeout time.Duration, seeds ...string) error {
 	for _, s := range seeds {
 		args = append(args, "--join", s)
 	}
+	if suite.logs != "" {
+		args = append(args, "--log-level", "debug")
+	}
 	args = append(args, a.extra...)
 	var cmd *exec.Cmd
 	if a.ns != nil {
@@ -131,9 +152,11 @@ func (a *agent) tryStart(joinTimeout time.Duration, seeds ...string) error {
 	a.pid, a.exited = cmd.Process.Pid, false
 	done := make(chan struct{})
 	a.done = done
+	stderr := a.stderr
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
+		keepLog(t, fmt.Sprintf("%s-%d.log", a.name, cmd.Process.Pid), stderr)
 	})
 	lines := make(chan string, 1)
 	go func() {

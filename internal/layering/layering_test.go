@@ -32,6 +32,9 @@ var forbidden = map[string][]string{
 	// The engine KV-event codec and its ZeroMQ client: of ours, it may
 	// import wire only.
 	"kvevents": {"swim", "store", "radix", "replica", "node", "internal/simnet"},
+	// The KV-event workload of the benchmarks: engines' caches and their
+	// events, nothing of the mesh.
+	"internal/kvwork": {"swim", "store", "radix", "replica", "node", "internal/simnet"},
 }
 
 // testsMay lists, for each layer, what its tests (not its code) may depend
