@@ -73,6 +73,7 @@ func (n *Node) applyStore(b []byte) error {
 
 // onEvent follows membership changes.
 func (n *Node) onEvent(ev swim.Event) {
+	n.memberVersion.Add(1) // the proxies' load sums count live members only
 	n.met.memberEvents.WithLabelValues(ev.Kind.String()).Inc()
 	n.kv.kick() // the owners of engine event streams may have changed
 	attrs := []any{"member", ev.Member.Name, "generation", ev.Member.Gen, "incarnation", ev.Member.Incarnation, "addr", ev.Member.Addr.String()}

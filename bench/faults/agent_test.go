@@ -83,6 +83,7 @@ type agent struct {
 	// Set by start.
 	gossip string // host:port bound for gossip
 	api    string // host:port of the API, on the loopback of ns
+	ready  string // the ready line
 	pid    int
 	stderr *lockedBuffer
 	done   chan struct{} // closed when the process has been reaped
@@ -182,7 +183,7 @@ func (a *agent) tryStart(joinTimeout time.Duration, seeds ...string) error {
 			a.exited = true
 			return fmt.Errorf("%s: no ready line (got %q); stderr:\n%s", a.name, l, a.stderr.tail(4000))
 		}
-		a.gossip, a.api = m[2], m[3]
+		a.gossip, a.api, a.ready = m[2], m[3], l
 	case <-timer.C:
 		return fmt.Errorf("%s: no ready line within %v; stderr:\n%s", a.name, readyWait, a.stderr.tail(4000))
 	}
