@@ -205,11 +205,12 @@ func (n *Node) serveMissing(sio *streamIO) error {
 		return fmt.Errorf("%w: kind %d, want an index digest", ErrStream, d.Kind)
 	}
 	n.st.mu.Lock()
-	pages, err := n.eng.AnswerIndex(d.Payload)
+	pages, err := n.eng.AnswerIndex(d.Payload, time.Now())
 	n.st.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	n.met.indexDeferred.Add(float64(pages.Deferred))
 	// The walk reads only the index (safe for concurrent use): no lock
 	// while the batches go out.
 	var out []byte

@@ -239,7 +239,7 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusRequestEntityTooLarge
 	case errors.Is(err, store.ErrStoreFull):
 		code = http.StatusInsufficientStorage
-	case errors.Is(err, radix.ErrNoCandidates):
+	case errors.Is(err, radix.ErrNoCandidates), errors.Is(err, ErrNoWorker):
 		code = http.StatusConflict
 	case errors.Is(err, ErrClosed):
 		code = http.StatusServiceUnavailable

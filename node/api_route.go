@@ -166,22 +166,38 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sc.pages = pages[:0]
-	ws := n.st.modelWorkers(req.Model)
+	res, _, err := n.route(sc, req.Model, pages, req.Record, nil)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, 200, res)
+}
+
+// route picks a worker of model for a prompt cut into pages, with the
+// cache-aware policy and each worker's load: what it reports plus what
+// the proxies of the live members have in flight on it (proxy_load.go).
+// /v1/route and the proxy both route through it, so that they stay one policy. skip, when not nil,
+// leaves workers out (the proxy's retries and passive health). With
+// record, the pages are inserted for the chosen worker: as pending on a
+// worker whose engine streams KV events (its events confirm them), as
+// recorded otherwise. sc lends the candidates' buffer.
+func (n *Node) route(sc *promptScratch, model string, pages []uint64, record bool, skip func(id string) bool) (RouteResult, Worker, error) {
+	ws := n.st.modelWorkers(model)
+	remote := n.remoteLoads()
 	cands := sc.cands[:0]
 	for _, wk := range ws {
-		if wk.Health == "healthy" {
-			cands = append(cands, radix.Candidate{Worker: wk.ID, Load: wk.Load})
+		if wk.Health == "healthy" && (skip == nil || !skip(wk.ID)) {
+			cands = append(cands, radix.Candidate{Worker: wk.ID, Load: wk.Load + n.proxyLoadWith(remote, wk.ID)})
 		}
 	}
 	sc.cands = cands[:0]
 	if len(cands) == 0 {
-		writeError(w, http.StatusConflict, fmt.Sprintf("no healthy worker for model %q", req.Model))
-		return
+		return RouteResult{}, Worker{}, fmt.Errorf("%w for model %q", ErrNoWorker, model)
 	}
-	d, err := n.st.ix.RoutePages(pages, cands, n.routePolicy(req.Model))
+	d, err := n.st.ix.RoutePages(pages, cands, n.routePolicy(model))
 	if err != nil {
-		writeErr(w, err)
-		return
+		return RouteResult{}, Worker{}, err
 	}
 	n.met.routes.WithLabelValues(d.Rule.String()).Inc()
 	var chosen Worker
@@ -193,7 +209,7 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 	}
 	res := RouteResult{Worker: d.Worker, URL: chosen.URL, Rule: d.Rule.String(), MatchedPages: d.MatchedPages, MatchRatio: d.MatchRatio,
 		Sources: decisionSources(d)}
-	if req.Record && len(pages) > 0 {
+	if record && len(pages) > 0 {
 		var delta radix.Delta
 		var err error
 		if chosen.KVEvents != nil {
@@ -205,13 +221,12 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 			delta, err = n.st.ix.Insert(d.Worker, chosen.Epoch, indexStamp(time.Now()), pages)
 		}
 		if err != nil {
-			writeErr(w, err)
-			return
+			return RouteResult{}, Worker{}, err
 		}
 		n.st.addDelta(delta)
 		res.Recorded = true
 	}
-	writeJSON(w, 200, res)
+	return res, chosen, nil
 }
 
 // indexTarget reads a prompt request naming a registered worker.

@@ -68,6 +68,34 @@ const (
 	// round trip of connecting (two more with TLS); a few seconds leaves
 	// room for a loaded host without letting idle connections wait long.
 	DefaultFirstFrameTimeout = 3 * time.Second
+
+	// DefaultProxyMaxBodyBytes bounds a proxied completion request: a
+	// prompt of the longest contexts (a million tokens as JSON numbers, a
+	// few MB of text) fits.
+	DefaultProxyMaxBodyBytes = 16 << 20
+	// DefaultProxyAttempts: the first try and two retries on the
+	// next-best workers; more only piles a failing fleet's load onto the
+	// workers still standing.
+	DefaultProxyAttempts = 3
+	// DefaultProxyConnectTimeout: engines sit on the same network; a
+	// connection that takes longer than this is to a host that is down.
+	DefaultProxyConnectTimeout = 2 * time.Second
+	// DefaultProxyFirstByteTimeout bounds the wait for an engine's
+	// answer to start: queueing plus the prefill of a long prompt, and for
+	// a non-streamed answer, which starts when it is complete, the whole
+	// generation.
+	DefaultProxyFirstByteTimeout = 2 * time.Minute
+	// DefaultProxyIdleTimeout bounds the silence between two chunks of a
+	// streamed answer: decoding emits tokens many times a second.
+	DefaultProxyIdleTimeout = 60 * time.Second
+	// DefaultProxyFailures consecutive failures take a worker out of the
+	// proxy's routing: one failure may be the request's fault.
+	DefaultProxyFailures = 3
+	// DefaultProxyBackoff is how long a worker first stays out; it
+	// doubles at each failure after it came back, up to
+	// DefaultProxyMaxBackoff.
+	DefaultProxyBackoff    = time.Second
+	DefaultProxyMaxBackoff = 30 * time.Second
 	// DefaultKVSubscribers: one node follows each engine's KV events; a
 	// second doubles the engine's subscribers and the index's event work
 	// for a failover without the seconds of failure detection.
@@ -222,6 +250,48 @@ type Config struct {
 	// (e.g. behind a local proxy).
 	APIPlaintext bool `json:"api_plaintext,omitempty"`
 
+	// ProxyAddr is the host:port of the OpenAI-compatible routing proxy
+	// (proxy.go) [off]: /v1/chat/completions, /v1/completions and
+	// /v1/models, routed to the registered workers.
+	ProxyAddr string `json:"proxy_addr,omitempty"`
+	// ProxyTokenFile holds the bearer token clients of the proxy must
+	// present [none: the proxy is open]. It is not the API token.
+	ProxyTokenFile string `json:"proxy_token_file,omitempty"`
+	// ProxyToken is the token itself (from the environment); it wins over
+	// ProxyTokenFile.
+	ProxyToken string `json:"-"`
+	// ProxyMaxBodyBytes bounds a proxied request body
+	// [DefaultProxyMaxBodyBytes].
+	ProxyMaxBodyBytes int64 `json:"proxy_max_body_bytes,omitempty"`
+	// ProxyAttempts bounds the workers one request is tried on
+	// [DefaultProxyAttempts]; 1 disables retries.
+	ProxyAttempts int `json:"proxy_attempts,omitempty"`
+	// ProxyConnectTimeout, ProxyFirstByteTimeout and ProxyIdleTimeout
+	// bound the connection to an engine, the wait for its answer to start
+	// and the silence between chunks of a stream [the Default* above].
+	ProxyConnectTimeout   Duration `json:"proxy_connect_timeout,omitempty"`
+	ProxyFirstByteTimeout Duration `json:"proxy_first_byte_timeout,omitempty"`
+	ProxyIdleTimeout      Duration `json:"proxy_idle_timeout,omitempty"`
+	// ProxyFailures is how many consecutive failures take a worker out of
+	// the proxy's routing [DefaultProxyFailures]; it stays out for
+	// ProxyBackoff, doubled at each failure after it came back, at most
+	// ProxyMaxBackoff.
+	ProxyFailures   int      `json:"proxy_failures,omitempty"`
+	ProxyBackoff    Duration `json:"proxy_backoff,omitempty"`
+	ProxyMaxBackoff Duration `json:"proxy_max_backoff,omitempty"`
+	// ProxyHealthInterval, when set, is the period of active checks of
+	// each worker's GET /health [off].
+	ProxyHealthInterval Duration `json:"proxy_health_interval,omitempty"`
+	// ProxyKeyHeader names the request header that carries a client's
+	// API key; with a limit named "api-key" defined, each key is limited
+	// on its own [none].
+	ProxyKeyHeader string `json:"proxy_key_header,omitempty"`
+	// ProxyTokenizer says how the proxy routes a text prompt: "text" by
+	// pages of its bytes, "bytes" by token ids as meshnode engine
+	// tokenizes it (one per byte; a chat as "role: content\n" per
+	// message), which match the pages of that engine's KV events ["text"].
+	// A prompt given as token ids routes by them either way.
+	ProxyTokenizer string `json:"proxy_tokenizer,omitempty"`
 	// KVSubscribers is how many live nodes subscribe to each worker's
 	// engine KV events, chosen by rendezvous hashing of the worker ID over
 	// the live members: 1 or 2 [DefaultKVSubscribers].
@@ -330,6 +400,20 @@ func (c Config) withDefaults() Config {
 	if c.StoreMaxBytes == 0 {
 		c.StoreMaxBytes = DefaultStoreMaxBytes
 	}
+	if c.ProxyMaxBodyBytes == 0 {
+		c.ProxyMaxBodyBytes = DefaultProxyMaxBodyBytes
+	}
+	if c.ProxyAttempts == 0 {
+		c.ProxyAttempts = DefaultProxyAttempts
+	}
+	if c.ProxyFailures == 0 {
+		c.ProxyFailures = DefaultProxyFailures
+	}
+	def(&c.ProxyConnectTimeout, DefaultProxyConnectTimeout)
+	def(&c.ProxyFirstByteTimeout, DefaultProxyFirstByteTimeout)
+	def(&c.ProxyIdleTimeout, DefaultProxyIdleTimeout)
+	def(&c.ProxyBackoff, DefaultProxyBackoff)
+	def(&c.ProxyMaxBackoff, DefaultProxyMaxBackoff)
 	if c.KVSubscribers == 0 {
 		c.KVSubscribers = DefaultKVSubscribers
 	}
@@ -484,6 +568,7 @@ func (c Config) Validate() error {
 			bad("tls_cert_file", "without tls_key_file: they go together")
 		}
 	}
+	c.validateProxy(bad)
 	if c.TLSVerifyClients && c.TLSCAFile == "" {
 		bad("tls_verify_clients", "needs tls_ca_file")
 	}
@@ -500,4 +585,54 @@ func isLoopbackHost(host string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
+}
+
+// validateProxy checks the proxy's settings; bad records a problem.
+func (c Config) validateProxy(bad func(key, format string, a ...any)) {
+	if c.ProxyAddr != "" {
+		if _, port, err := net.SplitHostPort(c.ProxyAddr); err != nil {
+			bad("proxy_addr", "%q: %v", c.ProxyAddr, err)
+		} else if c.ProxyAddr == c.APIAddr && port != "0" {
+			bad("proxy_addr", "%q: the API listens there", c.ProxyAddr)
+		}
+	}
+	if c.ProxyToken != "" && strings.TrimSpace(c.ProxyToken) == "" {
+		bad("proxy_token", "(from the environment) is only white space")
+	}
+	if c.ProxyMaxBodyBytes < 1024 {
+		bad("proxy_max_body_bytes", "%d: at least 1024", c.ProxyMaxBodyBytes)
+	}
+	if c.ProxyAttempts < 1 || c.ProxyAttempts > 8 {
+		bad("proxy_attempts", "%d: want 1..8", c.ProxyAttempts)
+	}
+	if c.ProxyFailures < 1 {
+		bad("proxy_failures", "%d: at least 1", c.ProxyFailures)
+	}
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{
+		{"proxy_connect_timeout", c.ProxyConnectTimeout}, {"proxy_first_byte_timeout", c.ProxyFirstByteTimeout},
+		{"proxy_idle_timeout", c.ProxyIdleTimeout}, {"proxy_backoff", c.ProxyBackoff}, {"proxy_max_backoff", c.ProxyMaxBackoff},
+	} {
+		if d.d < Duration(time.Millisecond) {
+			bad(d.key, "%v: at least 1ms", d.d.D())
+		}
+	}
+	if c.ProxyMaxBackoff < c.ProxyBackoff {
+		bad("proxy_max_backoff", "%v: below proxy_backoff (%v)", c.ProxyMaxBackoff.D(), c.ProxyBackoff.D())
+	}
+	if c.ProxyHealthInterval != 0 && c.ProxyHealthInterval < Duration(100*time.Millisecond) {
+		bad("proxy_health_interval", "%v: 0 (off) or at least 100ms", c.ProxyHealthInterval.D())
+	}
+	switch c.ProxyTokenizer {
+	case "", "text", "bytes":
+	default:
+		bad("proxy_tokenizer", "%q: want text or bytes", c.ProxyTokenizer)
+	}
+	if c.ProxyKeyHeader != "" {
+		if err := ValidName("header", c.ProxyKeyHeader, 128); err != nil || strings.ContainsAny(c.ProxyKeyHeader, " :") {
+			bad("proxy_key_header", "%q: want an HTTP header name", c.ProxyKeyHeader)
+		}
+	}
 }

@@ -66,6 +66,12 @@ func TestConfigValidate(t *testing.T) {
 		{"first frame timeout over stream timeout", Config{FirstFrameTimeout: Duration(time.Minute)}, []string{"first_frame_timeout"}},
 		{"first frame timeout within stream timeout", Config{FirstFrameTimeout: Duration(time.Minute), StreamTimeout: Duration(time.Minute)}, nil},
 		{"negative sizes", Config{StoreMaxBytes: -1, MaxHolderPages: -1}, []string{"store_max_bytes", "max_holder_pages"}},
+		{"proxy", Config{ProxyAddr: "127.0.0.1:8080", ProxyHealthInterval: Duration(time.Second), ProxyKeyHeader: "X-Api-Key"}, nil},
+		{"bad proxy addr", Config{ProxyAddr: "8080"}, []string{"proxy_addr"}},
+		{"proxy on the api's port", Config{ProxyAddr: DefaultAPIAddr}, []string{"proxy_addr"}},
+		{"bad proxy settings", Config{ProxyMaxBodyBytes: 10, ProxyAttempts: 9, ProxyFailures: -1, ProxyIdleTimeout: -1,
+			ProxyBackoff: Duration(time.Hour), ProxyHealthInterval: Duration(time.Millisecond), ProxyKeyHeader: "Bad Header"},
+			[]string{"proxy_max_body_bytes", "proxy_attempts", "proxy_failures", "proxy_idle_timeout", "proxy_max_backoff", "proxy_health_interval", "proxy_key_header"}},
 		{"every problem at once", Config{BindAddr: "x", Profile: "y", MaxListItems: -1, AntiEntropyInterval: -1, Seeds: []string{"noport"}},
 			[]string{"bind", "join", "profile", "max_list_items", "anti_entropy_interval"}},
 	}

@@ -124,6 +124,23 @@
 // through the API are saved there too (keyring.json) and restored at start,
 // where they win over the configured gossip key.
 //
+// # Routing proxy
+//
+// With Config.ProxyAddr the node also serves an OpenAI-compatible proxy
+// (proxy.go): each completion is routed by n.route, the function behind
+// /v1/route, recorded in the index, and forwarded by an
+// httputil.ReverseProxy whose RoundTrip routes, retries before the first
+// byte on the next-best worker, and feeds a node-local health book
+// (proxy_health.go). Each node counts its in-flight requests and queued
+// prompt tokens per worker (a lease per request, released when the answer
+// ends, fails or its client goes away) and publishes them in the reserved
+// namespace "load" under its name, at most every 100 ms while they change;
+// routing adds the counts of the live members to each worker's reported
+// load, so a crashed node's counts stop counting when swim finds it dead,
+// and a node that leaves deletes its key first (proxy_load.go). The
+// cluster-wide rate limits "model:NAME" and "api-key" apply to it
+// (proxy_limits.go).
+//
 // # Tests
 //
 // The tests of cluster behaviour (replication, partition and heal,

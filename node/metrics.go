@@ -21,6 +21,7 @@ type metrics struct {
 	deltasReceived prometheus.Counter
 	deltaErrors    prometheus.Counter
 	pushesDropped  prometheus.Counter
+	indexDeferred  prometheus.Counter
 	streamErrors   prometheus.Counter
 	packetsBad     *prometheus.CounterVec
 	streamRejected *prometheus.CounterVec
@@ -36,17 +37,28 @@ type metrics struct {
 	rateTakes      *prometheus.CounterVec
 	routes         *prometheus.CounterVec
 
-	kvBatches       prometheus.Counter
-	kvEvents        *prometheus.CounterVec
-	kvIgnored       *prometheus.CounterVec
-	kvGaps          prometheus.Counter
-	kvRestarts      prometheus.Counter
-	kvDecodeErrors  prometheus.Counter
-	kvBlockSize     prometheus.Counter
-	kvReplays       *prometheus.CounterVec
-	kvOwnerChanges  prometheus.Counter
-	kvConnectErrors prometheus.Counter
-	kvLag           prometheus.Histogram
+	// The proxy's metrics carry no worker label: workers come and go
+	// without bound (each registration a new series that never goes
+	// away), and per-worker figures belong to the engines' own metrics.
+	// Models are labels only once registered: a model a client makes up
+	// counts as "-".
+	proxyRequests     *prometheus.CounterVec
+	proxyTTFB         *prometheus.HistogramVec
+	proxyDuration     *prometheus.HistogramVec
+	proxyRetries      *prometheus.CounterVec
+	proxyEjections    prometheus.Counter
+	proxyHealthChecks *prometheus.CounterVec
+	kvBatches         prometheus.Counter
+	kvEvents          *prometheus.CounterVec
+	kvIgnored         *prometheus.CounterVec
+	kvGaps            prometheus.Counter
+	kvRestarts        prometheus.Counter
+	kvDecodeErrors    prometheus.Counter
+	kvBlockSize       prometheus.Counter
+	kvReplays         *prometheus.CounterVec
+	kvOwnerChanges    prometheus.Counter
+	kvConnectErrors   prometheus.Counter
+	kvLag             prometheus.Histogram
 }
 
 func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
@@ -83,6 +95,7 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	m.deltaBytes = counter("sync_delta_sent_bytes_total", "Bytes of delta batches disseminated (once per batch, before fan-out).")
 	m.deltasReceived = counter("sync_deltas_received_total", "Delta batches received from peers.")
 	m.deltaErrors = counter("sync_delta_errors_total", "Received delta batches that did not apply.")
+	m.indexDeferred = counter("sync_index_deferred_total", "Busy index workers left out of an anti-entropy answer because the puller nearly had them (their deltas are in flight); shipped within 30 s or once quiet.")
 	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed (too many peers with a push stream, a full peer queue, or a failed stream); anti-entropy repairs them.")
 	m.streamErrors = counter("stream_errors_total", "TCP streams that failed (dial, TLS, protocol, deadline).")
 	m.packetsBad = counterVec("swim_packets_bad_total", "Gossip input that could not be opened or parsed, by reason (unknown_key, auth_failed, plaintext_refused, encrypted_refused, version, malformed): UDP packets, and the frames of TCP streams (also counted in stream_rejected_total).", "reason")
@@ -109,6 +122,23 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	m.snapshots = counterVec("snapshots_total", "Snapshots written, by result.", "result")
 	m.rateTakes = counterVec("ratelimit_takes_total", "Rate-limit takes, by outcome.", "outcome")
 	m.routes = counterVec("route_decisions_total", "Routing decisions, by rule.", "rule")
+	m.proxyRequests = counterVec("proxy_requests_total", "Requests the routing proxy answered, by model, outcome (ok, upstream_4xx, upstream_5xx, "+
+		"unreachable, timeout, broken, canceled, no_worker, unknown_model, rate_limited, rejected, unauthorized) and routing rule of the first try.", "model", "outcome", "rule")
+	latency := []float64{1e-3, 5e-3, 25e-3, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+	m.proxyTTFB = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "meshnode", Name: "proxy_first_byte_seconds",
+		Help: "Time from a proxied request's arrival to the first byte of its answer (for a stream: the time to first token), by model.", Buckets: latency}, []string{"model"})
+	m.proxyDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "meshnode", Name: "proxy_request_duration_seconds",
+		Help: "Time from a proxied request's arrival to the end of its answer, by model.", Buckets: latency}, []string{"model"})
+	m.collectors = append(m.collectors, m.proxyTTFB, m.proxyDuration)
+	m.proxyRetries = counterVec("proxy_retries_total", "Proxied requests tried again on the next-best worker, by what failed (connect, status_5xx, timeout).", "reason")
+	m.proxyEjections = counter("proxy_worker_ejections_total", "Times the proxy took a worker out of its routing for a backoff (passive failures or a failed health check).")
+	m.proxyHealthChecks = counterVec("proxy_health_checks_total", "Active health checks of workers, by result.", "result")
+	gauge("proxy_in_flight_requests", "Requests this node's proxy has in flight to workers.", func() float64 {
+		if n.proxy == nil {
+			return 0
+		}
+		return float64(n.proxy.load.inFlight.Load())
+	})
 
 	m.kvBatches = counter("kvevents_batches_total", "Engine KV event batches received by this node's subscriptions (live and replayed).")
 	m.kvEvents = counterVec("kvevents_events_total", "Engine KV events applied to the index, by type (stored, removed, cleared).", "type")
@@ -229,6 +259,7 @@ func newSwimCollector(n *Node) *swimCollector {
 	add("link_checks_passed_total", "Link checks every pinged member answered: the node trusted itself again (a partition healed).", func(s swimnet.RunnerStats) uint64 { return s.Core.LinkChecksPassed })
 	add("fast_probes_total", "Probes started at twice the rate because many members were suspect at once.", func(s swimnet.RunnerStats) uint64 { return s.Core.FastProbes })
 	add("side_pings_total", "Extra direct pings sent beside probes while many members were suspect at once, or after a probe whose relays were all silent.", func(s swimnet.RunnerStats) uint64 { return s.Core.SidePings })
+	add("sweeps_total", "Discovery sweeps (pings to every member, to find those still up) started after a probe whose relays were all silent.", func(s swimnet.RunnerStats) uint64 { return s.Core.Sweeps })
 	add("side_suspicions_total", "Suspicions raised or confirmed because a side ping went unanswered.", func(s swimnet.RunnerStats) uint64 { return s.Core.SideSuspicions })
 	add("broadcasts_dropped_total", "Broadcasts dropped because the queue was full.", func(s swimnet.RunnerStats) uint64 { return s.Core.BroadcastsDropped })
 	add("events_dropped_total", "Membership events dropped because the node read them too slowly.", func(s swimnet.RunnerStats) uint64 { return s.EventsDropped })

@@ -83,6 +83,12 @@ type Node struct {
 	// of failed join attempts; joinErr is the last failed attempt's error.
 	rejects *rateLog
 	joinErr atomic.Pointer[error]
+	// proxy is the routing proxy (nil without Config.ProxyAddr); remote
+	// caches the loads other members' proxies published, rebuilt when
+	// nsLoad or memberVersion (bumped by every membership event) changes.
+	proxy         *proxy
+	remote        remoteLoads
+	memberVersion atomic.Uint64
 	// kv holds the engine KV event subscriptions this node runs
 	// (kvsub.go); evIx is the index's event-sourced side they feed.
 	kv   *kvSubs
@@ -131,6 +137,13 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.st = newState(st, ix, newHistory(cfg.WatchHistory, cfg.WatchHistoryBytes, uint64(time.Now().UnixMicro())))
 	n.eng = newEngine(st, ix, cfg)
+	if cfg.ProxyAddr != "" {
+		tok, err := readSecret(cfg.ProxyToken, cfg.ProxyTokenFile, "proxy token")
+		if err != nil {
+			return nil, err
+		}
+		n.proxy = newProxy(n, tok)
+	}
 	n.kv = newKVSubs()
 	n.st.onWorkers = n.kv.kick
 	n.evIx = ix
@@ -237,6 +250,15 @@ func (n *Node) Start() error {
 			return nil
 		})
 	}
+	if n.proxy != nil {
+		if err := n.proxy.start(); err != nil {
+			if n.apiLn != nil {
+				n.apiLn.Close()
+			}
+			_ = mem.shutdown()
+			return err
+		}
+	}
 	n.synced.Store(true) // nothing to sync with until a Join
 	// The loops return nil: an error in one is logged and counted where it
 	// happens, and only Shutdown (ending n.ctx and closing the sockets)
@@ -336,6 +358,9 @@ func (n *Node) Leave(timeout time.Duration) error {
 		timeout = n.cfg.LeaveTimeout.D()
 	}
 	n.leaving.Store(true)
+	// Others stop counting this node's proxied requests now, not when
+	// swim tells them it left.
+	n.withdrawLoad(time.Now())
 	n.kv.kick() // hand the engine event streams over
 	// Send what is pending first so that writes made just before leaving
 	// are not left to anti-entropy that will never run.
@@ -362,6 +387,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 				n.apiSrv.Close()
 			}
 			cancel()
+		}
+		if n.proxy != nil {
+			n.proxy.stop(ctx)
 		}
 		if n.mem != nil {
 			if e := n.mem.shutdown(); e != nil {

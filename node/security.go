@@ -169,3 +169,23 @@ func parseKey(b []byte) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("%w: gossip key: want %d bytes, hex, base64 or raw", ErrConfig, wire.KeySize)
 }
+
+// readSecret returns a secret given directly (from the environment) or in
+// a file, trimmed; "" when neither is set.
+func readSecret(direct, file, what string) (string, error) {
+	if s := strings.TrimSpace(direct); s != "" {
+		return s, nil
+	}
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("node: %s: %w", what, err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%w: %s file %s is empty", ErrConfig, what, file)
+	}
+	return s, nil
+}

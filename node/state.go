@@ -178,14 +178,16 @@ var (
 	ErrReserved = errors.New("node: namespace reserved")
 	// ErrBadRequest: the arguments are invalid.
 	ErrBadRequest = errors.New("node: bad request")
+	// ErrNoWorker: no healthy worker serves the model.
+	ErrNoWorker = errors.New("node: no healthy worker")
 )
 
-func reserved(ns string) bool { return ns == nsWorkers || ns == nsConfig }
+func reserved(ns string) bool { return ns == nsWorkers || ns == nsConfig || ns == nsLoad }
 
 // put writes a key of a user namespace.
 func (s *state) put(ns, key string, value []byte, now time.Time) error {
 	if reserved(ns) {
-		return fmt.Errorf("%w: %q: use the workers or limits API", ErrReserved, ns)
+		return fmt.Errorf("%w: %q: written through the workers and limits APIs and the proxy", ErrReserved, ns)
 	}
 	return s.write(func() error { return s.store.Put(ns, key, value, now) })
 }
@@ -193,7 +195,7 @@ func (s *state) put(ns, key string, value []byte, now time.Time) error {
 // del deletes a key of a user namespace.
 func (s *state) del(ns, key string, now time.Time) error {
 	if reserved(ns) {
-		return fmt.Errorf("%w: %q: use the workers or limits API", ErrReserved, ns)
+		return fmt.Errorf("%w: %q: written through the workers and limits APIs and the proxy", ErrReserved, ns)
 	}
 	return s.write(func() error {
 		if _, ok := s.store.Get(ns, key); !ok {

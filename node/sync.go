@@ -73,9 +73,17 @@ func (n *Node) applyStore(b []byte) error {
 
 // onEvent follows membership changes.
 func (n *Node) onEvent(ev swim.Event) {
+	n.memberVersion.Add(1) // the proxies' load sums count live members only
 	n.met.memberEvents.WithLabelValues(ev.Kind.String()).Inc()
 	n.kv.kick() // the owners of engine event streams may have changed
-	n.log.Info("member "+ev.Kind.String(), "member", ev.Member.Name, "generation", ev.Member.Gen, "addr", ev.Member.Addr.String())
+	attrs := []any{"member", ev.Member.Name, "generation", ev.Member.Gen, "incarnation", ev.Member.Incarnation, "addr", ev.Member.Addr.String()}
+	if ev.Verdict {
+		attrs = append(attrs, "verdict", true) // this node's own verdict, not news it heard
+	}
+	if ev.Reason != "" {
+		attrs = append(attrs, "reason", ev.Reason)
+	}
+	n.log.Info("member "+ev.Kind.String(), attrs...)
 }
 
 // flushLoop sends local changes as soon as they are made.

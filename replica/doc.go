@@ -60,5 +60,9 @@
 // digest while the page says more follow, up to Config.MaxPages pages.
 // Then the index: the puller sends AppendIndexDigest; the other side walks
 // the batches of the workers that differ (AnswerIndex, IndexPages.Next),
-// which the puller applies with ApplyIndexPage.
+// which the puller applies with ApplyIndexPage. A busy worker (one whose
+// holdings changed within Config.IndexSettle, such as an engine streaming
+// KV events) that the puller nearly has differs only by deltas in flight:
+// its holdings are shipped to such pullers at most once per
+// Config.IndexMaxDefer, or once it is quiet, not on every exchange.
 package replica

@@ -41,6 +41,13 @@ const (
 	// DefaultSeenDeltas is how many gossiped deltas a node remembers, so
 	// that it forwards each once.
 	DefaultSeenDeltas = 4096
+	// DefaultIndexSettle: a worker whose holdings changed within this time
+	// is active, and a small difference in its summary is taken for deltas
+	// still in flight (see AnswerIndex).
+	DefaultIndexSettle = 3 * time.Second
+	// DefaultIndexMaxDefer bounds how long an active worker's holdings may
+	// go unshipped by this node's anti-entropy answers.
+	DefaultIndexMaxDefer = 30 * time.Second
 )
 
 // Config configures an Engine. Zero fields take the defaults.
@@ -71,6 +78,10 @@ type Config struct {
 	// SeenDeltas is how many gossiped deltas are remembered
 	// [DefaultSeenDeltas].
 	SeenDeltas int
+	// IndexSettle and IndexMaxDefer shape anti-entropy of busy workers
+	// [DefaultIndexSettle, DefaultIndexMaxDefer]: see AnswerIndex.
+	IndexSettle   time.Duration
+	IndexMaxDefer time.Duration
 	// Rand is the engine's only source of randomness (peer choice, jitter).
 	// Nil means a source seeded with zero: deterministic, fine for tests.
 	Rand *rand.Rand
@@ -86,6 +97,8 @@ func (c *Config) setDefaults() {
 	orDefault(&c.EagerMembers, DefaultEagerMembers)
 	orDefault(&c.PushFanout, DefaultPushFanout)
 	orDefault(&c.SeenDeltas, DefaultSeenDeltas)
+	orDefault(&c.IndexSettle, DefaultIndexSettle)
+	orDefault(&c.IndexMaxDefer, DefaultIndexMaxDefer)
 	if c.Rand == nil {
 		c.Rand = rand.New(rand.NewPCG(0, 0))
 	}
@@ -127,6 +140,10 @@ type Engine struct {
 	exchanging   bool      // an exchange was handed out and is not done
 	bootstrap    bool      // a join succeeded and no exchange since
 	retryAt      time.Time // the next bootstrap exchange, after a failure
+
+	// activity tracks, per index worker, when its summary last changed
+	// and when its holdings were last shipped (AnswerIndex).
+	activity map[string]*workerActivity
 }
 
 // New returns an engine over st and ix (nil when the node keeps no index).

@@ -3,6 +3,7 @@ package replica
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/meshnode/meshnode/radix"
 )
@@ -42,13 +43,28 @@ type IndexPages struct {
 	workers []string
 	i, from int
 	b       radix.Batch
+	// Deferred counts the differing workers left out because they are
+	// busy and close (see AnswerIndex).
+	Deferred int
 }
 
 // AnswerIndex decodes a puller's index digest and returns the walk over
 // the batches it lacks: the holdings of the workers whose summaries differ
 // and that this side knows (a worker only the puller knows is its to send),
 // at most IndexMaxWorkers of them.
-func (e *Engine) AnswerIndex(digest []byte) (*IndexPages, error) {
+//
+// A worker whose holdings change all the time (an engine streaming KV
+// events, a busy recorded worker) nearly always differs by the deltas
+// still in flight, and shipping all its holdings for that costs far more
+// than the deltas themselves. So a worker is deferred (left out, counted
+// in IndexPages.Deferred) when it is active (its summary here changed
+// within Config.IndexSettle), the difference is small (same epoch and
+// event generation, page counts within max(1024, 1/8)), and its holdings
+// were shipped by this node within Config.IndexMaxDefer. A lost delta of a
+// busy worker is thus repaired within IndexMaxDefer, or IndexSettle after
+// the worker goes quiet; a puller far behind (new, restarted, another
+// generation) gets it at once.
+func (e *Engine) AnswerIndex(digest []byte, now time.Time) (*IndexPages, error) {
 	if e.ix == nil {
 		return nil, ErrNoIndex
 	}
@@ -57,20 +73,89 @@ func (e *Engine) AnswerIndex(digest []byte) (*IndexPages, error) {
 		return nil, fmt.Errorf("%w: %w", ErrExchange, err)
 	}
 	local := e.ix.Digest()
-	known := make(map[string]bool, len(local))
-	for _, w := range local {
-		known[w.Worker] = true
+	mine := make(map[string]*radix.WorkerSummary, len(local))
+	for i := range local {
+		mine[local[i].Worker] = &local[i]
 	}
+	theirs := make(map[string]*radix.WorkerSummary, len(remote))
+	for i := range remote {
+		theirs[remote[i].Worker] = &remote[i]
+	}
+	e.noteActivity(local, now)
 	p := &IndexPages{ix: e.ix}
 	for i, w := range radix.Difference(local, remote) {
 		if i == IndexMaxWorkers {
 			break
 		}
-		if known[w] {
-			p.workers = append(p.workers, w)
+		l, ok := mine[w]
+		if !ok {
+			continue
 		}
+		if a := e.activity[w]; a != nil && closeSummaries(l, theirs[w]) {
+			// Only answers to pullers that nearly have the worker count
+			// towards IndexMaxDefer: one far behind says nothing of the
+			// others.
+			if e.deferIndex(a, now) {
+				p.Deferred++
+				continue
+			}
+			a.shipped = now
+		}
+		p.workers = append(p.workers, w)
 	}
 	return p, nil
+}
+
+// workerActivity is what AnswerIndex remembers of one worker.
+type workerActivity struct {
+	sum     radix.WorkerSummary // the summary last seen here
+	changed time.Time           // when it last changed
+	shipped time.Time           // when its holdings were last shipped
+	seen    time.Time           // when it was last in the local digest
+}
+
+// noteActivity records which workers' summaries changed since the last
+// answer, and forgets workers gone from the index for IndexMaxDefer.
+func (e *Engine) noteActivity(local radix.Digest, now time.Time) {
+	if e.activity == nil {
+		e.activity = make(map[string]*workerActivity)
+	}
+	for _, s := range local {
+		a := e.activity[s.Worker]
+		if a == nil {
+			// First sight: not known to be active, so not deferred.
+			e.activity[s.Worker] = &workerActivity{sum: s, seen: now}
+			continue
+		}
+		if a.sum != s {
+			a.sum, a.changed = s, now
+		}
+		a.seen = now
+	}
+	for w, a := range e.activity {
+		if now.Sub(a.seen) > e.cfg.IndexMaxDefer {
+			delete(e.activity, w)
+		}
+	}
+}
+
+// deferIndex says whether a busy worker's holdings, which a puller
+// nearly has, may wait: see AnswerIndex.
+func (e *Engine) deferIndex(a *workerActivity, now time.Time) bool {
+	if a.changed.IsZero() || now.Sub(a.changed) >= e.cfg.IndexSettle {
+		return false // quiet: the difference is real
+	}
+	return now.Sub(a.shipped) < e.cfg.IndexMaxDefer
+}
+
+// closeSummaries says whether a puller's summary r is close to the local
+// l: same epoch and generation, page counts within max(1024, 1/8).
+func closeSummaries(l, r *radix.WorkerSummary) bool {
+	if r == nil || l.Epoch != r.Epoch || l.Removed != r.Removed || l.Gen != r.Gen {
+		return false
+	}
+	slack := max(1024, l.Pages/8)
+	return l.Pages-r.Pages <= slack && r.Pages-l.Pages <= slack
 }
 
 // Next appends the next batch to dst; ok is false when none is left.

@@ -72,9 +72,11 @@ type Core struct {
 	// answer at all to the next answer. A pause, which resets the count of
 	// failed probes, does not end it.
 	silenceOpen bool
-	// discover makes the next probe send side pings to find the members
-	// still up: the last probe's relays were all silent.
-	discover bool
+	// sweepLeft is the number of members the discovery sweep in progress
+	// has still to visit (0: no sweep), nextSweep when it pings its next
+	// batch (see startSweep).
+	sweepLeft int
+	nextSweep time.Time
 	// vindicator is the member that last confirmed one of our suspicions
 	// (see vindicate).
 	vindicator string
@@ -84,6 +86,9 @@ type Core struct {
 	// corrected limits the direct corrections sent to members that accuse
 	// this node with stale news: accuser -> when.
 	corrected map[string]time.Time
+	// told limits the verdicts told to members that accuse a member this
+	// node holds dead: member and sender -> when (see tellVerdict).
+	told map[string]time.Time
 
 	streamID uint64
 	streams  []streamState
@@ -137,6 +142,7 @@ func NewCore(cfg Config, self Identity, rng *rand.Rand, now time.Time) (*Core, e
 		queue:     newQueue(),
 		forwarded: make(map[string]news),
 		corrected: make(map[string]time.Time),
+		told:      make(map[string]time.Time),
 		blamed:    make(map[string]int),
 		lastInput: now,
 	}
@@ -282,6 +288,7 @@ func (c *Core) Tick(now time.Time) {
 	c.expirePending(now)
 	if !c.leaving {
 		c.tickProbe(now)
+		c.tickSweep(now)
 		c.tickSuspicions(now)
 		c.defending() // report changes of trust as they happen
 	}
@@ -381,6 +388,7 @@ func (c *Core) next() time.Time {
 	}
 	for _, p := range c.pending {
 		earliest(p.expires)
+		earliest(p.nackAt)
 	}
 	if !c.leaving {
 		if c.probe.active {
@@ -393,8 +401,12 @@ func (c *Core) next() time.Time {
 		} else {
 			earliest(c.nextProbe)
 		}
+		if c.sweepLeft > 0 {
+			earliest(c.nextSweep)
+		}
 		for _, m := range c.suspects {
 			earliest(m.susp.deadline)
+			earliest(m.susp.askAt)
 		}
 		earliest(c.nextPushPull)
 		earliest(c.nextReconnect)

@@ -2,6 +2,7 @@ package swim_test
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -191,6 +192,66 @@ func TestIndirectRelay(t *testing.T) {
 			}
 			if diff := cmp.Diff(want, toSrc); diff != "" {
 				t.Errorf("sent to the requester (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A relay nacks within four fifths of its unscaled timeout for the target,
+// whatever its own health, so that the nack reaches the requester before
+// its probe ends (a probe waits at least its direct timeout for the
+// indirect answers); an ack that comes after the nack is still passed on.
+// On real processes, relays whose failed probes had raised their health
+// nacked after the requesters' probes had ended: the requesters counted
+// silence, raised their own health and did not learn that others saw the
+// same failures, and three crashes of five took twice as long as one.
+func TestRelayNacksInTimeWhateverItsHealth(t *testing.T) {
+	for _, late := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no answer", true: "ack after the nack"}[late], func(t *testing.T) {
+			c := newCore(t, "relay", 1)
+			know(c, t0, "b", "c", "d", "e")
+			// Nothing answers the relay's own probes for a while: its
+			// health rises.
+			start := t0.Add(4 * time.Second)
+			drainUntil(c, t0, start)
+			if c.Health() == 0 {
+				t.Fatalf("health 0 after 4 s of unanswered probes; the test needs a relay in poor health")
+			}
+			c.HandlePacket(start, addr(30), &wire.IndirectPing{Seq: 77, Target: "target", TargetAddr: addr(20), WantNack: true, SourceName: "src", SourceAddr: addr(30)})
+			var seq uint32
+			for _, p := range c.Ready().Packets {
+				if ping, ok := p.Msgs[0].(*wire.Ping); ok && p.To == addr(20) {
+					seq = ping.Seq
+				}
+			}
+			if seq == 0 {
+				t.Fatal("the relay did not ping the target")
+			}
+			nackBy := start.Add(swim.LANConfig().ProbeTimeout * 4 / 5)
+			var got []string
+			for now := start; now.Before(start.Add(3 * time.Second)); now = now.Add(10 * time.Millisecond) {
+				if late && now.Equal(nackBy.Add(50*time.Millisecond)) {
+					c.HandlePacket(now, addr(20), &wire.Ack{Seq: seq})
+				}
+				c.Tick(now)
+				for _, p := range c.Ready().Packets {
+					if p.To != addr(30) {
+						continue
+					}
+					switch m := p.Msgs[0].(type) {
+					case *wire.Nack:
+						got = append(got, fmt.Sprintf("nack %d in time %v", m.Seq, !now.After(nackBy)))
+					case *wire.Ack:
+						got = append(got, fmt.Sprintf("ack %d", m.Seq))
+					}
+				}
+			}
+			want := []string{"nack 77 in time true"}
+			if late {
+				want = append(want, "ack 77")
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("relay (health %d) sent to the requester (-want +got):\n%s", c.Health(), diff)
 			}
 		})
 	}

@@ -53,11 +53,19 @@
 // Round-robin probing over a shuffled list, new members at random
 // positions; a direct ping with a per-peer adaptive timeout; on timeout,
 // indirect pings through k members that nack when they cannot reach the
-// target, and a TCP ping in parallel (a member that answers only over TCP is
+// target (after four fifths of their unscaled timeout for it, whatever
+// their health, so that the nack arrives before the requester's probe
+// ends; an ack that comes later is still passed on), and a TCP ping in
+// parallel (a member that answers only over TCP is
 // flagged Member.TCPOnly and counted, not suspected). Lifeguard: the local
 // health multiplier scales probe interval and timeouts; a suspicion starts
 // at its maximum timeout and shrinks with independent confirmations; the
-// suspect is told first (buddy system). Identity is (name, generation); a
+// suspect is told first (buddy system). A suspicion still running after
+// the minimum timeout with fewer confirmations than expected sends the
+// accusation back to its accusers (again every half minimum timeout); one
+// that holds the member dead answers with its verdict (when many members
+// fail at once, much of the gossip goes to failed members, and the
+// confirmations and death news can miss an observer). Identity is (name, generation); a
 // higher generation wins over any incarnation of an older one; a member
 // refutes accusations with a higher incarnation and never accepts worse news
 // about itself; accusations about unknown or newer members are forwarded.
@@ -98,20 +106,25 @@
 // survivors of a mass failure); at the fast rate, each probe also pings
 // further members in probe order (one per four suspects) and suspects
 // those that do not answer, sending each new suspicion to the member that
-// last confirmed one. A probe whose relays were all silent makes the node
-// ping eight more members at once, to find those still up (these pings
-// accuse no one unless others already confirm its suspicions); a member
-// that answers is sent its unconfirmed accusations. The first
+// last confirmed one. A probe whose relays were all silent starts a
+// discovery sweep: the node pings every member alive or suspect in probe
+// order (at most 256), sixteen every half probe interval whatever its
+// health, until one answers, to find those still up (these pings accuse
+// no one unless others already confirm its suspicions); a member that
+// answers is sent its unconfirmed accusations, and a node whose probes get
+// no answer at all sends them to any member that pings it. Stats counts
+// Sweeps. The first
 // confirmation after a time without any brings a probe slowed by health
 // back to the unslowed schedule. Stats counts SidePings and
 // SideSuspicions. A slowed probe re-pings its
 // target every interval while others confirm. A node that distrusts itself
 // and hears from another member runs a link check (at most once per probe
-// interval): it pings four random members at once, and if every one
+// interval): it pings six random members at once (four in the smallest
+// clusters), and if every one
 // answers directly, its links work (a partition healed): its health is
 // given back, its suspicions restart with their accusations gossiped
 // afresh, and it trusts itself again. A node on a lossy link practically
-// never passes (at 80% loss, about 3 in a million). A node also trusts
+// never passes (at 80% loss, six at once about 4 in a billion). A node also trusts
 // itself again once its last probe was answered and either its health is
 // back to 0 or another member has confirmed one of its suspicions since it
 // began to distrust itself; it then refutes the accusations it withheld at

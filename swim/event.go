@@ -156,4 +156,7 @@ type Stats struct {
 	// many members failed at once; SideSuspicions the suspicions raised
 	// because one went unanswered.
 	SidePings, SideSuspicions uint64
+	// Sweeps counts the discovery sweeps started after a probe whose
+	// relays were all silent (their pings count as side pings).
+	Sweeps uint64
 }

@@ -10,10 +10,14 @@ import (
 // out at once that its links work again (a partition healed, a cut ended)
 // instead of earning its health back one slowed probe at a time.
 
-// Link check bounds: checkPeers members are pinged at once, every one of
-// them must answer directly within the check's deadline, and checks start
-// at most once per probe interval.
-const checkPeers = 4
+// Link check bounds: checkPeers members are pinged at once (at least
+// minCheckPeers, or there is no check), every one of them must answer
+// directly within the check's deadline, and checks start at most once per
+// probe interval.
+const (
+	checkPeers    = 6
+	minCheckPeers = 4
+)
 
 // linkCheck is the link check in progress.
 type linkCheck struct {
@@ -32,9 +36,13 @@ type linkCheck struct {
 // of tens of seconds of slowed probes after a partition heals.
 //
 // A node on a lossy link does not pass: at 80% loss each way, a round trip
-// succeeds 4% of the time and four at once about 3 times in a million;
-// such a node stays removed once instead of flapping. A node whose probes
-// fail because the members it probes have crashed does not pass either.
+// succeeds 4% of the time, four at once about 3 times in a million and six
+// 4 times in a billion; such a node stays removed once instead of
+// flapping. Six where the cluster has them: a lossy node hears from others
+// now and then and checks once per probe interval, some 200 times in a bad
+// spell of minutes, and over 400 simulated spells with four, one check
+// passed and the node was removed twice. A node whose probes fail because
+// the members it probes have crashed does not pass either.
 func (c *Core) startCheck(now time.Time) {
 	if !c.unhealthy || c.health == 0 || c.check.active || c.leaving ||
 		(!c.check.started.IsZero() && now.Sub(c.check.started) < c.cfg.ProbeInterval) {
@@ -44,7 +52,7 @@ func (c *Core) startCheck(now time.Time) {
 	ms := c.randomMembers(buf[:0], checkPeers, "", func(m *member) bool {
 		return m.State == StateAlive || m.State == StateSuspect
 	})
-	if len(ms) < checkPeers {
+	if len(ms) < minCheckPeers {
 		return // too few members to tell a working link from luck
 	}
 	c.check = linkCheck{active: true, started: now, n: len(ms)}

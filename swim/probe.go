@@ -42,6 +42,10 @@ type pend struct {
 	origSeq  uint32
 	src      netip.AddrPort
 	wantNack bool
+	// nackAt is when a relay sends its nack if the target has not
+	// answered by then (zero once sent); the pending entry stays until
+	// expires, to pass on an ack that comes later.
+	nackAt time.Time
 }
 
 // probe is the state of the probe in progress.
@@ -118,8 +122,8 @@ func (c *Core) tickProbe(now time.Time) {
 	}
 }
 
-// nextTarget returns the next member to probe in round-robin order,
-// reshuffling the order after each full round.
+// nextTarget returns the next member to probe: a suspect about to be
+// judged first, then the next in round-robin order.
 func (c *Core) nextTarget() *member {
 	if name := c.probeFirst; name != "" {
 		c.probeFirst = ""
@@ -127,6 +131,12 @@ func (c *Core) nextTarget() *member {
 			return m
 		}
 	}
+	return c.nextInOrder()
+}
+
+// nextInOrder returns the next member alive or suspect in round-robin
+// order, reshuffling the order after each full round.
+func (c *Core) nextInOrder() *member {
 	for range len(c.order) + 1 {
 		if c.probeAt >= len(c.order) {
 			c.probeAt = 0
@@ -204,7 +214,7 @@ func (c *Core) manySuspects() bool {
 // whose relays are dead too.
 func (c *Core) sideCheck(now time.Time, m *member) {
 	if !c.manySuspects() || c.consecFail >= c.cfg.IsolationProbes || c.leaving ||
-		c.sidePinged(m.Name) || c.sideOutstanding() >= 2*maxSidePings {
+		c.sidePinged(m.Name) || c.sideOutstanding() >= 2*maxSidePings+sweepBatch {
 		return
 	}
 	c.sidePing(now, m, max(c.cfg.ProbeInterval/fastProbeDiv, 2*c.peerTimeout(m)))
@@ -238,20 +248,11 @@ func (c *Core) sideOutstanding() int {
 // timeout, and one probe at a time, 98 victims took two survivors minutes;
 // confirming each other's first accusations is also what lets them trust
 // themselves (and probe fast) before their health is spent on dead relays.
-// After a probe whose relays were all silent (see probeEnd), it pings
-// maxSidePings further members in probe order at once, to find those still
-// up; these accuse no one unless others already confirm our suspicions
-// when they expire (see sideExpired).
 func (c *Core) sidePings(now time.Time, target *member, period time.Duration) {
-	discover := c.discover
-	c.discover = false
 	if c.leaving {
 		return
 	}
 	n := min(maxSidePings, max(1, len(c.suspects)/4))
-	if discover {
-		n = maxSidePings
-	}
 	ping := func(m *member) {
 		c.sidePing(now, m, period)
 		n--
@@ -266,19 +267,79 @@ func (c *Core) sidePings(now time.Time, target *member, period time.Duration) {
 			}
 		}
 	}
-	if !c.massFailure() && !discover {
+	if !c.massFailure() {
 		return
 	}
 	for range len(c.order) {
 		if n == 0 {
 			return
 		}
-		m := c.nextTarget()
+		m := c.nextInOrder()
 		if m == nil || m == target {
 			return
 		}
 		if !c.accusedBy(m) && !c.sidePinged(m.Name) {
 			ping(m)
+		}
+	}
+}
+
+// Discovery sweep bounds: sweepBatch members pinged every
+// ProbeInterval/fastProbeDiv, at most maxSweep members per sweep.
+const (
+	sweepBatch = 2 * maxSidePings
+	maxSweep   = 256
+)
+
+// startSweep starts a discovery sweep, unless one is in progress: a probe
+// of target got no answer, not even a nack from its relays, so this node
+// is either cut off or one of few survivors of many members failing at
+// once. The sweep pings every member alive or suspect in probe order
+// (at most maxSweep), sweepBatch at a time every ProbeInterval/fastProbeDiv,
+// whatever this node's health, until one answers (see handleAck). The
+// answer tells both sides that they are not alone: the node sends its
+// accusations to the member that answered, which checks them (see
+// sideCheck), and the member that was pinged sends back its own (see
+// handlePing). The survivors of 98 crashes of 100 found each other one
+// probe at a time, with probes slowed by the health their dead relays
+// cost: up to a minute. A node that is cut off pings into the void and
+// accuses no one: the sweep's pings raise suspicions only while others
+// confirm this node's (see sideExpired).
+func (c *Core) startSweep(now time.Time, target *member) {
+	if c.sweepLeft > 0 || c.leaving {
+		return
+	}
+	c.sweepLeft = min(c.live, maxSweep)
+	c.nextSweep = now
+	c.stats.Sweeps++
+	c.sweep(now, target)
+}
+
+// tickSweep pings the sweep's next batch when it is due.
+func (c *Core) tickSweep(now time.Time) {
+	if c.sweepLeft > 0 && !now.Before(c.nextSweep) {
+		var target *member
+		if c.probe.active {
+			target = c.members[c.probe.target]
+		}
+		c.sweep(now, target)
+	}
+}
+
+// sweep pings the next sweepBatch members in probe order but target.
+func (c *Core) sweep(now time.Time, target *member) {
+	period := c.cfg.ProbeInterval / fastProbeDiv
+	c.nextSweep = now.Add(period)
+	for n := 0; n < sweepBatch && c.sweepLeft > 0; {
+		c.sweepLeft--
+		m := c.nextInOrder()
+		if m == nil {
+			c.sweepLeft = 0
+			return
+		}
+		if m != target && !c.accusedBy(m) && !c.sidePinged(m.Name) {
+			c.sidePing(now, m, period)
+			n++
 		}
 	}
 }
@@ -531,13 +592,10 @@ func (c *Core) probeEnd(now time.Time) {
 		// get through.
 		c.consecFail++
 		// If it had relays, they are silent too: either this node is cut
-		// off or many members failed at once. The next probe pings more
-		// members beside its target (see sidePings): an answer finds the
-		// members still up, which are then picked as relays first, and
-		// their nacks tell this node it is not alone.
-		c.discover = p.expected > 0
-		if c.discover {
-			c.sidePings(now, m, c.cfg.ProbeInterval/fastProbeDiv)
+		// off or many members failed at once. It sweeps the membership
+		// for members still up (see startSweep).
+		if p.expected > 0 {
+			c.startSweep(now, m)
 		}
 	}
 	if m.State == StateAlive {
@@ -651,7 +709,8 @@ func (c *Core) handlePing(now time.Time, from netip.AddrPort, p *wire.Ping) {
 		to = from
 	}
 	var extra wire.Message
-	if m := c.members[p.SourceName]; m != nil && m != c.self {
+	m := c.members[p.SourceName]
+	if m != nil && m != c.self {
 		m.lastHeard = now
 		if m.State == StateSuspect {
 			// A member we suspect pings us: tell it, so that it can
@@ -661,6 +720,13 @@ func (c *Core) handlePing(now time.Time, from netip.AddrPort, p *wire.Ping) {
 		}
 	}
 	c.send(to, &wire.Ack{Seq: p.Seq}, extra)
+	if m != nil && m != c.self && m.State == StateAlive && c.silenceOpen && !c.leaving {
+		// Our probes get no answer at all, and here is a member that is
+		// up: tell it whom we accuse, so that it checks (a survivor of
+		// many crashes that finds another one this way tells it too,
+		// and each learns it is not alone).
+		c.shareAccusations(m)
+	}
 }
 
 func (c *Core) handleIndirect(now time.Time, from netip.AddrPort, ip *wire.IndirectPing) {
@@ -679,10 +745,14 @@ func (c *Core) handleIndirect(now time.Time, from netip.AddrPort, ip *wire.Indir
 	if m := c.members[ip.Target]; m != nil {
 		timeout = c.peerTimeout(m)
 	}
-	c.pending = append(c.pending, pend{
+	pd := pend{
 		seq: seq, kind: pendRelay, target: ip.Target, sent: now,
 		expires: now.Add(c.scale(timeout)), origSeq: ip.Seq, src: src, wantNack: ip.WantNack,
-	})
+	}
+	if ip.WantNack {
+		pd.nackAt = now.Add(relayNackAfter(timeout))
+	}
+	c.pending = append(c.pending, pd)
 	c.send(ip.TargetAddr, &wire.Ping{Seq: seq, Target: ip.Target, SourceName: c.self.Name, SourceAddr: c.self.Addr}, nil)
 }
 
@@ -727,6 +797,8 @@ func (c *Core) handleAck(now time.Time, a *wire.Ack) {
 		if pd.kind == pendSide {
 			// A side ping is no part of the probe: it only finds a
 			// member that answers and tells it what this node accuses.
+			// A sweep has found a member still up: it ends.
+			c.sweepLeft = 0
 			if m != nil {
 				c.shareAccusations(m)
 			}
@@ -819,18 +891,31 @@ func (c *Core) absolve(name string) {
 // blamed after many probes is alive and simply did not answer.
 func (c *Core) expireBlame() { clear(c.blamed) }
 
+// relayNackAfter returns how long a relay waits for the target's ack
+// before it sends its nack, given its unscaled timeout for the target:
+// four fifths of it, as Lifeguard has it. The requester waits for nacks
+// at least its own timeout after it asked (a probe's period is at least
+// twice its direct timeout), so the nack arrives in time. A relay that
+// waited its own timeout scaled by its health sent nacks that came after
+// the requester's probe had ended: counted as silence, they raised the
+// requester's health and hid that another member saw the same failure,
+// which is what slowed the survivors of correlated crashes on real
+// processes (the relay keeps passing on an ack that comes later).
+func relayNackAfter(timeout time.Duration) time.Duration { return timeout * 4 / 5 }
+
 // expirePending drops outstanding sequence numbers past their time; a relay
-// that timed out sends its nack.
+// whose target did not answer in time sends its nack.
 func (c *Core) expirePending(now time.Time) {
 	j := 0
 	for _, p := range c.pending {
+		if p.kind == pendRelay && p.wantNack && !p.nackAt.IsZero() && (!now.Before(p.nackAt) || !now.Before(p.expires)) {
+			c.send(p.src, &wire.Nack{Seq: p.origSeq}, nil)
+			p.nackAt = time.Time{}
+		}
 		if now.Before(p.expires) {
 			c.pending[j] = p
 			j++
 			continue
-		}
-		if p.kind == pendRelay && p.wantNack {
-			c.send(p.src, &wire.Nack{Seq: p.origSeq}, nil)
 		}
 		if p.kind == pendCheck {
 			c.checkExpired()

@@ -31,6 +31,7 @@ func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, msg wire.Message
 	case *wire.Alive:
 		c.applyAlive(now, *m)
 	case *wire.Suspect:
+		c.tellVerdict(now, from, m)
 		c.applySuspect(now, *m)
 	case *wire.Dead:
 		c.applyDead(now, *m, false)
@@ -318,10 +319,66 @@ func (c *Core) refute(inc uint64) {
 	c.addHealth(1)
 }
 
+// askAccusers sends suspect m's accusation back to the members that
+// raised or confirmed it (at most askAccusersMax), each as its own
+// accusation (so that it counts as no new evidence): one that has
+// reached its verdict meanwhile answers with it (see tellVerdict). A
+// suspicion that too few confirmations reached runs up to its maximum
+// timeout; when many members fail at once, half the gossip goes to
+// failed members, and an observer that got neither the confirmations nor
+// the death news held a victim suspect for 20 s after everyone else had
+// declared it dead.
+func (c *Core) askAccusers(m *member) {
+	n := 0
+	for _, name := range m.susp.from {
+		a := c.members[name]
+		if n == askAccusersMax || a == nil || a == c.self || a.State != StateAlive {
+			continue
+		}
+		n++
+		c.send(a.Addr, &wire.Suspect{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: name}, nil)
+	}
+}
+
+// askAccusersMax bounds the accusers asked at once.
+const askAccusersMax = 3
+
+// tellVerdict answers this node's own accusation of a member it now holds
+// dead (same generation, incarnation no newer), sent back to it, with the
+// verdict, straight to the packet's sender (at most once per
+// ProbeInterval per sender and member): the sender still suspects the
+// member and asks (see askAccusers). Only its own accusations: a verdict
+// reached on the small side of a partition, told in answer to any
+// accusation heard after the heal, declared members of the other side
+// dead that were alive there and slowed the heal.
+func (c *Core) tellVerdict(now time.Time, from netip.AddrPort, s *wire.Suspect) {
+	m := c.members[s.Name]
+	if s.From != c.self.Name || m == nil || m == c.self || m.State != StateDead || s.Gen != m.Gen || s.Incarnation > m.Incarnation || c.leaving {
+		return
+	}
+	key := s.Name + "\x00" + from.String()
+	if t, ok := c.told[key]; ok && now.Sub(t) < c.cfg.ProbeInterval {
+		return
+	}
+	if len(c.told) >= 256 {
+		clear(c.told) // a bound; at worst a verdict is told twice
+	}
+	c.told[key] = now
+	c.send(from, &wire.Dead{Name: m.Name, Gen: m.Gen, Incarnation: m.Incarnation, From: c.self.Name}, nil)
+}
+
 // tickSuspicions issues the death verdicts whose timers ran out.
 func (c *Core) tickSuspicions(now time.Time) {
 	for i := 0; i < len(c.suspects); {
 		m := c.suspects[i]
+		if s := m.susp; !now.Before(s.askAt) {
+			// Still suspect after the minimum timeout: the confirmations
+			// that would have brought the verdict may have been lost.
+			s.askAt = now.Add(s.lo / 2)
+			if s.confirmations() < s.k {
+				c.askAccusers(m)
+			}
+		}
 		if now.Before(m.susp.deadline) {
 			i++
 			continue

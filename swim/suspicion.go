@@ -25,12 +25,16 @@ type suspicion struct {
 	// verifying is set while this node probes the suspect itself before a
 	// verdict that too few members confirmed.
 	verifying bool
+	// askAt is when this node next asks the accusers whether they have
+	// reached their verdict (see Core.askAccusers).
+	askAt time.Time
 }
 
 func newSuspicion(now time.Time, from string, k, kMax int, lo, hi time.Duration) *suspicion {
 	s := &suspicion{start: now, lo: lo, hi: hi, kMax: max(kMax, 0), from: []string{from}}
 	s.k = min(max(k, 0), s.kMax)
 	s.deadline = now.Add(s.timeout())
+	s.askAt = now.Add(lo)
 	return s
 }
 

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -49,6 +51,22 @@ func (s *lockedBuffer) tail(n int) string {
 	return str
 }
 
+// keepLog writes an agent's log to the directory named by envLogs, if
+// set, under the test's name.
+func keepLog(t *testing.T, file string, log *lockedBuffer) {
+	if suite.logs == "" {
+		return
+	}
+	dir := filepath.Join(suite.logs, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("keep logs: %v", err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(log.String()), 0o644); err != nil {
+		t.Logf("keep logs: %v", err)
+	}
+}
+
 // agent is one `meshnode agent` process, possibly in a network namespace.
 // Its identity (name, bind address, data directory) survives restarts.
 type agent struct {
@@ -65,6 +83,7 @@ type agent struct {
 	// Set by start.
 	gossip string // host:port bound for gossip
 	api    string // host:port of the API, on the loopback of ns
+	ready  string // the ready line
 	pid    int
 	stderr *lockedBuffer
 	done   chan struct{} // closed when the process has been reaped
@@ -106,6 +125,9 @@ func (a *agent) tryStart(joinTimeout time.Duration, seeds ...string) error {
 	for _, s := range seeds {
 		args = append(args, "--join", s)
 	}
+	if suite.logs != "" {
+		args = append(args, "--log-level", "debug")
+	}
 	args = append(args, a.extra...)
 	var cmd *exec.Cmd
 	if a.ns != nil {
@@ -130,9 +152,11 @@ func (a *agent) tryStart(joinTimeout time.Duration, seeds ...string) error {
 	a.pid, a.exited = cmd.Process.Pid, false
 	done := make(chan struct{})
 	a.done = done
+	stderr := a.stderr
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
+		keepLog(t, fmt.Sprintf("%s-%d.log", a.name, cmd.Process.Pid), stderr)
 	})
 	lines := make(chan string, 1)
 	go func() {
@@ -159,7 +183,7 @@ func (a *agent) tryStart(joinTimeout time.Duration, seeds ...string) error {
 			a.exited = true
 			return fmt.Errorf("%s: no ready line (got %q); stderr:\n%s", a.name, l, a.stderr.tail(4000))
 		}
-		a.gossip, a.api = m[2], m[3]
+		a.gossip, a.api, a.ready = m[2], m[3], l
 	case <-timer.C:
 		return fmt.Errorf("%s: no ready line within %v; stderr:\n%s", a.name, readyWait, a.stderr.tail(4000))
 	}

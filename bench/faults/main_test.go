@@ -26,6 +26,11 @@ const (
 const (
 	envMode = "MESHNODE_FAULTS"
 	envRuns = "MESHNODE_FAULTS_RUNS"
+	// envLogs names a directory: agents then log at debug level, and
+	// each agent's log is written there when its test ends, one file per
+	// process (test/agent-pid.log), to find out afterwards what a figure
+	// came from.
+	envLogs = "MESHNODE_FAULTS_LOGS"
 )
 
 // suite is the state the tests share: the mode and the binary.
@@ -34,6 +39,7 @@ var suite struct {
 	runs int
 	bin  string
 	err  error
+	logs string // envLogs; "" keeps no logs
 }
 
 func TestMain(m *testing.M) {
@@ -49,6 +55,7 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	suite.runs = 1
+	suite.logs = os.Getenv(envLogs)
 	if suite.mode == modeFull {
 		suite.runs = 3
 		if s := os.Getenv(envRuns); s != "" {

@@ -194,11 +194,18 @@ func printReady(w io.Writer, n *node.Node, cfg agentConfig) {
 		fmt.Fprintf(w, "  gossip:     %s (UDP and TCP), encrypted: %s\n", n.Addr(), yesNo(cfg.encrypted()))
 		fmt.Fprintf(w, "  api:        %s, TLS: %s\n", api, yesNo(tlsOn && !cfg.APIPlaintext))
 		fmt.Fprintf(w, "  profile:    %s, data dir: %s\n", cfg.Profile, orNone(cfg.DataDir))
+		if p := n.ProxyAddr(); p != "" {
+			fmt.Fprintf(w, "  proxy:      %s (OpenAI-compatible), token: %s\n", p, yesNo(cfg.ProxyToken != "" || cfg.ProxyTokenFile != ""))
+		}
 		fmt.Fprintln(w, "  Ctrl-C leaves the cluster gracefully; twice exits at once.")
 		return
 	}
-	fmt.Fprintf(w, "meshnode agent ready node=%s generation=%d gossip=%s api=%s version=%s encrypted=%t tls=%t\n",
-		n.Name(), n.Generation(), n.Addr(), api, version, cfg.encrypted(), tlsOn)
+	proxy := ""
+	if p := n.ProxyAddr(); p != "" {
+		proxy = " proxy=" + p
+	}
+	fmt.Fprintf(w, "meshnode agent ready node=%s generation=%d gossip=%s api=%s version=%s encrypted=%t tls=%t%s\n",
+		n.Name(), n.Generation(), n.Addr(), api, version, cfg.encrypted(), tlsOn, proxy)
 }
 
 func yesNo(b bool) string {

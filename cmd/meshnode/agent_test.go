@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,10 +96,11 @@ type agentProc struct {
 	gossip    string
 	api       string
 	encrypted bool
+	proxy     string // host:port of the routing proxy, if any
 	done      chan error
 }
 
-var readyRE = regexp.MustCompile(`^meshnode agent ready node=(\S+) generation=\d+ gossip=(\S+) api=(\S+) version=\S+ encrypted=(true|false) tls=(true|false)$`)
+var readyRE = regexp.MustCompile(`^meshnode agent ready node=(\S+) generation=\d+ gossip=(\S+) api=(\S+) version=\S+ encrypted=(true|false) tls=(true|false)( proxy=\S+)?$`)
 
 // startAgent starts an agent and waits for its ready line.
 func startAgent(t *testing.T, bin string, env []string, args ...string) *agentProc {
@@ -135,6 +138,7 @@ func startAgent(t *testing.T, bin string, env []string, args ...string) *agentPr
 			t.Fatalf("agent's first line %q is not the ready line; stderr:\n%s", l, a.stderr.String())
 		}
 		a.gossip, a.api, a.encrypted = m[2], m[3], m[4] == "true"
+		a.proxy = strings.TrimPrefix(m[6], " proxy=")
 	case <-timer.C:
 		t.Fatalf("no ready line within %v; stderr:\n%s", waitFor, a.stderr.String())
 	}
@@ -616,5 +620,41 @@ func TestAgentPrintConfigAndBadConfig(t *testing.T) {
 	}
 	if got := strings.TrimSpace(errb.String()); strings.Contains(got, "\n") || !strings.Contains(got, "--profile") || !strings.Contains(got, "--log-level") {
 		t.Errorf("bad config: want one line naming both problems, got %q", got)
+	}
+}
+
+// TestAgentProxy: an agent started with --proxy-addr and its token in
+// MESHNODE_PROXY_TOKEN names the proxy in its ready line and forwards only
+// requests that carry the token, to a worker registered through its API.
+func TestAgentProxy(t *testing.T) {
+	bin := buildBinary(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"object":"text_completion","choices":[{"text":"hi"}]}`)
+	}))
+	defer up.Close()
+	a := startAgent(t, bin, []string{"MESHNODE_PROXY_TOKEN=proxy-secret"}, "--node", "px", "--bind", "127.0.0.1:0", "--api-addr", "127.0.0.1:0",
+		"--proxy-addr", "127.0.0.1:0", "--profile", "local", "--log-format", "json")
+	if a.proxy == "" {
+		t.Fatal("the ready line names no proxy")
+	}
+	cli{t, bin, a.api}.ok("workers", "put", "w1", "--url", up.URL, "--model", "m")
+	send := func(token string) int {
+		req, _ := http.NewRequest("POST", "http://"+a.proxy+"/v1/completions", strings.NewReader(`{"model":"m","prompt":"hello"}`))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := send(""); code != 401 {
+		t.Errorf("without the token: %d, want 401", code)
+	}
+	if code := send("proxy-secret"); code != 200 {
+		t.Errorf("with the token: %d, want 200", code)
 	}
 }

@@ -73,17 +73,34 @@ type agentConfig struct {
 	ReapTimeout           node.Duration `json:"reap_timeout"`
 	ReadyRequiresMajority bool          `json:"ready_requires_majority"`
 
+	// The routing proxy (node.Config's Proxy* fields).
+	ProxyAddr             string        `json:"proxy_addr"`
+	ProxyTokenFile        string        `json:"proxy_token_file"`
+	ProxyMaxBodyBytes     int64         `json:"proxy_max_body_bytes"`
+	ProxyAttempts         int64         `json:"proxy_attempts"`
+	ProxyConnectTimeout   node.Duration `json:"proxy_connect_timeout"`
+	ProxyFirstByteTimeout node.Duration `json:"proxy_first_byte_timeout"`
+	ProxyIdleTimeout      node.Duration `json:"proxy_idle_timeout"`
+	ProxyFailures         int64         `json:"proxy_failures"`
+	ProxyBackoff          node.Duration `json:"proxy_backoff"`
+	ProxyMaxBackoff       node.Duration `json:"proxy_max_backoff"`
+	ProxyHealthInterval   node.Duration `json:"proxy_health_interval"`
+	ProxyKeyHeader        string        `json:"proxy_key_header"`
+	ProxyTokenizer        string        `json:"proxy_tokenizer"`
+
 	// Secrets come from the environment only (or from the files above):
 	// never from a flag, which any user can read in the process list, nor
 	// from the config file, which is often world-readable.
 	EncryptKey string `json:"-"` // MESHNODE_ENCRYPT_KEY
 	APIToken   string `json:"-"` // MESHNODE_API_TOKEN
+	ProxyToken string `json:"-"` // MESHNODE_PROXY_TOKEN
 }
 
 // Environment variables of the secrets.
 const (
 	envEncryptKey = "MESHNODE_ENCRYPT_KEY"
 	envAPIToken   = "MESHNODE_API_TOKEN"
+	envProxyToken = "MESHNODE_PROXY_TOKEN"
 	envConfig     = "MESHNODE_CONFIG"
 )
 
@@ -115,12 +132,21 @@ func defaultConfig(hostname func() (string, error)) agentConfig {
 		FirstFrameTimeout:    node.Duration(node.DefaultFirstFrameTimeout),
 		WatchHistory:         node.DefaultWatchHistory,
 		WatchHistoryBytes:    node.DefaultWatchHistoryBytes,
-		KVSubscribers:        node.DefaultKVSubscribers,
-		KVGrace:              node.Duration(node.DefaultKVGrace),
-		PendingTimeout:       node.Duration(node.DefaultPendingTimeout),
-		RouteCacheThreshold:  radix.DefaultPolicy().CacheThreshold,
-		RouteBalanceAbs:      int64(radix.DefaultPolicy().BalanceAbsThreshold),
-		RouteBalanceRel:      radix.DefaultPolicy().BalanceRelThreshold,
+
+		ProxyMaxBodyBytes:     node.DefaultProxyMaxBodyBytes,
+		ProxyAttempts:         node.DefaultProxyAttempts,
+		ProxyConnectTimeout:   node.Duration(node.DefaultProxyConnectTimeout),
+		ProxyFirstByteTimeout: node.Duration(node.DefaultProxyFirstByteTimeout),
+		ProxyIdleTimeout:      node.Duration(node.DefaultProxyIdleTimeout),
+		ProxyFailures:         node.DefaultProxyFailures,
+		ProxyBackoff:          node.Duration(node.DefaultProxyBackoff),
+		ProxyMaxBackoff:       node.Duration(node.DefaultProxyMaxBackoff),
+		KVSubscribers:         node.DefaultKVSubscribers,
+		KVGrace:               node.Duration(node.DefaultKVGrace),
+		PendingTimeout:        node.Duration(node.DefaultPendingTimeout),
+		RouteCacheThreshold:   radix.DefaultPolicy().CacheThreshold,
+		RouteBalanceAbs:       int64(radix.DefaultPolicy().BalanceAbsThreshold),
+		RouteBalanceRel:       radix.DefaultPolicy().BalanceRelThreshold,
 	}
 }
 
@@ -256,6 +282,19 @@ var options = []option{
 	durOpt("reap-timeout", "how long (`duration`) a dead or left member is remembered (and counted in the cluster size a majority is judged against); it goes within 1.125 times this", func(c *agentConfig) *node.Duration { return &c.ReapTimeout }),
 	boolOpt("ready-requires-majority", "/readyz answers 503 while this node sees no majority of the last known cluster (a minority replica leaves the load balancer)", func(c *agentConfig) *bool { return &c.ReadyRequiresMajority }),
 	boolOpt("minority-share", "on the minority side of a partition, admit only this side's share of each rate limit", func(c *agentConfig) *bool { return &c.MinorityShare }),
+	strOpt("proxy-addr", "`host:port` of the OpenAI-compatible routing proxy (/v1/chat/completions, /v1/completions, /v1/models); empty: off", func(c *agentConfig) *string { return &c.ProxyAddr }),
+	strOpt("proxy-token-file", "`file` holding the bearer token the proxy's clients must present (or set MESHNODE_PROXY_TOKEN); none: the proxy is open", func(c *agentConfig) *string { return &c.ProxyTokenFile }),
+	intOpt("proxy-max-body-bytes", "bound in `bytes` of a proxied request body", func(c *agentConfig) *int64 { return &c.ProxyMaxBodyBytes }),
+	intOpt("proxy-attempts", "workers one proxied request is tried on (connect error, 5xx or first-byte timeout before anything reached the client); 1: no retries", func(c *agentConfig) *int64 { return &c.ProxyAttempts }),
+	durOpt("proxy-connect-timeout", "how long (`duration`) the proxy waits to connect to an engine", func(c *agentConfig) *node.Duration { return &c.ProxyConnectTimeout }),
+	durOpt("proxy-first-byte-timeout", "how long (`duration`) the proxy waits for an answer to start (a non-streamed answer starts when it is complete)", func(c *agentConfig) *node.Duration { return &c.ProxyFirstByteTimeout }),
+	durOpt("proxy-idle-timeout", "how long (`duration`) a streamed answer may stay silent before the proxy cuts it", func(c *agentConfig) *node.Duration { return &c.ProxyIdleTimeout }),
+	intOpt("proxy-failures", "consecutive failed requests that take a worker out of the proxy's routing for a backoff", func(c *agentConfig) *int64 { return &c.ProxyFailures }),
+	durOpt("proxy-backoff", "how long (`duration`) a failing worker first stays out; doubled at each failure after it came back", func(c *agentConfig) *node.Duration { return &c.ProxyBackoff }),
+	durOpt("proxy-max-backoff", "cap (`duration`) of a failing worker's backoff", func(c *agentConfig) *node.Duration { return &c.ProxyMaxBackoff }),
+	durOpt("proxy-health-interval", "`period` of active checks of each worker's GET /health (0: off)", func(c *agentConfig) *node.Duration { return &c.ProxyHealthInterval }),
+	strOpt("proxy-tokenizer", "how the proxy routes text prompts: `text` (pages of bytes) or bytes (token ids as meshnode engine tokenizes, matching its KV events)", func(c *agentConfig) *string { return &c.ProxyTokenizer }),
+	strOpt("proxy-key-header", "request `header` carrying a client's API key, limited on its own by the limit named api-key", func(c *agentConfig) *string { return &c.ProxyKeyHeader }),
 	floatOpt("route-cache-threshold", "routing: the match `ratio` from which the best-matching worker wins (threshold rules)", func(c *agentConfig) *float64 { return &c.RouteCacheThreshold }),
 	intOpt("route-balance-abs", "routing: loads are imbalanced (the least loaded wins) when max - min exceeds this `load` (threshold rules)", func(c *agentConfig) *int64 { return &c.RouteBalanceAbs }),
 	floatOpt("route-balance-rel", "routing: ... and max exceeds this `factor` times min (threshold rules)", func(c *agentConfig) *float64 { return &c.RouteBalanceRel }),
@@ -353,7 +392,7 @@ func loadConfig(args []string, env lookupEnv, hostname func() (string, error), s
 	if fs.NArg() > 0 {
 		return cfg, af, badUsage("unexpected argument %q: the agent takes flags only", fs.Arg(0))
 	}
-	names := keyNames{"api_token": envAPIToken}
+	names := keyNames{"api_token": envAPIToken, "proxy_token": envProxyToken}
 	path := af.configFile
 	if path == "" {
 		path, _ = env(envConfig)
@@ -399,6 +438,7 @@ func loadConfig(args []string, env lookupEnv, hostname func() (string, error), s
 	}
 	cfg.EncryptKey, _ = env(envEncryptKey)
 	cfg.APIToken, _ = env(envAPIToken)
+	cfg.ProxyToken, _ = env(envProxyToken)
 	cleared := map[*option]bool{}
 	for _, s := range sets {
 		if s.opt.list && !cleared[s.opt] {
@@ -601,6 +641,18 @@ func (c agentConfig) nodeConfig() node.Config {
 		TLSCAFile:             c.TLSCAFile,
 		TLSVerifyClients:      c.TLSVerifyClients,
 		APIPlaintext:          c.APIPlaintext,
+		ProxyAddr:             c.ProxyAddr,
+		ProxyTokenFile:        c.ProxyTokenFile,
+		ProxyToken:            c.ProxyToken,
+		ProxyMaxBodyBytes:     c.ProxyMaxBodyBytes,
+		ProxyConnectTimeout:   c.ProxyConnectTimeout,
+		ProxyFirstByteTimeout: c.ProxyFirstByteTimeout,
+		ProxyIdleTimeout:      c.ProxyIdleTimeout,
+		ProxyBackoff:          c.ProxyBackoff,
+		ProxyMaxBackoff:       c.ProxyMaxBackoff,
+		ProxyHealthInterval:   c.ProxyHealthInterval,
+		ProxyKeyHeader:        c.ProxyKeyHeader,
+		ProxyTokenizer:        c.ProxyTokenizer,
 		RouteCacheThreshold:   c.RouteCacheThreshold,
 		RouteBalanceAbs:       int(min(max(c.RouteBalanceAbs, -1), 1<<30)),
 		RouteBalanceRel:       c.RouteBalanceRel,
@@ -609,6 +661,8 @@ func (c agentConfig) nodeConfig() node.Config {
 	// Out of range values stay out of range, for Validate to refuse.
 	cfg.WatchHistory = int(min(max(c.WatchHistory, -1), 1<<30))
 	cfg.WatchHistoryBytes = c.WatchHistoryBytes
+	cfg.ProxyAttempts = int(min(max(c.ProxyAttempts, -1), 1<<20))
+	cfg.ProxyFailures = int(min(max(c.ProxyFailures, -1), 1<<30))
 	cfg.KVSubscribers = int(min(max(c.KVSubscribers, -1), 1<<30))
 	return cfg
 }
@@ -623,6 +677,7 @@ type redacted struct {
 	agentConfig
 	EncryptKey string `json:"encrypt_key,omitempty"`
 	APIToken   string `json:"api_token,omitempty"`
+	ProxyToken string `json:"proxy_token,omitempty"`
 }
 
 // printConfig writes the effective configuration as JSON. Without secrets
@@ -640,6 +695,9 @@ func printConfig(w io.Writer, c agentConfig) error {
 	}
 	if c.APIToken != "" {
 		r.APIToken = "<redacted>"
+	}
+	if c.ProxyToken != "" {
+		r.ProxyToken = "<redacted>"
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -157,7 +157,7 @@ func TestLoadConfigTokenMakesPublicAPIValid(t *testing.T) {
 func TestPrintConfig(t *testing.T) {
 	t.Run("secrets redacted", func(t *testing.T) {
 		cfg, af, err := loadConfig([]string{"--print-config"}, envOf(map[string]string{
-			"MESHNODE_ENCRYPT_KEY": "very-secret-key", "MESHNODE_API_TOKEN": "very-secret-token"}), fixedHost, io.Discard)
+			"MESHNODE_ENCRYPT_KEY": "very-secret-key", "MESHNODE_API_TOKEN": "very-secret-token", "MESHNODE_PROXY_TOKEN": "very-secret-proxy"}), fixedHost, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,8 +176,8 @@ func TestPrintConfig(t *testing.T) {
 		if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(map[string]any{"encrypt_key": "<redacted>", "api_token": "<redacted>", "node": "host-1"},
-			map[string]any{"encrypt_key": m["encrypt_key"], "api_token": m["api_token"], "node": m["node"]}); diff != "" {
+		if diff := cmp.Diff(map[string]any{"encrypt_key": "<redacted>", "api_token": "<redacted>", "proxy_token": "<redacted>", "node": "host-1"},
+			map[string]any{"encrypt_key": m["encrypt_key"], "api_token": m["api_token"], "proxy_token": m["proxy_token"], "node": m["node"]}); diff != "" {
 			t.Errorf("printed config (-want +got):\n%s", diff)
 		}
 	})

@@ -120,6 +120,7 @@ func runDemo(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int 
 	n := fs.Int("nodes", 5, fmt.Sprintf("nodes in the cluster (2 to %d)", demoMaxNodes))
 	dur := fs.Duration("duration", 20*time.Second, "how long the show runs after the cluster is up")
 	plain := fs.Bool("plain", false, "print plain lines even on a terminal")
+	proxy := fs.Bool("proxy", false, "the routing tier instead: conversations streamed through every node's proxy to emulated engines")
 	pos, err := parseInterleaved(fs, args)
 	switch {
 	case err != nil:
@@ -135,6 +136,13 @@ func runDemo(args []string, stdout, stderr io.Writer, sig <-chan os.Signal) int 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if *proxy {
+		if err := runProxyDemo(ctx, *n, *dur, stdout, sig); err != nil {
+			fmt.Fprintf(stderr, "meshnode demo: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	d := &demo{duration: *dur, rng: rand.New(rand.NewPCG(1, 2)), rules: map[string]int{}, windows: map[time.Time]int{},
 		view: newDemoView(stdout, isTerminal(stdout) && !*plain)}
 	d.prompts = newPromptGen(d.rng)

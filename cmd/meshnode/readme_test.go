@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -34,8 +35,8 @@ func TestReadmeCurlExamplesHitRoutes(t *testing.T) {
 	h := n.Handler() // not started: the routes exist without sockets
 	count := 0
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if !strings.HasPrefix(line, "curl ") || strings.Contains(line, "localhost:8000") {
-			continue // localhost:8000 is meshnode engine's (TestReadmeEngineCurlExamples)
+		if !strings.HasPrefix(line, "curl ") || strings.Contains(line, "localhost:8000") || proxyCurlRE.MatchString(line) {
+			continue // localhost:8000 is meshnode engine's (TestReadmeEngineCurlExamples), 808x a proxy's (TestReadmeProxyCurlExamples)
 		}
 		if m := otherServerRE.FindStringSubmatch(line); m != nil && m[1] != "7947" {
 			continue // another server's API (an engine's), not the node's
@@ -73,6 +74,49 @@ func TestReadmeCurlExamplesHitRoutes(t *testing.T) {
 	}
 	if count < 20 {
 		t.Errorf("found %d curl examples in README.md, want every API group (20 or more)", count)
+	}
+}
+
+// proxyCurlRE reads a README curl example sent to a routing proxy.
+var proxyCurlRE = regexp.MustCompile(`^curl -s(?: -N)? '?localhost:808\d(/[^' ]*)'?(?: -d '([^']*)')?`)
+
+// TestReadmeProxyCurlExamples sends the README's curl examples of the
+// routing proxy to a proxy's handler: each must reach an endpoint.
+func TestReadmeProxyCurlExamples(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(node.Config{Name: "readme", BindAddr: "127.0.0.1:0", APIAddr: "off", ProxyAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := n.ProxyHandler()
+	count := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		m := proxyCurlRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		method, path, body := "GET", m[1], m[2]
+		if body != "" {
+			method = "POST"
+			var v map[string]any
+			if err := json.Unmarshal([]byte(body), &v); err != nil {
+				t.Errorf("%s: body is not JSON: %v", line, err)
+			}
+		}
+		count++
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+		// No worker is registered: a completion gets 404 model_not_found,
+		// an unknown path "no endpoint".
+		if strings.Contains(rec.Body.String(), "no endpoint") || rec.Code == 400 {
+			t.Errorf("%s %s: %d %s", method, path, rec.Code, rec.Body.String())
+		}
+	}
+	if count == 0 {
+		t.Error("README has no curl example of the routing proxy")
 	}
 }
 

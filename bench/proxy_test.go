@@ -1,0 +1,443 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshnode/meshnode/engine"
+	"github.com/meshnode/meshnode/engine/server"
+	"github.com/meshnode/meshnode/node"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
+)
+
+// The routing proxy's costs (issue 14 item 7): the latency it adds to a
+// request against calling the engine directly, at fixed request rates, and
+// the memory one in-flight stream holds. The engine is a trivial loopback
+// upstream, so that what is measured is the proxy (plus one more loopback
+// hop), not an engine.
+
+// benchPrompt is a chat prompt of about 1 KB, routed by its text.
+var benchPrompt = strings.Repeat("You are a helpful assistant; answer briefly. ", 22)
+
+func benchBody(stream bool) string {
+	return fmt.Sprintf(`{"model":"m","stream":%t,"max_tokens":4,"messages":[{"role":"user","content":%q}]}`, stream, benchPrompt)
+}
+
+// fastUpstream answers a completion at once: a small JSON object, or four
+// server-sent events and [DONE]. With hold, a stream waits after its first
+// event until hold is closed.
+func fastUpstream(hold <-chan struct{}) *httptest.Server {
+	answer := []byte(`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"a b c d"},"finish_reason":"length"}]}`)
+	event := []byte("data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a \"}}]}\n\n")
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(body), `"stream":true`) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(answer)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fl := w.(http.Flusher)
+		for i := range 4 {
+			w.Write(event)
+			fl.Flush()
+			if i == 0 && hold != nil {
+				select {
+				case <-hold:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		io.WriteString(w, "data: [DONE]\n\n")
+	}))
+}
+
+// proxyFor returns a node (not started: its proxy works on local state)
+// whose proxy, served on loopback, routes model m to upstream.
+func proxyFor(tb testing.TB, upstream string) *httptest.Server {
+	tb.Helper()
+	n, err := node.New(node.Config{Name: "bench", BindAddr: "127.0.0.1:0", APIAddr: "off", ProxyAddr: "127.0.0.1:0", Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	n.Handler().ServeHTTP(rec, httptest.NewRequest("PUT", "/v1/workers/w", strings.NewReader(`{"url":"`+upstream+`","model":"m"}`)))
+	if rec.Code != 200 {
+		tb.Fatalf("register: %d %s", rec.Code, rec.Body)
+	}
+	srv := httptest.NewServer(n.ProxyHandler())
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// roundTrip sends one request and reads the whole answer.
+func roundTrip(client *http.Client, url, body string) (time.Duration, error) {
+	start := time.Now()
+	resp, err := client.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return time.Since(start), err
+}
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
+}
+
+// BenchmarkProxyAddedLatency sends requests at a fixed rate through the
+// proxy and, interleaved at the same rate, directly to the engine, and
+// reports the p50 and p99 of both and the difference (the added latency).
+// Each iteration is one tick; run it with -benchtime Nx, N ticks taking
+// N/rate seconds on a machine that keeps up.
+func BenchmarkProxyAddedLatency(b *testing.B) {
+	for _, rate := range []int{1000, 5000} {
+		for _, stream := range []bool{false, true} {
+			b.Run(fmt.Sprintf("rate=%d/stream=%t", rate, stream), func(b *testing.B) {
+				up := fastUpstream(nil)
+				defer up.Close()
+				px := proxyFor(b, up.URL)
+				tr := &http.Transport{MaxIdleConnsPerHost: 1024}
+				defer tr.CloseIdleConnections()
+				client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+				body := benchBody(stream)
+				urls := [2]string{up.URL + "/v1/chat/completions", px.URL + "/v1/chat/completions"}
+				for _, u := range urls { // warm the connections
+					if _, err := roundTrip(client, u, body); err != nil {
+						b.Fatal(err)
+					}
+				}
+				var mu sync.Mutex
+				var lat [2][]time.Duration
+				var errs int
+				var wg sync.WaitGroup
+				// Open loop: a pair (direct, proxied) at every tick of 1/rate,
+				// each request on its own goroutine however long the
+				// previous ones take, at most maxInFlight at once (a pair
+				// that finds no room is dropped and counted). A ticker drops
+				// the ticks a busy machine misses: the rate reached is
+				// reported.
+				const maxInFlight = 512
+				sem := semaphore.NewWeighted(maxInFlight)
+				dropped := 0
+				tick := time.NewTicker(time.Second / time.Duration(rate))
+				defer tick.Stop()
+				start := time.Now()
+				i := 0
+				for b.Loop() {
+					<-tick.C
+					if !sem.TryAcquire(2) {
+						dropped++
+						continue
+					}
+					for k := range 2 {
+						wg.Go(func() {
+							defer sem.Release(1)
+							d, err := roundTrip(client, urls[k], body)
+							mu.Lock()
+							if err != nil {
+								errs++
+							} else {
+								lat[k] = append(lat[k], d)
+							}
+							mu.Unlock()
+						})
+					}
+					i++
+				}
+				elapsed := time.Since(start)
+				wg.Wait()
+				if errs > 0 {
+					b.Fatalf("%d requests failed", errs)
+				}
+				d50, d99 := quantile(lat[0], 0.5), quantile(lat[0], 0.99)
+				p50, p99 := quantile(lat[1], 0.5), quantile(lat[1], 0.99)
+				b.ReportMetric(float64(d50.Microseconds()), "direct-p50-µs")
+				b.ReportMetric(float64(d99.Microseconds()), "direct-p99-µs")
+				b.ReportMetric(float64(p50.Microseconds()), "proxy-p50-µs")
+				b.ReportMetric(float64(p99.Microseconds()), "proxy-p99-µs")
+				b.ReportMetric(float64((p50 - d50).Microseconds()), "added-p50-µs")
+				b.ReportMetric(float64((p99 - d99).Microseconds()), "added-p99-µs")
+				b.ReportMetric(float64(i)/elapsed.Seconds(), "proxied-req/s")
+				b.ReportMetric(float64(dropped), "dropped-pairs")
+			})
+		}
+	}
+}
+
+// BenchmarkProxyRoundTrip is one client sending requests back to back,
+// directly and through the proxy: the difference of the two ns/op is the
+// proxy's cost per request with no queueing (routing, parsing, the second
+// loopback hop, both processes' work on one machine).
+func BenchmarkProxyRoundTrip(b *testing.B) {
+	for _, stream := range []bool{false, true} {
+		up := fastUpstream(nil)
+		px := proxyFor(b, up.URL)
+		tr := &http.Transport{MaxIdleConnsPerHost: 16}
+		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		body := benchBody(stream)
+		for _, tc := range []struct{ name, url string }{{"direct", up.URL}, {"proxy", px.URL}} {
+			b.Run(fmt.Sprintf("stream=%t/%s", stream, tc.name), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := roundTrip(client, tc.url+"/v1/chat/completions", body); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+		tr.CloseIdleConnections()
+		up.Close()
+	}
+}
+
+// BenchmarkProxyStreamMemory holds streams open (each after its first
+// event) directly and through the proxy, and reports the memory (heap and
+// goroutine stacks, after a GC) each proxied stream adds: the proxy's
+// connections, goroutines, buffers and lease.
+func BenchmarkProxyStreamMemory(b *testing.B) {
+	const streams = 500
+	inUse := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse + ms.StackInuse
+	}
+	// hold opens streams to url and returns once each has delivered its
+	// first event; release ends them.
+	hold := func(b *testing.B, client *http.Client, url string) (release func()) {
+		var bodies []io.ReadCloser
+		for range streams {
+			resp, err := client.Post(url, "application/json", strings.NewReader(benchBody(true)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+				b.Fatal(err)
+			}
+			bodies = append(bodies, resp.Body)
+		}
+		return func() {
+			for _, body := range bodies {
+				body.Close()
+			}
+		}
+	}
+	var perStream float64
+	for b.Loop() {
+		gate := make(chan struct{})
+		up := fastUpstream(gate)
+		px := proxyFor(b, up.URL)
+		tr := &http.Transport{MaxIdleConnsPerHost: 2 * streams}
+		client := &http.Client{Transport: tr}
+		base := inUse()
+		rel := hold(b, client, up.URL+"/v1/chat/completions")
+		direct := inUse() - base
+		rel2 := hold(b, client, px.URL+"/v1/chat/completions")
+		proxied := inUse() - base - direct
+		perStream = (float64(proxied) - float64(direct)) / streams
+		rel()
+		rel2()
+		close(gate)
+		tr.CloseIdleConnections()
+		px.Close()
+		up.Close()
+	}
+	b.ReportMetric(perStream, "proxy-bytes/stream")
+}
+
+// TestProxyBytesTokensMatchEngine: with --proxy-tokenizer bytes, the pages
+// the proxy records for a chat are those of the token ids meshnode engine
+// gives the same chat (engine.AppendChatText, engine.AppendTokens), the
+// pages its KV events report: /v1/route with those tokens matches every
+// page the proxy recorded.
+func TestProxyBytesTokensMatchEngine(t *testing.T) {
+	up := fastUpstream(nil)
+	defer up.Close()
+	n, err := node.New(node.Config{Name: "bench", BindAddr: "127.0.0.1:0", APIAddr: "off", ProxyAddr: "127.0.0.1:0", ProxyTokenizer: "bytes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := func(method, path, body string) (int, string) {
+		rec := httptest.NewRecorder()
+		n.Handler().ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := api("PUT", "/v1/workers/w", `{"url":"`+up.URL+`","model":"m"}`); code != 200 {
+		t.Fatal(code, body)
+	}
+	rec := httptest.NewRecorder()
+	n.ProxyHandler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(benchBody(false))))
+	if rec.Code != 200 {
+		t.Fatalf("proxy: %d %s", rec.Code, rec.Body)
+	}
+	var text []byte
+	text = engine.AppendChatText(text, "user", benchPrompt)
+	tokens := engine.AppendTokens(nil, string(text))
+	b, _ := json.Marshal(map[string]any{"model": "m", "tokens": tokens})
+	code, body := api("POST", "/v1/route", string(b))
+	var res node.RouteResult
+	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil {
+		t.Fatalf("route: %d %s", code, body)
+	}
+	pages := len(tokens) / 16
+	if res.Worker != "w" || res.MatchedPages != pages || pages == 0 {
+		t.Fatalf("route %+v: want all %d pages of the engine's tokens matched on w", res, pages)
+	}
+}
+
+// TestProxyPreciseRoutingEndToEnd: two nodes with proxies in front of two
+// emulated engines that publish their KV events (real sockets, loopback).
+// A chat turn through one node's proxy is prefilled by an engine; its
+// events reach the index, so /v1/route on the other node finds that engine
+// by events, and the next turn, through the other node's proxy, goes to
+// the same engine and finds its prefix cached.
+func TestProxyPreciseRoutingEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real sockets; -short skips it")
+	}
+	var engines []*server.Server
+	for i := range 2 {
+		e, err := server.New(server.Config{Addr: "127.0.0.1:0", Models: []string{"m"}, DefaultMaxTokens: 4, Seed: uint64(i),
+			KVEvents: "tcp://127.0.0.1:0", KVReplay: "tcp://127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		engines = append(engines, e)
+	}
+	var nodes []*node.Node
+	for i := range 2 {
+		n, err := node.New(node.Config{Name: fmt.Sprintf("n%d", i), BindAddr: "127.0.0.1:0", APIAddr: "off", Profile: "local",
+			ProxyAddr: "127.0.0.1:0", ProxyTokenizer: "bytes", Registerer: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Shutdown(context.Background()) })
+		if i > 0 {
+			if err := n.Join(nodes[0].Addr().String()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nodes = append(nodes, n)
+	}
+	api := func(n *node.Node, method, path, body string) (int, string) {
+		rec := httptest.NewRecorder()
+		n.Handler().ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+		return rec.Code, rec.Body.String()
+	}
+	for i, e := range engines {
+		body := fmt.Sprintf(`{"url":"http://%s","model":"m","kv_events":{"endpoint":%q,"replay_endpoint":%q}}`, e.Addr(), e.KVEventsAddr(), e.KVReplayAddr())
+		if code, b := api(nodes[0], "PUT", fmt.Sprintf("/v1/workers/e%d", i), body); code != 200 {
+			t.Fatal(code, b)
+		}
+	}
+	poll(t, "both engines known everywhere and subscribed", func() error {
+		for _, e := range engines {
+			if !e.KVSubscribed() {
+				return fmt.Errorf("%s not subscribed", e.Addr())
+			}
+		}
+		for _, n := range nodes {
+			if code, _ := api(n, "GET", "/v1/workers/e1", ""); code != 200 {
+				return fmt.Errorf("%s: no e1", n.Name())
+			}
+		}
+		return nil
+	})
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+	turn := func(n *node.Node, msgs ...string) (worker string, cached int) {
+		t.Helper()
+		var parts []string
+		for i, m := range msgs {
+			role := "user"
+			if i%2 == 1 {
+				role = "assistant"
+			}
+			parts = append(parts, fmt.Sprintf(`{"role":%q,"content":%q}`, role, m))
+		}
+		resp, err := client.Post("http://"+n.ProxyAddr()+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"m","messages":[`+strings.Join(parts, ",")+`]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Usage struct {
+				Details struct {
+					Cached int `json:"cached_tokens"`
+				} `json:"prompt_tokens_details"`
+			} `json:"usage"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("turn: %d %v", resp.StatusCode, err)
+		}
+		return resp.Header.Get("X-Meshnode-Worker"), out.Usage.Details.Cached
+	}
+	first := strings.Repeat("Tell me about the sea and the ships that sail on it. ", 8)
+	w, _ := turn(nodes[1], first)
+	if w == "" {
+		t.Fatal("no X-Meshnode-Worker")
+	}
+	// The engine's events (not only the recorded pending pages) reach the
+	// other node's index.
+	text := engine.AppendChatText(nil, "user", first)
+	b, _ := json.Marshal(map[string]any{"model": "m", "tokens": engine.AppendTokens(nil, string(text))})
+	poll(t, "the other node routes by the engine's events", func() error {
+		code, body := api(nodes[0], "POST", "/v1/route", string(b))
+		var res node.RouteResult
+		_ = json.Unmarshal([]byte(body), &res)
+		if code != 200 || res.Worker != w || !slices.Contains(res.Sources, "events") {
+			return fmt.Errorf("route %d %s", code, body)
+		}
+		return nil
+	})
+	w2, cached := turn(nodes[0], first, "The sea is wide.", "And the ships?")
+	if w2 != w || cached < len(text)/16*16-16 {
+		t.Fatalf("next turn through the other node: worker %s (want %s), %d tokens cached (the first turn had %d)", w2, w, cached, len(text))
+	}
+}
+
+// poll checks cond until it holds, failing after 60 s (real sockets).
+func poll(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond) // a poll interval, not a wait for the event
+	}
+}
