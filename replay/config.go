@@ -59,8 +59,8 @@ type Config struct {
 	// it sends would [false].
 	LoadOwnRoutes bool
 	// PendingTimeout is how long a routed prompt's pages count as pending
-	// on its engine in the events strategy [5 s, about the trace's p99
-	// prefill time].
+	// on its engine in the events strategy [5 s, node.DefaultPendingTimeout;
+	// the trace's p99 TTFT under meshnode is about 6 s].
 	PendingTimeout time.Duration
 }
 
