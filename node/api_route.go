@@ -195,7 +195,7 @@ func (n *Node) route(sc *promptScratch, model string, pages []uint64, record boo
 	if len(cands) == 0 {
 		return RouteResult{}, Worker{}, fmt.Errorf("%w for model %q", ErrNoWorker, model)
 	}
-	d, err := n.st.ix.RoutePages(pages, cands, radix.DefaultPolicy())
+	d, err := n.st.ix.RoutePages(pages, cands, n.routePolicy(model))
 	if err != nil {
 		return RouteResult{}, Worker{}, err
 	}

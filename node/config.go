@@ -192,6 +192,16 @@ type Config struct {
 	// EagerMembers is the largest cluster in which deltas go to every
 	// member directly [DefaultEagerMembers].
 	EagerMembers int `json:"eager_members,omitempty"`
+	// RoutePolicy is the routing policy of /v1/route (radix.Policy, where
+	// every parameter is documented with the values the traces support);
+	// zero fields take radix.DefaultPolicy's values, and RouteCostWeight 0
+	// keeps the threshold rules. The cost rule (RouteCostWeight > 0,
+	// radix.DefaultCostWeight = 3 on the traces) reads each worker's load as
+	// the prefill tokens queued on it, so it needs loads reported in tokens.
+	RouteCacheThreshold float64 `json:"route_cache_threshold,omitempty"`
+	RouteBalanceAbs     int     `json:"route_balance_abs,omitempty"`
+	RouteBalanceRel     float64 `json:"route_balance_rel,omitempty"`
+	RouteCostWeight     float64 `json:"route_cost_weight,omitempty"`
 	// LeaveTimeout bounds Leave when the caller gives no timeout
 	// [DefaultLeaveTimeout].
 	LeaveTimeout Duration `json:"leave_timeout,omitempty"`
@@ -507,6 +517,18 @@ func (c Config) Validate() error {
 	}
 	if c.EagerMembers < 1 {
 		bad("eager_members", "%d: at least 1", c.EagerMembers)
+	}
+	if !(c.RouteCacheThreshold >= 0 && c.RouteCacheThreshold <= 1) {
+		bad("route_cache_threshold", "%v: want 0..1", c.RouteCacheThreshold)
+	}
+	if c.RouteBalanceAbs < 0 {
+		bad("route_balance_abs", "%d: must not be negative", c.RouteBalanceAbs)
+	}
+	if !(c.RouteBalanceRel == 0 || c.RouteBalanceRel >= 1 && c.RouteBalanceRel <= 1e6) {
+		bad("route_balance_rel", "%v: want 0 (the default) or 1..1e6", c.RouteBalanceRel)
+	}
+	if !(c.RouteCostWeight >= 0 && c.RouteCostWeight <= 1e6) {
+		bad("route_cost_weight", "%v: want 0 (the threshold rules) or a positive weight up to 1e6", c.RouteCostWeight)
 	}
 	for _, d := range []struct {
 		key string

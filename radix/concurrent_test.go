@@ -26,7 +26,7 @@ func TestMatchAllocs(t *testing.T) {
 		t.Errorf("Match = %v", got)
 	}
 	allocs = testing.AllocsPerRun(100, func() {
-		_, _ = ix.RoutePages(pages, []Candidate{{"a", 1}, {"b", 2}}, DefaultPolicy())
+		_, _ = ix.RoutePages(pages, []Candidate{{Worker: "a", Load: 1}, {Worker: "b", Load: 2}}, DefaultPolicy())
 	})
 	if allocs != 0 {
 		t.Errorf("RoutePages allocates %v times per call, want 0", allocs)
@@ -49,7 +49,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 						t.Errorf("hit %v outside the prompt's %d pages", h, len(q))
 					}
 				}
-				if _, err := ix.RoutePages(q, []Candidate{{"w0", 1}, {"w1", 2}}, DefaultPolicy()); err != nil {
+				if _, err := ix.RoutePages(q, []Candidate{{Worker: "w0", Load: 1}, {Worker: "w1", Load: 2}}, DefaultPolicy()); err != nil {
 					t.Error(err)
 				}
 				if i%50 == 0 {

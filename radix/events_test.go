@@ -174,7 +174,7 @@ func TestPendingAndSources(t *testing.T) {
 	if pd.Op != OpPending || pd.Anchor != 0 || len(pd.Pages) != 5 {
 		t.Fatalf("pending delta %+v", pd)
 	}
-	cands := []Candidate{{"e", 0}, {"r", 0}, {"p", 0}}
+	cands := []Candidate{{Worker: "e", Load: 0}, {Worker: "r", Load: 0}, {Worker: "p", Load: 0}}
 	pol := DefaultPolicy()
 	pol.CacheThreshold = 0.1
 	tests := []struct {
@@ -253,7 +253,7 @@ func TestPendingAndSources(t *testing.T) {
 
 func TestTieSpread(t *testing.T) {
 	ix := New(Config{})
-	cands := []Candidate{{"w0", 3}, {"w1", 3}, {"w2", 3}, {"w3", 3}}
+	cands := []Candidate{{Worker: "w0", Load: 3}, {Worker: "w1", Load: 3}, {Worker: "w2", Load: 3}, {Worker: "w3", Load: 3}}
 	counts := map[string]int{}
 	const n = 400
 	for i := range n {

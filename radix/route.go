@@ -18,6 +18,9 @@ const (
 	RuleCacheHit
 	// RuleLeastLoaded: no worker matched enough, the least loaded won.
 	RuleLeastLoaded
+	// RuleCost: the cost rule (Policy.CostWeight) chose the worker with
+	// the least queued work plus weighted unmatched prompt tokens.
+	RuleCost
 )
 
 // String returns the rule's name as in logs and metrics labels.
@@ -29,18 +32,45 @@ func (r Rule) String() string {
 		return "cache-hit"
 	case RuleLeastLoaded:
 		return "least-loaded"
+	case RuleCost:
+		return "cost"
 	}
 	return fmt.Sprintf("Rule(%d)", uint8(r))
 }
 
-// Candidate is a worker a request may go to, with its current load (e.g.
-// requests in flight).
+// Candidate is a worker a request may go to, with its current load: under
+// the threshold rules any measure (requests in flight, say); under the cost
+// rule (Policy.CostWeight) the prefill work queued on it, in tokens.
 type Candidate struct {
 	Worker string
 	Load   int
+	// Capacity is the worker's prefill speed relative to the other
+	// candidates' (tokens per second, or any unit they share); 0 counts
+	// as 1. Only the cost rule uses it: a worker twice as fast drains its
+	// queue and the prompt's unmatched tokens in half the time.
+	Capacity float64
 }
 
-// Policy is the cache-aware routing policy gateways use.
+// Policy is the cache-aware routing policy gateways use. It has two
+// forms. The threshold rules (CostWeight 0, the default): imbalanced loads
+// send the request to the least loaded worker; otherwise the best-matching
+// worker wins when its match ratio reaches CacheThreshold, and the least
+// loaded otherwise. The cost rule (CostWeight > 0) estimates each worker's
+// time to first token instead: its cost is
+//
+//	(Load + CostWeight * (prompt pages - matched pages) * PageTokens) / Capacity
+//
+// with Load the tokens queued for prefill on it, and the cheapest wins.
+// Ties go to the highest rendezvous rank of the prompt's first page.
+//
+// The values the traces support (issue 13; bench/RESULTS.md, "Routing
+// quality"): with loads as requests in flight, no thresholds (absolute
+// 0-32, relative 1.1-3, cache 0.1-0.5) bring the p99 time to first token
+// within 1.5x of an oracle's, because a count of requests does not see that
+// one prompt is a hundred times longer than another; the cost rule with
+// loads in queued tokens and CostWeight 3 comes within 1.02x of it, at a
+// hit ratio within 1 point of the best strategy's (weight 2: 2-3 points
+// lower, 4: the queue wait grows).
 type Policy struct {
 	// CacheThreshold is the match ratio (matched pages / prompt pages)
 	// from which the best-matching worker wins [0.5].
@@ -49,11 +79,45 @@ type Policy struct {
 	// max > BalanceRelThreshold * min [1.1].
 	BalanceAbsThreshold int
 	BalanceRelThreshold float64
+	// CostWeight, when positive, selects the cost rule: how many queued
+	// tokens one uncached prompt token is worth [0: threshold rules].
+	// Above 1 it favours cache hits over balance: an uncached token costs
+	// prefill now and, cached, saves it for the prompts that follow.
+	CostWeight float64
+	// PageTokens is the page size the cost rule counts unmatched tokens
+	// by [DefaultPageTokens]; it should be the model's
+	// (ModelConfig.PageTokens).
+	PageTokens int
 }
 
-// DefaultPolicy returns the gateways' defaults.
+// DefaultPolicy returns the gateways' defaults: the threshold rules.
 func DefaultPolicy() Policy {
 	return Policy{CacheThreshold: 0.5, BalanceAbsThreshold: 32, BalanceRelThreshold: 1.1}
+}
+
+// DefaultCostWeight is the cost rule's weight the traces support.
+const DefaultCostWeight = 3
+
+// CostPolicy returns the cost rule with DefaultCostWeight for pages of
+// pageTokens tokens; the candidates' loads must be queued prefill tokens.
+func CostPolicy(pageTokens int) Policy {
+	p := DefaultPolicy()
+	p.CostWeight, p.PageTokens = DefaultCostWeight, pageTokens
+	return p
+}
+
+// cost is the cost rule's estimate for candidate c with matched of the
+// prompt's n pages.
+func (p *Policy) cost(c *Candidate, matched, n int) float64 {
+	pt := p.PageTokens
+	if pt <= 0 {
+		pt = DefaultPageTokens
+	}
+	v := float64(c.Load) + p.CostWeight*float64((n-matched)*pt)
+	if c.Capacity > 0 {
+		v /= c.Capacity
+	}
+	return v
 }
 
 // Source names where a worker's matched pages came from. It is a bit set.
@@ -211,6 +275,16 @@ func (ix *Index) routePages(s *scratch, pages []uint64, cands []Candidate, p Pol
 	var d Decision
 	chosen := lo
 	switch {
+	case p.CostWeight > 0:
+		bestC := p.cost(&cands[0], matched(0), len(pages))
+		chosen = 0
+		for i := 1; i < len(cands); i++ {
+			c := p.cost(&cands[i], matched(i), len(pages))
+			if c < bestC || (c == bestC && rank(i) > rank(chosen)) {
+				chosen, bestC = i, c
+			}
+		}
+		d = Decision{Worker: cands[chosen].Worker, Rule: RuleCost, MatchedPages: matched(chosen)}
 	case imbalanced:
 		d = Decision{Worker: cands[lo].Worker, Rule: RuleImbalance, MatchedPages: matched(lo)}
 	case bestM > 0 && ratio(bestM) >= p.CacheThreshold:

@@ -155,7 +155,7 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			if err != nil {
 				t.Fatalf("%s: candidate %q", d.Pos, c)
 			}
-			cands = append(cands, Candidate{name, l})
+			cands = append(cands, Candidate{Worker: name, Load: l})
 		}
 		dec, err := r.RoutePages(scanPages(t, d, "pages"), cands, DefaultPolicy())
 		if err != nil {

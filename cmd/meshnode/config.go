@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/node"
+	"github.com/meshnode/meshnode/radix"
 )
 
 // agentConfig is the agent's configuration. Every field but the secrets is
@@ -60,6 +61,11 @@ type agentConfig struct {
 	// watches to resume from (node.Config).
 	WatchHistory      int64 `json:"watch_history"`
 	WatchHistoryBytes int64 `json:"watch_history_bytes"`
+	// The routing policy (node.Config.RouteCacheThreshold and the others).
+	RouteCacheThreshold float64 `json:"route_cache_threshold"`
+	RouteBalanceAbs     int64   `json:"route_balance_abs"`
+	RouteBalanceRel     float64 `json:"route_balance_rel"`
+	RouteCostWeight     float64 `json:"route_cost_weight"`
 
 	MaxStreamBufferBytes int64         `json:"max_stream_buffer_bytes"`
 	FirstFrameTimeout    node.Duration `json:"first_frame_timeout"`
@@ -138,6 +144,9 @@ func defaultConfig(hostname func() (string, error)) agentConfig {
 		KVSubscribers:         node.DefaultKVSubscribers,
 		KVGrace:               node.Duration(node.DefaultKVGrace),
 		PendingTimeout:        node.Duration(node.DefaultPendingTimeout),
+		RouteCacheThreshold:   radix.DefaultPolicy().CacheThreshold,
+		RouteBalanceAbs:       int64(radix.DefaultPolicy().BalanceAbsThreshold),
+		RouteBalanceRel:       radix.DefaultPolicy().BalanceRelThreshold,
 	}
 }
 
@@ -216,6 +225,19 @@ func intOpt(name, usage string, f func(*agentConfig) *int64) option {
 		get: func(c *agentConfig) string { return strconv.FormatInt(*f(c), 10) }}
 }
 
+func floatOpt(name, usage string, f func(*agentConfig) *float64) option {
+	return option{name: name, usage: usage,
+		set: func(c *agentConfig, v string) error {
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return fmt.Errorf("%q: want a number", v)
+			}
+			*f(c) = x
+			return nil
+		},
+		get: func(c *agentConfig) string { return strconv.FormatFloat(*f(c), 'g', -1, 64) }}
+}
+
 // withAliases returns o that also answers to the former names aliases.
 func withAliases(o option, aliases ...string) option {
 	o.aliases = aliases
@@ -273,6 +295,10 @@ var options = []option{
 	durOpt("proxy-health-interval", "`period` of active checks of each worker's GET /health (0: off)", func(c *agentConfig) *node.Duration { return &c.ProxyHealthInterval }),
 	strOpt("proxy-tokenizer", "how the proxy routes text prompts: `text` (pages of bytes) or bytes (token ids as meshnode engine tokenizes, matching its KV events)", func(c *agentConfig) *string { return &c.ProxyTokenizer }),
 	strOpt("proxy-key-header", "request `header` carrying a client's API key, limited on its own by the limit named api-key", func(c *agentConfig) *string { return &c.ProxyKeyHeader }),
+	floatOpt("route-cache-threshold", "routing: the match `ratio` from which the best-matching worker wins (threshold rules)", func(c *agentConfig) *float64 { return &c.RouteCacheThreshold }),
+	intOpt("route-balance-abs", "routing: loads are imbalanced (the least loaded wins) when max - min exceeds this `load` (threshold rules)", func(c *agentConfig) *int64 { return &c.RouteBalanceAbs }),
+	floatOpt("route-balance-rel", "routing: ... and max exceeds this `factor` times min (threshold rules)", func(c *agentConfig) *float64 { return &c.RouteBalanceRel }),
+	floatOpt("route-cost-weight", "routing: a positive `weight` selects the cost rule (queued prefill tokens + weight x unmatched prompt tokens; loads must be queued tokens; 3 on the traces); 0: the threshold rules", func(c *agentConfig) *float64 { return &c.RouteCostWeight }),
 }
 
 // agentFlags are the flags that are not configuration.
@@ -627,6 +653,10 @@ func (c agentConfig) nodeConfig() node.Config {
 		ProxyHealthInterval:   c.ProxyHealthInterval,
 		ProxyKeyHeader:        c.ProxyKeyHeader,
 		ProxyTokenizer:        c.ProxyTokenizer,
+		RouteCacheThreshold:   c.RouteCacheThreshold,
+		RouteBalanceAbs:       int(min(max(c.RouteBalanceAbs, -1), 1<<30)),
+		RouteBalanceRel:       c.RouteBalanceRel,
+		RouteCostWeight:       c.RouteCostWeight,
 	}
 	// Out of range values stay out of range, for Validate to refuse.
 	cfg.WatchHistory = int(min(max(c.WatchHistory, -1), 1<<30))

@@ -428,6 +428,8 @@ func TestAgentKeysAreNodeKeys(t *testing.T) {
 			f.SetBool(true)
 		case reflect.Int64:
 			f.SetInt(1)
+		case reflect.Float64:
+			f.SetFloat(1)
 		case reflect.Slice:
 			f.Set(reflect.ValueOf([]string{"x"}))
 		default:
@@ -491,5 +493,29 @@ func TestKVEventsSettings(t *testing.T) {
 		if _, _, err := loadConfig(tt.args, envOf(tt.env), fixedHost, io.Discard); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v %v: %v, want an error with %q", tt.args, tt.env, err, tt.want)
 		}
+	}
+}
+
+// TestRoutePolicyOptions: the routing policy's settings reach node.Config;
+// the defaults are radix's.
+func TestRoutePolicyOptions(t *testing.T) {
+	cfg, _, err := loadConfig(nil, envOf(nil), fixedHost, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := cfg.nodeConfig()
+	if nc.RouteCacheThreshold != 0.5 || nc.RouteBalanceAbs != 32 || nc.RouteBalanceRel != 1.1 || nc.RouteCostWeight != 0 {
+		t.Errorf("defaults: %v %v %v %v", nc.RouteCacheThreshold, nc.RouteBalanceAbs, nc.RouteBalanceRel, nc.RouteCostWeight)
+	}
+	cfg, _, err = loadConfig([]string{"--route-cost-weight", "3", "--route-cache-threshold", "0.25"}, envOf(map[string]string{"MESHNODE_ROUTE_BALANCE_ABS": "4"}), fixedHost, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc = cfg.nodeConfig()
+	if nc.RouteCostWeight != 3 || nc.RouteCacheThreshold != 0.25 || nc.RouteBalanceAbs != 4 {
+		t.Errorf("set: %v %v %v", nc.RouteCostWeight, nc.RouteCacheThreshold, nc.RouteBalanceAbs)
+	}
+	if _, _, err := loadConfig([]string{"--route-cost-weight", "much"}, envOf(nil), fixedHost, io.Discard); err == nil || !strings.Contains(err.Error(), "want a number") {
+		t.Errorf("bad weight: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/meshnode/meshnode/node"
+	"github.com/meshnode/meshnode/radix"
 )
 
 // Demo bounds and pacing.
@@ -90,7 +91,7 @@ type demo struct {
 
 	prompts   *promptGen
 	routes    int
-	hits      int
+	hits      int // routes decided by the cache-hit rule
 	pagesAll  float64
 	pagesHit  float64
 	rules     map[string]int
@@ -456,7 +457,7 @@ func (d *demo) route(now time.Time) {
 	total := float64(len(p) / 64)
 	d.pagesAll += total
 	d.pagesHit += float64(r.MatchedPages)
-	if r.MatchedPages > 0 {
+	if r.Rule == radix.RuleCacheHit.String() {
 		d.hits++
 	}
 	var w int

@@ -212,7 +212,9 @@ func (d *demo) routingLine() string {
 	if d.pagesAll > 0 {
 		pct = 100 * d.pagesHit / d.pagesAll
 	}
-	return fmt.Sprintf("routing: %d routes, cache hit ratio %.0f%% of routes, %.0f%% of pages",
+	// Two ratios, each named for what it counts: routes the cache-hit rule
+	// decided, and prompt pages the chosen worker held.
+	return fmt.Sprintf("routing: %d routes, cache-hit decisions %.0f%% of routes, matched pages %.0f%% of prompt pages",
 		d.routes, 100*float64(d.hits)/float64(d.routes), pct)
 }
 

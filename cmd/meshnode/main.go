@@ -36,6 +36,7 @@ Client (calls the agent's HTTP API; --api-addr or MESHNODE_API_ADDR):
   keyring     list | install | use | remove | plaintext: rotate gossip keys
 
 Tools:
+  replay      replay a request trace through G gateways and W modeled engines: cache hits, TTFT per strategy
   keygen      print a new random 32-byte gossip key (base64)
   version     print the version, commit, Go version and wire protocol range
 
@@ -76,6 +77,8 @@ func run(args []string, env lookupEnv, stdin io.Reader, stdout, stderr io.Writer
 		return runVersion(rest, stdout, stderr)
 	case "keygen":
 		return runKeygen(rest, stdout, stderr)
+	case "replay":
+		return runReplay(rest, stdout, stderr)
 	}
 	if h, ok := clientCommands[cmd]; ok {
 		return runClient(cmd, h, rest, env, stdin, stdout, stderr)
@@ -86,7 +89,7 @@ func run(args []string, env lookupEnv, stdin io.Reader, stdout, stderr io.Writer
 
 // commandNames lists every command, for suggestions.
 func commandNames() []string {
-	names := []string{"agent", "demo", "engine", "help", "version", "keygen"}
+	names := []string{"agent", "demo", "engine", "help", "version", "keygen", "replay"}
 	for name := range clientCommands {
 		names = append(names, name)
 	}
@@ -192,7 +195,7 @@ var positionalUsage = map[string]string{
 	"kv list": " namespace", "kv watch": " namespace",
 	"workers get": " id", "workers put": " id", "workers patch": " id", "workers del": " id",
 	"ratelimit get": " name", "ratelimit set": " name", "ratelimit take": " name", "ratelimit del": " name",
-	"join": " host:port...", "ring": " key", "keyring use": " id", "keyring remove": " id",
+	"join": " host:port...", "ring": " key", "replay": " TRACE", "keyring use": " id", "keyring remove": " id",
 }
 
 // parseInterleaved parses fs from args and returns the positional

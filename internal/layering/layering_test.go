@@ -88,7 +88,9 @@ func TestLayers(t *testing.T) {
 }
 
 // TestOnlyCmdAndBenchImportNode checks every package of the module: none but
-// cmd/... and bench/... (and node itself) may depend on node.
+// cmd/... and bench/... (and node itself) may depend on node, and the trace
+// replay, a tool of the binary like bench is of the tests, whose events
+// strategy runs node's KV-event applier; nothing but cmd may import replay.
 func TestOnlyCmdAndBenchImportNode(t *testing.T) {
 	out, err := exec.Command("go", "list", module+"/...").Output()
 	if err != nil {
@@ -98,6 +100,15 @@ func TestOnlyCmdAndBenchImportNode(t *testing.T) {
 		rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
 		if rel == "node" || strings.HasPrefix(rel, "node/") ||
 			strings.HasPrefix(rel, "cmd/") || rel == "bench" || strings.HasPrefix(rel, "bench/") {
+			continue
+		}
+		if rel != "replay" {
+			for _, d := range deps(t, pkg, false) {
+				if d == module+"/replay" {
+					t.Errorf("%s depends on replay; only cmd may", pkg)
+				}
+			}
+		} else {
 			continue
 		}
 		for _, d := range deps(t, pkg, false) {
