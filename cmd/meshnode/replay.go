@@ -30,7 +30,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	speedup := fs.Float64("speedup", 1, "divide the trace's arrival times by this factor")
 	seed := fs.Uint64("seed", 1, "seed of every random choice: the same seed gives the same figures")
 	strategies := fs.String("strategies", strings.Join(replay.Strategies(), ","), "comma-separated strategies to compare")
-	svg := fs.String("svg", "", "write hit ratio and p99 TTFT against G per strategy to this SVG file")
+	svg := fs.String("svg", "replay.svg", `write hit ratio and p99 TTFT against G per strategy to this SVG file ("" for none)`)
 	live := fs.Bool("live", false, "replay on real agents and emulated engines on loopback in this process, in real time divided by --speedup")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of tables")
 	def := radix.DefaultPolicy()
@@ -114,6 +114,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "meshnode replay: %v\n", err)
 			return 1
 		}
+		fmt.Fprintf(stderr, "meshnode replay: wrote %s\n", *svg)
 	}
 	return 0
 }

@@ -42,7 +42,7 @@ func TestReplayCommand(t *testing.T) {
 	}
 
 	out.Reset()
-	code = run([]string{"replay", "--gateways", "2", "--workers", "2", "--block-tokens", "16", "--cache-tokens", "320", "--strategies", "random,oracle", smallTrace},
+	code = run([]string{"replay", "--svg", "", "--gateways", "2", "--workers", "2", "--block-tokens", "16", "--cache-tokens", "320", "--strategies", "random,oracle", smallTrace},
 		envOf(nil), strings.NewReader(""), &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), "G = 2 gateways") || !strings.Contains(out.String(), "oracle") ||
 		!strings.Contains(out.String(), "policy of the index strategies: cost rule") {
@@ -50,7 +50,7 @@ func TestReplayCommand(t *testing.T) {
 	}
 
 	out.Reset()
-	code = run([]string{"replay", "--gateways", "1", "--workers", "2", "--block-tokens", "16", "--cache-tokens", "320", "--strategies", "meshnode-recorded",
+	code = run([]string{"replay", "--svg", "", "--gateways", "1", "--workers", "2", "--block-tokens", "16", "--cache-tokens", "320", "--strategies", "meshnode-recorded",
 		"--cost-weight", "0", "--balance-abs", "2", smallTrace}, envOf(nil), strings.NewReader(""), &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), "thresholds, best match from a match ratio of 0.5; least loaded (requests in flight) when max - min > 2") {
 		t.Errorf("exit %d, table:\n%s", code, out.String())
@@ -97,7 +97,7 @@ func TestReplayLive(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	code := run([]string{"replay", "--live", "--gateways", "2", "--workers", "2", "--block-tokens", "16", "--cache-tokens", "320",
-		"--prefill-tps", "1000", "--speedup", "4", "--strategies", "round-robin,meshnode-recorded", "--json", path},
+		"--prefill-tps", "1000", "--speedup", "4", "--strategies", "round-robin,meshnode-recorded", "--json", "--svg", filepath.Join(t.TempDir(), "r.svg"), path},
 		envOf(nil), strings.NewReader(""), &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
