@@ -30,10 +30,15 @@ type memEngine struct {
 	kept      []kvevents.Message
 	subs      map[*memStream]bool
 	down      bool
-	dropNext  bool            // the next batch reaches no subscriber (only the replay)
-	cached    map[uint64]bool // block hashes cached
-	lru       []uint64        // cached blocks, oldest first
-	open      map[string]int  // open subscriptions by node
+	// stopped: the engine process is stopped (SIGSTOP): its streams stay
+	// open and silent, and dials and replays hang until
+	// kvevents.HandshakeTimeout fails them, as its kernel still accepts
+	// connections that no one answers.
+	stopped  bool
+	dropNext bool            // the next batch reaches no subscriber (only the replay)
+	cached   map[uint64]bool // block hashes cached
+	lru      []uint64        // cached blocks, oldest first
+	open     map[string]int  // open subscriptions by node
 }
 
 func newMemEngine(blockSize, capBlocks int) *memEngine {
@@ -72,7 +77,33 @@ func (s *memStream) Close() error {
 	return nil
 }
 
-func (e *memEngine) dial(node string) (EventStream, error) {
+// hang waits as a dial to a stopped process does: until the handshake
+// deadline or ctx's end.
+func hang(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(kvevents.HandshakeTimeout):
+		return errors.New("test: handshake timed out")
+	}
+}
+
+func (e *memEngine) isStopped() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stopped
+}
+
+func (e *memEngine) setStopped(stopped bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stopped = stopped
+}
+
+func (e *memEngine) dial(ctx context.Context, node string) (EventStream, error) {
+	if e.isStopped() {
+		return nil, hang(ctx)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.down {
@@ -85,6 +116,9 @@ func (e *memEngine) dial(node string) (EventStream, error) {
 }
 
 func (e *memEngine) replay(ctx context.Context, from int64, fn func(kvevents.Message) error) error {
+	if e.isStopped() {
+		return hang(ctx)
+	}
 	e.mu.Lock()
 	if e.down {
 		e.mu.Unlock()
@@ -255,7 +289,7 @@ func (es memEngines) config(cfg *Config) {
 		if !ok {
 			return nil, fmt.Errorf("test: no engine at %s", endpoint)
 		}
-		return e.dial(name)
+		return e.dial(ctx, name)
 	}
 	cfg.KVEventsReplay = func(ctx context.Context, endpoint string, from int64, fn func(kvevents.Message) error) error {
 		e, ok := es[endpoint]
