@@ -46,7 +46,20 @@
 //     headers that claim 16 MiB - 1 bytes and then fall silent, idle
 //     connections that never send a byte, half-open connections, API
 //     requests with 50 MB bodies;
-//   - a joiner with the wrong gossip key or cluster label.
+//   - a joiner with the wrong gossip key or cluster label;
+//   - engine KV events (issue 12): `meshnode engine` processes (small LRU
+//     caches, KV events and replay on 127.0.0.1) registered as workers with
+//     `meshnode workers put ... --kv-events ... --kv-replay ...`; prompts
+//     sent to the engines, caches filled past capacity, POST
+//     /reset_prefix_cache, kill -9 of the agent subscribed to an engine
+//     while the engine publishes, an engine cut off (a proxy of its
+//     endpoints closes and resets connections) and SIGSTOP/SIGCONT of an
+//     engine, both past a short --kv-grace, and hostile event endpoints
+//     (garbage, a ZMTP frame header of 2^62 bytes, one of 16 MiB - 1
+//     bytes and then silence, a listener that never answers). Short mode
+//     runs the routing, eviction and clear, and kill scenarios at N = 4
+//     with the local profile (seconds each); full mode runs them all at
+//     N = 3 and 5 with the lan and local profiles;
 //
 // # Checkers
 //
@@ -62,6 +75,14 @@
 //     attacks and compared with bounds;
 //   - time: detection and heal times measured by polling /v1/members on
 //     every node, compared with the issue's targets.
+//   - engine caches: the test keeps a replica of each engine's LRU cache
+//     (package engine's Cache, fed the same prompts in the same order, one
+//     request at a time; its size is checked against the engine's GET
+//     /stats). Every agent's index must hold as many engine entries and
+//     holder pages as the engines cache blocks, and route every prompt
+//     sent to the engine that caches at least half of it, with exactly the
+//     pages that engine caches and sources ["events"]; exactly one agent
+//     streams each engine, and all agents name it.
 //
 // Processes are started in their own process group with a parent-death
 // signal, and every test kills and reaps its agents (SIGKILL to the group)
