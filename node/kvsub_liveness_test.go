@@ -190,7 +190,7 @@ func TestKVSubscriptionBrokenStream(t *testing.T) {
 		// A first message resets the backoff: the next break is retried
 		// within kvBackoffMin.
 		healthy.Store(true)
-		time.Sleep(kvBackoffMax + time.Second)
+		time.Sleep(kvBackoffMax*5/4 + time.Second) // the backoff, jittered
 		e.prefill(prompt(1, 16))
 		synctest.Wait()
 		if st := n.KVSubscriptions(); st[0].State != kvStateStreaming || st[0].LastSeq != 0 {

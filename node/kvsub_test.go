@@ -360,7 +360,9 @@ func TestKVSubscriptionRunner(t *testing.T) {
 		e.setDown(true)
 		time.Sleep(5 * time.Second)
 		step("unreachable within the grace period")
-		time.Sleep(10 * time.Second)
+		// The drop comes with the first failed dial past the grace
+		// period; dials are up to a jittered kvBackoffMax apart.
+		time.Sleep(5*time.Second + kvBackoffMax*5/4 + time.Second)
 		step("unreachable past the grace period", "clear gen=3")
 		st := n.KVSubscriptions()
 		if len(st) != 1 || st[0].State != kvStateDropped || st[0].Error == "" {
@@ -368,7 +370,7 @@ func TestKVSubscriptionRunner(t *testing.T) {
 		}
 		e.setDown(false)
 		e.prefill(prompt(5, 16))
-		time.Sleep(kvBackoffMax + time.Second)
+		time.Sleep(kvBackoffMax*5/4 + time.Second)
 		step("back: the dropped pages are rebuilt by a replay from the start",
 			"store gen=3 ver=0:0 parent=false pages=1 blocks=["+hashes(prompt(4, 16), 16)+"] ppb=1",
 			"store gen=3 ver=1:0 parent=false pages=1 blocks=["+hashes(prompt(5, 16), 16)+"] ppb=1")
