@@ -297,7 +297,13 @@ type Config struct {
 	// the live members: 1 or 2 [DefaultKVSubscribers].
 	KVSubscribers int `json:"kv_subscribers,omitempty"`
 	// KVGrace is how long an engine may stay unreachable before its
-	// event-sourced pages are dropped [DefaultKVGrace].
+	// event-sourced pages are dropped [DefaultKVGrace]. Unreachable: no
+	// dial succeeded, no message arrived and no probe of its replay
+	// endpoint was answered (a silent stream is probed every
+	// min(KVGrace/3, 5 s), each probe waiting min(KVGrace/2, 5 s)). An
+	// engine without a replay endpoint cannot be probed: its grace period
+	// counts failed connections only, and an engine stopped with its
+	// stream open keeps its pages.
 	KVGrace Duration `json:"kv_grace,omitempty"`
 	// PendingTimeout is how long a routed prompt's pages count as pending
 	// on an event-streaming worker before its events confirm them

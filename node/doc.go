@@ -101,9 +101,13 @@
 // event-sourced pages. Messages go through a KVApplier (kvapply.go), the
 // deterministic core: it checks the sequence (gaps, duplicates, restarts),
 // turns events into index deltas, and the runner disseminates them like
-// any local index change. A broken stream reconnects with backoff; an
-// engine unreachable past Config.KVGrace has its event-sourced pages
-// dropped. Routes recorded on an event-streaming worker insert pending
+// any local index change. A broken stream reconnects with backoff (reset
+// only by a message: a stream that ends before its first one counts as a
+// failed connection). An engine unreachable past Config.KVGrace has its
+// event-sourced pages dropped: unreachable means no dial succeeded, no
+// message arrived and no probe was answered; a stream silent for
+// min(KVGrace/3, 5 s) is probed through the engine's replay endpoint
+// (without one, only failed dials count). Routes recorded on an event-streaming worker insert pending
 // pages, which every replica expires after Config.PendingTimeout.
 //
 // # Partitions

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshnode/meshnode/kvevents"
@@ -248,30 +250,47 @@ func (n *Node) setKVState(sub *kvSub, state string, err error) {
 
 // runKVSub follows one engine's stream until ctx ends: it subscribes,
 // catches up (replay, or a clear when the engine offers none), applies the
-// live stream, fills gaps, and reconnects with backoff when the stream
-// breaks; past the grace period unreachable, it drops the worker's
-// event-sourced pages.
+// live stream, fills gaps, probes a silent engine, and reconnects with
+// backoff when the stream breaks; past the grace period unreachable, it
+// drops the worker's event-sourced pages.
+//
+// Unreachable means: no dial succeeded, no message arrived and no probe
+// was answered for the grace period. A silent stream alone is not a sign
+// of death (an idle engine publishes nothing), so while a stream is silent
+// for kvProbeInterval the engine's replay endpoint is asked for what
+// followed the last batch applied: a live engine answers at once (with
+// the batches the stream lost, which are applied). Without a replay
+// endpoint nothing can be asked, and only failed dials count.
 func (n *Node) runKVSub(ctx context.Context, sub *kvSub) {
 	w := sub.w
 	a := NewKVApplier(n.evIx, w.ID, w.Model, w.Epoch)
 	canReplay := w.KVEvents.ReplayEndpoint != ""
+	grace := n.cfg.KVGrace.D()
 	backoff := kvBackoffMin
 	lastUp := time.Now() // the engine counts as reachable when the subscription starts
 	dropped := false
+	// drop clears the worker's event-sourced pages once it has been
+	// unreachable past the grace period.
+	drop := func(why string) {
+		if dropped || time.Since(lastUp) <= grace {
+			return
+		}
+		n.applyKV(sub, a, a.Clear(time.Now()))
+		dropped = true
+		n.log.Warn("kv events: engine unreachable past the grace period; its event-sourced pages are dropped",
+			"worker", w.ID, "endpoint", w.KVEvents.Endpoint, "grace", grace, "why", why)
+	}
 	for ctx.Err() == nil {
-		n.setKVState(sub, kvStateConnecting, nil)
+		if !dropped {
+			n.setKVState(sub, kvStateConnecting, nil)
+		}
 		s, err := n.cfg.KVEventsDial(ctx, w.KVEvents.Endpoint, w.KVEvents.Topic)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			n.met.kvConnectErrors.Inc()
-			if !dropped && time.Since(lastUp) > n.cfg.KVGrace.D() {
-				n.applyKV(sub, a, a.Clear(time.Now()))
-				dropped = true
-				n.log.Warn("kv events: engine unreachable past the grace period; its event-sourced pages are dropped",
-					"worker", w.ID, "endpoint", w.KVEvents.Endpoint, "grace", n.cfg.KVGrace.D())
-			}
+			drop("dial failed")
 			state := kvStateBackoff
 			if dropped {
 				state = kvStateDropped
@@ -283,47 +302,198 @@ func (n *Node) runKVSub(ctx context.Context, sub *kvSub) {
 			backoff = min(2*backoff, kvBackoffMax)
 			continue
 		}
-		stop := context.AfterFunc(ctx, func() { s.Close() })
-		backoff = kvBackoffMin
-		dropped = false
+		if dropped {
+			// Back: the replay (or live events) rebuild the pages.
+			lastUp, dropped = time.Now(), false
+		}
 		from, replay, res := a.Begin(time.Now(), canReplay)
 		n.applyKV(sub, a, res)
 		if replay {
 			n.replayKV(ctx, sub, a, from)
 		}
 		n.setKVState(sub, kvStateStreaming, nil)
+		got, err := n.streamKV(ctx, sub, a, s, &lastUp)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case errors.Is(err, errKVSilent):
+			drop("silent, and the replay endpoint does not answer")
+			n.setKVState(sub, kvStateDropped, err)
+		case !got:
+			// The stream ended before its first message (a handshake
+			// and then a frame over the cap, say): a failed attempt,
+			// retried with a growing backoff, not every 100 ms.
+			n.met.kvConnectErrors.Inc()
+			lastUp = time.Now()
+			n.setKVState(sub, kvStateBackoff, err)
+			if ok, held := n.rejects.allow("kv-stream/" + w.ID); ok {
+				n.log.Warn("kv events: stream ended before its first message", "worker", w.ID,
+					"endpoint", w.KVEvents.Endpoint, "err", err, "suppressed", held)
+			}
+		default:
+			n.setKVState(sub, kvStateBackoff, err)
+			n.log.Debug("kv events: stream broken", "worker", w.ID, "err", err)
+			lastUp = time.Now()
+		}
+		if got {
+			backoff = kvBackoffMin
+		}
+		if !sleepCtx(ctx, jitter(backoff)) {
+			return
+		}
+		if !got {
+			backoff = min(2*backoff, kvBackoffMax)
+		}
+	}
+}
+
+// errKVSilent ends a stream whose engine stayed silent and unanswering
+// past the grace period.
+var errKVSilent = errors.New("node: engine silent and its replay endpoint unreachable past the grace period")
+
+// kvRecv is one result of an EventStream's Recv.
+type kvRecv struct {
+	m   kvevents.Message
+	err error
+}
+
+// kvProbeInterval is how long a stream may stay silent before its engine
+// is probed: a third of the grace period, at most 5 s, so that an engine
+// that stops is seen unreachable soon after the grace period.
+func kvProbeInterval(grace time.Duration) time.Duration { return min(grace/3, 5*time.Second) }
+
+// kvProbeTimeout bounds the wait for a probe's first answer (a dial, the
+// ZMTP handshake and the reply): half the grace period, at most
+// kvevents.HandshakeTimeout. Once batches flow, the replay gets
+// kvReplayTimeout.
+func kvProbeTimeout(grace time.Duration) time.Duration {
+	return min(grace/2, kvevents.HandshakeTimeout)
+}
+
+// streamKV applies s's messages until it breaks or ctx ends, probing the
+// engine through its replay endpoint while the stream is silent. It
+// reports whether a valid message arrived, and why it ended: errKVSilent
+// when the engine stayed silent and unanswering past the grace period
+// since *lastUp, which it advances on each sign of life.
+func (n *Node) streamKV(ctx context.Context, sub *kvSub, a *KVApplier, s EventStream, lastUp *time.Time) (got bool, err error) {
+	w := sub.w
+	canReplay := w.KVEvents.ReplayEndpoint != ""
+	grace := n.cfg.KVGrace.D()
+	rctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(rctx, func() { s.Close() })
+	msgs := make(chan kvRecv)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
 		for {
 			m, err := s.Recv()
-			if errors.Is(err, kvevents.ErrDecode) {
+			select {
+			case msgs <- kvRecv{m, err}:
+			case <-rctx.Done():
+				return
+			}
+			if err != nil && !errors.Is(err, kvevents.ErrDecode) {
+				return
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		stop()
+		s.Close()
+		<-readerDone
+	}()
+	var probe <-chan time.Time
+	var probeT *time.Timer
+	if canReplay {
+		probeT = time.NewTimer(kvProbeInterval(grace))
+		defer probeT.Stop()
+		probe = probeT.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return got, ctx.Err()
+		case <-probe:
+			if n.probeKV(ctx, sub, a) {
+				*lastUp = time.Now()
+				n.setKVState(sub, kvStateStreaming, nil)
+			} else if ctx.Err() == nil && time.Since(*lastUp) > grace {
+				return got, errKVSilent
+			}
+			probeT.Reset(kvProbeInterval(grace))
+		case r := <-msgs:
+			if errors.Is(r.err, kvevents.ErrDecode) {
 				// One message of another shape: the stream goes on, and
 				// the hole shows as a gap.
 				n.met.kvDecodeErrors.Inc()
 				continue
 			}
-			if err != nil {
-				if ctx.Err() == nil {
-					n.setKVState(sub, kvStateBackoff, err)
-					n.log.Debug("kv events: stream broken", "worker", w.ID, "err", err)
-				}
-				break
+			if r.err != nil {
+				return got, r.err
 			}
-			lastUp = time.Now()
-			n.noteLive(sub, m.Seq)
-			res := a.Apply(m, lastUp, canReplay)
+			got = true
+			*lastUp = time.Now()
+			if probeT != nil {
+				probeT.Reset(kvProbeInterval(grace))
+			}
+			n.noteLive(sub, r.m.Seq)
+			res := a.Apply(r.m, *lastUp, canReplay)
 			n.applyKV(sub, a, res)
 			if res.Replay {
 				n.replayKV(ctx, sub, a, res.ReplayFrom)
-				n.applyKV(sub, a, a.ApplyReplayed(m, time.Now()))
+				n.applyKV(sub, a, a.ApplyReplayed(r.m, time.Now()))
 				n.setKVState(sub, kvStateStreaming, nil)
 			}
 		}
-		stop()
-		s.Close()
-		lastUp = time.Now()
-		if !sleepCtx(ctx, jitter(backoff)) {
-			return
-		}
 	}
+}
+
+// probeKV asks a silent engine's replay endpoint for the batches after the
+// last one applied, and applies what comes: a live engine answers at once
+// (the end marker, or batches the live stream lost). It reports whether
+// the engine answered within kvProbeTimeout.
+func (n *Node) probeKV(ctx context.Context, sub *kvSub, a *KVApplier) bool {
+	var from int64
+	if seq, ok := a.Applied(); ok {
+		from = seq + 1
+	}
+	pctx, cancel := context.WithTimeout(ctx, kvReplayTimeout)
+	defer cancel()
+	var answered atomic.Bool
+	t := time.AfterFunc(kvProbeTimeout(n.cfg.KVGrace.D()), func() {
+		if !answered.Load() {
+			cancel()
+		}
+	})
+	defer t.Stop()
+	var replayed int
+	err := n.cfg.KVEventsReplay(pctx, sub.w.KVEvents.ReplayEndpoint, from, func(m kvevents.Message) error {
+		answered.Store(true)
+		if m.Seq < 0 {
+			return nil // the end marker
+		}
+		replayed++
+		n.applyKV(sub, a, a.ApplyReplayed(m, time.Now()))
+		return nil
+	})
+	if ctx.Err() != nil {
+		return false
+	}
+	ok := err == nil || answered.Load()
+	if ok {
+		n.met.kvProbes.WithLabelValues("ok").Inc()
+		if replayed > 0 {
+			n.log.Info("kv events: a probe of a silent stream found batches it had lost", "worker", sub.w.ID,
+				"from", from, "batches", replayed)
+		}
+		return true
+	}
+	n.met.kvProbes.WithLabelValues("failed").Inc()
+	n.setKVState(sub, kvStateStreaming, fmt.Errorf("node: probe of %s: %w", sub.w.KVEvents.ReplayEndpoint, err))
+	n.log.Debug("kv events: probe failed", "worker", sub.w.ID, "endpoint", sub.w.KVEvents.ReplayEndpoint, "err", err)
+	return false
 }
 
 // replayKV replays the engine's kept batches from seq from into a; when

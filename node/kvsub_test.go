@@ -30,10 +30,15 @@ type memEngine struct {
 	kept      []kvevents.Message
 	subs      map[*memStream]bool
 	down      bool
-	dropNext  bool            // the next batch reaches no subscriber (only the replay)
-	cached    map[uint64]bool // block hashes cached
-	lru       []uint64        // cached blocks, oldest first
-	open      map[string]int  // open subscriptions by node
+	// stopped: the engine process is stopped (SIGSTOP): its streams stay
+	// open and silent, and dials and replays hang until
+	// kvevents.HandshakeTimeout fails them, as its kernel still accepts
+	// connections that no one answers.
+	stopped  bool
+	dropNext bool            // the next batch reaches no subscriber (only the replay)
+	cached   map[uint64]bool // block hashes cached
+	lru      []uint64        // cached blocks, oldest first
+	open     map[string]int  // open subscriptions by node
 }
 
 func newMemEngine(blockSize, capBlocks int) *memEngine {
@@ -72,7 +77,33 @@ func (s *memStream) Close() error {
 	return nil
 }
 
-func (e *memEngine) dial(node string) (EventStream, error) {
+// hang waits as a dial to a stopped process does: until the handshake
+// deadline or ctx's end.
+func hang(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(kvevents.HandshakeTimeout):
+		return errors.New("test: handshake timed out")
+	}
+}
+
+func (e *memEngine) isStopped() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stopped
+}
+
+func (e *memEngine) setStopped(stopped bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stopped = stopped
+}
+
+func (e *memEngine) dial(ctx context.Context, node string) (EventStream, error) {
+	if e.isStopped() {
+		return nil, hang(ctx)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.down {
@@ -85,6 +116,9 @@ func (e *memEngine) dial(node string) (EventStream, error) {
 }
 
 func (e *memEngine) replay(ctx context.Context, from int64, fn func(kvevents.Message) error) error {
+	if e.isStopped() {
+		return hang(ctx)
+	}
 	e.mu.Lock()
 	if e.down {
 		e.mu.Unlock()
@@ -255,7 +289,7 @@ func (es memEngines) config(cfg *Config) {
 		if !ok {
 			return nil, fmt.Errorf("test: no engine at %s", endpoint)
 		}
-		return e.dial(name)
+		return e.dial(ctx, name)
 	}
 	cfg.KVEventsReplay = func(ctx context.Context, endpoint string, from int64, fn func(kvevents.Message) error) error {
 		e, ok := es[endpoint]
@@ -326,7 +360,9 @@ func TestKVSubscriptionRunner(t *testing.T) {
 		e.setDown(true)
 		time.Sleep(5 * time.Second)
 		step("unreachable within the grace period")
-		time.Sleep(10 * time.Second)
+		// The drop comes with the first failed dial past the grace
+		// period; dials are up to a jittered kvBackoffMax apart.
+		time.Sleep(5*time.Second + kvBackoffMax*5/4 + time.Second)
 		step("unreachable past the grace period", "clear gen=3")
 		st := n.KVSubscriptions()
 		if len(st) != 1 || st[0].State != kvStateDropped || st[0].Error == "" {
@@ -334,7 +370,7 @@ func TestKVSubscriptionRunner(t *testing.T) {
 		}
 		e.setDown(false)
 		e.prefill(prompt(5, 16))
-		time.Sleep(kvBackoffMax + time.Second)
+		time.Sleep(kvBackoffMax*5/4 + time.Second)
 		step("back: the dropped pages are rebuilt by a replay from the start",
 			"store gen=3 ver=0:0 parent=false pages=1 blocks=["+hashes(prompt(4, 16), 16)+"] ppb=1",
 			"store gen=3 ver=1:0 parent=false pages=1 blocks=["+hashes(prompt(5, 16), 16)+"] ppb=1")

@@ -58,6 +58,7 @@ type metrics struct {
 	kvReplays         *prometheus.CounterVec
 	kvOwnerChanges    prometheus.Counter
 	kvConnectErrors   prometheus.Counter
+	kvProbes          *prometheus.CounterVec
 	kvLag             prometheus.Histogram
 }
 
@@ -157,7 +158,10 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	m.kvReplays.WithLabelValues("ok")
 	m.kvReplays.WithLabelValues("failed")
 	m.kvOwnerChanges = counter("kvevents_owner_changes_total", "Changes of an event-streaming worker's subscribing nodes, as this node computes them.")
-	m.kvConnectErrors = counter("kvevents_connect_errors_total", "Failed attempts to subscribe to an engine's KV events.")
+	m.kvConnectErrors = counter("kvevents_connect_errors_total", "Failed attempts to subscribe to an engine's KV events: dials that failed, and streams that ended before their first message.")
+	m.kvProbes = counterVec("kvevents_probes_total", "Probes of engines whose KV event stream stayed silent, through their replay endpoints, by result (ok: the engine answered; failed: it did not, in time).", "result")
+	m.kvProbes.WithLabelValues("ok")
+	m.kvProbes.WithLabelValues("failed")
 	m.kvLag = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "meshnode", Name: "kvevents_lag_seconds",
 		Help: "Time from an engine's batch timestamp to its application here (clocks of two hosts).", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)})
 	m.collectors = append(m.collectors, m.kvLag)

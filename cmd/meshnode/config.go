@@ -272,7 +272,7 @@ var options = []option{
 	intOpt("worker-pages", "each worker's budget of `pages` in the prefix index (0: unlimited)", func(c *agentConfig) *int64 { return &c.WorkerPages }),
 	intOpt("max-holder-pages", "cap of the prefix index in (page, worker) `pairs` (0: unlimited)", func(c *agentConfig) *int64 { return &c.MaxHolderPages }),
 	intOpt("kv-subscribers", "how many live `nodes` subscribe to each worker's engine KV events: 1 or 2", func(c *agentConfig) *int64 { return &c.KVSubscribers }),
-	durOpt("kv-grace", "how long (`duration`) an engine may stay unreachable before its event-sourced pages are dropped", func(c *agentConfig) *node.Duration { return &c.KVGrace }),
+	durOpt("kv-grace", "how long (`duration`) an engine may stay unreachable (failed dials; with a replay endpoint, also a silent stream whose replay endpoint does not answer) before its event-sourced pages are dropped", func(c *agentConfig) *node.Duration { return &c.KVGrace }),
 	durOpt("pending-timeout", "how long (`duration`) a routed prompt's pages count as pending on a worker that streams KV events, until its events confirm them", func(c *agentConfig) *node.Duration { return &c.PendingTimeout }),
 	intOpt("heap-floor-bytes", "heap size in `bytes` below which the garbage collector does not run; fewer collections on a small heap keep the API's latency tail low (0: Go's default, GOGC alone)", func(c *agentConfig) *int64 { return &c.HeapFloorBytes }),
 	intOpt("watch-history", "`changes` of each namespace kept for watches to resume from by index (0: node default, 1024)", func(c *agentConfig) *int64 { return &c.WatchHistory }),
