@@ -185,17 +185,18 @@ func (n *Node) handleRoute(w http.ResponseWriter, r *http.Request) {
 func (n *Node) route(sc *promptScratch, model string, pages []uint64, record bool, skip func(id string) bool) (RouteResult, Worker, error) {
 	ws := n.st.modelWorkers(model)
 	remote := n.remoteLoads()
+	policy := n.routePolicy(model)
 	cands := sc.cands[:0]
 	for _, wk := range ws {
 		if wk.Health == "healthy" && (skip == nil || !skip(wk.ID)) {
-			cands = append(cands, radix.Candidate{Worker: wk.ID, Load: wk.Load + n.proxyLoadWith(remote, wk.ID)})
+			cands = append(cands, radix.Candidate{Worker: wk.ID, Load: wk.Load + n.proxyLoadWith(remote, wk.ID, policy.CostWeight > 0)})
 		}
 	}
 	sc.cands = cands[:0]
 	if len(cands) == 0 {
 		return RouteResult{}, Worker{}, fmt.Errorf("%w for model %q", ErrNoWorker, model)
 	}
-	d, err := n.st.ix.RoutePages(pages, cands, n.routePolicy(model))
+	d, err := n.st.ix.RoutePages(pages, cands, policy)
 	if err != nil {
 		return RouteResult{}, Worker{}, err
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,12 +153,16 @@ type remoteLoads struct {
 // proxyLoad returns the load units the proxies of the live members have
 // on worker: this node's own counts plus what the others published.
 func (n *Node) proxyLoad(worker string) int {
-	return n.proxyLoadWith(n.remoteLoads(), worker)
+	return n.proxyLoadWith(n.remoteLoads(), worker, false)
 }
 
 // proxyLoadWith is proxyLoad with the others' counts already read (once
 // per routing decision).
-func (n *Node) proxyLoadWith(remote map[string]workerLoad, worker string) int {
+//
+// Under the cost rule (tokens set) the load is the prompt tokens the
+// proxies have sent to the worker and not yet seen a first byte for: the
+// queued prefill work the rule weighs against the tokens a worker lacks.
+func (n *Node) proxyLoadWith(remote map[string]workerLoad, worker string, tokens bool) int {
 	var l workerLoad
 	if n.proxy != nil {
 		l = n.proxy.load.get(worker)
@@ -165,6 +170,9 @@ func (n *Node) proxyLoadWith(remote map[string]workerLoad, worker string) int {
 	r := remote[worker]
 	l.Requests += r.Requests
 	l.Tokens += r.Tokens
+	if tokens {
+		return int(min(l.Tokens, math.MaxInt32))
+	}
 	return l.units()
 }
 

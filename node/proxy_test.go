@@ -767,3 +767,29 @@ func TestParseCompletion(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyCostRuleWeighsQueuedTokens: under the cost rule a worker's load
+// is the prompt tokens proxies have queued on it, so a worker holding the
+// prompt but with a deep prefill queue loses to an idle one; under the
+// threshold rules the same queue counts in load units.
+func TestProxyCostRuleWeighsQueuedTokens(t *testing.T) {
+	n, _ := newProxyNode(t, func(c *Config) { c.RouteCostWeight = 3 })
+	if got := n.proxyLoadWith(nil, "w", true); got != 0 {
+		t.Fatalf("idle: %d", got)
+	}
+	l := n.proxy.load.acquire("w", 5000)
+	if got := n.proxyLoadWith(nil, "w", true); got != 5000 {
+		t.Errorf("cost-rule load %d, want the 5000 queued tokens", got)
+	}
+	if got := n.proxyLoadWith(nil, "w", false); got != 1+5000/tokensPerLoad {
+		t.Errorf("threshold load %d", got)
+	}
+	remote := map[string]workerLoad{"w": {Requests: 2, Tokens: 700}}
+	if got := n.proxyLoadWith(remote, "w", true); got != 5700 {
+		t.Errorf("with another node's tokens: %d, want 5700", got)
+	}
+	l.prefilled()
+	if got := n.proxyLoadWith(nil, "w", true); got != 0 {
+		t.Errorf("after the first byte: %d, want 0", got)
+	}
+}
