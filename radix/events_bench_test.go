@@ -301,7 +301,7 @@ var eventMemCapFlag = flag.Int("radix.eventmemcap", 65536, "blocks cached per en
 // index (built only where a node subscribes) is reported apart, as
 // rev-B/holder-page.
 func BenchmarkEventMemory(b *testing.B) {
-	for _, tombs := range []int{DefaultEventTombstones, 1024} {
+	for _, tombs := range []int{4096, DefaultEventTombstones, 1024} {
 		b.Run(fmt.Sprintf("tombstones=%d", tombs), func(b *testing.B) {
 			var before, after runtime.MemStats
 			runtime.GC()

@@ -19,7 +19,7 @@ type tombstones struct {
 }
 
 // DefaultEventTombstones is the default of Config.MaxEventTombstones.
-const DefaultEventTombstones = 4096
+const DefaultEventTombstones = 2048
 
 func (ts *tombstones) reset() {
 	d := ts.dropped
