@@ -356,6 +356,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// orZero sets *p to v when *p is the zero value.
+func orZero[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
 // withDefaults returns c with zero fields set to their defaults.
 func (c Config) withDefaults() Config {
 	def := func(p *Duration, v time.Duration) {
@@ -363,39 +371,17 @@ func (c Config) withDefaults() Config {
 			*p = Duration(v)
 		}
 	}
-	if c.BindAddr == "" {
-		c.BindAddr = DefaultBindAddr
-	}
-	if c.APIAddr == "" {
-		c.APIAddr = DefaultAPIAddr
-	}
-	if c.Profile == "" {
-		c.Profile = "lan"
-	}
-	if c.MaxRequestBytes == 0 {
-		c.MaxRequestBytes = DefaultMaxRequestBytes
-	}
-	if c.MaxListItems == 0 {
-		c.MaxListItems = DefaultMaxListItems
-	}
-	if c.MaxWatchers == 0 {
-		c.MaxWatchers = DefaultMaxWatchers
-	}
-	if c.WatchHistory == 0 {
-		c.WatchHistory = DefaultWatchHistory
-	}
-	if c.WatchHistoryBytes == 0 {
-		c.WatchHistoryBytes = DefaultWatchHistoryBytes
-	}
-	if c.MaxAntiEntropyStreams == 0 {
-		c.MaxAntiEntropyStreams = DefaultMaxAntiEntropyStreams
-	}
-	if c.EagerMembers == 0 {
-		c.EagerMembers = DefaultEagerMembers
-	}
-	if c.MaxStreamBufferBytes == 0 {
-		c.MaxStreamBufferBytes = DefaultMaxStreamBufferBytes
-	}
+	orZero(&c.BindAddr, DefaultBindAddr)
+	orZero(&c.APIAddr, DefaultAPIAddr)
+	orZero(&c.Profile, "lan")
+	orZero(&c.MaxRequestBytes, DefaultMaxRequestBytes)
+	orZero(&c.MaxListItems, DefaultMaxListItems)
+	orZero(&c.MaxWatchers, DefaultMaxWatchers)
+	orZero(&c.WatchHistory, DefaultWatchHistory)
+	orZero(&c.WatchHistoryBytes, DefaultWatchHistoryBytes)
+	orZero(&c.MaxAntiEntropyStreams, DefaultMaxAntiEntropyStreams)
+	orZero(&c.EagerMembers, DefaultEagerMembers)
+	orZero(&c.MaxStreamBufferBytes, DefaultMaxStreamBufferBytes)
 	def(&c.FirstFrameTimeout, DefaultFirstFrameTimeout)
 	def(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
 	def(&c.StreamTimeout, DefaultStreamTimeout)
@@ -403,26 +389,16 @@ func (c Config) withDefaults() Config {
 	def(&c.GCHorizon, DefaultGCHorizon)
 	def(&c.SnapshotInterval, DefaultSnapshotInterval)
 	def(&c.ReapTimeout, DefaultReapTimeout)
-	if c.StoreMaxBytes == 0 {
-		c.StoreMaxBytes = DefaultStoreMaxBytes
-	}
-	if c.ProxyMaxBodyBytes == 0 {
-		c.ProxyMaxBodyBytes = DefaultProxyMaxBodyBytes
-	}
-	if c.ProxyAttempts == 0 {
-		c.ProxyAttempts = DefaultProxyAttempts
-	}
-	if c.ProxyFailures == 0 {
-		c.ProxyFailures = DefaultProxyFailures
-	}
+	orZero(&c.StoreMaxBytes, DefaultStoreMaxBytes)
+	orZero(&c.ProxyMaxBodyBytes, DefaultProxyMaxBodyBytes)
+	orZero(&c.ProxyAttempts, DefaultProxyAttempts)
+	orZero(&c.ProxyFailures, DefaultProxyFailures)
 	def(&c.ProxyConnectTimeout, DefaultProxyConnectTimeout)
 	def(&c.ProxyFirstByteTimeout, DefaultProxyFirstByteTimeout)
 	def(&c.ProxyIdleTimeout, DefaultProxyIdleTimeout)
 	def(&c.ProxyBackoff, DefaultProxyBackoff)
 	def(&c.ProxyMaxBackoff, DefaultProxyMaxBackoff)
-	if c.KVSubscribers == 0 {
-		c.KVSubscribers = DefaultKVSubscribers
-	}
+	orZero(&c.KVSubscribers, DefaultKVSubscribers)
 	def(&c.KVGrace, DefaultKVGrace)
 	def(&c.PendingTimeout, DefaultPendingTimeout)
 	if c.KVEventsDial == nil {
