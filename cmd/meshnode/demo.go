@@ -311,17 +311,23 @@ func (dn *demoNode) members() ([]node.MemberInfo, error) {
 	return page.Members, err
 }
 
+// aliveMembers returns how many members a node sees alive.
+func (dn *demoNode) aliveMembers() (int, error) {
+	ms, err := dn.members()
+	alive := 0
+	for _, m := range ms {
+		if m.State == "alive" {
+			alive++
+		}
+	}
+	return alive, err
+}
+
 func (d *demo) converged() error {
 	for _, dn := range d.nodes {
-		ms, err := dn.members()
+		alive, err := dn.aliveMembers()
 		if err != nil {
 			return err
-		}
-		alive := 0
-		for _, m := range ms {
-			if m.State == "alive" {
-				alive++
-			}
 		}
 		if alive != len(d.nodes) {
 			return fmt.Errorf("%s sees %d of %d alive", dn.name, alive, len(d.nodes))

@@ -182,15 +182,9 @@ func startFleet(ctx context.Context, cfg replay.Config, g int, reqs []replay.Req
 
 func (f *liveFleet) converged(workers int) error {
 	for _, dn := range f.nodes {
-		ms, err := dn.members()
+		alive, err := dn.aliveMembers()
 		if err != nil {
 			return err
-		}
-		alive := 0
-		for _, m := range ms {
-			if m.State == "alive" {
-				alive++
-			}
 		}
 		var ws struct {
 			Workers []node.Worker `json:"workers"`
