@@ -172,6 +172,7 @@ func (s *pushStream) close() {
 	}
 	s.stop()
 	s.sio.close()
+	_ = s.sio.c.Close()
 }
 
 // dialPush opens a delta stream to a peer.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -53,5 +54,18 @@ func TestVirtualPushBurst(t *testing.T) {
 			}
 			return nil
 		})
+		// ... and the connection with it: the receiver serves no stream,
+		// long before its stream timeout would have ended it.
+		retired := time.Now()
+		eventually(t, "receiver's push stream ended", func() error {
+			if !to.served.TryAcquire(maxServedConns) {
+				return fmt.Errorf("a served connection is still open")
+			}
+			to.served.Release(maxServedConns)
+			return nil
+		})
+		if d := time.Since(retired); d >= to.cfg.StreamTimeout.D()/2 {
+			t.Errorf("the receiver's stream ended %v after the sender retired it", d)
+		}
 	})
 }
