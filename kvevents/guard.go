@@ -74,7 +74,7 @@ func (g guardTransport) Dial(ctx context.Context, d transport.Dialer, addr strin
 	// ctx's end closes the connection at any time.
 	_ = c.SetDeadline(time.Now().Add(HandshakeTimeout))
 	gc := &guardConn{Conn: c, greeting: zmtpGreetingBytes, handshake: true}
-	context.AfterFunc(ctx, func() { _ = c.Close() })
+	gc.stop = context.AfterFunc(ctx, func() { _ = c.Close() })
 	return gc, nil
 }
 
@@ -131,6 +131,17 @@ type guardConn struct {
 	// handshake is set on a dialled connection until the peer's first
 	// command has been read, when the handshake deadline is lifted.
 	handshake bool
+	// stop unregisters a dialled connection's close on its context's end.
+	stop func() bool
+}
+
+// Close closes the connection and forgets its context: a subscriber that
+// reconnects for days on one context must not pile up closures.
+func (c *guardConn) Close() error {
+	if c.stop != nil {
+		c.stop()
+	}
+	return c.Conn.Close()
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
