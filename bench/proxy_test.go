@@ -186,6 +186,95 @@ func BenchmarkProxyAddedLatency(b *testing.B) {
 	}
 }
 
+// BenchmarkProxyAddedLatencyAlone is BenchmarkProxyAddedLatency with each
+// path alone at the full rate: blocks of 250 ms of direct calls alternate
+// with blocks of proxied calls, so that the machine carries one path's
+// load at a time (a pair at every tick doubles it, and on two cores the
+// pairs at 5,000/s saturate the machine before the proxy). Each 1 ms tick
+// sends rate/1000 requests, so the rate holds where a ticker of 1/rate
+// would drop ticks. The b.N loop counts ticks (10,000x: 10 s).
+func BenchmarkProxyAddedLatencyAlone(b *testing.B) {
+	for _, rate := range []int{1000, 5000} {
+		for _, stream := range []bool{false, true} {
+			b.Run(fmt.Sprintf("rate=%d/stream=%t", rate, stream), func(b *testing.B) {
+				up := fastUpstream(nil)
+				defer up.Close()
+				px := proxyFor(b, up.URL)
+				tr := &http.Transport{MaxIdleConnsPerHost: 1024}
+				defer tr.CloseIdleConnections()
+				client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+				body := benchBody(stream)
+				urls := [2]string{up.URL + "/v1/chat/completions", px.URL + "/v1/chat/completions"}
+				for _, u := range urls {
+					if _, err := roundTrip(client, u, body); err != nil {
+						b.Fatal(err)
+					}
+				}
+				const maxInFlight = 512
+				const blockTicks = 250
+				perTick := rate / 1000
+				var mu sync.Mutex
+				var lat [2][]time.Duration
+				var sent [2]int
+				var busy [2]time.Duration
+				var errs, dropped int
+				var wg sync.WaitGroup
+				sem := semaphore.NewWeighted(maxInFlight)
+				tick := time.NewTicker(time.Millisecond)
+				defer tick.Stop()
+				i := 0
+				blockStart := time.Now()
+				for b.Loop() {
+					<-tick.C
+					k := (i / blockTicks) % 2
+					if i%blockTicks == 0 && i > 0 {
+						now := time.Now()
+						busy[1-k] += now.Sub(blockStart)
+						blockStart = now
+					}
+					for range perTick {
+						if !sem.TryAcquire(1) {
+							dropped++
+							continue
+						}
+						sent[k]++
+						wg.Go(func() {
+							defer sem.Release(1)
+							d, err := roundTrip(client, urls[k], body)
+							mu.Lock()
+							if err != nil {
+								errs++
+							} else {
+								lat[k] = append(lat[k], d)
+							}
+							mu.Unlock()
+						})
+					}
+					i++
+				}
+				busy[((i-1)/blockTicks)%2] += time.Since(blockStart)
+				wg.Wait()
+				if errs > 0 {
+					b.Fatalf("%d requests failed", errs)
+				}
+				d50, d99 := quantile(lat[0], 0.5), quantile(lat[0], 0.99)
+				p50, p99 := quantile(lat[1], 0.5), quantile(lat[1], 0.99)
+				b.ReportMetric(float64(d50.Microseconds()), "direct-p50-µs")
+				b.ReportMetric(float64(d99.Microseconds()), "direct-p99-µs")
+				b.ReportMetric(float64(p50.Microseconds()), "proxy-p50-µs")
+				b.ReportMetric(float64(p99.Microseconds()), "proxy-p99-µs")
+				b.ReportMetric(float64((p50 - d50).Microseconds()), "added-p50-µs")
+				b.ReportMetric(float64((p99 - d99).Microseconds()), "added-p99-µs")
+				if busy[0] > 0 && busy[1] > 0 {
+					b.ReportMetric(float64(sent[0])/busy[0].Seconds(), "direct-req/s")
+					b.ReportMetric(float64(sent[1])/busy[1].Seconds(), "proxied-req/s")
+				}
+				b.ReportMetric(float64(dropped), "dropped")
+			})
+		}
+	}
+}
+
 // BenchmarkProxyRoundTrip is one client sending requests back to back,
 // directly and through the proxy: the difference of the two ns/op is the
 // proxy's cost per request with no queueing (routing, parsing, the second
