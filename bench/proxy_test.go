@@ -106,6 +106,35 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
 }
 
+// latencyRig is the latency benchmarks' setup: a fast upstream, a proxy
+// in front of it, and a client with warm connections to both; urls[0] is
+// the direct path, urls[1] the proxied one.
+type latencyRig struct {
+	client *http.Client
+	urls   [2]string
+	body   string
+}
+
+func newLatencyRig(b *testing.B, stream bool) *latencyRig {
+	b.Helper()
+	up := fastUpstream(nil)
+	b.Cleanup(up.Close)
+	px := proxyFor(b, up.URL)
+	tr := &http.Transport{MaxIdleConnsPerHost: 1024}
+	b.Cleanup(tr.CloseIdleConnections)
+	l := &latencyRig{
+		client: &http.Client{Transport: tr, Timeout: 10 * time.Second},
+		urls:   [2]string{up.URL + "/v1/chat/completions", px.URL + "/v1/chat/completions"},
+		body:   benchBody(stream),
+	}
+	for _, u := range l.urls { // warm the connections
+		if _, err := roundTrip(l.client, u, l.body); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return l
+}
+
 // BenchmarkProxyAddedLatency sends requests at a fixed rate through the
 // proxy and, interleaved at the same rate, directly to the engine, and
 // reports the p50 and p99 of both and the difference (the added latency).
@@ -115,19 +144,7 @@ func BenchmarkProxyAddedLatency(b *testing.B) {
 	for _, rate := range []int{1000, 5000} {
 		for _, stream := range []bool{false, true} {
 			b.Run(fmt.Sprintf("rate=%d/stream=%t", rate, stream), func(b *testing.B) {
-				up := fastUpstream(nil)
-				defer up.Close()
-				px := proxyFor(b, up.URL)
-				tr := &http.Transport{MaxIdleConnsPerHost: 1024}
-				defer tr.CloseIdleConnections()
-				client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-				body := benchBody(stream)
-				urls := [2]string{up.URL + "/v1/chat/completions", px.URL + "/v1/chat/completions"}
-				for _, u := range urls { // warm the connections
-					if _, err := roundTrip(client, u, body); err != nil {
-						b.Fatal(err)
-					}
-				}
+				l := newLatencyRig(b, stream)
 				var mu sync.Mutex
 				var lat [2][]time.Duration
 				var errs int
@@ -154,7 +171,7 @@ func BenchmarkProxyAddedLatency(b *testing.B) {
 					for k := range 2 {
 						wg.Go(func() {
 							defer sem.Release(1)
-							d, err := roundTrip(client, urls[k], body)
+							d, err := roundTrip(l.client, l.urls[k], l.body)
 							mu.Lock()
 							if err != nil {
 								errs++
@@ -197,19 +214,7 @@ func BenchmarkProxyAddedLatencyAlone(b *testing.B) {
 	for _, rate := range []int{1000, 5000} {
 		for _, stream := range []bool{false, true} {
 			b.Run(fmt.Sprintf("rate=%d/stream=%t", rate, stream), func(b *testing.B) {
-				up := fastUpstream(nil)
-				defer up.Close()
-				px := proxyFor(b, up.URL)
-				tr := &http.Transport{MaxIdleConnsPerHost: 1024}
-				defer tr.CloseIdleConnections()
-				client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-				body := benchBody(stream)
-				urls := [2]string{up.URL + "/v1/chat/completions", px.URL + "/v1/chat/completions"}
-				for _, u := range urls {
-					if _, err := roundTrip(client, u, body); err != nil {
-						b.Fatal(err)
-					}
-				}
+				l := newLatencyRig(b, stream)
 				const maxInFlight = 512
 				const blockTicks = 250
 				perTick := rate / 1000
@@ -240,7 +245,7 @@ func BenchmarkProxyAddedLatencyAlone(b *testing.B) {
 						sent[k]++
 						wg.Go(func() {
 							defer sem.Release(1)
-							d, err := roundTrip(client, urls[k], body)
+							d, err := roundTrip(l.client, l.urls[k], l.body)
 							mu.Lock()
 							if err != nil {
 								errs++
