@@ -113,6 +113,38 @@ type latencyRig struct {
 	client *http.Client
 	urls   [2]string
 	body   string
+
+	mu   sync.Mutex
+	lat  [2][]time.Duration // per path, as measured
+	errs int
+}
+
+// measure sends one request on path k and records its latency.
+func (l *latencyRig) measure(k int) {
+	d, err := roundTrip(l.client, l.urls[k], l.body)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.errs++
+		return
+	}
+	l.lat[k] = append(l.lat[k], d)
+}
+
+// report fails on any failed request and reports both paths' p50 and p99
+// and their differences, the added latency.
+func (l *latencyRig) report(b *testing.B) {
+	if l.errs > 0 {
+		b.Fatalf("%d requests failed", l.errs)
+	}
+	d50, d99 := quantile(l.lat[0], 0.5), quantile(l.lat[0], 0.99)
+	p50, p99 := quantile(l.lat[1], 0.5), quantile(l.lat[1], 0.99)
+	b.ReportMetric(float64(d50.Microseconds()), "direct-p50-µs")
+	b.ReportMetric(float64(d99.Microseconds()), "direct-p99-µs")
+	b.ReportMetric(float64(p50.Microseconds()), "proxy-p50-µs")
+	b.ReportMetric(float64(p99.Microseconds()), "proxy-p99-µs")
+	b.ReportMetric(float64((p50 - d50).Microseconds()), "added-p50-µs")
+	b.ReportMetric(float64((p99 - d99).Microseconds()), "added-p99-µs")
 }
 
 func newLatencyRig(b *testing.B, stream bool) *latencyRig {
@@ -145,9 +177,6 @@ func BenchmarkProxyAddedLatency(b *testing.B) {
 		for _, stream := range []bool{false, true} {
 			b.Run(fmt.Sprintf("rate=%d/stream=%t", rate, stream), func(b *testing.B) {
 				l := newLatencyRig(b, stream)
-				var mu sync.Mutex
-				var lat [2][]time.Duration
-				var errs int
 				var wg sync.WaitGroup
 				// Open loop: a pair (direct, proxied) at every tick of 1/rate,
 				// each request on its own goroutine however long the
@@ -171,31 +200,14 @@ func BenchmarkProxyAddedLatency(b *testing.B) {
 					for k := range 2 {
 						wg.Go(func() {
 							defer sem.Release(1)
-							d, err := roundTrip(l.client, l.urls[k], l.body)
-							mu.Lock()
-							if err != nil {
-								errs++
-							} else {
-								lat[k] = append(lat[k], d)
-							}
-							mu.Unlock()
+							l.measure(k)
 						})
 					}
 					i++
 				}
 				elapsed := time.Since(start)
 				wg.Wait()
-				if errs > 0 {
-					b.Fatalf("%d requests failed", errs)
-				}
-				d50, d99 := quantile(lat[0], 0.5), quantile(lat[0], 0.99)
-				p50, p99 := quantile(lat[1], 0.5), quantile(lat[1], 0.99)
-				b.ReportMetric(float64(d50.Microseconds()), "direct-p50-µs")
-				b.ReportMetric(float64(d99.Microseconds()), "direct-p99-µs")
-				b.ReportMetric(float64(p50.Microseconds()), "proxy-p50-µs")
-				b.ReportMetric(float64(p99.Microseconds()), "proxy-p99-µs")
-				b.ReportMetric(float64((p50 - d50).Microseconds()), "added-p50-µs")
-				b.ReportMetric(float64((p99 - d99).Microseconds()), "added-p99-µs")
+				l.report(b)
 				b.ReportMetric(float64(i)/elapsed.Seconds(), "proxied-req/s")
 				b.ReportMetric(float64(dropped), "dropped-pairs")
 			})
@@ -218,11 +230,9 @@ func BenchmarkProxyAddedLatencyAlone(b *testing.B) {
 				const maxInFlight = 512
 				const blockTicks = 250
 				perTick := rate / 1000
-				var mu sync.Mutex
-				var lat [2][]time.Duration
 				var sent [2]int
 				var busy [2]time.Duration
-				var errs, dropped int
+				var dropped int
 				var wg sync.WaitGroup
 				sem := semaphore.NewWeighted(maxInFlight)
 				tick := time.NewTicker(time.Millisecond)
@@ -245,31 +255,14 @@ func BenchmarkProxyAddedLatencyAlone(b *testing.B) {
 						sent[k]++
 						wg.Go(func() {
 							defer sem.Release(1)
-							d, err := roundTrip(l.client, l.urls[k], l.body)
-							mu.Lock()
-							if err != nil {
-								errs++
-							} else {
-								lat[k] = append(lat[k], d)
-							}
-							mu.Unlock()
+							l.measure(k)
 						})
 					}
 					i++
 				}
 				busy[((i-1)/blockTicks)%2] += time.Since(blockStart)
 				wg.Wait()
-				if errs > 0 {
-					b.Fatalf("%d requests failed", errs)
-				}
-				d50, d99 := quantile(lat[0], 0.5), quantile(lat[0], 0.99)
-				p50, p99 := quantile(lat[1], 0.5), quantile(lat[1], 0.99)
-				b.ReportMetric(float64(d50.Microseconds()), "direct-p50-µs")
-				b.ReportMetric(float64(d99.Microseconds()), "direct-p99-µs")
-				b.ReportMetric(float64(p50.Microseconds()), "proxy-p50-µs")
-				b.ReportMetric(float64(p99.Microseconds()), "proxy-p99-µs")
-				b.ReportMetric(float64((p50 - d50).Microseconds()), "added-p50-µs")
-				b.ReportMetric(float64((p99 - d99).Microseconds()), "added-p99-µs")
+				l.report(b)
 				if busy[0] > 0 && busy[1] > 0 {
 					b.ReportMetric(float64(sent[0])/busy[0].Seconds(), "direct-req/s")
 					b.ReportMetric(float64(sent[1])/busy[1].Seconds(), "proxied-req/s")

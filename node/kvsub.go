@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -589,15 +590,7 @@ func (n *Node) KVSubscriptions() []KVSubscription {
 		o.Owners = slices.Clone(n.kv.owners[id].Owners)
 		out = append(out, o)
 	}
-	slices.SortFunc(out, func(a, b KVSubscription) int {
-		switch {
-		case a.Worker < b.Worker:
-			return -1
-		case a.Worker > b.Worker:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b KVSubscription) int { return cmp.Compare(a.Worker, b.Worker) })
 	return out
 }
 

@@ -1,6 +1,9 @@
 package radix
 
-import "slices"
+import (
+	"cmp"
+	"slices"
+)
 
 // tombstones remember, per worker, the removals of event-sourced blocks:
 // the block's first page and the removal's ver, so that a late store
@@ -54,15 +57,7 @@ func (ts *tombstones) add(f, ver uint64, bound int) {
 func (ts *tombstones) all() []tombRef {
 	out := make([]tombRef, 0, ts.byF.len())
 	ts.byF.each(func(f, v uint64) { out = append(out, tombRef{f, v}) })
-	slices.SortFunc(out, func(a, b tombRef) int {
-		switch {
-		case a.f < b.f:
-			return -1
-		case a.f > b.f:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b tombRef) int { return cmp.Compare(a.f, b.f) })
 	return out
 }
 
