@@ -63,6 +63,12 @@ func appendDecompressed(dst, src []byte, maxBytes int) ([]byte, error) {
 	}
 	n := uint64(binary.BigEndian.Uint32(src))
 	block := src[compressedHeaderBytes:]
+	if n == 0 {
+		// Never written (compression is used only when it saves space), and
+		// lz4's decoder must not be handed an empty destination: it reads
+		// through its pointer.
+		return dst, errf(ErrMalformed, "compressed block of declared size 0")
+	}
 	if n > uint64(maxBytes) {
 		return dst, errf(ErrTooLarge, fmt.Sprintf("decompressed size %d over cap %d", n, maxBytes))
 	}
