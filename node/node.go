@@ -89,6 +89,8 @@ type Node struct {
 	proxy         *proxy
 	remote        remoteLoads
 	memberVersion atomic.Uint64
+	// loadSweep is sweepLoads' state (maintainLoop's goroutine).
+	loadSweep loadSweeper
 	// kv holds the engine KV event subscriptions this node runs
 	// (kvsub.go); evIx is the index's event-sourced side they feed.
 	kv   *kvSubs
