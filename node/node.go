@@ -145,6 +145,9 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 		n.proxy = newProxy(n, tok)
+		if err := n.proxy.loadTLS(); err != nil {
+			return nil, err
+		}
 	}
 	n.kv = newKVSubs()
 	n.st.onWorkers = n.kv.kick

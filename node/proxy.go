@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,6 +52,7 @@ type proxy struct {
 	handler http.Handler
 	ln      net.Listener
 	srv     *http.Server
+	cert    atomic.Pointer[tls.Certificate] // HTTPS when set (proxy_tls.go)
 }
 
 // Errors of a proxied attempt.
@@ -515,6 +518,7 @@ func (p *proxy) start() error {
 	if err != nil {
 		return fmt.Errorf("node: proxy listen %s: %w", n.cfg.ProxyAddr, err)
 	}
+	ln = p.wrapTLS(ln)
 	p.ln = ln
 	p.srv = &http.Server{Handler: p.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.g.Go(func() error {
