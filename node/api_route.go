@@ -211,23 +211,35 @@ func (n *Node) route(sc *promptScratch, model string, pages []uint64, record boo
 	res := RouteResult{Worker: d.Worker, URL: chosen.URL, Rule: d.Rule.String(), MatchedPages: d.MatchedPages, MatchRatio: d.MatchRatio,
 		Sources: decisionSources(d)}
 	if record && len(pages) > 0 {
-		var delta radix.Delta
-		var err error
-		if chosen.KVEvents != nil {
-			// The engine's events will say what it cached; until then
-			// the prompt's pages count as pending there.
-			delta, err = n.st.ix.InsertPending(d.Worker, chosen.Epoch, indexStamp(time.Now()), pages)
-			res.Pending = true
-		} else {
-			delta, err = n.st.ix.Insert(d.Worker, chosen.Epoch, indexStamp(time.Now()), pages)
-		}
+		pending, err := n.recordRoute(chosen, pages)
 		if err != nil {
 			return RouteResult{}, Worker{}, err
 		}
-		n.st.addDelta(delta)
-		res.Recorded = true
+		res.Pending, res.Recorded = pending, true
 	}
 	return res, chosen, nil
+}
+
+// recordRoute inserts a routed prompt's pages for wk and replicates the
+// change: as pending (the result) on a worker whose engine streams KV
+// events (its events confirm them), as recorded otherwise. The proxy
+// calls it once the worker has answered, never for a worker it retried
+// away from: the index has no removal of pages (an insert is a stamped,
+// grow-only claim that replicas merge), so a route is recorded only where
+// the prompt is served.
+func (n *Node) recordRoute(wk Worker, pages []uint64) (pending bool, err error) {
+	var delta radix.Delta
+	if wk.KVEvents != nil {
+		delta, err = n.st.ix.InsertPending(wk.ID, wk.Epoch, indexStamp(time.Now()), pages)
+		pending = true
+	} else {
+		delta, err = n.st.ix.Insert(wk.ID, wk.Epoch, indexStamp(time.Now()), pages)
+	}
+	if err != nil {
+		return false, err
+	}
+	n.st.addDelta(delta)
+	return pending, nil
 }
 
 // indexTarget reads a prompt request naming a registered worker.

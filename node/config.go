@@ -292,6 +292,13 @@ type Config struct {
 	// message), which match the pages of that engine's KV events ["text"].
 	// A prompt given as token ids routes by them either way.
 	ProxyTokenizer string `json:"proxy_tokenizer,omitempty"`
+	// ProxyTLSCertFile and ProxyTLSKeyFile, both or neither, make the
+	// proxy serve HTTPS with this PEM certificate and private key; its
+	// clients present no certificate (the proxy's bearer token is their
+	// credential). ReloadTLS reads them again. Apart from TLSCertFile:
+	// clients trust a public name, members the cluster CA.
+	ProxyTLSCertFile string `json:"proxy_tls_cert,omitempty"`
+	ProxyTLSKeyFile  string `json:"proxy_tls_key,omitempty"`
 	// KVSubscribers is how many live nodes subscribe to each worker's
 	// engine KV events, chosen by rendezvous hashing of the worker ID over
 	// the live members: 1 or 2 [DefaultKVSubscribers].
@@ -577,6 +584,14 @@ func (c Config) validateProxy(bad func(key, format string, a ...any)) {
 		} else if c.ProxyAddr == c.APIAddr && port != "0" {
 			bad("proxy_addr", "%q: the API listens there", c.ProxyAddr)
 		}
+	}
+	switch {
+	case c.ProxyTLSCertFile != "" && c.ProxyTLSKeyFile == "":
+		bad("proxy_tls_cert", "set without proxy_tls_key: the proxy's certificate and its key go together")
+	case c.ProxyTLSCertFile == "" && c.ProxyTLSKeyFile != "":
+		bad("proxy_tls_key", "set without proxy_tls_cert: the proxy's certificate and its key go together")
+	case c.ProxyTLSCertFile != "" && c.ProxyAddr == "":
+		bad("proxy_tls_cert", "set without proxy_addr: there is no proxy to serve HTTPS")
 	}
 	if c.ProxyToken != "" && strings.TrimSpace(c.ProxyToken) == "" {
 		bad("proxy_token", "(from the environment) is only white space")

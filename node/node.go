@@ -89,6 +89,8 @@ type Node struct {
 	proxy         *proxy
 	remote        remoteLoads
 	memberVersion atomic.Uint64
+	// loadSweep is sweepLoads' state (maintainLoop's goroutine).
+	loadSweep loadSweeper
 	// kv holds the engine KV event subscriptions this node runs
 	// (kvsub.go); evIx is the index's event-sourced side they feed.
 	kv   *kvSubs
@@ -143,6 +145,9 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 		n.proxy = newProxy(n, tok)
+		if err := n.proxy.loadTLS(); err != nil {
+			return nil, err
+		}
 	}
 	n.kv = newKVSubs()
 	n.st.onWorkers = n.kv.kick

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,15 +30,16 @@ import (
 // For each request it reads the model and the prompt (tokens when the
 // request carries them, the text of the prompt or the messages otherwise),
 // picks a worker with n.route (the policy of /v1/route, with the proxies'
-// replicated in-flight counts as load, proxy_load.go) and records the route
-// in the index, then forwards the body as it came with
+// replicated in-flight counts as load, proxy_load.go), then forwards the
+// body as it came with
 // httputil.ReverseProxy, flushing every chunk as it arrives. The routing
 // and the retries live in the proxy's RoundTrip: a connect error, a 5xx or
 // a first-byte timeout is retried on the next-best worker while nothing has
 // reached the client (the ReverseProxy writes nothing before RoundTrip
-// returns), at most Config.ProxyAttempts tries. Failures feed the passive
-// health book (proxy_health.go). The client's request context is the
-// upstream's: a client that goes away cancels the engine's work.
+// returns), at most Config.ProxyAttempts tries. The route is recorded in
+// the index only when a worker answers below 400, for that worker alone.
+// Failures feed the passive health book (proxy_health.go). The client's
+// request context is the upstream's: a client that goes away cancels the engine's work.
 type proxy struct {
 	n       *Node
 	token   string
@@ -49,6 +52,7 @@ type proxy struct {
 	handler http.Handler
 	ln      net.Listener
 	srv     *http.Server
+	cert    atomic.Pointer[tls.Certificate] // HTTPS when set (proxy_tls.go)
 }
 
 // Errors of a proxied attempt.
@@ -275,6 +279,13 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := p.tr.RoundTrip(out.WithContext(actx))
 		if err == nil && resp.StatusCode < 500 {
 			p.health.ok(wk.ID)
+			if resp.StatusCode < 400 && len(call.pages) > 0 {
+				// This worker serves the prompt: only now is its route
+				// recorded, so a worker retried away from never holds it.
+				if _, err := p.n.recordRoute(wk, call.pages); err != nil {
+					p.n.log.Warn("proxy: route not recorded", "worker", wk.ID, "err", err)
+				}
+			}
 			resp.Header.Set(workerHeader, wk.ID)
 			resp.Body = &upstreamBody{rc: resp.Body, call: call, lease: l, cancel: cancel, timer: timer, idle: cfg.ProxyIdleTimeout.D(), ctx: actx}
 			return resp, nil
@@ -334,11 +345,11 @@ func closeBody(resp *http.Response) {
 // otherwise turn into a backoff-long outage).
 func (p *proxy) pick(sc *promptScratch, call *proxyCall) (RouteResult, Worker, error) {
 	now := p.now()
-	res, wk, err := p.n.route(sc, call.model, call.pages, true, func(id string) bool {
+	res, wk, err := p.n.route(sc, call.model, call.pages, false, func(id string) bool {
 		return slices.Contains(call.tried, id) || p.health.out(id, now)
 	})
 	if errors.Is(err, ErrNoWorker) {
-		res, wk, err = p.n.route(sc, call.model, call.pages, true, func(id string) bool { return slices.Contains(call.tried, id) })
+		res, wk, err = p.n.route(sc, call.model, call.pages, false, func(id string) bool { return slices.Contains(call.tried, id) })
 	}
 	return res, wk, err
 }
@@ -507,6 +518,7 @@ func (p *proxy) start() error {
 	if err != nil {
 		return fmt.Errorf("node: proxy listen %s: %w", n.cfg.ProxyAddr, err)
 	}
+	ln = p.wrapTLS(ln)
 	p.ln = ln
 	p.srv = &http.Server{Handler: p.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.g.Go(func() error {

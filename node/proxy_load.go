@@ -2,10 +2,13 @@ package node
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshnode/meshnode/swim"
 )
 
 // Load without reporting: each node's proxy counts the requests it has in
@@ -17,7 +20,11 @@ import (
 // what it published) to the load the worker reports. A dead or departed
 // member's counts stop counting as soon as swim says so: readers skip the
 // keys of members that are not alive or suspect, and a node that leaves
-// deletes its key.
+// deletes its key. The key of a node that crashed, or of a name no member
+// bears any more, is garbage: the lowest-named live member deletes it once
+// its owner has been gone for loadKeyGrace (sweepLoads), and the
+// tombstone replicates and is collected like any other. A live node whose
+// key was deleted (it was taken for dead) writes it again.
 
 const (
 	// nsLoad holds each proxying node's in-flight counts, keyed by node
@@ -31,6 +38,13 @@ const (
 	// unit is one request in flight): a request whose 1,024 prompt tokens
 	// still wait for prefill weighs as much as a second request.
 	tokensPerLoad = 1024
+	// loadKeyGrace is how long a member must have been dead or left (or
+	// unknown to swim: reaped, or never seen) before its key is deleted.
+	// Its counts stopped counting at once; the grace only spares the
+	// writes when a member is taken for dead and comes back at once.
+	loadKeyGrace = 30 * time.Second
+	// loadSweepInterval is how often the sweeping member reads nsLoad.
+	loadSweepInterval = 5 * time.Second
 )
 
 // workerLoad is one node's counts on one worker.
@@ -140,6 +154,14 @@ func (b *loadBook) markPublished(version uint64) {
 	b.mu.Unlock()
 }
 
+// unpublish makes the counts due for publishing although they did not
+// change.
+func (b *loadBook) unpublish() {
+	b.mu.Lock()
+	b.published = 0
+	b.mu.Unlock()
+}
+
 // remoteLoads caches the sum, per worker, of the counts other live members
 // published; it is rebuilt when the namespace or the membership changes.
 type remoteLoads struct {
@@ -233,7 +255,14 @@ func (n *Node) publishLoad(now time.Time) {
 	}
 	v, ver, changed := n.proxy.load.snapshot()
 	if !changed {
-		return
+		if _, ok := n.st.get(nsLoad, n.name); ok {
+			return
+		}
+		// Another member deleted the key, taking this node for gone (or
+		// a race with its sweep of an earlier process of this name): the
+		// others would not see these counts until they change.
+		n.proxy.load.unpublish()
+		v, ver, _ = n.proxy.load.snapshot()
 	}
 	err := n.st.write(func() error { return n.st.store.Put(nsLoad, n.name, v, now) })
 	if err != nil {
@@ -270,4 +299,83 @@ func (n *Node) loadLoop() {
 			n.publishLoad(now)
 		}
 	}
+}
+
+// loadSweeper is the state of sweepLoads, kept by the maintenance loop's
+// goroutine alone.
+type loadSweeper struct {
+	last time.Time
+	// unknown holds, per key of a name swim does not know, when a sweep
+	// first found it.
+	unknown map[string]time.Time
+}
+
+// sweepLoads deletes, every loadSweepInterval, the nsLoad keys of members
+// gone for loadKeyGrace: dead or left (since swim says so) or unknown to
+// swim (since this node's first sweep found the key). Only the
+// lowest-named live member sweeps, so that one member writes the
+// tombstones; were two to sweep while their views differ, the deletes
+// would agree.
+func (n *Node) sweepLoads(now time.Time) {
+	sw := &n.loadSweep
+	if now.Sub(sw.last) < loadSweepInterval || n.leaving.Load() {
+		return
+	}
+	sw.last = now
+	byName := map[string]swim.Member{}
+	lowest := n.name
+	for _, m := range n.members() {
+		byName[m.Name] = m
+		if (m.State == swim.StateAlive || m.State == swim.StateSuspect) && m.Name < lowest {
+			lowest = m.Name
+		}
+	}
+	if lowest != n.name {
+		sw.unknown = nil
+		return
+	}
+	n.st.mu.Lock()
+	kvs := n.st.store.List(nsLoad, "")
+	n.st.mu.Unlock()
+	var gone []string
+	seen := map[string]bool{}
+	for _, kv := range kvs {
+		m, known := byName[kv.Key]
+		since := m.Since
+		switch {
+		case known && (m.State == swim.StateAlive || m.State == swim.StateSuspect):
+			continue
+		case !known:
+			if sw.unknown == nil {
+				sw.unknown = map[string]time.Time{}
+			}
+			t, ok := sw.unknown[kv.Key]
+			if !ok {
+				t = now
+				sw.unknown[kv.Key] = t
+			}
+			since = t
+			seen[kv.Key] = true
+		}
+		if now.Sub(since) >= loadKeyGrace {
+			gone = append(gone, kv.Key)
+		}
+	}
+	maps.DeleteFunc(sw.unknown, func(k string, _ time.Time) bool { return !seen[k] })
+	if len(gone) == 0 {
+		return
+	}
+	err := n.st.write(func() error {
+		for _, k := range gone {
+			if err := n.st.store.Delete(nsLoad, k, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		n.log.Warn("proxy: load counts of gone members not deleted", "err", err)
+		return
+	}
+	n.log.Info("proxy: deleted the load counts of gone members", "members", gone)
 }

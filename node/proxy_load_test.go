@@ -5,6 +5,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/meshnode/meshnode/swim"
 )
 
 // TestProxyLoadIsClusterWide: the requests each node's proxy has in flight
@@ -59,5 +61,66 @@ func TestProxyLoadIsClusterWide(t *testing.T) {
 		if code, _ := c.api(2, "PUT", "/v1/kv/load/n2", `{"value":"{}"}`); code != 403 {
 			t.Fatalf("KV write to the load namespace: %d", code)
 		}
+	})
+}
+
+// TestProxyLoadKeysOfGoneMembersAreDeleted: the load key of a crashed node
+// and that of a name no member bears are deleted everywhere once their
+// owner has been gone for loadKeyGrace, not before; a node that returns
+// under the name publishes again, and a live node whose key was deleted
+// (taken for dead) writes it again.
+func TestProxyLoadKeysOfGoneMembersAreDeleted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newVirtualCluster(t, 3, false, func(cfg *Config) { cfg.ProxyAddr = "127.0.0.1:0" })
+		has := func(want bool, keys ...string) func(int) error {
+			return func(i int) error {
+				for _, k := range keys {
+					if _, ok := c.nodes[i].st.get(nsLoad, k); ok != want {
+						return fmt.Errorf("key %s present: %t, want %t", k, ok, want)
+					}
+				}
+				return nil
+			}
+		}
+		c.everywhere("every node publishes its counts", has(true, "n0", "n1", "n2"))
+		// An autoscaled fleet's node, long reaped: a name swim does not know.
+		if err := c.nodes[2].st.write(func() error { return c.nodes[2].st.store.Put(nsLoad, "ghost", []byte("{}"), time.Now()) }); err != nil {
+			t.Fatal(err)
+		}
+		c.everywhere("the stray key replicates", has(true, "ghost"))
+		ghostAt := time.Now()
+
+		if err := c.nodes[1].Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		c.nodes[1] = nil
+		var deadSince time.Time
+		eventually(t, "n0 finds n1 dead", func() error {
+			for _, m := range c.nodes[0].members() {
+				if m.Name == "n1" && m.State == swim.StateDead {
+					deadSince = m.Since
+					return nil
+				}
+			}
+			return fmt.Errorf("n1 not dead")
+		})
+		c.everywhere("the keys of the dead and the unknown are deleted", has(false, "n1", "ghost"))
+		if d := time.Since(deadSince); d < loadKeyGrace {
+			t.Errorf("n1's key deleted %v after its death, before the grace %v", d, loadKeyGrace)
+		}
+		if d := time.Since(ghostAt); d < loadKeyGrace {
+			t.Errorf("the stray key deleted after %v, before the grace %v", d, loadKeyGrace)
+		}
+		c.everywhere("the live keep theirs", has(true, "n0", "n2"))
+
+		c.start(1)
+		c.join(1)
+		c.everywhere("n1 returns and publishes again", has(true, "n0", "n1", "n2"))
+
+		// n2 taken for dead by the sweeper: its key comes back.
+		if err := c.nodes[0].st.write(func() error { return c.nodes[0].st.store.Delete(nsLoad, "n2", time.Now()) }); err != nil {
+			t.Fatal(err)
+		}
+		c.everywhere("a live node writes its deleted key again", has(true, "n0", "n1", "n2"))
 	})
 }

@@ -99,18 +99,34 @@ func (n *Node) loadSecurity() error {
 	return nil
 }
 
-// ReloadTLS reads the certificate and key files again (SIGHUP): new
-// connections, streams and API calls alike, use the new pair; established
-// ones keep theirs. The CA is not reloaded. Without TLS it does nothing.
+// ReloadTLS reads the certificate and key files again (SIGHUP), the
+// proxy's too: new connections, streams, API and proxy calls alike, use
+// the new pair; established ones keep theirs. The CA is not reloaded.
+// When a pair does not load, neither is replaced. Without TLS it does
+// nothing.
 func (n *Node) ReloadTLS() error {
-	if n.cfg.TLSCertFile == "" {
-		return nil
+	var cert, proxyCert *tls.Certificate
+	if n.cfg.TLSCertFile != "" {
+		c, err := tls.LoadX509KeyPair(n.cfg.TLSCertFile, n.cfg.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("node: tls reload: %w", err)
+		}
+		cert = &c
 	}
-	cert, err := tls.LoadX509KeyPair(n.cfg.TLSCertFile, n.cfg.TLSKeyFile)
-	if err != nil {
-		return fmt.Errorf("node: tls reload: %w", err)
+	if n.proxy != nil && n.cfg.ProxyTLSCertFile != "" {
+		c, err := tls.LoadX509KeyPair(n.cfg.ProxyTLSCertFile, n.cfg.ProxyTLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("node: proxy tls reload: %w", err)
+		}
+		proxyCert = &c
 	}
-	n.cert.Store(&cert)
+	// Both pairs read, or neither replaced.
+	if cert != nil {
+		n.cert.Store(cert)
+	}
+	if proxyCert != nil {
+		n.proxy.cert.Store(proxyCert)
+	}
 	return nil
 }
 

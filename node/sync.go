@@ -180,8 +180,9 @@ func (n *Node) serveDeltas(sio *streamIO) error {
 	}
 }
 
-// maintainLoop takes snapshots; the replication loop (antientropy.go)
-// lets store time pass and collects tombstones.
+// maintainLoop takes snapshots and sweeps the load counts of gone members
+// (sweepLoads); the replication loop (antientropy.go) lets store time pass
+// and collects tombstones.
 func (n *Node) maintainLoop() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -191,6 +192,7 @@ func (n *Node) maintainLoop() {
 		case <-n.ctx.Done():
 			return
 		case now := <-t.C:
+			n.sweepLoads(now)
 			if n.cfg.DataDir != "" && now.Sub(lastSnap) >= n.cfg.SnapshotInterval.D() {
 				lastSnap = now
 				if err := n.snapshot(); err != nil {

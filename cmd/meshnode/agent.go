@@ -160,8 +160,8 @@ type tlsReloader interface{ ReloadTLS() error }
 
 // reload re-reads the configuration (file and environment; flags are
 // fixed) and applies what can change in a running node: the log level. It
-// also reads the TLS certificate and key files again (their paths are
-// fixed; the CA is not reloaded).
+// also reads the TLS certificate and key files again, the proxy's too
+// (their paths are fixed; the CA is not reloaded).
 func reload(n tlsReloader, args []string, env lookupEnv, old agentConfig, level *slog.LevelVar, log *slog.Logger) {
 	if cfg, _, err := loadConfig(args, env, os.Hostname, io.Discard); err != nil {
 		log.Error("reload: configuration not applied", "err", oneLine(err))
@@ -170,14 +170,14 @@ func reload(n tlsReloader, args []string, env lookupEnv, old agentConfig, level 
 		level.Set(l)
 		log.Info("reloaded", "log_level", l.String())
 	}
-	if old.TLSCertFile == "" {
+	if old.TLSCertFile == "" && old.ProxyTLSCert == "" {
 		return
 	}
 	if err := n.ReloadTLS(); err != nil {
 		log.Error("reload: TLS certificate not replaced; the old one stays in use", "err", err)
 		return
 	}
-	log.Info("reloaded the TLS certificate and key", "cert", old.TLSCertFile)
+	log.Info("reloaded the TLS certificate and key", "cert", old.TLSCertFile, "proxy_cert", old.ProxyTLSCert)
 }
 
 // printReady announces the running node: one line for logs and process
@@ -195,7 +195,7 @@ func printReady(w io.Writer, n *node.Node, cfg agentConfig) {
 		fmt.Fprintf(w, "  api:        %s, TLS: %s\n", api, yesNo(tlsOn && !cfg.APIPlaintext))
 		fmt.Fprintf(w, "  profile:    %s, data dir: %s\n", cfg.Profile, orNone(cfg.DataDir))
 		if p := n.ProxyAddr(); p != "" {
-			fmt.Fprintf(w, "  proxy:      %s (OpenAI-compatible), token: %s\n", p, yesNo(cfg.ProxyToken != "" || cfg.ProxyTokenFile != ""))
+			fmt.Fprintf(w, "  proxy:      %s (OpenAI-compatible), token: %s, TLS: %s\n", p, yesNo(cfg.ProxyToken != "" || cfg.ProxyTokenFile != ""), yesNo(n.ProxyTLS()))
 		}
 		fmt.Fprintln(w, "  Ctrl-C leaves the cluster gracefully; twice exits at once.")
 		return

@@ -87,6 +87,8 @@ type agentConfig struct {
 	ProxyHealthInterval   node.Duration `json:"proxy_health_interval"`
 	ProxyKeyHeader        string        `json:"proxy_key_header"`
 	ProxyTokenizer        string        `json:"proxy_tokenizer"`
+	ProxyTLSCert          string        `json:"proxy_tls_cert"`
+	ProxyTLSKey           string        `json:"proxy_tls_key"`
 
 	// Secrets come from the environment only (or from the files above):
 	// never from a flag, which any user can read in the process list, nor
@@ -283,6 +285,8 @@ var options = []option{
 	boolOpt("ready-requires-majority", "/readyz answers 503 while this node sees no majority of the last known cluster (a minority replica leaves the load balancer)", func(c *agentConfig) *bool { return &c.ReadyRequiresMajority }),
 	boolOpt("minority-share", "on the minority side of a partition, admit only this side's share of each rate limit", func(c *agentConfig) *bool { return &c.MinorityShare }),
 	strOpt("proxy-addr", "`host:port` of the OpenAI-compatible routing proxy (/v1/chat/completions, /v1/completions, /v1/models); empty: off", func(c *agentConfig) *string { return &c.ProxyAddr }),
+	strOpt("proxy-tls-cert", "PEM certificate `file` the proxy serves HTTPS with (with --proxy-tls-key; SIGHUP reloads both); none: plain HTTP", func(c *agentConfig) *string { return &c.ProxyTLSCert }),
+	strOpt("proxy-tls-key", "PEM private key `file` of --proxy-tls-cert", func(c *agentConfig) *string { return &c.ProxyTLSKey }),
 	strOpt("proxy-token-file", "`file` holding the bearer token the proxy's clients must present (or set MESHNODE_PROXY_TOKEN); none: the proxy is open", func(c *agentConfig) *string { return &c.ProxyTokenFile }),
 	intOpt("proxy-max-body-bytes", "bound in `bytes` of a proxied request body", func(c *agentConfig) *int64 { return &c.ProxyMaxBodyBytes }),
 	intOpt("proxy-attempts", "workers one proxied request is tried on (connect error, 5xx or first-byte timeout before anything reached the client); 1: no retries", func(c *agentConfig) *int64 { return &c.ProxyAttempts }),
@@ -653,6 +657,8 @@ func (c agentConfig) nodeConfig() node.Config {
 		ProxyHealthInterval:   c.ProxyHealthInterval,
 		ProxyKeyHeader:        c.ProxyKeyHeader,
 		ProxyTokenizer:        c.ProxyTokenizer,
+		ProxyTLSCertFile:      c.ProxyTLSCert,
+		ProxyTLSKeyFile:       c.ProxyTLSKey,
 		RouteCacheThreshold:   c.RouteCacheThreshold,
 		RouteBalanceAbs:       int(min(max(c.RouteBalanceAbs, -1), 1<<30)),
 		RouteBalanceRel:       c.RouteBalanceRel,

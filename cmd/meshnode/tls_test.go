@@ -1,12 +1,19 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/meshnode/meshnode/internal/testcert"
 )
@@ -70,5 +77,48 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAgentProxyTLS: with --proxy-tls-cert and --proxy-tls-key the agent's
+// proxy serves HTTPS; a client trusting the certificate gets a completion,
+// and one that does not trust it is refused in the handshake.
+func TestAgentProxyTLS(t *testing.T) {
+	bin := buildBinary(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"object":"text_completion","choices":[{"text":"hi"}]}`)
+	}))
+	defer up.Close()
+	ca, cert, key := testcert.Write(t, t.TempDir())
+	a := startAgent(t, bin, nil, "--node", "pxs", "--bind", "127.0.0.1:0", "--api-addr", "127.0.0.1:0",
+		"--proxy-addr", "127.0.0.1:0", "--proxy-tls-cert", cert, "--proxy-tls-key", key, "--profile", "local", "--log-format", "json")
+	cli{t, bin, a.api}.ok("workers", "put", "w1", "--url", up.URL, "--model", "m")
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	post := func(c *http.Client) (int, error) {
+		resp, err := c.Post("https://"+a.proxy+"/v1/completions", "application/json", strings.NewReader(`{"model":"m","prompt":"hello"}`))
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(b), `"hi"`) {
+			return resp.StatusCode, fmt.Errorf("answer %q", b)
+		}
+		return resp.StatusCode, nil
+	}
+	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
+	defer trusting.CloseIdleConnections()
+	if code, err := post(trusting); err != nil || code != 200 {
+		t.Fatalf("trusting client: %d, %v", code, err)
+	}
+	var uerr x509.UnknownAuthorityError
+	if _, err := post(&http.Client{Timeout: 30 * time.Second}); !errors.As(err, &uerr) {
+		t.Fatalf("client without the CA: %v, want an unknown authority", err)
 	}
 }
