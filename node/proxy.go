@@ -36,8 +36,10 @@ import (
 // and the retries live in the proxy's RoundTrip: a connect error, a 5xx or
 // a first-byte timeout is retried on the next-best worker while nothing has
 // reached the client (the ReverseProxy writes nothing before RoundTrip
-// returns), at most Config.ProxyAttempts tries. The route is recorded in
-// the index only when a worker answers below 400, for that worker alone.
+// returns), at most Config.ProxyAttempts tries. A recorded route is
+// recorded only when a worker answers below 400, for that worker alone; on
+// a worker that streams KV events the prompt is pending from the moment it
+// is sent there (its pages expire where it is not served).
 // Failures feed the passive health book (proxy_health.go). The client's
 // request context is the upstream's: a client that goes away cancels the engine's work.
 type proxy struct {
@@ -268,6 +270,14 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			call.rule = res.Rule
 		}
 		call.tried = append(call.tried, wk.ID)
+		if wk.KVEvents != nil && len(call.pages) > 0 {
+			// In flight on an engine that streams KV events: the
+			// prompt's pages are pending there from now, so that the
+			// requests that share its prefix follow it while it is
+			// prefilled; the engine's events confirm them, and on a
+			// worker retried away from they expire (PendingTimeout).
+			p.record(wk, call.pages)
+		}
 		out, err := upstreamRequest(req, wk.URL, call.body)
 		if err != nil {
 			lastErr = err
@@ -279,12 +289,11 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := p.tr.RoundTrip(out.WithContext(actx))
 		if err == nil && resp.StatusCode < 500 {
 			p.health.ok(wk.ID)
-			if resp.StatusCode < 400 && len(call.pages) > 0 {
+			if resp.StatusCode < 400 && len(call.pages) > 0 && wk.KVEvents == nil {
 				// This worker serves the prompt: only now is its route
-				// recorded, so a worker retried away from never holds it.
-				if _, err := p.n.recordRoute(wk, call.pages); err != nil {
-					p.n.log.Warn("proxy: route not recorded", "worker", wk.ID, "err", err)
-				}
+				// recorded, so a worker retried away from never holds
+				// it (recorded routes do not expire).
+				p.record(wk, call.pages)
 			}
 			resp.Header.Set(workerHeader, wk.ID)
 			resp.Body = &upstreamBody{rc: resp.Body, call: call, lease: l, cancel: cancel, timer: timer, idle: cfg.ProxyIdleTimeout.D(), ctx: actx}
@@ -336,6 +345,13 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 func closeBody(resp *http.Response) {
 	if resp != nil {
 		resp.Body.Close()
+	}
+}
+
+// record records a route, or logs why it could not.
+func (p *proxy) record(wk Worker, pages []uint64) {
+	if _, err := p.n.recordRoute(wk, pages); err != nil {
+		p.n.log.Warn("proxy: route not recorded", "worker", wk.ID, "err", err)
 	}
 }
 
