@@ -136,7 +136,6 @@ func (s *replSim) run(loss float64, writes int, rate float64, limit time.Duratio
 	return r
 }
 
-
 // TestReplicationConverges is the simulation's CI size: 64 members, with
 // and without 10 % loss; every write reaches every member within the
 // target for N = 64 (1 s of virtual time, so deterministic: a delta must
