@@ -58,6 +58,9 @@ func (n *Node) receive(kind uint8, payload []byte, via replica.Via) {
 		return
 	}
 	n.met.deltasReceived.Inc()
+	if rd.Duplicate {
+		n.met.deltasDup.Inc()
+	}
 	n.send(rd)
 }
 
@@ -113,15 +116,14 @@ func (n *Node) flushDeltas() {
 	for _, b := range deltas {
 		rd.Messages = append(rd.Messages, n.eng.Broadcast(kindStoreDelta, b, budget).Messages...)
 	}
-	var b []byte
 	var err error
 	if len(n.st.batch.Deltas) > 0 {
-		b, err = radix.AppendBatch(nil, &n.st.batch)
+		var ird replica.Ready
+		var encs [][]byte
+		ird, encs, err = n.eng.BroadcastIndex(&n.st.batch, budget)
 		n.st.batch.Reset()
-		if err == nil {
-			deltas = append(deltas, b)
-			rd.Messages = append(rd.Messages, n.eng.Broadcast(kindIndexBatch, b, budget).Messages...)
-		}
+		deltas = append(deltas, encs...)
+		rd.Messages = append(rd.Messages, ird.Messages...)
 	}
 	n.st.mu.Unlock()
 	for _, b := range deltas {

@@ -88,6 +88,10 @@ type Cluster struct {
 	DeltaBytes, AEBytes uint64
 	// Exchanges counts anti-entropy exchanges, Failed those that failed.
 	Exchanges, Failed int
+	// Deltas the members addressed: handed to swim's gossip, sent in
+	// packets, pushed over streams (each message once per recipient) and
+	// dropped by a full gossip queue.
+	Gossiped, Packets, Pushes, GossipDropped int
 	err               error
 }
 
@@ -242,6 +246,18 @@ func (m *Member) Broadcast(kind uint8, payload []byte) {
 	m.send(m.Eng.Broadcast(kind, payload, m.c.cfg.DataBytes), true)
 }
 
+// BroadcastIndex sends a batch of local index deltas, as node's flush
+// does (replica.Engine.BroadcastIndex).
+func (m *Member) BroadcastIndex(b *radix.Batch) error {
+	m.Eng.SetMembers(m.members())
+	rd, _, err := m.Eng.BroadcastIndex(b, m.c.cfg.DataBytes)
+	if err != nil {
+		return err
+	}
+	m.send(rd, true)
+	return nil
+}
+
 // send does what node.send does: gossip into swim's queue, packets and
 // streams to the members named. outside is set when called from outside
 // the member's own callbacks.
@@ -252,12 +268,17 @@ func (m *Member) send(rd replica.Ready, outside bool) {
 		switch msg.Via {
 		case replica.ViaGossip:
 			// A full queue drops the delta; anti-entropy repairs it.
-			_ = m.sw.Core.Broadcast(wire.Data{Kind: msg.Kind, Payload: msg.Payload})
+			c.Gossiped++
+			if m.sw.Core.Broadcast(wire.Data{Kind: msg.Kind, Payload: msg.Payload}) != nil {
+				c.GossipDropped++
+			}
 		case replica.ViaPacket:
+			c.Packets++
 			size := len(msg.Payload) + packetOverheadBytes
 			c.DeltaBytes += uint64(size)
 			net.Host(m.ID).Send(net.Addr(c.byName[msg.To.Name]), deltaPacket{kind: msg.Kind, b: msg.Payload}, size)
 		case replica.ViaStream:
+			c.Pushes++
 			size := len(msg.Payload) + frameBytes
 			c.DeltaBytes += uint64(size)
 			net.Host(m.ID).Open(pushStream, net.Addr(c.byName[msg.To.Name]), deltaPush{kind: msg.Kind, b: msg.Payload}, size, net.Now().Add(c.cfg.StreamTimeout))
