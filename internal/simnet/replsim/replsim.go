@@ -92,7 +92,7 @@ type Cluster struct {
 	// packets, pushed over streams (each message once per recipient) and
 	// dropped by a full gossip queue.
 	Gossiped, Packets, Pushes, GossipDropped int
-	err               error
+	err                                      error
 }
 
 // App is what a member runs besides membership and replication: it gets
