@@ -19,6 +19,7 @@ type metrics struct {
 	deltasSent     prometheus.Counter
 	deltaBytes     prometheus.Counter
 	deltasReceived prometheus.Counter
+	deltasDup      prometheus.Counter
 	deltaErrors    prometheus.Counter
 	pushesDropped  prometheus.Counter
 	indexDeferred  prometheus.Counter
@@ -95,6 +96,7 @@ func newMetrics(n *Node, reg prometheus.Registerer, version string) *metrics {
 	m.deltasSent = counter("sync_deltas_sent_total", "Delta batches disseminated by this node.")
 	m.deltaBytes = counter("sync_delta_sent_bytes_total", "Bytes of delta batches disseminated (once per batch, before fan-out).")
 	m.deltasReceived = counter("sync_deltas_received_total", "Delta batches received from peers.")
+	m.deltasDup = counter("sync_deltas_duplicate_total", "Gossiped delta batches received again and not applied again (above the eager cluster size, gossip brings each delta several times).")
 	m.deltaErrors = counter("sync_delta_errors_total", "Received delta batches that did not apply.")
 	m.indexDeferred = counter("sync_index_deferred_total", "Busy index workers left out of an anti-entropy answer because the puller nearly had them (their deltas are in flight); shipped within 30 s or once quiet.")
 	m.pushesDropped = counter("sync_pushes_dropped_total", "Large deltas not pushed (too many peers with a push stream, a full peer queue, or a failed stream); anti-entropy repairs them.")

@@ -65,8 +65,7 @@ func newMembership(ctx context.Context, g *errgroup.Group, t *transport, cfg swi
 		return nil, err
 	}
 	m := &membership{r: r, t: t, ctx: ctx, g: g, codec: codec,
-		// Data's msgpack framing: array header, kind, bin header.
-		maxData: codec.MaxMessageBytes() - 16}
+		maxData: codec.MaxMessageBytes() - dataFramingBytes}
 	m.joined.Store(true)
 	if err := r.Start(); err != nil {
 		return nil, err

@@ -58,6 +58,9 @@ func (n *Node) receive(kind uint8, payload []byte, via replica.Via) {
 		return
 	}
 	n.met.deltasReceived.Inc()
+	if rd.Duplicate {
+		n.met.deltasDup.Inc()
+	}
 	n.send(rd)
 }
 
@@ -113,15 +116,14 @@ func (n *Node) flushDeltas() {
 	for _, b := range deltas {
 		rd.Messages = append(rd.Messages, n.eng.Broadcast(kindStoreDelta, b, budget).Messages...)
 	}
-	var b []byte
 	var err error
 	if len(n.st.batch.Deltas) > 0 {
-		b, err = radix.AppendBatch(nil, &n.st.batch)
+		var ird replica.Ready
+		var encs [][]byte
+		ird, encs, err = n.eng.BroadcastIndex(&n.st.batch, budget)
 		n.st.batch.Reset()
-		if err == nil {
-			deltas = append(deltas, b)
-			rd.Messages = append(rd.Messages, n.eng.Broadcast(kindIndexBatch, b, budget).Messages...)
-		}
+		deltas = append(deltas, encs...)
+		rd.Messages = append(rd.Messages, ird.Messages...)
 	}
 	n.st.mu.Unlock()
 	for _, b := range deltas {
@@ -216,14 +218,38 @@ func (n *Node) collect(now time.Time) {
 
 // newEngine builds the replication core of a node over st and ix.
 func newEngine(st *store.Store, ix *radix.Index, cfg Config) *replica.Engine {
-	return replica.New(st, ix, replica.Config{
+	return replica.New(st, ix, ReplicaConfig(cfg, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))))
+}
+
+// ReplicaConfig is the configuration of the replication core of a node
+// configured by cfg (zero fields take their defaults), drawing its random
+// choices from rng. Simulations (replay, the replication benchmarks) run
+// the core as nodes do with it.
+func ReplicaConfig(cfg Config, rng *rand.Rand) replica.Config {
+	cfg = cfg.withDefaults()
+	return replica.Config{
 		Horizon:          cfg.GCHorizon.D(),
 		PageBytes:        syncPageBytes,
 		MaxPages:         syncMaxPages,
 		ExchangeInterval: cfg.AntiEntropyInterval.D(),
 		EagerMembers:     cfg.EagerMembers,
-		Rand:             rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-	})
+		Rand:             rng,
+	}
+}
+
+// dataFramingBytes is Data's msgpack framing: array header, kind, bin
+// header.
+const dataFramingBytes = 16
+
+// DeltaBudget returns the largest delta a node whose codec is configured
+// by cfg sends in one packet (larger ones go over streams): the largest
+// message a packet carries alone, less Data's framing.
+func DeltaBudget(cfg wire.Config) (int, error) {
+	codec, err := wire.NewCodec(cfg)
+	if err != nil {
+		return 0, err
+	}
+	return codec.MaxMessageBytes() - dataFramingBytes, nil
 }
 
 // replicaMembers returns every member swim knows, in any state, for the

@@ -104,7 +104,9 @@
 //     tombstone (F, v) cuts a store older than v that arrives later at F, so
 //     it cannot bring the pages back. Tombstones are a window, not state:
 //     at most Config.MaxEventTombstones per worker (the oldest to arrive go
-//     first, counted), not covered by digests, shipped by Holdings. A store
+//     first, and once the window is full one no newer than the oldest kept
+//     is not kept; both counted), not covered by digests, shipped by
+//     Holdings. A store
 //     older than a tombstone that has gone, or a replica that heals after
 //     missing more removals than the window, can bring removed pages back
 //     until the engine stores and removes them again or the generation

@@ -466,3 +466,44 @@ func TestPendingNotInSnapshot(t *testing.T) {
 		t.Errorf("digest (-before +restored):\n%s", diff)
 	}
 }
+
+// TestTombstoneWindowKeepsTheNewest: once the window is full, a tombstone
+// older than every one kept (anti-entropy shipping a peer's window) is not
+// kept and pushes none of the recent ones out; a newer one still does.
+func TestTombstoneWindowKeepsTheNewest(t *testing.T) {
+	ix := New(Config{MaxEventTombstones: 2})
+	ok := mustDelta(t)
+	var stores []Delta
+	for i := range uint64(4) {
+		stores = append(stores, ok(ix.StoreEvents("w", 1, 1, 1, 10+i, engineStore(0, 1, 1+i))))
+	}
+	// Removals at vers 21 and 22 fill the window; one at 20 (older than
+	// both) arrives late; one at 23 is newer.
+	ok(ix.RemoveEvents("w", 1, 2, 1, 21, []uint64{1002}))
+	ok(ix.RemoveEvents("w", 1, 2, 1, 22, []uint64{1003}))
+	ok(ix.RemoveEvents("w", 1, 2, 1, 20, []uint64{1001}))
+	if st := ix.Stats(); st.Tombstones != 2 || st.TombstonesDropped != 1 {
+		t.Fatalf("after an older removal: stats %+v", st)
+	}
+	// The recent tombstones are still there: late stores of their blocks
+	// stay out.
+	for _, i := range []int{1, 2} {
+		if err := ix.Apply(stores[i]); err != nil {
+			t.Fatal(err)
+		}
+		if got := ix.MatchPages(nil, stores[i].Pages); len(got) != 0 {
+			t.Errorf("store %d came back past its tombstone: %v", i, got)
+		}
+	}
+	ok(ix.RemoveEvents("w", 1, 2, 1, 23, []uint64{1004}))
+	if st := ix.Stats(); st.Tombstones != 2 || st.TombstonesDropped != 2 {
+		t.Fatalf("after a newer removal: stats %+v", st)
+	}
+	if err := ix.Apply(stores[3]); err != nil {
+		t.Fatal(err)
+	}
+	if got := ix.MatchPages(nil, stores[3].Pages); len(got) != 0 {
+		t.Errorf("store 3 came back past its tombstone: %v", got)
+	}
+	check(t, ix)
+}

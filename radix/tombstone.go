@@ -38,11 +38,20 @@ func (ts *tombstones) get(f uint64) (uint64, bool) { return ts.byF.get(f) }
 
 // add records the removal of the block whose first page is f (not 0) at
 // ver, keeping the greater ver per page, and drops the oldest beyond bound.
+// Once the window is full, a tombstone no newer than the oldest kept is
+// not kept (counted as dropped): anti-entropy ships every tombstone of a
+// peer's window, and old ones that this replica let go would otherwise
+// push out its recent ones, which are those a reordered store may still
+// meet.
 func (ts *tombstones) add(f, ver uint64, bound int) {
 	if _, had := ts.byF.get(f); !had {
 		if len(ts.ring) < bound {
 			ts.ring = append(ts.ring, f)
 		} else {
+			if old, _ := ts.byF.get(ts.ring[ts.head]); ver <= old {
+				ts.dropped++
+				return
+			}
 			ts.byF.del(ts.ring[ts.head])
 			ts.ring[ts.head] = f
 			ts.head = (ts.head + 1) % len(ts.ring)

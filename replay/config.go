@@ -3,6 +3,7 @@ package replay
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/meshnode/meshnode/internal/simnet"
@@ -64,24 +65,16 @@ type Config struct {
 	PendingTimeout time.Duration
 }
 
-// Network models how the gateways' index deltas travel: directly to every
-// gateway while the fleet is small, by gossip above, as replica and swim
-// send them.
+// Network is the network between the gateways, and between the engines
+// and the gateways. How the gateways replicate is not a parameter: it is
+// the product's code with node's configuration (see gateway).
 type Network struct {
+	// Profile is the gateways' swim profile, as meshnode agent --profile
+	// takes it ["lan"].
+	Profile string
 	// Link is the one-way path between two gateways [250 µs + up to 250 µs
 	// of jitter: one LAN hop].
 	Link simnet.Link
-	// EagerGateways is the largest fleet in which a delta goes straight to
-	// every gateway [16, replica.DefaultEagerMembers].
-	EagerGateways int
-	// GossipInterval and GossipFanout: above EagerGateways, each gateway
-	// sends what it has to gossip to GossipFanout random gateways every
-	// GossipInterval [200 ms, 3: swim's LAN profile].
-	GossipInterval time.Duration
-	GossipFanout   int
-	// RetransmitMult sets how many packets carry one delta from one gateway:
-	// max(6, RetransmitMult*ceil(log10(G+1))) [4, swim's].
-	RetransmitMult int
 	// EventLink is the path from an engine to the gateway that subscribes
 	// to its KV events [like Link].
 	EventLink simnet.Link
@@ -124,12 +117,9 @@ func (c Config) Defaults() Config {
 	if n.EventLink == (simnet.Link{}) {
 		n.EventLink = n.Link
 	}
-	def(&n.EagerGateways, 16)
-	if n.GossipInterval == 0 {
-		n.GossipInterval = 200 * time.Millisecond
+	if n.Profile == "" {
+		n.Profile = "lan"
 	}
-	def(&n.GossipFanout, 3)
-	def(&n.RetransmitMult, 4)
 	return c
 }
 
@@ -170,8 +160,8 @@ func (c Config) Validate() error {
 	if c.PendingTimeout < 0 {
 		bad("pending timeout %v is negative", c.PendingTimeout)
 	}
-	if c.Net.GossipInterval <= 0 || c.Net.GossipFanout < 1 || c.Net.RetransmitMult < 1 || c.Net.EagerGateways < 1 {
-		bad("network: gossip interval, fanout, retransmit mult and eager gateways must be positive")
+	if !slices.Contains([]string{"lan", "wan", "local"}, c.Net.Profile) {
+		bad("network: profile %q is not lan, wan or local", c.Net.Profile)
 	}
 	return errors.Join(errs...)
 }

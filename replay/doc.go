@@ -19,9 +19,20 @@
 //
 // A run is deterministic from Config.Seed. Time is virtual: an
 // internal/simnet network carries the trace's arrivals, the engines'
-// timers, the gateways' index deltas and the engines' KV events, each
+// timers, the gateways' replication and the engines' KV events, each
 // delayed by simnet's link model. Request i arrives at gateway i mod G,
 // which routes it at once with what it knows.
+//
+// The gateways of the strategies that share an index replicate it with
+// the product's code, not a model of it (internal/simnet/replsim): each
+// gateway is a swim core with node's configuration for the
+// Network.Profile and a replication core (replica.Engine, node's
+// configuration) over its radix.Index. Local changes go to the core as
+// radix batches, which addresses them as a node does: to every gateway in
+// a packet up to 16 of them (node.DefaultEagerMembers), cut to the packet
+// budget and gossiped by swim above; anti-entropy (store and index pages)
+// runs at the core's pace. The mesh forms (swim's join) before the trace
+// starts. The other strategies need no mesh and run without one.
 //
 // Engines are package engine's Model, the core `meshnode engine` runs: a
 // FIFO queue, one prefill at a time at PrefillTokensPerSecond uncached
@@ -44,11 +55,8 @@
 //     policy (radix.Index.RoutePages with Config.Policy) and recording
 //     every route in it, never replicated: a fleet without a working mesh;
 //   - meshnode-recorded: the same, and every recorded route is a
-//     radix.Delta replicated to the other gateways through the network
-//     model and applied with radix.Index.Apply: directly to every gateway
-//     in fleets of up to Network.EagerGateways (16), by gossip above
-//     (fanout 3 every 200 ms, swim's retransmit limit), as replica sends
-//     deltas; nothing is lost, so anti-entropy is not modelled;
+//     radix.Delta that the gateway's mesh member replicates to the others
+//     (see above);
 //   - meshnode-events: each engine's KV events of one instant become one
 //     vLLM-format batch (kvevents) that travels to the gateway subscribing
 //     to the engine, where node's KV-event applier (node.KVApplier) turns

@@ -49,12 +49,12 @@ func (x *eventsStrategy) init(s *sim) {
 	for _, gw := range s.gws {
 		gw.ix = radix.New(radix.Config{Models: map[string]radix.ModelConfig{Model: {PageTokens: s.cfg.PageTokens}}})
 	}
-	x.seq = make([]int64, len(s.engines))
-	for w := range s.engines {
+	x.seq = make([]int64, s.cfg.Workers)
+	for w := range s.cfg.Workers {
 		g := x.subscriber(s, w)
 		a := node.NewKVApplier(s.gws[g].ix, s.workers[w], Model, 1)
 		// No replay in the simulation: the applier starts a generation.
-		_, _, res := a.Begin(vtime(0), false)
+		_, _, res := a.Begin(s.vtime(0), false)
 		x.keep(s, g, res)
 		x.appliers = append(x.appliers, a)
 	}
@@ -108,14 +108,12 @@ func (x *eventsStrategy) publish(s *sim, w int, evs []engine.Event, now time.Dur
 // events applies one message of engine w's stream at its subscribing
 // gateway g with node's applier and replicates the deltas.
 func (x *eventsStrategy) events(s *sim, g, w int, m kvevents.Message, now time.Duration) {
-	x.keep(s, g, x.appliers[w].Apply(m, vtime(now), false))
+	x.keep(s, g, x.appliers[w].Apply(m, s.vtime(now), false))
 }
 
 func (x *eventsStrategy) keep(s *sim, g int, res node.KVResult) {
 	if res.Err != nil || res.Orphans > 0 || res.Malformed > 0 || res.BlockSize > 0 {
 		x.errs++
 	}
-	for _, d := range res.Deltas {
-		s.replicate(g, d)
-	}
+	s.replicate(g, res.Deltas...)
 }

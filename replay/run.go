@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Result is one strategy's figures at one fleet size.
@@ -74,6 +76,9 @@ type Options struct {
 	// per second (time.Now); nil leaves them at 0 and the report
 	// deterministic.
 	Wall func() time.Time
+	// Parallel is how many runs (a strategy at a fleet size) go at once
+	// [1]; the figures do not depend on it, but decisions per second do.
+	Parallel int
 }
 
 // Run replays reqs through every strategy at every fleet size of opt with
@@ -117,19 +122,32 @@ func Run(reqs []Request, cfg Config, opt Options) (*Report, error) {
 	for i := range reqs {
 		pages[i], buf = appendPages(nil, buf, &reqs[i], cfg.BlockTokens, cfg.PageTokens)
 	}
-	for _, g := range opt.Gateways {
+	// The runs are independent and each deterministic: they run side by
+	// side, at most Parallel at once, and are reported in order.
+	ns := len(opt.Strategies)
+	rep.Results = make([]Result, len(opt.Gateways)*ns)
+	var eg errgroup.Group
+	eg.SetLimit(max(opt.Parallel, 1))
+	for gi, g := range opt.Gateways {
 		c := cfg
 		c.Gateways = g
-		first := len(rep.Results)
-		for _, name := range opt.Strategies {
-			st, _ := newStrategy(name)
-			res, err := runOne(c, reqs, pages, hashes, st, opt.Wall)
-			if err != nil {
-				return nil, fmt.Errorf("replay: %s at G = %d: %w", name, g, err)
-			}
-			rep.Results = append(rep.Results, res)
+		for si, name := range opt.Strategies {
+			eg.Go(func() error {
+				st, _ := newStrategy(name)
+				res, err := runOne(c, reqs, pages, hashes, st, opt.Wall)
+				if err != nil {
+					return fmt.Errorf("replay: %s at G = %d: %w", name, g, err)
+				}
+				rep.Results[gi*ns+si] = res
+				return nil
+			})
 		}
-		OracleRatios(rep.Results[first:])
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	for gi := range opt.Gateways {
+		OracleRatios(rep.Results[gi*ns : (gi+1)*ns])
 	}
 	rep.Check()
 	return rep, nil

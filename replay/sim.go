@@ -9,8 +9,10 @@ import (
 
 	"github.com/meshnode/meshnode/engine"
 	"github.com/meshnode/meshnode/internal/simnet"
+	"github.com/meshnode/meshnode/internal/simnet/replsim"
 	"github.com/meshnode/meshnode/kvevents"
 	"github.com/meshnode/meshnode/radix"
+	"github.com/meshnode/meshnode/replica"
 )
 
 // sim is one run of one strategy at one fleet size. It is driven by a
@@ -26,7 +28,6 @@ type sim struct {
 	engines []*engineNode
 	gws     []*gateway
 	workers []string // worker names, "w0".."wN"
-	gwBase  int      // simnet ID of gateway 0
 	// hashes are each request's engine block hashes; withTokens makes the
 	// engines see the prompts' tokens too (for BlockStored token ids).
 	hashes     [][]uint64
@@ -37,10 +38,16 @@ type sim struct {
 	seen  []bool
 	done  int
 
-	// Gossip bookkeeping.
-	nextDelta uint64
-	limit     int
-	scratch   radix.Batch
+	// The gateways' mesh (nil: none); forming is set while the fleet is
+	// built, early holds the gateways' changes made meanwhile, scratch is
+	// the batch being encoded.
+	mesh    *replsim.Cluster
+	forming bool
+	early   []earlyBatch
+	scratch radix.Batch
+	// t0 is the virtual time at which the trace starts: after the mesh
+	// has formed.
+	t0 time.Time
 
 	// queued is, per engine, the prompt tokens routed to it whose first
 	// token has not come, less the tokens each route expected cached:
@@ -68,9 +75,11 @@ func (s *sim) at(i int) time.Duration {
 	return time.Duration(float64(s.reqs[i].At) / s.cfg.Speedup)
 }
 
-func since(t time.Time) time.Duration { return t.Sub(simnet.Start) }
+// since is virtual time t as a time since the trace's start; vtime the
+// reverse.
+func (s *sim) since(t time.Time) time.Duration { return t.Sub(s.t0) }
 
-func vtime(d time.Duration) time.Time { return simnet.Start.Add(d) }
+func (s *sim) vtime(d time.Duration) time.Time { return s.t0.Add(d) }
 
 // stamp is the index stamp of virtual time d: milliseconds (the index keeps
 // uint32 stamps; 49 days of trace fit).
@@ -80,35 +89,26 @@ func addrOf(i int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, byte(i >> 16), byte(i >> 8), byte(i)}), 7946)
 }
 
-// newSim builds the fleet for one run.
+// newSim builds the fleet for one run. Gateways of a strategy that shares
+// its index form their mesh first (newMesh); the trace starts when it has.
 func newSim(cfg Config, reqs []Request, pages, hashes [][]uint64, strat Strategy) (*sim, error) {
 	s := &sim{
 		cfg:    cfg,
 		reqs:   reqs,
 		pages:  pages,
 		hashes: hashes,
-		net:    simnet.New(cfg.Seed, cfg.Net.Link),
 		rng:    rand.New(rand.NewPCG(cfg.Seed, 0x5eed)),
 		strat:  strat,
 		first:  make([]engine.Result, len(reqs)),
 		seen:   make([]bool, len(reqs)),
 		queued: make([]int, cfg.Workers),
 		est:    make([]int, len(reqs)),
+		t0:     simnet.Start,
 	}
 	_, s.withTokens = strat.(eventSink)
-	s.limit = max(6, cfg.Net.RetransmitMult*int(math.Ceil(math.Log10(float64(cfg.Gateways+1)))))
-	s.net.Add(addrOf(0), &driver{s: s})
 	for w := range cfg.Workers {
 		s.workers = append(s.workers, fmt.Sprintf("w%d", w))
-		m, err := newEngine(cfg, len(reqs))
-		if err != nil {
-			return nil, err
-		}
-		e := &engineNode{s: s, w: w, m: m}
-		e.id = s.net.Add(addrOf(1+w), e)
-		s.engines = append(s.engines, e)
 	}
-	s.gwBase = 1 + cfg.Workers
 	if cfg.LoadInterval > 0 && cfg.LoadOwnRoutes {
 		s.own = make([][]int, cfg.Gateways)
 		s.ownTokens = make([][]int, cfg.Gateways)
@@ -118,24 +118,51 @@ func newSim(cfg Config, reqs []Request, pages, hashes [][]uint64, strat Strategy
 		}
 	}
 	for g := range cfg.Gateways {
-		gw := &gateway{s: s, g: g, phase: time.Duration(s.rng.Int64N(int64(cfg.Net.GossipInterval)))}
-		gw.id = s.net.Add(addrOf(s.gwBase+g), gw)
-		gw.host = s.net.Host(gw.id)
-		s.gws = append(s.gws, gw)
+		s.gws = append(s.gws, &gateway{s: s, g: g})
 	}
-	for g := range s.gws {
-		for w := range cfg.Workers {
-			s.net.SetLink(1+w, s.gwBase+g, cfg.Net.EventLink)
+	m, ok := strat.(meshes)
+	s.forming = ok && m.sharesIndex() && cfg.Gateways > 1
+	strat.init(s)
+	if s.forming {
+		if err := s.newMesh(); err != nil {
+			return nil, err
+		}
+		s.forming = false
+		s.t0 = s.net.Now()
+		for _, b := range s.early {
+			s.gws[b.g].member.Broadcast(replica.KindIndexBatch, b.data)
+		}
+		s.early = nil
+	} else {
+		s.net = simnet.New(cfg.Seed, cfg.Net.Link)
+	}
+	s.net.Add(addrOf(0), &driver{s: s})
+	for w := range cfg.Workers {
+		m, err := newEngine(cfg, len(reqs))
+		if err != nil {
+			return nil, err
+		}
+		e := &engineNode{s: s, w: w, m: m}
+		e.id = s.net.Add(addrOf(1+w), e)
+		s.engines = append(s.engines, e)
+	}
+	if s.mesh == nil {
+		for _, gw := range s.gws {
+			gw.id = s.net.Add(addrOf(1+cfg.Workers+gw.g), gw)
 		}
 	}
-	strat.init(s)
+	for _, gw := range s.gws {
+		for _, e := range s.engines {
+			s.net.SetLink(e.id, gw.id, cfg.Net.EventLink)
+		}
+	}
 	return s, nil
 }
 
 // run replays every request and returns when each has its first token.
 func (s *sim) run() error {
 	last := s.at(len(s.reqs) - 1)
-	s.net.RunUntil(vtime(last))
+	s.net.RunUntil(s.vtime(last))
 	// Drain: engines finish what they hold. Bounded by the work queued.
 	for step := 0; s.done < len(s.reqs); step++ {
 		if step > 1_000_000 {
@@ -150,7 +177,10 @@ func (s *sim) run() error {
 		if next == time.Duration(math.MaxInt64) {
 			return fmt.Errorf("replay: %d of %d requests never got a first token and the engines are idle", len(s.reqs)-s.done, len(s.reqs))
 		}
-		s.net.RunUntil(vtime(max(next, since(s.net.Now()))))
+		s.net.RunUntil(s.vtime(max(next, s.since(s.net.Now()))))
+	}
+	if s.mesh != nil {
+		return s.mesh.Err()
 	}
 	return nil
 }
@@ -246,7 +276,7 @@ func (d *driver) Receive(time.Time, netip.AddrPort, any)          {}
 func (d *driver) Serve(time.Time, netip.AddrPort, any) (any, int) { return nil, 0 }
 func (d *driver) StreamDone(time.Time, uint64, any, error)        {}
 func (d *driver) Tick(now time.Time) {
-	t := since(now)
+	t := d.s.since(now)
 	for d.next < len(d.s.reqs) && d.s.at(d.next) <= t {
 		d.s.arrive(t, d.next)
 		d.next++
@@ -257,7 +287,7 @@ func (d *driver) Next() time.Time {
 	if d.next >= len(d.s.reqs) {
 		return time.Time{}
 	}
-	return vtime(d.s.at(d.next))
+	return d.s.vtime(d.s.at(d.next))
 }
 
 // engineNode runs one engine model on the network: its timers are simnet
@@ -273,11 +303,11 @@ type engineNode struct {
 func (e *engineNode) Receive(time.Time, netip.AddrPort, any)          {}
 func (e *engineNode) Serve(time.Time, netip.AddrPort, any) (any, int) { return nil, 0 }
 func (e *engineNode) StreamDone(time.Time, uint64, any, error)        {}
-func (e *engineNode) Tick(now time.Time)                              { e.advance(since(now)) }
+func (e *engineNode) Tick(now time.Time)                              { e.advance(e.s.since(now)) }
 
 func (e *engineNode) Next() time.Time {
 	if t, ok := e.m.Next(); ok {
-		return vtime(t)
+		return e.s.vtime(t)
 	}
 	return time.Time{}
 }
@@ -301,7 +331,7 @@ func (e *engineNode) advance(now time.Duration) {
 	if es, ok := s.strat.(eventSink); ok {
 		g := es.subscriber(s, e.w)
 		m, size := es.publish(s, e.w, out.Events, now)
-		s.net.Host(e.id).Send(s.net.Addr(s.gwBase+g), engineEvents{w: e.w, m: m}, size)
+		s.net.Host(e.id).Send(s.net.Addr(s.gws[g].id), engineEvents{w: e.w, m: m}, size)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/meshnode/meshnode/internal/simnet"
 	"github.com/meshnode/meshnode/radix"
 )
 
@@ -56,6 +55,13 @@ func testConfig(w, cacheBlocks int) Config {
 // simulate runs one strategy and returns the sim for inspection.
 func simulate(t *testing.T, cfg Config, reqs []Request, name string) *sim {
 	t.Helper()
+	return simulateWith(t, cfg, reqs, name, nil)
+}
+
+// simulateWith runs one strategy, calling before (if set) once the fleet
+// is built, before the trace starts.
+func simulateWith(t *testing.T, cfg Config, reqs []Request, name string, before func(*sim)) *sim {
+	t.Helper()
 	st, err := newStrategy(name)
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +78,9 @@ func simulate(t *testing.T, cfg Config, reqs []Request, name string) *sim {
 	s, err := newSim(cfg, reqs, pages, engineHashes(reqs, cfg.BlockTokens), st)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(s)
 	}
 	if err := s.run(); err != nil {
 		t.Fatal(err)
@@ -186,21 +195,34 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
-// TestReplicationDelay: with deltas slower than the whole trace, the
-// shared index routes exactly like per-gateway ones; with a LAN, a fleet
-// of G routes like one gateway on a trace whose requests are far apart.
+// TestReplicationDelay: with the gateways cut off from each other once
+// their mesh has formed, the shared index routes exactly like per-gateway
+// ones; with a LAN, a fleet of G routes like one gateway on a trace whose
+// requests are far apart.
 func TestReplicationDelay(t *testing.T) {
 	reqs := synthTrace(3, 200, 6, 6, 2, 16, 50*time.Millisecond)
 	cfg := testConfig(4, 40)
 	cfg.Gateways = 3
-	cfg.Net.Link = simnet.Link{Delay: time.Hour}
-	slow := simulate(t, cfg, reqs, StrategyRecorded)
-	local := simulate(t, cfg, reqs, StrategyLocal)
-	if diff := cmp.Diff(local.first, slow.first); diff != "" {
-		t.Errorf("recorded with deltas an hour late differs from local indexes (-local +recorded):\n%s", diff)
+	cut := func(s *sim) {
+		if s.mesh == nil {
+			t.Fatal("3 gateways of a shared index have no mesh")
+		}
+		for _, a := range s.gws {
+			for _, b := range s.gws {
+				if a != b {
+					s.net.Cut(a.id, b.id)
+				}
+			}
+		}
 	}
-	cfg.Net.Link = simnet.Link{}
-	cfg = cfg.Defaults()
+	apart := simulateWith(t, cfg, reqs, StrategyRecorded, cut)
+	local := simulate(t, cfg, reqs, StrategyLocal)
+	if diff := cmp.Diff(local.first, apart.first); diff != "" {
+		t.Errorf("recorded with the gateways cut off differs from local indexes (-local +recorded):\n%s", diff)
+	}
+	if apart.mesh.DeltaBytes == 0 {
+		t.Error("the cut-off gateways sent no deltas")
+	}
 	fleet := simulate(t, cfg, reqs, StrategyRecorded)
 	cfg.Gateways = 1
 	one := simulate(t, cfg, reqs, StrategyRecorded)
@@ -209,8 +231,9 @@ func TestReplicationDelay(t *testing.T) {
 	}
 }
 
-// TestGossipConverges: above EagerGateways deltas spread by gossip, and
-// every gateway's index ends up the same (no budget pressure).
+// TestGossipConverges: above node.DefaultEagerMembers gateways, deltas
+// spread by swim's gossip (with anti-entropy behind), and every gateway's
+// index ends up the same (no budget pressure).
 func TestGossipConverges(t *testing.T) {
 	reqs := synthTrace(4, 150, 6, 4, 2, 16, 20*time.Millisecond)
 	cfg := testConfig(4, 100_000)
@@ -226,10 +249,13 @@ func TestGossipConverges(t *testing.T) {
 			t.Fatalf("gateway %d's index differs from gateway 0's (-0 +%d):\n%s", gw.g, gw.g, diff)
 		}
 	}
-	for _, gw := range s.gws {
-		if len(gw.queue) != 0 {
-			t.Errorf("gateway %d still gossips %d deltas", gw.g, len(gw.queue))
+	for i, sw := range s.mesh.Swim.Nodes {
+		if n := sw.Core.Pending(); n != 0 {
+			t.Errorf("gateway %d still gossips %d messages", i, n)
 		}
+	}
+	if s.mesh.DeltaBytes == 0 {
+		t.Error("no deltas sent")
 	}
 }
 
@@ -356,7 +382,11 @@ func TestEventsMirrorEngineCaches(t *testing.T) {
 		cfg.PageTokens = tc.pageTokens
 		ppb := cfg.BlockTokens / cfg.PageTokens
 		s := simulate(t, cfg, reqs, StrategyEvents)
-		s.net.RunFor(cfg.PendingTimeout + 5*time.Second)
+		s.net.RunFor(cfg.PendingTimeout + 35*time.Second)
+		if s.mesh != nil {
+			c := s.mesh
+			t.Logf("G = %d: gossiped %d (%d dropped), packets %d, pushes %d, exchanges %d", g, c.Gossiped, c.GossipDropped, c.Packets, c.Pushes, c.Exchanges)
+		}
 		if n := s.strat.(*eventsStrategy).errs; n != 0 {
 			t.Fatalf("G = %d: node's applier refused or could not place %d batches", g, n)
 		}

@@ -87,7 +87,7 @@ func (*roundRobin) Name() string { return StrategyRoundRobin }
 func (r *roundRobin) init(s *sim) {
 	r.next = make([]int, len(s.gws))
 	for g := range r.next {
-		r.next[g] = g % len(s.engines)
+		r.next[g] = g % s.cfg.Workers
 	}
 }
 func (r *roundRobin) route(s *sim, g, _ int, _ time.Duration) int {
@@ -150,6 +150,9 @@ type indexed struct {
 }
 
 func (x *indexed) Name() string { return x.name }
+
+// sharesIndex: the gateways' indexes replicate over a mesh (meshes).
+func (x *indexed) sharesIndex() bool { return x.shared }
 
 func newIndex(s *sim) *radix.Index {
 	return radix.New(radix.Config{

@@ -32,6 +32,32 @@ func (e *Engine) Broadcast(kind uint8, payload []byte, budget int) Ready {
 	return r
 }
 
+// BroadcastIndex encodes and addresses a batch of local index deltas, as
+// Broadcast does, and returns the encoded batches too. While the cluster
+// is small the batch goes whole (in a packet each, or over streams when
+// too large); above, it is cut into batches that fit budget
+// (radix.AppendBatches), so that gossip carries them to every member
+// rather than streams to PushFanout members and anti-entropy to the rest.
+func (e *Engine) BroadcastIndex(b *radix.Batch, budget int) (Ready, [][]byte, error) {
+	var r Ready
+	var encs [][]byte
+	var err error
+	if e.eager() {
+		var enc []byte
+		enc, err = radix.AppendBatch(nil, b)
+		encs = [][]byte{enc}
+	} else {
+		encs, err = radix.AppendBatches(nil, b, budget)
+	}
+	if err != nil {
+		return r, nil, err
+	}
+	for _, enc := range encs {
+		e.address(&r, KindIndexBatch, enc, budget)
+	}
+	return r, encs, nil
+}
+
 func (e *Engine) eager() bool { return len(e.peers)+1 <= e.cfg.EagerMembers }
 
 func (e *Engine) address(r *Ready, kind uint8, payload []byte, budget int) {
@@ -61,23 +87,36 @@ func (e *Engine) address(r *Ready, kind uint8, payload []byte, budget int) {
 
 // Receive merges a delta a peer sent (KindStoreDelta, KindIndexBatch)
 // over via: a packet, gossip or a stream. In a cluster above EagerMembers,
-// a delta received in a packet for the first time is gossiped on. The
-// engine keeps payload only inside the returned messages.
+// a delta received in a packet for the first time is gossiped on, and one
+// received again (gossip brings each delta to a member several times) is
+// not applied again: Ready.Duplicate is set. The engine keeps payload only
+// inside the returned messages.
 func (e *Engine) Receive(kind uint8, payload []byte, via Via, now time.Time) (Ready, error) {
 	var r Ready
-	var err error
-	switch kind {
-	case KindStoreDelta:
-		err = e.st.Apply(payload, now)
-	case KindIndexBatch:
-		err = e.applyIndex(payload)
-	default:
+	if kind != KindStoreDelta && kind != KindIndexBatch {
 		return r, ErrKind
+	}
+	gossip := via != ViaStream && !e.eager()
+	var h uint64
+	if gossip {
+		h = deltaHash(kind, payload)
+		if e.seen.has(h) {
+			// Applied when first received (deltas are idempotent, so this
+			// only saves the work).
+			r.Duplicate = true
+			return r, nil
+		}
+	}
+	var err error
+	if kind == KindStoreDelta {
+		err = e.st.Apply(payload, now)
+	} else {
+		err = e.applyIndex(payload)
 	}
 	if err != nil {
 		return r, err
 	}
-	if via != ViaStream && !e.eager() && e.seen.add(deltaHash(kind, payload)) {
+	if gossip && e.seen.add(h) {
 		r.Messages = append(r.Messages, Message{Via: ViaGossip, Kind: kind, Payload: payload})
 	}
 	return r, nil
@@ -109,6 +148,12 @@ type seenSet struct {
 
 func newSeenSet(n int) seenSet {
 	return seenSet{set: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
+}
+
+// has reports whether h is among the hashes remembered.
+func (s *seenSet) has(h uint64) bool {
+	_, ok := s.set[h]
+	return ok
 }
 
 // add records h and reports whether it is new.

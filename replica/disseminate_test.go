@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/meshnode/meshnode/radix"
 	"github.com/meshnode/meshnode/replica"
 	"github.com/meshnode/meshnode/store"
 )
@@ -146,5 +147,119 @@ func TestReceiveGossipsOnOnce(t *testing.T) {
 	}
 	if _, err := small.Receive(replica.KindStoreDelta, []byte{0xc1}, replica.ViaPacket, t0); err == nil {
 		t.Error("Receive accepted a malformed delta")
+	}
+}
+
+// TestReceiveSkipsDuplicates: above EagerMembers a gossiped delta received
+// again is not applied again (Ready.Duplicate); one that failed to apply
+// is not remembered, so a later copy is tried again; deltas over streams
+// and in small clusters are always applied.
+func TestReceiveSkipsDuplicates(t *testing.T) {
+	src := engineWithPeers(t, 0)
+	if err := src.Store().Put("ns", "k", []byte("v"), t0); err != nil {
+		t.Fatal(err)
+	}
+	d := src.Flush(1200)[0]
+	dup := func(e *replica.Engine, b []byte, via replica.Via) (bool, error) {
+		r, err := e.Receive(replica.KindStoreDelta, b, via, t0)
+		return r.Duplicate, err
+	}
+	tests := []struct {
+		name  string
+		peers int
+		via   replica.Via
+		want  []bool // Duplicate at each receipt
+	}{
+		{"gossip", 9, replica.ViaPacket, []bool{false, true, true}},
+		{"gossip over streams", 9, replica.ViaStream, []bool{false, false}},
+		{"small cluster", 2, replica.ViaPacket, []bool{false, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := engineWithPeers(t, tt.peers)
+			var got []bool
+			for range tt.want {
+				d, err := dup(e, d, tt.via)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, d)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Duplicate per receipt (-want +got):\n%s", diff)
+			}
+			if n := len(e.Store().List("ns", "")); n != 1 {
+				t.Errorf("receiver holds %d keys, want 1", n)
+			}
+		})
+	}
+	t.Run("refused", func(t *testing.T) {
+		e := engineWithPeers(t, 9)
+		bad := []byte{0xff, 0x01}
+		for i := range 2 {
+			isDup, err := dup(e, bad, replica.ViaPacket)
+			if err == nil || isDup {
+				t.Errorf("receipt %d of a malformed delta: duplicate %v, error %v; want an error, not a duplicate", i, isDup, err)
+			}
+		}
+	})
+	t.Run("unknown kind", func(t *testing.T) {
+		e := engineWithPeers(t, 9)
+		if _, err := e.Receive(99, d, replica.ViaPacket, t0); err != replica.ErrKind {
+			t.Errorf("error %v, want ErrKind", err)
+		}
+	})
+}
+
+// TestBroadcastIndexCuts: index deltas go whole to every peer of a small
+// cluster (over a stream when too large for a packet), and cut into
+// batches that each fit a packet to gossip in a large one, which decode
+// to the same deltas.
+func TestBroadcastIndexCuts(t *testing.T) {
+	ix := radix.New(radix.Config{})
+	pages := make([]uint64, 400) // 3.2 KB of pages
+	for i := range pages {
+		pages[i] = uint64(i)*0x9E3779B97F4A7C15 | 1
+	}
+	d, err := ix.Insert("w", 1, 5, pages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b radix.Batch
+	b.Add(d)
+	const budget = 1000
+
+	small := engineWithPeers(t, 2)
+	r, encs, err := small.BroadcastIndex(&b, budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]sent{{"p0", "stream"}, {"p1", "stream"}}, summary(r)); diff != "" || len(encs) != 1 {
+		t.Errorf("small cluster: %d batches, messages (-want +got):\n%s", len(encs), diff)
+	}
+
+	large := engineWithPeers(t, 9)
+	r, encs, err = large.BroadcastIndex(&b, budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(encs) < 4 || len(r.Messages) != len(encs) {
+		t.Fatalf("large cluster: %d batches, %d messages; want at least 4, one each", len(encs), len(r.Messages))
+	}
+	var got []uint64
+	for i, m := range r.Messages {
+		if m.Via != replica.ViaGossip || len(m.Payload) > budget {
+			t.Errorf("message %d: %v of %d bytes, want gossip within %d", i, m.Via, len(m.Payload), budget)
+		}
+		var db radix.Batch
+		if err := radix.DecodeBatch(&db, m.Payload, radix.DefaultLimits()); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range db.Deltas {
+			got = append(got, d.Pages...)
+		}
+	}
+	if diff := cmp.Diff(pages, got); diff != "" {
+		t.Errorf("pages carried (-want +got):\n%s", diff)
 	}
 }

@@ -68,6 +68,9 @@ type Ready struct {
 	// Synced is set once, when the first exchange after Bootstrap has
 	// succeeded, or found no live member to exchange with.
 	Synced bool
+	// Duplicate is set by Receive for a gossiped delta received before,
+	// which it did not apply again.
+	Duplicate bool
 	// Collected counts the tombstones a collection round collected.
 	Collected int
 	// Next is when the engine next needs Tick (zero from inputs other

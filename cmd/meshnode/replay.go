@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,8 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	loadInterval := fs.Duration("load-interval", 0, "gateways see the engines' loads as a snapshot taken this often (0: exactly, at once)")
 	loadOwn := fs.Bool("load-own-routes", false, "with --load-interval, each gateway adds its own routes since the snapshot to it")
 	pending := fs.Duration("pending-timeout", 5*time.Second, "how long routed pages count as pending in the events strategy")
+	profile := fs.String("profile", "lan", "the gateways' swim profile (lan, wan or local), as meshnode agent --profile")
+	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "simulation runs (a strategy at a fleet size) at once; the figures do not depend on it")
 	pos, err := parseInterleaved(fs, args)
 	if err == nil && len(pos) != 1 {
 		err = badUsage("want one trace file, got %d arguments", len(pos))
@@ -87,12 +90,13 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		LoadOwnRoutes:          *loadOwn,
 		Policy: radix.Policy{CacheThreshold: *cacheThreshold, BalanceAbsThreshold: *balanceAbs, BalanceRelThreshold: *balanceRel,
 			CostWeight: *costWeight},
+		Net: replay.Network{Profile: *profile},
 	}
 	var rep *replay.Report
 	if *live {
 		rep, err = runLive(context.Background(), reqs, cfg, gs, names, stderr)
 	} else {
-		rep, err = replay.Run(reqs, cfg, replay.Options{Gateways: gs, Strategies: names, Wall: time.Now})
+		rep, err = replay.Run(reqs, cfg, replay.Options{Gateways: gs, Strategies: names, Wall: time.Now, Parallel: *parallel})
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "meshnode replay: %s\n", oneLine(err))
