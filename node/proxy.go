@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -44,6 +43,7 @@ type proxy struct {
 	tr      *http.Transport
 	client  *http.Client // active health checks
 	load    *loadBook
+	urls    urlCache
 	health  *healthBook
 	now     func() time.Time
 	handler http.Handler
@@ -141,7 +141,7 @@ type proxyCall struct {
 	outcome   string // set when the proxy decided it; else read from the answer
 	pages     []uint64
 	tokens    int64
-	body      []byte
+	body      *requestBody
 	tried     []string
 	ttfb      time.Duration // 0 until the first byte
 	streamErr error         // why the answer's body ended early
@@ -167,7 +167,10 @@ func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat boo
 		openAIError(sw, http.StatusRequestEntityTooLarge, "invalid_request_error", fmt.Sprintf("request body over %d bytes", maxBytes))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(sw, r.Body, maxBytes))
+	rb := newRequestBody()
+	defer rb.release()
+	err := rb.readFrom(http.MaxBytesReader(sw, r.Body, maxBytes), r.ContentLength)
+	body := rb.buf
 	if err != nil {
 		call.outcome = "rejected"
 		var mbe *http.MaxBytesError
@@ -209,7 +212,7 @@ func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat boo
 	}
 	sc.pages = call.pages[:0]
 	call.tokens = in.estTokens()
-	call.body = body
+	call.body = rb
 	p.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), callKey{}, call)))
 }
 
@@ -264,7 +267,7 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			call.rule = res.Rule
 		}
 		call.tried = append(call.tried, wk.ID)
-		out, err := upstreamRequest(req, wk.URL, call.body)
+		base, err := p.urls.parse(wk.URL)
 		if err != nil {
 			lastErr = err
 			continue
@@ -272,7 +275,7 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		l := p.load.acquire(wk.ID, call.tokens)
 		actx, cancel := context.WithCancelCause(req.Context())
 		timer := time.AfterFunc(cfg.ProxyFirstByteTimeout.D(), func() { cancel(errFirstByteTimeout) })
-		resp, err := p.tr.RoundTrip(out.WithContext(actx))
+		resp, err := p.tr.RoundTrip(upstreamRequest(actx, req, base, call.body))
 		if err == nil && resp.StatusCode < 500 {
 			p.health.ok(wk.ID)
 			resp.Header.Set(workerHeader, wk.ID)
@@ -353,24 +356,21 @@ func (p *proxy) hasOther(call *proxyCall) bool {
 	return false
 }
 
-// upstreamRequest is req sent to the worker at base: the worker URL's path
-// prefixes the request's, and the body is the one the client sent.
-func upstreamRequest(req *http.Request, base string, body []byte) (*http.Request, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return nil, fmt.Errorf("node: proxy: worker url %q: %w", base, err)
-	}
-	out := req.WithContext(req.Context()) // a shallow copy: RoundTrippers must not modify their request
+// upstreamRequest is req sent to the worker at base, in ctx: the worker
+// URL's path prefixes the request's, and the body is the one the client
+// sent.
+func upstreamRequest(ctx context.Context, req *http.Request, base *url.URL, body *requestBody) *http.Request {
+	out := req.WithContext(ctx) // a shallow copy: RoundTrippers must not modify their request
 	ou := *req.URL
-	ou.Scheme, ou.Host, ou.User = u.Scheme, u.Host, nil
-	ou.Path = strings.TrimSuffix(u.Path, "/") + req.URL.Path
+	ou.Scheme, ou.Host, ou.User = base.Scheme, base.Host, nil
+	ou.Path = strings.TrimSuffix(base.Path, "/") + req.URL.Path
 	ou.RawPath = ""
 	out.URL = &ou
 	out.Host = ""
-	out.Body = io.NopCloser(bytes.NewReader(body))
-	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	out.ContentLength = int64(len(body))
-	return out, nil
+	out.Body = body.reader()
+	out.GetBody = body.getBody
+	out.ContentLength = int64(len(body.buf))
+	return out
 }
 
 // upstreamBody is an engine's answer on its way to the client. Its first
