@@ -184,7 +184,13 @@ func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat boo
 		openAIError(sw, http.StatusBadRequest, "invalid_request_error", "reading the request: "+err.Error())
 		return
 	}
-	req, in, err := parseCompletion(body, chat, p.n.cfg.ProxyTokenizer == "bytes")
+	sc := scratchPool.Get().(*promptScratch)
+	defer scratchPool.Put(sc)
+	bytesTokens := p.n.cfg.ProxyTokenizer == "bytes"
+	req, in, ok := scanCompletion(body, chat, bytesTokens, sc)
+	if !ok {
+		req, in, err = parseCompletion(body, chat, bytesTokens)
+	}
 	if err != nil {
 		call.outcome = "rejected"
 		openAIError(sw, http.StatusBadRequest, "invalid_request_error", strings.TrimPrefix(err.Error(), errPrompt.Error()+": "))
@@ -203,8 +209,6 @@ func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat boo
 		openAIError(sw, http.StatusTooManyRequests, "rate_limit_exceeded", fmt.Sprintf("rate limit reached for model %q; retry after %s s", req.Model, retryAfter(wait)))
 		return
 	}
-	sc := scratchPool.Get().(*promptScratch)
-	defer scratchPool.Put(sc)
 	if in.tokens != nil {
 		call.pages = p.n.st.ix.AppendPages(sc.pages[:0], req.Model, in.tokens)
 	} else {
