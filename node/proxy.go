@@ -75,7 +75,13 @@ func newProxy(n *Node, token string) *proxy {
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:       p.rewrite,
 		Transport:     p,
-		FlushInterval: -1, // server-sent events reach the client chunk by chunk
+		// Server-sent events and answers of unknown length (chunked) reach
+		// the client chunk by chunk: the ReverseProxy flushes them at once
+		// whatever FlushInterval says. An answer of declared length is whole
+		// already: written as one, it takes one write to the client, where
+		// flushing each chunk (-1) took a timer goroutine flushing the
+		// headers on their own, then a flush per read.
+		FlushInterval: 0,
 		ErrorHandler:  p.upstreamError,
 		ErrorLog:      slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 		BufferPool:    copyBuffers{},
