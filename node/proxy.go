@@ -73,8 +73,8 @@ func newProxy(n *Node, token string) *proxy {
 	p := &proxy{n: n, token: token, tr: tr, client: &http.Client{Transport: tr}, load: newLoadBook(),
 		health: newHealthBook(c.ProxyFailures, c.ProxyBackoff.D(), c.ProxyMaxBackoff.D()), now: time.Now}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:       p.rewrite,
-		Transport:     p,
+		Rewrite:   p.rewrite,
+		Transport: p,
 		// Server-sent events and answers of unknown length (chunked) reach
 		// the client chunk by chunk: the ReverseProxy flushes them at once
 		// whatever FlushInterval says. An answer of declared length is whole
