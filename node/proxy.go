@@ -72,15 +72,15 @@ func newProxy(n *Node, token string) *proxy {
 	}
 	p := &proxy{n: n, token: token, tr: tr, client: &http.Client{Transport: tr}, load: newLoadBook(),
 		health: newHealthBook(c.ProxyFailures, c.ProxyBackoff.D(), c.ProxyMaxBackoff.D()), now: time.Now}
+	// Server-sent events and answers of unknown length (chunked) reach the
+	// client chunk by chunk: the ReverseProxy flushes them at once whatever
+	// FlushInterval says. An answer of declared length is whole already:
+	// written as one, it takes one write to the client, where flushing
+	// every chunk (-1) took a timer goroutine flushing the headers on their
+	// own, then a flush per read.
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:   p.rewrite,
-		Transport: p,
-		// Server-sent events and answers of unknown length (chunked) reach
-		// the client chunk by chunk: the ReverseProxy flushes them at once
-		// whatever FlushInterval says. An answer of declared length is whole
-		// already: written as one, it takes one write to the client, where
-		// flushing each chunk (-1) took a timer goroutine flushing the
-		// headers on their own, then a flush per read.
+		Rewrite:       p.rewrite,
+		Transport:     p,
 		FlushInterval: 0,
 		ErrorHandler:  p.upstreamError,
 		ErrorLog:      slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
