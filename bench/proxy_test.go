@@ -123,15 +123,14 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 }
 
 // latencyRig is the latency benchmarks' setup: a fast upstream, a proxy
-// in front of it, and a client with warm connections to both; urls[0] is
-// the direct path, urls[1] the proxied one. With procs 1, the upstream and
+// in front of it, and a client (rawClient) with warm connections to each;
+// raw[0] is the direct path, raw[1] the proxied one. With procs 1, the upstream and
 // the proxy are servers in the benchmark's process; with procs 3, each is
 // a process of its own (startChild), and the benchmark's process, the
 // load generator, runs with the agent's heap floor like them.
 type latencyRig struct {
-	client *http.Client
-	urls   [2]string
-	body   string
+	client *http.Client // for the children's CPU times
+	raw    [2]*rawClient
 
 	mu   sync.Mutex
 	lat  [2][]time.Duration // per path, as measured
@@ -145,7 +144,9 @@ type latencyRig struct {
 
 // measure sends one request on path k and records its latency.
 func (l *latencyRig) measure(k int) {
-	d, err := roundTrip(l.client, l.urls[k], l.body)
+	start := time.Now()
+	_, err := l.raw[k].do()
+	d := time.Since(start)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
@@ -202,16 +203,22 @@ func newLatencyRig(b *testing.B, stream bool, procs int) *latencyRig {
 	b.Cleanup(tr.CloseIdleConnections)
 	l := &latencyRig{
 		client: &http.Client{Transport: tr, Timeout: 10 * time.Second},
-		urls:   [2]string{upURL + "/v1/chat/completions", pxURL + "/v1/chat/completions"},
-		body:   benchBody(stream),
+	}
+	for k, u := range []string{upURL, pxURL} {
+		rc, err := newRawClient(u+"/v1/chat/completions", benchBody(stream))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(rc.close)
+		l.raw[k] = rc
 	}
 	// Warm both paths alike: open the connections a burst needs (client to
 	// engine, client to proxy, proxy to engine), so that what is measured
 	// is requests, not dials.
-	for _, u := range l.urls {
+	for _, rc := range l.raw {
 		var g errgroup.Group
 		for range warmConns {
-			g.Go(func() error { _, err := roundTrip(l.client, u, l.body); return err })
+			g.Go(func() error { _, err := rc.do(); return err })
 		}
 		if err := g.Wait(); err != nil {
 			b.Fatal(err)

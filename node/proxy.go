@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -147,7 +148,7 @@ type proxyCall struct {
 	outcome   string // set when the proxy decided it; else read from the answer
 	pages     []uint64
 	tokens    int64
-	body      *requestBody
+	body      []byte
 	tried     []string
 	ttfb      time.Duration // 0 until the first byte
 	streamErr error         // why the answer's body ended early
@@ -173,10 +174,7 @@ func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat boo
 		openAIError(sw, http.StatusRequestEntityTooLarge, "invalid_request_error", fmt.Sprintf("request body over %d bytes", maxBytes))
 		return
 	}
-	rb := newRequestBody()
-	defer rb.release()
-	err := rb.readFrom(http.MaxBytesReader(sw, r.Body, maxBytes), r.ContentLength)
-	body := rb.buf
+	body, err := readBody(http.MaxBytesReader(sw, r.Body, maxBytes), r.ContentLength)
 	if err != nil {
 		call.outcome = "rejected"
 		var mbe *http.MaxBytesError
@@ -222,7 +220,7 @@ func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat boo
 	}
 	sc.pages = call.pages[:0]
 	call.tokens = in.estTokens()
-	call.body = rb
+	call.body = body
 	p.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), callKey{}, call)))
 }
 
@@ -369,7 +367,7 @@ func (p *proxy) hasOther(call *proxyCall) bool {
 // upstreamRequest is req sent to the worker at base, in ctx: the worker
 // URL's path prefixes the request's, and the body is the one the client
 // sent.
-func upstreamRequest(ctx context.Context, req *http.Request, base *url.URL, body *requestBody) *http.Request {
+func upstreamRequest(ctx context.Context, req *http.Request, base *url.URL, body []byte) *http.Request {
 	out := req.WithContext(ctx) // a shallow copy: RoundTrippers must not modify their request
 	ou := *req.URL
 	ou.Scheme, ou.Host, ou.User = base.Scheme, base.Host, nil
@@ -377,9 +375,9 @@ func upstreamRequest(ctx context.Context, req *http.Request, base *url.URL, body
 	ou.RawPath = ""
 	out.URL = &ou
 	out.Host = ""
-	out.Body = body.reader()
-	out.GetBody = body.getBody
-	out.ContentLength = int64(len(body.buf))
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	out.ContentLength = int64(len(body))
 	return out
 }
 
