@@ -6,8 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -27,9 +30,15 @@ import (
 const (
 	childRoleEnv     = "MESHNODE_BENCH_CHILD"          // "engine" or "proxy"
 	childUpstreamEnv = "MESHNODE_BENCH_CHILD_UPSTREAM" // the proxy's engine URL
+	// proxyRoleEnv set to "bareproxy" makes the latency benchmarks' proxy
+	// a bare httputil.ReverseProxy, for comparison.
+	proxyRoleEnv = "MESHNODE_BENCH_PROXY_ROLE"
 	// childProfileEnv, suffixed with a role (MESHNODE_BENCH_CPUPROFILE_proxy),
 	// names a file for that child's CPU profile.
 	childProfileEnv = "MESHNODE_BENCH_CPUPROFILE_"
+	// childProcsEnv, suffixed with a role, sets that child's GOMAXPROCS
+	// (by default, as for any Go program, the number of cores).
+	childProcsEnv = "MESHNODE_BENCH_GOMAXPROCS_"
 )
 
 // childCPUPath answers, on a child, its CPU time so far in nanoseconds.
@@ -65,6 +74,13 @@ func TestMain(m *testing.M) {
 // once in ends.
 func runChild(role string, in io.Reader, out io.Writer) error {
 	defer node.StartHeapFloor(node.DefaultHeapFloor)()
+	if v := os.Getenv(childProcsEnv + role); v != "" {
+		procs, err := strconv.Atoi(v)
+		if err != nil || procs < 1 {
+			return fmt.Errorf("%s%s=%q: want a number of at least 1", childProcsEnv, role, v)
+		}
+		runtime.GOMAXPROCS(procs)
+	}
 	if path := os.Getenv(childProfileEnv + role); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -86,6 +102,16 @@ func runChild(role string, in io.Reader, out io.Writer) error {
 			return err
 		}
 		h = n.ProxyHandler()
+	case "bareproxy":
+		// The floor the proxy stands on: net/http's server, ReverseProxy and
+		// transport, nothing read, routed or counted.
+		u, err := url.Parse(os.Getenv(childUpstreamEnv))
+		if err != nil {
+			return err
+		}
+		rp := httputil.NewSingleHostReverseProxy(u)
+		rp.Transport = &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}
+		h = rp
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}

@@ -2,12 +2,14 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -138,8 +140,10 @@ type latencyRig struct {
 
 	// With the proxy in a process of its own: its URL, and its CPU time
 	// once warm.
-	proxyProc string
-	proxyCPU0 time.Duration
+	proxyProc  string
+	proxyCPU0  time.Duration
+	engineProc string
+	engineCPU0 time.Duration
 }
 
 // measure sends one request on path k and records its latency.
@@ -178,6 +182,10 @@ func (l *latencyRig) report(b *testing.B) {
 		// All of the proxy process's CPU (its collector's too) over the
 		// proxied requests: a figure waiting for a core does not inflate.
 		b.ReportMetric(float64((cpu-l.proxyCPU0).Microseconds())/float64(len(l.lat[1])), "proxy-cpu-µs/req")
+		if cpu, err = childCPU(l.client, l.engineProc); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64((cpu-l.engineCPU0).Microseconds())/float64(len(l.lat[0])+len(l.lat[1])), "engine-cpu-µs/req")
 	}
 }
 
@@ -194,7 +202,8 @@ func newLatencyRig(b *testing.B, stream bool, procs int) *latencyRig {
 		upURL, pxURL = up.URL, proxyFor(b, up.URL).URL
 	case 3:
 		upURL = startChild(b, "engine")
-		pxURL = startChild(b, "proxy", childUpstreamEnv+"="+upURL)
+		role := cmp.Or(os.Getenv(proxyRoleEnv), "proxy")
+		pxURL = startChild(b, role, childUpstreamEnv+"="+upURL)
 		b.Cleanup(node.StartHeapFloor(node.DefaultHeapFloor))
 	default:
 		b.Fatalf("procs %d: want 1 or 3", procs)
@@ -225,9 +234,12 @@ func newLatencyRig(b *testing.B, stream bool, procs int) *latencyRig {
 		}
 	}
 	if procs == 3 {
-		l.proxyProc = pxURL
+		l.proxyProc, l.engineProc = pxURL, upURL
 		var err error
 		if l.proxyCPU0, err = childCPU(l.client, pxURL); err != nil {
+			b.Fatal(err)
+		}
+		if l.engineCPU0, err = childCPU(l.client, l.engineProc); err != nil {
 			b.Fatal(err)
 		}
 	}
