@@ -88,11 +88,21 @@ func scanCompletion(body []byte, chat, bytesTokens bool, sc *promptScratch) (req
 			}
 		}
 	}
-	m, ok := appendUnquoted(nil, model)
-	if !ok || (chat && nmsg == 0) || ValidName("model", string(m), 255) != nil {
+	if chat && nmsg == 0 {
 		return req, in, false
 	}
-	req.Model = string(m)
+	if plainASCII(model) {
+		req.Model = string(model)
+	} else {
+		m, ok := appendUnquoted(nil, model)
+		if !ok {
+			return req, in, false
+		}
+		req.Model = string(m)
+	}
+	if ValidName("model", req.Model, 255) != nil {
+		return req, in, false
+	}
 	if !chat {
 		var err error
 		if in, err = promptInput(req.Prompt); err != nil {
@@ -322,6 +332,17 @@ func (s *jsonScan) elems() func(yield func(struct{}) bool) {
 		s.i++
 		s.ws()
 	}
+}
+
+// plainASCII reports whether the JSON string written as raw is its own
+// value: ASCII without escapes.
+func plainASCII(raw []byte) bool {
+	for _, c := range raw {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // appendUnquoted appends the JSON string written as raw (between its

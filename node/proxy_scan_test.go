@@ -18,6 +18,7 @@ var scanBodies = []struct {
 	{"chat", `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`, true, true},
 	{"chat with other fields", ` { "max_tokens" : 4 , "tools":[{"a":[1,{"b":null}]}], "model" : "m", "messages" : [ {"name":"x","role":"system","content":"be\nbrief \"now\" \u00e9\/"} , {"role":"user","content":null}, {"role":"user"} ] } `, true, true},
 	{"chat unicode", `{"model":"m","messages":[{"role":"user","content":"héllo ☃ \u2603"}]}`, true, true},
+	{"escaped model", `{"model":"a\/b\u0063","messages":[{"role":"user","content":"a"}]}`, true, true},
 	{"chat with parts", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"}]}]}`, true, false},
 	{"chat surrogate pair", `{"model":"m","messages":[{"role":"user","content":"\ud83d\ude00"}]}`, true, false},
 	{"chat invalid utf-8", "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", true, false},
@@ -67,7 +68,7 @@ func TestScanCompletion(t *testing.T) {
 // scratch buffers, which the next request reuses.
 func TestScanCompletionReusesScratch(t *testing.T) {
 	sc := new(promptScratch)
-	body := []byte(`{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("a", 300) + `"}]}`)
+	body := []byte(`{"model":"meta-llama/Llama-3.1-8B-Instruct","messages":[{"role":"user","content":"` + strings.Repeat("a", 300) + `"}]}`)
 	if _, _, ok := scanCompletion(body, true, true, sc); !ok {
 		t.Fatal("fast path refused")
 	}
