@@ -114,6 +114,9 @@ func scanCompletion(body []byte, chat, bytesTokens bool, sc *promptScratch) (req
 	if bytesTokens && in.tokens == nil {
 		t := in.text[:min(len(in.text), maxPromptTokens)]
 		tokens := sc.tokens[:0]
+		if tokens == nil {
+			tokens = tokenList{} // an empty prompt is no tokens, not text (as parseCompletion has it)
+		}
 		for _, c := range t {
 			tokens = append(tokens, uint32(c))
 		}

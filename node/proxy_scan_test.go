@@ -42,6 +42,7 @@ var scanBodies = []struct {
 	{"completion batch", `{"model":"m","prompt":[[1,2],[3]]}`, false, true},
 	{"completion with messages", `{"model":"m","prompt":"a","messages":5}`, false, false},
 	{"completion no prompt", `{"model":"m"}`, false, false},
+	{"completion empty text", `{"model":"m","prompt":""}`, false, true},
 }
 
 // TestScanCompletion: where the fast path answers, its answer is
