@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/json"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -22,7 +21,7 @@ import (
 // that: whatever it accepts, parseCompletion accepts with the same model,
 // stream flag and routing input.
 func scanCompletion(body []byte, chat, bytesTokens bool, sc *promptScratch) (req completionRequest, in routingInput, ok bool) {
-	if !json.Valid(body) { // from here on, every index is in a well-formed document
+	if !validJSON(body) { // from here on, every index is in a well-formed document
 		return req, in, false
 	}
 	s := jsonScan{b: body}
