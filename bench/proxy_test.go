@@ -2,12 +2,14 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/meshnode/meshnode/engine/server"
 	"github.com/meshnode/meshnode/node"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -39,9 +42,14 @@ func benchBody(stream bool) string {
 // server-sent events and [DONE]. With hold, a stream waits after its first
 // event until hold is closed.
 func fastUpstream(hold <-chan struct{}) *httptest.Server {
+	return httptest.NewServer(fastUpstreamHandler(hold))
+}
+
+// fastUpstreamHandler is fastUpstream's handler.
+func fastUpstreamHandler(hold <-chan struct{}) http.Handler {
 	answer := []byte(`{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"a b c d"},"finish_reason":"length"}]}`)
 	event := []byte("data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a \"}}]}\n\n")
-	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if !strings.Contains(string(body), `"stream":true`) {
 			w.Header().Set("Content-Type", "application/json")
@@ -62,25 +70,35 @@ func fastUpstream(hold <-chan struct{}) *httptest.Server {
 			}
 		}
 		io.WriteString(w, "data: [DONE]\n\n")
-	}))
+	})
 }
 
 // proxyFor returns a node (not started: its proxy works on local state)
 // whose proxy, served on loopback, routes model m to upstream.
 func proxyFor(tb testing.TB, upstream string) *httptest.Server {
 	tb.Helper()
-	n, err := node.New(node.Config{Name: "bench", BindAddr: "127.0.0.1:0", APIAddr: "off", ProxyAddr: "127.0.0.1:0", Registerer: prometheus.NewRegistry()})
+	n, err := newProxyNode(upstream)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	rec := httptest.NewRecorder()
-	n.Handler().ServeHTTP(rec, httptest.NewRequest("PUT", "/v1/workers/w", strings.NewReader(`{"url":"`+upstream+`","model":"m"}`)))
-	if rec.Code != 200 {
-		tb.Fatalf("register: %d %s", rec.Code, rec.Body)
 	}
 	srv := httptest.NewServer(n.ProxyHandler())
 	tb.Cleanup(srv.Close)
 	return srv
+}
+
+// newProxyNode returns a node (not started) whose proxy routes model m to
+// the worker w at upstream.
+func newProxyNode(upstream string) (*node.Node, error) {
+	n, err := node.New(node.Config{Name: "bench", BindAddr: "127.0.0.1:0", APIAddr: "off", ProxyAddr: "127.0.0.1:0", Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		return nil, err
+	}
+	rec := httptest.NewRecorder()
+	n.Handler().ServeHTTP(rec, httptest.NewRequest("PUT", "/v1/workers/w", strings.NewReader(`{"url":"`+upstream+`","model":"m"}`)))
+	if rec.Code != 200 {
+		return nil, fmt.Errorf("register: %d %s", rec.Code, rec.Body)
+	}
+	return n, nil
 }
 
 // roundTrip sends one request and reads the whole answer.
@@ -107,21 +125,32 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 }
 
 // latencyRig is the latency benchmarks' setup: a fast upstream, a proxy
-// in front of it, and a client with warm connections to both; urls[0] is
-// the direct path, urls[1] the proxied one.
+// in front of it, and a client (rawClient) with warm connections to each;
+// raw[0] is the direct path, raw[1] the proxied one. With procs 1, the upstream and
+// the proxy are servers in the benchmark's process; with procs 3, each is
+// a process of its own (startChild), and the benchmark's process, the
+// load generator, runs with the agent's heap floor like them.
 type latencyRig struct {
-	client *http.Client
-	urls   [2]string
-	body   string
+	client *http.Client // for the children's CPU times
+	raw    [2]*rawClient
 
 	mu   sync.Mutex
 	lat  [2][]time.Duration // per path, as measured
 	errs int
+
+	// With the proxy in a process of its own: its URL, and its CPU time
+	// once warm.
+	proxyProc  string
+	proxyCPU0  time.Duration
+	engineProc string
+	engineCPU0 time.Duration
 }
 
 // measure sends one request on path k and records its latency.
 func (l *latencyRig) measure(k int) {
-	d, err := roundTrip(l.client, l.urls[k], l.body)
+	start := time.Now()
+	_, err := l.raw[k].do()
+	d := time.Since(start)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
@@ -145,22 +174,72 @@ func (l *latencyRig) report(b *testing.B) {
 	b.ReportMetric(float64(p99.Microseconds()), "proxy-p99-µs")
 	b.ReportMetric(float64((p50 - d50).Microseconds()), "added-p50-µs")
 	b.ReportMetric(float64((p99 - d99).Microseconds()), "added-p99-µs")
+	if l.proxyProc != "" && len(l.lat[1]) > 0 {
+		cpu, err := childCPU(l.client, l.proxyProc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// All of the proxy process's CPU (its collector's too) over the
+		// proxied requests: a figure waiting for a core does not inflate.
+		b.ReportMetric(float64((cpu-l.proxyCPU0).Microseconds())/float64(len(l.lat[1])), "proxy-cpu-µs/req")
+		if cpu, err = childCPU(l.client, l.engineProc); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64((cpu-l.engineCPU0).Microseconds())/float64(len(l.lat[0])+len(l.lat[1])), "engine-cpu-µs/req")
+	}
 }
 
-func newLatencyRig(b *testing.B, stream bool) *latencyRig {
+// warmConns is how many requests at once warm each path.
+const warmConns = 64
+
+func newLatencyRig(b *testing.B, stream bool, procs int) *latencyRig {
 	b.Helper()
-	up := fastUpstream(nil)
-	b.Cleanup(up.Close)
-	px := proxyFor(b, up.URL)
+	var upURL, pxURL string
+	switch procs {
+	case 1:
+		up := fastUpstream(nil)
+		b.Cleanup(up.Close)
+		upURL, pxURL = up.URL, proxyFor(b, up.URL).URL
+	case 3:
+		upURL = startChild(b, "engine")
+		role := cmp.Or(os.Getenv(proxyRoleEnv), "proxy")
+		pxURL = startChild(b, role, childUpstreamEnv+"="+upURL)
+		b.Cleanup(node.StartHeapFloor(node.DefaultHeapFloor))
+	default:
+		b.Fatalf("procs %d: want 1 or 3", procs)
+	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 1024}
 	b.Cleanup(tr.CloseIdleConnections)
 	l := &latencyRig{
 		client: &http.Client{Transport: tr, Timeout: 10 * time.Second},
-		urls:   [2]string{up.URL + "/v1/chat/completions", px.URL + "/v1/chat/completions"},
-		body:   benchBody(stream),
 	}
-	for _, u := range l.urls { // warm the connections
-		if _, err := roundTrip(l.client, u, l.body); err != nil {
+	for k, u := range []string{upURL, pxURL} {
+		rc, err := newRawClient(u+"/v1/chat/completions", benchBody(stream))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(rc.close)
+		l.raw[k] = rc
+	}
+	// Warm both paths alike: open the connections a burst needs (client to
+	// engine, client to proxy, proxy to engine), so that what is measured
+	// is requests, not dials.
+	for _, rc := range l.raw {
+		var g errgroup.Group
+		for range warmConns {
+			g.Go(func() error { _, err := rc.do(); return err })
+		}
+		if err := g.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if procs == 3 {
+		l.proxyProc, l.engineProc = pxURL, upURL
+		var err error
+		if l.proxyCPU0, err = childCPU(l.client, pxURL); err != nil {
+			b.Fatal(err)
+		}
+		if l.engineCPU0, err = childCPU(l.client, l.engineProc); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -171,46 +250,52 @@ func newLatencyRig(b *testing.B, stream bool) *latencyRig {
 // proxy and, interleaved at the same rate, directly to the engine, and
 // reports the p50 and p99 of both and the difference (the added latency).
 // Each iteration is one tick; run it with -benchtime Nx, N ticks taking
-// N/rate seconds on a machine that keeps up.
+// N/rate seconds on a machine that keeps up. procs=3 runs the engine and
+// the proxy in processes of their own, so that one's collections and
+// scheduling do not stop the others' goroutines, as in production;
+// procs=1 runs everything in the benchmark's process (the first version
+// of the benchmark, kept to show what sharing a process costs).
 func BenchmarkProxyAddedLatency(b *testing.B) {
-	for _, rate := range []int{1000, 5000} {
-		for _, stream := range []bool{false, true} {
-			b.Run(fmt.Sprintf("rate=%d/stream=%t", rate, stream), func(b *testing.B) {
-				l := newLatencyRig(b, stream)
-				var wg sync.WaitGroup
-				// Open loop: a pair (direct, proxied) at every tick of 1/rate,
-				// each request on its own goroutine however long the
-				// previous ones take, at most maxInFlight at once (a pair
-				// that finds no room is dropped and counted). A ticker drops
-				// the ticks a busy machine misses: the rate reached is
-				// reported.
-				const maxInFlight = 512
-				sem := semaphore.NewWeighted(maxInFlight)
-				dropped := 0
-				tick := time.NewTicker(time.Second / time.Duration(rate))
-				defer tick.Stop()
-				start := time.Now()
-				i := 0
-				for b.Loop() {
-					<-tick.C
-					if !sem.TryAcquire(2) {
-						dropped++
-						continue
+	for _, procs := range []int{3, 1} {
+		for _, rate := range []int{1000, 5000} {
+			for _, stream := range []bool{false, true} {
+				b.Run(fmt.Sprintf("procs=%d/rate=%d/stream=%t", procs, rate, stream), func(b *testing.B) {
+					l := newLatencyRig(b, stream, procs)
+					var wg sync.WaitGroup
+					// Open loop: a pair (direct, proxied) at every tick of 1/rate,
+					// each request on its own goroutine however long the
+					// previous ones take, at most maxInFlight at once (a pair
+					// that finds no room is dropped and counted). A ticker drops
+					// the ticks a busy machine misses: the rate reached is
+					// reported.
+					const maxInFlight = 512
+					sem := semaphore.NewWeighted(maxInFlight)
+					dropped := 0
+					tick := time.NewTicker(time.Second / time.Duration(rate))
+					defer tick.Stop()
+					start := time.Now()
+					i := 0
+					for b.Loop() {
+						<-tick.C
+						if !sem.TryAcquire(2) {
+							dropped++
+							continue
+						}
+						for k := range 2 {
+							wg.Go(func() {
+								defer sem.Release(1)
+								l.measure(k)
+							})
+						}
+						i++
 					}
-					for k := range 2 {
-						wg.Go(func() {
-							defer sem.Release(1)
-							l.measure(k)
-						})
-					}
-					i++
-				}
-				elapsed := time.Since(start)
-				wg.Wait()
-				l.report(b)
-				b.ReportMetric(float64(i)/elapsed.Seconds(), "proxied-req/s")
-				b.ReportMetric(float64(dropped), "dropped-pairs")
-			})
+					elapsed := time.Since(start)
+					wg.Wait()
+					l.report(b)
+					b.ReportMetric(float64(i)/elapsed.Seconds(), "proxied-req/s")
+					b.ReportMetric(float64(dropped), "dropped-pairs")
+				})
+			}
 		}
 	}
 }
@@ -223,52 +308,54 @@ func BenchmarkProxyAddedLatency(b *testing.B) {
 // sends rate/1000 requests, so the rate holds where a ticker of 1/rate
 // would drop ticks. The b.N loop counts ticks (10,000x: 10 s).
 func BenchmarkProxyAddedLatencyAlone(b *testing.B) {
-	for _, rate := range []int{1000, 5000} {
-		for _, stream := range []bool{false, true} {
-			b.Run(fmt.Sprintf("rate=%d/stream=%t", rate, stream), func(b *testing.B) {
-				l := newLatencyRig(b, stream)
-				const maxInFlight = 512
-				const blockTicks = 250
-				perTick := rate / 1000
-				var sent [2]int
-				var busy [2]time.Duration
-				var dropped int
-				var wg sync.WaitGroup
-				sem := semaphore.NewWeighted(maxInFlight)
-				tick := time.NewTicker(time.Millisecond)
-				defer tick.Stop()
-				i := 0
-				blockStart := time.Now()
-				for b.Loop() {
-					<-tick.C
-					k := (i / blockTicks) % 2
-					if i%blockTicks == 0 && i > 0 {
-						now := time.Now()
-						busy[1-k] += now.Sub(blockStart)
-						blockStart = now
-					}
-					for range perTick {
-						if !sem.TryAcquire(1) {
-							dropped++
-							continue
+	for _, procs := range []int{3, 1} {
+		for _, rate := range []int{1000, 5000} {
+			for _, stream := range []bool{false, true} {
+				b.Run(fmt.Sprintf("procs=%d/rate=%d/stream=%t", procs, rate, stream), func(b *testing.B) {
+					l := newLatencyRig(b, stream, procs)
+					const maxInFlight = 512
+					const blockTicks = 250
+					perTick := rate / 1000
+					var sent [2]int
+					var busy [2]time.Duration
+					var dropped int
+					var wg sync.WaitGroup
+					sem := semaphore.NewWeighted(maxInFlight)
+					tick := time.NewTicker(time.Millisecond)
+					defer tick.Stop()
+					i := 0
+					blockStart := time.Now()
+					for b.Loop() {
+						<-tick.C
+						k := (i / blockTicks) % 2
+						if i%blockTicks == 0 && i > 0 {
+							now := time.Now()
+							busy[1-k] += now.Sub(blockStart)
+							blockStart = now
 						}
-						sent[k]++
-						wg.Go(func() {
-							defer sem.Release(1)
-							l.measure(k)
-						})
+						for range perTick {
+							if !sem.TryAcquire(1) {
+								dropped++
+								continue
+							}
+							sent[k]++
+							wg.Go(func() {
+								defer sem.Release(1)
+								l.measure(k)
+							})
+						}
+						i++
 					}
-					i++
-				}
-				busy[((i-1)/blockTicks)%2] += time.Since(blockStart)
-				wg.Wait()
-				l.report(b)
-				if busy[0] > 0 && busy[1] > 0 {
-					b.ReportMetric(float64(sent[0])/busy[0].Seconds(), "direct-req/s")
-					b.ReportMetric(float64(sent[1])/busy[1].Seconds(), "proxied-req/s")
-				}
-				b.ReportMetric(float64(dropped), "dropped")
-			})
+					busy[((i-1)/blockTicks)%2] += time.Since(blockStart)
+					wg.Wait()
+					l.report(b)
+					if busy[0] > 0 && busy[1] > 0 {
+						b.ReportMetric(float64(sent[0])/busy[0].Seconds(), "direct-req/s")
+						b.ReportMetric(float64(sent[1])/busy[1].Seconds(), "proxied-req/s")
+					}
+					b.ReportMetric(float64(dropped), "dropped")
+				})
+			}
 		}
 	}
 }

@@ -100,6 +100,7 @@ type promptScratch struct {
 	tokens tokenList
 	pages  []uint64
 	cands  []radix.Candidate
+	text   []byte // the proxy's routing text (scanCompletion)
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(promptScratch) }}

@@ -49,6 +49,7 @@ type proxy struct {
 	tr      *http.Transport
 	client  *http.Client // active health checks
 	load    *loadBook
+	urls    urlCache
 	health  *healthBook
 	now     func() time.Time
 	handler http.Handler
@@ -78,10 +79,16 @@ func newProxy(n *Node, token string) *proxy {
 	}
 	p := &proxy{n: n, token: token, tr: tr, client: &http.Client{Transport: tr}, load: newLoadBook(),
 		health: newHealthBook(c.ProxyFailures, c.ProxyBackoff.D(), c.ProxyMaxBackoff.D()), now: time.Now}
+	// Server-sent events and answers of unknown length (chunked) reach the
+	// client chunk by chunk: the ReverseProxy flushes them at once whatever
+	// FlushInterval says. An answer of declared length is whole already:
+	// written as one, it takes one write to the client, where flushing
+	// every chunk (-1) took a timer goroutine flushing the headers on their
+	// own, then a flush per read.
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:       p.rewrite,
 		Transport:     p,
-		FlushInterval: -1, // server-sent events reach the client chunk by chunk
+		FlushInterval: 0,
 		ErrorHandler:  p.upstreamError,
 		ErrorLog:      slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 		BufferPool:    copyBuffers{},
@@ -173,7 +180,7 @@ func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat boo
 		openAIError(sw, http.StatusRequestEntityTooLarge, "invalid_request_error", fmt.Sprintf("request body over %d bytes", maxBytes))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(sw, r.Body, maxBytes))
+	body, err := readBody(http.MaxBytesReader(sw, r.Body, maxBytes), r.ContentLength)
 	if err != nil {
 		call.outcome = "rejected"
 		var mbe *http.MaxBytesError
@@ -187,7 +194,13 @@ func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat boo
 		openAIError(sw, http.StatusBadRequest, "invalid_request_error", "reading the request: "+err.Error())
 		return
 	}
-	req, in, err := parseCompletion(body, chat, p.n.cfg.ProxyTokenizer == "bytes")
+	sc := scratchPool.Get().(*promptScratch)
+	defer scratchPool.Put(sc)
+	bytesTokens := p.n.cfg.ProxyTokenizer == "bytes"
+	req, in, ok := scanCompletion(body, chat, bytesTokens, sc)
+	if !ok {
+		req, in, err = parseCompletion(body, chat, bytesTokens)
+	}
 	if err != nil {
 		call.outcome = "rejected"
 		openAIError(sw, http.StatusBadRequest, "invalid_request_error", strings.TrimPrefix(err.Error(), errPrompt.Error()+": "))
@@ -206,8 +219,6 @@ func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat boo
 		openAIError(sw, http.StatusTooManyRequests, "rate_limit_exceeded", fmt.Sprintf("rate limit reached for model %q; retry after %s s", req.Model, retryAfter(wait)))
 		return
 	}
-	sc := scratchPool.Get().(*promptScratch)
-	defer scratchPool.Put(sc)
 	if in.tokens != nil {
 		call.pages = p.n.st.ix.AppendPages(sc.pages[:0], req.Model, in.tokens)
 	} else {
@@ -278,7 +289,7 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			// worker retried away from they expire (PendingTimeout).
 			p.record(wk, call.pages)
 		}
-		out, err := upstreamRequest(req, wk.URL, call.body)
+		base, err := p.urls.parse(wk.URL)
 		if err != nil {
 			lastErr = err
 			continue
@@ -286,7 +297,7 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		l := p.load.acquire(wk.ID, call.tokens)
 		actx, cancel := context.WithCancelCause(req.Context())
 		timer := time.AfterFunc(cfg.ProxyFirstByteTimeout.D(), func() { cancel(errFirstByteTimeout) })
-		resp, err := p.tr.RoundTrip(out.WithContext(actx))
+		resp, err := p.tr.RoundTrip(upstreamRequest(actx, req, base, call.body))
 		if err == nil && resp.StatusCode < 500 {
 			p.health.ok(wk.ID)
 			if resp.StatusCode < 400 && len(call.pages) > 0 && wk.KVEvents == nil {
@@ -380,24 +391,21 @@ func (p *proxy) hasOther(call *proxyCall) bool {
 	return false
 }
 
-// upstreamRequest is req sent to the worker at base: the worker URL's path
-// prefixes the request's, and the body is the one the client sent.
-func upstreamRequest(req *http.Request, base string, body []byte) (*http.Request, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return nil, fmt.Errorf("node: proxy: worker url %q: %w", base, err)
-	}
-	out := req.WithContext(req.Context()) // a shallow copy: RoundTrippers must not modify their request
+// upstreamRequest is req sent to the worker at base, in ctx: the worker
+// URL's path prefixes the request's, and the body is the one the client
+// sent.
+func upstreamRequest(ctx context.Context, req *http.Request, base *url.URL, body []byte) *http.Request {
+	out := req.WithContext(ctx) // a shallow copy: RoundTrippers must not modify their request
 	ou := *req.URL
-	ou.Scheme, ou.Host, ou.User = u.Scheme, u.Host, nil
-	ou.Path = strings.TrimSuffix(u.Path, "/") + req.URL.Path
+	ou.Scheme, ou.Host, ou.User = base.Scheme, base.Host, nil
+	ou.Path = strings.TrimSuffix(base.Path, "/") + req.URL.Path
 	ou.RawPath = ""
 	out.URL = &ou
 	out.Host = ""
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	out.ContentLength = int64(len(body))
-	return out, nil
+	return out
 }
 
 // upstreamBody is an engine's answer on its way to the client. Its first

@@ -793,3 +793,53 @@ func TestProxyCostRuleWeighsQueuedTokens(t *testing.T) {
 		t.Errorf("after the first byte: %d, want 0", got)
 	}
 }
+
+// TestProxyStreamsChunkedWithoutBuffering: an answer of unknown length
+// that is not server-sent events (an engine streaming JSON lines) also
+// reaches the client chunk by chunk, and an answer of declared length
+// arrives whole.
+func TestProxyStreamsChunkedWithoutBuffering(t *testing.T) {
+	n, srv := newProxyNode(t, nil)
+	hold := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if strings.Contains(r.URL.Path, "/v1/completions") {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", "11")
+			io.WriteString(w, `{"done":1}`+"\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		io.WriteString(w, `{"n":0}`+"\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, `{"n":1}`+"\n")
+	}))
+	defer up.Close()
+	register(t, n, "a", up.URL, "m")
+
+	resp, err := srv.Client().Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(chatBody("m", "hi", true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	first, err := rd.ReadString('\n') // the engine holds the rest until this arrives
+	if err != nil || first != `{"n":0}`+"\n" {
+		t.Fatalf("first line %q, %v", first, err)
+	}
+	close(hold)
+	rest, _ := io.ReadAll(rd)
+	if string(rest) != `{"n":1}`+"\n" {
+		t.Fatalf("rest %q", rest)
+	}
+
+	code, hdr, body := proxyPost(t, srv, "/v1/completions", `{"model":"m","prompt":"hi"}`)
+	if code != 200 || body != `{"done":1}`+"\n" || hdr.Get("Content-Length") != "11" {
+		t.Fatalf("declared length: %d %q, Content-Length %q", code, body, hdr.Get("Content-Length"))
+	}
+}
