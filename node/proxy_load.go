@@ -32,8 +32,11 @@ const (
 	nsLoad = "load"
 	// loadPublishInterval bounds how often a node writes its counts: a
 	// few writes a second keep every node's view within a fraction of a
-	// request's duration, at a handful of small deltas per second.
-	loadPublishInterval = 100 * time.Millisecond
+	// request's duration, at a handful of small deltas per second. The
+	// trace replay (issue 13's targets) needs the others' counts at most
+	// about 50 ms old: at 100 ms the p99 queue wait passed 1.5x an
+	// oracle's (bench/RESULTS.md).
+	loadPublishInterval = 50 * time.Millisecond
 	// tokensPerLoad converts queued prompt tokens into load units (one
 	// unit is one request in flight): a request whose 1,024 prompt tokens
 	// still wait for prefill weighs as much as a second request.
