@@ -23,7 +23,7 @@ func BenchmarkReplay(b *testing.B) {
 	opt := Options{Gateways: []int{1, 4, 16, 64}, Parallel: runtime.GOMAXPROCS(0)}
 	b.Run("synthetic", func(b *testing.B) {
 		reqs := synthTrace(1, 4000, 200, 20, 10, 512, 250*time.Millisecond)
-		benchReplay(b, reqs, Config{}, opt)
+		benchReplay(b, reqs, cliConfig, opt)
 	})
 	b.Run("trace", func(b *testing.B) {
 		path := os.Getenv(traceEnv)
@@ -39,9 +39,12 @@ func BenchmarkReplay(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchReplay(b, reqs, Config{}, opt)
+		benchReplay(b, reqs, cliConfig, opt)
 	})
 }
+
+// cliConfig is meshnode replay's default: loads as a proxy sees them.
+var cliConfig = Config{LoadInterval: 50 * time.Millisecond, LoadOwnRoutes: true}
 
 func benchReplay(b *testing.B, reqs []Request, cfg Config, opt Options) {
 	b.ReportAllocs()

@@ -124,7 +124,7 @@ func (gw *gateway) Receive(now time.Time, _ netip.AddrPort, p any) {
 func (gw *gateway) Serve(time.Time, netip.AddrPort, any) (any, int) { return nil, 0 }
 func (gw *gateway) StreamDone(time.Time, uint64, any, error)        {}
 
-// Tick runs the strategy's timer.
+// Tick runs the strategy's timer and publishes the gateway's load.
 func (gw *gateway) Tick(now time.Time) {
 	s := gw.s
 	t := s.since(now)
@@ -134,15 +134,26 @@ func (gw *gateway) Tick(now time.Time) {
 			gw.timer = tk.tick(s, gw.g, t)
 		}
 	}
+	if s.mloads != nil && t >= s.mloads[gw.g].next {
+		s.mloads[gw.g].next = s.publishLoad(gw.g, t)
+	}
 }
 
-// Next is the strategy's timer; it does not run while the mesh forms,
-// before the trace's time starts.
+// Next is the strategy's timer or the next publication of the gateway's
+// load; neither runs while the mesh forms, before the trace's time starts.
 func (gw *gateway) Next() time.Time {
-	if gw.timer == 0 || gw.s.forming {
+	s := gw.s
+	if s.forming {
 		return time.Time{}
 	}
-	return gw.s.vtime(gw.timer)
+	next := gw.timer
+	if s.mloads != nil && (next == 0 || s.mloads[gw.g].next < next) {
+		next = s.mloads[gw.g].next
+	}
+	if next == 0 {
+		return time.Time{}
+	}
+	return s.vtime(next)
 }
 
 // ticker is a strategy with a per-gateway timer (pending expiry).

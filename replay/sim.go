@@ -48,6 +48,10 @@ type sim struct {
 	// t0 is the virtual time at which the trace starts: after the mesh
 	// has formed.
 	t0 time.Time
+	// Loads through the mesh (loads.go), nil without: per gateway, and
+	// the gateway that routed each request.
+	mloads []meshLoad
+	reqGw  []int32
 
 	// queued is, per engine, the prompt tokens routed to it whose first
 	// token has not come, less the tokens each route expected cached:
@@ -133,6 +137,7 @@ func newSim(cfg Config, reqs []Request, pages, hashes [][]uint64, strat Strategy
 			s.gws[b.g].member.Broadcast(replica.KindIndexBatch, b.data)
 		}
 		s.early = nil
+		s.initMeshLoads()
 	} else {
 		s.net = simnet.New(cfg.Seed, cfg.Net.Link)
 	}
@@ -195,7 +200,9 @@ func (s *sim) arrive(now time.Duration, i int) {
 	if s.wallNow != nil {
 		t0 = s.wallNow()
 	}
-	if iv := s.cfg.LoadInterval; iv > 0 && now >= s.loadAt {
+	if s.mloads != nil {
+		s.meshLoadsAt(g)
+	} else if iv := s.cfg.LoadInterval; iv > 0 && now >= s.loadAt {
 		s.seenQueued = append(s.seenQueued[:0], s.queued...)
 		s.seenInFlight = s.seenInFlight[:0]
 		for _, e := range s.engines {
@@ -216,6 +223,9 @@ func (s *sim) arrive(now time.Duration, i int) {
 	s.decisions++
 	s.est[i] = max(s.reqs[i].InputTokens-s.expected, 1)
 	s.queued[w] += s.est[i]
+	if s.mloads != nil {
+		s.routedLoad(g, i, w)
+	}
 	if s.own != nil {
 		s.own[g][w]++
 		s.ownTokens[g][w] += s.est[i]
@@ -322,6 +332,9 @@ func (e *engineNode) advance(now time.Duration) {
 			s.seen[i] = true
 			s.done++
 			s.queued[e.w] -= s.est[i]
+			if s.mloads != nil {
+				s.prefilledLoad(i, e.w, r.Done)
+			}
 		}
 		s.first[i] = r
 	}
