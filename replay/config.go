@@ -72,6 +72,10 @@ type Network struct {
 	// Profile is the gateways' swim profile, as meshnode agent --profile
 	// takes it ["lan"].
 	Profile string
+	// EagerMembers is the gateways' eager_members (node.Config): up to
+	// this fleet size deltas go straight to every gateway, by gossip
+	// above [node.DefaultEagerMembers, 16].
+	EagerMembers int
 	// Link is the one-way path between two gateways [250 µs + up to 250 µs
 	// of jitter: one LAN hop].
 	Link simnet.Link
@@ -120,6 +124,7 @@ func (c Config) Defaults() Config {
 	if n.Profile == "" {
 		n.Profile = "lan"
 	}
+	def(&n.EagerMembers, 16)
 	return c
 }
 
@@ -159,6 +164,9 @@ func (c Config) Validate() error {
 	}
 	if c.PendingTimeout < 0 {
 		bad("pending timeout %v is negative", c.PendingTimeout)
+	}
+	if c.Net.EagerMembers < 1 {
+		bad("network: eager members %d must be positive", c.Net.EagerMembers)
 	}
 	if !slices.Contains([]string{"lan", "wan", "local"}, c.Net.Profile) {
 		bad("network: profile %q is not lan, wan or local", c.Net.Profile)

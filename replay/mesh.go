@@ -55,7 +55,7 @@ func (s *sim) newMesh() error {
 	c, err := replsim.New(cfg.Seed, len(s.gws), replsim.Config{
 		Swim: node.SwimConfig(cfg.Net.Profile),
 		Replica: func(i int) replica.Config {
-			return node.ReplicaConfig(node.Config{}, rand.New(rand.NewPCG(cfg.Seed, uint64(i)|1<<40)))
+			return node.ReplicaConfig(node.Config{EagerMembers: cfg.Net.EagerMembers}, rand.New(rand.NewPCG(cfg.Seed, uint64(i)|1<<40)))
 		},
 		Index:         func(i int) *radix.Index { return s.gws[i].ix },
 		DataBytes:     budget,

@@ -53,6 +53,7 @@ type agentConfig struct {
 	WorkerPages         int64         `json:"worker_pages"`
 	MaxHolderPages      int64         `json:"max_holder_pages"`
 	KVSubscribers       int64         `json:"kv_subscribers"`
+	EagerMembers        int64         `json:"eager_members"`
 	KVGrace             node.Duration `json:"kv_grace"`
 	PendingTimeout      node.Duration `json:"pending_timeout"`
 	MinorityShare       bool          `json:"minority_share"`
@@ -144,6 +145,7 @@ func defaultConfig(hostname func() (string, error)) agentConfig {
 		ProxyBackoff:          node.Duration(node.DefaultProxyBackoff),
 		ProxyMaxBackoff:       node.Duration(node.DefaultProxyMaxBackoff),
 		KVSubscribers:         node.DefaultKVSubscribers,
+		EagerMembers:          node.DefaultEagerMembers,
 		KVGrace:               node.Duration(node.DefaultKVGrace),
 		PendingTimeout:        node.Duration(node.DefaultPendingTimeout),
 		RouteCacheThreshold:   radix.DefaultPolicy().CacheThreshold,
@@ -273,6 +275,7 @@ var options = []option{
 	intOpt("store-max-bytes", "bound of the replicated store in `bytes` (0: the default)", func(c *agentConfig) *int64 { return &c.StoreMaxBytes }),
 	intOpt("worker-pages", "each worker's budget of `pages` in the prefix index (0: unlimited)", func(c *agentConfig) *int64 { return &c.WorkerPages }),
 	intOpt("max-holder-pages", "cap of the prefix index in (page, worker) `pairs` (0: unlimited)", func(c *agentConfig) *int64 { return &c.MaxHolderPages }),
+	intOpt("eager-members", "the largest cluster (in `members`, self included) in which deltas go straight to every member; above, by gossip", func(c *agentConfig) *int64 { return &c.EagerMembers }),
 	intOpt("kv-subscribers", "how many live `nodes` subscribe to each worker's engine KV events: 1 or 2", func(c *agentConfig) *int64 { return &c.KVSubscribers }),
 	durOpt("kv-grace", "how long (`duration`) an engine may stay unreachable (failed dials; with a replay endpoint, also a silent stream whose replay endpoint does not answer) before its event-sourced pages are dropped", func(c *agentConfig) *node.Duration { return &c.KVGrace }),
 	durOpt("pending-timeout", "how long (`duration`) a routed prompt's pages count as pending on a worker that streams KV events, until its events confirm them", func(c *agentConfig) *node.Duration { return &c.PendingTimeout }),
@@ -670,6 +673,7 @@ func (c agentConfig) nodeConfig() node.Config {
 	cfg.ProxyAttempts = int(min(max(c.ProxyAttempts, -1), 1<<20))
 	cfg.ProxyFailures = int(min(max(c.ProxyFailures, -1), 1<<30))
 	cfg.KVSubscribers = int(min(max(c.KVSubscribers, -1), 1<<30))
+	cfg.EagerMembers = int(min(max(c.EagerMembers, -1), 1<<30))
 	return cfg
 }
 

@@ -527,3 +527,33 @@ func TestRoutePolicyOptions(t *testing.T) {
 		t.Errorf("bad weight: %v", err)
 	}
 }
+
+// TestEagerMembers: --eager-members (eager_members, MESHNODE_EAGER_MEMBERS)
+// reaches the node, defaults to node's, and a value below 1 is refused
+// under the name it was given.
+func TestEagerMembers(t *testing.T) {
+	cfg, _, err := loadConfig([]string{"--eager-members", "64"}, envOf(nil), fixedHost, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.nodeConfig().EagerMembers; got != 64 {
+		t.Errorf("eager members %d, want 64", got)
+	}
+	def, _, err := loadConfig(nil, envOf(nil), fixedHost, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := def.nodeConfig().EagerMembers; got != node.DefaultEagerMembers {
+		t.Errorf("default eager members %d, want %d", got, node.DefaultEagerMembers)
+	}
+	env, _, err := loadConfig(nil, envOf(map[string]string{"MESHNODE_EAGER_MEMBERS": "32"}), fixedHost, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := env.nodeConfig().EagerMembers; got != 32 {
+		t.Errorf("eager members from the environment %d, want 32", got)
+	}
+	if _, _, err := loadConfig([]string{"--eager-members", "-1"}, envOf(nil), fixedHost, io.Discard); err == nil || !strings.Contains(err.Error(), "eager-members") {
+		t.Errorf("--eager-members -1: %v, want an error naming it", err)
+	}
+}

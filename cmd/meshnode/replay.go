@@ -43,6 +43,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	loadOwn := fs.Bool("load-own-routes", true, "with --load-interval, each gateway adds its own routes since the snapshot to it, as a proxy counts what it sends")
 	pending := fs.Duration("pending-timeout", 5*time.Second, "how long routed pages count as pending in the events strategy")
 	profile := fs.String("profile", "lan", "the gateways' swim profile (lan, wan or local), as meshnode agent --profile")
+	eager := fs.Int("eager-members", 16, "the gateways' eager_members: up to this fleet size deltas go straight to every gateway, by gossip above")
 	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "simulation runs (a strategy at a fleet size) at once; the figures do not depend on it")
 	pos, err := parseInterleaved(fs, args)
 	if err == nil && len(pos) != 1 {
@@ -90,7 +91,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		LoadOwnRoutes:          *loadOwn,
 		Policy: radix.Policy{CacheThreshold: *cacheThreshold, BalanceAbsThreshold: *balanceAbs, BalanceRelThreshold: *balanceRel,
 			CostWeight: *costWeight},
-		Net: replay.Network{Profile: *profile},
+		Net: replay.Network{Profile: *profile, EagerMembers: *eager},
 	}
 	var rep *replay.Report
 	if *live {
