@@ -48,7 +48,7 @@ type Config struct {
 	// (prompt tokens routed and not yet prefilled, less what each route
 	// expected cached); under the threshold rules, requests in flight.
 	Policy radix.Policy
-	// Net is how gateways replicate the index.
+	// Net is the network, and the gateways' mesh settings.
 	Net Network
 	// LoadInterval, when positive, makes the loads the strategies see a
 	// snapshot taken at most every LoadInterval (at the first arrival
@@ -57,7 +57,10 @@ type Config struct {
 	LoadInterval time.Duration
 	// LoadOwnRoutes, with LoadInterval, adds to the snapshot each
 	// gateway's own routes since it was taken, as a proxy that counts what
-	// it sends would [false].
+	// it sends would [false]. With a mesh (the meshnode strategies, more
+	// than one gateway) the loads then travel through it instead of being
+	// a snapshot: each gateway publishes its own counts every LoadInterval
+	// and reads the others' from its store (loads.go).
 	LoadOwnRoutes bool
 	// PendingTimeout is how long a routed prompt's pages count as pending
 	// on its engine in the events strategy [5 s, node.DefaultPendingTimeout;

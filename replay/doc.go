@@ -40,11 +40,16 @@
 // batches of MaxBatch, and an LRU prefix cache of CacheTokens tokens in
 // blocks of BlockTokens that stores a prompt's blocks when its prefill
 // ends and publishes vLLM-style KV events. TTFT = queue wait + uncached
-// input tokens / prefill rate. Loads are what a gateway's proxy can count,
-// seen exactly and at once by every strategy: requests queued or running,
-// or, for the cost rule (Config.Policy), the prefill tokens queued (prompt
-// tokens routed and not yet prefilled, less what each route expected
-// cached).
+// input tokens / prefill rate. Loads are what a gateway's proxy can count:
+// requests queued or running, or, for the cost rule (Config.Policy), the
+// prefill tokens queued (prompt tokens routed and not yet prefilled, less
+// what each route expected cached). By default (Config.LoadInterval 0)
+// every strategy sees them exactly and at once; with an interval they are
+// a snapshot renewed that often, plus, with Config.LoadOwnRoutes, the
+// gateway's own routes since; and with both and a mesh, they travel as a
+// node's proxy publishes them: each gateway writes its own counts into its
+// store every interval and reads the others' from there (loads.go).
+// `meshnode replay` uses 50 ms and own routes, as agents' proxies do.
 //
 // # Strategies
 //
