@@ -21,10 +21,12 @@ const (
 	// packetOverheadBytes is what a delta packet adds to its payload:
 	// Data's framing and the packet's header and checksum.
 	packetOverheadBytes = 16
-	// streamBit marks the replication streams' IDs apart from swim's.
+	// streamBit marks the replication streams' IDs apart from swim's
+	// (which count from 1).
 	streamBit = 1 << 62
-	// pushStream is the ID of every delta push: fire and forget.
-	pushStream = 1
+	// pushStream is the ID of every delta push, fire and forget; an
+	// exchange's streams count from streamBit+1.
+	pushStream = streamBit
 )
 
 // Config configures a cluster. Every field is required but Index.
@@ -399,10 +401,11 @@ func (m *Member) open(now time.Time, req any, size int) {
 // StreamDone implements simnet.Node: the steps of one exchange, as node's
 // pull and serveMissing run them (store pages, then the index).
 func (m *Member) StreamDone(now time.Time, id uint64, resp any, err error) {
+	if id == pushStream {
+		return
+	}
 	if id&streamBit == 0 {
-		if id != pushStream {
-			m.sw.StreamDone(now, id, resp, err)
-		}
+		m.sw.StreamDone(now, id, resp, err)
 		return
 	}
 	if id != m.sid || m.phase == idle {

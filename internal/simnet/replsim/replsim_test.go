@@ -106,3 +106,30 @@ func TestDeterministic(t *testing.T) {
 		t.Errorf("two runs of one seed: %v and %v", a, b)
 	}
 }
+
+// TestSwimStreamsComplete: swim's own streams (numbered from 1) reach
+// their end in the core: with room for one stream at a time, a member
+// whose join push-pull never ended would drop every later stream.
+func TestSwimStreamsComplete(t *testing.T) {
+	cfg := swim.LANConfig()
+	cfg.MaxStreams = 1
+	c, err := replsim.New(3, 6, replsim.Config{
+		Swim:          cfg,
+		Replica:       func(i int) replica.Config { return replica.Config{Rand: rand.New(rand.NewPCG(3, uint64(i)))} },
+		DataBytes:     1000,
+		StreamTimeout: 10 * time.Second,
+		Link:          simnet.Link{Delay: time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Form(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	c.Net.RunFor(3 * time.Minute)
+	for i, sw := range c.Swim.Nodes {
+		if n := sw.Core.Stats().StreamsDropped; n != 0 {
+			t.Errorf("member %d dropped %d streams", i, n)
+		}
+	}
+}
