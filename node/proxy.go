@@ -159,6 +159,7 @@ type proxyCall struct {
 	ttfb      time.Duration // 0 until the first byte
 	streamErr error         // why the answer's body ended early
 	status    int
+	bodyEOF   atomic.Bool // the engine's body ended: its last bytes need no flush of their own
 }
 
 type callKey struct{}
@@ -171,8 +172,9 @@ const workerHeader = "X-Meshnode-Worker"
 // hands the request to the ReverseProxy, whose RoundTrip routes it.
 func (p *proxy) serveCompletion(w http.ResponseWriter, r *http.Request, chat bool) {
 	call := &proxyCall{start: time.Now(), model: "-", rule: "none"}
-	sw := &statusWriter{ResponseWriter: w}
-	defer p.finish(call, sw, r) // also when the ReverseProxy aborts a broken stream
+	sw := &proxyWriter{statusWriter: statusWriter{ResponseWriter: w}, call: call}
+	defer p.finish(call, &sw.statusWriter, r) // also when the ReverseProxy aborts a broken stream
+	defer sw.end()
 	maxBytes := p.n.cfg.ProxyMaxBodyBytes
 	if r.ContentLength > maxBytes {
 		w.Header().Set("Connection", "close")
@@ -435,6 +437,9 @@ func (b *upstreamBody) Read(buf []byte) (int, error) {
 		} else {
 			b.timer.Reset(b.idle)
 		}
+	}
+	if err == io.EOF {
+		b.call.bodyEOF.Store(true)
 	}
 	if err != nil && err != io.EOF {
 		if c := context.Cause(b.ctx); c != nil {
