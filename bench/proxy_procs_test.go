@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -39,10 +40,28 @@ const (
 	// childProcsEnv, suffixed with a role, sets that child's GOMAXPROCS
 	// (by default, as for any Go program, the number of cores).
 	childProcsEnv = "MESHNODE_BENCH_GOMAXPROCS_"
+	// childFloorEnv, suffixed with a role, sets that child's heap floor in
+	// bytes (the agent's --heap-floor-bytes; node.DefaultHeapFloor unless set).
+	childFloorEnv = "MESHNODE_BENCH_HEAPFLOOR_"
 )
 
 // childCPUPath answers, on a child, its CPU time so far in nanoseconds.
-const childCPUPath = "/bench/cpu"
+const (
+	childCPUPath = "/bench/cpu"
+	childGCPath  = "/bench/gc" // bytes allocated and collections, since the start
+)
+
+// childGC returns the bytes the child at base has allocated and the
+// collections it has run.
+func childGC(client *http.Client, base string) (alloc, cycles uint64, err error) {
+	resp, err := client.Get(base + childGCPath)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	_, err = fmt.Fscan(resp.Body, &alloc, &cycles)
+	return alloc, cycles, err
+}
 
 // childCPU returns the CPU time of the child serving base.
 func childCPU(client *http.Client, base string) (time.Duration, error) {
@@ -73,7 +92,15 @@ func TestMain(m *testing.M) {
 // runChild serves role on loopback, prints "addr=URL" to out, and returns
 // once in ends.
 func runChild(role string, in io.Reader, out io.Writer) error {
-	defer node.StartHeapFloor(node.DefaultHeapFloor)()
+	floor := uint64(node.DefaultHeapFloor)
+	if v := os.Getenv(childFloorEnv + role); v != "" {
+		f, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%s%s=%q: want a number of bytes", childFloorEnv, role, v)
+		}
+		floor = f
+	}
+	defer node.StartHeapFloor(floor)()
 	if v := os.Getenv(childProcsEnv + role); v != "" {
 		procs, err := strconv.Atoi(v)
 		if err != nil || procs < 1 {
@@ -110,7 +137,7 @@ func runChild(role string, in io.Reader, out io.Writer) error {
 			return err
 		}
 		rp := httputil.NewSingleHostReverseProxy(u)
-		rp.Transport = &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true}
+		rp.Transport = &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 1024, DisableCompression: true}
 		h = rp
 	default:
 		return fmt.Errorf("unknown role %q", role)
@@ -123,6 +150,11 @@ func runChild(role string, in io.Reader, out io.Writer) error {
 	mux.Handle("/", h)
 	mux.HandleFunc("GET "+childCPUPath, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, cpuTime().Nanoseconds())
+	})
+	mux.HandleFunc("GET "+childGCPath, func(w http.ResponseWriter, r *http.Request) {
+		ms := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+		metrics.Read(ms)
+		fmt.Fprint(w, ms[0].Value.Uint64(), ms[1].Value.Uint64())
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,11 +138,13 @@ type latencyRig struct {
 	mu   sync.Mutex
 	lat  [2][]time.Duration // per path, as measured
 	errs int
+	bare bool // the proxy is the bare ReverseProxy (proxyRoleEnv): its failures are counted, not fatal
 
 	// With the proxy in a process of its own: its URL, and its CPU time
 	// once warm.
 	proxyProc  string
 	proxyCPU0  time.Duration
+	proxyGC0   [2]uint64 // bytes allocated, collections
 	engineProc string
 	engineCPU0 time.Duration
 }
@@ -163,7 +166,9 @@ func (l *latencyRig) measure(k int) {
 // report fails on any failed request and reports both paths' p50 and p99
 // and their differences, the added latency.
 func (l *latencyRig) report(b *testing.B) {
-	if l.errs > 0 {
+	if l.bare {
+		b.ReportMetric(float64(l.errs), "failed")
+	} else if l.errs > 0 {
 		b.Fatalf("%d requests failed", l.errs)
 	}
 	d50, d99 := quantile(l.lat[0], 0.5), quantile(l.lat[0], 0.99)
@@ -182,6 +187,12 @@ func (l *latencyRig) report(b *testing.B) {
 		// All of the proxy process's CPU (its collector's too) over the
 		// proxied requests: a figure waiting for a core does not inflate.
 		b.ReportMetric(float64((cpu-l.proxyCPU0).Microseconds())/float64(len(l.lat[1])), "proxy-cpu-µs/req")
+		alloc, cycles, err := childGC(l.client, l.proxyProc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(alloc-l.proxyGC0[0])/float64(len(l.lat[1])), "proxy-B/req")
+		b.ReportMetric(float64(cycles-l.proxyGC0[1]), "proxy-GCs")
 		if cpu, err = childCPU(l.client, l.engineProc); err != nil {
 			b.Fatal(err)
 		}
@@ -195,6 +206,7 @@ const warmConns = 64
 func newLatencyRig(b *testing.B, stream bool, procs int) *latencyRig {
 	b.Helper()
 	var upURL, pxURL string
+	bare := false
 	switch procs {
 	case 1:
 		up := fastUpstream(nil)
@@ -204,6 +216,7 @@ func newLatencyRig(b *testing.B, stream bool, procs int) *latencyRig {
 		upURL = startChild(b, "engine")
 		role := cmp.Or(os.Getenv(proxyRoleEnv), "proxy")
 		pxURL = startChild(b, role, childUpstreamEnv+"="+upURL)
+		bare = role == "bareproxy"
 		b.Cleanup(node.StartHeapFloor(node.DefaultHeapFloor))
 	default:
 		b.Fatalf("procs %d: want 1 or 3", procs)
@@ -212,6 +225,7 @@ func newLatencyRig(b *testing.B, stream bool, procs int) *latencyRig {
 	b.Cleanup(tr.CloseIdleConnections)
 	l := &latencyRig{
 		client: &http.Client{Transport: tr, Timeout: 10 * time.Second},
+		bare:   bare,
 	}
 	for k, u := range []string{upURL, pxURL} {
 		rc, err := newRawClient(u+"/v1/chat/completions", benchBody(stream))
@@ -237,6 +251,9 @@ func newLatencyRig(b *testing.B, stream bool, procs int) *latencyRig {
 		l.proxyProc, l.engineProc = pxURL, upURL
 		var err error
 		if l.proxyCPU0, err = childCPU(l.client, pxURL); err != nil {
+			b.Fatal(err)
+		}
+		if l.proxyGC0[0], l.proxyGC0[1], err = childGC(l.client, pxURL); err != nil {
 			b.Fatal(err)
 		}
 		if l.engineCPU0, err = childCPU(l.client, l.engineProc); err != nil {
@@ -305,59 +322,102 @@ func BenchmarkProxyAddedLatency(b *testing.B) {
 // with blocks of proxied calls, so that the machine carries one path's
 // load at a time (a pair at every tick doubles it, and on two cores the
 // pairs at 5,000/s saturate the machine before the proxy). Each 1 ms tick
-// sends rate/1000 requests, so the rate holds where a ticker of 1/rate
-// would drop ticks. The b.N loop counts ticks (10,000x: 10 s).
+// sends rate/1000 requests at once, so the rate holds where a ticker of
+// 1/rate would drop ticks: arrivals come in bursts (BenchmarkProxyAddedLatencyPaced
+// spaces them evenly). The b.N loop counts ticks (10,000x: 10 s).
 func BenchmarkProxyAddedLatencyAlone(b *testing.B) {
 	for _, procs := range []int{3, 1} {
 		for _, rate := range []int{1000, 5000} {
 			for _, stream := range []bool{false, true} {
 				b.Run(fmt.Sprintf("procs=%d/rate=%d/stream=%t", procs, rate, stream), func(b *testing.B) {
 					l := newLatencyRig(b, stream, procs)
-					const maxInFlight = 512
-					const blockTicks = 250
-					perTick := rate / 1000
-					var sent [2]int
-					var busy [2]time.Duration
-					var dropped int
-					var wg sync.WaitGroup
-					sem := semaphore.NewWeighted(maxInFlight)
 					tick := time.NewTicker(time.Millisecond)
 					defer tick.Stop()
-					i := 0
-					blockStart := time.Now()
-					for b.Loop() {
-						<-tick.C
-						k := (i / blockTicks) % 2
-						if i%blockTicks == 0 && i > 0 {
-							now := time.Now()
-							busy[1-k] += now.Sub(blockStart)
-							blockStart = now
-						}
-						for range perTick {
-							if !sem.TryAcquire(1) {
-								dropped++
-								continue
-							}
-							sent[k]++
-							wg.Go(func() {
-								defer sem.Release(1)
-								l.measure(k)
-							})
-						}
-						i++
-					}
-					busy[((i-1)/blockTicks)%2] += time.Since(blockStart)
-					wg.Wait()
-					l.report(b)
-					if busy[0] > 0 && busy[1] > 0 {
-						b.ReportMetric(float64(sent[0])/busy[0].Seconds(), "direct-req/s")
-						b.ReportMetric(float64(sent[1])/busy[1].Seconds(), "proxied-req/s")
-					}
-					b.ReportMetric(float64(dropped), "dropped")
+					l.alone(b, time.Millisecond, rate/1000, func() { <-tick.C })
 				})
 			}
 		}
 	}
+}
+
+// BenchmarkProxyAddedLatencyPaced is BenchmarkProxyAddedLatencyAlone with
+// the requests evenly spaced, one every 1/rate, as a constant-rate load
+// generator sends them (wrk2's -R): the b.N loop counts requests (50,000x
+// at 5,000/s: 10 s). The schedule, not the answers, sets each instant, and
+// a request due while the loop was late goes at once. The loop sleeps on
+// a thread of its own with nanosleep: the runtime's timers wake an idle
+// process at a granularity of a millisecond, which would turn the even
+// schedule back into bursts.
+func BenchmarkProxyAddedLatencyPaced(b *testing.B) {
+	for _, rate := range []int{1000, 5000} {
+		for _, stream := range []bool{false, true} {
+			b.Run(fmt.Sprintf("procs=3/rate=%d/stream=%t", rate, stream), func(b *testing.B) {
+				l := newLatencyRig(b, stream, 3)
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				every := time.Second / time.Duration(rate)
+				next := time.Now()
+				l.alone(b, every, 1, func() {
+					next = next.Add(every)
+					if d := time.Until(next); d > 0 {
+						ts := syscall.NsecToTimespec(int64(d))
+						for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// alone runs the rig's two paths each alone at the full rate: blocks of
+// 250 ms of direct calls alternate with blocks of proxied calls. Each
+// iteration of the b.N loop waits for the next slot of the schedule (wait)
+// and sends perSlot requests, slot apart, each on its own goroutine
+// however long the previous ones take (at most 512 in flight; a request
+// that finds no room is dropped and counted).
+func (l *latencyRig) alone(b *testing.B, slot time.Duration, perSlot int, wait func()) {
+	const maxInFlight = 512
+	blockSlots := int(250 * time.Millisecond / slot)
+	var sent [2]int
+	var busy [2]time.Duration
+	var dropped int
+	var wg sync.WaitGroup
+	sem := semaphore.NewWeighted(maxInFlight)
+	i := 0
+	blockStart := time.Now()
+	for b.Loop() {
+		wait()
+		k := (i / blockSlots) % 2
+		if i%blockSlots == 0 && i > 0 {
+			now := time.Now()
+			busy[1-k] += now.Sub(blockStart)
+			blockStart = now
+		}
+		for range perSlot {
+			if !sem.TryAcquire(1) {
+				dropped++
+				continue
+			}
+			sent[k]++
+			wg.Go(func() {
+				defer sem.Release(1)
+				l.measure(k)
+			})
+		}
+		i++
+	}
+	busy[((i-1)/blockSlots)%2] += time.Since(blockStart)
+	wg.Wait()
+	if i < 2*blockSlots {
+		b.Fatalf("%d iterations: each path needs a block of %d; raise -benchtime", i, blockSlots)
+	}
+	l.report(b)
+	if busy[0] > 0 && busy[1] > 0 {
+		b.ReportMetric(float64(sent[0])/busy[0].Seconds(), "direct-req/s")
+		b.ReportMetric(float64(sent[1])/busy[1].Seconds(), "proxied-req/s")
+	}
+	b.ReportMetric(float64(dropped), "dropped")
 }
 
 // BenchmarkProxyRoundTrip is one client sending requests back to back,
