@@ -21,18 +21,20 @@ const headerHold = time.Millisecond
 //     then the headers go alone.
 //   - Once the engine's body has ended, the last bytes are not flushed on
 //     their own: the handler returns at once and the server sends them with
-//     the end of the answer.
+//     the end of the answer. Only once the answer is under way: the first
+//     flush is what makes it chunked, which trailers need.
 //
 // The ReverseProxy calls Write and Flush from two goroutines (its copy
 // loop and its header flush); mu orders them, and the held flush, with
 // the handler's end.
 type proxyWriter struct {
 	statusWriter
-	mu    sync.Mutex
-	wrote bool        // body bytes were written
-	held  *time.Timer // the held header flush, once armed
-	done  bool        // the handler returned: hands off the ResponseWriter
-	call  *proxyCall  // its bodyEOF: the engine's body ended
+	mu      sync.Mutex
+	wrote   bool        // body bytes were written
+	flushed bool        // a flush reached the server's writer
+	held    *time.Timer // the held header flush, once armed
+	done    bool        // the handler returned: hands off the ResponseWriter
+	call    *proxyCall  // its bodyEOF: the engine's body ended
 }
 
 func (w *proxyWriter) Write(b []byte) (int, error) {
@@ -53,9 +55,10 @@ func (w *proxyWriter) Flush() {
 		if w.held == nil {
 			w.held = time.AfterFunc(headerHold, w.flushHeld)
 		}
-	case w.call.bodyEOF.Load():
+	case w.flushed && w.call.bodyEOF.Load():
 		// The handler's end flushes these bytes with the end of the answer.
 	default:
+		w.flushed = true
 		w.statusWriter.Flush()
 	}
 }
@@ -65,6 +68,7 @@ func (w *proxyWriter) flushHeld() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.done && !w.wrote {
+		w.flushed = true
 		w.statusWriter.Flush()
 	}
 }

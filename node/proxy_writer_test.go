@@ -72,6 +72,17 @@ func TestProxyWriterFlushes(t *testing.T) {
 			t.Fatalf("body %q", got)
 		}
 
+		// An answer whole in its first read: flushed once, so that it is
+		// chunked as a streamed answer is.
+		w, fc = newWriter()
+		w.Flush()
+		w.call.bodyEOF.Store(true)
+		w.Write([]byte("data: [DONE]\n\n"))
+		w.Flush()
+		w.Flush() // the ReverseProxy's flush for trailers
+		check("an answer in one read", fc, 1)
+		w.end()
+
 		// The handler returned before the hold ended: nothing more.
 		w, fc = newWriter()
 		w.Flush()
@@ -117,5 +128,35 @@ func TestProxySendsHeadersBeforeFirstEvent(t *testing.T) {
 	body, err := io.ReadAll(bufio.NewReader(resp.Body))
 	if err != nil || string(body) != "data: 1\n\ndata: [DONE]\n\n" {
 		t.Fatalf("body %q, %v", body, err)
+	}
+}
+
+// TestProxyPassesTrailers: an engine's trailers, announced or not, reach
+// the client when its whole answer comes in one read.
+func TestProxyPassesTrailers(t *testing.T) {
+	n, srv := newProxyNode(t, nil)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Trailer", "X-Checksum")
+		io.WriteString(w, "data: 1\n\ndata: [DONE]\n\n")
+		w.Header().Set("X-Checksum", "abc")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "def") // not announced
+
+	}))
+	defer up.Close()
+	register(t, n, "a", up.URL, "m")
+
+	resp, err := srv.Client().Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(chatBody("m", "hi", true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || string(body) != "data: 1\n\ndata: [DONE]\n\n" {
+		t.Fatalf("body %q, %v", body, err)
+	}
+	if a, b := resp.Trailer.Get("X-Checksum"), resp.Trailer.Get("X-Late"); a != "abc" || b != "def" {
+		t.Fatalf("trailers X-Checksum %q, X-Late %q; want abc, def", a, b)
 	}
 }
