@@ -46,7 +46,8 @@ type proxy struct {
 	n       *Node
 	token   string
 	rp      *httputil.ReverseProxy
-	tr      *http.Transport
+	tr      *http.Transport // the health checks', and for HTTPS engines
+	up      *upstreamTransport
 	client  *http.Client // active health checks
 	load    *loadBook
 	urls    urlCache
@@ -77,7 +78,8 @@ func newProxy(n *Node, token string) *proxy {
 		// the engine encoded it.
 		DisableCompression: true,
 	}
-	p := &proxy{n: n, token: token, tr: tr, client: &http.Client{Transport: tr}, load: newLoadBook(),
+	p := &proxy{n: n, token: token, tr: tr, up: newUpstreamTransport(dialer.DialContext, tr.MaxIdleConnsPerHost, tr.IdleConnTimeout, tr),
+		client: &http.Client{Transport: tr}, load: newLoadBook(),
 		health: newHealthBook(c.ProxyFailures, c.ProxyBackoff.D(), c.ProxyMaxBackoff.D()), now: time.Now}
 	// Server-sent events and answers of unknown length (chunked) reach the
 	// client chunk by chunk: the ReverseProxy flushes them at once whatever
@@ -299,7 +301,7 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		l := p.load.acquire(wk.ID, call.tokens)
 		actx, cancel := context.WithCancelCause(req.Context())
 		timer := time.AfterFunc(cfg.ProxyFirstByteTimeout.D(), func() { cancel(errFirstByteTimeout) })
-		resp, err := p.tr.RoundTrip(upstreamRequest(actx, req, base, call.body))
+		resp, err := p.up.RoundTrip(upstreamRequest(actx, req, base, call.body))
 		if err == nil && resp.StatusCode < 500 {
 			p.health.ok(wk.ID)
 			if resp.StatusCode < 400 && len(call.pages) > 0 && wk.KVEvents == nil {
@@ -569,7 +571,7 @@ func (p *proxy) stop(ctx context.Context) {
 		}
 		cancel()
 	}
-	p.tr.CloseIdleConnections()
+	p.up.CloseIdleConnections()
 }
 
 // ProxyHandler returns the routing proxy's handler (also served on

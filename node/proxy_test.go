@@ -124,7 +124,7 @@ func newProxyNode(t *testing.T, mod func(*Config)) (*Node, *httptest.Server) {
 	srv := httptest.NewServer(n.proxy.handler)
 	t.Cleanup(func() {
 		srv.Close()
-		n.proxy.tr.CloseIdleConnections()
+		n.proxy.up.CloseIdleConnections()
 	})
 	return n, srv
 }
