@@ -136,6 +136,18 @@ func register(t *testing.T, n *Node, id, url, model string) {
 	}
 }
 
+// postStreamed posts a streamed chat completion of model m through the
+// proxy at srv; the answer's body is closed when the test ends.
+func postStreamed(t *testing.T, srv *httptest.Server) *http.Response {
+	t.Helper()
+	resp, err := srv.Client().Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(chatBody("m", "hi", true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
 func chatBody(model, text string, stream bool) string {
 	b, _ := json.Marshal(map[string]any{"model": model, "stream": stream,
 		"messages": []map[string]string{{"role": "user", "content": text}}})
@@ -822,11 +834,7 @@ func TestProxyStreamsChunkedWithoutBuffering(t *testing.T) {
 	defer up.Close()
 	register(t, n, "a", up.URL, "m")
 
-	resp, err := srv.Client().Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(chatBody("m", "hi", true)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := postStreamed(t, srv)
 	rd := bufio.NewReader(resp.Body)
 	first, err := rd.ReadString('\n') // the engine holds the rest until this arrives
 	if err != nil || first != `{"n":0}`+"\n" {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -115,11 +114,7 @@ func TestProxySendsHeadersBeforeFirstEvent(t *testing.T) {
 	defer up.Close()
 	register(t, n, "a", up.URL, "m")
 
-	resp, err := srv.Client().Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(chatBody("m", "hi", true)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := postStreamed(t, srv)
 	// The headers are here while the engine still holds the first event.
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -147,11 +142,7 @@ func TestProxyPassesTrailers(t *testing.T) {
 	defer up.Close()
 	register(t, n, "a", up.URL, "m")
 
-	resp, err := srv.Client().Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(chatBody("m", "hi", true)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := postStreamed(t, srv)
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || string(body) != "data: 1\n\ndata: [DONE]\n\n" {
 		t.Fatalf("body %q, %v", body, err)
