@@ -46,9 +46,8 @@ type proxy struct {
 	n       *Node
 	token   string
 	rp      *httputil.ReverseProxy
-	tr      *http.Transport // the health checks', and for HTTPS engines
-	up      *upstreamTransport
-	client  *http.Client // active health checks
+	up      *upstreamTransport // to engines (HTTPS ones through client's Transport)
+	client  *http.Client       // active health checks
 	load    *loadBook
 	urls    urlCache
 	health  *healthBook
@@ -78,7 +77,7 @@ func newProxy(n *Node, token string) *proxy {
 		// the engine encoded it.
 		DisableCompression: true,
 	}
-	p := &proxy{n: n, token: token, tr: tr, up: newUpstreamTransport(dialer.DialContext, tr.MaxIdleConnsPerHost, tr.IdleConnTimeout, tr),
+	p := &proxy{n: n, token: token, up: newUpstreamTransport(dialer.DialContext, tr.MaxIdleConnsPerHost, tr.IdleConnTimeout, tr),
 		client: &http.Client{Transport: tr}, load: newLoadBook(),
 		health: newHealthBook(c.ProxyFailures, c.ProxyBackoff.D(), c.ProxyMaxBackoff.D()), now: time.Now}
 	// Server-sent events and answers of unknown length (chunked) reach the
