@@ -134,9 +134,11 @@
 //   - Digest covers each worker's generation, its pages with their vers and
 //     its engine map; Holdings ships a ClearEvents of the generation, the
 //     chains as stores at their vers, the tombstones and the engine map.
-//     A worker should be either recorded or event-sourced: recorded inserts
-//     into an event-sourced worker converge through anti-entropy but not
-//     order-insensitively against its clears.
+//     A worker should be either recorded or event-sourced: a recorded
+//     insert or touch into a worker with events is cut at its tombstones
+//     like a store at ver 0 (so it and a removal commute), but it converges
+//     only through anti-entropy, not order-insensitively, against the
+//     worker's clears.
 //
 // # In-flight routes and sources
 //

@@ -382,58 +382,13 @@ func (x *core) applyEvents(w uint32, d Delta) error {
 // the removal would have dropped it and everything below it.
 func (x *core) storeEvents(w uint32, ev *eventState, d Delta) error {
 	v := d.Ver + 1
-	pages := d.Pages
-	cutAbove := -1 // when >= 0: the path is cut at the anchor's ancestor
-	var cutCi uint32
-	if ev.tombs.newerThan(v) {
-		if d.Anchor != 0 {
-			ci, off, ok := x.table.get(d.Anchor)
-			if !ok {
-				x.pend.add(d, x.cfg)
-				return nil
-			}
-			// The topmost covered page on the anchor's path.
-			for c := ci; c != noChain; {
-				ch := &x.chains[c]
-				end := len(ch.hashes) - 1
-				if c == ci {
-					end = int(off)
-				}
-				for i := end; i >= 0; i-- {
-					if tv, ok := ev.tombs.get(ch.hashes[i]); ok && tv > v {
-						cutAbove, cutCi = i, c
-					}
-				}
-				c = ch.parent
-			}
-		}
-		if cutAbove >= 0 {
-			pages = nil
-		} else {
-			for i, p := range pages {
-				if tv, ok := ev.tombs.get(p); ok && tv > v {
-					pages = pages[:i]
-					break
-				}
-			}
-		}
+	pages, err := x.insertCut(w, ev, d.Stamp, v, d.Anchor, d.Pages)
+	if err == errNoAnchor {
+		x.pend.add(d, x.cfg)
+		return nil
 	}
-	switch {
-	case cutAbove > 0:
-		x.markPath(w, d.Stamp, v, cutCi, cutAbove)
-	case cutAbove == 0:
-		if p := x.chains[cutCi].parent; p != noChain {
-			x.markPath(w, d.Stamp, v, p, len(x.chains[p].hashes))
-		}
-	default:
-		err := x.insertPath(w, d.Stamp, v, d.Anchor, pages)
-		if err == errNoAnchor {
-			x.pend.add(d, x.cfg)
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	if err != nil {
+		return err
 	}
 	ev.ver = max(ev.ver, v)
 	if d.PagesPerBlock > 0 {
@@ -449,6 +404,58 @@ func (x *core) storeEvents(w uint32, ev *eventState, d Delta) error {
 	}
 	x.enforce(w)
 	return nil
+}
+
+// insertCut makes w hold the path ending with pages below anchor at stamp
+// and ver v, like insertPath, but cut at the topmost page of the path that
+// a tombstone newer than v covers: a removal ordered after the op would
+// have dropped that page and everything below it, so the op stamps only the
+// pages above it. Recorded inserts (v 0) into a worker with events are cut
+// at every tombstone, so that a removal and a recorded insert give the same
+// holdings in either order. It returns the pages kept and errNoAnchor when
+// the anchor is unknown.
+func (x *core) insertCut(w uint32, ev *eventState, stamp uint32, v uint64, anchor uint64, pages []uint64) ([]uint64, error) {
+	if !ev.tombs.newerThan(v) {
+		return pages, x.insertPath(w, stamp, v, anchor, pages)
+	}
+	if anchor != 0 {
+		ci, off, ok := x.table.get(anchor)
+		if !ok {
+			return nil, errNoAnchor
+		}
+		// The topmost covered page on the anchor's path.
+		cutAbove, cutCi := -1, noChain
+		for c := ci; c != noChain; {
+			ch := &x.chains[c]
+			end := len(ch.hashes) - 1
+			if c == ci {
+				end = int(off)
+			}
+			for i := end; i >= 0; i-- {
+				if tv, ok := ev.tombs.get(ch.hashes[i]); ok && tv > v {
+					cutAbove, cutCi = i, c
+				}
+			}
+			c = ch.parent
+		}
+		switch {
+		case cutAbove > 0:
+			x.markPath(w, stamp, v, cutCi, cutAbove)
+			return nil, nil
+		case cutAbove == 0:
+			if p := x.chains[cutCi].parent; p != noChain {
+				x.markPath(w, stamp, v, p, len(x.chains[p].hashes))
+			}
+			return nil, nil
+		}
+	}
+	for i, p := range pages {
+		if tv, ok := ev.tombs.get(p); ok && tv > v {
+			pages = pages[:i]
+			break
+		}
+	}
+	return pages, x.insertPath(w, stamp, v, anchor, pages)
 }
 
 // removeEvents applies an OpRemoveEvents.

@@ -444,7 +444,13 @@ func (x *core) apply1(d Delta) error {
 		}
 		w = s
 	}
-	err = x.insertPath(w, d.Stamp, 0, d.Anchor, d.Pages)
+	if ev := x.workers[w].ev; ev != nil {
+		// A recorded insert into a worker with events stops at its
+		// tombstones (insertCut).
+		_, err = x.insertCut(w, ev, d.Stamp, 0, d.Anchor, d.Pages)
+	} else {
+		err = x.insertPath(w, d.Stamp, 0, d.Anchor, d.Pages)
+	}
 	if err == errNoAnchor {
 		x.pend.add(d, x.cfg)
 		return nil
