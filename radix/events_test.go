@@ -44,6 +44,24 @@ func mustDelta(t testing.TB) func(Delta, error) Delta {
 	}
 }
 
+// restoreSame snapshots ix and restores the snapshot without budgets; it
+// fails unless the restored index has ix's digest, and returns it.
+func restoreSame(t testing.TB, ix *Index) *Index {
+	t.Helper()
+	snap, err := ix.AppendSnapshot(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Restore(Config{}, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(ix.Digest(), r.Digest()); diff != "" {
+		t.Fatalf("restored digest (-snapshotted +restored):\n%s", diff)
+	}
+	return r
+}
+
 func check(t testing.TB, ix *Index) {
 	t.Helper()
 	ix.mu.RLock()
@@ -366,17 +384,7 @@ func TestEventAntiEntropy(t *testing.T) {
 	}
 	check(t, b)
 	// Snapshots keep the event state.
-	snap, err := a.AppendSnapshot(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Restore(Config{}, snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(a.Digest(), r.Digest()); diff != "" {
-		t.Fatalf("restored digest (-a +r):\n%s", diff)
-	}
+	r := restoreSame(t, a)
 	if st := r.Stats(); st.Tombstones != 1 || st.EngineEntries != 3 {
 		t.Fatalf("restored stats %+v", st)
 	}
@@ -451,19 +459,9 @@ func TestPendingNotInSnapshot(t *testing.T) {
 	if _, err := ix.Insert("v", 1, 5, blockPages(0, 2, 3)); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := ix.AppendSnapshot(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Restore(Config{}, snap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := restoreSame(t, ix)
 	if st := r.Stats(); st.PendingPages != 0 || st.HolderPages != 3 {
 		t.Errorf("restored stats %+v", st)
-	}
-	if diff := cmp.Diff(ix.Digest(), r.Digest()); diff != "" {
-		t.Errorf("digest (-before +restored):\n%s", diff)
 	}
 }
 
@@ -559,15 +557,5 @@ func TestRecordedInsertAgainstTombstones(t *testing.T) {
 		}
 		check(t, c)
 	}
-	snap, err := a.AppendSnapshot(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Restore(Config{}, snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(want, r.Digest()); diff != "" {
-		t.Fatalf("restored digest (-a +restored):\n%s", diff)
-	}
+	restoreSame(t, a)
 }
